@@ -1,0 +1,4 @@
+//! One module per command; each has `Args` (clap) and `run`.
+
+pub(crate) mod init;
+pub(crate) mod lint;

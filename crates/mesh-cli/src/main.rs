@@ -1,0 +1,99 @@
+//! `mesh`: one binary for data products — scaffold, lint, test, publish, run, discover, govern.
+//!
+//! This crate turns flags into validated arguments and calls the libraries; it holds no business
+//! rules. Exit codes (ripgrep's convention): 0 = ok, 1 = the check ran and found problems,
+//! 2 = usage or runtime error. A closed pipe (`mesh lint | head`) is not an error.
+
+mod cmd;
+mod output;
+
+use std::io;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Data products with contracts enforced end to end: ODPS products, ODCS contracts, Rego
+/// governance, Delta Lake output ports — one binary, zero services on a laptop.
+#[derive(Debug, Parser)]
+#[command(name = "mesh", version, about, max_term_width = 100)]
+struct Cli {
+    /// When to colour output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a mesh workspace: settings file and the local `.mesh/` catalog and data folder.
+    Init(cmd::init::Args),
+    /// Check data contracts (*.odcs.yaml) and data products (*.odps.yaml): schema, semantics and
+    /// platform readiness, every finding with file:line:col.
+    Lint(cmd::lint::Args),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// How a command prints its results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// For machines: one JSON document on stdout.
+    Json,
+}
+
+/// What a command found, mapped to the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Ran, nothing wrong.
+    Ok,
+    /// Ran, and found problems in the user's files.
+    Findings,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.color {
+        ColorChoice::Auto => {}
+        ColorChoice::Always => anstream::ColorChoice::Always.write_global(),
+        ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    let result = match cli.command {
+        Command::Init(args) => cmd::init::run(&args),
+        Command::Lint(args) => cmd::lint::run(&args),
+    };
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            output::error(&format!("{err:#}"));
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|e| e.downcast_ref::<io::Error>())
+        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,29 @@
+//! Terminal output: styles and the stdout/stderr writers (colours only on a terminal, or when
+//! asked for with `--color always`; `NO_COLOR` is honoured).
+
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
+
+pub(crate) const ERROR: Style = AnsiColor::Red.on_default().bold();
+pub(crate) const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+pub(crate) const OK: Style = AnsiColor::Green.on_default().bold();
+pub(crate) const HINT: Style = AnsiColor::Cyan.on_default();
+pub(crate) const LOCATION: Style = Style::new().bold();
+
+/// Standard output, colour-aware and locked for the duration of a command.
+pub(crate) fn stdout() -> anstream::AutoStream<std::io::StdoutLock<'static>> {
+    anstream::AutoStream::auto(std::io::stdout().lock())
+}
+
+/// Prints `mesh: error: ...` to standard error.
+pub(crate) fn error(message: &str) {
+    let mut err = anstream::stderr();
+    // Nothing useful can be done if standard error itself is closed.
+    let _ = writeln!(err, "mesh: {ERROR}error{ERROR:#}: {message}");
+}
+
+/// `text` in `style`.
+pub(crate) fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}

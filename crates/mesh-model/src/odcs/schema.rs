@@ -1,0 +1,604 @@
+//! ODCS `schema`: objects (tables, topics, documents), their properties (columns, fields, nested
+//! objects and array items), logical types with their options, and relationships (foreign keys).
+//!
+//! Which `logicalTypeOptions`, `items` and nested `properties` a property may have depends on its
+//! `logicalType`; [`check_property`] applies those rules exactly as the official schema's
+//! `if/then` blocks do — including the surprising corner that a property *without* `logicalType`
+//! must have empty options, because every branch applies at once.
+
+use std::sync::LazyLock;
+
+use mesh_model_derive::Model;
+use regex::Regex;
+
+use crate::de::{Cx, Extra, FromNode};
+use crate::diag::{Code, suggest};
+use crate::source::{Node, Value};
+use crate::string_enum;
+
+use super::{AuthoritativeDefinition, CustomProperty, DataQuality, StableId};
+
+string_enum! {
+    /// The nine logical types of ODCS v3.1.0.
+    pub enum LogicalType ("logical type") {
+        String = "string",
+        Date = "date",
+        Timestamp = "timestamp",
+        Time = "time",
+        Number = "number",
+        Integer = "integer",
+        Object = "object",
+        Array = "array",
+        Boolean = "boolean",
+    }
+}
+
+string_enum! {
+    /// A schema object's `logicalType`, which can only be `object`.
+    pub enum ObjectLogicalType ("schema object logical type") {
+        Object = "object",
+    }
+}
+
+/// One element of `schema`: a table, view, topic or document type.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "schema object", check = check_object)]
+pub struct SchemaObject {
+    pub id: Option<StableId>,
+    pub name: String,
+    pub physical_type: Option<String>,
+    pub description: Option<String>,
+    pub business_name: Option<String>,
+    pub authoritative_definitions: Vec<AuthoritativeDefinition>,
+    pub tags: Vec<String>,
+    pub custom_properties: Vec<CustomProperty>,
+    pub logical_type: Option<ObjectLogicalType>,
+    pub physical_name: Option<String>,
+    pub data_granularity_description: Option<String>,
+    pub properties: Vec<SchemaProperty>,
+    pub relationships: Vec<Relationship>,
+    pub quality: Vec<DataQuality>,
+    #[model(extra)]
+    pub extra: Extra,
+}
+
+fn check_object(_object: &SchemaObject, node: &Node, cx: &mut Cx) {
+    check_child_properties(node, cx);
+    if let Some(relationships) = node.get("relationships").and_then(Node::as_seq) {
+        cx.at("relationships", |cx| {
+            for (i, rel) in relationships.iter().enumerate() {
+                cx.at(&i.to_string(), |cx| {
+                    check_schema_level_relationship(rel, cx)
+                });
+            }
+        });
+    }
+}
+
+impl SchemaObject {
+    /// The property called `name`.
+    pub fn property(&self, name: &str) -> Option<&SchemaProperty> {
+        self.properties.iter().find(|p| p.name() == name)
+    }
+}
+
+/// A property (column, field) of a schema object, a nested property of an `object` property, or
+/// the `items` of an `array` property. Items may be unnamed; everything else must have a `name`
+/// (checked by the parent, which knows which case it is).
+///
+/// `properties` are nested properties of an `object` property (or of object-typed array items).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "schema property", check = check_property)]
+pub struct SchemaProperty {
+    pub id: Option<StableId>,
+    pub name: Option<String>,
+    pub physical_type: Option<String>,
+    pub description: Option<String>,
+    pub business_name: Option<String>,
+    pub authoritative_definitions: Vec<AuthoritativeDefinition>,
+    pub tags: Vec<String>,
+    pub custom_properties: Vec<CustomProperty>,
+    pub primary_key: Option<bool>,
+    pub primary_key_position: Option<i64>,
+    pub logical_type: Option<LogicalType>,
+    pub logical_type_options: Option<LogicalTypeOptions>,
+    pub physical_name: Option<String>,
+    pub required: Option<bool>,
+    pub unique: Option<bool>,
+    pub partitioned: Option<bool>,
+    pub partition_key_position: Option<i64>,
+    pub classification: Option<String>,
+    pub encrypted_name: Option<String>,
+    pub transform_source_objects: Vec<String>,
+    pub transform_logic: Option<String>,
+    pub transform_description: Option<String>,
+    pub examples: Vec<serde_json::Value>,
+    pub critical_data_element: Option<bool>,
+    pub relationships: Vec<Relationship>,
+    pub quality: Vec<DataQuality>,
+    /// Nested properties of an `object` property.
+    pub properties: Vec<SchemaProperty>,
+    /// The element type of an `array` property.
+    pub items: Option<Box<SchemaProperty>>,
+    #[model(extra)]
+    pub extra: Extra,
+}
+
+impl SchemaProperty {
+    /// The property's name; empty only for unnamed array items.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+
+    pub fn is_required(&self) -> bool {
+        self.required.unwrap_or(false)
+    }
+
+    pub fn is_unique(&self) -> bool {
+        self.unique.unwrap_or(false)
+    }
+
+    pub fn is_primary_key(&self) -> bool {
+        self.primary_key.unwrap_or(false)
+    }
+}
+
+/// Options keyed by logical type: `string` (lengths, pattern, format), `date`/`timestamp`/`time`
+/// (bounds as strings, time zone), `integer`/`number` (numeric bounds, multipleOf, format),
+/// `object` (property counts, required names), `array` (item counts, uniqueness).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "logicalTypeOptions", silent)]
+pub struct LogicalTypeOptions {
+    pub min_length: Option<u64>,
+    pub max_length: Option<u64>,
+    pub pattern: Option<String>,
+    pub format: Option<String>,
+    pub minimum: Option<Bound>,
+    pub maximum: Option<Bound>,
+    pub exclusive_minimum: Option<Bound>,
+    pub exclusive_maximum: Option<Bound>,
+    pub multiple_of: Option<serde_json::Number>,
+    pub timezone: Option<bool>,
+    pub default_timezone: Option<String>,
+    pub min_properties: Option<u64>,
+    pub max_properties: Option<u64>,
+    pub required: Option<Vec<String>>,
+    pub min_items: Option<u64>,
+    pub max_items: Option<u64>,
+    pub unique_items: Option<bool>,
+    #[model(extra)]
+    pub extra: Extra,
+}
+
+impl LogicalTypeOptions {
+    /// The option keys that apply to `logical_type` (none for `boolean`).
+    pub fn keys_for(logical_type: LogicalType) -> &'static [&'static str] {
+        const TEMPORAL: &[&str] = &[
+            "format",
+            "exclusiveMaximum",
+            "maximum",
+            "exclusiveMinimum",
+            "minimum",
+        ];
+        const NUMERIC: &[&str] = &[
+            "multipleOf",
+            "maximum",
+            "exclusiveMaximum",
+            "minimum",
+            "exclusiveMinimum",
+            "format",
+        ];
+        match logical_type {
+            LogicalType::String => &["minLength", "maxLength", "pattern", "format"],
+            LogicalType::Date => TEMPORAL,
+            LogicalType::Timestamp | LogicalType::Time => &[
+                "format",
+                "exclusiveMaximum",
+                "maximum",
+                "exclusiveMinimum",
+                "minimum",
+                "timezone",
+                "defaultTimezone",
+            ],
+            LogicalType::Integer | LogicalType::Number => NUMERIC,
+            LogicalType::Object => &["maxProperties", "minProperties", "required"],
+            LogicalType::Array => &["maxItems", "minItems", "uniqueItems"],
+            LogicalType::Boolean => &[],
+        }
+    }
+}
+
+/// A bound in `logicalTypeOptions`: a number for `integer`/`number`, a string for temporal types.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Bound {
+    Number(serde_json::Number),
+    Text(String),
+}
+
+impl FromNode for Bound {
+    const EXPECTED: &'static str = "a number or a string";
+
+    fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::String(s) => Some(Bound::Text(s.clone())),
+            Value::Int(_) | Value::Float(_) => {
+                serde_json::Number::from_node(node, cx).map(Bound::Number)
+            }
+            _ => {
+                cx.type_error(node, Self::EXPECTED);
+                None
+            }
+        }
+    }
+}
+
+const INTEGER_FORMATS: &[&str] = &[
+    "i8", "i16", "i32", "i64", "i128", "u8", "u16", "u32", "u64", "u128",
+];
+const NUMBER_FORMATS: &[&str] = &["f32", "f64"];
+
+fn check_property(prop: &SchemaProperty, node: &Node, cx: &mut Cx) {
+    let lt_node = node.get("logicalType");
+    // An invalid logicalType is already reported; the schema then applies none of its branches.
+    if lt_node.is_some() && prop.logical_type.is_none() {
+        return;
+    }
+    let lt = prop.logical_type;
+    if let Some(options) = node.get("logicalTypeOptions") {
+        cx.at("logicalTypeOptions", |cx| check_options(lt, options, cx));
+    }
+    if let Some(entry) = node.entry("items")
+        && !matches!(lt, None | Some(LogicalType::Array))
+    {
+        let lt = lt.map_or("", LogicalType::as_str);
+        cx.at("items", |cx| {
+            cx.error(
+                Code::NotAllowed,
+                entry.key.span,
+                format!("`items` is only for `array` properties, not `{lt}`"),
+            )
+            .hint = Some("set `logicalType: array`, or remove `items`".to_owned());
+        });
+    }
+    // Nested `properties` only for objects — also on array items: the shared base schema's own
+    // `unevaluatedProperties: false` applies there too, whatever the item schema adds.
+    if let Some(entry) = node.entry("properties")
+        && let Some(lt) = lt.filter(|lt| *lt != LogicalType::Object)
+    {
+        cx.at("properties", |cx| {
+            cx.error(
+                Code::NotAllowed,
+                entry.key.span,
+                format!("nested `properties` are only for `object` properties, not `{lt}`"),
+            )
+            .hint = Some("set `logicalType: object`, or remove `properties`".to_owned());
+        });
+    }
+    check_child_properties(node, cx);
+    if let Some(relationships) = node.get("relationships").and_then(Node::as_seq) {
+        cx.at("relationships", |cx| {
+            for (i, rel) in relationships.iter().enumerate() {
+                cx.at(&i.to_string(), |cx| {
+                    check_property_level_relationship(rel, cx)
+                });
+            }
+        });
+    }
+}
+
+/// Entries of a `properties` list need a `name` (array `items` do not, which is why the parent
+/// checks this rather than the property itself).
+fn check_child_properties(node: &Node, cx: &mut Cx) {
+    let Some(children) = node.get("properties").and_then(Node::as_seq) else {
+        return;
+    };
+    cx.at("properties", |cx| {
+        for (i, child) in children.iter().enumerate() {
+            if child.as_map().is_some() && child.entry("name").is_none() {
+                cx.at(&i.to_string(), |cx| {
+                    cx.error(
+                        Code::Required,
+                        child.span,
+                        "schema property is missing required key `name`",
+                    );
+                });
+            }
+        }
+    });
+}
+
+fn check_options(lt: Option<LogicalType>, options: &Node, cx: &mut Cx) {
+    let Some(entries) = options.as_map() else {
+        return;
+    };
+    let Some(lt) = lt else {
+        if let Some(first) = entries.first() {
+            cx.error(
+                Code::NotAllowed,
+                first.key.span,
+                "`logicalTypeOptions` need a `logicalType` to say which options apply",
+            )
+            .hint = Some("add `logicalType:` to this property".to_owned());
+        }
+        return;
+    };
+    let allowed = LogicalTypeOptions::keys_for(lt);
+    if lt == LogicalType::Boolean {
+        if let Some(first) = entries.first() {
+            cx.warning(
+                Code::NotAllowed,
+                first.key.span,
+                "no `logicalTypeOptions` apply to `boolean` properties",
+            );
+        }
+        return;
+    }
+    for entry in entries {
+        let key = entry.key.text.as_str();
+        let value = &entry.value;
+        cx.at(key, |cx| {
+            if !allowed.contains(&key) {
+                let known = LogicalTypeOptions::KEYS.contains(&key);
+                let (code, message) = if known {
+                    (
+                        Code::NotAllowed,
+                        format!("`{key}` does not apply to `{lt}` properties"),
+                    )
+                } else {
+                    (
+                        Code::UnknownKey,
+                        format!("unknown key `{key}` in logicalTypeOptions"),
+                    )
+                };
+                let hint = suggest(key, allowed);
+                cx.error(code, entry.key.span, message).hint = hint;
+                return;
+            }
+            match key {
+                "minimum" | "maximum" | "exclusiveMinimum" | "exclusiveMaximum" => {
+                    // Other types are reported by the options' own parse ("a number or a string").
+                    let numeric = matches!(lt, LogicalType::Integer | LogicalType::Number);
+                    match (&value.value, numeric) {
+                        (Value::String(_), true) => cx.type_error(value, "a number"),
+                        (Value::Int(_) | Value::Float(_), false) => {
+                            cx.type_error(value, "a string (a date or time)");
+                        }
+                        _ => {}
+                    }
+                }
+                "format" => {
+                    let formats = match lt {
+                        LogicalType::Integer => Some(INTEGER_FORMATS),
+                        LogicalType::Number => Some(NUMBER_FORMATS),
+                        _ => None,
+                    };
+                    if let (Some(formats), Some(text)) = (formats, value.as_str())
+                        && !formats.contains(&text)
+                    {
+                        cx.error(
+                            Code::Enum,
+                            value.span,
+                            format!("`{text}` is not a valid {lt} format"),
+                        )
+                        .hint = suggest(text, formats);
+                    }
+                }
+                "multipleOf" => {
+                    let positive = match value.value {
+                        Value::Int(i) => i > 0,
+                        Value::Float(f) => f > 0.0,
+                        _ => true, // the type error is reported by the options' own parse
+                    };
+                    if !positive {
+                        cx.error(
+                            Code::Range,
+                            value.span,
+                            "`multipleOf` must be greater than 0",
+                        );
+                    }
+                }
+                "required" => {
+                    if let Some(names) = value.as_seq() {
+                        if names.is_empty() {
+                            cx.error(
+                                Code::Range,
+                                value.span,
+                                "`required` must list at least one property name",
+                            );
+                        }
+                        let texts: Vec<&str> = names.iter().filter_map(Node::as_str).collect();
+                        for (i, name) in texts.iter().enumerate() {
+                            if texts[..i].contains(name) {
+                                cx.error(
+                                    Code::Duplicate,
+                                    value.span,
+                                    format!("`{name}` is listed twice in `required`"),
+                                );
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        });
+    }
+}
+
+string_enum! {
+    /// The kind of a relationship; ODCS v3.1.0 defines only foreign keys.
+    pub enum RelationshipType ("relationship type") {
+        ForeignKey = "foreignKey",
+    }
+}
+
+/// A relationship (foreign key) between properties. At schema-object level it names `from` and
+/// `to` (lists for composite keys); at property level `from` is the property itself.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "relationship")]
+pub struct Relationship {
+    #[model(rename = "type")]
+    pub relationship_type: Option<RelationshipType>,
+    pub from: Option<RefList>,
+    #[model(required)]
+    pub to: Option<RefList>,
+    pub custom_properties: Vec<CustomProperty>,
+    #[model(extra)]
+    pub extra: Extra,
+}
+
+fn check_schema_level_relationship(rel: &Node, cx: &mut Cx) {
+    let (Some(from), Some(to)) = (rel.get("from"), rel.get("to")) else {
+        if rel.as_map().is_some() && rel.get("from").is_none() {
+            cx.error(
+                Code::Required,
+                rel.span,
+                "a schema-level relationship needs `from` (and `to`)",
+            )
+            .hint = Some("name the source columns, e.g. `from: orders.customer_id`".to_owned());
+        }
+        return;
+    };
+    let same_shape = matches!(
+        (&from.value, &to.value),
+        (Value::String(_), Value::String(_)) | (Value::Seq(_), Value::Seq(_))
+    );
+    if !same_shape {
+        cx.error(
+            Code::Type,
+            rel.span,
+            "`from` and `to` must both be references or both be lists",
+        )
+        .hint = Some("for a composite key write both as lists of the same length".to_owned());
+    }
+}
+
+fn check_property_level_relationship(rel: &Node, cx: &mut Cx) {
+    if let Some(entry) = rel.entry("from") {
+        cx.at("from", |cx| {
+            cx.error(
+                Code::NotAllowed,
+                entry.key.span,
+                "a relationship on a property takes no `from`: it is the property",
+            )
+            .hint = Some("remove `from`, or move the relationship to the schema object".to_owned());
+        });
+    }
+}
+
+/// One reference or a list of them (composite keys).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum RefList {
+    One(Reference),
+    Many(Vec<Reference>),
+}
+
+impl RefList {
+    pub fn as_slice(&self) -> &[Reference] {
+        match self {
+            RefList::One(r) => std::slice::from_ref(r),
+            RefList::Many(list) => list,
+        }
+    }
+}
+
+impl FromNode for RefList {
+    const EXPECTED: &'static str = "a reference or a list of references";
+
+    fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::Seq(items) => {
+                if items.is_empty() {
+                    cx.error(Code::Range, node.span, "the list of references is empty");
+                    return None;
+                }
+                Vec::<Reference>::from_node(node, cx).map(RefList::Many)
+            }
+            Value::String(_) => Reference::from_node(node, cx).map(RefList::One),
+            _ => {
+                cx.type_error(node, Self::EXPECTED);
+                None
+            }
+        }
+    }
+}
+
+/// A reference to a property: `table.column`, or `/schema/<id>/properties/<id>` optionally
+/// prefixed by another contract file (`other.yaml#/schema/...`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct Reference(String);
+
+static SHORTHAND: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$").expect("valid regex")
+});
+static FULLY_QUALIFIED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:(?:https?://)?[A-Za-z0-9._\-/]+\.yaml#)?/?[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_-]+(?:/[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_-]+)*$",
+    )
+    .expect("valid regex")
+});
+
+/// A reference taken apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefTarget<'a> {
+    /// `table.column`: by names.
+    Shorthand { object: &'a str, property: &'a str },
+    /// `/schema/<id>/properties/<id>[/properties/<id>...]`: by ids, in this contract.
+    Path(Vec<(&'a str, &'a str)>),
+    /// A reference into another file; not resolvable from this one.
+    External,
+}
+
+impl Reference {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_valid(text: &str) -> bool {
+        SHORTHAND.is_match(text) || FULLY_QUALIFIED.is_match(text)
+    }
+
+    /// Wraps text already known to pass [`Reference::is_valid`].
+    pub(crate) fn from_valid(text: &str) -> Self {
+        Reference(text.to_owned())
+    }
+
+    pub fn target(&self) -> RefTarget<'_> {
+        if SHORTHAND.is_match(&self.0)
+            && let Some((object, property)) = self.0.split_once('.')
+        {
+            return RefTarget::Shorthand { object, property };
+        }
+        if self.0.contains('#') {
+            return RefTarget::External;
+        }
+        let parts: Vec<&str> = self.0.trim_start_matches('/').split('/').collect();
+        RefTarget::Path(
+            parts
+                .chunks(2)
+                .filter_map(|c| Some((c[0], *c.get(1)?)))
+                .collect(),
+        )
+    }
+}
+
+impl FromNode for Reference {
+    const EXPECTED: &'static str = "a string";
+
+    fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
+        let text = String::from_node(node, cx)?;
+        if !Self::is_valid(&text) {
+            cx.error(
+                Code::Pattern,
+                node.span,
+                format!("`{text}` is not a valid reference"),
+            )
+            .hint =
+                Some("write `table.column`, or `/schema/<id>/properties/<id>` with ids".to_owned());
+            return None;
+        }
+        Some(Reference(text))
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of mesh-model (one binary, see STYLE.md §3).
+
+// Tests report what they skipped and how much they checked.
+#![allow(clippy::print_stderr)]
+
+mod conformance;
+mod differential;
+mod vectors;
