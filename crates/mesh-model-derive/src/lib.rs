@@ -10,6 +10,8 @@
 //! What it deliberately does not do: conditional rules (a server's keys depend on its `type`, a
 //! property's options on its `logicalType`). Those live in hand-written `check` functions next to the
 //! types, named with `#[model(check = path)]`, because they read better as code than as attributes.
+//! A check is `fn(&Node, &mut Cx)`: it reads the located object, so it runs (and reports) even when
+//! a required key is missing and no typed value can be built.
 //!
 //! Field kinds are decided from the field's type:
 //! - `Option<T>`: optional key (`#[model(required)]` makes a missing key an error but keeps the object;
@@ -143,9 +145,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     } else {
         quote! { ::mesh_model::de::UnknownKeys::Error }
     };
-    let check = sattrs
-        .check
-        .map(|path| quote! { #path(&__value, node, cx); });
+    let check = sattrs.check.map(|path| quote! { #path(node, cx); });
     let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
 
     Ok(quote! {
@@ -166,9 +166,8 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 let mut __r = ::mesh_model::de::ObjectReader::new(node, cx, #what)?;
                 #(#reads)*
                 let __extra = __r.finish(cx, Self::KEYS, #unknown);
-                let __value = Self { #(#builds,)* #extra: __extra };
                 #check
-                ::core::option::Option::Some(__value)
+                ::core::option::Option::Some(Self { #(#builds,)* #extra: __extra })
             }
         }
 

@@ -85,6 +85,14 @@ impl Cx {
             Value::Null if expected != "null" => {
                 Some("give it a value or remove the key".to_owned())
             }
+            Value::String(s)
+                if !matches!(
+                    crate::yaml::resolve_plain(s),
+                    Value::String(_) | Value::Null
+                ) =>
+            {
+                Some(format!("remove the quotes: `{s}` in quotes is text"))
+            }
             _ => None,
         };
         let label = self.label();

@@ -203,22 +203,17 @@ impl Diagnostic {
     }
 }
 
-/// The closest of `candidates` to a misspelt `word`, when it is close enough to be a useful hint.
+/// The closest of `candidates` to a misspelt `word`, when it is close enough to be a useful hint:
+/// a case-only difference, or at most one edit (a typo, a transposed pair) per four characters —
+/// so short words (`i7`) only match by case, where one edit would change their meaning.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let lower = word.to_ascii_lowercase();
+    let lower = word.to_lowercase();
+    let budget = lower.chars().count() / 4;
     candidates
         .into_iter()
-        .map(|c| {
-            // Case-only differences (`logicaltype`) are the most common slip: rank them first.
-            let score = if c.to_ascii_lowercase() == lower {
-                1.0
-            } else {
-                strsim::jaro_winkler(&lower, &c.to_ascii_lowercase())
-            };
-            (c, score)
-        })
-        .filter(|(_, score)| *score >= 0.8)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|c| (c, strsim::osa_distance(&lower, &c.to_lowercase())))
+        .filter(|(_, distance)| *distance <= budget)
+        .min_by_key(|(_, distance)| *distance)
         .map(|(c, _)| c)
 }
 
@@ -245,6 +240,15 @@ mod tests {
         assert_eq!(closest("logicalTyp", keys), Some("logicalType"));
         assert_eq!(closest("physcalType", keys), Some("physicalType"));
         assert_eq!(closest("owner", keys), None);
+        // Long shared prefixes are not similarity: ids differ where it matters.
+        assert_eq!(
+            closest("ecommerce.orders.orders", ["ecommerce.orders.refunds"]),
+            None
+        );
+        assert_eq!(
+            closest("ecommerce.orders.refund", ["ecommerce.orders.refunds"]),
+            Some("ecommerce.orders.refunds")
+        );
     }
 
     #[test]

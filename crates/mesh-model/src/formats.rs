@@ -4,7 +4,7 @@
 
 use crate::de::Cx;
 use crate::diag::Code;
-use crate::source::{Node, Span};
+use crate::source::Node;
 
 /// `YYYY-MM-DD` with a real month and day.
 pub fn is_date(text: &str) -> bool {
@@ -78,10 +78,15 @@ fn num(text: &str) -> Option<u32> {
     }
 }
 
-pub(crate) fn check_date(text: &str, node: Option<&Node>, key: &str, cx: &mut Cx) {
-    if !is_date(text) {
+/// Warns when the string under `key` of `node` is not a `YYYY-MM-DD` date.
+pub(crate) fn check_date(node: &Node, key: &str, cx: &mut Cx) {
+    if let Some(value) = node
+        .get(key)
+        .filter(|v| v.as_str().is_some_and(|t| !is_date(t)))
+    {
+        let text = value.as_str().unwrap_or_default();
         warn(
-            node,
+            value,
             key,
             cx,
             format!("`{text}` is not a date"),
@@ -90,10 +95,15 @@ pub(crate) fn check_date(text: &str, node: Option<&Node>, key: &str, cx: &mut Cx
     }
 }
 
-pub(crate) fn check_date_time(text: &str, node: Option<&Node>, key: &str, cx: &mut Cx) {
-    if !is_date_time(text) {
+/// Warns when the string under `key` of `node` is not an RFC 3339 date-time.
+pub(crate) fn check_date_time(node: &Node, key: &str, cx: &mut Cx) {
+    if let Some(value) = node
+        .get(key)
+        .filter(|v| v.as_str().is_some_and(|t| !is_date_time(t)))
+    {
+        let text = value.as_str().unwrap_or_default();
         warn(
-            node,
+            value,
             key,
             cx,
             format!("`{text}` is not an RFC 3339 date-time"),
@@ -102,10 +112,9 @@ pub(crate) fn check_date_time(text: &str, node: Option<&Node>, key: &str, cx: &m
     }
 }
 
-fn warn(node: Option<&Node>, key: &str, cx: &mut Cx, message: String, hint: &str) {
-    let span = node.map_or(Span::default(), |n| n.span);
+fn warn(value: &Node, key: &str, cx: &mut Cx, message: String, hint: &str) {
     cx.at(key, |cx| {
-        cx.warning(Code::Format, span, message).hint = Some(hint.to_owned())
+        cx.warning(Code::Format, value.span, message).hint = Some(hint.to_owned())
     });
 }
 

@@ -62,10 +62,8 @@ pub struct DataProduct {
     pub extra: Extra,
 }
 
-fn check_product(product: &DataProduct, node: &Node, cx: &mut Cx) {
-    if let Some(ts) = &product.product_created_ts {
-        formats::check_date_time(ts, node.get("productCreatedTs"), "productCreatedTs", cx);
-    }
+fn check_product(node: &Node, cx: &mut Cx) {
+    formats::check_date_time(node, "productCreatedTs", cx);
 }
 
 impl DataProduct {
@@ -318,10 +316,7 @@ pub struct TeamMember {
     pub extra: Extra,
 }
 
-fn check_member(member: &TeamMember, node: &Node, cx: &mut Cx) {
-    for (key, value) in [("dateIn", &member.date_in), ("dateOut", &member.date_out)] {
-        if let Some(date) = value {
-            formats::check_date(date, node.get(key), key, cx);
-        }
-    }
+fn check_member(node: &Node, cx: &mut Cx) {
+    formats::check_date(node, "dateIn", cx);
+    formats::check_date(node, "dateOut", cx);
 }

@@ -33,6 +33,7 @@ pub struct ParsedText {
 pub fn parse(text: &str) -> ParsedText {
     let mut reader = Reader {
         events: Parser::new_from_str(text),
+        lines: Lines::new(text),
         anchors: HashMap::new(),
         nodes: 0,
         diagnostics: Vec::new(),
@@ -50,8 +51,33 @@ pub fn parse(text: &str) -> ParsedText {
     }
 }
 
+/// Line lengths (in characters) of a text, to keep every reported position inside it: the scanner
+/// places empty values and end-of-input errors one line past the last.
+#[derive(Debug)]
+struct Lines(Vec<u32>);
+
+impl Lines {
+    /// Lines split at CR, LF or CRLF, as YAML does.
+    fn new(text: &str) -> Self {
+        let normalized = text.replace("\r\n", "\n");
+        let lens = normalized
+            .split(['\n', '\r'])
+            .map(|l| u32::try_from(l.chars().count()).unwrap_or(u32::MAX))
+            .collect();
+        Lines(lens)
+    }
+
+    fn clamp(&self, pos: Pos) -> Pos {
+        let last = u32::try_from(self.0.len()).unwrap_or(u32::MAX);
+        let line = pos.line.clamp(1, last);
+        let len = self.0.get(line as usize - 1).copied().unwrap_or(0);
+        Pos::new(line, pos.col.clamp(1, len.saturating_add(1)))
+    }
+}
+
 struct Reader<'a> {
     events: Parser<'a, saphyr_parser::StrInput<'a>>,
+    lines: Lines,
     anchors: HashMap<usize, Node>,
     nodes: usize,
     diagnostics: Vec<Diagnostic>,
@@ -65,20 +91,23 @@ fn pos(marker: &saphyr_parser::Marker) -> Pos {
     Pos::new(line, col)
 }
 
-fn span(span: &YSpan) -> Span {
-    Span::new(pos(&span.start), pos(&span.end))
-}
-
 fn fatal(code: Code, at: Span, message: impl Into<String>) -> Box<Diagnostic> {
     Box::new(Diagnostic::error(code, at, "", message))
 }
 
 impl<'a> Reader<'a> {
+    fn span(&self, span: &YSpan) -> Span {
+        Span::new(
+            self.lines.clamp(pos(&span.start)),
+            self.lines.clamp(pos(&span.end)),
+        )
+    }
+
     fn next(&mut self) -> Step<(Event<'a>, Span)> {
         match self.events.next() {
-            Some(Ok((event, s))) => Ok((event, span(&s))),
+            Some(Ok((event, s))) => Ok((event, self.span(&s))),
             Some(Err(err)) => {
-                let at = Span::point(pos(err.marker()));
+                let at = Span::point(self.lines.clamp(pos(err.marker())));
                 Err(fatal(
                     Code::Syntax,
                     at,
@@ -510,6 +539,19 @@ mod tests {
         let parsed = parse(&text);
         assert!(parsed.root.is_none());
         assert_eq!(parsed.diagnostics[0].code, Code::Document);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflowing_the_stack() {
+        for text in [
+            "[".repeat(100_000),
+            "a:\n".to_owned() + &"  - ".repeat(5_000),
+            "{a: ".repeat(50_000),
+        ] {
+            let parsed = parse(&text);
+            assert!(parsed.root.is_none());
+            assert!(!parsed.diagnostics.is_empty());
+        }
     }
 
     #[test]

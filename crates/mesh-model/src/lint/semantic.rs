@@ -133,23 +133,31 @@ fn unique_by(root: &Node, pointer: &str, keys: &[&str], what: &str, out: &mut im
         if let Some((_, first)) = seen.iter().find(|(v, _)| *v == values) {
             let first_node = first.get(keys[0]).unwrap_or(first);
             let this = item.get(keys[0]).unwrap_or(item);
-            let shown: Vec<String> = keys
-                .iter()
-                .zip(&values)
-                .map(|(k, v)| format!("{k} `{v}`"))
-                .collect();
+            // "duplicate server `prod`", "duplicate output port `orders` version `1.0.0`"
+            let mut shown = format!("`{}`", values[0]);
+            for (k, v) in keys.iter().zip(&values).skip(1) {
+                shown.push_str(&format!(" {k} `{v}`"));
+            }
+            let unique: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+            let hint = if keys.len() == 1 {
+                format!("{} must be unique in this list", unique[0])
+            } else {
+                format!(
+                    "{} together must be unique in this list",
+                    unique.join(" and ")
+                )
+            };
             out.push(
                 Diagnostic::error(
                     Code::Duplicate,
                     this.span,
                     format!("{pointer}/{i}/{}", keys[0]),
                     format!(
-                        "duplicate {what}: {} is already used at {}",
-                        shown.join(", "),
+                        "duplicate {what} {shown} (first at {})",
                         first_node.span.start
                     ),
                 )
-                .with_hint(format!("each {what} needs its own {}", keys.join(" and "))),
+                .with_hint(hint),
             );
         } else {
             seen.push((values, item));

@@ -91,10 +91,8 @@ pub struct Contract {
     pub extra: Extra,
 }
 
-fn check_contract(contract: &Contract, node: &Node, cx: &mut Cx) {
-    if let Some(ts) = &contract.contract_created_ts {
-        formats::check_date_time(ts, node.get("contractCreatedTs"), "contractCreatedTs", cx);
-    }
+fn check_contract(node: &Node, cx: &mut Cx) {
+    formats::check_date_time(node, "contractCreatedTs", cx);
 }
 
 impl Contract {
@@ -300,12 +298,9 @@ pub struct TeamMember {
     pub extra: Extra,
 }
 
-fn check_member(member: &TeamMember, node: &Node, cx: &mut Cx) {
-    for (key, value) in [("dateIn", &member.date_in), ("dateOut", &member.date_out)] {
-        if let Some(date) = value {
-            formats::check_date(date, node.get(key), key, cx);
-        }
-    }
+fn check_member(node: &Node, cx: &mut Cx) {
+    formats::check_date(node, "dateIn", cx);
+    formats::check_date(node, "dateOut", cx);
 }
 
 /// An access role consumers can request, and who approves it.

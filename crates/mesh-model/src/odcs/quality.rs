@@ -155,17 +155,19 @@ impl DataQuality {
     }
 }
 
-fn check_quality(rule: &DataQuality, node: &Node, cx: &mut Cx) {
-    // An invalid `type` is already reported; the schema then applies none of its branches.
-    if node.get("type").is_some() && rule.quality_type.is_none() {
-        return;
-    }
-    let ty = rule.quality_type;
+fn check_quality(node: &Node, cx: &mut Cx) {
+    let ty = match node.get("type") {
+        None => None,
+        Some(t) => match t.as_str().and_then(QualityType::parse) {
+            Some(ty) => Some(ty),
+            // An invalid `type` is already reported; the schema then applies none of its branches.
+            None => return,
+        },
+    };
     let library =
         ty == Some(QualityType::Library) || node.get("metric").and_then(Node::as_str).is_some();
     let sql = ty == Some(QualityType::Sql);
     let custom = ty == Some(QualityType::Custom);
-    let kind = ty.map_or("untyped", QualityType::as_str);
 
     let mut specific: Vec<(&str, bool, &str)> = vec![
         ("metric", library, "library"),
@@ -185,16 +187,24 @@ fn check_quality(rule: &DataQuality, node: &Node, cx: &mut Cx) {
         if allowed {
             continue;
         }
-        let hint = match (key, ty) {
-            ("rule", None) => "since ODCS v3.1.0 library rules name their check with `metric` (e.g. `metric: nullValues`)".to_owned(),
-            _ if owner == "library" => "add `metric:` (or `type: library`) to make this a library rule".to_owned(),
-            _ => format!("set `type:` to {owner}, or remove `{key}`"),
+        let hint = match (key, owner) {
+            ("rule", _) if ty.is_none() => {
+                "since ODCS v3.1.0 library rules name their check with `metric` (e.g. `metric: nullValues`)".to_owned()
+            }
+            (_, "library") => "add `metric:` (or `type: library`) to make this a library rule".to_owned(),
+            (_, "sql") => format!("set `type: sql`, or remove `{key}`"),
+            (_, "custom") => format!("set `type: custom`, or remove `{key}`"),
+            _ => "operators compare the value of a library `metric` or of an sql `query`".to_owned(),
+        };
+        let kind = match ty {
+            Some(ty) => format!("not to {ty} rules"),
+            None => "and this rule has no `type`".to_owned(),
         };
         cx.at(key, |cx| {
             cx.error(
                 Code::NotAllowed,
                 entry.key.span,
-                format!("`{key}` only applies to {owner} rules, not {kind} rules"),
+                format!("`{key}` only applies to {owner} rules, {kind}"),
             )
             .hint = Some(hint);
         });
@@ -212,7 +222,11 @@ fn check_quality(rule: &DataQuality, node: &Node, cx: &mut Cx) {
     }
     for key in required {
         if node.entry(key).is_none() {
-            let what = if key == "metric" { "library" } else { kind };
+            let what = match key {
+                "metric" => "library",
+                "query" => "sql",
+                _ => "custom",
+            };
             cx.error(
                 Code::Required,
                 node.span,

@@ -62,7 +62,7 @@ pub struct SchemaObject {
     pub extra: Extra,
 }
 
-fn check_object(_object: &SchemaObject, node: &Node, cx: &mut Cx) {
+fn check_object(node: &Node, cx: &mut Cx) {
     check_child_properties(node, cx);
     if let Some(relationships) = node.get("relationships").and_then(Node::as_seq) {
         cx.at("relationships", |cx| {
@@ -238,13 +238,15 @@ const INTEGER_FORMATS: &[&str] = &[
 ];
 const NUMBER_FORMATS: &[&str] = &["f32", "f64"];
 
-fn check_property(prop: &SchemaProperty, node: &Node, cx: &mut Cx) {
-    let lt_node = node.get("logicalType");
-    // An invalid logicalType is already reported; the schema then applies none of its branches.
-    if lt_node.is_some() && prop.logical_type.is_none() {
-        return;
-    }
-    let lt = prop.logical_type;
+fn check_property(node: &Node, cx: &mut Cx) {
+    let lt = match node.get("logicalType") {
+        None => None,
+        Some(t) => match t.as_str().and_then(LogicalType::parse) {
+            Some(lt) => Some(lt),
+            // An invalid logicalType is already reported; the schema then applies none of its branches.
+            None => return,
+        },
+    };
     if let Some(options) = node.get("logicalTypeOptions") {
         cx.at("logicalTypeOptions", |cx| check_options(lt, options, cx));
     }

@@ -187,8 +187,19 @@ pub struct Server {
     pub extra: Extra,
 }
 
-fn check_server(server: &Server, node: &Node, cx: &mut Cx) {
-    let ty = server.server_type;
+fn check_server(node: &Node, cx: &mut Cx) {
+    // A missing or invalid type is reported by the typed read; no type-specific rule applies then.
+    let Some(ty) = node
+        .get("type")
+        .and_then(Node::as_str)
+        .and_then(ServerType::parse)
+    else {
+        return;
+    };
+    let name = node
+        .get("server")
+        .and_then(Node::as_str)
+        .unwrap_or_default();
     let keys = ty.keys();
     for key in CONNECTION_KEYS {
         let Some(entry) = node.entry(key) else {
@@ -225,16 +236,13 @@ fn check_server(server: &Server, node: &Node, cx: &mut Cx) {
             cx.error(
                 Code::Required,
                 node.span,
-                format!(
-                    "server `{}` of type {ty} is missing required key `{key}`",
-                    server.server
-                ),
+                format!("server `{name}` of type {ty} is missing required key `{key}`"),
             );
         }
     }
     if ty == ServerType::Sftp
-        && let (Some(location), Some(value)) = (&server.location, node.get("location"))
-        && !location.starts_with("sftp://")
+        && let Some(value) = node.get("location")
+        && value.as_str().is_some_and(|l| !l.starts_with("sftp://"))
     {
         cx.at("location", |cx| {
             cx.error(

@@ -5,4 +5,6 @@
 
 mod conformance;
 mod differential;
+mod fuzz;
+mod roundtrip;
 mod vectors;
