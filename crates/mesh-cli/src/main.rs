@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Data products with contracts enforced end to end: ODPS products, ODCS contracts, Rego
 /// governance, Delta Lake output ports — one binary, zero services on a laptop.
 #[derive(Debug, Parser)]
-#[command(name = "mesh", version, about, max_term_width = 100)]
+#[command(name = "mesh", version, max_term_width = 100)]
 struct Cli {
     /// When to colour output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]

@@ -119,11 +119,18 @@ fn help_lists_the_commands_that_exist() {
 fn a_closed_pipe_is_not_an_error() {
     use std::io::Read;
     use std::process::{Command, Stdio};
-    let Some(dir) = vectors::dir() else { return };
-    // Many findings, so the output outgrows the pipe buffer after the reader has gone.
+    // Enough findings that the output outgrows the pipe buffer after the reader has gone.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for i in 0..300 {
+        fs::write(
+            tmp.path().join(format!("c{i:03}.odcs.yaml")),
+            "kind: DataContract\nfoo: 1\nbar: 2\n",
+        )
+        .expect("write");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args(["lint", "."])
-        .current_dir(&dir)
+        .current_dir(tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -135,12 +142,9 @@ fn a_closed_pipe_is_not_an_error() {
         .expect("stdout")
         .read_exact(&mut first)
         .expect("some output");
-    // Dropping our end closes the pipe.
+    // Dropping our end closed the pipe; mesh must stop quietly.
     let out = child.wait_with_output().expect("wait");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !err.contains("Broken pipe") && !err.contains("panicked"),
-        "{err}"
-    );
+    assert!(err.is_empty(), "nothing on stderr for a closed pipe: {err}");
     assert_ne!(out.status.code(), Some(2), "{err}");
 }

@@ -1,9 +1,6 @@
 //! Integration tests of the `mesh` binary (one test binary per crate, see STYLE.md §3): they run
 //! the real executable, as users and CI do.
 
-// Tests report what they skipped.
-#![allow(clippy::print_stderr)]
-
 mod golden;
 mod init;
 mod lint;

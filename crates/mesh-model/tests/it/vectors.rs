@@ -3,6 +3,8 @@
 //! They are not part of this repository. When they are absent a test prints a notice and skips —
 //! unless `CI=true`, where a missing oracle must fail the run rather than pass it silently.
 
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 /// The vectors directory, or `None` (after printing why) when the test should skip.
@@ -20,10 +22,10 @@ pub(crate) fn dir() -> Option<PathBuf> {
         "CI=true but the conformance vectors are missing at {}",
         dir.display()
     );
-    eprintln!(
+    notice(&format!(
         "notice: conformance vectors not found at {}; skipping (set MESH_VECTORS)",
         dir.display()
-    );
+    ));
     None
 }
 
@@ -58,4 +60,12 @@ pub(crate) fn rows(dir: &std::path::Path) -> Vec<Row> {
             })
         })
         .collect()
+}
+
+/// Prints to the process's real standard error: the test harness captures `eprintln!` of passing
+/// tests, and a skipped conformance test must be seen.
+fn notice(message: &str) {
+    if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+        let _ = writeln!(std::fs::File::from(fd), "{message}");
+    }
 }
