@@ -58,6 +58,8 @@ pub(crate) enum Outcome {
     Ok,
     /// Ran, and found problems in the user's files.
     Findings,
+    /// Could not do all it was asked (a path missing, a file unreadable); already reported.
+    Error,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Outcome::Error) => ExitCode::from(2),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::error(&format!("{err:#}"));

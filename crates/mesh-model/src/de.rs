@@ -82,17 +82,21 @@ impl Cx {
                 "YAML read this as a number or boolean; put the value in quotes to make it text"
                     .to_owned(),
             ),
-            Value::Null if expected != "null" => {
+            Value::Null if !self.pointer.is_empty() => {
                 Some("give it a value or remove the key".to_owned())
             }
-            Value::String(s)
-                if !matches!(
-                    crate::yaml::resolve_plain(s),
-                    Value::String(_) | Value::Null
-                ) =>
-            {
-                Some(format!("remove the quotes: `{s}` in quotes is text"))
-            }
+            // `"true"` where a boolean is expected, `"5"` where a number is.
+            Value::String(s) => match crate::yaml::resolve_plain(s) {
+                Value::Bool(_) if expected.contains("boolean") => {
+                    Some(format!("remove the quotes: `{s}` in quotes is text"))
+                }
+                Value::Int(_) | Value::Float(_)
+                    if expected.contains("integer") || expected.contains("number") =>
+                {
+                    Some(format!("remove the quotes: `{s}` in quotes is text"))
+                }
+                _ => None,
+            },
             _ => None,
         };
         let label = self.label();
@@ -104,18 +108,19 @@ impl Cx {
         d.hint = hint;
     }
 
-    /// How to name the value being read in a message: "`name`", "item 2 of `tags`", or
-    /// "the document".
+    /// How to name the value being read in a message: "`name`", "item 2 of `tags`" (counted from
+    /// 1, as people count; pointers count from 0), or "the document".
     pub fn label(&self) -> String {
         let mut segments = self
             .pointer
             .rsplit('/')
             .map(|s| s.replace("~1", "/").replace("~0", "~"));
         match (segments.next(), segments.next()) {
-            (Some(last), parent) if last.parse::<usize>().is_ok() && !self.pointer.is_empty() => {
+            (Some(last), parent) if !self.pointer.is_empty() && last.parse::<usize>().is_ok() => {
+                let n = last.parse::<usize>().map_or(0, |i| i + 1);
                 match parent {
-                    Some(parent) if !parent.is_empty() => format!("item {last} of `{parent}`"),
-                    _ => format!("item {last}"),
+                    Some(parent) if !parent.is_empty() => format!("item {n} of `{parent}`"),
+                    _ => format!("item {n}"),
                 }
             }
             (Some(last), _) if !self.pointer.is_empty() => format!("`{last}`"),
@@ -145,7 +150,17 @@ pub trait FromNode: Sized {
     fn from_node(node: &Node, cx: &mut Cx) -> Option<Self>;
 }
 
-/// What to do with keys an object does not define. They are always kept in `extra`.
+/// How far an object's key got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Unread,
+    Read,
+    /// Read, but its value could not be converted (and was reported).
+    Failed,
+}
+
+/// What to do with keys an object does not define. They are always kept in `extra`, as are the
+/// values of defined keys that could not be read, so a tolerant reader loses nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnknownKeys {
     /// The standard forbids them (`additionalProperties: false`).
@@ -161,7 +176,7 @@ pub enum UnknownKeys {
 pub struct ObjectReader<'n> {
     node: &'n Node,
     entries: &'n [Entry],
-    used: Vec<bool>,
+    used: Vec<Use>,
     what: &'static str,
 }
 
@@ -175,21 +190,20 @@ impl<'n> ObjectReader<'n> {
         Some(Self {
             node,
             entries,
-            used: vec![false; entries.len()],
+            used: vec![Use::Unread; entries.len()],
             what,
         })
     }
 
-    fn take(&mut self, key: &str) -> Option<&'n Entry> {
+    fn take(&mut self, key: &str) -> Option<(usize, &'n Entry)> {
         let i = self.entries.iter().position(|e| e.key.text == key)?;
-        self.used[i] = true;
-        Some(&self.entries[i])
+        self.used[i] = Use::Read;
+        Some((i, &self.entries[i]))
     }
 
     /// An optional key.
     pub fn optional<T: FromNode>(&mut self, cx: &mut Cx, key: &str) -> Option<T> {
-        let entry = self.take(key)?;
-        cx.at(key, |cx| T::from_node(&entry.value, cx))
+        self.optional_with(cx, key, T::from_node)
     }
 
     /// An optional key read by a custom function (for values with more than one accepted form).
@@ -199,8 +213,12 @@ impl<'n> ObjectReader<'n> {
         key: &str,
         read: impl FnOnce(&Node, &mut Cx) -> Option<T>,
     ) -> Option<T> {
-        let entry = self.take(key)?;
-        cx.at(key, |cx| read(&entry.value, cx))
+        let (i, entry) = self.take(key)?;
+        let value = cx.at(key, |cx| read(&entry.value, cx));
+        if value.is_none() {
+            self.used[i] = Use::Failed;
+        }
+        value
     }
 
     /// A key the standard requires; a missing one is reported and reads as `None`.
@@ -245,10 +263,16 @@ impl<'n> ObjectReader<'n> {
     pub fn finish(self, cx: &mut Cx, known: &[&str], unknown: UnknownKeys) -> Extra {
         let mut extra = Extra::new();
         for (entry, used) in self.entries.iter().zip(&self.used) {
-            if *used {
-                continue;
-            }
             let key = &entry.key.text;
+            match used {
+                Use::Read => continue,
+                // Already reported; kept so that a tolerant reader loses nothing.
+                Use::Failed => {
+                    extra.insert(key.clone(), entry.value.to_json());
+                    continue;
+                }
+                Use::Unread => {}
+            }
             let message = format!("unknown key `{key}` in {}", self.what);
             let hint = suggest(key, known);
             cx.at(key, |cx| {
@@ -278,8 +302,9 @@ fn check_finite(node: &Node, cx: &mut Cx) {
             cx.error(
                 Code::Type,
                 node.span,
-                "`.inf` and `.nan` have no JSON form; use a finite number",
-            );
+                "this number is infinite or not a number, which JSON cannot hold",
+            )
+            .hint = Some("use a finite number (mesh stores documents as JSON)".to_owned());
         }
         Value::Seq(items) => items.iter().for_each(|i| check_finite(i, cx)),
         Value::Map(entries) => entries.iter().for_each(|e| check_finite(&e.value, cx)),
@@ -315,26 +340,51 @@ impl FromNode for bool {
     }
 }
 
-/// JSON Schema's `integer`: any number with a zero fractional part (so `2.0` counts, as in every
-/// draft since 4).
-fn integer(node: &Node) -> Option<i64> {
-    match node.value {
-        Value::Int(i) => Some(i),
+/// JSON Schema's `integer`: any number with a zero fractional part (so `2.0` and `1e20` count, as
+/// in every draft since 4). Values beyond `[min, max]` are read as the nearest bound, with a warning:
+/// the document is valid, but mesh cannot hold the number exactly.
+fn integer(node: &Node, cx: &mut Cx, expected: &str, min: i128, max: i128) -> Option<i128> {
+    let whole = match node.value {
+        Value::Int(i) => i128::from(i),
+        // Saturating: `as` clamps floats beyond i128 (and the range check below reports them).
         #[allow(clippy::cast_possible_truncation)]
-        Value::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e15 => Some(f as i64),
-        _ => None,
+        Value::Float(f) if f.is_finite() && f.fract() == 0.0 => f as i128,
+        _ => {
+            cx.type_error(node, expected);
+            return None;
+        }
+    };
+    if min == 0 && whole < 0 {
+        cx.error(
+            Code::Range,
+            node.span,
+            format!("must be 0 or more, found {whole}"),
+        );
+        return None;
     }
+    let clamped = whole.clamp(min, max);
+    if clamped != whole {
+        cx.warning(
+            Code::Range,
+            node.span,
+            format!("{whole} is beyond what mesh can hold here; read as {clamped}"),
+        );
+    }
+    Some(clamped)
 }
 
 impl FromNode for i64 {
     const EXPECTED: &'static str = "an integer";
 
     fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
-        let value = integer(node);
-        if value.is_none() {
-            cx.type_error(node, Self::EXPECTED);
-        }
-        value
+        let v = integer(
+            node,
+            cx,
+            Self::EXPECTED,
+            i128::from(i64::MIN),
+            i128::from(i64::MAX),
+        )?;
+        i64::try_from(v).ok()
     }
 }
 
@@ -342,21 +392,8 @@ impl FromNode for u64 {
     const EXPECTED: &'static str = "a non-negative integer";
 
     fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
-        let Some(value) = integer(node) else {
-            cx.type_error(node, Self::EXPECTED);
-            return None;
-        };
-        match u64::try_from(value) {
-            Ok(v) => Some(v),
-            Err(_) => {
-                cx.error(
-                    Code::Range,
-                    node.span,
-                    format!("must be 0 or more, found {value}"),
-                );
-                None
-            }
-        }
+        let v = integer(node, cx, Self::EXPECTED, 0, i128::from(u64::MAX))?;
+        u64::try_from(v).ok()
     }
 }
 

@@ -46,6 +46,8 @@ pub enum Code {
     Document,
     /// The document's kind cannot be told (neither `kind` nor a `*.odcs.yaml`/`*.odps.yaml` name).
     UnknownKind,
+    /// The file name promises one kind (`*.odcs.yaml`) and `kind` says another.
+    KindMismatch,
     /// A value of the wrong JSON type.
     Type,
     /// A required key is missing.
@@ -60,6 +62,8 @@ pub enum Code {
     Pattern,
     /// A number or list length out of range.
     Range,
+    /// A list the standard requires to hold distinct values repeats one (`uniqueItems`).
+    UniqueItems,
     /// A quality rule without exactly one operator.
     Operator,
     /// A value whose format (date, date-time, regular expression) is wrong.
@@ -83,6 +87,7 @@ impl Code {
             Code::DuplicateKey => "duplicate-key",
             Code::Document => "document",
             Code::UnknownKind => "unknown-kind",
+            Code::KindMismatch => "kind-mismatch",
             Code::Type => "type",
             Code::Required => "required",
             Code::UnknownKey => "unknown-key",
@@ -90,6 +95,7 @@ impl Code {
             Code::Enum => "enum",
             Code::Pattern => "pattern",
             Code::Range => "range",
+            Code::UniqueItems => "unique-items",
             Code::Operator => "operator",
             Code::Format => "format",
             Code::Deprecated => "deprecated",
@@ -99,6 +105,17 @@ impl Code {
             Code::Readiness => "readiness",
         }
     }
+}
+
+/// The parts of a rendered diagnostic a caller may style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// `file:line:col:`
+    Location,
+    /// `error` / `warning`
+    Severity(Severity),
+    /// the word `hint`
+    Hint,
 }
 
 /// One finding in one document.
@@ -159,14 +176,17 @@ impl Diagnostic {
 
     /// `file:line:col: severity: message`, then `  = hint: ...` when there is a hint.
     pub fn render(&self, file: &str) -> String {
+        self.render_with(file, |_, text| text.to_owned())
+    }
+
+    /// [`Diagnostic::render`] with each part passed through `paint` (e.g. to colour it).
+    pub fn render_with(&self, file: &str, paint: impl Fn(Part, &str) -> String) -> String {
         let pos = self.position();
-        let mut out = format!(
-            "{file}:{}:{}: {}: {}",
-            pos.line, pos.col, self.severity, self.message
-        );
+        let location = paint(Part::Location, &format!("{file}:{}:{}:", pos.line, pos.col));
+        let severity = paint(Part::Severity(self.severity), self.severity.as_str());
+        let mut out = format!("{location} {severity}: {}", self.message);
         if let Some(hint) = &self.hint {
-            out.push_str("\n  = hint: ");
-            out.push_str(hint);
+            out.push_str(&format!("\n  = {}: {hint}", paint(Part::Hint, "hint")));
         }
         out
     }

@@ -55,6 +55,22 @@ impl DocKind {
             DocKind::Product => "DataProduct",
         }
     }
+
+    /// "a data contract", "a data product".
+    pub fn describe(self) -> &'static str {
+        match self {
+            DocKind::Contract => "a data contract",
+            DocKind::Product => "a data product",
+        }
+    }
+
+    /// The file-name suffix of the kind: `odcs`, `odps`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DocKind::Contract => "odcs",
+            DocKind::Product => "odps",
+        }
+    }
 }
 
 /// A typed document together with the located tree it was read from.
@@ -139,10 +155,32 @@ pub enum AnyParsed {
 /// Parses text whose kind is told by `file_name` (`*.odcs.yaml`, `*.odps.yaml`) or else by its
 /// `kind` key.
 pub fn parse_document(file_name: &str, text: &str) -> AnyParsed {
-    let parsed = yaml::parse(text);
-    let kind = DocKind::from_file_name(file_name)
-        .or_else(|| parsed.root.as_ref().and_then(DocKind::from_root));
-    match kind {
+    let mut parsed = yaml::parse(text);
+    let by_name = DocKind::from_file_name(file_name);
+    let by_kind = parsed.root.as_ref().and_then(DocKind::from_root);
+    // The content decides; a file name promising the other kind is reported.
+    if let (Some(name), Some(kind), Some(root)) = (by_name, by_kind, &parsed.root)
+        && name != kind
+    {
+        let span = root.get("kind").map_or(root.span, |n| n.span);
+        parsed.diagnostics.push(
+            Diagnostic::error(
+                Code::KindMismatch,
+                span,
+                "/kind",
+                format!(
+                    "the file name says {} but `kind` is `{}`",
+                    name.describe(),
+                    kind.as_str()
+                ),
+            )
+            .with_hint(format!(
+                "rename the file to *.{}.yaml, or fix `kind`",
+                kind.suffix()
+            )),
+        );
+    }
+    match by_kind.or(by_name) {
         Some(DocKind::Contract) => {
             AnyParsed::Contract(Box::new(typed(parsed.root, parsed.diagnostics)))
         }

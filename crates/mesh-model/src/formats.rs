@@ -9,7 +9,8 @@ use crate::source::Node;
 /// `YYYY-MM-DD` with a real month and day.
 pub fn is_date(text: &str) -> bool {
     let b = text.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    // ASCII only, so that the byte offsets below are character boundaries.
+    if !text.is_ascii() || b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
     let (Some(year), Some(month), Some(day)) =
@@ -30,6 +31,10 @@ pub fn is_date(text: &str) -> bool {
 
 /// RFC 3339 `date-time`: `2024-01-31T12:00:00Z`, fractional seconds and `±HH:MM` offsets allowed.
 pub fn is_date_time(text: &str) -> bool {
+    // ASCII only, so that the byte offsets below are character boundaries.
+    if !text.is_ascii() {
+        return false;
+    }
     let Some((date, rest)) = text.split_at_checked(10) else {
         return false;
     };
@@ -80,41 +85,42 @@ fn num(text: &str) -> Option<u32> {
 
 /// Warns when the string under `key` of `node` is not a `YYYY-MM-DD` date.
 pub(crate) fn check_date(node: &Node, key: &str, cx: &mut Cx) {
-    if let Some(value) = node
-        .get(key)
-        .filter(|v| v.as_str().is_some_and(|t| !is_date(t)))
-    {
-        let text = value.as_str().unwrap_or_default();
-        warn(
-            value,
-            key,
-            cx,
-            format!("`{text}` is not a date"),
-            "write dates as YYYY-MM-DD",
-        );
-    }
+    check(
+        node,
+        key,
+        cx,
+        is_date,
+        "a date",
+        "write dates as YYYY-MM-DD",
+    );
 }
 
 /// Warns when the string under `key` of `node` is not an RFC 3339 date-time.
 pub(crate) fn check_date_time(node: &Node, key: &str, cx: &mut Cx) {
-    if let Some(value) = node
-        .get(key)
-        .filter(|v| v.as_str().is_some_and(|t| !is_date_time(t)))
-    {
-        let text = value.as_str().unwrap_or_default();
-        warn(
-            value,
-            key,
-            cx,
-            format!("`{text}` is not an RFC 3339 date-time"),
-            "write it like 2024-01-31T12:00:00Z",
-        );
-    }
+    check(
+        node,
+        key,
+        cx,
+        is_date_time,
+        "an RFC 3339 date-time",
+        "write it like 2024-01-31T12:00:00Z",
+    );
 }
 
-fn warn(value: &Node, key: &str, cx: &mut Cx, message: String, hint: &str) {
+/// `dateIn` and `dateOut` of a team member (ODCS and ODPS alike).
+pub(crate) fn check_membership_dates(node: &Node, cx: &mut Cx) {
+    check_date(node, "dateIn", cx);
+    check_date(node, "dateOut", cx);
+}
+
+fn check(node: &Node, key: &str, cx: &mut Cx, valid: fn(&str) -> bool, what: &str, hint: &str) {
+    let Some(value) = node.get(key) else { return };
+    let Some(text) = value.as_str().filter(|t| !valid(t)) else {
+        return;
+    };
     cx.at(key, |cx| {
-        cx.warning(Code::Format, value.span, message).hint = Some(hint.to_owned())
+        cx.warning(Code::Format, value.span, format!("`{text}` is not {what}"))
+            .hint = Some(hint.to_owned());
     });
 }
 
@@ -128,6 +134,7 @@ mod tests {
         assert!(!is_date("2023-02-29"));
         assert!(!is_date("2024-13-01"));
         assert!(!is_date("24-01-01"));
+        assert!(!is_date("2024-01-é"));
     }
 
     #[test]
@@ -138,5 +145,6 @@ mod tests {
         assert!(!is_date_time("2023-01-15 10:30:00Z"));
         assert!(!is_date_time("2023-01-15T10:30:00"));
         assert!(!is_date_time("2023-01-15T10:30Z"));
+        assert!(!is_date_time("2023-01-15T1é:30:00Z"));
     }
 }

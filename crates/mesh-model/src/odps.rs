@@ -300,7 +300,7 @@ impl Team {
 
 /// One member of the owning team.
 #[derive(Debug, Clone, PartialEq, Model)]
-#[model(what = "team member", check = check_member)]
+#[model(what = "team member", check = formats::check_membership_dates)]
 pub struct TeamMember {
     pub username: String,
     pub name: Option<String>,
@@ -314,9 +314,4 @@ pub struct TeamMember {
     pub authoritative_definitions: Vec<AuthoritativeDefinition>,
     #[model(extra)]
     pub extra: Extra,
-}
-
-fn check_member(node: &Node, cx: &mut Cx) {
-    formats::check_date(node, "dateIn", cx);
-    formats::check_date(node, "dateOut", cx);
 }

@@ -18,8 +18,10 @@ use crate::source::{Entry, Key, Node, Pos, Span, Value};
 
 /// Deeper nesting than this is refused (real contracts nest a handful of levels).
 const MAX_DEPTH: usize = 128;
-/// More nodes than this (counting alias copies) is refused.
-const MAX_NODES: usize = 2_000_000;
+/// A document may expand (counting alias copies) to this many values...
+const MAX_NODES: usize = 1_000_000;
+/// ...and this many bytes of text; the largest real contracts are a few hundred kilobytes.
+const MAX_BYTES: usize = 64 << 20;
 
 /// The result of reading text: the tree when the text is well-formed, and every problem found.
 #[derive(Debug, Clone)]
@@ -36,6 +38,7 @@ pub fn parse(text: &str) -> ParsedText {
         lines: Lines::new(text),
         anchors: HashMap::new(),
         nodes: 0,
+        bytes: 0,
         diagnostics: Vec::new(),
     };
     let root = match reader.document() {
@@ -80,6 +83,7 @@ struct Reader<'a> {
     lines: Lines,
     anchors: HashMap<usize, Node>,
     nodes: usize,
+    bytes: usize,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -159,14 +163,18 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn count(&mut self, at: Span, n: usize) -> Step<()> {
-        self.nodes += n;
-        if self.nodes > MAX_NODES {
+    /// Charges `weight` against the limits, so that aliases cannot expand a small file into
+    /// gigabytes ("billion laughs").
+    fn count(&mut self, at: Span, weight: Weight) -> Step<()> {
+        self.nodes += weight.nodes;
+        self.bytes += weight.bytes;
+        if self.nodes > MAX_NODES || self.bytes > MAX_BYTES {
             return Err(fatal(
                 Code::Document,
                 at,
                 format!(
-                    "the document expands to more than {MAX_NODES} values (check anchors and aliases)"
+                    "the document expands to more than {MAX_NODES} values or {} MiB (check anchors and aliases)",
+                    MAX_BYTES >> 20
                 ),
             ));
         }
@@ -181,7 +189,17 @@ impl<'a> Reader<'a> {
                 format!("nesting deeper than {MAX_DEPTH} levels"),
             ));
         }
-        self.count(at, 1)?;
+        let own_bytes = match &event {
+            Event::Scalar(text, ..) => text.len(),
+            _ => 0,
+        };
+        self.count(
+            at,
+            Weight {
+                nodes: 1,
+                bytes: own_bytes,
+            },
+        )?;
         let (node, anchor) = match event {
             Event::Scalar(text, style, anchor, tag) => {
                 (self.scalar(&text, style, tag.as_deref(), at), anchor)
@@ -201,7 +219,7 @@ impl<'a> Reader<'a> {
                 )
             }
             Event::MappingStart(anchor, _) => {
-                let mut entries: Vec<Entry> = Vec::new();
+                let mut map = MapBuilder::default();
                 let mut merges = Vec::new();
                 let end = loop {
                     let (event, key_at) = self.next()?;
@@ -216,8 +234,8 @@ impl<'a> Reader<'a> {
                         merges.push(value);
                         continue;
                     }
-                    if let Some(i) = entries.iter().position(|e| e.key.text == key.text) {
-                        let first = entries[i].key.span.start;
+                    if let Some(first) = map.insert(Entry { key, value }) {
+                        let key = map.last_key();
                         self.diagnostics.push(
                             Diagnostic::error(
                                 Code::DuplicateKey,
@@ -229,16 +247,14 @@ impl<'a> Reader<'a> {
                                 "YAML keys must be unique; the last value wins, remove the other",
                             ),
                         );
-                        entries.remove(i);
                     }
-                    entries.push(Entry { key, value });
                 };
                 for merge in merges {
-                    self.merge(&mut entries, merge);
+                    self.merge(&mut map, merge);
                 }
                 (
                     Node::new(
-                        Value::Map(entries),
+                        Value::Map(map.finish()),
                         Span::new(at.start, end.end.max(at.end)),
                     ),
                     anchor,
@@ -248,7 +264,7 @@ impl<'a> Reader<'a> {
                 let Some(target) = self.anchors.get(&id).cloned() else {
                     return Err(fatal(Code::Syntax, at, "alias to an unknown anchor"));
                 };
-                self.count(at, size(&target))?;
+                self.count(at, weight(&target))?;
                 return Ok(target);
             }
             _ => return Err(fatal(Code::Syntax, at, "unexpected YAML event")),
@@ -282,7 +298,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `<<: *base` (or a list of them): copies keys the mapping does not define itself.
-    fn merge(&mut self, entries: &mut Vec<Entry>, merge: Node) {
+    fn merge(&mut self, map: &mut MapBuilder, merge: Node) {
         let sources = match merge.value {
             Value::Map(_) => vec![merge],
             Value::Seq(items) if items.iter().all(|i| matches!(i.value, Value::Map(_))) => items,
@@ -297,11 +313,9 @@ impl<'a> Reader<'a> {
             }
         };
         for source in sources {
-            if let Value::Map(source_entries) = source.value {
-                for entry in source_entries {
-                    if !entries.iter().any(|e| e.key.text == entry.key.text) {
-                        entries.push(entry);
-                    }
+            if let Value::Map(entries) = source.value {
+                for entry in entries {
+                    map.insert_if_absent(entry);
                 }
             }
         }
@@ -364,6 +378,46 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The entries of one mapping, with a key index so duplicate checks stay linear in the number of
+/// keys (a file with 100,000 keys must not take minutes).
+#[derive(Default)]
+struct MapBuilder {
+    /// `None` marks an entry replaced by a later duplicate.
+    entries: Vec<Option<Entry>>,
+    index: HashMap<String, usize>,
+}
+
+impl MapBuilder {
+    /// Adds an entry; on a duplicate key the later value wins and the first position is returned.
+    fn insert(&mut self, entry: Entry) -> Option<Pos> {
+        let previous = self
+            .index
+            .insert(entry.key.text.clone(), self.entries.len());
+        self.entries.push(Some(entry));
+        let old = previous.and_then(|i| self.entries[i].take())?;
+        Some(old.key.span.start)
+    }
+
+    fn insert_if_absent(&mut self, entry: Entry) {
+        if !self.index.contains_key(&entry.key.text) {
+            self.insert(entry);
+        }
+    }
+
+    fn last_key(&self) -> &Key {
+        &self
+            .entries
+            .last()
+            .and_then(Option::as_ref)
+            .expect("an entry was just inserted")
+            .key
+    }
+
+    fn finish(self) -> Vec<Entry> {
+        self.entries.into_iter().flatten().collect()
+    }
+}
+
 fn plain_or_string(text: &str, style: ScalarStyle) -> Value {
     if style == ScalarStyle::Plain {
         resolve_plain(text)
@@ -372,11 +426,33 @@ fn plain_or_string(text: &str, style: ScalarStyle) -> Value {
     }
 }
 
-fn size(node: &Node) -> usize {
+/// What a node costs against the limits: values and bytes of text.
+#[derive(Debug, Clone, Copy, Default)]
+struct Weight {
+    nodes: usize,
+    bytes: usize,
+}
+
+fn weight(node: &Node) -> Weight {
+    let mut w = Weight { nodes: 1, bytes: 0 };
     match &node.value {
-        Value::Seq(items) => 1 + items.iter().map(size).sum::<usize>(),
-        Value::Map(entries) => 1 + entries.iter().map(|e| size(&e.value)).sum::<usize>(),
-        _ => 1,
+        Value::String(s) => w.bytes += s.len(),
+        Value::Seq(items) => items.iter().map(weight).for_each(|c| w.add(c)),
+        Value::Map(entries) => {
+            for e in entries {
+                w.bytes += e.key.text.len();
+                w.add(weight(&e.value));
+            }
+        }
+        _ => {}
+    }
+    w
+}
+
+impl Weight {
+    fn add(&mut self, other: Weight) {
+        self.nodes += other.nodes;
+        self.bytes += other.bytes;
     }
 }
 
@@ -552,6 +628,32 @@ mod tests {
             assert!(parsed.root.is_none());
             assert!(!parsed.diagnostics.is_empty());
         }
+    }
+
+    #[test]
+    fn alias_bombs_of_long_strings_are_refused() {
+        let mut text = format!("a: &a \"{}\"\n", "x".repeat(100_000));
+        text.push_str("l0: &l0 [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n");
+        for i in 1..5 {
+            let p = format!("*l{}", i - 1);
+            text.push_str(&format!("l{i}: &l{i} [{}]\n", [p.as_str(); 10].join(", ")));
+        }
+        let parsed = parse(&text);
+        assert!(parsed.root.is_none());
+        assert_eq!(parsed.diagnostics[0].code, Code::Document);
+    }
+
+    #[test]
+    fn wide_mappings_with_duplicates() {
+        // 100,000 keys and 50,000 duplicates: a quadratic duplicate check would take minutes.
+        let text: String = (0..150_000)
+            .map(|i| format!("k{}: {i}\n", i % 100_000))
+            .collect();
+        let parsed = parse(&text);
+        assert_eq!(parsed.diagnostics.len(), 50_000);
+        let root = parsed.root.expect("parses");
+        assert_eq!(root.as_map().map(<[Entry]>::len), Some(100_000));
+        assert_eq!(root.get("k7").map(|n| &n.value), Some(&Value::Int(100_007)));
     }
 
     #[test]

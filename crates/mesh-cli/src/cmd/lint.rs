@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mesh_model::diag::{Diagnostic, Severity};
+use mesh_model::DocKind;
+use mesh_model::diag::{Diagnostic, Part, Severity};
 use mesh_model::lint::{LintOptions, LintReport, SourceFile, lint};
 
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
@@ -28,21 +29,22 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let files = discover(&args.paths)?;
-    if files.is_empty() {
-        let shown: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
-        bail!(
-            "no data contracts or data products found in {} (looked for *.odcs.yaml, *.odps.yaml and YAML files with `kind: DataContract` or `kind: DataProduct`)",
-            shown.join(", ")
-        );
-    }
+    // Problems with the inputs themselves (a missing path, an unreadable file) are reported and
+    // the rest is still linted, as ripgrep does; they make the exit code 2.
+    let mut problems = Vec::new();
+    let files = discover(&args.paths, &mut problems);
     let mut sources = Vec::with_capacity(files.len());
-    for file in &files {
-        sources.push(SourceFile {
-            path: file.display.clone(),
-            text: read_text(&file.path)?,
-            explicit: file.explicit,
-        });
+    for file in files {
+        match read_text(&file.path) {
+            Ok(text) => sources.push(SourceFile {
+                path: file.display,
+                text,
+                explicit: file.explicit,
+            }),
+            // A discovered `*.yaml` we cannot read may well not be ours.
+            Err(_) if !file.explicit && DocKind::from_file_name(&file.display).is_none() => {}
+            Err(e) => problems.push(format!("{e:#}")),
+        }
     }
     let report = lint(
         &sources,
@@ -50,11 +52,26 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             strict: args.strict,
         },
     );
+    for problem in &problems {
+        output::error(problem);
+    }
+    if report.files.is_empty() {
+        if problems.is_empty() {
+            let shown: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+            bail!(
+                "no data contracts or data products found in {} (looked for *.odcs.yaml, *.odps.yaml and YAML files with `kind: DataContract` or `kind: DataProduct`)",
+                shown.join(", ")
+            );
+        }
+        return Ok(Outcome::Error);
+    }
     match args.output {
         OutputFormat::Text => print_text(&report)?,
         OutputFormat::Json => print_json(&report)?,
     }
-    Ok(if report.errors() > 0 {
+    Ok(if !problems.is_empty() {
+        Outcome::Error
+    } else if report.errors() > 0 {
         Outcome::Findings
     } else {
         Outcome::Ok
@@ -69,12 +86,18 @@ struct Found {
     explicit: bool,
 }
 
-/// Expands the command-line paths into the files to lint, in a stable order.
-fn discover(paths: &[PathBuf]) -> anyhow::Result<Vec<Found>> {
+/// Expands the command-line paths into the files to lint, in a stable order; paths that cannot
+/// be read or searched go to `problems`.
+fn discover(paths: &[PathBuf], problems: &mut Vec<String>) -> Vec<Found> {
     let mut out: Vec<Found> = Vec::new();
     for path in paths {
-        let meta =
-            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) => {
+                problems.push(format!("cannot read {}: {e}", path.display()));
+                continue;
+            }
+        };
         if meta.is_file() {
             out.push(Found {
                 display: display(path),
@@ -84,23 +107,29 @@ fn discover(paths: &[PathBuf]) -> anyhow::Result<Vec<Found>> {
             continue;
         }
         let mut found = Vec::new();
-        let walker = ignore::WalkBuilder::new(path).require_git(false).build();
-        for entry in walker {
-            let entry = entry.with_context(|| format!("cannot search {}", path.display()))?;
-            if entry.file_type().is_some_and(|t| t.is_file()) && is_candidate(entry.path()) {
-                found.push(Found {
-                    display: display(entry.path()),
-                    path: entry.into_path(),
-                    explicit: false,
-                });
+        for entry in ignore::WalkBuilder::new(path).require_git(false).build() {
+            match entry {
+                Ok(entry)
+                    if entry.file_type().is_some_and(|t| t.is_file())
+                        && is_candidate(entry.path()) =>
+                {
+                    found.push(Found {
+                        display: display(entry.path()),
+                        path: entry.into_path(),
+                        explicit: false,
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => problems.push(format!("cannot search {}: {e}", path.display())),
             }
         }
         found.sort_by(|a, b| a.path.cmp(&b.path));
         out.extend(found);
     }
+    // The same file named twice (`a.yaml` and `./dir/` containing it) is linted once.
     let mut seen = std::collections::HashSet::new();
-    out.retain(|f| seen.insert(f.path.clone()));
-    Ok(out)
+    out.retain(|f| seen.insert(std::fs::canonicalize(&f.path).unwrap_or_else(|_| f.path.clone())));
+    out
 }
 
 fn is_candidate(path: &Path) -> bool {
@@ -160,17 +189,15 @@ fn print_text(report: &LintReport) -> anyhow::Result<()> {
 
 /// [`Diagnostic::render`] with colours.
 fn styled(d: &Diagnostic, file: &str) -> String {
-    let pos = d.position();
-    let severity = match d.severity {
-        Severity::Error => paint(ERROR, "error"),
-        Severity::Warning => paint(WARNING, "warning"),
-    };
-    let location = paint(LOCATION, &format!("{file}:{}:{}:", pos.line, pos.col));
-    let mut line = format!("{location} {severity}: {}", d.message);
-    if let Some(hint) = &d.hint {
-        line.push_str(&format!("\n  = {}: {hint}", paint(HINT, "hint")));
-    }
-    line
+    d.render_with(file, |part, text| {
+        let style = match part {
+            Part::Location => LOCATION,
+            Part::Severity(Severity::Error) => ERROR,
+            Part::Severity(Severity::Warning) => WARNING,
+            Part::Hint => HINT,
+        };
+        paint(style, text)
+    })
 }
 
 fn print_json(report: &LintReport) -> anyhow::Result<()> {

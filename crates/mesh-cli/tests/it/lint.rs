@@ -52,6 +52,15 @@ fn folders_are_searched_and_foreign_yaml_is_skipped() {
 }
 
 #[test]
+fn a_file_named_twice_is_linted_once() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    fs::create_dir_all(tmp.path().join("c")).expect("mkdir");
+    fs::write(tmp.path().join("c/a.odcs.yaml"), "kind: DataContract\n").expect("write");
+    let out = mesh(tmp.path(), &["lint", "c/a.odcs.yaml", "./c/", "c"]);
+    assert!(stdout(&out).contains("checked 1 file:"), "{}", stdout(&out));
+}
+
+#[test]
 fn gitignored_files_are_not_linted() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let root = tmp.path();
@@ -99,6 +108,25 @@ fn missing_paths_unreadable_files_and_bad_flags_exit_2() {
 
     let out = mesh(root, &["lint", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // The other inputs are still linted, and the run still exits 2.
+    fs::write(
+        root.join("ok.odcs.yaml"),
+        "kind: DataContract\napiVersion: v3.1.0\nid: x\nversion: 1.0.0\nstatus: active\n",
+    )
+    .expect("write");
+    let out = mesh(root, &["lint", "ok.odcs.yaml", "missing.odcs.yaml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stdout(&out).contains("checked 1 file: no problems"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("cannot read missing.odcs.yaml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -77,6 +77,14 @@ impl LintReport {
     }
 }
 
+/// Whether unparseable text still says `kind: DataContract` or `kind: DataProduct` (YAML or JSON).
+fn claims_our_kind(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_start().trim_start_matches(['"', '\'']);
+        line.starts_with("kind") && (line.contains("DataContract") || line.contains("DataProduct"))
+    })
+}
+
 /// A contract as seen by cross-file checks.
 pub(crate) struct LintedContract<'a> {
     pub path: &'a str,
@@ -129,9 +137,10 @@ pub fn lint(files: &[SourceFile], options: LintOptions) -> LintReport {
                 root,
                 mut diagnostics,
             } => {
-                // A discovered YAML file that is valid and not ours (a CI workflow, a dbt file) is
-                // none of our business; one the user named, or one we cannot even read, is.
-                if !file.explicit && diagnostics.is_empty() {
+                // A discovered YAML file that is not ours (a CI workflow, a Kubernetes manifest, a
+                // CloudFormation template) is none of our business, even if it is broken; one the
+                // user named is, and so is a broken one whose text claims to be ours.
+                if !file.explicit && (root.is_some() || !claims_our_kind(&file.text)) {
                     continue;
                 }
                 if root.is_some() {

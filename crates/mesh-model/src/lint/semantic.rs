@@ -6,6 +6,8 @@
 //! - references: relationships resolve to a property of this contract;
 //! - ranges: `mustBeBetween` bounds ordered, min ≤ max in `logicalTypeOptions`.
 
+use std::collections::HashMap;
+
 use crate::diag::{Code, Diagnostic, closest};
 use crate::source::{Node, Value, push_pointer};
 
@@ -13,24 +15,23 @@ use crate::source::{Node, Value, push_pointer};
 pub(crate) fn contract(root: &Node) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let index = SchemaIndex::new(root);
-    unique_by(root, "/schema", &["name"], "schema object", &mut out);
-    unique_by(root, "/servers", &["server"], "server", &mut out);
-    unique_by(root, "/roles", &["role"], "role", &mut out);
-    unique_by(
-        root,
-        "/team/members",
-        &["username"],
-        "team member",
-        &mut out,
-    );
-    unique_by(root, "/team", &["username"], "team member", &mut out);
+    for (list, what, key) in [
+        ("/schema", "schema object", "name"),
+        ("/servers", "server", "server"),
+        ("/roles", "role", "role"),
+        ("/team/members", "team member", "username"),
+        // the deprecated list form of `team`
+        ("/team", "team member", "username"),
+    ] {
+        unique_by(root.pointer(list), list, &[key], what, &mut out);
+    }
     for (i, server) in items(root, "servers") {
         unique_by(
-            server,
-            "/roles",
+            server.get("roles"),
+            &format!("/servers/{i}/roles"),
             &["role"],
             "role",
-            &mut at(format!("/servers/{i}"), &mut out),
+            &mut out,
         );
     }
     for (i, object) in items(root, "schema") {
@@ -48,67 +49,20 @@ pub(crate) fn contract(root: &Node) -> Vec<Diagnostic> {
 /// Semantic findings for a product's tree.
 pub(crate) fn product(root: &Node) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    unique_by(
-        root,
-        "/inputPorts",
-        &["name", "version"],
-        "input port",
-        &mut out,
-    );
-    unique_by(
-        root,
-        "/outputPorts",
-        &["name", "version"],
-        "output port",
-        &mut out,
-    );
-    unique_by(
-        root,
-        "/managementPorts",
-        &["name"],
-        "management port",
-        &mut out,
-    );
-    unique_by(
-        root,
-        "/team/members",
-        &["username"],
-        "team member",
-        &mut out,
-    );
+    for (list, what, keys) in [
+        ("/inputPorts", "input port", &["name", "version"][..]),
+        ("/outputPorts", "output port", &["name", "version"]),
+        ("/managementPorts", "management port", &["name"]),
+        ("/team/members", "team member", &["username"]),
+    ] {
+        unique_by(root.pointer(list), list, keys, what, &mut out);
+    }
     walk(root, &mut String::new(), &mut out);
     out
 }
 
-/// Rebases pointers of findings made on a subtree.
-struct At<'a> {
-    prefix: String,
-    out: &'a mut Vec<Diagnostic>,
-}
-
-fn at(prefix: String, out: &mut Vec<Diagnostic>) -> At<'_> {
-    At { prefix, out }
-}
-
-trait Sink {
-    fn push(&mut self, d: Diagnostic);
-}
-
-impl Sink for Vec<Diagnostic> {
-    fn push(&mut self, d: Diagnostic) {
-        Vec::push(self, d);
-    }
-}
-
-impl Sink for At<'_> {
-    fn push(&mut self, mut d: Diagnostic) {
-        d.pointer = format!("{}{}", self.prefix, d.pointer);
-        self.out.push(d);
-    }
-}
-
 /// The items of the list under `key`, with their indices.
-fn items<'a>(node: &'a Node, key: &str) -> impl Iterator<Item = (usize, &'a Node)> {
+fn items<'a>(node: &'a Node, key: &str) -> impl Iterator<Item = (usize, &'a Node)> + Clone {
     node.get(key)
         .and_then(Node::as_seq)
         .unwrap_or_default()
@@ -116,12 +70,18 @@ fn items<'a>(node: &'a Node, key: &str) -> impl Iterator<Item = (usize, &'a Node
         .enumerate()
 }
 
-/// Reports items of the list at `pointer` whose values for `keys` repeat an earlier item's.
-fn unique_by(root: &Node, pointer: &str, keys: &[&str], what: &str, out: &mut impl Sink) {
-    let Some(list) = root.pointer(pointer).and_then(Node::as_seq) else {
+/// Reports items of `list` (at `pointer`) whose values for `keys` repeat an earlier item's.
+fn unique_by(
+    list: Option<&Node>,
+    pointer: &str,
+    keys: &[&str],
+    what: &str,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(list) = list.and_then(Node::as_seq) else {
         return;
     };
-    let mut seen: Vec<(Vec<&str>, &Node)> = Vec::new();
+    let mut seen: HashMap<Vec<&str>, &Node> = HashMap::new();
     for (i, item) in list.iter().enumerate() {
         let Some(values) = keys
             .iter()
@@ -130,38 +90,34 @@ fn unique_by(root: &Node, pointer: &str, keys: &[&str], what: &str, out: &mut im
         else {
             continue;
         };
-        if let Some((_, first)) = seen.iter().find(|(v, _)| *v == values) {
-            let first_node = first.get(keys[0]).unwrap_or(first);
-            let this = item.get(keys[0]).unwrap_or(item);
-            // "duplicate server `prod`", "duplicate output port `orders` version `1.0.0`"
-            let mut shown = format!("`{}`", values[0]);
-            for (k, v) in keys.iter().zip(&values).skip(1) {
-                shown.push_str(&format!(" {k} `{v}`"));
-            }
-            let unique: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
-            let hint = if keys.len() == 1 {
-                format!("{} must be unique in this list", unique[0])
-            } else {
-                format!(
-                    "{} together must be unique in this list",
-                    unique.join(" and ")
-                )
-            };
-            out.push(
-                Diagnostic::error(
-                    Code::Duplicate,
-                    this.span,
-                    format!("{pointer}/{i}/{}", keys[0]),
-                    format!(
-                        "duplicate {what} {shown} (first at {})",
-                        first_node.span.start
-                    ),
-                )
-                .with_hint(hint),
-            );
-        } else {
-            seen.push((values, item));
+        let this = item.get(keys[0]).unwrap_or(item);
+        let Some(first) = seen.get(&values) else {
+            seen.insert(values, this);
+            continue;
+        };
+        // "duplicate server `prod`", "duplicate output port `orders` version `1.0.0`"
+        let mut shown = format!("`{}`", values[0]);
+        for (k, v) in keys.iter().zip(&values).skip(1) {
+            shown.push_str(&format!(" {k} `{v}`"));
         }
+        let unique: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+        let hint = if keys.len() == 1 {
+            format!("{} must be unique in this list", unique[0])
+        } else {
+            format!(
+                "{} together must be unique in this list",
+                unique.join(" and ")
+            )
+        };
+        out.push(
+            Diagnostic::error(
+                Code::Duplicate,
+                this.span,
+                format!("{pointer}/{i}/{}", keys[0]),
+                format!("duplicate {what} {shown} (first at {})", first.span.start),
+            )
+            .with_hint(hint),
+        );
     }
 }
 
@@ -169,11 +125,11 @@ fn unique_by(root: &Node, pointer: &str, keys: &[&str], what: &str, out: &mut im
 /// relationships declared on them.
 fn properties(owner: &Node, pointer: &str, index: &SchemaIndex<'_>, out: &mut Vec<Diagnostic>) {
     unique_by(
-        owner,
-        "/properties",
+        owner.get("properties"),
+        &format!("{pointer}/properties"),
         &["name"],
         "property",
-        &mut at(pointer.to_owned(), out),
+        out,
     );
     for (j, prop) in items(owner, "properties") {
         let pp = format!("{pointer}/properties/{j}");
@@ -219,11 +175,7 @@ impl<'a> SchemaIndex<'a> {
     }
 
     fn object_by_id(&self, id: &str) -> Option<&'a Node> {
-        self.objects
-            .iter()
-            .find(|(_, _, i)| *i == Some(id))
-            .or_else(|| self.objects.iter().find(|(_, n, _)| *n == Some(id)))
-            .map(|(o, _, _)| *o)
+        by_id(self.objects.iter().map(|(o, _, _)| *o), id)
     }
 
     fn object_names(&self) -> Vec<&'a str> {
@@ -238,16 +190,16 @@ fn child_names(owner: &Node) -> Vec<&str> {
 }
 
 fn child_by_id<'a>(owner: &'a Node, id: &str) -> Option<&'a Node> {
-    let props: Vec<&Node> = items(owner, "properties").map(|(_, p)| p).collect();
-    props
-        .iter()
-        .find(|p| p.get("id").and_then(Node::as_str) == Some(id))
-        .or_else(|| {
-            props
-                .iter()
-                .find(|p| p.get("name").and_then(Node::as_str) == Some(id))
-        })
-        .copied()
+    by_id(items(owner, "properties").map(|(_, p)| p), id)
+}
+
+/// The node whose `id` is `id`, or else whose `name` is (path references may use either).
+fn by_id<'a>(nodes: impl Iterator<Item = &'a Node> + Clone, id: &str) -> Option<&'a Node> {
+    let has = |key: &str, n: &&Node| n.get(key).and_then(Node::as_str) == Some(id);
+    nodes
+        .clone()
+        .find(|n| has("id", n))
+        .or_else(|| nodes.clone().find(|n| has("name", n)))
 }
 
 fn relationship(
@@ -257,54 +209,40 @@ fn relationship(
     index: &SchemaIndex<'_>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let refs = |key: &str| -> Vec<&Node> {
+    // The references under `key` with their pointers: one string, or a list of them.
+    let refs = |key: &str| -> Vec<(String, &Node)> {
         match rel.get(key) {
-            Some(
-                n @ Node {
-                    value: Value::String(_),
-                    ..
-                },
-            ) => vec![n],
-            Some(Node {
-                value: Value::Seq(list),
-                ..
-            }) => list.iter().filter(|n| n.as_str().is_some()).collect(),
-            _ => Vec::new(),
+            Some(n) if n.as_str().is_some() => vec![(format!("{pointer}/{key}"), n)],
+            Some(n) => n
+                .as_seq()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (format!("{pointer}/{key}/{i}"), item))
+                .collect(),
+            None => Vec::new(),
         }
     };
-    let to = refs("to");
+    let mut targets = refs("to");
     if schema_level {
-        let from = refs("from");
-        if let (Some(Value::Seq(f)), Some(Value::Seq(t))) = (
-            rel.get("from").map(|n| &n.value),
-            rel.get("to").map(|n| &n.value),
+        if let (Some(f), Some(t)) = (
+            rel.get("from").and_then(Node::as_seq),
+            rel.get("to").and_then(Node::as_seq),
         ) && f.len() != t.len()
         {
             out.push(
-                    Diagnostic::error(
-                        Code::Reference,
-                        rel.span,
-                        pointer.to_owned(),
-                        format!("`from` lists {} columns but `to` lists {}", f.len(), t.len()),
-                    )
-                    .with_hint("a composite key pairs each `from` column with the `to` column at the same position"),
-                );
+                Diagnostic::error(
+                    Code::Reference,
+                    rel.span,
+                    pointer.to_owned(),
+                    format!("`from` lists {} columns but `to` lists {}", f.len(), t.len()),
+                )
+                .with_hint("a composite key pairs each `from` column with the `to` column at the same position"),
+            );
         }
-        for (n, node) in from.iter().enumerate() {
-            let p = if rel.get("from").and_then(Node::as_seq).is_some() {
-                format!("{pointer}/from/{n}")
-            } else {
-                format!("{pointer}/from")
-            };
-            resolve(node, &p, index, out);
-        }
+        targets.splice(0..0, refs("from"));
     }
-    for (n, node) in to.iter().enumerate() {
-        let p = if rel.get("to").and_then(Node::as_seq).is_some() {
-            format!("{pointer}/to/{n}")
-        } else {
-            format!("{pointer}/to")
-        };
+    for (p, node) in targets {
         resolve(node, &p, index, out);
     }
 }
@@ -403,7 +341,7 @@ fn walk(node: &Node, pointer: &mut String, out: &mut Vec<Diagnostic>) {
     match &node.value {
         Value::Seq(list) => {
             if list.iter().any(|i| i.get("id").is_some()) {
-                unique_by(node, "", &["id"], "id", &mut at(pointer.clone(), out));
+                unique_by(Some(node), pointer, &["id"], "id", out);
             }
             for (i, item) in list.iter().enumerate() {
                 let len = pointer.len();
@@ -413,18 +351,10 @@ fn walk(node: &Node, pointer: &mut String, out: &mut Vec<Diagnostic>) {
             }
         }
         Value::Map(entries) => {
-            if let Some(list) = node.get("customProperties")
-                && list.as_seq().is_some()
-            {
+            if let Some(list) = node.get("customProperties") {
                 let mut base = pointer.clone();
                 push_pointer(&mut base, "customProperties");
-                unique_by(
-                    list,
-                    "",
-                    &["property"],
-                    "custom property",
-                    &mut at(base, out),
-                );
+                unique_by(Some(list), &base, &["property"], "custom property", out);
             }
             for key in ["mustBeBetween", "mustNotBeBetween"] {
                 if let Some(bounds) = node.get(key) {

@@ -226,19 +226,11 @@ pub struct Pricing {
 }
 
 /// `team`: an object with members (v3.1), or the deprecated plain list of members (v3.0).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
 pub enum TeamSpec {
     Team(Box<Team>),
     Members(Vec<TeamMember>),
-}
-
-impl serde::Serialize for TeamSpec {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            TeamSpec::Team(team) => team.serialize(s),
-            TeamSpec::Members(members) => members.serialize(s),
-        }
-    }
 }
 
 impl FromNode for TeamSpec {
@@ -281,7 +273,7 @@ pub struct Team {
 
 /// One member of a team, with the dates of their membership.
 #[derive(Debug, Clone, PartialEq, Model)]
-#[model(what = "team member", check = check_member)]
+#[model(what = "team member", check = formats::check_membership_dates)]
 pub struct TeamMember {
     pub id: Option<StableId>,
     pub username: String,
@@ -296,11 +288,6 @@ pub struct TeamMember {
     pub authoritative_definitions: Vec<AuthoritativeDefinition>,
     #[model(extra)]
     pub extra: Extra,
-}
-
-fn check_member(node: &Node, cx: &mut Cx) {
-    formats::check_date(node, "dateIn", cx);
-    formats::check_date(node, "dateOut", cx);
 }
 
 /// An access role consumers can request, and who approves it.

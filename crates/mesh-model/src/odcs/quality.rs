@@ -69,7 +69,7 @@ pub struct DataQuality {
     pub unit: Option<String>,
     // library
     pub metric: Option<Metric>,
-    #[model(deprecated = "since ODCS v3.1.0 library rules are named by `metric`")]
+    /// Deprecated since v3.1.0 in favour of `metric` (reported by the check, where it applies).
     pub rule: Option<String>,
     pub arguments: Option<Object>,
     // sql
@@ -125,37 +125,67 @@ impl DataQuality {
 
     /// The rule's operator (the first, if a malformed rule has several).
     pub fn operator(&self) -> Option<Operator> {
-        let o = &self;
-        o.must_be
-            .clone()
-            .map(Operator::MustBe)
-            .or_else(|| o.must_not_be.clone().map(Operator::MustNotBe))
-            .or_else(|| {
-                o.must_be_greater_than
-                    .clone()
-                    .map(Operator::MustBeGreaterThan)
-            })
-            .or_else(|| {
-                o.must_be_greater_or_equal_to
-                    .clone()
-                    .map(Operator::MustBeGreaterOrEqualTo)
-            })
-            .or_else(|| o.must_be_less_than.clone().map(Operator::MustBeLessThan))
-            .or_else(|| {
-                o.must_be_less_or_equal_to
-                    .clone()
-                    .map(Operator::MustBeLessOrEqualTo)
-            })
-            .or_else(|| o.must_be_between.clone().map(Operator::MustBeBetween))
-            .or_else(|| {
-                o.must_not_be_between
-                    .clone()
-                    .map(Operator::MustNotBeBetween)
-            })
+        use Operator as O;
+        let values = [
+            self.must_be.clone().map(O::MustBe),
+            self.must_not_be.clone().map(O::MustNotBe),
+        ];
+        let numbers = [
+            self.must_be_greater_than.clone().map(O::MustBeGreaterThan),
+            self.must_be_greater_or_equal_to
+                .clone()
+                .map(O::MustBeGreaterOrEqualTo),
+            self.must_be_less_than.clone().map(O::MustBeLessThan),
+            self.must_be_less_or_equal_to
+                .clone()
+                .map(O::MustBeLessOrEqualTo),
+        ];
+        let ranges = [
+            self.must_be_between.clone().map(O::MustBeBetween),
+            self.must_not_be_between.clone().map(O::MustNotBeBetween),
+        ];
+        values
+            .into_iter()
+            .chain(numbers)
+            .chain(ranges)
+            .flatten()
+            .next()
+    }
+}
+
+/// The kinds of rule a key belongs to (the schema's `if/then` branches).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Library,
+    Sql,
+    Custom,
+    /// Operators: library and sql rules.
+    Comparison,
+}
+
+impl Owner {
+    fn of(key: &str) -> Option<Owner> {
+        match key {
+            "metric" | "rule" | "arguments" => Some(Owner::Library),
+            "query" => Some(Owner::Sql),
+            "engine" | "implementation" => Some(Owner::Custom),
+            _ if OPERATORS.contains(&key) => Some(Owner::Comparison),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Owner::Library => "library",
+            Owner::Sql => "sql",
+            Owner::Custom => "custom",
+            Owner::Comparison => "library and sql",
+        }
     }
 }
 
 fn check_quality(node: &Node, cx: &mut Cx) {
+    let Some(entries) = node.as_map() else { return };
     let ty = match node.get("type") {
         None => None,
         Some(t) => match t.as_str().and_then(QualityType::parse) {
@@ -164,37 +194,44 @@ fn check_quality(node: &Node, cx: &mut Cx) {
             None => return,
         },
     };
+    // As the schema reads it: a `metric` makes a rule a library rule even without `type`.
     let library =
         ty == Some(QualityType::Library) || node.get("metric").and_then(Node::as_str).is_some();
     let sql = ty == Some(QualityType::Sql);
     let custom = ty == Some(QualityType::Custom);
+    let applies = |owner: Owner| match owner {
+        Owner::Library => library,
+        Owner::Sql => sql,
+        Owner::Custom => custom,
+        Owner::Comparison => library || sql,
+    };
 
-    let mut specific: Vec<(&str, bool, &str)> = vec![
-        ("metric", library, "library"),
-        ("rule", library, "library"),
-        ("arguments", library, "library"),
-        ("query", sql, "sql"),
-        ("engine", custom, "custom"),
-        ("implementation", custom, "custom"),
-    ];
-    for op in OPERATORS {
-        specific.push((op, library || sql, "library and sql"));
-    }
-    for (key, allowed, owner) in specific {
-        let Some(entry) = node.entry(key) else {
+    for entry in entries {
+        let key = entry.key.text.as_str();
+        let Some(owner) = Owner::of(key) else {
             continue;
         };
-        if allowed {
+        if applies(owner) {
+            if key == "rule" {
+                cx.at(key, |cx| {
+                    cx.warning(
+                        Code::Deprecated,
+                        entry.key.span,
+                        "`rule` is deprecated since ODCS v3.1.0",
+                    )
+                    .hint =
+                        Some("name the check with `metric` (e.g. `metric: nullValues`)".to_owned());
+                });
+            }
             continue;
         }
-        let hint = match (key, owner) {
-            ("rule", _) if ty.is_none() => {
+        let hint = match owner {
+            Owner::Library if key == "rule" && ty.is_none() => {
                 "since ODCS v3.1.0 library rules name their check with `metric` (e.g. `metric: nullValues`)".to_owned()
             }
-            (_, "library") => "add `metric:` (or `type: library`) to make this a library rule".to_owned(),
-            (_, "sql") => format!("set `type: sql`, or remove `{key}`"),
-            (_, "custom") => format!("set `type: custom`, or remove `{key}`"),
-            _ => "operators compare the value of a library `metric` or of an sql `query`".to_owned(),
+            Owner::Library => "add `metric:` (or `type: library`) to make this a library rule".to_owned(),
+            Owner::Sql | Owner::Custom => format!("set `type: {}`, or remove `{key}`", owner.name()),
+            Owner::Comparison => "operators compare the value of a library `metric` or of an sql `query`".to_owned(),
         };
         let kind = match ty {
             Some(ty) => format!("not to {ty} rules"),
@@ -204,38 +241,31 @@ fn check_quality(node: &Node, cx: &mut Cx) {
             cx.error(
                 Code::NotAllowed,
                 entry.key.span,
-                format!("`{key}` only applies to {owner} rules, {kind}"),
+                format!("`{key}` only applies to {} rules, {kind}", owner.name()),
             )
             .hint = Some(hint);
         });
     }
 
-    let mut required = Vec::new();
-    if library {
-        required.push("metric");
-    }
-    if sql {
-        required.push("query");
-    }
-    if custom {
-        required.extend(["engine", "implementation"]);
-    }
-    for key in required {
-        if node.entry(key).is_none() {
-            let what = match key {
-                "metric" => "library",
-                "query" => "sql",
-                _ => "custom",
-            };
+    for (owner, key) in [
+        (Owner::Library, "metric"),
+        (Owner::Sql, "query"),
+        (Owner::Custom, "engine"),
+        (Owner::Custom, "implementation"),
+    ] {
+        if applies(owner) && node.entry(key).is_none() {
             cx.error(
                 Code::Required,
                 node.span,
-                format!("{what} quality rule is missing required key `{key}`"),
+                format!(
+                    "{} quality rule is missing required key `{key}`",
+                    owner.name()
+                ),
             );
         }
     }
 
-    if library || sql {
+    if applies(Owner::Comparison) {
         let present: Vec<&str> = OPERATORS
             .iter()
             .copied()
@@ -244,25 +274,28 @@ fn check_quality(node: &Node, cx: &mut Cx) {
         match present.as_slice() {
             [_] => {}
             [] => {
+                let all: Vec<String> = OPERATORS.iter().map(|op| format!("`{op}`")).collect();
                 cx.error(Code::Operator, node.span, "quality rule has no operator")
-                    .hint = Some("add exactly one of `mustBe`, `mustNotBe`, `mustBeGreaterThan`, `mustBeGreaterOrEqualTo`, `mustBeLessThan`, `mustBeLessOrEqualTo`, `mustBeBetween`, `mustNotBeBetween`".to_owned());
+                    .hint = Some(format!("add exactly one of {}", all.join(", ")));
             }
             [_, second, ..] => {
                 let list: Vec<String> = present.iter().map(|p| format!("`{p}`")).collect();
                 let span = node.key_span(second);
-                cx.error(
-                    Code::Operator,
-                    span,
-                    format!(
-                        "quality rule has {} operators ({}); ODCS allows exactly one",
-                        present.len(),
-                        list.join(", ")
-                    ),
-                )
-                .hint = Some(
-                    "use `mustBeBetween: [low, high]` for a range, or split the rule in two"
-                        .to_owned(),
-                );
+                cx.at(second, |cx| {
+                    cx.error(
+                        Code::Operator,
+                        span,
+                        format!(
+                            "quality rule has {} operators ({}); ODCS allows exactly one",
+                            present.len(),
+                            list.join(", ")
+                        ),
+                    )
+                    .hint = Some(
+                        "use `mustBeBetween: [low, high]` for a range, or split the rule in two"
+                            .to_owned(),
+                    );
+                });
             }
         }
     }
@@ -307,7 +340,7 @@ impl FromNode for Between {
         let numbers = Vec::<serde_json::Number>::from_node(node, cx)?;
         let [low, high] = <[serde_json::Number; 2]>::try_from(numbers).ok()?;
         if low.as_f64() == high.as_f64() {
-            cx.error(Code::Range, node.span, "the two bounds are equal")
+            cx.error(Code::UniqueItems, node.span, "the two bounds are equal")
                 .hint = Some("use `mustBe` for a single value".to_owned());
             return None;
         }

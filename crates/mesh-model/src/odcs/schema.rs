@@ -64,15 +64,7 @@ pub struct SchemaObject {
 
 fn check_object(node: &Node, cx: &mut Cx) {
     check_child_properties(node, cx);
-    if let Some(relationships) = node.get("relationships").and_then(Node::as_seq) {
-        cx.at("relationships", |cx| {
-            for (i, rel) in relationships.iter().enumerate() {
-                cx.at(&i.to_string(), |cx| {
-                    check_schema_level_relationship(rel, cx)
-                });
-            }
-        });
-    }
+    each_relationship(node, cx, check_schema_level_relationship);
 }
 
 impl SchemaObject {
@@ -101,6 +93,7 @@ pub struct SchemaProperty {
     pub primary_key: Option<bool>,
     pub primary_key_position: Option<i64>,
     pub logical_type: Option<LogicalType>,
+    #[model(with = LogicalTypeOptions::read_unchecked)]
     pub logical_type_options: Option<LogicalTypeOptions>,
     pub physical_name: Option<String>,
     pub required: Option<bool>,
@@ -171,6 +164,17 @@ pub struct LogicalTypeOptions {
 }
 
 impl LogicalTypeOptions {
+    /// Reads the options without reporting anything: which keys apply, and so which values must
+    /// have which type, depends on the property's `logicalType` — [`check_property`] reports.
+    /// (For `boolean`, or no `logicalType`, the schema does not constrain the values at all.)
+    fn read_unchecked(node: &Node, cx: &mut Cx) -> Option<Self> {
+        if node.as_map().is_none() {
+            cx.type_error(node, "an object (logicalTypeOptions)");
+            return None;
+        }
+        Self::from_node(node, &mut Cx::new())
+    }
+
     /// The option keys that apply to `logical_type` (none for `boolean`).
     pub fn keys_for(logical_type: LogicalType) -> &'static [&'static str] {
         const TEMPORAL: &[&str] = &[
@@ -278,15 +282,7 @@ fn check_property(node: &Node, cx: &mut Cx) {
         });
     }
     check_child_properties(node, cx);
-    if let Some(relationships) = node.get("relationships").and_then(Node::as_seq) {
-        cx.at("relationships", |cx| {
-            for (i, rel) in relationships.iter().enumerate() {
-                cx.at(&i.to_string(), |cx| {
-                    check_property_level_relationship(rel, cx)
-                });
-            }
-        });
-    }
+    each_relationship(node, cx, check_property_level_relationship);
 }
 
 /// Entries of a `properties` list need a `name` (array `items` do not, which is why the parent
@@ -326,6 +322,18 @@ fn check_options(lt: Option<LogicalType>, options: &Node, cx: &mut Cx) {
         return;
     };
     let allowed = LogicalTypeOptions::keys_for(lt);
+    // The values of the keys that apply, typed: the options read as one object with only them.
+    let applicable = Node::new(
+        Value::Map(
+            entries
+                .iter()
+                .filter(|e| allowed.contains(&e.key.text.as_str()))
+                .cloned()
+                .collect(),
+        ),
+        options.span,
+    );
+    let _ = LogicalTypeOptions::from_node(&applicable, cx);
     if lt == LogicalType::Boolean {
         if let Some(first) = entries.first() {
             cx.warning(
@@ -409,13 +417,15 @@ fn check_options(lt: Option<LogicalType>, options: &Node, cx: &mut Cx) {
                                 "`required` must list at least one property name",
                             );
                         }
-                        let texts: Vec<&str> = names.iter().filter_map(Node::as_str).collect();
-                        for (i, name) in texts.iter().enumerate() {
-                            if texts[..i].contains(name) {
+                        let mut seen = std::collections::HashSet::new();
+                        for name in names {
+                            if let Some(text) = name.as_str()
+                                && !seen.insert(text)
+                            {
                                 cx.error(
-                                    Code::Duplicate,
-                                    value.span,
-                                    format!("`{name}` is listed twice in `required`"),
+                                    Code::UniqueItems,
+                                    name.span,
+                                    format!("`{text}` is listed twice in `required`"),
                                 );
                             }
                         }
@@ -447,6 +457,18 @@ pub struct Relationship {
     pub custom_properties: Vec<CustomProperty>,
     #[model(extra)]
     pub extra: Extra,
+}
+
+/// Runs `check` on each entry of `node`'s `relationships`, with the pointer set to it.
+fn each_relationship(node: &Node, cx: &mut Cx, check: fn(&Node, &mut Cx)) {
+    let Some(relationships) = node.get("relationships").and_then(Node::as_seq) else {
+        return;
+    };
+    cx.at("relationships", |cx| {
+        for (i, rel) in relationships.iter().enumerate() {
+            cx.at(&i.to_string(), |cx| check(rel, cx));
+        }
+    });
 }
 
 fn check_schema_level_relationship(rel: &Node, cx: &mut Cx) {

@@ -148,7 +148,8 @@ const KEYS: &[&str] = &[
 ];
 
 fn scalars(rng: &mut Rng, pool: &[String]) -> Value {
-    match rng.below(9) {
+    match rng.below(10) {
+        9 => json!(1e20),
         0 => Value::Null,
         1 => json!(true),
         2 => json!(7),
