@@ -34,13 +34,6 @@ impl Cx {
         &self.pointer
     }
 
-    /// The pointer of a child of the value being read.
-    pub fn child_pointer(&self, segment: &str) -> String {
-        let mut p = self.pointer.clone();
-        push_pointer(&mut p, segment);
-        p
-    }
-
     /// Runs `f` with the pointer extended by `segment` (a key or a list index).
     pub fn at<R>(&mut self, segment: &str, f: impl FnOnce(&mut Self) -> R) -> R {
         let len = self.pointer.len();
@@ -126,10 +119,6 @@ impl Cx {
             (Some(last), _) if !self.pointer.is_empty() => format!("`{last}`"),
             _ => "the document".to_owned(),
         }
-    }
-
-    pub fn diagnostics(&self) -> &[Diagnostic] {
-        &self.diagnostics
     }
 
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {
