@@ -142,7 +142,7 @@ fn edited_vectors_never_panic() {
         prop::collection::vec((any::<prop::sample::Index>(), 0u8..3, any::<char>()), 1..6),
     );
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 600,
+        cases: cases(600),
         ..ProptestConfig::default()
     });
     runner
