@@ -32,6 +32,9 @@ enum Command {
     /// Check data contracts (*.odcs.yaml) and data products (*.odps.yaml): schema, semantics and
     /// platform readiness, every finding with file:line:col.
     Lint(cmd::lint::Args),
+    /// Check a data contract against its data: schema, quality rules and SLAs, on Parquet, CSV,
+    /// JSON, locally or on S3.
+    Test(cmd::test::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&args),
         Command::Lint(args) => cmd::lint::run(&args),
+        Command::Test(args) => cmd::test::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -2,3 +2,4 @@
 
 pub(crate) mod init;
 pub(crate) mod lint;
+pub(crate) mod test;

@@ -1,0 +1,176 @@
+//! The data plane of mesh: ODCS contracts checked against data on DataFusion.
+//!
+//! [`checks`] plans what to measure (pure), [`source`] finds and registers the data, [`exec`]
+//! measures in as few scans as possible, [`report`] writes results other tools read.
+//! [`test_contract`] is the whole of `mesh test`.
+
+pub mod checks;
+pub mod error;
+pub mod exec;
+pub mod report;
+pub mod source;
+
+use std::path::Path;
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use mesh_model::odcs::Contract;
+
+pub use checks::Categories;
+pub use error::EngineError;
+pub use report::{CheckResult, Outcome, Run};
+pub use source::{Format, Location};
+
+/// What `mesh test` was asked to do.
+#[derive(Debug, Clone, Default)]
+pub struct TestOptions {
+    /// The contract server to read (default: the first).
+    pub server: Option<String>,
+    /// Read this path instead of a server.
+    pub data: Option<String>,
+    /// The format of `data` (default: from its extension).
+    pub format: Option<String>,
+    /// Only this schema object.
+    pub model: Option<String>,
+    pub categories: Categories,
+    /// A SQL predicate restricting the rows checked.
+    pub filter: Option<String>,
+    /// Up to this many offending rows per failed check.
+    pub failed_samples: usize,
+}
+
+/// A session tuned for checks: all cores, large batches.
+pub fn session() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_batch_size(64 * 1024)
+        .with_information_schema(false);
+    SessionContext::new_with_config(config)
+}
+
+/// Checks `contract` against its data; `contract_dir` anchors relative server paths.
+pub async fn test_contract(
+    contract: &Contract,
+    contract_dir: &Path,
+    options: &TestOptions,
+) -> Result<Run, EngineError> {
+    let started = now_rfc3339();
+    if let Some(model) = &options.model
+        && contract.schema_object(model).is_none()
+    {
+        let known: Vec<&str> = contract.schema.iter().map(|o| o.name.as_str()).collect();
+        return Err(EngineError::UnknownModel {
+            name: model.clone(),
+            known: known.join(", "),
+        });
+    }
+    let plans = checks::plan(contract, options.model.as_deref(), options.categories);
+    let (location, server) = match &options.data {
+        Some(path) => (Location::from_path(path, options.format.as_deref())?, None),
+        None => {
+            let server = match &options.server {
+                Some(name) => contract
+                    .servers
+                    .iter()
+                    .find(|s| s.server == *name)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            contract.servers.iter().map(|s| s.server.as_str()).collect();
+                        EngineError::UnknownServer {
+                            name: name.clone(),
+                            known: known.join(", "),
+                        }
+                    })?,
+                None => contract.servers.first().ok_or(EngineError::NoServer)?,
+            };
+            (
+                Location::from_server(server, contract_dir)?,
+                Some(server.server.clone()),
+            )
+        }
+    };
+
+    let ctx = session();
+    let mut results = Vec::new();
+    for plan in &plans {
+        let loc = if plans.len() > 1 {
+            location.for_model(&plan.physical_name)
+        } else {
+            location.clone()
+        };
+        let table = exec::TableInfo {
+            name: plan.model.clone(),
+            text: loc.format.is_text(),
+        };
+        let hidden = hidden_columns(contract, &plan.model);
+        let keys = primary_key(contract, &plan.model);
+        let registered = if table.text {
+            exec::TableInfo::text_table(&plan.model)
+        } else {
+            plan.model.clone()
+        };
+        match source::register(&ctx, &registered, &loc).await {
+            Ok(()) => {
+                let run_options = exec::RunOptions {
+                    filter: options.filter.as_deref(),
+                    failed_samples: options.failed_samples,
+                    hidden: &hidden,
+                    keys: &keys,
+                };
+                results.extend(exec::run_model(&ctx, &table, &plan.checks, &run_options).await);
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                results.extend(
+                    plan.checks
+                        .iter()
+                        .map(|c| CheckResult::new(c.clone(), Outcome::Error, Some(reason.clone()))),
+                );
+            }
+        }
+    }
+    Ok(Run {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        contract_id: contract.id.clone(),
+        contract_version: contract.version.clone(),
+        server,
+        started,
+        finished: now_rfc3339(),
+        results,
+    })
+}
+
+/// Columns never shown in failed samples: classified as PII or sensitive.
+fn hidden_columns(contract: &Contract, model: &str) -> Vec<String> {
+    const SENSITIVE: &[&str] = &["pii", "sensitive", "confidential", "restricted", "secret"];
+    contract
+        .schema_object(model)
+        .map(|o| {
+            o.properties
+                .iter()
+                .filter(|p| {
+                    p.classification
+                        .as_deref()
+                        .is_some_and(|c| SENSITIVE.contains(&c.to_ascii_lowercase().as_str()))
+                })
+                .map(|p| p.name().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The primary-key columns of a model, by position.
+fn primary_key(contract: &Contract, model: &str) -> Vec<String> {
+    let Some(object) = contract.schema_object(model) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<_> = object
+        .properties
+        .iter()
+        .filter(|p| p.is_primary_key())
+        .collect();
+    keys.sort_by_key(|p| p.primary_key_position.unwrap_or(i64::MAX));
+    keys.into_iter().map(|p| p.name().to_owned()).collect()
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
