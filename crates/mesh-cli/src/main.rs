@@ -34,7 +34,7 @@ enum Command {
     Lint(cmd::lint::Args),
     /// Check a data contract against its data: schema, quality rules and SLAs, on Parquet, CSV,
     /// JSON, locally or on S3.
-    Test(cmd::test::Args),
+    Test(Box<cmd::test::Args>),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

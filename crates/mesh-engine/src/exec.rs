@@ -29,15 +29,16 @@ use mesh_model::odcs::{Bound, LogicalType};
 
 use crate::checks::{Check, FieldPath, Measure, OnFail, Predicate, fmt_number};
 use crate::report::{CheckResult, Outcome};
+use crate::source::TextRead;
 
 /// What the engine needs to know about a registered table.
 #[derive(Debug, Clone)]
 pub struct TableInfo {
     /// The model's table name (what SQL rules call `{object}`).
     pub name: String,
-    /// CSV: the data is registered as text under [`TableInfo::text_table`]; the engine registers
-    /// `name` as a view that reads each declared column as its contract type.
-    pub text: bool,
+    /// CSV and JSON: the data is registered under [`TableInfo::text_table`], and the engine
+    /// registers `name` as a view that reads text columns as their contract types.
+    pub text: Option<TextRead>,
 }
 
 impl TableInfo {
@@ -86,13 +87,13 @@ async fn run_model_inner(
     checks: &[Check],
     options: &RunOptions<'_>,
 ) -> Result<Vec<CheckResult>, datafusion::error::DataFusionError> {
-    let mut df = if table.text {
+    let mut df = if let Some(text) = table.text {
         // Read text as the contract's types (so filters, SQL rules and bounds compare numbers as
         // numbers), keeping each text value beside its typed value for the type check.
         let raw = ctx
             .table(TableInfo::text_table(&table.name).as_str())
             .await?;
-        let (with_text, typed) = typed_projection(raw, checks)?;
+        let (with_text, typed) = typed_projection(raw, checks, text)?;
         ctx.register_table(table.name.as_str(), typed.into_view())?;
         with_text
     } else {
@@ -103,6 +104,17 @@ async fn run_model_inner(
         df = df.filter(predicate)?;
     }
     let schema: Arc<Schema> = Arc::new(df.schema().as_arrow().clone());
+    // SQL rules see the checked rows (filtered, typed) as `{object}`.
+    let object = format!("{}__checked", table.name);
+    if checks.iter().any(|c| matches!(c.measure, Measure::Sql(_))) {
+        let visible: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .filter(|f| !f.name().starts_with(TEXT_TWIN))
+            .map(|f| ident(f.name().clone()))
+            .collect();
+        ctx.register_table(object.as_str(), df.clone().select(visible)?.into_view())?;
+    }
 
     // Plan: one aggregate for all counts, one grouped pass per key set, SQL alone.
     let mut aggregates: Vec<Expr> = vec![count(lit(1)).alias("__rows")];
@@ -135,48 +147,30 @@ async fn run_model_inner(
                         format!("field `{field}` is not in the data"),
                     )
                 }
-                Some(r) if table.text && field.0.len() == 1 => {
-                    let twin = resolve(&schema, &FieldPath::top(&format!("{TEXT_TWIN}{}", r.name)));
-                    match (logical, twin) {
-                        (LogicalType::String, _) => {
-                            results[i] =
-                                Some(CheckResult::new(check.clone(), Outcome::Passed, None));
-                        }
-                        (LogicalType::Object | LogicalType::Array, _) => {
-                            results[i] = done(
-                                Outcome::Failed,
-                                format!(
-                                    "field '{field}': a CSV column holds text, not {logical} values"
-                                ),
-                            );
-                        }
-                        (_, Some(text)) => {
-                            // Set, not blank, and unreadable as the type.
-                            let expr = text
-                                .expr
-                                .clone()
-                                .is_not_null()
-                                .and(text.expr.eq(lit("")).not())
-                                .and(r.expr.is_null());
-                            slots.insert(i, Slot::Count(aggregates.len()));
-                            offending.insert(i, expr.clone());
-                            aggregates
-                                .push(count(lit(1)).filter(expr).build()?.alias(format!("__c{i}")));
-                        }
-                        (_, None) => {
-                            results[i] =
-                                Some(CheckResult::new(check.clone(), Outcome::Passed, None))
-                        }
+                Some(r) => match twin_of(&schema, &r).filter(|_| field.0.len() == 1) {
+                    // Text read as the contract's type: count the set, non-blank values that do
+                    // not parse.
+                    Some(text) => {
+                        let expr = text
+                            .expr
+                            .clone()
+                            .is_not_null()
+                            .and(text.expr.eq(lit("")).not())
+                            .and(r.expr.is_null());
+                        slots.insert(i, Slot::Count(aggregates.len()));
+                        offending.insert(i, expr.clone());
+                        aggregates
+                            .push(count(lit(1)).filter(expr).build()?.alias(format!("__c{i}")));
                     }
-                }
-                Some(r) => {
-                    results[i] = Some(
-                        match type_mismatch(*logical, physical.as_deref(), &r.data_type) {
-                            None => CheckResult::new(check.clone(), Outcome::Passed, None),
-                            Some(reason) => fail(check, format!("field '{field}': {reason}")),
-                        },
-                    );
-                }
+                    None => {
+                        results[i] = Some(
+                            match type_mismatch(*logical, physical.as_deref(), &r.data_type) {
+                                None => CheckResult::new(check.clone(), Outcome::Passed, None),
+                                Some(reason) => fail(check, format!("field '{field}': {reason}")),
+                            },
+                        );
+                    }
+                },
             },
             Measure::RowCount => {
                 slots.insert(i, Slot::Count(0));
@@ -193,7 +187,8 @@ async fn run_model_inner(
                         },
                     );
                 }
-                Some(r) => match violation(predicate, &r, table.text) {
+                Some(r) => match violation(predicate, &r, table.text == Some(TextRead::AllColumns))
+                {
                     Ok(expr) => {
                         slots.insert(i, Slot::Count(aggregates.len()));
                         offending.insert(i, expr.clone());
@@ -212,6 +207,10 @@ async fn run_model_inner(
                         )
                     }
                     Some(r) => {
+                        // Text formats: the text itself, not its reading as the contract's type.
+                        let r = twin_of(&schema, &r)
+                            .filter(|_| field.0.len() == 1)
+                            .unwrap_or(r);
                         let ts = try_cast(
                             r.expr.clone(),
                             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
@@ -311,7 +310,7 @@ async fn run_model_inner(
                 Err(e) => error(check, e),
             },
             Slot::Sql => match &check.measure {
-                Measure::Sql(query) => match sql_value(ctx, table, check, query).await {
+                Measure::Sql(query) => match sql_value(ctx, &object, check, query).await {
                     Ok(v) => judge(check, v, rows, None),
                     Err(e) => error(check, &e),
                 },
@@ -552,14 +551,14 @@ async fn duplicate_counts(
 /// Runs a SQL rule read-only; its first value is the measure.
 async fn sql_value(
     ctx: &SessionContext,
-    table: &TableInfo,
+    object: &str,
     check: &Check,
     query: &str,
 ) -> Result<f64, String> {
     let quoted = |name: &str| Ident::with_quote('"', name).to_string();
     let mut sql = query
-        .replace("{object}", &quoted(&table.name))
-        .replace("{model}", &quoted(&table.name));
+        .replace("{object}", &quoted(object))
+        .replace("{model}", &quoted(object));
     if let Some(field) = &check.field {
         sql = sql
             .replace("{property}", &quoted(field))
@@ -585,6 +584,11 @@ async fn sql_value(
         Cell::Number(Some(v)) => Ok(v),
         _ => Err("the query's first value is not a number".to_owned()),
     }
+}
+
+/// The text twin of a top-level column, when the scan has one.
+fn twin_of(schema: &Schema, r: &Resolved) -> Option<Resolved> {
+    resolve(schema, &FieldPath::top(&format!("{TEXT_TWIN}{}", r.name)))
 }
 
 /// A field found in the data.
@@ -671,6 +675,7 @@ fn target_type(lt: LogicalType) -> Option<DataType> {
 fn typed_projection(
     raw: DataFrame,
     checks: &[Check],
+    text: TextRead,
 ) -> Result<(DataFrame, DataFrame), datafusion::error::DataFusionError> {
     let declared: HashMap<String, LogicalType> = checks
         .iter()
@@ -687,8 +692,15 @@ fn typed_projection(
         let name = f.name();
         let target = declared
             .get(&name.to_lowercase())
+            .filter(|lt| {
+                text == TextRead::AllColumns
+                    || matches!(
+                        lt,
+                        LogicalType::Date | LogicalType::Timestamp | LogicalType::Time
+                    )
+            })
             .and_then(|lt| target_type(*lt))
-            .filter(|t| *t != DataType::Utf8);
+            .filter(|t| *t != DataType::Utf8 && is_string(f.data_type()));
         match target {
             Some(target) => {
                 let value = try_cast(ident(name.clone()), target).alias(name);

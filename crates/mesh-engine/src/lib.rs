@@ -36,6 +36,34 @@ pub struct TestOptions {
     pub filter: Option<String>,
     /// Up to this many offending rows per failed check.
     pub failed_samples: usize,
+    /// Only quality rules with one of these ids, tags or dimensions (all checks when all empty).
+    pub select: Selection,
+}
+
+/// Quality rules picked by id, tag or dimension (`--quality-id`, `--tag`, `--dimension`).
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub quality_ids: Vec<String>,
+    pub tags: Vec<String>,
+    pub dimensions: Vec<String>,
+}
+
+impl Selection {
+    fn is_empty(&self) -> bool {
+        self.quality_ids.is_empty() && self.tags.is_empty() && self.dimensions.is_empty()
+    }
+
+    fn picks(&self, check: &checks::Check) -> bool {
+        check
+            .quality_id
+            .as_ref()
+            .is_some_and(|id| self.quality_ids.contains(id))
+            || check.tags.iter().any(|t| self.tags.contains(t))
+            || check
+                .dimension
+                .as_ref()
+                .is_some_and(|d| self.dimensions.contains(d))
+    }
 }
 
 /// A session tuned for checks: all cores, large batches.
@@ -62,7 +90,12 @@ pub async fn test_contract(
             known: known.join(", "),
         });
     }
-    let plans = checks::plan(contract, options.model.as_deref(), options.categories);
+    let mut plans = checks::plan(contract, options.model.as_deref(), options.categories);
+    if !options.select.is_empty() {
+        for plan in &mut plans {
+            plan.checks.retain(|c| options.select.picks(c));
+        }
+    }
     let (location, server) = match &options.data {
         Some(path) => (Location::from_path(path, options.format.as_deref())?, None),
         None => {
@@ -98,11 +131,11 @@ pub async fn test_contract(
         };
         let table = exec::TableInfo {
             name: plan.model.clone(),
-            text: loc.format.is_text(),
+            text: loc.format.text_read(),
         };
         let hidden = hidden_columns(contract, &plan.model);
         let keys = primary_key(contract, &plan.model);
-        let registered = if table.text {
+        let registered = if table.text.is_some() {
             exec::TableInfo::text_table(&plan.model)
         } else {
             plan.model.clone()

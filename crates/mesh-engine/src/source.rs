@@ -70,9 +70,15 @@ impl Format {
         })
     }
 
-    /// Text formats carry no types: type checks cast their values.
-    pub fn is_text(self) -> bool {
-        matches!(self, Format::Csv { .. })
+    /// Which columns of this format hold text that the contract's types must be read from:
+    /// every CSV column; JSON strings where the contract says date, timestamp or time (JSON has
+    /// no such types).
+    pub fn text_read(self) -> Option<TextRead> {
+        match self {
+            Format::Csv { .. } => Some(TextRead::AllColumns),
+            Format::Json { .. } => Some(TextRead::Temporal),
+            Format::Parquet | Format::Delta => None,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -83,6 +89,13 @@ impl Format {
             Format::Delta => "delta",
         }
     }
+}
+
+/// Text columns whose values are read as the contract's types (see [`Format::text_read`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRead {
+    AllColumns,
+    Temporal,
 }
 
 /// Where to read data from.

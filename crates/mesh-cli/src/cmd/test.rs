@@ -46,6 +46,18 @@ pub(crate) struct Args {
     #[arg(long)]
     filter: Option<String>,
 
+    /// Only the quality rules with this `id` (repeatable).
+    #[arg(long = "quality-id", value_name = "ID")]
+    quality_ids: Vec<String>,
+
+    /// Only the quality rules with this tag (repeatable).
+    #[arg(long = "tag", value_name = "TAG")]
+    tags: Vec<String>,
+
+    /// Only the quality rules of this dimension, e.g. completeness (repeatable).
+    #[arg(long = "dimension", value_name = "DIMENSION")]
+    dimensions: Vec<String>,
+
     /// Include up to N offending rows per failed check (columns classified as sensitive are left out).
     #[arg(long, value_name = "N", default_value_t = 0)]
     include_failed_samples: usize,
@@ -100,6 +112,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Exit> {
         categories,
         filter: args.filter.clone(),
         failed_samples: args.include_failed_samples,
+        select: mesh_engine::Selection {
+            quality_ids: args.quality_ids.clone(),
+            tags: args.tags.clone(),
+            dimensions: args.dimensions.clone(),
+        },
     };
     let base = args
         .contract
@@ -178,12 +195,13 @@ fn print_text(run: &Run, elapsed: std::time::Duration) -> anyhow::Result<()> {
             }
         }
     }
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     let summary = format!(
-        "{} passed, {} failed, {} warnings, {} errors, {} skipped",
+        "{} passed, {} failed, {}, {}, {} skipped",
         run.count(Outcome::Passed),
         run.count(Outcome::Failed),
-        run.count(Outcome::Warning),
-        run.count(Outcome::Error),
+        plural(run.count(Outcome::Warning), "warning"),
+        plural(run.count(Outcome::Error), "error"),
         run.count(Outcome::Skipped),
     );
     let verdict = match run.outcome() {
