@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::ops::Not;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::UInt64Type;
 use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 use datafusion::common::ScalarValue;
 use datafusion::functions::expr_fn::{character_length, get_field, regexp_like};
@@ -28,6 +29,7 @@ use datafusion::sql::sqlparser::ast::Ident;
 use mesh_model::odcs::{Bound, LogicalType};
 
 use crate::checks::{Check, FieldPath, Measure, OnFail, Predicate, fmt_number};
+use crate::dup;
 use crate::report::{CheckResult, Outcome};
 use crate::source::TextRead;
 
@@ -119,7 +121,8 @@ async fn run_model_inner(
     // Plan: one aggregate for all counts, one grouped pass per key set, SQL alone.
     let mut aggregates: Vec<Expr> = vec![count(lit(1)).alias("__rows")];
     let mut slots: HashMap<usize, Slot> = HashMap::new();
-    let mut key_sets: Vec<Vec<String>> = Vec::new();
+    // Each distinct key set: its columns and the position of its hash aggregate.
+    let mut key_sets: Vec<(Vec<String>, usize)> = Vec::new();
     let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
     // The rows each check counts, for failed samples.
     let mut offending: HashMap<usize, Expr> = HashMap::new();
@@ -247,10 +250,12 @@ async fn run_model_inner(
                     slots.insert(i, Slot::Zero);
                     continue;
                 }
-                let set = match key_sets.iter().position(|k| *k == cols) {
+                let set = match key_sets.iter().position(|(k, _)| *k == cols) {
                     Some(s) => s,
                     None => {
-                        key_sets.push(cols);
+                        let keys: Vec<Expr> = cols.iter().map(|c| ident(c.clone())).collect();
+                        key_sets.push((cols, aggregates.len()));
+                        aggregates.push(dup::dup_hashes().call(keys).alias(format!("__d{i}")));
                         key_sets.len() - 1
                     }
                 };
@@ -271,9 +276,24 @@ async fn run_model_inner(
             .unwrap_or(0.0),
         Err(_) => 0.0,
     };
-    let mut duplicates: Vec<Result<(f64, f64), String>> = Vec::with_capacity(key_sets.len());
-    for cols in &key_sets {
-        duplicates.push(duplicate_counts(&df, cols).await.map_err(|e| e.to_string()));
+    // Verify each key set's candidate hashes on the real keys (no pass when there are none).
+    let mut duplicates: Vec<Result<Duplicates, String>> = Vec::with_capacity(key_sets.len());
+    for (cols, at) in &key_sets {
+        let candidates = match &row {
+            Err(e) => Err(e.clone()),
+            Ok(values) => match &values[*at] {
+                Ok(Cell::Hashes(h)) => Ok(h.clone()),
+                Ok(_) => Err("the duplicate aggregate returned no hashes".to_owned()),
+                Err(e) => Err(e.clone()),
+            },
+        };
+        duplicates.push(match candidates {
+            Ok(c) if c.is_empty() => Ok(Duplicates::default()),
+            Ok(c) => verify_duplicates(&df, cols, c)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        });
     }
     let now = chrono_now_micros();
 
@@ -306,7 +326,7 @@ async fn run_model_inner(
                 },
             },
             Slot::Duplicates(set) => match &duplicates[*set] {
-                Ok((keys, dup_rows)) => judge(check, *keys, rows, Some(*dup_rows)),
+                Ok(d) => judge(check, d.keys, rows, Some(d.rows)),
                 Err(e) => error(check, e),
             },
             Slot::Sql => match &check.measure {
@@ -336,7 +356,7 @@ async fn run_model_inner(
                 .collect();
             let samples = match (&checks[i].measure, offending.get(&i)) {
                 (Measure::Duplicates(_), _) => {
-                    duplicate_samples(&df, &key_sets, slots.get(&i), options).await
+                    duplicate_samples(&df, &key_sets, &duplicates, slots.get(&i), options).await
                 }
                 (_, Some(predicate)) => {
                     samples(df.clone().filter(predicate.clone()), &focus, options).await
@@ -390,20 +410,25 @@ async fn samples(
     Ok(parsed.as_array().cloned().unwrap_or_default())
 }
 
-/// Rows whose key is duplicated: a semi join of the table with its duplicated keys.
+/// Rows whose key is duplicated: the candidates' rows, semi-joined with their verified keys.
 async fn duplicate_samples(
     df: &DataFrame,
-    key_sets: &[Vec<String>],
+    key_sets: &[(Vec<String>, usize)],
+    duplicates: &[Result<Duplicates, String>],
     slot: Option<&Slot>,
     options: &RunOptions<'_>,
 ) -> Result<Vec<serde_json::Value>, datafusion::error::DataFusionError> {
     let Some(Slot::Duplicates(set)) = slot else {
         return Ok(Vec::new());
     };
-    let cols = &key_sets[*set];
+    let (cols, _) = &key_sets[*set];
+    let Some(Ok(found)) = duplicates.get(*set) else {
+        return Ok(Vec::new());
+    };
+    let rows = candidate_rows(df, cols, &found.candidates)?;
     let keys: Vec<Expr> = cols.iter().map(|c| ident(c.clone())).collect();
     let renamed: Vec<String> = (0..cols.len()).map(|i| format!("__k{i}")).collect();
-    let dup_keys = df
+    let dup_keys = rows
         .clone()
         .aggregate(keys.clone(), vec![count(lit(1)).alias("__n")])?
         .filter(col("__n").gt(lit(1i64)))?
@@ -415,7 +440,7 @@ async fn duplicate_samples(
         )?;
     let left: Vec<&str> = cols.iter().map(String::as_str).collect();
     let right: Vec<&str> = renamed.iter().map(String::as_str).collect();
-    let joined = df.clone().join(
+    let joined = rows.join(
         dup_keys,
         datafusion::logical_expr::JoinType::LeftSemi,
         &left,
@@ -444,6 +469,8 @@ enum Slot {
 enum Cell {
     Number(Option<f64>),
     Micros(Option<i64>),
+    /// Candidate hashes of duplicated keys.
+    Hashes(Vec<u64>),
 }
 
 impl Cell {
@@ -451,6 +478,7 @@ impl Cell {
         match self {
             Cell::Number(v) => *v,
             Cell::Micros(v) => v.map(|t| t as f64),
+            Cell::Hashes(h) => Some(h.len() as f64),
         }
     }
 }
@@ -496,6 +524,18 @@ async fn aggregate_row(
 }
 
 fn cell(array: &ArrayRef) -> Result<Cell, datafusion::error::DataFusionError> {
+    if let Some(lists) = array.as_list_opt::<i32>() {
+        let hashes = if lists.is_empty() || lists.is_null(0) {
+            Vec::new()
+        } else {
+            lists
+                .value(0)
+                .as_primitive::<UInt64Type>()
+                .values()
+                .to_vec()
+        };
+        return Ok(Cell::Hashes(hashes));
+    }
     let value = ScalarValue::try_from_array(array, 0)?;
     Ok(match value {
         ScalarValue::TimestampMicrosecond(v, _) => Cell::Micros(v),
@@ -510,21 +550,72 @@ fn cell(array: &ArrayRef) -> Result<Cell, datafusion::error::DataFusionError> {
     })
 }
 
-/// `(duplicated keys, rows those keys span)` over rows where every key column is set.
-async fn duplicate_counts(
+/// Duplicated keys of one key set, verified on the real key values.
+#[derive(Debug, Clone, Default)]
+struct Duplicates {
+    /// Key values that occur more than once.
+    keys: f64,
+    /// Rows those keys span.
+    rows: f64,
+    /// The candidate hashes the verification started from.
+    candidates: Vec<u64>,
+}
+
+/// Above this many candidates, their rows are found by a join instead of an IN list.
+const IN_LIST_LIMIT: usize = 4096;
+
+/// The rows (with every key column set) whose key hash is one of `candidates`.
+fn candidate_rows(
     df: &DataFrame,
     cols: &[String],
-) -> Result<(f64, f64), datafusion::error::DataFusionError> {
+    candidates: &[u64],
+) -> Result<DataFrame, datafusion::error::DataFusionError> {
     let keys: Vec<Expr> = cols.iter().map(|c| ident(c.clone())).collect();
+    let hash = dup::key_hash().call(keys.clone());
     let not_null = keys
         .iter()
         .cloned()
         .map(Expr::is_not_null)
         .reduce(Expr::and)
         .unwrap_or(lit(true));
-    let grouped = df
-        .clone()
-        .filter(not_null)?
+    if candidates.len() <= IN_LIST_LIMIT {
+        let list: Vec<Expr> = candidates.iter().map(|h| lit(*h)).collect();
+        return df.clone().filter(not_null.and(hash.in_list(list, false)));
+    }
+    let batch = RecordBatch::try_from_iter([(
+        "__candidate",
+        Arc::new(datafusion::arrow::array::UInt64Array::from(
+            candidates.to_vec(),
+        )) as ArrayRef,
+    )])?;
+    let table = df.clone().filter(not_null)?.with_column("__hash", hash)?;
+    let fields: Vec<Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| ident(f.name().clone()))
+        .collect();
+    let ctx = SessionContext::new();
+    let candidates = ctx.read_batch(batch)?;
+    table
+        .join(
+            candidates,
+            datafusion::logical_expr::JoinType::LeftSemi,
+            &["__hash"],
+            &["__candidate"],
+            None,
+        )?
+        .select(fields)
+}
+
+/// Groups only the candidates' rows by their real key: exact counts, small state.
+async fn verify_duplicates(
+    df: &DataFrame,
+    cols: &[String],
+    candidates: Vec<u64>,
+) -> Result<Duplicates, datafusion::error::DataFusionError> {
+    let keys: Vec<Expr> = cols.iter().map(|c| ident(c.clone())).collect();
+    let grouped = candidate_rows(df, cols, &candidates)?
         .aggregate(keys, vec![count(lit(1)).alias("__n")])?
         .filter(col("__n").gt(lit(1i64)))?
         .aggregate(
@@ -534,18 +625,19 @@ async fn duplicate_counts(
                 sum(col("__n")).alias("__dup_rows"),
             ],
         )?;
-    let cells = {
-        let batches = grouped.collect().await?;
-        let batch: Option<RecordBatch> = batches.into_iter().find(|b| b.num_rows() > 0);
-        match batch {
-            Some(b) => (0..b.num_columns())
-                .map(|c| cell(b.column(c)))
-                .collect::<Result<Vec<_>, _>>()?,
-            None => vec![],
-        }
+    let batches = grouped.collect().await?;
+    let cells = match batches.into_iter().find(|b| b.num_rows() > 0) {
+        Some(b) => (0..b.num_columns())
+            .map(|c| cell(b.column(c)))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => vec![],
     };
     let get = |i: usize| cells.get(i).and_then(Cell::as_f64).unwrap_or(0.0);
-    Ok((get(0), get(1)))
+    Ok(Duplicates {
+        keys: get(0),
+        rows: get(1),
+        candidates,
+    })
 }
 
 /// Runs a SQL rule read-only; its first value is the measure.

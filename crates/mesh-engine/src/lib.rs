@@ -5,6 +5,7 @@
 //! [`test_contract`] is the whole of `mesh test`.
 
 pub mod checks;
+pub mod dup;
 pub mod error;
 pub mod exec;
 pub mod report;
