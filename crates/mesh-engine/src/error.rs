@@ -41,11 +41,6 @@ pub enum EngineError {
         source: datafusion::error::DataFusionError,
     },
 
-    #[error(
-        "{target} is a Delta table; reading Delta tables arrives with the pipeline (deltalake); convert it or pass its Parquet files"
-    )]
-    DeltaNotYet { target: String },
-
     #[error("query failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
 }

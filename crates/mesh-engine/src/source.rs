@@ -356,11 +356,7 @@ pub async fn register(
             options.newline_delimited = newline_delimited;
             ctx.register_json(name, table_path, options).await
         }
-        Format::Delta => {
-            return Err(EngineError::DeltaNotYet {
-                target: location.target.clone(),
-            });
-        }
+        Format::Delta => return register_delta(ctx, name, location).await,
     };
     result.map_err(|e| EngineError::read(location, e))
 }
@@ -498,6 +494,38 @@ async fn register_csv_by_name(
         target: location.target.clone(),
     })?;
     ctx.register_table(name, df.into_view())
+        .map_err(|e| EngineError::read(location, e))?;
+    Ok(())
+}
+
+/// Registers the current version of a Delta table (its log decides which Parquet files count).
+async fn register_delta(
+    ctx: &SessionContext,
+    name: &str,
+    location: &Location,
+) -> Result<(), EngineError> {
+    let bad = |reason: String| EngineError::BadLocation {
+        target: location.target.clone(),
+        reason,
+    };
+    let url = if location.is_object_store() {
+        url::Url::parse(&location.target).map_err(|e| bad(e.to_string()))?
+    } else {
+        let path = std::fs::canonicalize(location.target.trim_start_matches("file://"))
+            .map_err(|e| bad(e.to_string()))?;
+        url::Url::from_directory_path(&path).map_err(|()| bad("not an absolute path".to_owned()))?
+    };
+    let table = deltalake::open_table(url)
+        .await
+        .map_err(|e| bad(format!("not a readable Delta table: {e}")))?;
+    table
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| bad(e.to_string()))?;
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    ctx.register_table(name, provider)
         .map_err(|e| EngineError::read(location, e))?;
     Ok(())
 }
