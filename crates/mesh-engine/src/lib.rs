@@ -8,6 +8,7 @@ pub mod checks;
 pub mod dup;
 pub mod error;
 pub mod exec;
+pub mod progress;
 pub mod report;
 pub mod source;
 
@@ -39,6 +40,8 @@ pub struct TestOptions {
     pub failed_samples: usize,
     /// Only quality rules with one of these ids, tags or dimensions (all checks when all empty).
     pub select: Selection,
+    /// Counts bytes read against the data's size, for a progress bar.
+    pub progress: Option<std::sync::Arc<progress::Progress>>,
 }
 
 /// Quality rules picked by id, tag or dimension (`--quality-id`, `--tag`, `--dimension`).
@@ -123,6 +126,12 @@ pub async fn test_contract(
     };
 
     let ctx = session();
+    if let Some(progress) = &options.progress {
+        let local = std::sync::Arc::new(object_store::local::LocalFileSystem::new());
+        let metered = progress::Metered::new(local, std::sync::Arc::clone(progress));
+        let root = url::Url::parse("file:///").expect("a valid URL");
+        ctx.register_object_store(&root, std::sync::Arc::new(metered));
+    }
     let mut results = Vec::new();
     for plan in &plans {
         let loc = if plans.len() > 1 {
@@ -141,7 +150,7 @@ pub async fn test_contract(
         } else {
             plan.model.clone()
         };
-        match source::register(&ctx, &registered, &loc).await {
+        match source::register(&ctx, &registered, &loc, options.progress.as_ref()).await {
             Ok(()) => {
                 let run_options = exec::RunOptions {
                     filter: options.filter.as_deref(),

@@ -17,6 +17,7 @@ use datafusion::prelude::{CsvReadOptions, JsonReadOptions, ParquetReadOptions, S
 use mesh_model::odcs::{Server, ServerType};
 
 use crate::error::EngineError;
+use crate::progress::{Metered, Progress};
 
 /// A data format mesh reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,18 +289,31 @@ fn glob_to_regex(glob: &str) -> String {
     re
 }
 
-/// Registers `location` as table `name`; returns whether it is a text format.
+/// The bytes of the local files a path, folder or glob names.
+fn local_size(target: &str) -> u64 {
+    local_files(target, "")
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Registers `location` as table `name`.
 pub async fn register(
     ctx: &SessionContext,
     name: &str,
     location: &Location,
+    progress: Option<&Arc<Progress>>,
 ) -> Result<(), EngineError> {
     if location.is_object_store() {
-        register_object_store(ctx, location)?;
+        register_object_store(ctx, location, progress)?;
     } else if !exists(location.target.trim_start_matches("file://")) {
         return Err(EngineError::NoData {
             target: location.target.clone(),
         });
+    } else if let Some(progress) = progress {
+        progress.add_total(local_size(location.target.trim_start_matches("file://")));
     }
     let table_path = location.target.as_str();
     let ext = |default: &'static str| -> String {
@@ -530,7 +544,11 @@ async fn register_delta(
     Ok(())
 }
 
-fn register_object_store(ctx: &SessionContext, location: &Location) -> Result<(), EngineError> {
+fn register_object_store(
+    ctx: &SessionContext,
+    location: &Location,
+    progress: Option<&Arc<Progress>>,
+) -> Result<(), EngineError> {
     let url = url::Url::parse(&location.target).map_err(|e| EngineError::BadLocation {
         target: location.target.clone(),
         reason: e.to_string(),
@@ -555,7 +573,12 @@ fn register_object_store(ctx: &SessionContext, location: &Location) -> Result<()
                     reason: e.to_string(),
                 }
             })?;
-            ctx.register_object_store(&root, Arc::new(store));
+            let store: Arc<dyn object_store::ObjectStore> = Arc::new(store);
+            let store: Arc<dyn object_store::ObjectStore> = match progress {
+                Some(p) => Arc::new(Metered::new(store, Arc::clone(p))),
+                None => store,
+            };
+            ctx.register_object_store(&root, store);
             Ok(())
         }
         other => Err(EngineError::BadLocation {

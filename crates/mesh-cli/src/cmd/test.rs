@@ -104,6 +104,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Exit> {
             errors.len()
         );
     }
+    let progress = std::sync::Arc::new(mesh_engine::progress::Progress::default());
     let options = TestOptions {
         server: args.server.clone(),
         data: args.data.clone(),
@@ -117,6 +118,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Exit> {
             tags: args.tags.clone(),
             dimensions: args.dimensions.clone(),
         },
+        progress: Some(std::sync::Arc::clone(&progress)),
     };
     let base = args
         .contract
@@ -127,7 +129,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Exit> {
         .build()
         .context("cannot start the runtime")?;
     let started = std::time::Instant::now();
-    let run = runtime.block_on(mesh_engine::test_contract(&contract, &base, &options))?;
+    let bar = ProgressBar::start(progress);
+    let run = runtime.block_on(mesh_engine::test_contract(&contract, &base, &options));
+    bar.finish();
+    let run = run?;
     let elapsed = started.elapsed();
     match args.output {
         TestOutput::Text => print_text(&run, elapsed)?,
@@ -217,4 +222,57 @@ fn print_text(run: &Run, elapsed: std::time::Duration) -> anyhow::Result<()> {
     )?;
     out.flush()?;
     Ok(())
+}
+
+/// A progress bar on standard error for scans that take a while: shown only on a terminal and
+/// only after half a second, so quick runs and piped output stay clean.
+struct ProgressBar {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    drawer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressBar {
+    fn start(progress: std::sync::Arc<mesh_engine::progress::Progress>) -> Self {
+        use std::io::IsTerminal;
+        use std::sync::atomic::Ordering;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let drawer = std::io::stderr().is_terminal().then(|| {
+            let done = std::sync::Arc::clone(&done);
+            std::thread::spawn(move || {
+                let wait = std::time::Instant::now();
+                while wait.elapsed() < std::time::Duration::from_millis(500) {
+                    if done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                let total = progress.total();
+                let bar = if total > 0 {
+                    indicatif::ProgressBar::new(total).with_style(
+                        indicatif::ProgressStyle::with_template(
+                            "{spinner} checking [{bar:30}] {bytes}/{total_bytes} read, {elapsed}",
+                        )
+                        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                        .progress_chars("=> "),
+                    )
+                } else {
+                    indicatif::ProgressBar::new_spinner().with_message("checking")
+                };
+                while !done.load(Ordering::Relaxed) {
+                    bar.set_position(progress.read().min(total.max(1)));
+                    bar.tick();
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                bar.finish_and_clear();
+            })
+        });
+        ProgressBar { done, drawer }
+    }
+
+    fn finish(self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(drawer) = self.drawer {
+            let _ = drawer.join();
+        }
+    }
 }
