@@ -315,6 +315,9 @@ pub async fn register(
     } else if let Some(progress) = progress {
         progress.add_total(local_size(location.target.trim_start_matches("file://")));
     }
+    if location.is_object_store() && location.target.contains('*') {
+        return register_object_glob(ctx, name, location).await;
+    }
     let table_path = location.target.as_str();
     let ext = |default: &'static str| -> String {
         // A single file is read whatever its extension; folders and globs filter by the pattern.
@@ -508,6 +511,108 @@ async fn register_csv_by_name(
         target: location.target.clone(),
     })?;
     ctx.register_table(name, df.into_view())
+        .map_err(|e| EngineError::read(location, e))?;
+    Ok(())
+}
+
+/// Registers the objects an object-store glob (`s3://bucket/parts/*.csv`) names: DataFusion expands
+/// globs only in local paths, so the objects under the glob's prefix are listed and matched here.
+async fn register_object_glob(
+    ctx: &SessionContext,
+    name: &str,
+    location: &Location,
+) -> Result<(), EngineError> {
+    use datafusion::datasource::file_format::options::ReadOptions;
+    use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
+    use futures::TryStreamExt;
+
+    let bad = |reason: String| EngineError::BadLocation {
+        target: location.target.clone(),
+        reason,
+    };
+    let (root, pattern) = match location
+        .target
+        .split_once("://")
+        .and_then(|(scheme, rest)| {
+            rest.split_once('/')
+                .map(|(bucket, path)| (format!("{scheme}://{bucket}"), path.to_owned()))
+        }) {
+        Some(parts) => parts,
+        None => return Err(bad("expected scheme://bucket/path".to_owned())),
+    };
+    let prefix = pattern[..pattern.find('*').unwrap_or(pattern.len())]
+        .rsplit_once('/')
+        .map_or("", |(p, _)| p)
+        .to_owned();
+    let re = regex::Regex::new(&glob_to_regex(&pattern)).map_err(|e| bad(e.to_string()))?;
+    let store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(&root)
+        .map_err(|e| bad(e.to_string()))?;
+    let store = ctx
+        .runtime_env()
+        .object_store(&store_url)
+        .map_err(|e| bad(e.to_string()))?;
+    let listed: Vec<object_store::ObjectMeta> = store
+        .list(Some(&object_store::path::Path::from(prefix.as_str())))
+        .try_collect()
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let mut urls = Vec::new();
+    for meta in listed.iter().filter(|m| re.is_match(m.location.as_ref())) {
+        urls.push(
+            ListingTableUrl::parse(format!("{root}/{}", meta.location))
+                .map_err(|e| bad(e.to_string()))?,
+        );
+    }
+    if urls.is_empty() {
+        return Err(EngineError::NoData {
+            target: location.target.clone(),
+        });
+    }
+    let ext = pattern
+        .rsplit_once('.')
+        .map_or(String::new(), |(_, e)| format!(".{e}"));
+    let (config, table_options) = (ctx.copied_config(), ctx.copied_table_options());
+    let options = match location.format {
+        Format::Parquet => ParquetReadOptions::default()
+            .file_extension(&ext)
+            .to_listing_options(&config, table_options),
+        Format::Csv { delimiter } => CsvReadOptions::new()
+            .has_header(true)
+            .delimiter(delimiter)
+            .file_extension(&ext)
+            .to_listing_options(&config, table_options),
+        Format::Json { newline_delimited } => {
+            let mut json = JsonReadOptions::default().file_extension(&ext);
+            json.newline_delimited = newline_delimited;
+            json.to_listing_options(&config, table_options)
+        }
+        Format::Delta => return Err(bad("a Delta table is a folder, not a glob".to_owned())),
+    };
+    let inferred = ListingTableConfig::new_with_multi_paths(urls.clone())
+        .with_listing_options(options.clone())
+        .infer_schema(&ctx.state())
+        .await
+        .map_err(|e| EngineError::read(location, e))?;
+    let config = if location.format.text_read() == Some(TextRead::AllColumns) {
+        let schema = inferred
+            .file_schema
+            .clone()
+            .ok_or_else(|| bad("no schema".to_owned()))?;
+        let text = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| Field::new(f.name(), DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(Arc::new(text))
+    } else {
+        inferred
+    };
+    let table = ListingTable::try_new(config).map_err(|e| EngineError::read(location, e))?;
+    ctx.register_table(name, Arc::new(table))
         .map_err(|e| EngineError::read(location, e))?;
     Ok(())
 }
