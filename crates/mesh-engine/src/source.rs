@@ -367,6 +367,11 @@ pub async fn register(
             ctx.register_csv(name, table_path, options.schema(&text_schema))
                 .await
         }
+        Format::Json {
+            newline_delimited: false,
+        } if Path::new(table_path).is_file() => {
+            return register_json_array(ctx, name, location);
+        }
         Format::Json { newline_delimited } => {
             let ext = ext(".json");
             let mut options = JsonReadOptions::default().file_extension(&ext);
@@ -612,6 +617,53 @@ async fn register_object_glob(
         inferred
     };
     let table = ListingTable::try_new(config).map_err(|e| EngineError::read(location, e))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| EngineError::read(location, e))?;
+    Ok(())
+}
+
+/// Registers a local file holding one JSON array of objects. DataFusion's array reader fails on
+/// pretty-printed (multi-line) arrays, so the array is read here, one object per row, into memory
+/// (an array cannot be streamed anyway; large data should be NDJSON or Parquet).
+fn register_json_array(
+    ctx: &SessionContext,
+    name: &str,
+    location: &Location,
+) -> Result<(), EngineError> {
+    use datafusion::arrow::json::ReaderBuilder;
+    use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
+    let bad = |reason: String| EngineError::BadLocation {
+        target: location.target.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&location.target).map_err(|e| bad(e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    let rows = match value {
+        serde_json::Value::Array(rows) => rows,
+        _ => {
+            return Err(bad(
+                "expected a JSON array of objects (delimiter: array)".to_owned()
+            ));
+        }
+    };
+    let schema = Arc::new(
+        infer_json_schema_from_iterator(rows.iter().map(Ok)).map_err(|e| bad(e.to_string()))?,
+    );
+    const BATCH: usize = 8192;
+    let mut decoder = ReaderBuilder::new(Arc::clone(&schema))
+        .with_batch_size(BATCH)
+        .build_decoder()
+        .map_err(|e| bad(e.to_string()))?;
+    let mut batches = Vec::new();
+    for chunk in rows.chunks(BATCH) {
+        decoder.serialize(chunk).map_err(|e| bad(e.to_string()))?;
+        if let Some(batch) = decoder.flush().map_err(|e| bad(e.to_string()))? {
+            batches.push(batch);
+        }
+    }
+    let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])
+        .map_err(|e| EngineError::read(location, e))?;
     ctx.register_table(name, Arc::new(table))
         .map_err(|e| EngineError::read(location, e))?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `mesh test` end to end.
 //!
 //! - Golden cases: `testdata/test/<case>/cmd` holds the arguments after `mesh test` (run from
-//!   `testdata/test`), `expected.txt` the output with `[exit N]`. Run times, ages, run ids and
+//!   `testdata/test`), `expected.txt` the output (standard error after `--- stderr`) and `[exit N]`. Run times, ages, run ids and
 //!   timestamps are replaced by placeholders. `MESH_BLESS=1` rewrites.
 //! - Conformance with datacontract-cli's own expectations on its own fixtures
 //!   (`../shared/vectors/datacontract-cli`, outcomes listed in `../shared/vectors/NOTES.md`).
@@ -94,8 +94,14 @@ fn test_golden_cases() {
         args.extend(split_args(&cmd));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = mesh(&root, &refs);
+        let err = stderr(&out);
+        let err = if err.is_empty() {
+            String::new()
+        } else {
+            format!("--- stderr\n{err}")
+        };
         let actual = normalize(&format!(
-            "{}[exit {}]\n",
+            "{}{err}[exit {}]\n",
             stdout(&out),
             out.status.code().unwrap_or(-1)
         ));

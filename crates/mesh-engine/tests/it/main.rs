@@ -64,3 +64,34 @@ async fn unique_keys_need_no_verification() {
     assert_eq!(outcome, Outcome::Passed);
     assert_eq!(d["value"], 0);
 }
+
+#[tokio::test]
+async fn json_arrays_of_any_layout_are_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows: Vec<serde_json::Value> = (0..20_000)
+        .map(|i| serde_json::json!({ "k": format!("key-{i}"), "n": i }))
+        .collect();
+    let path = dir.path().join("t.json");
+    // Pretty-printed, and more rows than one batch.
+    std::fs::write(&path, serde_json::to_string_pretty(&rows).expect("json")).expect("write");
+    let text = format!(
+        "{CONTRACT}servers:\n  - server: a\n    type: local\n    format: json\n    delimiter: array\n    path: {}\n",
+        path.display()
+    );
+    let parsed = mesh_model::parse_contract(&text);
+    let run = test_contract(
+        &parsed.model.expect("contract"),
+        Path::new("."),
+        &TestOptions::default(),
+    )
+    .await
+    .expect("run");
+    let (outcome, d) = unique(&run);
+    assert_eq!(
+        outcome,
+        Outcome::Passed,
+        "{:?}",
+        run.results.iter().map(|r| &r.reason).collect::<Vec<_>>()
+    );
+    assert_eq!(d["row_count"], 20_000);
+}
