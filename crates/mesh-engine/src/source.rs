@@ -686,9 +686,22 @@ async fn register_delta(
             .map_err(|e| bad(e.to_string()))?;
         url::Url::from_directory_path(&path).map_err(|()| bad("not an absolute path".to_owned()))?
     };
-    let table = deltalake::open_table(url)
-        .await
-        .map_err(|e| bad(format!("not a readable Delta table: {e}")))?;
+    let table = if location.is_object_store() {
+        // S3: deltalake's own store, configured like ours (endpoint from the contract, keys from AWS_*).
+        static HANDLERS: std::sync::Once = std::sync::Once::new();
+        HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+        let mut options = std::collections::HashMap::new();
+        if let Some(endpoint) = &location.endpoint {
+            options.insert("AWS_ENDPOINT_URL".to_owned(), endpoint.clone());
+            if endpoint.starts_with("http://") {
+                options.insert("AWS_ALLOW_HTTP".to_owned(), "true".to_owned());
+            }
+        }
+        deltalake::open_table_with_storage_options(url, options).await
+    } else {
+        deltalake::open_table(url).await
+    }
+    .map_err(|e| bad(format!("not a readable Delta table: {e}")))?;
     table
         .update_datafusion_session(&ctx.state())
         .map_err(|e| bad(e.to_string()))?;

@@ -57,14 +57,26 @@ fn s3_servers_are_read_like_local_files() {
             .with_secret_access_key("test")
             .build()
             .expect("store");
-        for (from, to) in [
-            ("people.parquet", "people.parquet"),
-            ("people.csv", "parts/a.csv"),
-            ("people.csv", "parts/b.csv"),
-        ] {
-            let bytes = std::fs::read(people.join(from)).expect("read fixture");
+        let mut uploads: Vec<String> = vec!["people.parquet".to_owned()];
+        // The Delta table, file for file.
+        for dir in ["people.delta", "people.delta/_delta_log"] {
+            for entry in std::fs::read_dir(people.join(dir))
+                .expect("delta fixture")
+                .flatten()
+            {
+                if entry.path().is_file() {
+                    uploads.push(format!("{dir}/{}", entry.file_name().to_string_lossy()));
+                }
+            }
+        }
+        let mut copies: Vec<(String, String)> =
+            uploads.into_iter().map(|f| (f.clone(), f)).collect();
+        copies.push(("people.csv".to_owned(), "parts/a.csv".to_owned()));
+        copies.push(("people.csv".to_owned(), "parts/b.csv".to_owned()));
+        for (from, to) in copies {
+            let bytes = std::fs::read(people.join(&from)).expect("read fixture");
             store
-                .put(&object_store::path::Path::from(to), bytes.into())
+                .put(&object_store::path::Path::from(to.as_str()), bytes.into())
                 .await
                 .expect("upload");
         }
@@ -73,7 +85,7 @@ fn s3_servers_are_read_like_local_files() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let contract = std::fs::read_to_string(people.join("people.odcs.yaml")).expect("contract");
     let servers = format!(
-        "servers:\n  - server: s3-parquet\n    type: s3\n    location: s3://{bucket}/people.parquet\n    endpointUrl: {endpoint}\n    format: parquet\n  - server: s3-csv\n    type: s3\n    location: s3://{bucket}/parts/*.csv\n    endpointUrl: {endpoint}\n    format: csv\n"
+        "servers:\n  - server: s3-parquet\n    type: s3\n    location: s3://{bucket}/people.parquet\n    endpointUrl: {endpoint}\n    format: parquet\n  - server: s3-csv\n    type: s3\n    location: s3://{bucket}/parts/*.csv\n    endpointUrl: {endpoint}\n    format: csv\n  - server: s3-delta\n    type: s3\n    location: s3://{bucket}/people.delta\n    endpointUrl: {endpoint}\n    format: delta\n"
     );
     let start = contract.find("servers:").expect("servers");
     let end = contract.find("schema:").expect("schema");
@@ -107,6 +119,12 @@ fn s3_servers_are_read_like_local_files() {
     );
     assert_eq!(summary(&parquet), summary(&local), "{}", stdout(&parquet));
     assert_eq!(parquet.status.code(), Some(1));
+    let delta = mesh_with_env(
+        tmp.path(),
+        &["test", "people.odcs.yaml", "--server", "s3-delta"],
+        &env,
+    );
+    assert_eq!(summary(&delta), summary(&local), "{}", stdout(&delta));
     // The glob reads both copies: twice the rows, the same rules broken.
     let csv = mesh_with_env(
         tmp.path(),
