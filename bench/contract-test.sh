@@ -4,6 +4,7 @@
 #
 #   bash bench/contract-test.sh            # 100k, 1M, 10M rows, clean and dirty, 5 runs each
 #   SIZES=1000000 RUNS=3 bash bench/contract-test.sh
+#   MESH_BIN=path/mesh FLOOR_BIN=path/floor bash bench/contract-test.sh   # skip the build
 #
 # Uses ../shared/bench/peers (its data generator, contract, peer runner and checker): the peers
 # are installed from PyPI into /tmp/mesh-peers, data goes to /tmp/meshbench. Prints the table of
@@ -21,10 +22,15 @@ SIZES="${SIZES:-100000 1000000 10000000}"
 command -v /usr/bin/time >/dev/null || { apt-get install -y time >/dev/null 2>&1 || { echo "needs GNU time" >&2; exit 2; }; }
 [ -x "$VENV/bin/datacontract" ] || bash "$PEERS/setup.sh"
 
-echo "== building mesh (release)"
-(cd "$ROOT" && cargo build --release -q -p mesh-cli && cargo build --release -q -p mesh-engine --example floor)
-MESH="${CARGO_TARGET_DIR:-$ROOT/target}/release/mesh"
-FLOOR="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/floor"
+# MESH_BIN and FLOOR_BIN name prebuilt binaries (e.g. copies kept while the tree moves on).
+if [ -n "${MESH_BIN:-}" ] && [ -n "${FLOOR_BIN:-}" ]; then
+  MESH="$MESH_BIN"; FLOOR="$FLOOR_BIN"
+else
+  echo "== building mesh (release)"
+  (cd "$ROOT" && cargo build --release -q -p mesh-cli && cargo build --release -q -p mesh-engine --example floor)
+  MESH="${CARGO_TARGET_DIR:-$ROOT/target}/release/mesh"
+  FLOOR="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/floor"
+fi
 RESULTS="$DATA_DIR/results.tsv"
 mkdir -p "$DATA_DIR/runs"
 if [ -f "$RESULTS" ]; then mv "$RESULTS" "$DATA_DIR/results.$(date +%Y%m%dT%H%M%S).tsv"; fi

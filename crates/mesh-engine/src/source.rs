@@ -112,6 +112,14 @@ pub struct Location {
 }
 
 impl Location {
+    /// An error about this location.
+    fn bad(&self, reason: impl Into<String>) -> EngineError {
+        EngineError::BadLocation {
+            target: self.target.clone(),
+            reason: reason.into(),
+        }
+    }
+
     /// A `--data` path with an optional `--format`.
     pub fn from_path(path: &str, format: Option<&str>) -> Result<Location, EngineError> {
         let format = match format {
@@ -531,10 +539,7 @@ async fn register_object_glob(
     use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
     use futures::TryStreamExt;
 
-    let bad = |reason: String| EngineError::BadLocation {
-        target: location.target.clone(),
-        reason,
-    };
+    let bad = |reason: String| location.bad(reason);
     let (root, pattern) = match location
         .target
         .split_once("://")
@@ -632,10 +637,7 @@ fn register_json_array(
 ) -> Result<(), EngineError> {
     use datafusion::arrow::json::ReaderBuilder;
     use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
-    let bad = |reason: String| EngineError::BadLocation {
-        target: location.target.clone(),
-        reason,
-    };
+    let bad = |reason: String| location.bad(reason);
     let text = std::fs::read_to_string(&location.target).map_err(|e| bad(e.to_string()))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
@@ -675,10 +677,7 @@ async fn register_delta(
     name: &str,
     location: &Location,
 ) -> Result<(), EngineError> {
-    let bad = |reason: String| EngineError::BadLocation {
-        target: location.target.clone(),
-        reason,
-    };
+    let bad = |reason: String| location.bad(reason);
     let url = if location.is_object_store() {
         url::Url::parse(&location.target).map_err(|e| bad(e.to_string()))?
     } else {
@@ -719,10 +718,7 @@ fn register_object_store(
     location: &Location,
     progress: Option<&Arc<Progress>>,
 ) -> Result<(), EngineError> {
-    let url = url::Url::parse(&location.target).map_err(|e| EngineError::BadLocation {
-        target: location.target.clone(),
-        reason: e.to_string(),
-    })?;
+    let url = url::Url::parse(&location.target).map_err(|e| location.bad(e.to_string()))?;
     match url.scheme() {
         "s3" | "s3a" => {
             let bucket = url.host_str().unwrap_or_default();
@@ -733,16 +729,9 @@ fn register_object_store(
                     .with_endpoint(endpoint)
                     .with_allow_http(endpoint.starts_with("http://"));
             }
-            let store = builder.build().map_err(|e| EngineError::BadLocation {
-                target: location.target.clone(),
-                reason: e.to_string(),
-            })?;
-            let root = url::Url::parse(&format!("{}://{bucket}", url.scheme())).map_err(|e| {
-                EngineError::BadLocation {
-                    target: location.target.clone(),
-                    reason: e.to_string(),
-                }
-            })?;
+            let store = builder.build().map_err(|e| location.bad(e.to_string()))?;
+            let root = url::Url::parse(&format!("{}://{bucket}", url.scheme()))
+                .map_err(|e| location.bad(e.to_string()))?;
             let store: Arc<dyn object_store::ObjectStore> = Arc::new(store);
             let store: Arc<dyn object_store::ObjectStore> = match progress {
                 Some(p) => Arc::new(Metered::new(store, Arc::clone(p))),
@@ -751,10 +740,9 @@ fn register_object_store(
             ctx.register_object_store(&root, store);
             Ok(())
         }
-        other => Err(EngineError::BadLocation {
-            target: location.target.clone(),
-            reason: format!("`{other}://` is not supported; use a local path or s3://"),
-        }),
+        other => Err(location.bad(format!(
+            "`{other}://` is not supported; use a local path or s3://"
+        ))),
     }
 }
 
