@@ -6,6 +6,7 @@
 
 mod cmd;
 mod output;
+mod workspace;
 
 use std::io;
 use std::process::ExitCode;
@@ -35,6 +36,20 @@ enum Command {
     /// Check a data contract against its data: schema, quality rules and SLAs, on Parquet, CSV,
     /// JSON, locally or on S3.
     Test(Box<cmd::test::Args>),
+    /// Compare two versions of a data contract: every change, classified as breaking,
+    /// potentially breaking or info for its readers. Exits 1 on a breaking change.
+    Changelog(cmd::changelog::Args),
+    /// Publish data products to the catalog: strict lint, compatibility of every output port's
+    /// contract with its history, then a new version — or the reasons it was refused.
+    Publish(cmd::publish::Args),
+    /// Show a data product (or one version, with its output ports and contracts).
+    Show(cmd::show::ShowArgs),
+    /// List the versions of a data product, newest first, with their lifecycle.
+    Versions(cmd::show::VersionsArgs),
+    /// Deprecate a version: served until its sunset date; its consumers are notified.
+    Deprecate(cmd::lifecycle::DeprecateArgs),
+    /// Retire a deprecated version once its sunset date has come.
+    Retire(cmd::lifecycle::RetireArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -55,7 +70,7 @@ pub(crate) enum OutputFormat {
 }
 
 /// What a command found, mapped to the exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Outcome {
     /// Ran, nothing wrong.
     Ok,
@@ -76,6 +91,12 @@ fn main() -> ExitCode {
         Command::Init(args) => cmd::init::run(&args),
         Command::Lint(args) => cmd::lint::run(&args),
         Command::Test(args) => cmd::test::run(&args),
+        Command::Changelog(args) => cmd::changelog::run(&args),
+        Command::Publish(args) => cmd::publish::run(&args),
+        Command::Show(args) => cmd::show::show(&args),
+        Command::Versions(args) => cmd::show::versions(&args),
+        Command::Deprecate(args) => cmd::lifecycle::deprecate(&args),
+        Command::Retire(args) => cmd::lifecycle::retire(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -87,6 +108,14 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The async runtime for commands that talk to the catalog or read data.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

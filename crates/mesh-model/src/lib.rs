@@ -12,6 +12,7 @@
 // Lets `#[derive(Model)]` name this crate as `::mesh_model` from inside it too.
 extern crate self as mesh_model;
 
+pub mod changelog;
 pub mod de;
 pub mod diag;
 pub mod document;

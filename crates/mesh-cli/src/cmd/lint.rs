@@ -149,7 +149,7 @@ fn display(path: &Path) -> String {
     text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
 
-fn read_text(path: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
@@ -188,7 +188,7 @@ fn print_text(report: &LintReport) -> anyhow::Result<()> {
 }
 
 /// [`Diagnostic::render`] with colours.
-fn styled(d: &Diagnostic, file: &str) -> String {
+pub(crate) fn styled(d: &Diagnostic, file: &str) -> String {
     d.render_with(file, |part, text| {
         let style = match part {
             Part::Location => LOCATION,

@@ -1,5 +1,9 @@
 //! One module per command; each has `Args` (clap) and `run`.
 
+pub(crate) mod changelog;
 pub(crate) mod init;
+pub(crate) mod lifecycle;
 pub(crate) mod lint;
+pub(crate) mod publish;
+pub(crate) mod show;
 pub(crate) mod test;

@@ -3,6 +3,7 @@
 // Tests report what they skipped and how much they checked.
 #![allow(clippy::print_stderr)]
 
+mod changelog;
 mod conformance;
 mod differential;
 mod fuzz;

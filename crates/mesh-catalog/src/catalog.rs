@@ -1,0 +1,1258 @@
+//! The business rules of the catalog, above [`CatalogStore`]: every operation authorizes the
+//! caller, validates, decides inside one write transaction, records an event, and retries from the
+//! start when another writer got there first.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use mesh_model::changelog::{self, Changelog, Compatibility, Incompatibility};
+use mesh_model::diag::Diagnostic;
+use mesh_model::lint::{LintOptions, SourceFile, lint};
+use mesh_model::odps::DataProduct;
+use mesh_model::source::Node;
+use mesh_model::{DocKind, parse_document};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::auth::{self, ANY_DOMAIN, Action, Principal, Role};
+use crate::store::{
+    CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PortRow, ProductQuery, ProductRow,
+    RoleBinding, StoreError, TeamRow, TokenRow, Tx, VersionRow,
+};
+
+/// How many times a write is retried after losing a race before giving up.
+const MAX_ATTEMPTS: usize = 64;
+
+/// Why a catalog operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The caller is not known (no or a bad token).
+    #[error("not authenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller may not do this.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The documents do not pass strict lint; every finding is listed.
+    #[error("the data product does not pass `mesh lint --strict` ({} errors)", .0.iter().filter(|(_, d)| d.is_error()).count())]
+    Invalid(Vec<(String, Diagnostic)>),
+    /// The request itself is malformed (a bad version, date or mode).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A different document is already published under this version.
+    #[error(
+        "{product}@{version} is already published with different content; publish it under a new version"
+    )]
+    VersionExists { product: String, version: String },
+    /// A port's new contract breaks compatibility with its history.
+    #[error("{product}@{version} breaks the compatibility of {} output port(s); a breaking change needs a new major version", .ports.len())]
+    Incompatible {
+        product: String,
+        version: String,
+        ports: Vec<PortIncompatibility>,
+    },
+    /// The lifecycle forbids it (retire before sunset, deprecate a retired version, ...).
+    #[error("{0}")]
+    Lifecycle(String),
+    /// Too many concurrent writers; try again.
+    #[error("the catalog is busy: {0}")]
+    Busy(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for CatalogError {
+    fn from(e: StoreError) -> Self {
+        CatalogError::Store(e)
+    }
+}
+
+/// The compatibility failures of one output port.
+#[derive(Debug, Clone, Serialize)]
+pub struct PortIncompatibility {
+    pub port: String,
+    /// The contract file the new contract came from, as the bundle names it.
+    pub source: String,
+    pub mode: Compatibility,
+    pub failures: Vec<Incompatibility>,
+}
+
+/// The time, injectable for tests.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stays where it is set.
+#[derive(Debug)]
+pub struct FixedClock(Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    pub fn new(at: DateTime<Utc>) -> FixedClock {
+        FixedClock(Mutex::new(at))
+    }
+
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One document of a bundle: where it came from (for messages) and its YAML or JSON text.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+/// What is published: a product descriptor and the contracts of its output ports.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub descriptor: Source,
+    pub contracts: Vec<Source>,
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishOutcome {
+    /// A new version was stored.
+    Published,
+    /// The same document was already published under this version: nothing changed.
+    Unchanged,
+    /// A dry run that would have published.
+    Checked,
+}
+
+/// The report of a publish: the outcome and what changed in each port since its previous version.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub product: String,
+    pub version: String,
+    pub outcome: PublishOutcome,
+    pub digest: String,
+    /// Per output port: the version compared with and the change report (absent for a first
+    /// version of the port in its major version).
+    pub ports: Vec<PortReport>,
+    /// Sequence number of the `product.published` event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortReport {
+    pub port: String,
+    pub contract_id: String,
+    pub compatibility: Compatibility,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    pub changes: Changelog,
+}
+
+/// A product and its versions, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductView {
+    pub id: String,
+    pub domain: String,
+    pub team: Option<String>,
+    pub name: Option<String>,
+    pub latest: Option<String>,
+    pub status: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub versions: Vec<VersionView>,
+}
+
+/// One version, with its lifecycle, its descriptor and (when asked for) its port contracts.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    pub product: String,
+    pub version: String,
+    pub status: String,
+    pub digest: String,
+    pub published_by: String,
+    pub published_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migration_guide: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub descriptor: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PortView {
+    pub port: String,
+    pub contract_id: String,
+    pub compatibility: String,
+    pub digest: String,
+    pub contract: serde_json::Value,
+}
+
+/// A product version that reads a deprecated one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerRef {
+    pub product: String,
+    pub version: String,
+    pub input_port: String,
+    pub contract_id: String,
+}
+
+/// The result of deprecating a version: who must move.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deprecation {
+    pub version: VersionView,
+    pub consumers: Vec<ConsumerRef>,
+}
+
+/// The catalog: a store, a clock, and the rules.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    store: Arc<dyn CatalogStore>,
+    clock: Arc<dyn Clock>,
+}
+
+fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Orders version strings by semver (unparseable ones last, by text).
+fn by_semver(a: &str, b: &str) -> Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
+/// JSON with object keys sorted: the same document in any key order has the same digest.
+fn canonical(value: &serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(&String, &serde_json::Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            serde_json::Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect(),
+            )
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.iter().map(canonical).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+fn digest(value: &serde_json::Value) -> String {
+    auth::hex(&Sha256::digest(canonical(value).to_string().as_bytes()))
+}
+
+fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, CatalogError> {
+    serde_json::from_str(text)
+        .map_err(|e| CatalogError::Store(StoreError::Corrupt(format!("{what}: {e}"))))
+}
+
+/// A bundle, validated and taken apart.
+#[derive(Debug)]
+struct Prepared {
+    id: String,
+    domain: String,
+    team: Option<String>,
+    name: Option<String>,
+    version: semver::Version,
+    status: String,
+    descriptor: serde_json::Value,
+    ports: Vec<PreparedPort>,
+    inputs: Vec<(String, String)>,
+    digest: String,
+}
+
+#[derive(Debug)]
+struct PreparedPort {
+    port: String,
+    source: String,
+    contract_id: String,
+    mode: Compatibility,
+    root: Node,
+    json: serde_json::Value,
+    digest: String,
+}
+
+/// Strict lint of the whole bundle, then the parts the catalog keys on.
+fn prepare(bundle: &Bundle) -> Result<Prepared, CatalogError> {
+    let mut files = vec![SourceFile {
+        path: bundle.descriptor.path.clone(),
+        text: bundle.descriptor.text.clone(),
+        explicit: true,
+    }];
+    files.extend(bundle.contracts.iter().map(|c| SourceFile {
+        path: c.path.clone(),
+        text: c.text.clone(),
+        explicit: true,
+    }));
+    let report = lint(&files, LintOptions { strict: true });
+    let problems: Vec<(String, Diagnostic)> = report
+        .files
+        .iter()
+        .flat_map(|f| f.diagnostics.iter().map(|d| (f.path.clone(), d.clone())))
+        .filter(|(_, d)| d.is_error())
+        .collect();
+    if !problems.is_empty() {
+        return Err(CatalogError::Invalid(problems));
+    }
+    let kind_of = |f: &Source| {
+        report
+            .files
+            .iter()
+            .find(|r| r.path == f.path)
+            .and_then(|r| r.kind)
+    };
+    if kind_of(&bundle.descriptor) != Some(DocKind::Product) {
+        return Err(CatalogError::BadRequest(format!(
+            "{} is not a data product descriptor (kind: DataProduct)",
+            bundle.descriptor.path
+        )));
+    }
+    let mesh_model::document::AnyParsed::Product(parsed) =
+        parse_document(&bundle.descriptor.path, &bundle.descriptor.text)
+    else {
+        return Err(CatalogError::BadRequest(format!(
+            "{} is not a data product descriptor",
+            bundle.descriptor.path
+        )));
+    };
+    let (Some(product), Some(root)) = (parsed.model, parsed.root) else {
+        return Err(CatalogError::BadRequest(format!(
+            "{} has no data product",
+            bundle.descriptor.path
+        )));
+    };
+    let missing = |what: &str| {
+        CatalogError::BadRequest(format!("{} has no `{what}`", bundle.descriptor.path))
+    };
+    let id = product.id.clone().ok_or_else(|| missing("id"))?;
+    let domain = product.domain.clone().ok_or_else(|| missing("domain"))?;
+    let version_text = product.version.clone().ok_or_else(|| missing("version"))?;
+    let version = semver::Version::parse(&version_text).map_err(|e| {
+        CatalogError::BadRequest(format!(
+            "version `{version_text}` is not a semantic version: {e}"
+        ))
+    })?;
+    let status = product
+        .status
+        .clone()
+        .unwrap_or_else(|| "active".to_owned());
+    if !["draft", "active", "proposed"].contains(&status.as_str()) {
+        return Err(CatalogError::Lifecycle(format!(
+            "a version is published as draft or active, not `{status}`; use `mesh deprecate` to deprecate it"
+        )));
+    }
+    let status = if status == "proposed" {
+        "draft".to_owned()
+    } else {
+        status
+    };
+
+    // Contracts by id, from the bundle's contract files.
+    let mut contracts: Vec<(String, Node, String)> = Vec::new();
+    for source in &bundle.contracts {
+        if let mesh_model::document::AnyParsed::Contract(parsed) =
+            parse_document(&source.path, &source.text)
+            && let (Some(contract), Some(root)) = (parsed.model, parsed.root)
+        {
+            let id = contract.id.clone().unwrap_or_default();
+            contracts.push((id, root, source.path.clone()));
+        }
+    }
+    let mut ports = Vec::new();
+    for port in &product.output_ports {
+        let contract_id = port.contract_id.clone().ok_or_else(|| {
+            CatalogError::BadRequest(format!("output port `{}` has no contractId", port.name))
+        })?;
+        let (root, source) = contracts
+            .iter()
+            .find(|(id, _, _)| *id == contract_id)
+            .map(|(_, root, source)| (root.clone(), source.clone()))
+            .ok_or_else(|| {
+                CatalogError::BadRequest(format!(
+                    "contract `{contract_id}` of output port `{}` is not in the bundle",
+                    port.name
+                ))
+            })?;
+        let mode = port_mode(&product, &port.name)?;
+        let json = root.to_json();
+        ports.push(PreparedPort {
+            port: port.name.clone(),
+            source,
+            contract_id,
+            mode,
+            digest: digest(&json),
+            root,
+            json,
+        });
+    }
+    let inputs = product
+        .input_ports
+        .iter()
+        .map(|p| (p.name.clone(), p.contract_id.clone()))
+        .collect();
+    let descriptor = root.to_json();
+    let contracts_json: serde_json::Map<String, serde_json::Value> = ports
+        .iter()
+        .map(|p| (p.port.clone(), p.json.clone()))
+        .collect();
+    let digest = digest(&serde_json::json!({
+        "descriptor": descriptor,
+        "contracts": contracts_json,
+    }));
+    Ok(Prepared {
+        id,
+        domain,
+        team: product.team.as_ref().and_then(|t| t.name.clone()),
+        name: product.name.clone(),
+        version,
+        status,
+        descriptor,
+        ports,
+        inputs,
+        digest,
+    })
+}
+
+/// A port's compatibility mode: the output port's `compatibility` custom property, else BACKWARD.
+fn port_mode(product: &DataProduct, port: &str) -> Result<Compatibility, CatalogError> {
+    let Some(port) = product.output_ports.iter().find(|p| p.name == port) else {
+        return Ok(Compatibility::default());
+    };
+    match port
+        .custom_properties
+        .iter()
+        .find(|c| c.property == "compatibility")
+    {
+        None => Ok(Compatibility::default()),
+        Some(c) => c
+            .value
+            .as_str()
+            .and_then(Compatibility::parse)
+            .ok_or_else(|| {
+                CatalogError::BadRequest(format!(
+                    "output port `{}`: compatibility {} is not one of {}",
+                    port.name,
+                    c.value,
+                    Compatibility::ALL.map(Compatibility::as_str).join(", ")
+                ))
+            }),
+    }
+}
+
+fn version_view(
+    row: VersionRow,
+    ports: Vec<PortRow>,
+    full: bool,
+) -> Result<VersionView, CatalogError> {
+    let descriptor = if full {
+        Some(parse_json(&row.descriptor, "descriptor")?)
+    } else {
+        None
+    };
+    let ports = ports
+        .into_iter()
+        .map(|p| {
+            Ok(PortView {
+                contract: parse_json(&p.contract, "contract")?,
+                port: p.port,
+                contract_id: p.contract_id,
+                compatibility: p.compatibility,
+                digest: p.digest,
+            })
+        })
+        .collect::<Result<Vec<_>, CatalogError>>()?;
+    Ok(VersionView {
+        product: row.product,
+        version: row.version,
+        status: row.status,
+        digest: row.digest,
+        published_by: row.published_by,
+        published_at: row.published_at,
+        sunset: row.sunset,
+        migration_guide: row.migration_guide,
+        deprecated_at: row.deprecated_at,
+        descriptor,
+        ports,
+    })
+}
+
+/// Runs `body` in a write transaction, again from the start whenever it loses a race.
+macro_rules! retrying {
+    ($self:ident, |$tx:ident| $body:expr) => {{
+        let mut attempt = 0usize;
+        loop {
+            attempt += 1;
+            let mut $tx = $self.store.write().await?;
+            let result: Result<_, CatalogError> = async { $body }.await;
+            let result = match result {
+                Ok((value, commit)) => {
+                    if commit {
+                        $tx.commit()
+                            .await
+                            .map(|()| value)
+                            .map_err(CatalogError::from)
+                    } else {
+                        drop($tx);
+                        Ok(value)
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(CatalogError::Store(StoreError::Conflict(why))) => {
+                    if attempt >= MAX_ATTEMPTS {
+                        break Err(CatalogError::Busy(why));
+                    }
+                    // Spread the retries of writers that collided.
+                    let jitter = rand::random::<u64>() % (2 + attempt as u64 * 2);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn CatalogStore>) -> Catalog {
+        Catalog::with_clock(store, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(store: Arc<dyn CatalogStore>, clock: Arc<dyn Clock>) -> Catalog {
+        Catalog { store, clock }
+    }
+
+    pub fn store(&self) -> &Arc<dyn CatalogStore> {
+        &self.store
+    }
+
+    fn now(&self) -> String {
+        stamp(self.clock.now())
+    }
+
+    fn allow(who: &Principal, action: Action<'_>) -> Result<(), CatalogError> {
+        if who.may(action) {
+            return Ok(());
+        }
+        let what = match action {
+            Action::Read => "read the catalog".to_owned(),
+            Action::ReadEvents => "read the event log".to_owned(),
+            Action::Publish { domain } => format!("publish in domain `{domain}`"),
+            Action::Lifecycle { domain } => {
+                format!("deprecate or retire versions in domain `{domain}`")
+            }
+            Action::Administer => "administer the catalog".to_owned(),
+        };
+        Err(CatalogError::Forbidden(format!(
+            "{} may not {what}",
+            who.name
+        )))
+    }
+
+    /// Publishes a product version: strict lint, compatibility of every output port against its
+    /// history in the same major version, then one transaction that stores the version, its
+    /// contracts and input ports, advances the product, and appends an event. With `dry_run`
+    /// everything is checked and nothing is stored.
+    pub async fn publish(
+        &self,
+        who: &Principal,
+        bundle: &Bundle,
+        dry_run: bool,
+    ) -> Result<PublishReport, CatalogError> {
+        let prepared = prepare(bundle)?;
+        Self::allow(
+            who,
+            Action::Publish {
+                domain: &prepared.domain,
+            },
+        )?;
+        let p = &prepared;
+        let version = p.version.to_string();
+        let major = i64::try_from(p.version.major)
+            .map_err(|_| CatalogError::BadRequest(format!("version {version} is too large")))?;
+        retrying!(self, |tx| {
+            let now = self.now();
+            if let Some(existing) = tx.version(&p.id, &version).await? {
+                if existing.digest == p.digest {
+                    let report = PublishReport {
+                        product: p.id.clone(),
+                        version: version.clone(),
+                        outcome: PublishOutcome::Unchanged,
+                        digest: p.digest.clone(),
+                        ports: Vec::new(),
+                        event: None,
+                    };
+                    return Ok((report, false));
+                }
+                return Err(CatalogError::VersionExists {
+                    product: p.id.clone(),
+                    version: version.clone(),
+                });
+            }
+            let product = tx.product(&p.id).await?;
+            if let Some(product) = &product
+                && product.domain != p.domain
+            {
+                return Err(CatalogError::BadRequest(format!(
+                    "{} belongs to domain `{}`, not `{}`",
+                    p.id, product.domain, p.domain
+                )));
+            }
+            let mut ports = Vec::new();
+            let mut failures = Vec::new();
+            for port in &p.ports {
+                let history = self
+                    .history(tx.as_mut(), &p.id, &port.port, &p.version)
+                    .await?;
+                let failed = changelog::check(port.mode, &port.root, &history);
+                if !failed.is_empty() {
+                    failures.push(PortIncompatibility {
+                        port: port.port.clone(),
+                        source: port.source.clone(),
+                        mode: port.mode,
+                        failures: failed,
+                    });
+                }
+                let (previous, changes) = match history.last() {
+                    Some((v, old)) => (Some(v.clone()), changelog::diff(old, &port.root)),
+                    None => (None, Changelog::default()),
+                };
+                ports.push(PortReport {
+                    port: port.port.clone(),
+                    contract_id: port.contract_id.clone(),
+                    compatibility: port.mode,
+                    previous,
+                    changes,
+                });
+            }
+            if !failures.is_empty() {
+                return Err(CatalogError::Incompatible {
+                    product: p.id.clone(),
+                    version: version.clone(),
+                    ports: failures,
+                });
+            }
+            if dry_run {
+                let report = PublishReport {
+                    product: p.id.clone(),
+                    version: version.clone(),
+                    outcome: PublishOutcome::Checked,
+                    digest: p.digest.clone(),
+                    ports,
+                    event: None,
+                };
+                return Ok((report, false));
+            }
+            if tx.domain(&p.domain).await?.is_none() {
+                tx.insert_domain(&DomainRow {
+                    name: p.domain.clone(),
+                    description: None,
+                    created_at: now.clone(),
+                })
+                .await?;
+            }
+            if let Some(team) = &p.team
+                && tx.team(team).await?.is_none()
+            {
+                tx.insert_team(&TeamRow {
+                    name: team.clone(),
+                    domain: p.domain.clone(),
+                    created_at: now.clone(),
+                })
+                .await?;
+            }
+            let row = match &product {
+                None => ProductRow {
+                    id: p.id.clone(),
+                    domain: p.domain.clone(),
+                    team: p.team.clone(),
+                    name: p.name.clone(),
+                    latest: Some(version.clone()),
+                    status: p.status.clone(),
+                    revision: 1,
+                    created_at: now.clone(),
+                    updated_at: now.clone(),
+                },
+                Some(old) => {
+                    let newest = old
+                        .latest
+                        .as_deref()
+                        .is_none_or(|l| by_semver(&version, l) == Ordering::Greater);
+                    ProductRow {
+                        team: if newest {
+                            p.team.clone()
+                        } else {
+                            old.team.clone()
+                        },
+                        name: if newest {
+                            p.name.clone()
+                        } else {
+                            old.name.clone()
+                        },
+                        latest: if newest {
+                            Some(version.clone())
+                        } else {
+                            old.latest.clone()
+                        },
+                        status: if newest {
+                            p.status.clone()
+                        } else {
+                            old.status.clone()
+                        },
+                        revision: old.revision + 1,
+                        updated_at: now.clone(),
+                        ..old.clone()
+                    }
+                }
+            };
+            match &product {
+                None => tx.insert_product(&row).await?,
+                Some(old) => tx.update_product(&row, old.revision).await?,
+            }
+            tx.insert_version(&VersionRow {
+                product: p.id.clone(),
+                version: version.clone(),
+                major,
+                status: p.status.clone(),
+                digest: p.digest.clone(),
+                descriptor: p.descriptor.to_string(),
+                published_by: who.name.clone(),
+                published_at: now.clone(),
+                sunset: None,
+                migration_guide: None,
+                deprecated_at: None,
+                revision: 1,
+            })
+            .await?;
+            for port in &p.ports {
+                tx.insert_port(&PortRow {
+                    product: p.id.clone(),
+                    version: version.clone(),
+                    port: port.port.clone(),
+                    major,
+                    contract_id: port.contract_id.clone(),
+                    compatibility: port.mode.as_str().to_owned(),
+                    digest: port.digest.clone(),
+                    contract: port.json.to_string(),
+                })
+                .await?;
+            }
+            for (input_port, contract_id) in &p.inputs {
+                tx.insert_dependency(&DependencyRow {
+                    product: p.id.clone(),
+                    version: version.clone(),
+                    input_port: input_port.clone(),
+                    contract_id: contract_id.clone(),
+                })
+                .await?;
+            }
+            let summary: Vec<serde_json::Value> = ports
+                .iter()
+                .map(|r| {
+                    let (breaking, warning, info) = r.changes.counts();
+                    serde_json::json!({
+                        "port": r.port, "previous": r.previous,
+                        "breaking": breaking, "warning": warning, "info": info,
+                    })
+                })
+                .collect();
+            let event = tx
+                .append_event(&NewEvent {
+                    at: now.clone(),
+                    kind: "product.published".into(),
+                    subject: p.id.clone(),
+                    actor: who.name.clone(),
+                    payload: serde_json::json!({
+                        "version": version, "digest": p.digest, "status": p.status, "ports": summary,
+                    }),
+                })
+                .await?;
+            let report = PublishReport {
+                product: p.id.clone(),
+                version: version.clone(),
+                outcome: PublishOutcome::Published,
+                digest: p.digest.clone(),
+                ports,
+                event: Some(event),
+            };
+            Ok((report, true))
+        })
+    }
+
+    /// The contracts of `port` in earlier versions of the same major version, oldest first.
+    async fn history(
+        &self,
+        tx: &mut dyn Tx,
+        product: &str,
+        port: &str,
+        version: &semver::Version,
+    ) -> Result<Vec<(String, Node)>, CatalogError> {
+        let mut rows: Vec<(semver::Version, PortRow)> = tx
+            .port_history(product, port)
+            .await?
+            .into_iter()
+            .filter_map(|row| {
+                let v = semver::Version::parse(&row.version).ok()?;
+                (v.major == version.major && v < *version).then_some((v, row))
+            })
+            .collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        rows.into_iter()
+            .map(|(v, row)| {
+                let json = parse_json(&row.contract, "contract")?;
+                Ok((v.to_string(), Node::from_json(&json)))
+            })
+            .collect()
+    }
+
+    /// A product with all its versions (newest first, without documents).
+    pub async fn product(&self, who: &Principal, id: &str) -> Result<ProductView, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        let row = tx
+            .product(id)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("data product `{id}`")))?;
+        let mut versions = tx.versions(id).await?;
+        versions.sort_by(|a, b| by_semver(&b.version, &a.version));
+        let versions = versions
+            .into_iter()
+            .map(|v| version_view(v, Vec::new(), false))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProductView {
+            id: row.id,
+            domain: row.domain,
+            team: row.team,
+            name: row.name,
+            latest: row.latest,
+            status: row.status,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            versions,
+        })
+    }
+
+    /// Products in id order, a page at a time.
+    pub async fn products(
+        &self,
+        who: &Principal,
+        query: &ProductQuery,
+    ) -> Result<Vec<ProductRow>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut query = query.clone();
+        query.limit = query.limit.clamp(1, 1000);
+        Ok(self.store.read().await?.products(&query).await?)
+    }
+
+    /// Every version of a product, newest first.
+    pub async fn versions(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Vec<VersionView>, CatalogError> {
+        Ok(self.product(who, id).await?.versions)
+    }
+
+    /// One version with its descriptor and contracts. `selector` is a version (`1.2.0`), a major
+    /// version (`1` or `v1`: its newest non-retired version) or `latest`.
+    pub async fn version(
+        &self,
+        who: &Principal,
+        id: &str,
+        selector: &str,
+    ) -> Result<VersionView, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        let version = self.resolve(tx.as_mut(), id, selector).await?;
+        let row = tx
+            .version(id, &version)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("{id}@{version}")))?;
+        let ports = tx.ports(id, &version).await?;
+        version_view(row, ports, true)
+    }
+
+    async fn resolve(
+        &self,
+        tx: &mut dyn Tx,
+        id: &str,
+        selector: &str,
+    ) -> Result<String, CatalogError> {
+        if semver::Version::parse(selector).is_ok() {
+            return Ok(selector.to_owned());
+        }
+        let product = tx
+            .product(id)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("data product `{id}`")))?;
+        if selector.is_empty() || selector == "latest" {
+            return product
+                .latest
+                .ok_or_else(|| CatalogError::NotFound(format!("{id} has no version")));
+        }
+        let major: u64 = selector.trim_start_matches('v').parse().map_err(|_| {
+            CatalogError::BadRequest(format!(
+                "`{selector}` is not a version, a major version or `latest`"
+            ))
+        })?;
+        let mut versions = tx.versions(id).await?;
+        versions.retain(|v| {
+            v.status != "retired"
+                && semver::Version::parse(&v.version).is_ok_and(|s| s.major == major)
+        });
+        versions
+            .into_iter()
+            .map(|v| v.version)
+            .max_by(|a, b| by_semver(a, b))
+            .ok_or_else(|| CatalogError::NotFound(format!("{id}@{major}: no such major version")))
+    }
+
+    /// What changed in one output port between two versions of a product.
+    pub async fn changelog(
+        &self,
+        who: &Principal,
+        id: &str,
+        port: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Changelog, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        let mut contract = async |selector: &str| -> Result<Node, CatalogError> {
+            let version = self.resolve(tx.as_mut(), id, selector).await?;
+            let ports = tx.ports(id, &version).await?;
+            let row = ports.into_iter().find(|p| p.port == port).ok_or_else(|| {
+                CatalogError::NotFound(format!("output port `{port}` in {id}@{version}"))
+            })?;
+            Ok(Node::from_json(&parse_json(&row.contract, "contract")?))
+        };
+        let old = contract(from).await?;
+        let new = contract(to).await?;
+        Ok(changelog::diff(&old, &new))
+    }
+
+    /// Deprecates a version: it stays readable until `sunset`, when it may be retired; every
+    /// product reading it is told through the event log.
+    pub async fn deprecate(
+        &self,
+        who: &Principal,
+        id: &str,
+        version: &str,
+        sunset: NaiveDate,
+        guide: &str,
+    ) -> Result<Deprecation, CatalogError> {
+        if guide.trim().is_empty() {
+            return Err(CatalogError::BadRequest(
+                "a deprecation needs a migration guide for the consumers".into(),
+            ));
+        }
+        let today = self.clock.now().date_naive();
+        if sunset <= today {
+            return Err(CatalogError::BadRequest(format!(
+                "the sunset date {sunset} must be after today ({today})"
+            )));
+        }
+        retrying!(self, |tx| {
+            let (product, mut row) = self.lifecycle_target(tx.as_mut(), who, id, version).await?;
+            if row.status != "active" && row.status != "draft" {
+                return Err(CatalogError::Lifecycle(format!(
+                    "{id}@{version} is {}; only a draft or active version can be deprecated",
+                    row.status
+                )));
+            }
+            let now = self.now();
+            let expected = row.revision;
+            row.status = "deprecated".into();
+            row.sunset = Some(sunset.to_string());
+            row.migration_guide = Some(guide.to_owned());
+            row.deprecated_at = Some(now.clone());
+            row.revision += 1;
+            tx.update_version(&row, expected).await?;
+            self.touch_product(tx.as_mut(), &product, &row, &now)
+                .await?;
+            let ports = tx.ports(id, version).await?;
+            let contract_ids: Vec<String> = ports.iter().map(|p| p.contract_id.clone()).collect();
+            let consumers: Vec<ConsumerRef> = tx
+                .dependents(&contract_ids)
+                .await?
+                .into_iter()
+                .filter(|d| d.product != id)
+                .map(|d| ConsumerRef {
+                    product: d.product,
+                    version: d.version,
+                    input_port: d.input_port,
+                    contract_id: d.contract_id,
+                })
+                .collect();
+            let payload = serde_json::json!({
+                "version": version, "sunset": row.sunset, "migration_guide": guide,
+                "consumers": consumers,
+            });
+            tx.append_event(&NewEvent {
+                at: now.clone(),
+                kind: "version.deprecated".into(),
+                subject: id.to_owned(),
+                actor: who.name.clone(),
+                payload: payload.clone(),
+            })
+            .await?;
+            for consumer in &consumers {
+                tx.append_event(&NewEvent {
+                    at: now.clone(),
+                    kind: "consumer.notified".into(),
+                    subject: consumer.product.clone(),
+                    actor: who.name.clone(),
+                    payload: serde_json::json!({
+                        "deprecated": format!("{id}@{version}"),
+                        "input_port": consumer.input_port,
+                        "sunset": row.sunset, "migration_guide": guide,
+                    }),
+                })
+                .await?;
+            }
+            let view = version_view(row, Vec::new(), false)?;
+            Ok((
+                Deprecation {
+                    version: view,
+                    consumers,
+                },
+                true,
+            ))
+        })
+    }
+
+    /// Retires a deprecated version once its sunset date has come.
+    pub async fn retire(
+        &self,
+        who: &Principal,
+        id: &str,
+        version: &str,
+    ) -> Result<VersionView, CatalogError> {
+        retrying!(self, |tx| {
+            let (product, mut row) = self.lifecycle_target(tx.as_mut(), who, id, version).await?;
+            if row.status != "deprecated" {
+                return Err(CatalogError::Lifecycle(format!(
+                    "{id}@{version} is {}; deprecate it with a sunset date first",
+                    row.status
+                )));
+            }
+            let today = self.clock.now().date_naive();
+            let sunset = row
+                .sunset
+                .as_deref()
+                .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+            if let Some(sunset) = sunset
+                && today < sunset
+            {
+                return Err(CatalogError::Lifecycle(format!(
+                    "{id}@{version} cannot be retired before its sunset date {sunset} (today is {today})"
+                )));
+            }
+            let now = self.now();
+            let expected = row.revision;
+            row.status = "retired".into();
+            row.revision += 1;
+            tx.update_version(&row, expected).await?;
+            self.touch_product(tx.as_mut(), &product, &row, &now)
+                .await?;
+            tx.append_event(&NewEvent {
+                at: now,
+                kind: "version.retired".into(),
+                subject: id.to_owned(),
+                actor: who.name.clone(),
+                payload: serde_json::json!({ "version": version }),
+            })
+            .await?;
+            Ok((version_view(row, Vec::new(), false)?, true))
+        })
+    }
+
+    async fn lifecycle_target(
+        &self,
+        tx: &mut dyn Tx,
+        who: &Principal,
+        id: &str,
+        version: &str,
+    ) -> Result<(ProductRow, VersionRow), CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let product = tx
+            .product(id)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("data product `{id}`")))?;
+        Self::allow(
+            who,
+            Action::Lifecycle {
+                domain: &product.domain,
+            },
+        )?;
+        let row = tx
+            .version(id, version)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("{id}@{version}")))?;
+        Ok((product, row))
+    }
+
+    /// Bumps the product's revision (so concurrent publishers re-read) and mirrors the status of
+    /// its latest version.
+    async fn touch_product(
+        &self,
+        tx: &mut dyn Tx,
+        product: &ProductRow,
+        changed: &VersionRow,
+        now: &str,
+    ) -> Result<(), CatalogError> {
+        let mut row = product.clone();
+        if product.latest.as_deref() == Some(changed.version.as_str()) {
+            row.status = changed.status.clone();
+        }
+        row.revision += 1;
+        row.updated_at = now.to_owned();
+        tx.update_product(&row, product.revision).await?;
+        Ok(())
+    }
+
+    pub async fn domains(&self, who: &Principal) -> Result<Vec<DomainRow>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        Ok(self.store.read().await?.domains().await?)
+    }
+
+    pub async fn teams(&self, who: &Principal) -> Result<Vec<TeamRow>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        Ok(self.store.read().await?.teams().await?)
+    }
+
+    /// The event log after `after`, oldest first.
+    pub async fn events(
+        &self,
+        who: &Principal,
+        after: i64,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> Result<Vec<EventRow>, CatalogError> {
+        Self::allow(who, Action::ReadEvents)?;
+        let limit = limit.clamp(1, 1000);
+        Ok(self
+            .store
+            .read()
+            .await?
+            .events(after, limit, subject)
+            .await?)
+    }
+
+    /// Issues a token for `principal` (shown once) and binds it the given roles.
+    pub async fn issue_token(
+        &self,
+        who: &Principal,
+        principal: &str,
+        roles: &[(Role, Option<String>)],
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<String, CatalogError> {
+        Self::allow(who, Action::Administer)?;
+        self.bootstrap_token(principal, roles, expires_at).await
+    }
+
+    /// [`Catalog::issue_token`] without the caller check: for `mesh serve`'s first admin token
+    /// and for whoever holds the catalog file.
+    pub async fn bootstrap_token(
+        &self,
+        principal: &str,
+        roles: &[(Role, Option<String>)],
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<String, CatalogError> {
+        if principal.trim().is_empty() {
+            return Err(CatalogError::BadRequest(
+                "a token needs a principal name".into(),
+            ));
+        }
+        if let Some((role, _)) = roles
+            .iter()
+            .find(|(r, d)| matches!(r, Role::Owner | Role::Member) && d.is_none())
+        {
+            return Err(CatalogError::BadRequest(format!(
+                "the {role} role is held in a domain"
+            )));
+        }
+        let (token, hash) = auth::new_token();
+        let mut tx = self.store.write().await?;
+        let now = self.now();
+        tx.insert_token(&TokenRow {
+            id: hash[..16].to_owned(),
+            hash,
+            principal: principal.to_owned(),
+            created_at: now.clone(),
+            expires_at: expires_at.map(stamp),
+            revoked_at: None,
+        })
+        .await?;
+        for (role, domain) in roles {
+            tx.insert_binding(&RoleBinding {
+                principal: principal.to_owned(),
+                role: role.as_str().to_owned(),
+                domain: domain.clone().unwrap_or_else(|| ANY_DOMAIN.to_owned()),
+            })
+            .await?;
+        }
+        tx.append_event(&NewEvent {
+            at: now,
+            kind: "token.issued".into(),
+            subject: principal.to_owned(),
+            actor: "catalog".into(),
+            payload: serde_json::json!({ "roles": roles.iter().map(|(r, d)| serde_json::json!({"role": r, "domain": d})).collect::<Vec<_>>() }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// The principal behind a token: unknown, revoked or expired tokens are refused alike.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, CatalogError> {
+        let refused = || CatalogError::Unauthenticated("unknown, expired or revoked token".into());
+        let mut tx = self.store.read().await?;
+        let row = tx
+            .token_by_hash(&auth::hash_token(token))
+            .await?
+            .ok_or_else(refused)?;
+        if row.revoked_at.is_some() {
+            return Err(refused());
+        }
+        if let Some(expires) = &row.expires_at
+            && expires.as_str() <= self.now().as_str()
+        {
+            return Err(refused());
+        }
+        let bindings = tx.bindings(&row.principal).await?;
+        Ok(Principal {
+            name: row.principal,
+            bindings,
+        })
+    }
+}

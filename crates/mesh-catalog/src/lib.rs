@@ -1,0 +1,20 @@
+//! The mesh catalog: where domain teams publish data products and everyone else finds them.
+//!
+//! - [`store`]: the narrow storage trait ([`store::CatalogStore`], transactions of rows) and its
+//!   SQLite and PostgreSQL implementations;
+//! - [`Catalog`]: every business rule, above the trait — validation (strict lint), semantic
+//!   versions, per-port contract history and compatibility, the lifecycle draft → active →
+//!   deprecated → retired, authorization, and the event log. Writers use optimistic concurrency:
+//!   every publish bumps the product's revision, a writer that lost the race re-reads and
+//!   decides again, so no publish is lost and exactly one document wins per version;
+//! - [`auth`]: principals, roles and API tokens (stored hashed).
+
+pub mod auth;
+mod catalog;
+pub mod store;
+
+pub use auth::{Action, Principal, Role};
+pub use catalog::{
+    Bundle, Catalog, CatalogError, Clock, ConsumerRef, Deprecation, FixedClock, ProductView,
+    PublishOutcome, PublishReport, Source, SystemClock, VersionView,
+};

@@ -1,0 +1,236 @@
+//! The storage trait under the catalog: rows in, rows out, inside transactions. No business rule
+//! lives here — validation, compatibility, lifecycle, audit and events are in [`crate::Catalog`],
+//! so no backend can skip them. Two implementations: SQLite (the embedded default) and PostgreSQL,
+//! both generated from one body of SQL (see [`sql`]), both run by one conformance suite.
+
+mod sql;
+
+use async_trait::async_trait;
+
+pub use sql::{PostgresStore, SqliteStore, open};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the row first (revision mismatch) or inserted the same key: the
+    /// caller re-reads and decides again.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached or failed.
+    #[error("catalog database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("catalog migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value that cannot be read back (e.g. edited by hand).
+    #[error("corrupt catalog row: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A catalog database.
+#[async_trait]
+pub trait CatalogStore: Send + Sync + std::fmt::Debug + 'static {
+    fn backend(&self) -> Backend;
+    /// A transaction for reading.
+    async fn read(&self) -> StoreResult<Box<dyn Tx>>;
+    /// A transaction for writing; on SQLite it takes the write lock at once, so two writers
+    /// never deadlock on a lock upgrade.
+    async fn write(&self) -> StoreResult<Box<dyn Tx>>;
+}
+
+/// One transaction. Dropping it without [`Tx::commit`] rolls it back.
+#[async_trait]
+pub trait Tx: Send {
+    async fn commit(self: Box<Self>) -> StoreResult<()>;
+
+    async fn domain(&mut self, name: &str) -> StoreResult<Option<DomainRow>>;
+    async fn domains(&mut self) -> StoreResult<Vec<DomainRow>>;
+    /// Inserts the domain; `Conflict` when it exists.
+    async fn insert_domain(&mut self, row: &DomainRow) -> StoreResult<()>;
+
+    async fn team(&mut self, name: &str) -> StoreResult<Option<TeamRow>>;
+    async fn teams(&mut self) -> StoreResult<Vec<TeamRow>>;
+    async fn insert_team(&mut self, row: &TeamRow) -> StoreResult<()>;
+
+    async fn product(&mut self, id: &str) -> StoreResult<Option<ProductRow>>;
+    /// Products ordered by id, after `after`, at most `limit`, optionally of one domain.
+    async fn products(&mut self, query: &ProductQuery) -> StoreResult<Vec<ProductRow>>;
+    /// Inserts a new product; `Conflict` when it exists.
+    async fn insert_product(&mut self, row: &ProductRow) -> StoreResult<()>;
+    /// Replaces the product if its stored revision is still `expected`; `Conflict` otherwise.
+    async fn update_product(&mut self, row: &ProductRow, expected: i64) -> StoreResult<()>;
+
+    async fn version(&mut self, product: &str, version: &str) -> StoreResult<Option<VersionRow>>;
+    /// Every version of a product, in no particular order.
+    async fn versions(&mut self, product: &str) -> StoreResult<Vec<VersionRow>>;
+    /// `Conflict` when the version exists.
+    async fn insert_version(&mut self, row: &VersionRow) -> StoreResult<()>;
+    async fn update_version(&mut self, row: &VersionRow, expected: i64) -> StoreResult<()>;
+
+    /// The output-port contracts of one product version.
+    async fn ports(&mut self, product: &str, version: &str) -> StoreResult<Vec<PortRow>>;
+    /// Every stored contract of one port, all versions, in no particular order.
+    async fn port_history(&mut self, product: &str, port: &str) -> StoreResult<Vec<PortRow>>;
+    async fn insert_port(&mut self, row: &PortRow) -> StoreResult<()>;
+
+    /// Records that a product version reads a contract through an input port.
+    async fn insert_dependency(&mut self, row: &DependencyRow) -> StoreResult<()>;
+    /// The product versions that read any of these contracts.
+    async fn dependents(&mut self, contract_ids: &[String]) -> StoreResult<Vec<DependencyRow>>;
+
+    /// Appends an event and returns its sequence number.
+    async fn append_event(&mut self, event: &NewEvent) -> StoreResult<i64>;
+    /// Events after `after` (a sequence number), oldest first; of one subject when given.
+    async fn events(
+        &mut self,
+        after: i64,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> StoreResult<Vec<EventRow>>;
+
+    async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>>;
+    async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()>;
+    /// Marks a token revoked; false when there is no such live token.
+    async fn revoke_token(&mut self, id: &str, at: &str) -> StoreResult<bool>;
+
+    async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>>;
+    /// Adds a role binding; adding one that exists is not an error.
+    async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainRow {
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRow {
+    pub name: String,
+    pub domain: String,
+    pub created_at: String,
+}
+
+/// A data product: identity, ownership, and the version a reader gets by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductRow {
+    /// `domain.product`.
+    pub id: String,
+    pub domain: String,
+    pub team: Option<String>,
+    pub name: Option<String>,
+    /// The highest published version.
+    pub latest: Option<String>,
+    /// The status of the latest version.
+    pub status: String,
+    /// Bumped on every update; the optimistic-concurrency token.
+    pub revision: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProductQuery {
+    pub domain: Option<String>,
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// One published version of a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    pub product: String,
+    pub version: String,
+    pub major: i64,
+    pub status: String,
+    /// SHA-256 of the canonical JSON of the descriptor and its contracts.
+    pub digest: String,
+    /// The ODPS descriptor, JSON.
+    pub descriptor: String,
+    pub published_by: String,
+    pub published_at: String,
+    pub sunset: Option<String>,
+    pub migration_guide: Option<String>,
+    pub deprecated_at: Option<String>,
+    pub revision: i64,
+}
+
+/// The contract of one output port in one product version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRow {
+    pub product: String,
+    pub version: String,
+    pub port: String,
+    pub major: i64,
+    pub contract_id: String,
+    /// The port's compatibility mode when this version was published.
+    pub compatibility: String,
+    pub digest: String,
+    /// The ODCS contract, JSON.
+    pub contract: String,
+}
+
+/// An input port of a product version, reading the output port whose contract is `contract_id`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct DependencyRow {
+    pub product: String,
+    pub version: String,
+    pub input_port: String,
+    pub contract_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub at: String,
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub payload: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub subject: String,
+    pub actor: String,
+    pub payload: serde_json::Value,
+}
+
+/// An API token; only its SHA-256 is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub hash: String,
+    pub principal: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+/// A principal holds a role, globally (`domain` = `*`) or in one domain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoleBinding {
+    pub principal: String,
+    pub role: String,
+    pub domain: String,
+}

@@ -1,0 +1,633 @@
+//! SQLite and PostgreSQL stores. The SQL is portable (`$N` parameters, text timestamps, JSON as
+//! text), so one macro body implements [`Tx`] for both; only connecting, migrating and starting
+//! a write transaction differ.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{
+    Backend, CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PortRow, ProductQuery,
+    ProductRow, RoleBinding, StoreError, StoreResult, TeamRow, TokenRow, Tx, VersionRow,
+};
+
+/// Maps a unique-key violation to [`StoreError::Conflict`].
+fn conflict(what: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| match e.as_database_error() {
+        Some(db) if db.is_unique_violation() => StoreError::Conflict(what.to_owned()),
+        _ => StoreError::Database(e),
+    }
+}
+
+fn json(text: &str) -> StoreResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))
+}
+
+// Column lists as macros, so every statement stays a `&'static str` (sqlx refuses dynamic SQL).
+macro_rules! product_cols {
+    () => {
+        "id, domain, team, name, latest, status, revision, created_at, updated_at"
+    };
+}
+macro_rules! version_cols {
+    () => {
+        "product, version, major, status, digest, descriptor, published_by, published_at, \
+         sunset, migration_guide, deprecated_at, revision"
+    };
+}
+macro_rules! port_cols {
+    () => {
+        "product, version, port, major, contract_id, compatibility, digest, contract"
+    };
+}
+
+macro_rules! row_readers {
+    ($row:ty) => {
+        fn product_row(r: &$row) -> Result<ProductRow, sqlx::Error> {
+            Ok(ProductRow {
+                id: r.try_get("id")?,
+                domain: r.try_get("domain")?,
+                team: r.try_get("team")?,
+                name: r.try_get("name")?,
+                latest: r.try_get("latest")?,
+                status: r.try_get("status")?,
+                revision: r.try_get("revision")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        fn version_row(r: &$row) -> Result<VersionRow, sqlx::Error> {
+            Ok(VersionRow {
+                product: r.try_get("product")?,
+                version: r.try_get("version")?,
+                major: r.try_get("major")?,
+                status: r.try_get("status")?,
+                digest: r.try_get("digest")?,
+                descriptor: r.try_get("descriptor")?,
+                published_by: r.try_get("published_by")?,
+                published_at: r.try_get("published_at")?,
+                sunset: r.try_get("sunset")?,
+                migration_guide: r.try_get("migration_guide")?,
+                deprecated_at: r.try_get("deprecated_at")?,
+                revision: r.try_get("revision")?,
+            })
+        }
+
+        fn port_row(r: &$row) -> Result<PortRow, sqlx::Error> {
+            Ok(PortRow {
+                product: r.try_get("product")?,
+                version: r.try_get("version")?,
+                port: r.try_get("port")?,
+                major: r.try_get("major")?,
+                contract_id: r.try_get("contract_id")?,
+                compatibility: r.try_get("compatibility")?,
+                digest: r.try_get("digest")?,
+                contract: r.try_get("contract")?,
+            })
+        }
+
+        fn event_row(r: &$row) -> StoreResult<EventRow> {
+            let payload: String = r.try_get("payload")?;
+            Ok(EventRow {
+                seq: r.try_get("seq")?,
+                at: r.try_get("at")?,
+                kind: r.try_get("kind")?,
+                subject: r.try_get("subject")?,
+                actor: r.try_get("actor")?,
+                payload: json(&payload)?,
+            })
+        }
+
+        fn token_row(r: &$row) -> Result<TokenRow, sqlx::Error> {
+            Ok(TokenRow {
+                id: r.try_get("id")?,
+                hash: r.try_get("hash")?,
+                principal: r.try_get("principal")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+            })
+        }
+    };
+}
+
+/// Implements [`Tx`] for a transaction wrapper with field `tx: sqlx::Transaction<'static, DB>`.
+macro_rules! sql_tx {
+    ($tx:ident) => {
+        #[async_trait]
+        impl Tx for $tx {
+            async fn commit(self: Box<Self>) -> StoreResult<()> {
+                self.tx.commit().await?;
+                Ok(())
+            }
+
+            async fn domain(&mut self, name: &str) -> StoreResult<Option<DomainRow>> {
+                let row = sqlx::query("SELECT name, description, created_at FROM domains WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row
+                    .map(|r| -> Result<DomainRow, sqlx::Error> {
+                        Ok(DomainRow {
+                            name: r.try_get("name")?,
+                            description: r.try_get("description")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .transpose()?)
+            }
+
+            async fn domains(&mut self) -> StoreResult<Vec<DomainRow>> {
+                let rows = sqlx::query("SELECT name, description, created_at FROM domains ORDER BY name")
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DomainRow {
+                            name: r.try_get("name")?,
+                            description: r.try_get("description")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_domain(&mut self, row: &DomainRow) -> StoreResult<()> {
+                sqlx::query("INSERT INTO domains (name, description, created_at) VALUES ($1, $2, $3)")
+                    .bind(&row.name)
+                    .bind(&row.description)
+                    .bind(&row.created_at)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(conflict("domain exists"))?;
+                Ok(())
+            }
+
+            async fn team(&mut self, name: &str) -> StoreResult<Option<TeamRow>> {
+                let row = sqlx::query("SELECT name, domain, created_at FROM teams WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row
+                    .map(|r| -> Result<TeamRow, sqlx::Error> {
+                        Ok(TeamRow {
+                            name: r.try_get("name")?,
+                            domain: r.try_get("domain")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .transpose()?)
+            }
+
+            async fn teams(&mut self) -> StoreResult<Vec<TeamRow>> {
+                let rows = sqlx::query("SELECT name, domain, created_at FROM teams ORDER BY name")
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(TeamRow {
+                            name: r.try_get("name")?,
+                            domain: r.try_get("domain")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_team(&mut self, row: &TeamRow) -> StoreResult<()> {
+                sqlx::query("INSERT INTO teams (name, domain, created_at) VALUES ($1, $2, $3)")
+                    .bind(&row.name)
+                    .bind(&row.domain)
+                    .bind(&row.created_at)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(conflict("team exists"))?;
+                Ok(())
+            }
+
+            async fn product(&mut self, id: &str) -> StoreResult<Option<ProductRow>> {
+                let sql = concat!("SELECT ", product_cols!(), " FROM products WHERE id = $1");
+                let row = sqlx::query(sql).bind(id).fetch_optional(&mut *self.tx).await?;
+                Ok(row.as_ref().map(product_row).transpose()?)
+            }
+
+            async fn products(&mut self, query: &ProductQuery) -> StoreResult<Vec<ProductRow>> {
+                let sql = concat!("SELECT ", product_cols!(), " FROM products \
+                     WHERE ($1 IS NULL OR domain = $1) AND ($2 IS NULL OR id > $2) \
+                     ORDER BY id LIMIT $3");
+                let rows = sqlx::query(sql)
+                    .bind(&query.domain)
+                    .bind(&query.after)
+                    .bind(query.limit)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                Ok(rows.iter().map(product_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn insert_product(&mut self, row: &ProductRow) -> StoreResult<()> {
+                let sql = concat!("INSERT INTO products (", product_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+                sqlx::query(sql)
+                    .bind(&row.id)
+                    .bind(&row.domain)
+                    .bind(&row.team)
+                    .bind(&row.name)
+                    .bind(&row.latest)
+                    .bind(&row.status)
+                    .bind(row.revision)
+                    .bind(&row.created_at)
+                    .bind(&row.updated_at)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(conflict("product exists"))?;
+                Ok(())
+            }
+
+            async fn update_product(&mut self, row: &ProductRow, expected: i64) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE products SET domain = $2, team = $3, name = $4, latest = $5, status = $6, \
+                     revision = $7, updated_at = $8 WHERE id = $1 AND revision = $9",
+                )
+                .bind(&row.id)
+                .bind(&row.domain)
+                .bind(&row.team)
+                .bind(&row.name)
+                .bind(&row.latest)
+                .bind(&row.status)
+                .bind(row.revision)
+                .bind(&row.updated_at)
+                .bind(expected)
+                .execute(&mut *self.tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "product {} changed since revision {expected}",
+                        row.id
+                    )));
+                }
+                Ok(())
+            }
+
+            async fn version(&mut self, product: &str, version: &str) -> StoreResult<Option<VersionRow>> {
+                let sql = concat!("SELECT ", version_cols!(), " FROM product_versions WHERE product = $1 AND version = $2");
+                let row = sqlx::query(sql)
+                    .bind(product)
+                    .bind(version)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row.as_ref().map(version_row).transpose()?)
+            }
+
+            async fn versions(&mut self, product: &str) -> StoreResult<Vec<VersionRow>> {
+                let sql = concat!("SELECT ", version_cols!(), " FROM product_versions WHERE product = $1");
+                let rows = sqlx::query(sql).bind(product).fetch_all(&mut *self.tx).await?;
+                Ok(rows.iter().map(version_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn insert_version(&mut self, row: &VersionRow) -> StoreResult<()> {
+                let sql = concat!("INSERT INTO product_versions (", version_cols!(), ") \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+                sqlx::query(sql)
+                    .bind(&row.product)
+                    .bind(&row.version)
+                    .bind(row.major)
+                    .bind(&row.status)
+                    .bind(&row.digest)
+                    .bind(&row.descriptor)
+                    .bind(&row.published_by)
+                    .bind(&row.published_at)
+                    .bind(&row.sunset)
+                    .bind(&row.migration_guide)
+                    .bind(&row.deprecated_at)
+                    .bind(row.revision)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(conflict("version exists"))?;
+                Ok(())
+            }
+
+            async fn update_version(&mut self, row: &VersionRow, expected: i64) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE product_versions SET status = $3, sunset = $4, migration_guide = $5, \
+                     deprecated_at = $6, revision = $7 \
+                     WHERE product = $1 AND version = $2 AND revision = $8",
+                )
+                .bind(&row.product)
+                .bind(&row.version)
+                .bind(&row.status)
+                .bind(&row.sunset)
+                .bind(&row.migration_guide)
+                .bind(&row.deprecated_at)
+                .bind(row.revision)
+                .bind(expected)
+                .execute(&mut *self.tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "{}@{} changed since revision {expected}",
+                        row.product, row.version
+                    )));
+                }
+                Ok(())
+            }
+
+            async fn ports(&mut self, product: &str, version: &str) -> StoreResult<Vec<PortRow>> {
+                let sql = concat!("SELECT ", port_cols!(), " FROM port_contracts WHERE product = $1 AND version = $2 ORDER BY port");
+                let rows = sqlx::query(sql)
+                    .bind(product)
+                    .bind(version)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                Ok(rows.iter().map(port_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn port_history(&mut self, product: &str, port: &str) -> StoreResult<Vec<PortRow>> {
+                let sql = concat!("SELECT ", port_cols!(), " FROM port_contracts WHERE product = $1 AND port = $2");
+                let rows = sqlx::query(sql)
+                    .bind(product)
+                    .bind(port)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                Ok(rows.iter().map(port_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn insert_port(&mut self, row: &PortRow) -> StoreResult<()> {
+                let sql = concat!("INSERT INTO port_contracts (", port_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+                sqlx::query(sql)
+                    .bind(&row.product)
+                    .bind(&row.version)
+                    .bind(&row.port)
+                    .bind(row.major)
+                    .bind(&row.contract_id)
+                    .bind(&row.compatibility)
+                    .bind(&row.digest)
+                    .bind(&row.contract)
+                    .execute(&mut *self.tx)
+                    .await
+                    .map_err(conflict("port contract exists"))?;
+                Ok(())
+            }
+
+            async fn insert_dependency(&mut self, row: &DependencyRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO dependencies (product, version, input_port, contract_id) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&row.product)
+                .bind(&row.version)
+                .bind(&row.input_port)
+                .bind(&row.contract_id)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("input port exists"))?;
+                Ok(())
+            }
+
+            async fn dependents(&mut self, contract_ids: &[String]) -> StoreResult<Vec<DependencyRow>> {
+                let mut out = Vec::new();
+                for id in contract_ids {
+                    let rows = sqlx::query(
+                        "SELECT product, version, input_port, contract_id FROM dependencies \
+                         WHERE contract_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                    for r in &rows {
+                        out.push(DependencyRow {
+                            product: r.try_get("product")?,
+                            version: r.try_get("version")?,
+                            input_port: r.try_get("input_port")?,
+                            contract_id: r.try_get("contract_id")?,
+                        });
+                    }
+                }
+                out.sort();
+                out.dedup();
+                Ok(out)
+            }
+
+            async fn append_event(&mut self, event: &NewEvent) -> StoreResult<i64> {
+                let row = sqlx::query(
+                    "INSERT INTO events (at, kind, subject, actor, payload) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+                )
+                .bind(&event.at)
+                .bind(&event.kind)
+                .bind(&event.subject)
+                .bind(&event.actor)
+                .bind(event.payload.to_string())
+                .fetch_one(&mut *self.tx)
+                .await?;
+                Ok(row.try_get("seq")?)
+            }
+
+            async fn events(
+                &mut self,
+                after: i64,
+                limit: i64,
+                subject: Option<&str>,
+            ) -> StoreResult<Vec<EventRow>> {
+                let rows = sqlx::query(
+                    "SELECT seq, at, kind, subject, actor, payload FROM events \
+                     WHERE seq > $1 AND ($2 IS NULL OR subject = $2) ORDER BY seq LIMIT $3",
+                )
+                .bind(after)
+                .bind(subject)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter().map(event_row).collect()
+            }
+
+            async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>> {
+                let row = sqlx::query(
+                    "SELECT id, hash, principal, created_at, expires_at, revoked_at FROM tokens WHERE hash = $1",
+                )
+                .bind(hash)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.as_ref().map(token_row).transpose()?)
+            }
+
+            async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO tokens (id, hash, principal, created_at, expires_at, revoked_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&row.id)
+                .bind(&row.hash)
+                .bind(&row.principal)
+                .bind(&row.created_at)
+                .bind(&row.expires_at)
+                .bind(&row.revoked_at)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("token exists"))?;
+                Ok(())
+            }
+
+            async fn revoke_token(&mut self, id: &str, at: &str) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>> {
+                let rows = sqlx::query(
+                    "SELECT principal, role, domain FROM role_bindings WHERE principal = $1 \
+                     ORDER BY role, domain",
+                )
+                .bind(principal)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(RoleBinding {
+                            principal: r.try_get("principal")?,
+                            role: r.try_get("role")?,
+                            domain: r.try_get("domain")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO role_bindings (principal, role, domain) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&row.principal)
+                .bind(&row.role)
+                .bind(&row.domain)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+mod sqlite {
+    use super::*;
+    row_readers!(sqlx::sqlite::SqliteRow);
+
+    pub(super) struct SqliteTx {
+        pub(super) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    }
+    sql_tx!(SqliteTx);
+}
+
+mod postgres {
+    use super::*;
+    row_readers!(sqlx::postgres::PgRow);
+
+    pub(super) struct PgTx {
+        pub(super) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    }
+    sql_tx!(PgTx);
+}
+
+/// The embedded catalog: one SQLite file (WAL mode), e.g. `.mesh/catalog.db`.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) and migrates `sqlite://PATH` or a plain path.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+#[async_trait]
+impl CatalogStore for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(sqlite::SqliteTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(sqlite::SqliteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        }))
+    }
+}
+
+/// The shared catalog: a PostgreSQL database that many `mesh serve` instances use at once.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: sqlx::PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `postgres://...` and migrates.
+    pub async fn open(url: &str) -> StoreResult<PostgresStore> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+#[async_trait]
+impl CatalogStore for PostgresStore {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn read(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(postgres::PgTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+
+    async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        Ok(Box::new(postgres::PgTx {
+            tx: self.pool.begin().await?,
+        }))
+    }
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (or a plain path) or `postgres://...`.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn CatalogStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    }
+}

@@ -1,0 +1,620 @@
+//! The catalog conformance suite: every test runs on every backend.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use mesh_catalog::store::{DomainRow, NewEvent, ProductQuery, ProductRow, StoreError};
+use mesh_catalog::{Catalog, CatalogError, FixedClock, Principal, PublishOutcome, Role};
+
+use crate::backends;
+use crate::fixtures::product;
+
+fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
+    ))
+}
+
+fn admin() -> Principal {
+    Principal::local()
+}
+
+#[tokio::test]
+async fn store_transactions_and_conflicts() {
+    for t in backends::all().await {
+        let name = t.name;
+        let store = &t.store;
+        // A write that is not committed leaves nothing behind.
+        {
+            let mut tx = store.write().await.unwrap();
+            tx.insert_domain(&DomainRow {
+                name: "ghost".into(),
+                description: None,
+                created_at: "2026-01-01T00:00:00Z".into(),
+            })
+            .await
+            .unwrap();
+        }
+        let mut tx = store.read().await.unwrap();
+        assert!(
+            tx.domain("ghost").await.unwrap().is_none(),
+            "{name}: rolled back"
+        );
+        drop(tx);
+
+        let mut tx = store.write().await.unwrap();
+        let domain = DomainRow {
+            name: "sales".into(),
+            description: Some("Sales".into()),
+            created_at: "2026-01-01T00:00:00Z".into(),
+        };
+        tx.insert_domain(&domain).await.unwrap();
+        let row = ProductRow {
+            id: "sales.orders".into(),
+            domain: "sales".into(),
+            team: None,
+            name: Some("Orders".into()),
+            latest: None,
+            status: "draft".into(),
+            revision: 1,
+            created_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        tx.insert_product(&row).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = store.write().await.unwrap();
+        assert!(
+            matches!(
+                tx.insert_domain(&domain).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{name}: duplicate domain is a conflict"
+        );
+        drop(tx);
+        let mut tx = store.write().await.unwrap();
+        assert!(matches!(
+            tx.insert_product(&row).await,
+            Err(StoreError::Conflict(_))
+        ));
+        drop(tx);
+
+        // Optimistic concurrency: an update against a stale revision is refused.
+        let mut tx = store.write().await.unwrap();
+        let updated = ProductRow {
+            revision: 2,
+            status: "active".into(),
+            ..row.clone()
+        };
+        tx.update_product(&updated, 1).await.unwrap();
+        assert!(matches!(
+            tx.update_product(&updated, 1).await,
+            Err(StoreError::Conflict(_))
+        ));
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        assert_eq!(tx.product("sales.orders").await.unwrap(), Some(updated));
+        let page = tx
+            .products(&ProductQuery {
+                domain: Some("sales".into()),
+                after: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        let none = tx
+            .products(&ProductQuery {
+                domain: Some("hr".into()),
+                after: None,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+        drop(tx);
+
+        // Events come back in order, filtered by subject.
+        let mut tx = store.write().await.unwrap();
+        let mut seqs = Vec::new();
+        for (i, subject) in ["a", "b", "a"].iter().enumerate() {
+            seqs.push(
+                tx.append_event(&NewEvent {
+                    at: format!("2026-01-01T00:00:0{i}Z"),
+                    kind: "test".into(),
+                    subject: (*subject).into(),
+                    actor: "me".into(),
+                    payload: serde_json::json!({ "i": i }),
+                })
+                .await
+                .unwrap(),
+            );
+        }
+        tx.commit().await.unwrap();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{name}: {seqs:?}");
+        let mut tx = store.read().await.unwrap();
+        let events = tx.events(0, 10, Some("a")).await.unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[1].payload, serde_json::json!({ "i": 2 }));
+        assert_eq!(tx.events(seqs[0], 10, None).await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn publish_show_and_republish() {
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let v1 = product("sales.orders", "1.0.0", &["id!", "amount"]);
+        let report = catalog
+            .publish(&admin(), &v1.bundle(), false)
+            .await
+            .unwrap();
+        assert_eq!(report.outcome, PublishOutcome::Published, "{name}");
+        assert!(report.event.is_some());
+
+        // The same document again: a no-op, also when its keys come in another order.
+        let again = catalog
+            .publish(&admin(), &v1.bundle(), false)
+            .await
+            .unwrap();
+        assert_eq!(again.outcome, PublishOutcome::Unchanged);
+        assert_eq!(again.digest, report.digest);
+        let mut reordered = v1.bundle();
+        reordered.descriptor.text = reordered.descriptor.text.replace(
+            "name: orders\ndomain: sales\n",
+            "domain: sales\nname: orders\n",
+        );
+        assert_ne!(reordered.descriptor.text, v1.bundle().descriptor.text);
+        let same = catalog.publish(&admin(), &reordered, false).await.unwrap();
+        assert_eq!(
+            same.outcome,
+            PublishOutcome::Unchanged,
+            "{name}: key order is not content"
+        );
+
+        // A different document under the same version is refused.
+        let changed = v1.clone().purpose("Something else entirely.");
+        let err = catalog
+            .publish(&admin(), &changed.bundle(), false)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CatalogError::VersionExists { .. }),
+            "{name}: {err}"
+        );
+
+        // Show, versions, version by selector.
+        let shown = catalog.product(&admin(), "sales.orders").await.unwrap();
+        assert_eq!(shown.latest.as_deref(), Some("1.0.0"));
+        assert_eq!(shown.team.as_deref(), Some("sales-team"));
+        assert_eq!(shown.versions.len(), 1);
+        let v = catalog
+            .version(&admin(), "sales.orders", "1")
+            .await
+            .unwrap();
+        assert_eq!(v.version, "1.0.0");
+        assert_eq!(v.ports.len(), 1);
+        assert_eq!(v.ports[0].contract_id, "sales.orders.orders");
+        assert_eq!(v.ports[0].compatibility, "BACKWARD");
+        assert_eq!(v.ports[0].contract["schema"][0]["name"], "orders");
+        assert!(
+            catalog
+                .version(&admin(), "sales.orders", "latest")
+                .await
+                .is_ok()
+        );
+        assert!(matches!(
+            catalog.version(&admin(), "sales.orders", "3").await,
+            Err(CatalogError::NotFound(_))
+        ));
+        assert!(matches!(
+            catalog.product(&admin(), "sales.nothing").await,
+            Err(CatalogError::NotFound(_))
+        ));
+        let domains = catalog.domains(&admin()).await.unwrap();
+        assert_eq!(domains.len(), 1);
+        assert_eq!(catalog.teams(&admin()).await.unwrap()[0].name, "sales-team");
+
+        // A bundle that does not lint is refused with every finding.
+        let mut broken = v1.bundle();
+        broken.contracts[0].text = broken.contracts[0]
+            .text
+            .replace("logicalType: string", "logicalType: strng");
+        match catalog.publish(&admin(), &broken, false).await {
+            Err(CatalogError::Invalid(findings)) => {
+                assert!(
+                    findings
+                        .iter()
+                        .all(|(path, _)| path.ends_with(".odcs.yaml"))
+                );
+                assert_eq!(findings.len(), 2, "{name}: {findings:?}");
+            }
+            other => panic!("{name}: expected Invalid, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn breaking_change_needs_a_major_version() {
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let who = admin();
+        let p = |v: &str, cols: &[&str]| product("sales.orders", v, cols);
+        catalog
+            .publish(&who, &p("1.0.0", &["id!", "amount"]).bundle(), false)
+            .await
+            .unwrap();
+        // Adding an optional column is fine under BACKWARD.
+        let ok = catalog
+            .publish(
+                &who,
+                &p("1.1.0", &["id!", "amount", "note"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(ok.ports[0].previous.as_deref(), Some("1.0.0"));
+        assert_eq!(
+            ok.ports[0].changes.impact(),
+            mesh_model::changelog::Impact::Info
+        );
+
+        // Removing one under the same major is refused, with the report.
+        let err = catalog
+            .publish(&who, &p("1.2.0", &["id!", "note"]).bundle(), false)
+            .await
+            .unwrap_err();
+        match &err {
+            CatalogError::Incompatible { ports, .. } => {
+                assert_eq!(ports.len(), 1);
+                let failure = &ports[0].failures[0];
+                assert_eq!(failure.against, "1.1.0");
+                let paths: Vec<&str> = failure.changes.iter().map(|c| c.path.as_str()).collect();
+                assert_eq!(paths, ["schema.orders.properties.amount"], "{name}");
+            }
+            other => panic!("{name}: expected Incompatible, got {other:?}"),
+        }
+        // The dry run says the same and stores nothing.
+        assert!(matches!(
+            catalog
+                .publish(&who, &p("1.2.0", &["id!", "note"]).bundle(), true)
+                .await,
+            Err(CatalogError::Incompatible { .. })
+        ));
+        let checked = catalog
+            .publish(
+                &who,
+                &p("1.2.0", &["id!", "amount", "note", "extra"]).bundle(),
+                true,
+            )
+            .await
+            .unwrap();
+        assert_eq!(checked.outcome, PublishOutcome::Checked);
+        assert_eq!(
+            catalog.versions(&who, "sales.orders").await.unwrap().len(),
+            2
+        );
+
+        // As 2.0.0 it is published, side by side with major 1.
+        catalog
+            .publish(&who, &p("2.0.0", &["id!", "note"]).bundle(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            catalog
+                .version(&who, "sales.orders", "1")
+                .await
+                .unwrap()
+                .version,
+            "1.1.0"
+        );
+        assert_eq!(
+            catalog
+                .version(&who, "sales.orders", "v2")
+                .await
+                .unwrap()
+                .version,
+            "2.0.0"
+        );
+        assert_eq!(
+            catalog
+                .version(&who, "sales.orders", "latest")
+                .await
+                .unwrap()
+                .version,
+            "2.0.0"
+        );
+        // A fix to major 1 is checked against major 1 only, and does not move `latest`.
+        catalog
+            .publish(
+                &who,
+                &p("1.1.1", &["id!", "amount", "note"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        let shown = catalog.product(&who, "sales.orders").await.unwrap();
+        assert_eq!(shown.latest.as_deref(), Some("2.0.0"));
+        let order: Vec<&str> = shown.versions.iter().map(|v| v.version.as_str()).collect();
+        assert_eq!(order, ["2.0.0", "1.1.1", "1.1.0", "1.0.0"]);
+
+        // The changelog between stored versions.
+        let log = catalog
+            .changelog(&who, "sales.orders", "orders", "1.1.0", "2.0.0")
+            .await
+            .unwrap();
+        assert_eq!(log.breaking().count(), 1);
+
+        // A port in NONE mode accepts anything.
+        let q = |v: &str, cols: &[&str]| product("sales.quotes", v, cols).compatibility("NONE");
+        catalog
+            .publish(&who, &q("1.0.0", &["id!", "amount"]).bundle(), false)
+            .await
+            .unwrap();
+        catalog
+            .publish(&who, &q("1.1.0", &["id!"]).bundle(), false)
+            .await
+            .unwrap();
+        let bad = product("sales.bad", "1.0.0", &["id!"]).compatibility("SIDEWAYS");
+        assert!(matches!(
+            catalog.publish(&who, &bad.bundle(), false).await,
+            Err(CatalogError::BadRequest(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn deprecation_with_sunset_notifies_consumers() {
+    for t in backends::all().await {
+        let name = t.name;
+        let clock = clock();
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+        let who = admin();
+        let orders = product("sales.orders", "1.0.0", &["id!", "amount"]);
+        catalog
+            .publish(&who, &orders.bundle(), false)
+            .await
+            .unwrap();
+        catalog
+            .publish(
+                &who,
+                &product("sales.orders", "2.0.0", &["id!"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        let reader = product("finance.revenue", "1.0.0", &["day!"]).reading(&orders.contract_id());
+        catalog
+            .publish(&who, &reader.bundle(), false)
+            .await
+            .unwrap();
+
+        let sunset = |d: u32| chrono::NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        // The sunset must be in the future and a guide given.
+        let past = chrono::NaiveDate::from_ymd_opt(2026, 10, 1).unwrap();
+        assert!(matches!(
+            catalog
+                .deprecate(&who, "sales.orders", "1.0.0", past, "use 2")
+                .await,
+            Err(CatalogError::BadRequest(_))
+        ));
+        assert!(matches!(
+            catalog
+                .deprecate(&who, "sales.orders", "1.0.0", sunset(31), " ")
+                .await,
+            Err(CatalogError::BadRequest(_))
+        ));
+        let done = catalog
+            .deprecate(
+                &who,
+                "sales.orders",
+                "1.0.0",
+                sunset(31),
+                "Read @2: `amount` moved to sales.payments.",
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.version.status, "deprecated");
+        assert_eq!(done.version.sunset.as_deref(), Some("2026-12-31"));
+        let consumers: Vec<&str> = done.consumers.iter().map(|c| c.product.as_str()).collect();
+        assert_eq!(consumers, ["finance.revenue"], "{name}");
+        // Deprecating twice is a lifecycle error.
+        assert!(matches!(
+            catalog
+                .deprecate(&who, "sales.orders", "1.0.0", sunset(31), "again")
+                .await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+        // The consumer got a notice in its own event stream.
+        let notices = catalog
+            .events(&who, 0, 100, Some("finance.revenue"))
+            .await
+            .unwrap();
+        let notice = notices
+            .iter()
+            .find(|e| e.kind == "consumer.notified")
+            .expect("notice");
+        assert_eq!(notice.payload["deprecated"], "sales.orders@1.0.0");
+        assert_eq!(notice.payload["sunset"], "2026-12-31");
+
+        // Still readable until retired; retiring before the sunset is refused.
+        assert_eq!(
+            catalog
+                .version(&who, "sales.orders", "1")
+                .await
+                .unwrap()
+                .status,
+            "deprecated"
+        );
+        assert!(matches!(
+            catalog.retire(&who, "sales.orders", "1.0.0").await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+        assert!(matches!(
+            catalog.retire(&who, "sales.orders", "2.0.0").await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+        clock.set(Utc.with_ymd_and_hms(2026, 12, 31, 0, 0, 1).unwrap());
+        let retired = catalog.retire(&who, "sales.orders", "1.0.0").await.unwrap();
+        assert_eq!(retired.status, "retired");
+        assert!(matches!(
+            catalog.version(&who, "sales.orders", "1").await,
+            Err(CatalogError::NotFound(_))
+        ));
+        // The latest version's status is the product's.
+        let shown = catalog.product(&who, "sales.orders").await.unwrap();
+        assert_eq!(shown.status, "active");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_publishers_lose_nothing() {
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::new(Arc::clone(&t.store));
+        let who = admin();
+
+        // Eight writers, one version, eight different documents: exactly one wins.
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let catalog = catalog.clone();
+            let who = who.clone();
+            let bundle = product("sales.orders", "1.0.0", &["id!", "amount"])
+                .purpose(&format!("Writer {i}."))
+                .bundle();
+            tasks.push(tokio::spawn(async move {
+                catalog.publish(&who, &bundle, false).await
+            }));
+        }
+        let mut won = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(report) => {
+                    assert_eq!(report.outcome, PublishOutcome::Published);
+                    won += 1;
+                }
+                Err(CatalogError::VersionExists { .. }) => {}
+                Err(other) => panic!("{name}: {other}"),
+            }
+        }
+        assert_eq!(won, 1, "{name}: exactly one publisher wins 1.0.0");
+
+        // Sixteen writers, sixteen versions at once: all stored, the product ends at the highest.
+        let mut tasks = Vec::new();
+        for i in 1..=16 {
+            let catalog = catalog.clone();
+            let who = who.clone();
+            let bundle = product("sales.orders", &format!("1.{i}.0"), &["id!", "amount"])
+                .purpose(&format!("Release {i}."))
+                .bundle();
+            tasks.push(tokio::spawn(async move {
+                catalog.publish(&who, &bundle, false).await
+            }));
+        }
+        for task in tasks {
+            let report = task
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(report.outcome, PublishOutcome::Published);
+        }
+        let shown = catalog.product(&who, "sales.orders").await.unwrap();
+        assert_eq!(shown.versions.len(), 17, "{name}: no lost publish");
+        assert_eq!(shown.latest.as_deref(), Some("1.16.0"), "{name}");
+        let events = catalog
+            .events(&who, 0, 1000, Some("sales.orders"))
+            .await
+            .unwrap();
+        let published = events
+            .iter()
+            .filter(|e| e.kind == "product.published")
+            .count();
+        assert_eq!(published, 17, "{name}: one event per publish");
+        let mut tx = t.store.read().await.unwrap();
+        assert_eq!(
+            tx.product("sales.orders").await.unwrap().unwrap().revision,
+            17
+        );
+    }
+}
+
+#[tokio::test]
+async fn roles_decide_who_may_do_what() {
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let sales = product("sales.orders", "1.0.0", &["id!"]).bundle();
+        let token = |principal: &str, role: Role, domain: Option<&str>| {
+            let catalog = catalog.clone();
+            let principal = principal.to_owned();
+            let domain = domain.map(str::to_owned);
+            async move {
+                let token = catalog
+                    .bootstrap_token(&principal, &[(role, domain)], None)
+                    .await
+                    .unwrap();
+                catalog.authenticate(&token).await.unwrap()
+            }
+        };
+        let consumer = token("carol", Role::Consumer, None).await;
+        let hr_owner = token("dave", Role::Owner, Some("hr")).await;
+        let member = token("erin", Role::Member, Some("sales")).await;
+        let owner = token("frank", Role::Owner, Some("sales")).await;
+
+        for who in [&consumer, &hr_owner] {
+            assert!(
+                matches!(
+                    catalog.publish(who, &sales, false).await,
+                    Err(CatalogError::Forbidden(_))
+                ),
+                "{name}: {} may not publish in sales",
+                who.name
+            );
+        }
+        catalog.publish(&member, &sales, false).await.unwrap();
+        assert!(catalog.product(&consumer, "sales.orders").await.is_ok());
+        let sunset = chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+        assert!(matches!(
+            catalog
+                .deprecate(&member, "sales.orders", "1.0.0", sunset, "x")
+                .await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        catalog
+            .deprecate(&owner, "sales.orders", "1.0.0", sunset, "x")
+            .await
+            .unwrap();
+        assert!(matches!(
+            catalog.events(&consumer, 0, 10, None).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog
+                .issue_token(&owner, "mallory", &[(Role::Admin, None)], None)
+                .await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        // Unknown and expired tokens are refused alike.
+        assert!(matches!(
+            catalog.authenticate("mesh_nope").await,
+            Err(CatalogError::Unauthenticated(_))
+        ));
+        let past = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let expired = catalog
+            .bootstrap_token("old", &[(Role::Consumer, None)], Some(past))
+            .await
+            .unwrap();
+        assert!(matches!(
+            catalog.authenticate(&expired).await,
+            Err(CatalogError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            catalog
+                .bootstrap_token("x", &[(Role::Owner, None)], None)
+                .await,
+            Err(CatalogError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of mesh-catalog (one binary, see STYLE.md §3): the conformance suite runs
+//! every test on SQLite and, when `MESH_TEST_POSTGRES_URL` is set, on PostgreSQL (required under
+//! `CI=true`).
+
+#![allow(clippy::print_stderr)]
+
+mod backends;
+mod conformance;
+mod fixtures;

@@ -1,0 +1,278 @@
+//! `mesh publish DIR...`: publishes data products to the catalog. Each folder holds a product
+//! descriptor (*.odps.yaml) and the contracts of its output ports (*.odcs.yaml, anywhere below).
+//! The catalog lints them strictly, checks every port's compatibility with its history, and
+//! stores the version — or refuses with the reasons. Exits 1 when a product is refused.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use mesh_catalog::{Bundle, CatalogError, Principal, PublishOutcome, PublishReport, Source};
+use mesh_model::changelog::Impact;
+
+use crate::cmd::lint::{read_text, styled};
+use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
+use crate::workspace::CatalogArgs;
+use crate::{Outcome, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Product folders, each with one *.odps.yaml and its contracts.
+    #[arg(default_value = ".")]
+    dirs: Vec<PathBuf>,
+
+    /// Check everything (lint, compatibility, permissions) and store nothing.
+    #[arg(long)]
+    dry_run: bool,
+
+    #[command(flatten)]
+    catalog: CatalogArgs,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let runtime = crate::runtime()?;
+    runtime.block_on(publish_all(args))
+}
+
+async fn publish_all(args: &Args) -> anyhow::Result<Outcome> {
+    let mut bundles = Vec::new();
+    for dir in &args.dirs {
+        bundles.push(load_bundle(dir)?);
+    }
+    let catalog = args.catalog.open().await?;
+    let who = Principal::local();
+    let mut outcome = Outcome::Ok;
+    let mut results = Vec::new();
+    for bundle in &bundles {
+        let result = catalog.publish(&who, bundle, args.dry_run).await;
+        outcome = outcome.max(match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) if refusal(e) => Outcome::Findings,
+            Err(_) => Outcome::Error,
+        });
+        match args.output {
+            OutputFormat::Text => print_text(bundle, &result)?,
+            OutputFormat::Json => results.push(json_result(bundle, &result)),
+        }
+    }
+    if args.output == OutputFormat::Json {
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "results": results }))?;
+        writeln!(out)?;
+    }
+    Ok(outcome)
+}
+
+/// Refusals are findings about the user's documents (exit 1); anything else is an error (exit 2).
+pub(crate) fn refusal(e: &CatalogError) -> bool {
+    matches!(
+        e,
+        CatalogError::Invalid(_)
+            | CatalogError::VersionExists { .. }
+            | CatalogError::Incompatible { .. }
+            | CatalogError::Lifecycle(_)
+            | CatalogError::BadRequest(_)
+    )
+}
+
+/// Reads a product folder (or a descriptor file and its folder) into a bundle.
+pub(crate) fn load_bundle(path: &Path) -> anyhow::Result<Bundle> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (dir, descriptor) = if meta.is_file() {
+        (
+            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            path.to_path_buf(),
+        )
+    } else {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && has_suffix(p, ".odps.yaml"))
+            .collect();
+        found.sort();
+        match found.len() {
+            1 => (path.to_path_buf(), found.remove(0)),
+            0 => bail!(
+                "no data product descriptor (*.odps.yaml) in {}",
+                path.display()
+            ),
+            _ => bail!(
+                "more than one data product descriptor in {}: {}",
+                path.display(),
+                found
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    };
+    let mut contracts = Vec::new();
+    for entry in ignore::WalkBuilder::new(&dir).require_git(false).build() {
+        let entry = entry.with_context(|| format!("cannot search {}", dir.display()))?;
+        let p = entry.path();
+        if p.is_file() && has_suffix(p, ".odcs.yaml") {
+            contracts.push(Source {
+                path: shown(p),
+                text: read_text(p)?,
+            });
+        }
+    }
+    contracts.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Bundle {
+        descriptor: Source {
+            path: shown(&descriptor),
+            text: read_text(&descriptor)?,
+        },
+        contracts,
+    })
+}
+
+fn has_suffix(path: &Path, suffix: &str) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(suffix) || n.ends_with(&suffix.replace(".yaml", ".yml")))
+}
+
+fn shown(path: &Path) -> String {
+    let text = path.display().to_string();
+    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
+}
+
+fn print_text(bundle: &Bundle, result: &Result<PublishReport, CatalogError>) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    match result {
+        Ok(report) => {
+            let at = format!("{}@{}", report.product, report.version);
+            let line = match report.outcome {
+                PublishOutcome::Published => format!("{} {at}", paint(OK, "Published")),
+                PublishOutcome::Unchanged => format!(
+                    "{} {at}: already published with the same content",
+                    paint(OK, "Unchanged")
+                ),
+                PublishOutcome::Checked => {
+                    format!("{} {at}: would publish (dry run)", paint(OK, "Checked"))
+                }
+            };
+            writeln!(out, "{line}")?;
+            for port in &report.ports {
+                let (breaking, warning, info) = port.changes.counts();
+                let against = match &port.previous {
+                    Some(v) => format!(
+                        "since {v}: {breaking} breaking, {warning} potentially breaking, {info} info"
+                    ),
+                    None => "first version of this port in its major version".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "  port {} ({}): {against}",
+                    port.port, port.compatibility
+                )?;
+                for change in port
+                    .changes
+                    .changes
+                    .iter()
+                    .filter(|c| c.impact == Impact::Warning)
+                {
+                    writeln!(
+                        out,
+                        "    {} {} {}: {}",
+                        paint(WARNING, "warning"),
+                        change.change,
+                        change.path,
+                        change.reason
+                    )?;
+                }
+            }
+        }
+        Err(e) => {
+            out.flush()?;
+            drop(out);
+            print_refusal(bundle, e);
+        }
+    }
+    Ok(())
+}
+
+/// Prints why the catalog refused a bundle, with file:line:col where the documents say it.
+pub(crate) fn print_refusal(bundle: &Bundle, e: &CatalogError) {
+    let mut err = anstream::stderr();
+    match e {
+        CatalogError::Invalid(findings) => {
+            for (path, d) in findings {
+                let _ = writeln!(err, "{}", styled(d, path));
+            }
+        }
+        CatalogError::Incompatible { ports, .. } => {
+            for port in ports {
+                for failure in &port.failures {
+                    let _ = writeln!(
+                        err,
+                        "port {} ({}): {} changes against {} ({}):",
+                        port.port,
+                        port.mode,
+                        failure.changes.len(),
+                        failure.against,
+                        match failure.direction {
+                            mesh_model::changelog::Direction::Backward =>
+                                "readers of it would break",
+                            mesh_model::changelog::Direction::Forward =>
+                                "it could not be rolled back to",
+                        }
+                    );
+                    for change in &failure.changes {
+                        // The old contract comes from the catalog: a removal shows at the
+                        // nearest node that is still in the new file.
+                        let pos = if change.in_old {
+                            change.anchor
+                        } else {
+                            change.span
+                        }
+                        .start;
+                        let at = if pos.is_known() {
+                            let at = format!("{}:{}:{}", port.source, pos.line, pos.col);
+                            format!("{}: ", paint(LOCATION, &at))
+                        } else {
+                            String::new()
+                        };
+                        let _ = writeln!(
+                            err,
+                            "  {at}{} {} {}: {}",
+                            paint(ERROR, "breaking"),
+                            change.change,
+                            change.path,
+                            change.reason
+                        );
+                    }
+                }
+            }
+            let _ = writeln!(
+                err,
+                "  = {}: publish the change under a new major version; the current one stays served until you deprecate it",
+                paint(HINT, "hint")
+            );
+        }
+        _ => {}
+    }
+    output::error(&format!("{}: {e}", bundle.descriptor.path));
+}
+
+fn json_result(bundle: &Bundle, result: &Result<PublishReport, CatalogError>) -> serde_json::Value {
+    match result {
+        Ok(report) => serde_json::json!({
+            "descriptor": bundle.descriptor.path,
+            "outcome": report.outcome,
+            "report": report,
+        }),
+        Err(e) => serde_json::json!({
+            "descriptor": bundle.descriptor.path,
+            "outcome": "refused",
+            "error": crate::cmd::show::error_json(e),
+        }),
+    }
+}

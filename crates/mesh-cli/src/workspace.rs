@@ -1,0 +1,154 @@
+//! The workspace a command runs in: `mesh.toml`, found in the current folder or above, names the
+//! catalog. `--catalog URL` (or `MESH_CATALOG`) overrides it, so CI can point at PostgreSQL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use mesh_catalog::Catalog;
+
+use crate::cmd::init::CONFIG_FILE;
+
+/// Where the catalog is, for every command that reads or writes it.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct CatalogArgs {
+    /// The catalog: sqlite://FILE or postgres://user@host:port/database (default: the one in
+    /// mesh.toml, found in this folder or above).
+    #[arg(long, env = "MESH_CATALOG", value_name = "URL")]
+    catalog: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct Config {
+    catalog: Option<CatalogConfig>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CatalogConfig {
+    url: Option<String>,
+}
+
+impl CatalogArgs {
+    /// The catalog URL, with a relative SQLite path resolved against the workspace root.
+    pub(crate) fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = &self.catalog {
+            return Ok(url.clone());
+        }
+        let cwd = std::env::current_dir().context("cannot read the current folder")?;
+        let Some(config) = find_config(&cwd) else {
+            bail!(
+                "no mesh workspace here ({CONFIG_FILE} not found in {} or above): run `mesh init`, or pass --catalog URL",
+                cwd.display()
+            );
+        };
+        let text = std::fs::read_to_string(&config)
+            .with_context(|| format!("cannot read {}", config.display()))?;
+        let parsed: Config = toml::from_str(&text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| line_col(&text, s.start))
+                .map(|(l, c)| format!(":{l}:{c}"))
+                .unwrap_or_default();
+            anyhow::anyhow!("{}{at}: {}", config.display(), e.message())
+        })?;
+        let url = parsed
+            .catalog
+            .and_then(|c| c.url)
+            .unwrap_or_else(|| "sqlite://.mesh/catalog.db".to_owned());
+        let root = config.parent().unwrap_or(Path::new("."));
+        Ok(resolve(&url, root))
+    }
+
+    /// Opens (and migrates) the catalog.
+    pub(crate) async fn open(&self) -> anyhow::Result<Catalog> {
+        let url = self.url()?;
+        if let Some(path) = sqlite_path(&url)
+            && let Some(parent) = Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        let store = mesh_catalog::store::open(&url)
+            .await
+            .with_context(|| format!("cannot open the catalog at {}", redact(&url)))?;
+        Ok(Catalog::new(Arc::clone(&store)))
+    }
+}
+
+fn find_config(start: &Path) -> Option<PathBuf> {
+    start
+        .ancestors()
+        .map(|dir| dir.join(CONFIG_FILE))
+        .find(|p| p.is_file())
+}
+
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite:")?;
+    Some(rest.strip_prefix("//").unwrap_or(rest))
+}
+
+/// A relative `sqlite://` path is relative to the workspace root.
+fn resolve(url: &str, root: &Path) -> String {
+    match sqlite_path(url) {
+        Some(path) if Path::new(path).is_relative() => {
+            format!("sqlite://{}", root.join(path).display())
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// The URL without a password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_sqlite_paths_resolve_against_the_workspace() {
+        assert_eq!(
+            resolve("sqlite://.mesh/catalog.db", Path::new("/w")),
+            "sqlite:///w/.mesh/catalog.db"
+        );
+        assert_eq!(
+            resolve("sqlite:///abs.db", Path::new("/w")),
+            "sqlite:///abs.db"
+        );
+        assert_eq!(
+            resolve("postgres://h/db", Path::new("/w")),
+            "postgres://h/db"
+        );
+    }
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(line_col("a\nbc", 3), (2, 2));
+    }
+}
