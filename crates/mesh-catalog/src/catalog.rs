@@ -13,7 +13,7 @@ use mesh_model::lint::{LintOptions, SourceFile, lint};
 use mesh_model::odps::DataProduct;
 use mesh_model::source::Node;
 use mesh_model::{DocKind, parse_document};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, ANY_DOMAIN, Action, Principal, Role};
@@ -72,6 +72,7 @@ impl From<StoreError> for CatalogError {
 
 /// The compatibility failures of one output port.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortIncompatibility {
     pub port: String,
     /// The contract file the new contract came from, as the bundle names it.
@@ -129,8 +130,9 @@ pub struct Bundle {
 }
 
 /// What a publish did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PublishOutcome {
     /// A new version was stored.
     Published,
@@ -141,7 +143,8 @@ pub enum PublishOutcome {
 }
 
 /// The report of a publish: the outcome and what changed in each port since its previous version.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishReport {
     pub product: String,
     pub version: String,
@@ -155,7 +158,8 @@ pub struct PublishReport {
     pub event: Option<i64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortReport {
     pub port: String,
     pub contract_id: String,
@@ -166,7 +170,8 @@ pub struct PortReport {
 }
 
 /// A product and its versions, newest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductView {
     pub id: String,
     pub domain: String,
@@ -180,7 +185,8 @@ pub struct ProductView {
 }
 
 /// One version, with its lifecycle, its descriptor and (when asked for) its port contracts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionView {
     pub product: String,
     pub version: String,
@@ -196,11 +202,12 @@ pub struct VersionView {
     pub deprecated_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub descriptor: Option<serde_json::Value>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortView {
     pub port: String,
     pub contract_id: String,
@@ -210,7 +217,8 @@ pub struct PortView {
 }
 
 /// A product version that reads a deprecated one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumerRef {
     pub product: String,
     pub version: String,
@@ -219,7 +227,8 @@ pub struct ConsumerRef {
 }
 
 /// The result of deprecating a version: who must move.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deprecation {
     pub version: VersionView,
     pub consumers: Vec<ConsumerRef>,

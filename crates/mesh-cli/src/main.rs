@@ -4,6 +4,7 @@
 //! rules. Exit codes (ripgrep's convention): 0 = ok, 1 = the check ran and found problems,
 //! 2 = usage or runtime error. A closed pipe (`mesh lint | head`) is not an error.
 
+mod client;
 mod cmd;
 mod output;
 mod workspace;
@@ -50,6 +51,10 @@ enum Command {
     Deprecate(cmd::lifecycle::DeprecateArgs),
     /// Retire a deprecated version once its sunset date has come.
     Retire(cmd::lifecycle::RetireArgs),
+    /// Serve the catalog's HTTP API (OpenAPI document at /openapi.json).
+    Serve(cmd::serve::Args),
+    /// API tokens for `mesh serve`.
+    Token(cmd::token::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -97,6 +102,8 @@ fn main() -> ExitCode {
         Command::Versions(args) => cmd::show::versions(&args),
         Command::Deprecate(args) => cmd::lifecycle::deprecate(&args),
         Command::Retire(args) => cmd::lifecycle::retire(&args),
+        Command::Serve(args) => cmd::serve::run(&args),
+        Command::Token(args) => cmd::token::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -16,6 +16,19 @@ pub(crate) struct CatalogArgs {
     /// mesh.toml, found in this folder or above).
     #[arg(long, env = "MESH_CATALOG", value_name = "URL")]
     catalog: Option<String>,
+
+    /// A `mesh serve` to talk to instead of a catalog database (http://host:port).
+    #[arg(
+        long,
+        env = "MESH_SERVER",
+        value_name = "URL",
+        conflicts_with = "catalog"
+    )]
+    server: Option<String>,
+
+    /// The API token for --server.
+    #[arg(long, env = "MESH_TOKEN", hide_env_values = true, requires = "server")]
+    token: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -57,6 +70,19 @@ impl CatalogArgs {
             .unwrap_or_else(|| "sqlite://.mesh/catalog.db".to_owned());
         let root = config.parent().unwrap_or(Path::new("."));
         Ok(resolve(&url, root))
+    }
+
+    /// The catalog the command talks to: a server when `--server` is given, else the database
+    /// (as its local admin).
+    pub(crate) async fn connect(&self) -> anyhow::Result<crate::client::Client> {
+        use crate::client::{Client, Remote};
+        if let Some(server) = &self.server {
+            return Ok(Client::Remote(Remote::new(server, self.token.clone())?));
+        }
+        Ok(Client::Local(
+            self.open().await?,
+            mesh_catalog::Principal::local(),
+        ))
     }
 
     /// Opens (and migrates) the catalog.

@@ -14,13 +14,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::source::{Node, Span, Value};
 
 /// What happened at a path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ChangeType {
     Added,
     Removed,
@@ -44,8 +45,9 @@ impl fmt::Display for ChangeType {
 }
 
 /// What a change means for a consumer that reads the port under the old contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Impact {
     /// Documentation and additions nobody relies on yet.
     Info,
@@ -72,7 +74,8 @@ impl fmt::Display for Impact {
 }
 
 /// One difference between two contracts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     /// Dotted ODCS path: list items appear under their natural key.
     pub path: String,
@@ -86,7 +89,7 @@ pub struct Change {
     pub new: Option<serde_json::Value>,
     pub impact: Impact,
     /// Why it has this impact, for people.
-    pub reason: &'static str,
+    pub reason: String,
     /// Where the change is: in the new document, or in the old one for removals.
     #[serde(skip)]
     pub span: Span,
@@ -105,6 +108,7 @@ pub struct Change {
 
 /// A rolled-up line of the summary: one per schema object, property, keyed item or top-level key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SummaryLine {
     pub path: String,
     #[serde(rename = "type")]
@@ -113,7 +117,8 @@ pub struct SummaryLine {
 }
 
 /// Every difference between two contracts, sorted by path.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Changelog {
     pub changes: Vec<Change>,
 }
@@ -543,7 +548,7 @@ impl Walker {
             old: None,
             new: None,
             impact,
-            reason,
+            reason: reason.to_owned(),
             span: node.span,
             in_old: change == ChangeType::Removed,
             anchor: self.anchor(),
@@ -559,7 +564,7 @@ impl Walker {
             old: None,
             new: None,
             impact,
-            reason,
+            reason: reason.to_owned(),
             span: node.span,
             in_old: change == ChangeType::Removed,
             anchor: self.anchor(),
@@ -608,7 +613,7 @@ impl Walker {
             old: old.map(Node::to_json),
             new: new.map(Node::to_json),
             impact,
-            reason,
+            reason: reason.to_owned(),
             span,
             in_old,
             anchor: self.anchor(),
@@ -779,8 +784,9 @@ fn flag(change: ChangeType, old: Option<&Node>, new: Option<&Node>) -> (Impact, 
 
 /// A port's compatibility mode, with Confluent Schema Registry's names and semantics. Version B
 /// is *compatible with* version A when the change A → B has no breaking change for a reader of A.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Compatibility {
     /// No check.
     None,
@@ -868,6 +874,7 @@ impl fmt::Display for Compatibility {
 /// Which way a compatibility check compared two versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Direction {
     /// earlier → new: would readers of the earlier version break?
     Backward,
@@ -877,6 +884,7 @@ pub enum Direction {
 
 /// One failed comparison: the new version against an earlier one, in one direction.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incompatibility {
     /// The earlier version it was compared with.
     pub against: String,

@@ -115,14 +115,16 @@ pub trait Tx: Send {
     async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()>;
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainRow {
     pub name: String,
     pub description: Option<String>,
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TeamRow {
     pub name: String,
     pub domain: String,
@@ -130,7 +132,8 @@ pub struct TeamRow {
 }
 
 /// A data product: identity, ownership, and the version a reader gets by default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductRow {
     /// `domain.product`.
     pub id: String,
@@ -206,7 +209,8 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, serde::Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventRow {
     pub seq: i64,
     pub at: String,

@@ -5,7 +5,6 @@
 use std::io::Write;
 
 use anyhow::Context;
-use mesh_catalog::Principal;
 
 use crate::cmd::show::finish;
 use crate::output::{self, LOCATION, WARNING, paint};
@@ -58,10 +57,8 @@ pub(crate) fn deprecate(args: &DeprecateArgs) -> anyhow::Result<Outcome> {
     let sunset = chrono::NaiveDate::parse_from_str(&args.sunset, "%Y-%m-%d")
         .with_context(|| format!("--sunset `{}` is not a date (YYYY-MM-DD)", args.sunset))?;
     crate::runtime()?.block_on(async {
-        let catalog = args.catalog.open().await?;
-        let result = catalog
-            .deprecate(&Principal::local(), id, version, sunset, &args.guide)
-            .await;
+        let client = args.catalog.connect().await?;
+        let result = client.deprecate(id, version, sunset, &args.guide).await;
         finish(result, args.output, |done| {
             let mut out = output::stdout();
             writeln!(
@@ -92,8 +89,8 @@ pub(crate) fn deprecate(args: &DeprecateArgs) -> anyhow::Result<Outcome> {
 pub(crate) fn retire(args: &RetireArgs) -> anyhow::Result<Outcome> {
     let (id, version) = split(&args.target)?;
     crate::runtime()?.block_on(async {
-        let catalog = args.catalog.open().await?;
-        let result = catalog.retire(&Principal::local(), id, version).await;
+        let client = args.catalog.connect().await?;
+        let result = client.retire(id, version).await;
         finish(result, args.output, |_| {
             let mut out = output::stdout();
             writeln!(

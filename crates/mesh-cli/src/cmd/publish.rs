@@ -7,9 +7,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use mesh_catalog::{Bundle, CatalogError, Principal, PublishOutcome, PublishReport, Source};
+use mesh_catalog::{Bundle, CatalogError, PublishOutcome, PublishReport, Source};
 use mesh_model::changelog::Impact;
 
+use crate::client::Failure;
 use crate::cmd::lint::{read_text, styled};
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::workspace::CatalogArgs;
@@ -43,15 +44,14 @@ async fn publish_all(args: &Args) -> anyhow::Result<Outcome> {
     for dir in &args.dirs {
         bundles.push(load_bundle(dir)?);
     }
-    let catalog = args.catalog.open().await?;
-    let who = Principal::local();
+    let client = args.catalog.connect().await?;
     let mut outcome = Outcome::Ok;
     let mut results = Vec::new();
     for bundle in &bundles {
-        let result = catalog.publish(&who, bundle, args.dry_run).await;
+        let result = client.publish(bundle, args.dry_run).await;
         outcome = outcome.max(match &result {
             Ok(_) => Outcome::Ok,
-            Err(e) if refusal(e) => Outcome::Findings,
+            Err(e) if e.is_refusal() => Outcome::Findings,
             Err(_) => Outcome::Error,
         });
         match args.output {
@@ -65,18 +65,6 @@ async fn publish_all(args: &Args) -> anyhow::Result<Outcome> {
         writeln!(out)?;
     }
     Ok(outcome)
-}
-
-/// Refusals are findings about the user's documents (exit 1); anything else is an error (exit 2).
-pub(crate) fn refusal(e: &CatalogError) -> bool {
-    matches!(
-        e,
-        CatalogError::Invalid(_)
-            | CatalogError::VersionExists { .. }
-            | CatalogError::Incompatible { .. }
-            | CatalogError::Lifecycle(_)
-            | CatalogError::BadRequest(_)
-    )
 }
 
 /// Reads a product folder (or a descriptor file and its folder) into a bundle.
@@ -144,7 +132,7 @@ fn shown(path: &Path) -> String {
     text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
 
-fn print_text(bundle: &Bundle, result: &Result<PublishReport, CatalogError>) -> anyhow::Result<()> {
+fn print_text(bundle: &Bundle, result: &Result<PublishReport, Failure>) -> anyhow::Result<()> {
     let mut out = output::stdout();
     match result {
         Ok(report) => {
@@ -190,10 +178,15 @@ fn print_text(bundle: &Bundle, result: &Result<PublishReport, CatalogError>) -> 
                 }
             }
         }
-        Err(e) => {
+        Err(Failure::Catalog(e)) => {
             out.flush()?;
             drop(out);
             print_refusal(bundle, e);
+        }
+        Err(other) => {
+            out.flush()?;
+            drop(out);
+            print_remote_refusal(bundle, other);
         }
     }
     Ok(())
@@ -262,7 +255,51 @@ pub(crate) fn print_refusal(bundle: &Bundle, e: &CatalogError) {
     output::error(&format!("{}: {e}", bundle.descriptor.path));
 }
 
-fn json_result(bundle: &Bundle, result: &Result<PublishReport, CatalogError>) -> serde_json::Value {
+/// Prints a server's refusal: its findings and breaking changes, from the problem document.
+fn print_remote_refusal(bundle: &Bundle, failure: &Failure) {
+    let mut err = anstream::stderr();
+    let problem = failure.to_json();
+    for d in problem["diagnostics"].as_array().into_iter().flatten() {
+        let at = format!(
+            "{}:{}:{}:",
+            d["file"].as_str().unwrap_or("?"),
+            d["line"].as_u64().unwrap_or(0),
+            d["column"].as_u64().unwrap_or(0)
+        );
+        let _ = writeln!(
+            err,
+            "{} {}: {}",
+            paint(LOCATION, &at),
+            paint(ERROR, d["severity"].as_str().unwrap_or("error")),
+            d["message"].as_str().unwrap_or("")
+        );
+    }
+    for port in problem["ports"].as_array().into_iter().flatten() {
+        for failure in port["failures"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                err,
+                "port {} ({}): breaking changes against {} ({}):",
+                port["port"].as_str().unwrap_or("?"),
+                port["mode"].as_str().unwrap_or("?"),
+                failure["against"].as_str().unwrap_or("?"),
+                failure["direction"].as_str().unwrap_or("?")
+            );
+            for change in failure["changes"].as_array().into_iter().flatten() {
+                let _ = writeln!(
+                    err,
+                    "  {} {} {}: {}",
+                    paint(ERROR, "breaking"),
+                    change["type"].as_str().unwrap_or("?"),
+                    change["path"].as_str().unwrap_or("?"),
+                    change["reason"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
+    output::error(&format!("{}: {failure}", bundle.descriptor.path));
+}
+
+fn json_result(bundle: &Bundle, result: &Result<PublishReport, Failure>) -> serde_json::Value {
     match result {
         Ok(report) => serde_json::json!({
             "descriptor": bundle.descriptor.path,
@@ -272,7 +309,7 @@ fn json_result(bundle: &Bundle, result: &Result<PublishReport, CatalogError>) ->
         Err(e) => serde_json::json!({
             "descriptor": bundle.descriptor.path,
             "outcome": "refused",
-            "error": crate::cmd::show::error_json(e),
+            "error": e.to_json(),
         }),
     }
 }

@@ -2,7 +2,9 @@
 
 use std::io::Write;
 
-use mesh_catalog::{CatalogError, Principal, ProductView, VersionView};
+use mesh_catalog::{CatalogError, ProductView, VersionView};
+
+use crate::client::Failure;
 
 use crate::output::{self, HINT, LOCATION, OK, WARNING, paint};
 use crate::workspace::CatalogArgs;
@@ -37,15 +39,14 @@ pub(crate) struct VersionsArgs {
 
 pub(crate) fn show(args: &ShowArgs) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
-        let catalog = args.catalog.open().await?;
-        let who = Principal::local();
+        let client = args.catalog.connect().await?;
         match args.product.split_once('@') {
             Some((id, selector)) => {
-                let result = catalog.version(&who, id, selector).await;
+                let result = client.version(id, selector).await;
                 finish(result, args.output, print_version)
             }
             None => {
-                let result = catalog.product(&who, &args.product).await;
+                let result = client.product(&args.product).await;
                 finish(result, args.output, print_product)
             }
         }
@@ -54,8 +55,8 @@ pub(crate) fn show(args: &ShowArgs) -> anyhow::Result<Outcome> {
 
 pub(crate) fn versions(args: &VersionsArgs) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
-        let catalog = args.catalog.open().await?;
-        let result = catalog.versions(&Principal::local(), &args.product).await;
+        let client = args.catalog.connect().await?;
+        let result = client.versions(&args.product).await;
         finish(result, args.output, |versions| {
             let mut out = output::stdout();
             print_version_table(&mut out, versions)?;
@@ -67,7 +68,7 @@ pub(crate) fn versions(args: &VersionsArgs) -> anyhow::Result<Outcome> {
 
 /// Prints a result (text or JSON), or the error; not found is exit 1, other errors exit 2.
 pub(crate) fn finish<T: serde::Serialize>(
-    result: Result<T, CatalogError>,
+    result: Result<T, Failure>,
     format: OutputFormat,
     text: impl FnOnce(&T) -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
@@ -85,18 +86,18 @@ pub(crate) fn finish<T: serde::Serialize>(
         }
         Err(e) => {
             output::error(&e.to_string());
-            Ok(match e {
-                CatalogError::NotFound(_) => Outcome::Findings,
-                e if crate::cmd::publish::refusal(&e) => Outcome::Findings,
-                _ => Outcome::Error,
+            Ok(if e.is_refusal() {
+                Outcome::Findings
+            } else {
+                Outcome::Error
             })
         }
     }
 }
 
-/// The JSON form of a catalog error (the same shape the HTTP API uses).
-pub(crate) fn error_json(e: &CatalogError) -> serde_json::Value {
-    let code = match e {
+/// The problem code of a catalog error (the same the HTTP API uses).
+pub(crate) fn error_code(e: &CatalogError) -> &'static str {
+    match e {
         CatalogError::Unauthenticated(_) => "unauthenticated",
         CatalogError::Forbidden(_) => "forbidden",
         CatalogError::NotFound(_) => "not_found",
@@ -107,8 +108,12 @@ pub(crate) fn error_json(e: &CatalogError) -> serde_json::Value {
         CatalogError::Lifecycle(_) => "lifecycle",
         CatalogError::Busy(_) => "busy",
         CatalogError::Store(_) => "internal",
-    };
-    let mut doc = serde_json::json!({ "code": code, "message": e.to_string() });
+    }
+}
+
+/// The JSON form of a catalog error (the shape the HTTP API uses).
+pub(crate) fn error_json(e: &CatalogError) -> serde_json::Value {
+    let mut doc = serde_json::json!({ "code": error_code(e), "detail": e.to_string() });
     match e {
         CatalogError::Invalid(findings) => {
             doc["diagnostics"] = findings.iter().map(|(path, d)| d.to_json(path)).collect();

@@ -182,3 +182,112 @@ fn publish_show_deprecate_on_the_local_catalog() {
     let out = mesh(ws, &["publish", "no/such/dir"]);
     assert_eq!(code(&out), 2);
 }
+
+/// A `mesh serve` child process, stopped when dropped.
+struct Server {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(dir: &Path) -> Server {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("mesh serve starts");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut line = String::new();
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .expect("mesh serve prints where it listens");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+#[test]
+fn commands_work_against_a_server_with_a_token() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ws = tmp.path();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mesh"),
+        ws,
+    );
+    assert_eq!(code(&mesh(ws, &["init"])), 0);
+    let token = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let owner = token(&[
+        "token",
+        "create",
+        "alice",
+        "--role",
+        "owner",
+        "--domain",
+        "ecommerce",
+    ]);
+    let reader = token(&["token", "create", "carol", "--role", "consumer"]);
+    assert!(owner.starts_with("mesh_"));
+    let bad = mesh(ws, &["token", "create", "x", "--role", "king"]);
+    assert_eq!(code(&bad), 2);
+
+    let server = serve(ws);
+    let remote = |args: &[&str], token: &str| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", server.url.as_str(), "--token", token]);
+        mesh(ws, &all)
+    };
+    let out = remote(&["publish", "ecommerce/orders"], &owner);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("Published ecommerce.orders@1.2.0"));
+
+    // The consumer reads, but may not publish: the server says so, exit 2.
+    let out = remote(&["show", "ecommerce.orders@1"], &reader);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("ecommerce.orders@1.2.0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = remote(&["publish", "ecommerce/orders"], &reader);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("(403)"), "{}", stderr(&out));
+    let out = remote(&["show", "ecommerce.orders"], "mesh_wrong");
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("(401)"), "{}", stderr(&out));
+
+    // A refusal over HTTP prints the same findings as locally.
+    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+    let text = fs::read_to_string(&contract)
+        .unwrap()
+        .replace("logicalType: timestamp", "logicalType: instant");
+    fs::write(&contract, text).unwrap();
+    let out = remote(&["publish", "ecommerce/orders"], &owner);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("ecommerce/orders/contracts/orders.odcs.yaml:"),
+        "{}",
+        stderr(&out)
+    );
+    let out = remote(
+        &["versions", "ecommerce.orders", "--output", "json"],
+        &reader,
+    );
+    let versions: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(versions[0]["version"], "1.2.0");
+}

@@ -1,0 +1,259 @@
+//! The catalog a command talks to: the local database (as its admin), or a `mesh serve` over HTTP
+//! with a token. Both give the same typed answers, so every command prints the same either way.
+
+use std::fmt;
+
+use mesh_catalog::{
+    Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport, VersionView,
+};
+use serde::de::DeserializeOwned;
+
+/// Why a catalog call failed.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The local catalog refused or failed.
+    Catalog(CatalogError),
+    /// The server answered with a problem document.
+    Remote {
+        status: u16,
+        problem: serde_json::Value,
+    },
+    /// The server could not be reached, or answered something that is not mesh.
+    Transport(String),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Catalog(e) => write!(f, "{e}"),
+            Failure::Remote { status, problem } => write!(
+                f,
+                "{} ({status})",
+                problem["detail"]
+                    .as_str()
+                    .unwrap_or("the server refused the request")
+            ),
+            Failure::Transport(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<CatalogError> for Failure {
+    fn from(e: CatalogError) -> Self {
+        Failure::Catalog(e)
+    }
+}
+
+impl Failure {
+    /// A problem code, the same for both kinds (`not_found`, `incompatible`, ...).
+    pub(crate) fn code(&self) -> &str {
+        match self {
+            Failure::Catalog(e) => crate::cmd::show::error_code(e),
+            Failure::Remote { problem, .. } => problem["code"].as_str().unwrap_or("error"),
+            Failure::Transport(_) => "unreachable",
+        }
+    }
+
+    /// Refusals are findings about the user's input (exit 1); anything else is an error (exit 2).
+    pub(crate) fn is_refusal(&self) -> bool {
+        matches!(
+            self.code(),
+            "invalid"
+                | "version_exists"
+                | "incompatible"
+                | "lifecycle"
+                | "bad_request"
+                | "not_found"
+        )
+    }
+
+    /// The problem as JSON (what the API returns; built locally for the local catalog).
+    pub(crate) fn to_json(&self) -> serde_json::Value {
+        match self {
+            Failure::Catalog(e) => crate::cmd::show::error_json(e),
+            Failure::Remote { problem, .. } => problem.clone(),
+            Failure::Transport(e) => serde_json::json!({ "code": "unreachable", "detail": e }),
+        }
+    }
+}
+
+/// A catalog: local or remote.
+#[derive(Debug)]
+pub(crate) enum Client {
+    Local(Catalog, Principal),
+    Remote(Remote),
+}
+
+#[derive(Debug)]
+pub(crate) struct Remote {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Remote {
+    pub(crate) fn new(base: &str, token: Option<String>) -> anyhow::Result<Remote> {
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            anyhow::bail!("--server `{base}` is not an http:// or https:// URL");
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mesh/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Remote { base, token, http })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, Failure> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| {
+                Failure::Transport(format!(
+                    "{} did not answer as a mesh server does: {e}",
+                    self.base
+                ))
+            });
+        }
+        let problem = serde_json::from_slice(&bytes).unwrap_or_else(
+            |_| serde_json::json!({ "code": "error", "detail": String::from_utf8_lossy(&bytes) }),
+        );
+        Err(Failure::Remote {
+            status: status.as_u16(),
+            problem,
+        })
+    }
+}
+
+/// Percent-encodes one path segment.
+fn segment(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn bundle_json(bundle: &Bundle) -> serde_json::Value {
+    serde_json::json!({
+        "descriptor": { "path": bundle.descriptor.path, "content": bundle.descriptor.text },
+        "contracts": bundle.contracts.iter()
+            .map(|c| serde_json::json!({ "path": c.path, "content": c.text }))
+            .collect::<Vec<_>>(),
+    })
+}
+
+impl Client {
+    pub(crate) async fn publish(
+        &self,
+        bundle: &Bundle,
+        dry_run: bool,
+    ) -> Result<PublishReport, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.publish(who, bundle, dry_run).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/products?dry_run={dry_run}");
+                r.call(reqwest::Method::POST, &path, Some(bundle_json(bundle)))
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn product(&self, id: &str) -> Result<ProductView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.product(who, id).await?),
+            Client::Remote(r) => {
+                r.call(
+                    reqwest::Method::GET,
+                    &format!("/api/v1/products/{}", segment(id)),
+                    None,
+                )
+                .await
+            }
+        }
+    }
+
+    pub(crate) async fn versions(&self, id: &str) -> Result<Vec<VersionView>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.versions(who, id).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/products/{}/versions", segment(id));
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn version(&self, id: &str, selector: &str) -> Result<VersionView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.version(who, id, selector).await?),
+            Client::Remote(r) => {
+                let path = format!(
+                    "/api/v1/products/{}/versions/{}",
+                    segment(id),
+                    segment(selector)
+                );
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn deprecate(
+        &self,
+        id: &str,
+        version: &str,
+        sunset: chrono::NaiveDate,
+        guide: &str,
+    ) -> Result<Deprecation, Failure> {
+        match self {
+            Client::Local(catalog, who) => {
+                Ok(catalog.deprecate(who, id, version, sunset, guide).await?)
+            }
+            Client::Remote(r) => {
+                let path = format!(
+                    "/api/v1/products/{}/versions/{}/deprecate",
+                    segment(id),
+                    segment(version)
+                );
+                let body =
+                    serde_json::json!({ "sunset": sunset.to_string(), "migration_guide": guide });
+                r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn retire(&self, id: &str, version: &str) -> Result<VersionView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.retire(who, id, version).await?),
+            Client::Remote(r) => {
+                let path = format!(
+                    "/api/v1/products/{}/versions/{}/retire",
+                    segment(id),
+                    segment(version)
+                );
+                r.call(reqwest::Method::POST, &path, None).await
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `mesh token create PRINCIPAL --role ROLE [--domain D]`: an API token for `mesh serve`, written
+//! straight into the catalog (whoever can write the catalog is its admin). Shown once.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use mesh_catalog::{Principal, Role};
+
+use crate::Outcome;
+use crate::workspace::CatalogArgs;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: TokenCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum TokenCommand {
+    /// Create a token for a person or a service identity.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct CreateArgs {
+    /// Who the token is for.
+    principal: String,
+
+    /// Its role: admin, owner, member or consumer.
+    #[arg(long)]
+    role: String,
+
+    /// The domain an owner or member works in.
+    #[arg(long)]
+    domain: Option<String>,
+
+    /// Expiry date (YYYY-MM-DD, at 00:00 UTC); no expiry when absent.
+    #[arg(long, value_name = "DATE")]
+    expires: Option<String>,
+
+    #[command(flatten)]
+    catalog: CatalogArgs,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let TokenCommand::Create(args) = &args.command;
+    let Some(role) = Role::parse(&args.role) else {
+        bail!(
+            "--role `{}` is not one of admin, owner, member, consumer",
+            args.role
+        );
+    };
+    let expires = args
+        .expires
+        .as_deref()
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .with_context(|| format!("--expires `{d}` is not a date (YYYY-MM-DD)"))
+                .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        })
+        .transpose()?;
+    crate::runtime()?.block_on(async {
+        let catalog = args.catalog.open().await?;
+        let result = catalog
+            .issue_token(
+                &Principal::local(),
+                &args.principal,
+                &[(role, args.domain.clone())],
+                expires,
+            )
+            .await;
+        match result {
+            Ok(token) => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{token}")?;
+                let mut err = anstream::stderr();
+                writeln!(
+                    err,
+                    "token for {} ({role}{}): shown once, stored only as a hash",
+                    args.principal,
+                    args.domain
+                        .as_deref()
+                        .map(|d| format!(" of {d}"))
+                        .unwrap_or_default()
+                )?;
+                Ok(Outcome::Ok)
+            }
+            Err(e) => {
+                crate::output::error(&e.to_string());
+                Ok(Outcome::Error)
+            }
+        }
+    })
+}

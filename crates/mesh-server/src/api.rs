@@ -1,0 +1,613 @@
+//! The `/api/v1` endpoints. Each handler authenticates the caller, hands the request to the
+//! catalog (which authorizes and decides), and returns JSON or a problem document.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, Utc};
+use mesh_catalog::store::{DomainRow, EventRow, ProductQuery, ProductRow, TeamRow};
+use mesh_catalog::{
+    Bundle, Deprecation, ProductView, PublishOutcome, PublishReport, Role, Source, VersionView,
+};
+use mesh_model::changelog::{self, Change, Impact, SummaryLine};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Problem};
+use crate::{AppState, Caller};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mesh catalog API",
+        description = "Data products, their versions and output-port contracts: publish, \
+                       compatibility, changelog, deprecation, events. Every error is an RFC 9457 \
+                       problem document (application/problem+json).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(Problem)),
+    tags(
+        (name = "products", description = "Publish and read data products"),
+        (name = "catalog", description = "Domains, teams, events, tokens"),
+        (name = "contracts", description = "Contract changelogs"),
+    ),
+)]
+pub(crate) struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(list_products, publish))
+        .routes(routes!(check_compatibility))
+        .routes(routes!(get_product))
+        .routes(routes!(list_versions))
+        .routes(routes!(get_version))
+        .routes(routes!(deprecate))
+        .routes(routes!(retire))
+        .routes(routes!(port_changelog))
+        .routes(routes!(changelog_of))
+        .routes(routes!(list_domains))
+        .routes(routes!(list_teams))
+        .routes(routes!(list_events))
+        .routes(routes!(issue_token))
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    status: &'static str,
+    backend: &'static str,
+}
+
+/// Liveness: the server runs and reaches its catalog database. No token needed.
+#[utoipa::path(get, path = "/health", tag = "catalog",
+    responses((status = 200, body = Health), (status = 500, body = Problem)))]
+async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
+    state
+        .catalog
+        .store()
+        .read()
+        .await
+        .map_err(|e| ApiError::from(mesh_catalog::CatalogError::Store(e)))?;
+    Ok(Json(Health {
+        status: "ok",
+        backend: state.catalog.store().backend().as_str(),
+    }))
+}
+
+/// One document of a publish: YAML or JSON text, or the document itself as a JSON object.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Document {
+    /// A name for messages, e.g. the file path (`contracts/orders.odcs.yaml`).
+    path: Option<String>,
+    /// The document: YAML/JSON text, or a JSON object.
+    content: serde_json::Value,
+}
+
+impl Document {
+    fn source(&self, default: String) -> ApiResult<Source> {
+        let text = match &self.content {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Object(_) => serde_json::to_string_pretty(&self.content)
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "`content` must be YAML/JSON text or a JSON object",
+                ));
+            }
+        };
+        Ok(Source {
+            path: self.path.clone().unwrap_or(default),
+            text,
+        })
+    }
+}
+
+/// A data product version to publish: its ODPS descriptor and the ODCS contract of every
+/// output port.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PublishRequest {
+    descriptor: Document,
+    #[serde(default)]
+    contracts: Vec<Document>,
+}
+
+impl PublishRequest {
+    fn bundle(&self) -> ApiResult<Bundle> {
+        Ok(Bundle {
+            descriptor: self.descriptor.source("product.odps.yaml".to_owned())?,
+            contracts: self
+                .contracts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| c.source(format!("contracts[{i}].odcs.yaml")))
+                .collect::<ApiResult<_>>()?,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct PublishParams {
+    /// Check everything and store nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Publishes a product version: strict lint, compatibility of every output port, then a new
+/// version (201), nothing when the same content is already there (200), or the reasons it was
+/// refused.
+#[utoipa::path(post, path = "/api/v1/products", tag = "products",
+    params(PublishParams),
+    request_body = PublishRequest,
+    security(("token" = [])),
+    responses(
+        (status = 201, description = "Published", body = PublishReport),
+        (status = 200, description = "Unchanged, or checked (dry run)", body = PublishReport),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, description = "Version exists with other content, or a breaking change", body = Problem),
+        (status = 415, body = Problem), (status = 422, description = "Lint findings", body = Problem),
+    ))]
+async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<PublishParams>, QueryRejection>,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<PublishReport>)> {
+    let who = caller.principal()?;
+    let Query(params) = params?;
+    let Json(body) = body?;
+    let report = state
+        .catalog
+        .publish(&who, &body.bundle()?, params.dry_run)
+        .await?;
+    let status = match report.outcome {
+        PublishOutcome::Published => StatusCode::CREATED,
+        PublishOutcome::Unchanged | PublishOutcome::Checked => StatusCode::OK,
+    };
+    Ok((status, Json(report)))
+}
+
+/// Dry-run publish: would this version be accepted? Same checks, nothing stored.
+#[utoipa::path(post, path = "/api/v1/compatibility", tag = "products",
+    request_body = PublishRequest,
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "Would publish (or is already published)", body = PublishReport),
+        (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem),
+    ))]
+async fn check_compatibility(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<PublishRequest>, JsonRejection>,
+) -> ApiResult<Json<PublishReport>> {
+    let who = caller.principal()?;
+    let Json(body) = body?;
+    Ok(Json(
+        state.catalog.publish(&who, &body.bundle()?, true).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Page {
+    /// Only products of this domain.
+    domain: Option<String>,
+    /// The last id of the previous page.
+    after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<i64>,
+}
+
+/// A page of products, in id order.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ProductPage {
+    items: Vec<ProductRow>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next: Option<String>,
+}
+
+/// Lists products, a page at a time.
+#[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    params(Page),
+    security(("token" = [])),
+    responses((status = 200, body = ProductPage), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_products(
+    State(state): State<AppState>,
+    caller: Caller,
+    page: Result<Query<Page>, QueryRejection>,
+) -> ApiResult<Json<ProductPage>> {
+    let who = caller.principal()?;
+    let Query(page) = page?;
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let items = state
+        .catalog
+        .products(
+            &who,
+            &ProductQuery {
+                domain: page.domain,
+                after: page.after,
+                limit,
+            },
+        )
+        .await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|p| p.id.clone()))
+        .flatten();
+    Ok(Json(ProductPage { items, next }))
+}
+
+/// A product and its versions, newest first.
+#[utoipa::path(get, path = "/api/v1/products/{product}", tag = "products",
+    params(("product" = String, Path, description = "`domain.product`")),
+    security(("token" = [])),
+    responses((status = 200, body = ProductView), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_product(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<ProductView>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    Ok(Json(state.catalog.product(&who, &product).await?))
+}
+
+/// The versions of a product, newest first, with their lifecycle.
+#[utoipa::path(get, path = "/api/v1/products/{product}/versions", tag = "products",
+    params(("product" = String, Path, description = "`domain.product`")),
+    security(("token" = [])),
+    responses((status = 200, body = Vec<VersionView>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn list_versions(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Vec<VersionView>>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    Ok(Json(state.catalog.versions(&who, &product).await?))
+}
+
+/// One version with its descriptor and output-port contracts.
+#[utoipa::path(get, path = "/api/v1/products/{product}/versions/{version}", tag = "products",
+    params(
+        ("product" = String, Path, description = "`domain.product`"),
+        ("version" = String, Path, description = "`1.2.0`, a major version (`1`, `v1`) or `latest`"),
+    ),
+    security(("token" = [])),
+    responses((status = 200, body = VersionView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_version(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Json<VersionView>> {
+    let who = caller.principal()?;
+    let Path((product, version)) = path?;
+    Ok(Json(state.catalog.version(&who, &product, &version).await?))
+}
+
+/// A deprecation: the last day the version is served, and what consumers should do.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeprecateRequest {
+    /// YYYY-MM-DD, after today.
+    sunset: String,
+    migration_guide: String,
+}
+
+/// Deprecates a version; its consumers are notified through the event log.
+#[utoipa::path(post, path = "/api/v1/products/{product}/versions/{version}/deprecate", tag = "products",
+    params(("product" = String, Path), ("version" = String, Path)),
+    request_body = DeprecateRequest,
+    security(("token" = [])),
+    responses((status = 200, body = Deprecation), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+async fn deprecate(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<Json<DeprecateRequest>, JsonRejection>,
+) -> ApiResult<Json<Deprecation>> {
+    let who = caller.principal()?;
+    let Path((product, version)) = path?;
+    let Json(body) = body?;
+    let sunset = NaiveDate::parse_from_str(&body.sunset, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad_request(format!(
+            "sunset `{}` is not a date (YYYY-MM-DD)",
+            body.sunset
+        ))
+    })?;
+    Ok(Json(
+        state
+            .catalog
+            .deprecate(&who, &product, &version, sunset, &body.migration_guide)
+            .await?,
+    ))
+}
+
+/// Retires a deprecated version once its sunset date has come.
+#[utoipa::path(post, path = "/api/v1/products/{product}/versions/{version}/retire", tag = "products",
+    params(("product" = String, Path), ("version" = String, Path)),
+    security(("token" = [])),
+    responses((status = 200, body = VersionView), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn retire(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+) -> ApiResult<Json<VersionView>> {
+    let who = caller.principal()?;
+    let Path((product, version)) = path?;
+    Ok(Json(state.catalog.retire(&who, &product, &version).await?))
+}
+
+/// Every change between two contracts, classified.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ChangelogResponse {
+    impact: Impact,
+    summary: Vec<SummaryLine>,
+    changes: Vec<Change>,
+}
+
+impl From<changelog::Changelog> for ChangelogResponse {
+    fn from(log: changelog::Changelog) -> Self {
+        ChangelogResponse {
+            impact: log.impact(),
+            summary: log.summary(),
+            changes: log.changes,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Between {
+    /// The earlier version (a version, a major version or `latest`).
+    from: String,
+    /// The later version.
+    to: String,
+}
+
+/// What changed in one output port's contract between two versions of a product.
+#[utoipa::path(get, path = "/api/v1/products/{product}/ports/{port}/changelog", tag = "contracts",
+    params(("product" = String, Path), ("port" = String, Path), Between),
+    security(("token" = [])),
+    responses((status = 200, body = ChangelogResponse), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn port_changelog(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<Between>, QueryRejection>,
+) -> ApiResult<Json<ChangelogResponse>> {
+    let who = caller.principal()?;
+    let Path((product, port)) = path?;
+    let Query(between) = query?;
+    let log = state
+        .catalog
+        .changelog(&who, &product, &port, &between.from, &between.to)
+        .await?;
+    Ok(Json(log.into()))
+}
+
+/// Two contracts to compare.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangelogRequest {
+    old: Document,
+    new: Document,
+}
+
+/// Compares two contracts sent in the request (nothing is stored).
+#[utoipa::path(post, path = "/api/v1/changelog", tag = "contracts",
+    request_body = ChangelogRequest,
+    security(("token" = [])),
+    responses((status = 200, body = ChangelogResponse), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem)))]
+async fn changelog_of(
+    caller: Caller,
+    body: Result<Json<ChangelogRequest>, JsonRejection>,
+) -> ApiResult<Json<ChangelogResponse>> {
+    let who = caller.principal()?;
+    if !who.may(mesh_catalog::Action::Read) {
+        return Err(
+            mesh_catalog::CatalogError::Forbidden(format!("{} may not read", who.name)).into(),
+        );
+    }
+    let Json(body) = body?;
+    let parse = |doc: &Document, name: &str| -> ApiResult<mesh_model::source::Node> {
+        let source = doc.source(name.to_owned())?;
+        let parsed = mesh_model::yaml::parse(&source.text);
+        match parsed.root {
+            Some(root) if !parsed.diagnostics.iter().any(|d| d.is_error()) => Ok(root),
+            _ => Err(mesh_catalog::CatalogError::Invalid(
+                parsed
+                    .diagnostics
+                    .into_iter()
+                    .map(|d| (source.path.clone(), d))
+                    .collect(),
+            )
+            .into()),
+        }
+    };
+    let old = parse(&body.old, "old.odcs.yaml")?;
+    let new = parse(&body.new, "new.odcs.yaml")?;
+    Ok(Json(changelog::diff(&old, &new).into()))
+}
+
+/// The domains, by name.
+#[utoipa::path(get, path = "/api/v1/domains", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = Vec<DomainRow>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_domains(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<DomainRow>>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.domains(&who).await?))
+}
+
+/// The owning teams, by name.
+#[utoipa::path(get, path = "/api/v1/teams", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = Vec<TeamRow>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_teams(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TeamRow>>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.teams(&who).await?))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventQuery {
+    /// Events after this sequence number (default 0).
+    after: Option<i64>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<i64>,
+    /// Only events about this subject (a product id).
+    subject: Option<String>,
+}
+
+/// A page of events, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EventPage {
+    items: Vec<EventRow>,
+    /// Pass as `after` for the next page; absent on the last page.
+    next: Option<i64>,
+}
+
+/// The event log: publishes, deprecations, consumer notices, retirements, tokens.
+#[utoipa::path(get, path = "/api/v1/events", tag = "catalog",
+    params(EventQuery),
+    security(("token" = [])),
+    responses((status = 200, body = EventPage), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_events(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<EventQuery>, QueryRejection>,
+) -> ApiResult<Json<EventPage>> {
+    let who = caller.principal()?;
+    let Query(q) = query?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    let items = state
+        .catalog
+        .events(&who, q.after.unwrap_or(0), limit, q.subject.as_deref())
+        .await?;
+    let next = (items.len() as i64 == limit)
+        .then(|| items.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(EventPage { items, next }))
+}
+
+/// A role to grant with a token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RoleGrant {
+    /// `admin`, `owner`, `member` or `consumer`.
+    role: String,
+    /// The domain an owner or member works in; absent for admin and for a consumer of every
+    /// domain.
+    domain: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TokenRequest {
+    /// Who the token is for (a person or a service identity).
+    principal: String,
+    roles: Vec<RoleGrant>,
+    /// RFC 3339; absent = no expiry.
+    expires_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    principal: String,
+    /// Shown once; only its hash is stored.
+    token: String,
+}
+
+/// Issues an API token with roles (admins only).
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "catalog",
+    request_body = TokenRequest,
+    security(("token" = [])),
+    responses((status = 201, body = TokenResponse), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem)))]
+async fn issue_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<TokenRequest>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<TokenResponse>)> {
+    let who = caller.principal()?;
+    let Json(body) = body?;
+    let roles = body
+        .roles
+        .iter()
+        .map(|g| {
+            Role::parse(&g.role)
+                .map(|r| (r, g.domain.clone()))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "role `{}` is not one of admin, owner, member, consumer",
+                        g.role
+                    ))
+                })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let expires_at = body
+        .expires_at
+        .as_deref()
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|d| d.with_timezone(&Utc))
+                .map_err(|e| ApiError::bad_request(format!("expires_at `{t}`: {e}")))
+        })
+        .transpose()?;
+    let token = state
+        .catalog
+        .issue_token(&who, &body.principal, &roles, expires_at)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenResponse {
+            principal: body.principal,
+            token,
+        }),
+    ))
+}

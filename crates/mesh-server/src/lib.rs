@@ -1,0 +1,114 @@
+//! `mesh serve`: the catalog over HTTP. Every endpoint authenticates (bearer tokens, stored
+//! hashed), every operation is authorized by the catalog itself, every error is one JSON problem
+//! document, and the OpenAPI 3.1 document is generated from the handlers (`/openapi.json`).
+
+mod api;
+mod error;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use mesh_catalog::{Catalog, Principal};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::{ApiError, Problem};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub catalog: Catalog,
+    openapi: Arc<String>,
+}
+
+/// The largest request body accepted (a product with its contracts is a few hundred kilobytes).
+const BODY_LIMIT: usize = 16 << 20;
+
+/// The application: the API router and its OpenAPI document.
+pub fn app(catalog: Catalog) -> Router {
+    let (router, doc) = api_router().split_for_parts();
+    let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let state = AppState { catalog, openapi };
+    router
+        .route("/openapi.json", axum::routing::get(openapi_json))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi_document() -> String {
+    let (_, doc) = api_router().split_for_parts();
+    doc.to_pretty_json().unwrap_or_default()
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(api::ApiDoc::openapi()).merge(api::routes())
+}
+
+async fn openapi_json(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi.as_str().to_owned(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
+}
+
+/// The caller, from `Authorization: Bearer <token>`; `None` when no token was sent.
+#[derive(Debug, Clone)]
+pub struct Caller(Option<Principal>);
+
+impl Caller {
+    /// The authenticated principal, or 401.
+    pub fn principal(self) -> Result<Principal, ApiError> {
+        self.0.ok_or_else(|| {
+            ApiError::unauthenticated("this endpoint needs a token: Authorization: Bearer <token>")
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(Caller(None));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
+            })?;
+        Ok(Caller(Some(state.catalog.authenticate(token).await?)))
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    catalog: Catalog,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(catalog))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
