@@ -522,6 +522,9 @@ mod sqlite {
 
     pub(super) struct SqliteTx {
         pub(super) tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        /// Held by write transactions: SQLite has one writer at a time, and queueing writers
+        /// here is fairer and faster than its busy-wait sleeps.
+        pub(super) _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
     }
     sql_tx!(SqliteTx);
 }
@@ -540,6 +543,8 @@ mod postgres {
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: sqlx::SqlitePool,
+    /// One writer at a time within this process (other processes wait in SQLite's busy handler).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SqliteStore {
@@ -562,7 +567,10 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 }
 
@@ -575,12 +583,15 @@ impl CatalogStore for SqliteStore {
     async fn read(&self) -> StoreResult<Box<dyn Tx>> {
         Ok(Box::new(sqlite::SqliteTx {
             tx: self.pool.begin().await?,
+            _writer: None,
         }))
     }
 
     async fn write(&self) -> StoreResult<Box<dyn Tx>> {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
         Ok(Box::new(sqlite::SqliteTx {
             tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            _writer: Some(writer),
         }))
     }
 }
