@@ -121,6 +121,11 @@ pub fn new_token() -> (String, String) {
     (token, hash)
 }
 
+/// The public id of a token (to revoke it by): the first 16 hex digits of its hash.
+pub fn token_id(token: &str) -> String {
+    hash_token(token)[..16].to_owned()
+}
+
 /// The stored form of a token.
 pub fn hash_token(token: &str) -> String {
     hex(&Sha256::digest(token.as_bytes()))

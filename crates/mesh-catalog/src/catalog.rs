@@ -1242,6 +1242,26 @@ impl Catalog {
         Ok(token)
     }
 
+    /// Revokes a token by its id (see [`auth::token_id`]); it stops working at once.
+    pub async fn revoke_token(&self, who: &Principal, id: &str) -> Result<(), CatalogError> {
+        Self::allow(who, Action::Administer)?;
+        let mut tx = self.store.write().await?;
+        let now = self.now();
+        if !tx.revoke_token(id, &now).await? {
+            return Err(CatalogError::NotFound(format!("live token `{id}`")));
+        }
+        tx.append_event(&NewEvent {
+            at: now,
+            kind: "token.revoked".into(),
+            subject: id.to_owned(),
+            actor: who.name.clone(),
+            payload: serde_json::json!({ "token": id }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The principal behind a token: unknown, revoked or expired tokens are refused alike.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, CatalogError> {
         let refused = || CatalogError::Unauthenticated("unknown, expired or revoked token".into());

@@ -85,8 +85,11 @@ impl CatalogArgs {
         ))
     }
 
-    /// Opens (and migrates) the catalog.
+    /// Opens (and migrates) the catalog database.
     pub(crate) async fn open(&self) -> anyhow::Result<Catalog> {
+        if self.server.is_some() {
+            bail!("this command works on the catalog database itself: use --catalog, not --server");
+        }
         let url = self.url()?;
         if let Some(path) = sqlite_path(&url)
             && let Some(parent) = Path::new(path).parent()

@@ -59,6 +59,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_product))
         .routes(routes!(list_versions))
         .routes(routes!(get_version))
+        .routes(routes!(get_contract))
         .routes(routes!(deprecate))
         .routes(routes!(retire))
         .routes(routes!(port_changelog))
@@ -67,6 +68,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_teams))
         .routes(routes!(list_events))
         .routes(routes!(issue_token))
+        .routes(routes!(revoke_token))
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -558,6 +560,8 @@ pub(crate) struct TokenRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenResponse {
     principal: String,
+    /// The token's public id, to revoke it by.
+    id: String,
     /// Shown once; only its hash is stored.
     token: String,
 }
@@ -607,7 +611,55 @@ async fn issue_token(
         StatusCode::CREATED,
         Json(TokenResponse {
             principal: body.principal,
+            id: mesh_catalog::auth::token_id(&token),
             token,
         }),
     ))
+}
+
+/// Revokes a token by its id (admins only); it stops working at once.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/revoke", tag = "catalog",
+    params(("id" = String, Path, description = "The token's public id")),
+    security(("token" = [])),
+    responses((status = 204, description = "Revoked"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<StatusCode> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    state.catalog.revoke_token(&who, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The ODCS contract of one output port in one version, as published (JSON).
+#[utoipa::path(get, path = "/api/v1/products/{product}/versions/{version}/ports/{port}/contract", tag = "contracts",
+    params(
+        ("product" = String, Path, description = "`domain.product`"),
+        ("version" = String, Path, description = "`1.2.0`, a major version (`1`, `v1`) or `latest`"),
+        ("port" = String, Path, description = "The output port's name"),
+    ),
+    security(("token" = [])),
+    responses((status = 200, description = "The ODCS contract", body = Object), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_contract(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let who = caller.principal()?;
+    let Path((product, version, port)) = path?;
+    let view = state.catalog.version(&who, &product, &version).await?;
+    view.ports
+        .into_iter()
+        .find(|p| p.port == port)
+        .map(|p| Json(p.contract))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "output port `{port}` in {product}@{}",
+                view.version
+            ))
+        })
 }

@@ -19,6 +19,18 @@ pub(crate) struct Args {
 enum TokenCommand {
     /// Create a token for a person or a service identity.
     Create(CreateArgs),
+    /// Revoke a token (by its id, or the token itself); it stops working at once.
+    Revoke(RevokeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RevokeArgs {
+    /// The token's id (printed when it was created) or the token.
+    #[arg(value_name = "ID|TOKEN")]
+    id: String,
+
+    #[command(flatten)]
+    catalog: CatalogArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -43,7 +55,35 @@ struct CreateArgs {
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
-    let TokenCommand::Create(args) = &args.command;
+    match &args.command {
+        TokenCommand::Create(args) => create(args),
+        TokenCommand::Revoke(args) => revoke(args),
+    }
+}
+
+fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
+    let id = if args.id.starts_with("mesh_") {
+        mesh_catalog::auth::token_id(&args.id)
+    } else {
+        args.id.clone()
+    };
+    crate::runtime()?.block_on(async {
+        let catalog = args.catalog.open().await?;
+        match catalog.revoke_token(&Principal::local(), &id).await {
+            Ok(()) => {
+                let mut err = anstream::stderr();
+                writeln!(err, "revoked token {id}")?;
+                Ok(Outcome::Ok)
+            }
+            Err(e) => {
+                crate::output::error(&e.to_string());
+                Ok(Outcome::Findings)
+            }
+        }
+    })
+}
+
+fn create(args: &CreateArgs) -> anyhow::Result<Outcome> {
     let Some(role) = Role::parse(&args.role) else {
         bail!(
             "--role `{}` is not one of admin, owner, member, consumer",
@@ -76,7 +116,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 let mut err = anstream::stderr();
                 writeln!(
                     err,
-                    "token for {} ({role}{}): shown once, stored only as a hash",
+                    "token {} for {} ({role}{}): shown once, stored only as a hash",
+                    mesh_catalog::auth::token_id(&token),
                     args.principal,
                     args.domain
                         .as_deref()

@@ -290,4 +290,11 @@ fn commands_work_against_a_server_with_a_token() {
     );
     let versions: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(versions[0]["version"], "1.2.0");
+
+    // A revoked token stops working at once, on the running server.
+    assert_eq!(code(&mesh(ws, &["token", "revoke", &reader])), 0);
+    let out = remote(&["show", "ecommerce.orders"], &reader);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("(401)"), "{}", stderr(&out));
+    assert_eq!(code(&mesh(ws, &["token", "revoke", &reader])), 1);
 }

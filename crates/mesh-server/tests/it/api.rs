@@ -44,7 +44,7 @@ struct Endpoint {
     /// The path template as in the OpenAPI document.
     template: &'static str,
     allowed: Allowed,
-    request: fn(usize) -> (String, Option<serde_json::Value>),
+    request: fn(usize, &[String]) -> (String, Option<serde_json::Value>),
 }
 
 fn endpoints() -> Vec<Endpoint> {
@@ -53,25 +53,25 @@ fn endpoints() -> Vec<Endpoint> {
             method: "GET",
             template: "/health",
             allowed: Allowed::Anyone,
-            request: |_| ("/health".into(), None),
+            request: |_, _| ("/health".into(), None),
         },
         Endpoint {
             method: "GET",
             template: "/openapi.json",
             allowed: Allowed::Anyone,
-            request: |_| ("/openapi.json".into(), None),
+            request: |_, _| ("/openapi.json".into(), None),
         },
         Endpoint {
             method: "GET",
             template: "/api/v1/products",
             allowed: Allowed::Readers,
-            request: |_| ("/api/v1/products?domain=sales&limit=10".into(), None),
+            request: |_, _| ("/api/v1/products?domain=sales&limit=10".into(), None),
         },
         Endpoint {
             method: "POST",
             template: "/api/v1/products",
             allowed: Allowed::SalesPublishers,
-            request: |i| {
+            request: |i, _| {
                 (
                     "/api/v1/products".into(),
                     Some(publish_body(&bundle(
@@ -86,7 +86,7 @@ fn endpoints() -> Vec<Endpoint> {
             method: "POST",
             template: "/api/v1/compatibility",
             allowed: Allowed::SalesPublishers,
-            request: |_| {
+            request: |_, _| {
                 (
                     "/api/v1/compatibility".into(),
                     Some(publish_body(&bundle(
@@ -101,25 +101,25 @@ fn endpoints() -> Vec<Endpoint> {
             method: "GET",
             template: "/api/v1/products/{product}",
             allowed: Allowed::Readers,
-            request: |_| ("/api/v1/products/sales.orders".into(), None),
+            request: |_, _| ("/api/v1/products/sales.orders".into(), None),
         },
         Endpoint {
             method: "GET",
             template: "/api/v1/products/{product}/versions",
             allowed: Allowed::Readers,
-            request: |_| ("/api/v1/products/sales.orders/versions".into(), None),
+            request: |_, _| ("/api/v1/products/sales.orders/versions".into(), None),
         },
         Endpoint {
             method: "GET",
             template: "/api/v1/products/{product}/versions/{version}",
             allowed: Allowed::Readers,
-            request: |_| ("/api/v1/products/sales.orders/versions/1".into(), None),
+            request: |_, _| ("/api/v1/products/sales.orders/versions/1".into(), None),
         },
         Endpoint {
             method: "POST",
             template: "/api/v1/products/{product}/versions/{version}/deprecate",
             allowed: Allowed::SalesOwners,
-            request: |i| {
+            request: |i, _| {
                 (
                     format!("/api/v1/products/sales.orders/versions/1.0.{i}/deprecate"),
                     Some(serde_json::json!({"sunset": "2027-06-30", "migration_guide": "Use @2."})),
@@ -130,7 +130,7 @@ fn endpoints() -> Vec<Endpoint> {
             method: "POST",
             template: "/api/v1/products/{product}/versions/{version}/retire",
             allowed: Allowed::SalesOwners,
-            request: |i| {
+            request: |i, _| {
                 (
                     format!("/api/v1/products/sales.retired/versions/1.0.{i}/retire"),
                     None,
@@ -141,7 +141,7 @@ fn endpoints() -> Vec<Endpoint> {
             method: "GET",
             template: "/api/v1/products/{product}/ports/{port}/changelog",
             allowed: Allowed::Readers,
-            request: |_| {
+            request: |_, _| {
                 (
                     "/api/v1/products/sales.orders/ports/orders/changelog?from=1.0.0&to=2.0.0"
                         .into(),
@@ -153,7 +153,7 @@ fn endpoints() -> Vec<Endpoint> {
             method: "POST",
             template: "/api/v1/changelog",
             allowed: Allowed::Readers,
-            request: |_| {
+            request: |_, _| {
                 (
                     "/api/v1/changelog".into(),
                     Some(serde_json::json!({
@@ -167,25 +167,40 @@ fn endpoints() -> Vec<Endpoint> {
             method: "GET",
             template: "/api/v1/domains",
             allowed: Allowed::Readers,
-            request: |_| ("/api/v1/domains".into(), None),
+            request: |_, _| ("/api/v1/domains".into(), None),
         },
         Endpoint {
             method: "GET",
             template: "/api/v1/teams",
             allowed: Allowed::Readers,
-            request: |_| ("/api/v1/teams".into(), None),
+            request: |_, _| ("/api/v1/teams".into(), None),
         },
         Endpoint {
             method: "GET",
             template: "/api/v1/events",
             allowed: Allowed::Workers,
-            request: |_| ("/api/v1/events?after=0&limit=5".into(), None),
+            request: |_, _| ("/api/v1/events?after=0&limit=5".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/products/{product}/versions/{version}/ports/{port}/contract",
+            allowed: Allowed::Readers,
+            request: |_, _| {
+                let uri = "/api/v1/products/sales.orders/versions/latest/ports/orders/contract";
+                (uri.into(), None)
+            },
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/tokens/{id}/revoke",
+            allowed: Allowed::Admins,
+            request: |i, ids| (format!("/api/v1/tokens/{}/revoke", ids[i]), None),
         },
         Endpoint {
             method: "POST",
             template: "/api/v1/tokens",
             allowed: Allowed::Admins,
-            request: |i| {
+            request: |i, _| {
                 (
                     "/api/v1/tokens".into(),
                     Some(
@@ -199,8 +214,21 @@ fn endpoints() -> Vec<Endpoint> {
 
 /// Products the matrix acts on: sales.orders 1.0.0..1.0.5 and 2.0.0, and sales.retired
 /// 1.0.0..1.0.5 deprecated with a sunset that has passed when the matrix runs.
-async fn seed(h: &Harness) {
+async fn seed(h: &Harness) -> Vec<String> {
     let admin = Principal::local();
+    let mut victims = Vec::new();
+    for i in 0..6 {
+        let token = h
+            .catalog
+            .bootstrap_token(
+                &format!("victim{i}"),
+                &[(mesh_catalog::Role::Consumer, None)],
+                None,
+            )
+            .await
+            .unwrap();
+        victims.push(mesh_catalog::auth::token_id(&token));
+    }
     for i in 0..6 {
         h.catalog
             .publish(
@@ -230,17 +258,18 @@ async fn seed(h: &Harness) {
         .unwrap();
     h.clock
         .set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
+    victims
 }
 
 #[tokio::test]
 async fn every_endpoint_as_every_role() {
     let h = Harness::new().await;
-    seed(&h).await;
+    let victims = seed(&h).await;
     let mut failures = Vec::new();
     let mut cells = 0;
     for endpoint in endpoints() {
         for (i, (caller, token)) in h.callers.iter().enumerate() {
-            let (uri, body) = (endpoint.request)(i);
+            let (uri, body) = (endpoint.request)(i, &victims);
             let reply = h
                 .send(endpoint.method, &uri, token.as_deref(), body.as_ref())
                 .await;
