@@ -284,9 +284,20 @@ fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, CatalogError>
         .map_err(|e| CatalogError::Store(StoreError::Corrupt(format!("{what}: {e}"))))
 }
 
+/// One port's contracts in a major version, around the version being published.
+#[derive(Debug, Default)]
+struct PortHistory {
+    before: Vec<(String, Node)>,
+    after: Vec<(String, Node)>,
+    /// The mode stored with the latest version before.
+    mode: Option<Compatibility>,
+}
+
 /// A bundle, validated and taken apart.
 #[derive(Debug)]
 struct Prepared {
+    /// Where the descriptor came from, for messages.
+    descriptor_path: String,
     id: String,
     domain: String,
     team: Option<String>,
@@ -396,6 +407,32 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, CatalogError> {
             contracts.push((id, root, source.path.clone()));
         }
     }
+    for (what, names) in [
+        (
+            "output port",
+            product
+                .output_ports
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "input port",
+            product
+                .input_ports
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect(),
+        ),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = names.into_iter().find(|n| !seen.insert(*n)) {
+            return Err(CatalogError::BadRequest(format!(
+                "{}: two {what}s are named `{dup}`; port names must be unique in a product",
+                bundle.descriptor.path
+            )));
+        }
+    }
     let mut ports = Vec::new();
     for port in &product.output_ports {
         let contract_id = port.contract_id.clone().ok_or_else(|| {
@@ -438,6 +475,7 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, CatalogError> {
         "contracts": contracts_json,
     }));
     Ok(Prepared {
+        descriptor_path: bundle.descriptor.path.clone(),
         id,
         domain,
         team: product.team.as_ref().and_then(|t| t.name.clone()),
@@ -522,19 +560,21 @@ macro_rules! retrying {
             attempt += 1;
             let mut $tx = $self.store.write().await?;
             let result: Result<_, CatalogError> = async { $body }.await;
+            // The transaction ends here, before any retry sleeps: no lock is held while waiting.
             let result = match result {
-                Ok((value, commit)) => {
-                    if commit {
-                        $tx.commit()
-                            .await
-                            .map(|()| value)
-                            .map_err(CatalogError::from)
-                    } else {
-                        drop($tx);
-                        Ok(value)
-                    }
+                Ok((value, true)) => $tx
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err(CatalogError::from),
+                Ok((value, false)) => {
+                    drop($tx);
+                    Ok(value)
                 }
-                Err(e) => Err(e),
+                Err(e) => {
+                    drop($tx);
+                    Err(e)
+                }
             };
             match result {
                 Err(CatalogError::Store(StoreError::Conflict(why))) => {
@@ -597,7 +637,13 @@ impl Catalog {
         bundle: &Bundle,
         dry_run: bool,
     ) -> Result<PublishReport, CatalogError> {
-        let prepared = prepare(bundle)?;
+        // Lint and parsing are CPU work on documents up to the body limit: off the async threads.
+        let owned = bundle.clone();
+        let prepared = tokio::task::spawn_blocking(move || prepare(&owned))
+            .await
+            .map_err(|e| {
+                CatalogError::BadRequest(format!("the documents could not be read: {e}"))
+            })??;
         Self::allow(
             who,
             Action::Publish {
@@ -642,16 +688,34 @@ impl Catalog {
                 let history = self
                     .history(tx.as_mut(), &p.id, &port.port, &p.version)
                     .await?;
-                let failed = changelog::check(port.mode, &port.root, &history);
+                // A mode change takes effect from the next version: this one is checked under
+                // the mode its port had so far.
+                let mode = history.mode.unwrap_or(port.mode);
+                let mut failed = changelog::check(mode, &port.root, &history.before);
+                // A version published between existing ones must fit the ones after it too.
+                if mode != Compatibility::None {
+                    let candidate = [(version.clone(), port.root.clone())];
+                    let after = if mode.transitive() {
+                        &history.after[..]
+                    } else {
+                        &history.after[..history.after.len().min(1)]
+                    };
+                    for (later, node) in after {
+                        for mut found in changelog::check(mode, node, &candidate) {
+                            found.against = later.clone();
+                            failed.push(found);
+                        }
+                    }
+                }
                 if !failed.is_empty() {
                     failures.push(PortIncompatibility {
                         port: port.port.clone(),
                         source: port.source.clone(),
-                        mode: port.mode,
+                        mode,
                         failures: failed,
                     });
                 }
-                let (previous, changes) = match history.last() {
+                let (previous, changes) = match history.before.last() {
                     Some((v, old)) => (Some(v.clone()), changelog::diff(old, &port.root)),
                     None => (None, Changelog::default()),
                 };
@@ -662,6 +726,36 @@ impl Catalog {
                     previous,
                     changes,
                 });
+            }
+            // An output port the previous version of this major had cannot just disappear.
+            let previous = tx
+                .versions(&p.id)
+                .await?
+                .into_iter()
+                .filter_map(|v| semver::Version::parse(&v.version).ok())
+                .filter(|v| v.major == p.version.major && *v < p.version)
+                .max();
+            if let Some(previous) = previous {
+                for old in tx.ports(&p.id, &previous.to_string()).await? {
+                    let mode = Compatibility::parse(&old.compatibility).unwrap_or_default();
+                    if mode == Compatibility::None || p.ports.iter().any(|n| n.port == old.port) {
+                        continue;
+                    }
+                    failures.push(PortIncompatibility {
+                        port: old.port.clone(),
+                        source: p.descriptor_path.clone(),
+                        mode,
+                        failures: vec![Incompatibility {
+                            against: previous.to_string(),
+                            direction: changelog::Direction::Backward,
+                            changes: vec![changelog::Change::breaking(
+                                format!("outputPorts.{}", old.port),
+                                changelog::ChangeType::Removed,
+                                "an output port was removed",
+                            )],
+                        }],
+                    });
+                }
             }
             if !failures.is_empty() {
                 return Err(CatalogError::Incompatible {
@@ -817,30 +911,36 @@ impl Catalog {
         })
     }
 
-    /// The contracts of `port` in earlier versions of the same major version, oldest first.
+    /// The stored contracts of `port` in the same major version as `version`: those before it
+    /// (oldest first), those after it (nearest first), and the port's mode so far.
     async fn history(
         &self,
         tx: &mut dyn Tx,
         product: &str,
         port: &str,
         version: &semver::Version,
-    ) -> Result<Vec<(String, Node)>, CatalogError> {
+    ) -> Result<PortHistory, CatalogError> {
         let mut rows: Vec<(semver::Version, PortRow)> = tx
             .port_history(product, port)
             .await?
             .into_iter()
             .filter_map(|row| {
                 let v = semver::Version::parse(&row.version).ok()?;
-                (v.major == version.major && v < *version).then_some((v, row))
+                (v.major == version.major && v != *version).then_some((v, row))
             })
             .collect();
         rows.sort_by(|a, b| a.0.cmp(&b.0));
-        rows.into_iter()
-            .map(|(v, row)| {
-                let json = parse_json(&row.contract, "contract")?;
-                Ok((v.to_string(), Node::from_json(&json)))
-            })
-            .collect()
+        let mut history = PortHistory::default();
+        for (v, row) in rows {
+            let node = Node::from_json(&parse_json(&row.contract, "contract")?);
+            if v < *version {
+                history.mode = Compatibility::parse(&row.compatibility);
+                history.before.push((v.to_string(), node));
+            } else {
+                history.after.push((v.to_string(), node));
+            }
+        }
+        Ok(history)
     }
 
     /// A product with all its versions (newest first, without documents).

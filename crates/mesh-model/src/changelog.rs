@@ -11,7 +11,7 @@
 //! [`check`] applies a port's [`Compatibility`] mode (Confluent Schema Registry's modes) to a new
 //! contract and the history it must stay compatible with.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -104,6 +104,30 @@ pub struct Change {
     /// removed object (the object's own entry stands for them).
     #[serde(skip)]
     summary: Option<String>,
+}
+
+impl Change {
+    /// A breaking change found outside a contract diff (e.g. an output port removed from a
+    /// product), reported in the same shape.
+    pub fn breaking(
+        path: impl Into<String>,
+        change: ChangeType,
+        reason: impl Into<String>,
+    ) -> Change {
+        let path = path.into();
+        Change {
+            summary: Some(path.clone()),
+            path,
+            change,
+            old: None,
+            new: None,
+            impact: Impact::Breaking,
+            reason: reason.into(),
+            span: Span::default(),
+            in_old: false,
+            anchor: Span::default(),
+        }
+    }
 }
 
 /// A rolled-up line of the summary: one per schema object, property, keyed item or top-level key.
@@ -347,16 +371,18 @@ impl Walker {
     fn map(&mut self, segs: &mut Vec<Seg>, old: &Node, new: &Node, skip: Option<&str>) {
         let a = children(old, skip).unwrap_or_default();
         let b = children(new, skip).unwrap_or_default();
+        let in_a: HashSet<&str> = a.iter().map(|(s, _)| s.text.as_str()).collect();
+        let in_b: HashMap<&str, &Node> = b.iter().map(|(s, n)| (s.text.as_str(), *n)).collect();
         for (seg, node) in &a {
             segs.push(seg.clone());
-            match b.iter().find(|(s, _)| s.text == seg.text) {
-                Some((_, other)) => self.value(segs, node, other),
+            match in_b.get(seg.text.as_str()) {
+                Some(other) => self.value(segs, node, other),
                 None => self.whole(segs, ChangeType::Removed, node, true),
             }
             segs.pop();
         }
         for (seg, node) in &b {
-            if !a.iter().any(|(s, _)| s.text == seg.text) {
+            if !in_a.contains(seg.text.as_str()) {
                 segs.push(seg.clone());
                 self.whole(segs, ChangeType::Added, node, true);
                 segs.pop();
@@ -381,12 +407,18 @@ impl Walker {
                 .find(|f| node.get(f).is_some_and(|n| !is_null(n)))
                 .map(|f| (*f).to_owned())
         };
+        let new_keys: HashMap<&str, usize> = new
+            .iter()
+            .enumerate()
+            .map(|(j, (k, _))| (k.as_str(), j))
+            .collect();
+        let old_keys: HashSet<&str> = old.iter().map(|(k, _)| k.as_str()).collect();
         for (k, node) in old {
             segs.push(Seg {
                 text: k.clone(),
                 item: true,
             });
-            match new.iter().find(|(other, _)| other == k) {
+            match new_keys.get(k.as_str()).map(|&j| &new[j]) {
                 Some((_, other)) => {
                     if node.as_map().is_some() && other.as_map().is_some() {
                         let (sa, sb) = (skip(node), skip(other));
@@ -405,7 +437,7 @@ impl Walker {
             segs.pop();
         }
         for (k, node) in new {
-            if !old.iter().any(|(other, _)| other == k) {
+            if !old_keys.contains(k.as_str()) {
                 segs.push(Seg {
                     text: k.clone(),
                     item: true,
@@ -422,29 +454,37 @@ impl Walker {
         let (Some(a), Some(b)) = (old.as_seq(), new.as_seq()) else {
             return;
         };
-        let a_json: Vec<serde_json::Value> = a.iter().map(Node::to_json).collect();
-        let b_json: Vec<serde_json::Value> = b.iter().map(Node::to_json).collect();
+        // Items by their JSON text: equal values pair up in linear time.
+        let mut unmatched: HashMap<String, Vec<usize>> = HashMap::new();
+        for (j, item) in b.iter().enumerate().rev() {
+            unmatched
+                .entry(item.to_json().to_string())
+                .or_default()
+                .push(j);
+        }
         let mut matched = vec![false; b.len()];
         let mut removed = Vec::new();
-        for (i, value) in a_json.iter().enumerate() {
-            match (0..b.len()).find(|&j| !matched[j] && &b_json[j] == value) {
+        for (i, item) in a.iter().enumerate() {
+            match unmatched
+                .get_mut(&item.to_json().to_string())
+                .and_then(Vec::pop)
+            {
                 Some(j) => matched[j] = true,
                 None => removed.push(i),
             }
         }
         let mut added: Vec<usize> = (0..b.len()).filter(|&j| !matched[j]).collect();
         let scalar = |n: &Node| !matches!(n.value, Value::Map(_) | Value::Seq(_));
+        let mut pending_added: HashSet<usize> = added.iter().copied().collect();
         removed.retain(|&i| {
-            let Some(pos) = added.iter().position(|&j| j == i) else {
-                return true;
-            };
-            if !(scalar(&a[i]) && scalar(&b[i])) {
+            if !(pending_added.contains(&i) && scalar(&a[i]) && scalar(&b[i])) {
                 return true;
             }
-            added.remove(pos);
+            pending_added.remove(&i);
             self.push(segs, ChangeType::Updated, Some(&a[i]), Some(&b[i]), false);
             false
         });
+        added.retain(|j| pending_added.contains(j));
         for (change, items, indexes) in [
             (ChangeType::Removed, a, removed),
             (ChangeType::Added, b, added),
@@ -626,15 +666,19 @@ impl Walker {
 /// (`[2]`), and a repeated key keeps the last item, as datacontract-cli does.
 fn keyed_items(rule: ListKey, items: &[Node]) -> Vec<(String, &Node)> {
     let mut out: Vec<(String, &Node)> = Vec::new();
+    let mut at: HashMap<String, usize> = HashMap::new();
     for (i, item) in items.iter().enumerate() {
         let key = match item_key(rule, item) {
             Some(k) => k,
             None if rule.drop_unkeyed => continue,
             None => format!("[{i}]"),
         };
-        match out.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = item,
-            None => out.push((key, item)),
+        match at.get(&key) {
+            Some(&slot) => out[slot].1 = item,
+            None => {
+                at.insert(key.clone(), out.len());
+                out.push((key, item));
+            }
         }
     }
     out
@@ -701,6 +745,10 @@ fn classify(
                 .then(|| rest.get(1).map(|s| s.text.as_str()))
                 .flatten();
             match (attr, option, change) {
+                // `properties:` (or `items:`) itself removed or replaced: every column under it.
+                (Some("properties" | "items"), _, Removed | Updated) if rest.len() == 1 => {
+                    (Breaking, "the nested properties were removed or replaced")
+                }
                 (Some("logicalType" | "physicalType"), _, Updated)
                 | (Some("logicalTypeOptions"), Some("format"), Updated) => {
                     (Breaking, "the type changed")
@@ -748,6 +796,9 @@ fn classify(
             }
         }
         Owner::Contract => match (attr, change) {
+            (Some("schema"), Removed | Updated) if rest.len() == 1 => {
+                (Breaking, "the schema was removed or replaced")
+            }
             (Some("servers"), Added) if rest.len() == 2 => (Info, "a server was added"),
             (Some("servers"), _) => (Warning, "a server was removed or changed"),
             (Some("slaProperties"), Added) if rest.len() == 2 => {
@@ -835,7 +886,8 @@ impl Compatibility {
             .find(|m| m.as_str().eq_ignore_ascii_case(text))
     }
 
-    fn transitive(self) -> bool {
+    /// Whether every earlier version counts, not only the latest.
+    pub fn transitive(self) -> bool {
         matches!(
             self,
             Compatibility::BackwardTransitive

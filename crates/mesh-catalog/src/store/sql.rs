@@ -116,8 +116,10 @@ macro_rules! row_readers {
 }
 
 /// Implements [`Tx`] for a transaction wrapper with field `tx: sqlx::Transaction<'static, DB>`.
+/// `$event_lock` is run before appending an event (empty: nothing), so that events become
+/// visible in sequence order.
 macro_rules! sql_tx {
-    ($tx:ident) => {
+    ($tx:ident, $event_lock:expr) => {
         #[async_trait]
         impl Tx for $tx {
             async fn commit(self: Box<Self>) -> StoreResult<()> {
@@ -411,6 +413,10 @@ macro_rules! sql_tx {
             }
 
             async fn append_event(&mut self, event: &NewEvent) -> StoreResult<i64> {
+                let lock: &'static str = $event_lock;
+                if !lock.is_empty() {
+                    sqlx::query(lock).execute(&mut *self.tx).await?;
+                }
                 let row = sqlx::query(
                     "INSERT INTO events (at, kind, subject, actor, payload) \
                      VALUES ($1, $2, $3, $4, $5) RETURNING seq",
@@ -526,7 +532,8 @@ mod sqlite {
         /// here is fairer and faster than its busy-wait sleeps.
         pub(super) _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
     }
-    sql_tx!(SqliteTx);
+    // One writer at a time: sequence numbers are visible in order already.
+    sql_tx!(SqliteTx, "");
 }
 
 mod postgres {
@@ -536,7 +543,10 @@ mod postgres {
     pub(super) struct PgTx {
         pub(super) tx: sqlx::Transaction<'static, sqlx::Postgres>,
     }
-    sql_tx!(PgTx);
+    // A BIGSERIAL is taken at insert and seen at commit, so two writers can publish seq 11
+    // before seq 10 and a reader paging by sequence would skip 10. Appending under one
+    // transaction-scoped lock makes events commit in sequence order.
+    sql_tx!(PgTx, "SELECT pg_advisory_xact_lock(7404242001)");
 }
 
 /// The embedded catalog: one SQLite file (WAL mode), e.g. `.mesh/catalog.db`.

@@ -618,3 +618,74 @@ async fn roles_decide_who_may_do_what() {
         ));
     }
 }
+
+#[tokio::test]
+async fn ports_and_history_cannot_be_sidestepped() {
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let who = admin();
+        let publish = |bundle: mesh_catalog::Bundle| {
+            let catalog = catalog.clone();
+            let who = who.clone();
+            async move { catalog.publish(&who, &bundle, false).await }
+        };
+
+        // A version slotted in between must fit the version after it too.
+        let p = |v: &str, cols: &[&str]| product("sales.orders", v, cols).bundle();
+        publish(p("1.0.0", &["id!"])).await.unwrap();
+        publish(p("1.2.0", &["id!", "note"])).await.unwrap();
+        match publish(p("1.1.0", &["id!", "other"])).await {
+            Err(CatalogError::Incompatible { ports, .. }) => {
+                assert_eq!(ports[0].failures[0].against, "1.2.0", "{name}");
+            }
+            other => panic!("{name}: expected Incompatible, got {other:?}"),
+        }
+        publish(p("1.1.0", &["id!"])).await.unwrap();
+
+        // Dropping an output port within a major is breaking; the descriptor names it.
+        let mut two = product("sales.quotes", "1.0.0", &["id!"]).bundle();
+        let extra_port = "  - name: archive\n    description: Old quotes.\n    type: tables\n    version: 1.0.0\n    contractId: sales.quotes.quotes\n";
+        two.descriptor.text.push_str(extra_port);
+        publish(two).await.unwrap();
+        let one = product("sales.quotes", "1.1.0", &["id!"]).bundle();
+        match publish(one).await {
+            Err(CatalogError::Incompatible { ports, .. }) => {
+                assert_eq!(ports[0].port, "archive", "{name}");
+                assert_eq!(ports[0].failures[0].changes[0].path, "outputPorts.archive");
+                assert!(ports[0].source.ends_with("product.odps.yaml"));
+            }
+            other => panic!("{name}: expected Incompatible, got {other:?}"),
+        }
+        publish(product("sales.quotes", "2.0.0", &["id!"]).bundle())
+            .await
+            .unwrap();
+
+        // Two ports of one name are refused before anything else.
+        let mut dup = product("sales.dups", "1.0.0", &["id!"]).bundle();
+        let again = "  - name: dups\n    description: Again.\n    type: tables\n    version: 1.0.0\n    contractId: sales.dups.dups\n";
+        dup.descriptor.text.push_str(again);
+        let refused = publish(dup).await;
+        assert!(
+            matches!(
+                refused,
+                Err(CatalogError::BadRequest(_) | CatalogError::Invalid(_))
+            ),
+            "{name}: {refused:?}"
+        );
+
+        // A new mode takes effect from the next version, not the one that sets it.
+        let m = |v: &str, cols: &[&str], mode: &str| {
+            product("sales.modes", v, cols).compatibility(mode).bundle()
+        };
+        publish(m("1.0.0", &["id!", "a"], "BACKWARD"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            publish(m("1.1.0", &["id!"], "NONE")).await,
+            Err(CatalogError::Incompatible { .. })
+        ));
+        publish(m("1.1.0", &["id!", "a"], "NONE")).await.unwrap();
+        publish(m("1.2.0", &["id!"], "NONE")).await.unwrap();
+    }
+}

@@ -407,3 +407,53 @@ schema:
         ]
     );
 }
+
+#[test]
+fn removing_a_whole_list_is_breaking() {
+    let old = tree(
+        "kind: DataContract\nschema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: string\n",
+    );
+    let log = diff(&old, &tree("kind: DataContract\n"));
+    let breaking: Vec<&str> = log.breaking().map(|c| c.path.as_str()).collect();
+    assert_eq!(breaking, ["schema"]);
+    let log = diff(&old, &tree("kind: DataContract\nschema: null\n"));
+    assert_eq!(log.impact(), Impact::Breaking);
+    let log = diff(&old, &tree("kind: DataContract\nschema:\n  - name: t\n"));
+    let breaking: Vec<&str> = log.breaking().map(|c| c.path.as_str()).collect();
+    assert_eq!(breaking, ["schema.t.properties"]);
+    let log = diff(
+        &old,
+        &tree("kind: DataContract\nschema:\n  - name: t\n    properties: 3\n"),
+    );
+    assert_eq!(log.impact(), Impact::Breaking);
+}
+
+#[test]
+fn long_lists_compare_item_by_item() {
+    // 20,000 tags and 5,000 properties: matched by hash, so this stays fast; reordering is no change.
+    let tags: Vec<String> = (0..20_000).map(|i| format!("t{i}")).collect();
+    let props: Vec<String> = (0..5_000)
+        .map(|i| format!("      - name: c{i}\n        logicalType: string\n"))
+        .collect();
+    let doc = |tags: &[String], props: &[String]| {
+        tree(&format!(
+            "tags: [{}]\nschema:\n  - name: t\n    properties:\n{}",
+            tags.join(", "),
+            props.concat()
+        ))
+    };
+    let old = doc(&tags, &props);
+    let mut reordered = tags.clone();
+    reordered.reverse();
+    let mut fewer = props.clone();
+    fewer.remove(123);
+    let log = diff(&old, &doc(&reordered, &fewer));
+    let paths: Vec<&str> = log.changes.iter().map(|c| c.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "schema.t.properties.c123",
+            "schema.t.properties.c123.logicalType"
+        ]
+    );
+}
