@@ -222,6 +222,24 @@ pub(crate) struct Page {
     limit: Option<i64>,
 }
 
+/// A page size from `?limit=`: 100 by default, 1 to 1000.
+fn page_size(limit: Option<i64>) -> ApiResult<i64> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
+    }
+    Ok(limit)
+}
+
+/// The cursor of the next page: the last item's key when the page is full.
+fn next_cursor<T, K>(items: &[T], limit: i64, key: impl Fn(&T) -> K) -> Option<K> {
+    if items.len() as i64 == limit {
+        items.last().map(key)
+    } else {
+        None
+    }
+}
+
 /// A page of products, in id order.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ProductPage {
@@ -243,10 +261,7 @@ async fn list_products(
 ) -> ApiResult<Json<ProductPage>> {
     let who = caller.principal()?;
     let Query(page) = page?;
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = page_size(page.limit)?;
     let items = state
         .catalog
         .products(
@@ -258,9 +273,7 @@ async fn list_products(
             },
         )
         .await?;
-    let next = (items.len() as i64 == limit)
-        .then(|| items.last().map(|p| p.id.clone()))
-        .flatten();
+    let next = next_cursor(&items, limit, |p| p.id.clone());
     Ok(Json(ProductPage { items, next }))
 }
 
@@ -522,17 +535,12 @@ async fn list_events(
 ) -> ApiResult<Json<EventPage>> {
     let who = caller.principal()?;
     let Query(q) = query?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit must be between 1 and 1000"));
-    }
+    let limit = page_size(q.limit)?;
     let items = state
         .catalog
         .events(&who, q.after.unwrap_or(0), limit, q.subject.as_deref())
         .await?;
-    let next = (items.len() as i64 == limit)
-        .then(|| items.last().map(|e| e.seq))
-        .flatten();
+    let next = next_cursor(&items, limit, |e| e.seq);
     Ok(Json(EventPage { items, next }))
 }
 

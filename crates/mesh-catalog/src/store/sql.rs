@@ -102,6 +102,22 @@ macro_rules! row_readers {
             })
         }
 
+        fn domain_row(r: &$row) -> Result<DomainRow, sqlx::Error> {
+            Ok(DomainRow {
+                name: r.try_get("name")?,
+                description: r.try_get("description")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn team_row(r: &$row) -> Result<TeamRow, sqlx::Error> {
+            Ok(TeamRow {
+                name: r.try_get("name")?,
+                domain: r.try_get("domain")?,
+                created_at: r.try_get("created_at")?,
+            })
+        }
+
         fn token_row(r: &$row) -> Result<TokenRow, sqlx::Error> {
             Ok(TokenRow {
                 id: r.try_get("id")?,
@@ -132,30 +148,14 @@ macro_rules! sql_tx {
                     .bind(name)
                     .fetch_optional(&mut *self.tx)
                     .await?;
-                Ok(row
-                    .map(|r| -> Result<DomainRow, sqlx::Error> {
-                        Ok(DomainRow {
-                            name: r.try_get("name")?,
-                            description: r.try_get("description")?,
-                            created_at: r.try_get("created_at")?,
-                        })
-                    })
-                    .transpose()?)
+                Ok(row.as_ref().map(domain_row).transpose()?)
             }
 
             async fn domains(&mut self) -> StoreResult<Vec<DomainRow>> {
                 let rows = sqlx::query("SELECT name, description, created_at FROM domains ORDER BY name")
                     .fetch_all(&mut *self.tx)
                     .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(DomainRow {
-                            name: r.try_get("name")?,
-                            description: r.try_get("description")?,
-                            created_at: r.try_get("created_at")?,
-                        })
-                    })
-                    .collect()
+                Ok(rows.iter().map(domain_row).collect::<Result<_, _>>()?)
             }
 
             async fn insert_domain(&mut self, row: &DomainRow) -> StoreResult<()> {
@@ -174,30 +174,14 @@ macro_rules! sql_tx {
                     .bind(name)
                     .fetch_optional(&mut *self.tx)
                     .await?;
-                Ok(row
-                    .map(|r| -> Result<TeamRow, sqlx::Error> {
-                        Ok(TeamRow {
-                            name: r.try_get("name")?,
-                            domain: r.try_get("domain")?,
-                            created_at: r.try_get("created_at")?,
-                        })
-                    })
-                    .transpose()?)
+                Ok(row.as_ref().map(team_row).transpose()?)
             }
 
             async fn teams(&mut self) -> StoreResult<Vec<TeamRow>> {
                 let rows = sqlx::query("SELECT name, domain, created_at FROM teams ORDER BY name")
                     .fetch_all(&mut *self.tx)
                     .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(TeamRow {
-                            name: r.try_get("name")?,
-                            domain: r.try_get("domain")?,
-                            created_at: r.try_get("created_at")?,
-                        })
-                    })
-                    .collect()
+                Ok(rows.iter().map(team_row).collect::<Result<_, _>>()?)
             }
 
             async fn insert_team(&mut self, row: &TeamRow) -> StoreResult<()> {
