@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, ANY_DOMAIN, Action, Principal, Role};
+use crate::search::{SearchIndex, SearchQuery, SearchResults};
 use crate::store::{
     CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PortRow, ProductQuery, ProductRow,
     RoleBinding, StoreError, TeamRow, TokenRow, Tx, VersionRow,
@@ -239,7 +240,20 @@ pub struct Deprecation {
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     clock: Arc<dyn Clock>,
+    search: Arc<SearchState>,
 }
+
+/// The search index and the last event it reflects.
+#[derive(Debug, Default)]
+struct SearchState {
+    index: std::sync::RwLock<SearchIndex>,
+    /// The sequence number of the last applied event; `None` before the first build. Held while
+    /// syncing, so one task brings the index up to date and the others wait for it.
+    applied: tokio::sync::Mutex<Option<i64>>,
+}
+
+/// Event kinds that change what search shows for their subject.
+const SEARCH_EVENTS: [&str; 3] = ["product.published", "version.deprecated", "version.retired"];
 
 fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -597,7 +611,11 @@ impl Catalog {
     }
 
     pub fn with_clock(store: Arc<dyn CatalogStore>, clock: Arc<dyn Clock>) -> Catalog {
-        Catalog { store, clock }
+        Catalog {
+            store,
+            clock,
+            search: Arc::default(),
+        }
     }
 
     pub fn store(&self) -> &Arc<dyn CatalogStore> {
@@ -1247,6 +1265,129 @@ impl Catalog {
         row.updated_at = now.to_owned();
         tx.update_product(&row, product.revision).await?;
         Ok(())
+    }
+
+    /// Searches products. The index first catches up with the event log, so whatever has been
+    /// committed — by this process or any other on the same database — is what is searched.
+    pub async fn search(
+        &self,
+        who: &Principal,
+        query: &SearchQuery,
+    ) -> Result<SearchResults, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        self.sync_search().await?;
+        let index = self.search.index.read().unwrap_or_else(|e| e.into_inner());
+        Ok(index.search(query))
+    }
+
+    /// How many products the search index holds (after catching up).
+    pub async fn indexed_products(&self) -> Result<usize, CatalogError> {
+        self.sync_search().await?;
+        Ok(self
+            .search
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len())
+    }
+
+    /// Brings the search index up to date: a full build the first time, then the products named
+    /// by new events, each re-read from the database.
+    pub async fn sync_search(&self) -> Result<(), CatalogError> {
+        let mut applied = self.search.applied.lock().await;
+        let mut tx = self.store.read().await?;
+        let mut seq = match *applied {
+            Some(seq) => seq,
+            None => {
+                let upto = tx.max_event_seq().await?;
+                let index = self.build_index(tx.as_mut()).await?;
+                *self.search.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+                upto
+            }
+        };
+        loop {
+            let events = tx.events(seq, 1000, None).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                break;
+            };
+            let mut touched: Vec<&str> = events
+                .iter()
+                .filter(|e| SEARCH_EVENTS.contains(&e.kind.as_str()))
+                .map(|e| e.subject.as_str())
+                .collect();
+            touched.sort_unstable();
+            touched.dedup();
+            let mut docs = Vec::new();
+            for id in touched {
+                docs.push((id.to_owned(), self.search_document(tx.as_mut(), id).await?));
+            }
+            let mut index = self.search.index.write().unwrap_or_else(|e| e.into_inner());
+            for (id, doc) in docs {
+                match doc {
+                    Some(doc) => index.upsert(doc),
+                    None => index.remove(&id),
+                }
+            }
+            seq = last;
+        }
+        *applied = Some(seq);
+        Ok(())
+    }
+
+    /// Every product's latest version, a page at a time.
+    async fn build_index(&self, tx: &mut dyn Tx) -> Result<SearchIndex, CatalogError> {
+        let mut index = SearchIndex::default();
+        let mut after: Option<String> = None;
+        loop {
+            let page = tx.latest_versions(after.as_deref(), 1000).await?;
+            let Some(upto) = page.last().map(|(p, _)| p.id.clone()) else {
+                break;
+            };
+            let ports = tx.latest_ports(after.as_deref(), &upto).await?;
+            let mut ports = ports.into_iter().peekable();
+            for (product, version) in &page {
+                let descriptor = parse_json(&version.descriptor, "descriptor")?;
+                let mut contracts = Vec::new();
+                while let Some(port) = ports.next_if(|p| p.product == product.id) {
+                    contracts.push((port.port, parse_json(&port.contract, "contract")?));
+                }
+                index.upsert(crate::search::document(
+                    product,
+                    Some(&descriptor),
+                    &contracts,
+                ));
+            }
+            after = Some(upto);
+        }
+        Ok(index)
+    }
+
+    async fn search_document(
+        &self,
+        tx: &mut dyn Tx,
+        id: &str,
+    ) -> Result<Option<crate::search::SearchDoc>, CatalogError> {
+        let Some(product) = tx.product(id).await? else {
+            return Ok(None);
+        };
+        let Some(latest) = product.latest.clone() else {
+            return Ok(None);
+        };
+        let descriptor = match tx.version(id, &latest).await? {
+            Some(v) => Some(parse_json(&v.descriptor, "descriptor")?),
+            None => None,
+        };
+        let contracts = tx
+            .ports(id, &latest)
+            .await?
+            .into_iter()
+            .map(|p| Ok((p.port, parse_json(&p.contract, "contract")?)))
+            .collect::<Result<Vec<_>, CatalogError>>()?;
+        Ok(Some(crate::search::document(
+            &product,
+            descriptor.as_ref(),
+            &contracts,
+        )))
     }
 
     pub async fn domains(&self, who: &Principal) -> Result<Vec<DomainRow>, CatalogError> {

@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod catalog;
+pub mod search;
 pub mod store;
 
 pub use auth::{Action, Principal, Role};

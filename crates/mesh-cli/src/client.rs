@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::{
     Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport, VersionView,
 };
@@ -239,6 +240,30 @@ impl Client {
                 let body =
                     serde_json::json!({ "sunset": sunset.to_string(), "migration_guide": guide });
                 r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn search(&self, query: &SearchQuery) -> Result<SearchResults, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.search(who, query).await?),
+            Client::Remote(r) => {
+                let mut path = format!("/api/v1/search?q={}", segment(&query.q));
+                for (key, value) in [
+                    ("domain", &query.domain),
+                    ("tag", &query.tag),
+                    ("type", &query.product_type),
+                    ("classification", &query.classification),
+                    ("status", &query.status),
+                ] {
+                    if let Some(value) = value {
+                        path.push_str(&format!("&{key}={}", segment(value)));
+                    }
+                }
+                if let Some(limit) = query.limit {
+                    path.push_str(&format!("&limit={limit}"));
+                }
+                r.call(reqwest::Method::GET, &path, None).await
             }
         }
     }

@@ -51,6 +51,9 @@ enum Command {
     Deprecate(cmd::lifecycle::DeprecateArgs),
     /// Retire a deprecated version once its sunset date has come.
     Retire(cmd::lifecycle::RetireArgs),
+    /// Search data products: ranked, typo-tolerant, with facets (domain, tag, type,
+    /// classification, status).
+    Search(cmd::search::Args),
     /// Serve the catalog's HTTP API (OpenAPI document at /openapi.json).
     Serve(cmd::serve::Args),
     /// API tokens for `mesh serve`.
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::Versions(args) => cmd::show::versions(&args),
         Command::Deprecate(args) => cmd::lifecycle::deprecate(&args),
         Command::Retire(args) => cmd::lifecycle::retire(&args),
+        Command::Search(args) => cmd::search::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
     };
@@ -126,9 +130,13 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.chain()
-        .filter_map(|e| e.downcast_ref::<io::Error>())
-        .any(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    err.chain().any(|e| {
+        let kind = e
+            .downcast_ref::<io::Error>()
+            .map(io::Error::kind)
+            .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+        kind == Some(io::ErrorKind::BrokenPipe)
+    })
 }
 
 #[cfg(test)]

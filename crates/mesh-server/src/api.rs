@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
+use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::store::{DomainRow, EventRow, ProductQuery, ProductRow, TeamRow};
 use mesh_catalog::{
     Bundle, Deprecation, ProductView, PublishOutcome, PublishReport, Role, Source, VersionView,
@@ -64,6 +65,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(retire))
         .routes(routes!(port_changelog))
         .routes(routes!(changelog_of))
+        .routes(routes!(search))
         .routes(routes!(list_domains))
         .routes(routes!(list_teams))
         .routes(routes!(list_events))
@@ -477,6 +479,27 @@ async fn changelog_of(
     let old = parse(&body.old, "old.odcs.yaml")?;
     let new = parse(&body.new, "new.odcs.yaml")?;
     Ok(Json(changelog::diff(&old, &new).into()))
+}
+
+/// Searches products by words (typos and prefixes tolerated), with facet filters. Ranked by
+/// BM25 over names, tags, columns, owners and descriptions; deprecated products rank lower,
+/// retired ones only show when `status=retired` is asked for.
+#[utoipa::path(get, path = "/api/v1/search", tag = "products",
+    params(SearchQuery),
+    security(("token" = [])),
+    responses((status = 200, body = SearchResults), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<SearchQuery>, QueryRejection>,
+) -> ApiResult<Json<SearchResults>> {
+    let who = caller.principal()?;
+    let Query(query) = query?;
+    if query.limit.is_some_and(|l| !(1..=100).contains(&l)) {
+        return Err(ApiError::bad_request("limit must be between 1 and 100"));
+    }
+    Ok(Json(state.catalog.search(&who, &query).await?))
 }
 
 /// The domains, by name.

@@ -105,6 +105,17 @@ pub trait Tx: Send {
         subject: Option<&str>,
     ) -> StoreResult<Vec<EventRow>>;
 
+    /// The highest event sequence number (0 when there are none).
+    async fn max_event_seq(&mut self) -> StoreResult<i64>;
+    /// Products (after `after`, in id order, at most `limit`) with their latest version.
+    async fn latest_versions(
+        &mut self,
+        after: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<(ProductRow, VersionRow)>>;
+    /// The port contracts of the latest versions of products with ids in `(after, upto]`.
+    async fn latest_ports(&mut self, after: Option<&str>, upto: &str) -> StoreResult<Vec<PortRow>>;
+
     async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>>;
     async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()>;
     /// Marks a token revoked; false when there is no such live token.

@@ -433,6 +433,63 @@ macro_rules! sql_tx {
                 rows.iter().map(event_row).collect()
             }
 
+            async fn max_event_seq(&mut self) -> StoreResult<i64> {
+                let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok(row.try_get("seq")?)
+            }
+
+            async fn latest_versions(
+                &mut self,
+                after: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<(ProductRow, VersionRow)>> {
+                let sql = concat!(
+                    "SELECT p.id, p.domain, p.team, p.name, p.latest, p.status AS product_status, ",
+                    "p.revision AS product_revision, p.created_at, p.updated_at, ",
+                    "v.product, v.version, v.major, v.status, v.digest, v.descriptor, v.published_by, ",
+                    "v.published_at, v.sunset, v.migration_guide, v.deprecated_at, v.revision ",
+                    "FROM products p JOIN product_versions v ON v.product = p.id AND v.version = p.latest ",
+                    "WHERE ($1 IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2"
+                );
+                let rows = sqlx::query(sql)
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        let product = ProductRow {
+                            id: r.try_get("id")?,
+                            domain: r.try_get("domain")?,
+                            team: r.try_get("team")?,
+                            name: r.try_get("name")?,
+                            latest: r.try_get("latest")?,
+                            status: r.try_get("product_status")?,
+                            revision: r.try_get("product_revision")?,
+                            created_at: r.try_get("created_at")?,
+                            updated_at: r.try_get("updated_at")?,
+                        };
+                        Ok((product, version_row(r)?))
+                    })
+                    .collect()
+            }
+
+            async fn latest_ports(&mut self, after: Option<&str>, upto: &str) -> StoreResult<Vec<PortRow>> {
+                let sql = concat!(
+                    "SELECT c.product, c.version, c.port, c.major, c.contract_id, c.compatibility, c.digest, c.contract ",
+                    "FROM products p JOIN port_contracts c ON c.product = p.id AND c.version = p.latest ",
+                    "WHERE ($1 IS NULL OR p.id > $1) AND p.id <= $2 ORDER BY p.id, c.port"
+                );
+                let rows = sqlx::query(sql)
+                    .bind(after)
+                    .bind(upto)
+                    .fetch_all(&mut *self.tx)
+                    .await?;
+                Ok(rows.iter().map(port_row).collect::<Result<_, _>>()?)
+            }
+
             async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>> {
                 let row = sqlx::query(
                     "SELECT id, hash, principal, created_at, expires_at, revoked_at FROM tokens WHERE hash = $1",

@@ -10,25 +10,38 @@ use mesh_catalog::store::{CatalogStore, PostgresStore, SqliteStore};
 pub(crate) struct TestStore {
     pub(crate) name: &'static str,
     pub(crate) store: Arc<dyn CatalogStore>,
+    /// How to open the same database again, as another process would.
+    url: String,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    /// A second, independent store (its own connections) on the same database.
+    pub(crate) async fn reopen(&self) -> Arc<dyn CatalogStore> {
+        mesh_catalog::store::open(&self.url)
+            .await
+            .expect("reopen the catalog")
+    }
 }
 
 /// Every backend available here, each empty and migrated.
 pub(crate) async fn all() -> Vec<TestStore> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("catalog.db");
-    let sqlite = SqliteStore::open(path.to_str().expect("utf-8 temp path"))
-        .await
-        .expect("open SQLite catalog");
+    let path = path.to_str().expect("utf-8 temp path").to_owned();
+    let sqlite = SqliteStore::open(&path).await.expect("open SQLite catalog");
     let mut stores = vec![TestStore {
         name: "sqlite",
         store: Arc::new(sqlite),
+        url: format!("sqlite://{path}"),
         _dir: Some(dir),
     }];
     if let Some(url) = postgres_url() {
+        let (store, url) = fresh_postgres(&url).await;
         stores.push(TestStore {
             name: "postgres",
-            store: Arc::new(fresh_postgres(&url).await),
+            store: Arc::new(store),
+            url,
             _dir: None,
         });
     }
@@ -51,7 +64,7 @@ fn postgres_url() -> Option<String> {
 }
 
 /// A new, empty database on the server `url` points at.
-async fn fresh_postgres(url: &str) -> PostgresStore {
+async fn fresh_postgres(url: &str) -> (PostgresStore, String) {
     use sqlx::Connection;
     let name = format!("mesh_test_{:016x}", rand_id());
     let mut admin = sqlx::PgConnection::connect(url)
@@ -63,9 +76,11 @@ async fn fresh_postgres(url: &str) -> PostgresStore {
         .await
         .expect("create test database");
     let (base, _) = url.rsplit_once('/').expect("URL names a database");
-    PostgresStore::open(&format!("{base}/{name}"))
+    let url = format!("{base}/{name}");
+    let store = PostgresStore::open(&url)
         .await
-        .expect("open PostgreSQL catalog")
+        .expect("open PostgreSQL catalog");
+    (store, url)
 }
 
 fn rand_id() -> u64 {

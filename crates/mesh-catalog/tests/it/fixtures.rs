@@ -13,6 +13,8 @@ pub(crate) struct Product {
     pub(crate) inputs: Vec<String>,
     pub(crate) purpose: String,
     pub(crate) compatibility: Option<String>,
+    /// The descriptor's `name` (default: the product part of the id).
+    pub(crate) display_name: Option<String>,
 }
 
 pub(crate) fn product(id: &str, version: &str, columns: &[&str]) -> Product {
@@ -25,6 +27,7 @@ pub(crate) fn product(id: &str, version: &str, columns: &[&str]) -> Product {
         inputs: Vec::new(),
         purpose: "Test data for the catalog suite.".to_owned(),
         compatibility: None,
+        display_name: None,
     }
 }
 
@@ -78,7 +81,7 @@ impl Product {
             "apiVersion: v1.0.0
 kind: DataProduct
 id: {id}
-name: {name}
+name: {display}
 domain: {domain}
 status: active
 version: {version}
@@ -106,7 +109,8 @@ support:
     version: {version}
     contractId: {contract_id}
 {compat}",
-            purpose = self.purpose
+            purpose = self.purpose,
+            display = self.display_name.as_deref().unwrap_or(name),
         );
         let mut columns = String::new();
         for (i, column) in self.columns.iter().enumerate() {

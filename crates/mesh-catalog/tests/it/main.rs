@@ -7,3 +7,4 @@
 mod backends;
 mod conformance;
 mod fixtures;
+mod search;

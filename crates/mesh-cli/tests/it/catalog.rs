@@ -48,6 +48,29 @@ fn publish_show_deprecate_on_the_local_catalog() {
     );
     assert!(ws.join(".mesh/catalog.db").is_file());
 
+    // Found at once, typo and all; filters narrow it.
+    let out = mesh(ws, &["search", "ordrs", "placed"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("ecommerce.orders@1.2.0"),
+        "{}",
+        stdout(&out)
+    );
+    let out = mesh(
+        ws,
+        &[
+            "search",
+            "orders",
+            "--domain",
+            "analytics",
+            "--output",
+            "json",
+        ],
+    );
+    let found: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(found["hits"][0]["id"], "analytics.customer_ltv", "{found}");
+    assert_eq!(found["facets"]["domain"]["analytics"], 1);
+
     // Again: nothing changes.
     let out = mesh(ws, &["publish", "ecommerce/orders"]);
     assert_eq!(code(&out), 0);

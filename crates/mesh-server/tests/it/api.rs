@@ -165,6 +165,12 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/search",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/search?q=ordrs&domain=sales&limit=5".into(), None),
+        },
+        Endpoint {
+            method: "GET",
             template: "/api/v1/domains",
             allowed: Allowed::Readers,
             request: |_, _| ("/api/v1/domains".into(), None),
@@ -496,6 +502,11 @@ async fn malformed_requests_get_4xx_problems_never_5xx() {
             .unwrap()
     };
     cases.push((get("/api/v1/products?limit=abc"), StatusCode::BAD_REQUEST));
+    cases.push((
+        get("/api/v1/search?q=x&limit=1000"),
+        StatusCode::BAD_REQUEST,
+    ));
+    cases.push((get("/api/v1/search?limit=-1"), StatusCode::BAD_REQUEST));
     cases.push((get("/api/v1/products?limit=0"), StatusCode::BAD_REQUEST));
     cases.push((get("/api/v1/events?after=x"), StatusCode::BAD_REQUEST));
     cases.push((
