@@ -56,6 +56,8 @@ pub enum Action<'a> {
     Read,
     /// Read the event log.
     ReadEvents,
+    /// Report lineage (OpenLineage events from pipelines).
+    ReportLineage,
     /// Publish (or dry-run) a product version in a domain.
     Publish { domain: &'a str },
     /// Deprecate or retire a version in a domain.
@@ -100,7 +102,7 @@ impl Principal {
         }
         match action {
             Action::Read => !self.bindings.is_empty(),
-            Action::ReadEvents => [Role::Owner, Role::Member]
+            Action::ReadEvents | Action::ReportLineage => [Role::Owner, Role::Member]
                 .iter()
                 .any(|r| self.bindings.iter().any(|b| b.role == r.as_str())),
             Action::Publish { domain } => {

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::{self, ANY_DOMAIN, Action, Principal, Role};
+use crate::lineage::{self, Graph, GraphNode, LineageGraph};
 use crate::search::{SearchIndex, SearchQuery, SearchResults};
 use crate::store::{
     CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PortRow, ProductQuery, ProductRow,
@@ -40,6 +41,10 @@ pub enum CatalogError {
     /// The documents do not pass strict lint; every finding is listed.
     #[error("the data product does not pass `mesh lint --strict` ({} errors)", .0.iter().filter(|(_, d)| d.is_error()).count())]
     Invalid(Vec<(String, Diagnostic)>),
+    /// A document that is well-formed JSON but not what it should be (e.g. an OpenLineage event
+    /// without a run id).
+    #[error("{0}")]
+    InvalidDocument(String),
     /// The request itself is malformed (a bad version, date or mode).
     #[error("{0}")]
     BadRequest(String),
@@ -241,6 +246,14 @@ pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     clock: Arc<dyn Clock>,
     search: Arc<SearchState>,
+    lineage: Arc<LineageState>,
+}
+
+/// The lineage graph and the last event it reflects.
+#[derive(Debug, Default)]
+struct LineageState {
+    graph: std::sync::RwLock<LineageGraph>,
+    applied: tokio::sync::Mutex<Option<i64>>,
 }
 
 /// The search index and the last event it reflects.
@@ -615,6 +628,7 @@ impl Catalog {
             store,
             clock,
             search: Arc::default(),
+            lineage: Arc::default(),
         }
     }
 
@@ -633,6 +647,7 @@ impl Catalog {
         let what = match action {
             Action::Read => "read the catalog".to_owned(),
             Action::ReadEvents => "read the event log".to_owned(),
+            Action::ReportLineage => "report lineage".to_owned(),
             Action::Publish { domain } => format!("publish in domain `{domain}`"),
             Action::Lifecycle { domain } => {
                 format!("deprecate or retire versions in domain `{domain}`")
@@ -811,6 +826,10 @@ impl Catalog {
                 })
                 .await?;
             }
+            let becomes_latest = product
+                .as_ref()
+                .and_then(|o| o.latest.as_deref())
+                .is_none_or(|l| by_semver(&version, l) == Ordering::Greater);
             let row = match &product {
                 None => ProductRow {
                     id: p.id.clone(),
@@ -886,6 +905,18 @@ impl Catalog {
                     contract: port.json.to_string(),
                 })
                 .await?;
+            }
+            if becomes_latest {
+                let contracts: Vec<(String, serde_json::Value)> = p
+                    .ports
+                    .iter()
+                    .map(|x| (x.port.clone(), x.json.clone()))
+                    .collect();
+                let update = lineage::product_lineage(&p.id, &p.descriptor, &contracts);
+                tx.replace_lineage(&update.origin, &update.edges).await?;
+                for (node, data) in &update.nodes {
+                    tx.put_lineage_node(node, data, &now).await?;
+                }
             }
             for (input_port, contract_id) in &p.inputs {
                 tx.insert_dependency(&DependencyRow {
@@ -1388,6 +1419,224 @@ impl Catalog {
             descriptor.as_ref(),
             &contracts,
         )))
+    }
+
+    /// Ingests one OpenLineage event (RunEvent, DatasetEvent or JobEvent): its job's inputs,
+    /// outputs and column lineage join the graph; the datasets' schemas become node data.
+    pub async fn ingest_lineage(
+        &self,
+        who: &Principal,
+        event: &serde_json::Value,
+    ) -> Result<lineage::LineageUpdate, CatalogError> {
+        Self::allow(who, Action::ReportLineage)?;
+        let update = lineage::openlineage(event).map_err(|e| {
+            CatalogError::InvalidDocument(format!("invalid OpenLineage event: {}", e.0))
+        })?;
+        let mut tx = self.store.write().await?;
+        let now = self.now();
+        tx.add_lineage(&update.origin, &update.edges).await?;
+        for (node, data) in &update.nodes {
+            tx.put_lineage_node(node, data, &now).await?;
+        }
+        tx.append_event(&NewEvent {
+            at: now,
+            kind: "lineage.ingested".into(),
+            subject: update.origin.clone(),
+            actor: who.name.clone(),
+            payload: serde_json::json!({ "edges": update.edges.len(), "eventType": event["eventType"] }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(update)
+    }
+
+    /// How many distinct edges the lineage graph holds (after catching up).
+    pub async fn lineage_edges(&self) -> Result<usize, CatalogError> {
+        self.sync_lineage().await?;
+        Ok(self
+            .lineage
+            .graph
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .edge_count())
+    }
+
+    /// Brings the lineage graph up to date with the event log (a full load the first time).
+    pub async fn sync_lineage(&self) -> Result<(), CatalogError> {
+        let mut applied = self.lineage.applied.lock().await;
+        let mut tx = self.store.read().await?;
+        let mut seq = match *applied {
+            Some(seq) => seq,
+            None => {
+                let upto = tx.max_event_seq().await?;
+                let mut graph = LineageGraph::default();
+                let mut after: Option<(String, String, String)> = None;
+                let mut origin: Option<String> = None;
+                let mut edges: Vec<(String, String)> = Vec::new();
+                loop {
+                    let page = tx.lineage_page(after.as_ref(), 10_000).await?;
+                    let Some(last) = page.last().cloned() else {
+                        break;
+                    };
+                    for (o, s, t) in page {
+                        if origin.as_deref() != Some(o.as_str()) {
+                            if let Some(done) = origin.take() {
+                                graph.set_origin(&done, &edges);
+                            }
+                            edges.clear();
+                            origin = Some(o);
+                        }
+                        edges.push((s, t));
+                    }
+                    after = Some(last);
+                }
+                if let Some(done) = origin {
+                    graph.set_origin(&done, &edges);
+                }
+                *self
+                    .lineage
+                    .graph
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = graph;
+                upto
+            }
+        };
+        loop {
+            let events = tx.events(seq, 1000, None).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                break;
+            };
+            let mut origins: Vec<String> = events
+                .iter()
+                .filter_map(|e| match e.kind.as_str() {
+                    "product.published" => Some(lineage::product_origin(&e.subject)),
+                    "lineage.ingested" => Some(e.subject.clone()),
+                    _ => None,
+                })
+                .collect();
+            origins.sort_unstable();
+            origins.dedup();
+            let mut loaded = Vec::new();
+            for origin in origins {
+                let edges = tx.lineage_of(&origin).await?;
+                loaded.push((origin, edges));
+            }
+            let mut graph = self
+                .lineage
+                .graph
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            for (origin, edges) in loaded {
+                graph.set_origin(&origin, &edges);
+            }
+            seq = last;
+        }
+        *applied = Some(seq);
+        Ok(())
+    }
+
+    /// The lineage around a node (`dataset:NS:NAME`, `job:NS:NAME`, `datasetField:NS:NAME:FIELD`),
+    /// `depth` edges away in `direction`, in Marquez's graph shape.
+    pub async fn lineage(
+        &self,
+        who: &Principal,
+        node: &str,
+        depth: usize,
+        direction: lineage::Direction,
+    ) -> Result<Graph, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        self.sync_lineage().await?;
+        let walked = {
+            let graph = self.lineage.graph.read().unwrap_or_else(|e| e.into_inner());
+            if !graph.contains(node) {
+                return Err(CatalogError::NotFound(format!("lineage node `{node}`")));
+            }
+            graph
+                .walk(node, depth, direction)
+                .into_iter()
+                .map(|(id, _)| {
+                    let (ins, outs) = graph.edges_of(&id);
+                    (id, ins, outs)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut tx = self.store.read().await?;
+        let mut nodes = Vec::with_capacity(walked.len());
+        for (id, in_edges, out_edges) in walked {
+            let data = tx
+                .lineage_node(&id)
+                .await?
+                .unwrap_or(serde_json::Value::Null);
+            nodes.push(GraphNode {
+                kind: lineage::node_kind(&id).to_owned(),
+                id,
+                data,
+                in_edges,
+                out_edges,
+            });
+        }
+        Ok(Graph { graph: nodes })
+    }
+
+    /// The lineage of a product: its job node, `depth` products up or down (two edges per
+    /// product: job → dataset → job), or of one of its columns when `column` is given.
+    pub async fn product_lineage(
+        &self,
+        who: &Principal,
+        product: &str,
+        depth: usize,
+        direction: lineage::Direction,
+        column: Option<&str>,
+    ) -> Result<Graph, CatalogError> {
+        let view = self.version(who, product, "latest").await?;
+        let ns = lineage::MESH_NAMESPACE;
+        let Some(column) = column else {
+            let start = lineage::job(ns, product);
+            return self
+                .lineage(who, &start, depth.saturating_mul(2), direction)
+                .await;
+        };
+        let start = view
+            .ports
+            .iter()
+            .find(|p| {
+                p.contract["schema"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|o| {
+                        o["properties"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|c| c["name"] == column)
+                    })
+            })
+            .map(|p| lineage::field(ns, &p.contract_id, column))
+            .ok_or_else(|| {
+                CatalogError::NotFound(format!(
+                    "column `{column}` in the output ports of {product}"
+                ))
+            })?;
+        self.sync_lineage().await?;
+        let known = self
+            .lineage
+            .graph
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&start);
+        if !known {
+            return Ok(Graph {
+                graph: vec![GraphNode {
+                    kind: "DATASET_FIELD".into(),
+                    id: start,
+                    data: serde_json::Value::Null,
+                    in_edges: Vec::new(),
+                    out_edges: Vec::new(),
+                }],
+            });
+        }
+        self.lineage(who, &start, depth, direction).await
     }
 
     pub async fn domains(&self, who: &Principal) -> Result<Vec<DomainRow>, CatalogError> {

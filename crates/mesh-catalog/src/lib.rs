@@ -11,6 +11,7 @@
 
 pub mod auth;
 mod catalog;
+pub mod lineage;
 pub mod search;
 pub mod store;
 

@@ -268,6 +268,36 @@ impl Client {
         }
     }
 
+    pub(crate) async fn lineage(
+        &self,
+        product: &str,
+        depth: usize,
+        direction: mesh_catalog::lineage::Direction,
+        column: Option<&str>,
+    ) -> Result<mesh_catalog::lineage::Graph, Failure> {
+        use mesh_catalog::lineage::Direction;
+        match self {
+            Client::Local(catalog, who) => Ok(catalog
+                .product_lineage(who, product, depth, direction, column)
+                .await?),
+            Client::Remote(r) => {
+                let direction = match direction {
+                    Direction::Upstream => "upstream",
+                    Direction::Downstream => "downstream",
+                    Direction::Both => "both",
+                };
+                let mut path = format!(
+                    "/api/v1/products/{}/lineage?direction={direction}&depth={depth}",
+                    segment(product)
+                );
+                if let Some(column) = column {
+                    path.push_str(&format!("&column={}", segment(column)));
+                }
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
     pub(crate) async fn retire(&self, id: &str, version: &str) -> Result<VersionView, Failure> {
         match self {
             Client::Local(catalog, who) => Ok(catalog.retire(who, id, version).await?),

@@ -51,6 +51,9 @@ enum Command {
     Deprecate(cmd::lifecycle::DeprecateArgs),
     /// Retire a deprecated version once its sunset date has come.
     Retire(cmd::lifecycle::RetireArgs),
+    /// Lineage of a product or one of its columns: upstream, downstream, as text, JSON, DOT or
+    /// Mermaid.
+    Lineage(cmd::lineage::Args),
     /// Search data products: ranked, typo-tolerant, with facets (domain, tag, type,
     /// classification, status).
     Search(cmd::search::Args),
@@ -106,6 +109,7 @@ fn main() -> ExitCode {
         Command::Deprecate(args) => cmd::lifecycle::deprecate(&args),
         Command::Retire(args) => cmd::lifecycle::retire(&args),
         Command::Search(args) => cmd::search::run(&args),
+        Command::Lineage(args) => cmd::lineage::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
     };

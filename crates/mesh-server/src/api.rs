@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
+use mesh_catalog::lineage::{Direction as LineageDirection, Graph};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::store::{DomainRow, EventRow, ProductQuery, ProductRow, TeamRow};
 use mesh_catalog::{
@@ -36,6 +37,7 @@ use crate::{AppState, Caller};
         (name = "products", description = "Publish and read data products"),
         (name = "catalog", description = "Domains, teams, events, tokens"),
         (name = "contracts", description = "Contract changelogs"),
+        (name = "lineage", description = "Lineage graph; OpenLineage in, Marquez's graph shape out"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -66,6 +68,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(port_changelog))
         .routes(routes!(changelog_of))
         .routes(routes!(search))
+        .routes(routes!(ingest_lineage, get_lineage))
+        .routes(routes!(product_lineage))
         .routes(routes!(list_domains))
         .routes(routes!(list_teams))
         .routes(routes!(list_events))
@@ -500,6 +504,123 @@ async fn search(
         return Err(ApiError::bad_request("limit must be between 1 and 100"));
     }
     Ok(Json(state.catalog.search(&who, &query).await?))
+}
+
+/// What an ingested event added.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ingested {
+    /// The group its edges belong to (`openlineage:NS:JOB`).
+    origin: String,
+    edges: usize,
+}
+
+/// Ingests an OpenLineage 2-0-2 event (RunEvent, DatasetEvent or JobEvent). Lenient like
+/// Marquez: `schemaURL` may be missing and `eventTime` may lack an offset; a run needs a
+/// `runId`.
+#[utoipa::path(post, path = "/api/v1/lineage", tag = "lineage",
+    request_body = Object,
+    security(("token" = [])),
+    responses((status = 201, body = Ingested), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem),
+        (status = 422, body = Problem)))]
+async fn ingest_lineage(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Ingested>)> {
+    let who = caller.principal()?;
+    let Json(event) = body?;
+    let update = state.catalog.ingest_lineage(&who, &event).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Ingested {
+            origin: update.origin,
+            edges: update.edges.len(),
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LineageQuery {
+    /// `dataset:NS:NAME`, `job:NS:NAME` or `datasetField:NS:NAME:FIELD`.
+    #[serde(rename = "nodeId")]
+    node_id: String,
+    /// Edges to follow, both ways (default 20, at most 100).
+    depth: Option<usize>,
+}
+
+/// The lineage graph around a node, in Marquez's shape, so Marquez clients work.
+#[utoipa::path(get, path = "/api/v1/lineage", tag = "lineage",
+    params(LineageQuery),
+    security(("token" = [])),
+    responses((status = 200, body = Graph), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn get_lineage(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<LineageQuery>, QueryRejection>,
+) -> ApiResult<Json<Graph>> {
+    let who = caller.principal()?;
+    let Query(q) = query?;
+    let depth = q.depth.unwrap_or(20);
+    if depth > 100 {
+        return Err(ApiError::bad_request("depth must be at most 100"));
+    }
+    Ok(Json(
+        state
+            .catalog
+            .lineage(&who, &q.node_id, depth, LineageDirection::Both)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ProductLineageQuery {
+    /// `upstream`, `downstream` or `both` (default).
+    direction: Option<String>,
+    /// Products to go up or down (default 5, at most 50); for a column, edges.
+    depth: Option<usize>,
+    /// Start from this column of the product's output ports.
+    column: Option<String>,
+}
+
+/// The lineage of a product (or one of its columns): who it reads from, who reads it.
+#[utoipa::path(get, path = "/api/v1/products/{product}/lineage", tag = "lineage",
+    params(("product" = String, Path, description = "`domain.product`"), ProductLineageQuery),
+    security(("token" = [])),
+    responses((status = 200, body = Graph), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn product_lineage(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<ProductLineageQuery>, QueryRejection>,
+) -> ApiResult<Json<Graph>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    let Query(q) = query?;
+    let direction = match q.direction.as_deref().unwrap_or("both") {
+        "upstream" => LineageDirection::Upstream,
+        "downstream" => LineageDirection::Downstream,
+        "both" => LineageDirection::Both,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "direction `{other}` is not upstream, downstream or both"
+            )));
+        }
+    };
+    let depth = q.depth.unwrap_or(5);
+    if depth > 50 {
+        return Err(ApiError::bad_request("depth must be at most 50"));
+    }
+    Ok(Json(
+        state
+            .catalog
+            .product_lineage(&who, &product, depth, direction, q.column.as_deref())
+            .await?,
+    ))
 }
 
 /// The domains, by name.

@@ -116,6 +116,9 @@ impl From<CatalogError> for ApiError {
             CatalogError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail),
             CatalogError::NotFound(_) => ApiError::not_found(detail),
             CatalogError::BadRequest(_) => ApiError::bad_request(detail),
+            CatalogError::InvalidDocument(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
+            }
             CatalogError::Invalid(findings) => ApiError {
                 extra: Some(Box::new(Extra {
                     diagnostics: Some(findings.iter().map(|(path, d)| d.to_json(path)).collect()),

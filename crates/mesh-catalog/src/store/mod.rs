@@ -116,6 +116,31 @@ pub trait Tx: Send {
     /// The port contracts of the latest versions of products with ids in `(after, upto]`.
     async fn latest_ports(&mut self, after: Option<&str>, upto: &str) -> StoreResult<Vec<PortRow>>;
 
+    /// Replaces every edge of `origin`.
+    async fn replace_lineage(
+        &mut self,
+        origin: &str,
+        edges: &[(String, String)],
+    ) -> StoreResult<()>;
+    /// Adds edges to `origin` (existing ones stay).
+    async fn add_lineage(&mut self, origin: &str, edges: &[(String, String)]) -> StoreResult<()>;
+    /// The edges `origin` states.
+    async fn lineage_of(&mut self, origin: &str) -> StoreResult<Vec<(String, String)>>;
+    /// Every edge as (origin, source, target), in key order after `after`, a page at a time.
+    async fn lineage_page(
+        &mut self,
+        after: Option<&(String, String, String)>,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String, String)>>;
+    /// Stores what a node shows (its Marquez `data`).
+    async fn put_lineage_node(
+        &mut self,
+        id: &str,
+        data: &serde_json::Value,
+        at: &str,
+    ) -> StoreResult<()>;
+    async fn lineage_node(&mut self, id: &str) -> StoreResult<Option<serde_json::Value>>;
+
     async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>>;
     async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()>;
     /// Marks a token revoked; false when there is no such live token.

@@ -490,6 +490,93 @@ macro_rules! sql_tx {
                 Ok(rows.iter().map(port_row).collect::<Result<_, _>>()?)
             }
 
+            async fn replace_lineage(&mut self, origin: &str, edges: &[(String, String)]) -> StoreResult<()> {
+                sqlx::query("DELETE FROM lineage_edges WHERE origin = $1")
+                    .bind(origin)
+                    .execute(&mut *self.tx)
+                    .await?;
+                self.add_lineage(origin, edges).await
+            }
+
+            async fn add_lineage(&mut self, origin: &str, edges: &[(String, String)]) -> StoreResult<()> {
+                for (source, target) in edges {
+                    sqlx::query(
+                        "INSERT INTO lineage_edges (origin, source, target) VALUES ($1, $2, $3) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(origin)
+                    .bind(source)
+                    .bind(target)
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn lineage_of(&mut self, origin: &str) -> StoreResult<Vec<(String, String)>> {
+                let rows = sqlx::query(
+                    "SELECT source, target FROM lineage_edges WHERE origin = $1 ORDER BY source, target",
+                )
+                .bind(origin)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("source")?, r.try_get("target")?)))
+                    .collect()
+            }
+
+            async fn lineage_page(
+                &mut self,
+                after: Option<&(String, String, String)>,
+                limit: i64,
+            ) -> StoreResult<Vec<(String, String, String)>> {
+                let (o, s, t) = match after {
+                    Some((o, s, t)) => (Some(o.as_str()), s.as_str(), t.as_str()),
+                    None => (None, "", ""),
+                };
+                let rows = sqlx::query(
+                    "SELECT origin, source, target FROM lineage_edges \
+                     WHERE $1 IS NULL OR origin > $1 OR (origin = $1 AND (source > $2 OR (source = $2 AND target > $3))) \
+                     ORDER BY origin, source, target LIMIT $4",
+                )
+                .bind(o)
+                .bind(s)
+                .bind(t)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("origin")?, r.try_get("source")?, r.try_get("target")?)))
+                    .collect()
+            }
+
+            async fn put_lineage_node(&mut self, id: &str, data: &serde_json::Value, at: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO lineage_nodes (id, data, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                )
+                .bind(id)
+                .bind(data.to_string())
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn lineage_node(&mut self, id: &str) -> StoreResult<Option<serde_json::Value>> {
+                let row = sqlx::query("SELECT data FROM lineage_nodes WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                match row {
+                    Some(r) => {
+                        let text: String = r.try_get("data")?;
+                        Ok(Some(json(&text)?))
+                    }
+                    None => Ok(None),
+                }
+            }
+
             async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>> {
                 let row = sqlx::query(
                     "SELECT id, hash, principal, created_at, expires_at, revoked_at FROM tokens WHERE hash = $1",

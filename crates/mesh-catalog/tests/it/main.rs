@@ -7,4 +7,9 @@
 mod backends;
 mod conformance;
 mod fixtures;
+mod lineage;
 mod search;
+// The same access rules to ../shared/vectors as mesh-model's tests (skip, or fail under CI=true).
+#[allow(dead_code)]
+#[path = "../../../mesh-model/tests/it/vectors.rs"]
+mod vectors;

@@ -3,6 +3,7 @@
 pub(crate) mod changelog;
 pub(crate) mod init;
 pub(crate) mod lifecycle;
+pub(crate) mod lineage;
 pub(crate) mod lint;
 pub(crate) mod publish;
 pub(crate) mod search;

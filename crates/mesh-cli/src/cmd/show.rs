@@ -101,7 +101,7 @@ pub(crate) fn error_code(e: &CatalogError) -> &'static str {
         CatalogError::Unauthenticated(_) => "unauthenticated",
         CatalogError::Forbidden(_) => "forbidden",
         CatalogError::NotFound(_) => "not_found",
-        CatalogError::Invalid(_) => "invalid",
+        CatalogError::Invalid(_) | CatalogError::InvalidDocument(_) => "invalid",
         CatalogError::BadRequest(_) => "bad_request",
         CatalogError::VersionExists { .. } => "version_exists",
         CatalogError::Incompatible { .. } => "incompatible",

@@ -71,6 +71,47 @@ fn publish_show_deprecate_on_the_local_catalog() {
     assert_eq!(found["hits"][0]["id"], "analytics.customer_ltv", "{found}");
     assert_eq!(found["facets"]["domain"]["analytics"], 1);
 
+    // Lineage from the input ports, in every format.
+    let out = mesh(
+        ws,
+        &[
+            "lineage",
+            "analytics.customer_ltv",
+            "--upstream",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let graph: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let ids: Vec<&str> = graph["graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"job:mesh:ecommerce.orders"), "{ids:?}");
+    let out = mesh(
+        ws,
+        &[
+            "lineage",
+            "ecommerce.orders",
+            "--downstream",
+            "--output",
+            "dot",
+        ],
+    );
+    assert!(
+        stdout(&out).starts_with("digraph lineage {"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("\"job:mesh:analytics.customer_ltv\""));
+    let out = mesh(ws, &["lineage", "ecommerce.orders", "--output", "mermaid"]);
+    assert!(stdout(&out).starts_with("flowchart LR"), "{}", stdout(&out));
+    let out = mesh(ws, &["lineage", "ecommerce.orders", "--column", "nope"]);
+    assert_eq!(code(&out), 1);
+
     // Again: nothing changes.
     let out = mesh(ws, &["publish", "ecommerce/orders"]);
     assert_eq!(code(&out), 0);

@@ -170,6 +170,44 @@ fn endpoints() -> Vec<Endpoint> {
             request: |_, _| ("/api/v1/search?q=ordrs&domain=sales&limit=5".into(), None),
         },
         Endpoint {
+            method: "POST",
+            template: "/api/v1/lineage",
+            allowed: Allowed::Workers,
+            request: |i, _| {
+                let event = serde_json::json!({
+                    "eventType": "COMPLETE", "eventTime": "2026-11-01T10:00:00Z",
+                    "run": {"runId": format!("00000000-0000-4000-8000-00000000000{i}")},
+                    "job": {"namespace": "airflow", "name": "load_orders"},
+                    "inputs": [{"namespace": "postgres://db", "name": "public.orders"}],
+                    "outputs": [{"namespace": "mesh", "name": "sales.orders.orders"}],
+                    "producer": "https://example.com/test",
+                });
+                ("/api/v1/lineage".into(), Some(event))
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/lineage",
+            allowed: Allowed::Readers,
+            request: |_, _| {
+                (
+                    "/api/v1/lineage?nodeId=job:mesh:sales.orders&depth=2".into(),
+                    None,
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/products/{product}/lineage",
+            allowed: Allowed::Readers,
+            request: |_, _| {
+                (
+                    "/api/v1/products/sales.orders/lineage?direction=downstream".into(),
+                    None,
+                )
+            },
+        },
+        Endpoint {
             method: "GET",
             template: "/api/v1/domains",
             allowed: Allowed::Readers,
@@ -362,6 +400,7 @@ async fn malformed_requests_get_4xx_problems_never_5xx() {
         r.body(Body::from(body)).unwrap()
     };
     let posts = [
+        "/api/v1/lineage",
         "/api/v1/products",
         "/api/v1/compatibility",
         "/api/v1/changelog",
@@ -507,6 +546,25 @@ async fn malformed_requests_get_4xx_problems_never_5xx() {
         StatusCode::BAD_REQUEST,
     ));
     cases.push((get("/api/v1/search?limit=-1"), StatusCode::BAD_REQUEST));
+    cases.push((get("/api/v1/lineage"), StatusCode::BAD_REQUEST));
+    cases.push((
+        get("/api/v1/lineage?nodeId=dataset:x:y"),
+        StatusCode::NOT_FOUND,
+    ));
+    cases.push((
+        get("/api/v1/lineage?nodeId=job:mesh:sales.orders&depth=1000"),
+        StatusCode::BAD_REQUEST,
+    ));
+    cases.push((
+        get("/api/v1/products/sales.orders/lineage?direction=sideways"),
+        StatusCode::BAD_REQUEST,
+    ));
+    cases.push((
+        get("/api/v1/products/sales.orders/lineage?column=nope"),
+        StatusCode::NOT_FOUND,
+    ));
+    cases.push((post("/api/v1/lineage", json, body(serde_json::json!({"eventTime": "2026-01-01T00:00:00Z", "run": {}, "job": {"namespace": "a", "name": "b"}}))), StatusCode::UNPROCESSABLE_ENTITY));
+    cases.push((post("/api/v1/lineage", json, body(serde_json::json!({"eventTime": "yesterday", "job": {"namespace": "a", "name": "b"}}))), StatusCode::UNPROCESSABLE_ENTITY));
     cases.push((get("/api/v1/products?limit=0"), StatusCode::BAD_REQUEST));
     cases.push((get("/api/v1/events?after=x"), StatusCode::BAD_REQUEST));
     cases.push((
