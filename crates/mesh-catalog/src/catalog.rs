@@ -85,6 +85,20 @@ pub struct PortIncompatibility {
     pub source: String,
     pub mode: Compatibility,
     pub failures: Vec<Incompatibility>,
+    /// Who the breaking changes would hurt, from the lineage graph.
+    pub affected: ImpactReport,
+}
+
+/// Who a change to an output port (or some of its columns) reaches downstream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImpactReport {
+    /// Downstream data products (mesh jobs), nearest first.
+    pub products: Vec<String>,
+    /// Downstream columns (`datasetField:NS:DATASET:FIELD`) of the changed columns.
+    pub columns: Vec<String>,
+    /// Downstream jobs and datasets outside mesh (reported through OpenLineage).
+    pub external: Vec<String>,
 }
 
 /// The time, injectable for tests.
@@ -516,6 +530,26 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, CatalogError> {
     })
 }
 
+/// The columns (`schema.<object>.properties.<column>...`) that breaking changes touch.
+fn breaking_columns(failures: &[Incompatibility]) -> Vec<String> {
+    let mut out: Vec<String> = failures
+        .iter()
+        .flat_map(|f| f.changes.iter())
+        .filter_map(|c| {
+            let mut parts = c.path.split('.');
+            match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                (Some("schema"), Some(_), Some("properties"), Some(column)) => {
+                    Some(column.to_owned())
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// A port's compatibility mode: the output port's `compatibility` custom property, else BACKWARD.
 fn port_mode(product: &DataProduct, port: &str) -> Result<Compatibility, CatalogError> {
     let Some(port) = product.output_ports.iter().find(|p| p.name == port) else {
@@ -741,11 +775,14 @@ impl Catalog {
                     }
                 }
                 if !failed.is_empty() {
+                    let columns = breaking_columns(&failed);
+                    let affected = self.impact_of(&p.id, &port.contract_id, &columns).await?;
                     failures.push(PortIncompatibility {
                         port: port.port.clone(),
                         source: port.source.clone(),
                         mode,
                         failures: failed,
+                        affected,
                     });
                 }
                 let (previous, changes) = match history.before.last() {
@@ -774,9 +811,11 @@ impl Catalog {
                     if mode == Compatibility::None || p.ports.iter().any(|n| n.port == old.port) {
                         continue;
                     }
+                    let affected = self.impact_of(&p.id, &old.contract_id, &[]).await?;
                     failures.push(PortIncompatibility {
                         port: old.port.clone(),
                         source: p.descriptor_path.clone(),
+                        affected,
                         mode,
                         failures: vec![Incompatibility {
                             against: previous.to_string(),
@@ -1637,6 +1676,70 @@ impl Catalog {
             });
         }
         self.lineage(who, &start, depth, direction).await
+    }
+
+    /// Impact analysis: which downstream products, columns and outside jobs a change to `port` of
+    /// `product` (or to some of its `columns`) reaches, transitively.
+    pub async fn impact(
+        &self,
+        who: &Principal,
+        product: &str,
+        port: &str,
+        columns: &[String],
+    ) -> Result<ImpactReport, CatalogError> {
+        let view = self.version(who, product, "latest").await?;
+        let contract = view
+            .ports
+            .iter()
+            .find(|p| p.port == port)
+            .map(|p| p.contract_id.clone())
+            .ok_or_else(|| CatalogError::NotFound(format!("output port `{port}` of {product}")))?;
+        self.impact_of(product, &contract, columns).await
+    }
+
+    async fn impact_of(
+        &self,
+        product: &str,
+        contract: &str,
+        columns: &[String],
+    ) -> Result<ImpactReport, CatalogError> {
+        self.sync_lineage().await?;
+        let graph = self.lineage.graph.read().unwrap_or_else(|e| e.into_inner());
+        let ns = lineage::MESH_NAMESPACE;
+        let me = lineage::job(ns, product);
+        let mut report = ImpactReport::default();
+        let mut starts = vec![lineage::dataset(ns, contract)];
+        starts.extend(columns.iter().map(|c| lineage::field(ns, contract, c)));
+        for (i, start) in starts.iter().enumerate() {
+            for (node, distance) in graph.walk(start, 1000, lineage::Direction::Downstream) {
+                if distance == 0 || node == me {
+                    continue;
+                }
+                let list = if let Some(name) = node.strip_prefix("job:mesh:") {
+                    report.products.push(name.to_owned());
+                    continue;
+                } else if node.starts_with("datasetField:") {
+                    if i == 0 {
+                        continue;
+                    }
+                    &mut report.columns
+                } else if node.starts_with("dataset:mesh:") {
+                    continue;
+                } else {
+                    &mut report.external
+                };
+                list.push(node);
+            }
+        }
+        for list in [
+            &mut report.products,
+            &mut report.columns,
+            &mut report.external,
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            list.retain(|x| seen.insert(x.clone()));
+        }
+        Ok(report)
     }
 
     pub async fn domains(&self, who: &Principal) -> Result<Vec<DomainRow>, CatalogError> {

@@ -17,6 +17,6 @@ pub mod store;
 
 pub use auth::{Action, Principal, Role};
 pub use catalog::{
-    Bundle, Catalog, CatalogError, Clock, ConsumerRef, Deprecation, FixedClock, ProductView,
-    PublishOutcome, PublishReport, Source, SystemClock, VersionView,
+    Bundle, Catalog, CatalogError, Clock, ConsumerRef, Deprecation, FixedClock, ImpactReport,
+    ProductView, PublishOutcome, PublishReport, Source, SystemClock, VersionView,
 };

@@ -10,7 +10,8 @@ use mesh_catalog::lineage::{Direction as LineageDirection, Graph};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::store::{DomainRow, EventRow, ProductQuery, ProductRow, TeamRow};
 use mesh_catalog::{
-    Bundle, Deprecation, ProductView, PublishOutcome, PublishReport, Role, Source, VersionView,
+    Bundle, Deprecation, ImpactReport, ProductView, PublishOutcome, PublishReport, Role, Source,
+    VersionView,
 };
 use mesh_model::changelog::{self, Change, Impact, SummaryLine};
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(search))
         .routes(routes!(ingest_lineage, get_lineage))
         .routes(routes!(product_lineage))
+        .routes(routes!(impact))
         .routes(routes!(list_domains))
         .routes(routes!(list_teams))
         .routes(routes!(list_events))
@@ -619,6 +621,46 @@ async fn product_lineage(
         state
             .catalog
             .product_lineage(&who, &product, depth, direction, q.column.as_deref())
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ImpactQuery {
+    /// Comma-separated columns of the port; absent = the whole port.
+    columns: Option<String>,
+}
+
+/// Impact analysis: which downstream products, columns and outside jobs a change to this output
+/// port (or some of its columns) reaches, transitively.
+#[utoipa::path(get, path = "/api/v1/products/{product}/ports/{port}/impact", tag = "lineage",
+    params(("product" = String, Path), ("port" = String, Path), ImpactQuery),
+    security(("token" = [])),
+    responses((status = 200, body = ImpactReport), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn impact(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<ImpactQuery>, QueryRejection>,
+) -> ApiResult<Json<ImpactReport>> {
+    let who = caller.principal()?;
+    let Path((product, port)) = path?;
+    let Query(q) = query?;
+    let columns: Vec<String> = q
+        .columns
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(Json(
+        state
+            .catalog
+            .impact(&who, &product, &port, &columns)
             .await?,
     ))
 }

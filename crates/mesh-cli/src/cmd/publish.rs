@@ -244,6 +244,23 @@ pub(crate) fn print_refusal(bundle: &Bundle, e: &CatalogError) {
                     }
                 }
             }
+            for port in ports {
+                let hurt = &port.affected;
+                if !hurt.products.is_empty()
+                    || !hurt.columns.is_empty()
+                    || !hurt.external.is_empty()
+                {
+                    let mut who: Vec<&str> = hurt.products.iter().map(String::as_str).collect();
+                    who.extend(hurt.external.iter().map(String::as_str));
+                    who.extend(hurt.columns.iter().map(String::as_str));
+                    let _ = writeln!(
+                        err,
+                        "  port {} is read downstream by: {}",
+                        port.port,
+                        who.join(", ")
+                    );
+                }
+            }
             let _ = writeln!(
                 err,
                 "  = {}: publish the change under a new major version; the current one stays served until you deprecate it",
@@ -275,6 +292,19 @@ fn print_remote_refusal(bundle: &Bundle, failure: &Failure) {
         );
     }
     for port in problem["ports"].as_array().into_iter().flatten() {
+        let affected: Vec<&str> = ["products", "external", "columns"]
+            .iter()
+            .flat_map(|k| port["affected"][k].as_array().into_iter().flatten())
+            .filter_map(|v| v.as_str())
+            .collect();
+        if !affected.is_empty() {
+            let _ = writeln!(
+                err,
+                "port {} is read downstream by: {}",
+                port["port"].as_str().unwrap_or("?"),
+                affected.join(", ")
+            );
+        }
         for failure in port["failures"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 err,

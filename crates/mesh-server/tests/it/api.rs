@@ -209,6 +209,17 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/products/{product}/ports/{port}/impact",
+            allowed: Allowed::Readers,
+            request: |_, _| {
+                (
+                    "/api/v1/products/sales.orders/ports/orders/impact?columns=id,amount".into(),
+                    None,
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
             template: "/api/v1/domains",
             allowed: Allowed::Readers,
             request: |_, _| ("/api/v1/domains".into(), None),
@@ -547,6 +558,10 @@ async fn malformed_requests_get_4xx_problems_never_5xx() {
     ));
     cases.push((get("/api/v1/search?limit=-1"), StatusCode::BAD_REQUEST));
     cases.push((get("/api/v1/lineage"), StatusCode::BAD_REQUEST));
+    cases.push((
+        get("/api/v1/products/sales.orders/ports/nope/impact"),
+        StatusCode::NOT_FOUND,
+    ));
     cases.push((
         get("/api/v1/lineage?nodeId=dataset:x:y"),
         StatusCode::NOT_FOUND,
