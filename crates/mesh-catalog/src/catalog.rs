@@ -3,6 +3,7 @@
 //! start when another writer got there first.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -87,6 +88,15 @@ pub struct PortIncompatibility {
     pub failures: Vec<Incompatibility>,
     /// Who the breaking changes would hurt, from the lineage graph.
     pub affected: ImpactReport,
+}
+
+/// A product worth a look, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Recommendation {
+    pub product: String,
+    pub score: f32,
+    pub reasons: Vec<String>,
 }
 
 /// Who a change to an output port (or some of its columns) reaches downstream.
@@ -1740,6 +1750,73 @@ impl Catalog {
             list.retain(|x| seen.insert(x.clone()));
         }
         Ok(report)
+    }
+
+    /// Products to look at next from `product`: those its consumers also read, then those of the
+    /// same domain or with shared tags and columns. Best first, at most `limit`.
+    pub async fn recommendations(
+        &self,
+        who: &Principal,
+        product: &str,
+        limit: usize,
+    ) -> Result<Vec<Recommendation>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        if self.store.read().await?.product(product).await?.is_none() {
+            return Err(CatalogError::NotFound(format!("data product `{product}`")));
+        }
+        self.sync_search().await?;
+        self.sync_lineage().await?;
+        let mut scores: HashMap<String, (f32, Vec<String>)> = HashMap::new();
+        {
+            // "Consumers of this also use": jobs reading this product's datasets, and what else
+            // they read.
+            let graph = self.lineage.graph.read().unwrap_or_else(|e| e.into_inner());
+            let me = lineage::job(lineage::MESH_NAMESPACE, product);
+            let (_, outputs) = graph.edges_of(&me);
+            for output in outputs {
+                let (_, readers) = graph.edges_of(&output.destination);
+                for reader in readers.iter().filter(|e| e.destination.starts_with("job:")) {
+                    let consumer = reader.destination.trim_start_matches("job:mesh:");
+                    let (inputs, _) = graph.edges_of(&reader.destination);
+                    for input in inputs {
+                        let (producers, _) = graph.edges_of(&input.origin);
+                        for producer in producers {
+                            let Some(other) = producer.origin.strip_prefix("job:mesh:") else {
+                                continue;
+                            };
+                            if other == product {
+                                continue;
+                            }
+                            let slot = scores.entry(other.to_owned()).or_default();
+                            slot.0 += 2.0;
+                            slot.1.push(format!("also read by {consumer}"));
+                        }
+                    }
+                }
+            }
+        }
+        {
+            let index = self.search.index.read().unwrap_or_else(|e| e.into_inner());
+            for (id, score, why) in index.related(product) {
+                let slot = scores.entry(id).or_default();
+                slot.0 += score;
+                slot.1.extend(why);
+            }
+        }
+        let mut out: Vec<Recommendation> = scores
+            .into_iter()
+            .map(|(product, (score, mut reasons))| {
+                reasons.dedup();
+                Recommendation {
+                    product,
+                    score,
+                    reasons,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.product.cmp(&b.product)));
+        out.truncate(limit.clamp(1, 100));
+        Ok(out)
     }
 
     pub async fn domains(&self, who: &Principal) -> Result<Vec<DomainRow>, CatalogError> {

@@ -18,5 +18,5 @@ pub mod store;
 pub use auth::{Action, Principal, Role};
 pub use catalog::{
     Bundle, Catalog, CatalogError, Clock, ConsumerRef, Deprecation, FixedClock, ImpactReport,
-    ProductView, PublishOutcome, PublishReport, Source, SystemClock, VersionView,
+    ProductView, PublishOutcome, PublishReport, Recommendation, Source, SystemClock, VersionView,
 };

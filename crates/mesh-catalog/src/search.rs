@@ -47,6 +47,8 @@ pub(crate) struct SearchDoc {
     pub(crate) product_type: Option<String>,
     pub(crate) classification: Option<String>,
     pub(crate) tags: Vec<String>,
+    /// Column names (lower case), for "shared columns".
+    pub(crate) columns: Vec<String>,
     pub(crate) purpose: Option<String>,
     /// (field, text) pairs to index.
     pub(crate) texts: Vec<(Field, String)>,
@@ -109,6 +111,8 @@ struct Entry {
     /// Weighted length, for BM25's length normalisation.
     length: f32,
     terms: Vec<TermId>,
+    /// Interned (facet, value) pairs, for counting.
+    facets: Vec<u32>,
 }
 
 /// The index. Documents are replaced whole when their product changes.
@@ -125,6 +129,9 @@ pub(crate) struct SearchIndex {
     deletions: HashMap<String, Vec<TermId>>,
     total_length: f64,
     live: usize,
+    /// Interned (facet name, value) pairs.
+    facet_ids: HashMap<(&'static str, String), u32>,
+    facet_names: Vec<(&'static str, String)>,
 }
 
 /// Splits text into lower-case words; `customer_id` and `customerId` also give `customer` and
@@ -225,10 +232,31 @@ impl SearchIndex {
             let at = list.partition_point(|(d, _)| *d < id);
             list.insert(at, (id, w));
         }
+        let mut pairs: Vec<(&'static str, String)> = vec![
+            ("domain", doc.domain.clone()),
+            ("status", doc.status.clone()),
+        ];
+        pairs.extend(doc.product_type.clone().map(|t| ("type", t)));
+        pairs.extend(doc.classification.clone().map(|c| ("classification", c)));
+        pairs.extend(doc.tags.iter().map(|t| ("tag", t.clone())));
+        let mut facets = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let next = self.facet_names.len() as u32;
+            let fid = *self.facet_ids.entry(pair.clone()).or_insert_with(|| next);
+            if fid == next {
+                self.facet_names.push(pair);
+            }
+            facets.push(fid);
+        }
         self.by_id.insert(doc.id.clone(), id);
         self.total_length += f64::from(length);
         self.live += 1;
-        self.entries[id as usize] = Some(Entry { doc, length, terms });
+        self.entries[id as usize] = Some(Entry {
+            doc,
+            length,
+            terms,
+            facets,
+        });
     }
 
     /// Removes a product (no-op when absent).
@@ -247,6 +275,58 @@ impl SearchIndex {
             self.live -= 1;
             self.free.push(id);
         }
+    }
+
+    /// Products like `product`: same domain, shared tags, shared (not generic) columns; with the
+    /// reasons. Does not include `product` itself.
+    pub(crate) fn related(&self, product: &str) -> Vec<(String, f32, Vec<String>)> {
+        const GENERIC: [&str; 6] = [
+            "id",
+            "created_at",
+            "updated_at",
+            "name",
+            "value",
+            "description",
+        ];
+        let Some(me) = self
+            .by_id
+            .get(product)
+            .and_then(|&d| self.entries[d as usize].as_ref())
+        else {
+            return Vec::new();
+        };
+        let mine = &me.doc;
+        let mut out = Vec::new();
+        for entry in self.entries.iter().flatten() {
+            let doc = &entry.doc;
+            if doc.id == mine.id || doc.status == "retired" {
+                continue;
+            }
+            let mut score = 0.0;
+            let mut why = Vec::new();
+            if doc.domain == mine.domain {
+                score += 1.0;
+                why.push(format!("same domain {}", doc.domain));
+            }
+            for tag in doc.tags.iter().filter(|t| mine.tags.contains(t)) {
+                score += 1.0;
+                why.push(format!("tag {tag}"));
+            }
+            let shared: Vec<&String> = doc
+                .columns
+                .iter()
+                .filter(|c| !GENERIC.contains(&c.as_str()) && mine.columns.binary_search(c).is_ok())
+                .collect();
+            if !shared.is_empty() {
+                score += 0.5 * shared.len() as f32;
+                let names: Vec<&str> = shared.iter().map(|c| c.as_str()).collect();
+                why.push(format!("columns {}", names.join(", ")));
+            }
+            if score > 0.0 {
+                out.push((doc.id.clone(), score, why));
+            }
+        }
+        out
     }
 
     /// Index words a query word stands for, each with how much a match counts: the word itself
@@ -319,24 +399,26 @@ impl SearchIndex {
     }
 
     /// Runs a query: BM25 over the expanded words, deprecated products ranked down, facets over
-    /// every match.
+    /// every match. Scores accumulate in dense arrays, so the cost is that of the postings read.
     pub(crate) fn search(&self, q: &SearchQuery) -> SearchResults {
         let limit = q.limit.unwrap_or(20).clamp(1, 100);
-        let query_words = words(&q.q);
-        let mut scores: HashMap<DocId, (f32, Vec<TermId>)> = HashMap::new();
-        let distinct: Vec<String> = {
-            let mut seen = HashSet::new();
-            query_words
-                .into_iter()
-                .filter(|w| seen.insert(w.clone()))
-                .collect()
-        };
+        let mut seen = HashSet::new();
+        let distinct: Vec<String> = words(&q.q)
+            .into_iter()
+            .filter(|w| seen.insert(w.clone()))
+            .collect();
+        let slots = self.entries.len();
         let n = self.live.max(1) as f32;
-        let avg = (self.total_length / self.live.max(1) as f64) as f32;
-        let mut per_doc_words: HashMap<DocId, usize> = HashMap::new();
+        let avg = ((self.total_length / self.live.max(1) as f64) as f32).max(1.0);
+        let mut score = vec![0f32; slots];
+        let mut covered = vec![0u16; slots];
+        let mut touched: Vec<DocId> = Vec::new();
+        let mut best = vec![0f32; slots];
+        let mut best_touched: Vec<DocId> = Vec::new();
+        let mut expansions: Vec<Vec<TermId>> = Vec::with_capacity(distinct.len());
         for word in &distinct {
-            let mut best: HashMap<DocId, (f32, TermId)> = HashMap::new();
-            for (t, weight) in self.expand(word) {
+            let expanded = self.expand(word);
+            for &(t, weight) in &expanded {
                 let list = &self.postings[t as usize];
                 if list.is_empty() {
                     continue;
@@ -347,82 +429,75 @@ impl SearchIndex {
                     let Some(entry) = &self.entries[d as usize] else {
                         continue;
                     };
-                    let norm = K1 * (1.0 - B + B * entry.length / avg.max(1.0));
+                    let norm = K1 * (1.0 - B + B * entry.length / avg);
                     let s = weight * idf * tf * (K1 + 1.0) / (tf + norm);
-                    let slot = best.entry(d).or_insert((0.0, t));
-                    if s > slot.0 {
-                        *slot = (s, t);
+                    let slot = &mut best[d as usize];
+                    if *slot == 0.0 {
+                        best_touched.push(d);
+                    }
+                    if s > *slot {
+                        *slot = s;
                     }
                 }
             }
-            for (d, (s, t)) in best {
-                let slot = scores.entry(d).or_default();
-                slot.0 += s;
-                slot.1.push(t);
-                *per_doc_words.entry(d).or_default() += 1;
+            for d in best_touched.drain(..) {
+                let i = d as usize;
+                if covered[i] == 0 {
+                    touched.push(d);
+                }
+                score[i] += best[i];
+                covered[i] += 1;
+                best[i] = 0.0;
             }
+            expansions.push(expanded.into_iter().map(|(t, _)| t).collect());
         }
         let browsing = distinct.is_empty();
-        let mut matches: Vec<(DocId, f32, Vec<TermId>)> = if browsing {
-            self.entries
-                .iter()
-                .enumerate()
-                .filter_map(|(d, e)| e.as_ref().map(|_| (d as DocId, 0.0, Vec::new())))
+        let candidates: Vec<DocId> = if browsing {
+            (0..slots as DocId)
+                .filter(|&d| self.entries[d as usize].is_some())
                 .collect()
         } else {
-            scores
-                .into_iter()
-                .map(|(d, (s, ts))| {
-                    // Products matching every word of the query come first.
-                    let coverage =
-                        per_doc_words.get(&d).copied().unwrap_or(0) as f32 / distinct.len() as f32;
-                    (d, s * coverage * coverage, ts)
-                })
-                .collect()
+            touched
         };
-        matches.retain_mut(|(d, s, _)| {
-            let Some(entry) = &self.entries[*d as usize] else {
-                return false;
+        let words_asked = distinct.len().max(1) as f32;
+        let mut matches: Vec<(DocId, f32)> = Vec::with_capacity(candidates.len());
+        let mut counts = vec![0usize; self.facet_names.len()];
+        for d in candidates {
+            let Some(entry) = &self.entries[d as usize] else {
+                continue;
             };
-            if entry.doc.status == "deprecated" {
-                *s *= 0.5;
+            if !Self::admits(&entry.doc, q) {
+                continue;
             }
-            Self::admits(&entry.doc, q)
-        });
+            // Products matching every word of the query come first.
+            let coverage = f32::from(covered[d as usize]) / words_asked;
+            let mut s = score[d as usize] * coverage * coverage;
+            if entry.doc.status == "deprecated" {
+                s *= 0.5;
+            }
+            for &f in &entry.facets {
+                counts[f as usize] += 1;
+            }
+            matches.push((d, s));
+        }
         let mut results = SearchResults {
             total: matches.len(),
             ..SearchResults::default()
         };
-        for (d, _, _) in &matches {
-            let Some(entry) = &self.entries[*d as usize] else {
-                continue;
-            };
-            let doc = &entry.doc;
-            let mut count = |facet: &str, value: &str| {
-                *results
+        for (f, count) in counts.into_iter().enumerate() {
+            if count > 0 {
+                let (facet, value) = &self.facet_names[f];
+                results
                     .facets
-                    .entry(facet.to_owned())
+                    .entry((*facet).to_owned())
                     .or_default()
-                    .entry(value.to_owned())
-                    .or_default() += 1;
-            };
-            count("domain", &doc.domain);
-            count("status", &doc.status);
-            if let Some(t) = &doc.product_type {
-                count("type", t);
-            }
-            if let Some(c) = &doc.classification {
-                count("classification", c);
-            }
-            for tag in &doc.tags {
-                count("tag", tag);
+                    .insert(value.clone(), count);
             }
         }
-        let by_rank = |a: &(DocId, f32, Vec<TermId>), b: &(DocId, f32, Vec<TermId>)| {
-            b.1.total_cmp(&a.1).then_with(|| {
-                let id = |d: DocId| self.entries[d as usize].as_ref().map(|e| e.doc.id.as_str());
-                id(a.0).cmp(&id(b.0))
-            })
+        let id_of = |d: DocId| self.entries[d as usize].as_ref().map(|e| e.doc.id.as_str());
+        let by_rank = |a: &(DocId, f32), b: &(DocId, f32)| {
+            b.1.total_cmp(&a.1)
+                .then_with(|| id_of(a.0).cmp(&id_of(b.0)))
         };
         if matches.len() > limit {
             matches.select_nth_unstable_by(limit, by_rank);
@@ -431,8 +506,23 @@ impl SearchIndex {
         matches.sort_by(by_rank);
         results.hits = matches
             .into_iter()
-            .filter_map(|(d, score, terms)| {
-                let doc = &self.entries[d as usize].as_ref()?.doc;
+            .filter_map(|(d, score)| {
+                let entry = self.entries[d as usize].as_ref()?;
+                // Which indexed words matched, for the few hits shown.
+                let matched = expansions
+                    .iter()
+                    .filter_map(|terms| {
+                        terms
+                            .iter()
+                            .find(|&&t| {
+                                self.postings[t as usize]
+                                    .binary_search_by_key(&d, |(x, _)| *x)
+                                    .is_ok()
+                            })
+                            .map(|&t| self.words[t as usize].clone())
+                    })
+                    .collect();
+                let doc = &entry.doc;
                 Some(SearchHit {
                     id: doc.id.clone(),
                     name: doc.name.clone(),
@@ -441,10 +531,7 @@ impl SearchIndex {
                     status: doc.status.clone(),
                     purpose: doc.purpose.clone(),
                     score,
-                    matched: terms
-                        .iter()
-                        .map(|t| self.words[*t as usize].clone())
-                        .collect(),
+                    matched,
                 })
             })
             .collect();
@@ -526,6 +613,15 @@ pub(crate) fn document(
     for tag in &tags {
         doc.texts.push((Field::Tag, tag.clone()));
     }
+    let mut columns: Vec<String> = doc
+        .texts
+        .iter()
+        .filter(|(f, _)| *f == Field::Column)
+        .map(|(_, t)| t.to_lowercase())
+        .collect();
+    columns.sort();
+    columns.dedup();
+    doc.columns = columns;
     if let Some(c) = &doc.classification {
         doc.texts.push((Field::Text, c.clone()));
     }

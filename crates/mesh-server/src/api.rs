@@ -10,8 +10,8 @@ use mesh_catalog::lineage::{Direction as LineageDirection, Graph};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::store::{DomainRow, EventRow, ProductQuery, ProductRow, TeamRow};
 use mesh_catalog::{
-    Bundle, Deprecation, ImpactReport, ProductView, PublishOutcome, PublishReport, Role, Source,
-    VersionView,
+    Bundle, Deprecation, ImpactReport, ProductView, PublishOutcome, PublishReport, Recommendation,
+    Role, Source, VersionView,
 };
 use mesh_model::changelog::{self, Change, Impact, SummaryLine};
 use serde::{Deserialize, Serialize};
@@ -72,6 +72,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest_lineage, get_lineage))
         .routes(routes!(product_lineage))
         .routes(routes!(impact))
+        .routes(routes!(recommendations))
         .routes(routes!(list_domains))
         .routes(routes!(list_teams))
         .routes(routes!(list_events))
@@ -662,6 +663,25 @@ async fn impact(
             .catalog
             .impact(&who, &product, &port, &columns)
             .await?,
+    ))
+}
+
+/// Products to look at next: those this product's consumers also read, then those of the same
+/// domain or with shared tags and columns, each with its reasons.
+#[utoipa::path(get, path = "/api/v1/products/{product}/recommendations", tag = "products",
+    params(("product" = String, Path, description = "`domain.product`")),
+    security(("token" = [])),
+    responses((status = 200, body = Vec<Recommendation>), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn recommendations(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Vec<Recommendation>>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    Ok(Json(
+        state.catalog.recommendations(&who, &product, 10).await?,
     ))
 }
 

@@ -325,3 +325,47 @@ async fn products_have_lineage_from_their_ports() {
         ));
     }
 }
+
+#[tokio::test]
+async fn recommendations_come_from_consumers_and_similarity() {
+    use crate::fixtures::product;
+    let t = &backends::all().await[0];
+    let catalog = Catalog::new(Arc::clone(&t.store));
+    let who = Principal::local();
+    let orders = product(
+        "sales.orders",
+        "1.0.0",
+        &["order_id!", "customer_id", "amount"],
+    );
+    let customers = product("crm.customers", "1.0.0", &["customer_id!", "email"]);
+    let returns = product("sales.returns", "1.0.0", &["return_id!", "order_id"]);
+    let unrelated = product("hr.people", "1.0.0", &["employee_id!"]);
+    let segments = product("analytics.segments", "1.0.0", &["segment!"])
+        .reading(&orders.contract_id())
+        .reading(&customers.contract_id());
+    for p in [&orders, &customers, &returns, &unrelated, &segments] {
+        catalog.publish(&who, &p.bundle(), false).await.unwrap();
+    }
+    let recs = catalog
+        .recommendations(&who, "sales.orders", 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = recs.iter().map(|r| r.product.as_str()).collect();
+    // Read together with orders by analytics.segments; then same domain and a shared column.
+    assert_eq!(ids, ["crm.customers", "sales.returns"], "{recs:?}");
+    assert!(
+        recs[0]
+            .reasons
+            .iter()
+            .any(|r| r == "also read by analytics.segments"),
+        "{recs:?}"
+    );
+    assert!(
+        recs[1].reasons.iter().any(|r| r.contains("order_id")),
+        "{recs:?}"
+    );
+    assert!(matches!(
+        catalog.recommendations(&who, "nobody.nothing", 10).await,
+        Err(CatalogError::NotFound(_))
+    ));
+}

@@ -220,6 +220,12 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/products/{product}/recommendations",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/products/sales.orders/recommendations".into(), None),
+        },
+        Endpoint {
+            method: "GET",
             template: "/api/v1/domains",
             allowed: Allowed::Readers,
             request: |_, _| ("/api/v1/domains".into(), None),
@@ -857,4 +863,120 @@ fn openapi_document_is_committed_and_current() {
         on_disk == committed,
         "docs/openapi.json is out of date with the handlers: run `MESH_BLESS=1 cargo test -p mesh-server` and commit it"
     );
+}
+
+/// Two `mesh serve` instances on one PostgreSQL: what one publishes or deprecates, the other
+/// finds (or ranks down) at once. Skipped without MESH_TEST_POSTGRES_URL (required under CI).
+#[tokio::test]
+async fn two_servers_on_one_postgres_never_disagree() {
+    use std::sync::Arc;
+
+    use mesh_catalog::store::PostgresStore;
+    use sqlx::Connection;
+
+    let url = match std::env::var("MESH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(!ci, "CI=true but MESH_TEST_POSTGRES_URL is not set");
+            return;
+        }
+    };
+    let name = format!("mesh_api_{}_{}", std::process::id(), rand_suffix());
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+    // `name` is ours: a fixed prefix, the process id and digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let db = format!("{base}/{name}");
+    let one = mesh_catalog::Catalog::new(Arc::new(PostgresStore::open(&db).await.unwrap()));
+    let two = mesh_catalog::Catalog::new(Arc::new(PostgresStore::open(&db).await.unwrap()));
+    let token = one
+        .bootstrap_token("ops", &[(mesh_catalog::Role::Admin, None)], None)
+        .await
+        .unwrap();
+    let (a, b) = (mesh_server::app(one), mesh_server::app(two));
+    let send = |app: &axum::Router, method: &str, uri: &str, body: Option<serde_json::Value>| {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        let body = match body {
+            Some(json) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        let app = app.clone();
+        let request = request.body(body).unwrap();
+        async move {
+            use tower::ServiceExt;
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+            )
+        }
+    };
+    let (status, _) = send(&b, "GET", "/api/v1/search?q=payroll", None).await;
+    assert_eq!(status, StatusCode::OK);
+    for (product, purpose) in [
+        ("hr.payroll", "Monthly payroll."),
+        ("hr.payroll_eu", "Payroll in the EU."),
+    ] {
+        let mut bundle = bundle(product, "1.0.0", &["employee_id"]);
+        bundle.descriptor.text = bundle.descriptor.text.replace("API test product.", purpose);
+        let (status, body) =
+            send(&a, "POST", "/api/v1/products", Some(publish_body(&bundle))).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        // The other server finds it at once.
+        let (_, found) = send(&b, "GET", "/api/v1/search?q=payroll", None).await;
+        let ids: Vec<&str> = found["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].as_str().unwrap())
+            .collect();
+        assert!(ids.contains(&product), "{ids:?}");
+    }
+    let (status, body) = send(
+        &a,
+        "POST",
+        "/api/v1/products/hr.payroll/versions/1.0.0/deprecate",
+        Some(serde_json::json!({"sunset": "2999-01-01", "migration_guide": "Use hr.payroll_eu."})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, found) = send(&b, "GET", "/api/v1/search?q=payroll", None).await;
+    let order: Vec<(&str, &str)> = found["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["id"].as_str().unwrap(), h["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        order,
+        [("hr.payroll_eu", "active"), ("hr.payroll", "deprecated")]
+    );
+    // Lineage, too, comes from the shared database.
+    let (status, _) = send(
+        &b,
+        "GET",
+        "/api/v1/lineage?nodeId=job:mesh:hr.payroll&depth=1",
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(std::time::SystemTime::now()) % 1_000_000
 }
