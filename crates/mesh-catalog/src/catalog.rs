@@ -540,6 +540,23 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, CatalogError> {
     })
 }
 
+/// The next page of events after `seq`: its last sequence number and the distinct keys `key`
+/// picks from it (what derived state must re-read); `None` when there are no new events.
+async fn next_subjects(
+    tx: &mut dyn Tx,
+    seq: i64,
+    key: impl Fn(&EventRow) -> Option<String>,
+) -> Result<Option<(i64, Vec<String>)>, CatalogError> {
+    let events = tx.events(seq, 1000, None).await?;
+    let Some(last) = events.last().map(|e| e.seq) else {
+        return Ok(None);
+    };
+    let mut keys: Vec<String> = events.iter().filter_map(key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(Some((last, keys)))
+}
+
 /// The columns (`schema.<object>.properties.<column>...`) that breaking changes touch.
 fn breaking_columns(failures: &[Incompatibility]) -> Vec<String> {
     let mut out: Vec<String> = failures
@@ -1385,21 +1402,17 @@ impl Catalog {
                 upto
             }
         };
-        loop {
-            let events = tx.events(seq, 1000, None).await?;
-            let Some(last) = events.last().map(|e| e.seq) else {
-                break;
-            };
-            let mut touched: Vec<&str> = events
-                .iter()
-                .filter(|e| SEARCH_EVENTS.contains(&e.kind.as_str()))
-                .map(|e| e.subject.as_str())
-                .collect();
-            touched.sort_unstable();
-            touched.dedup();
+        while let Some((last, touched)) = next_subjects(tx.as_mut(), seq, |e| {
+            SEARCH_EVENTS
+                .contains(&e.kind.as_str())
+                .then(|| e.subject.clone())
+        })
+        .await?
+        {
             let mut docs = Vec::new();
             for id in touched {
-                docs.push((id.to_owned(), self.search_document(tx.as_mut(), id).await?));
+                let doc = self.search_document(tx.as_mut(), &id).await?;
+                docs.push((id, doc));
             }
             let mut index = self.search.index.write().unwrap_or_else(|e| e.into_inner());
             for (id, doc) in docs {
@@ -1550,21 +1563,14 @@ impl Catalog {
                 upto
             }
         };
-        loop {
-            let events = tx.events(seq, 1000, None).await?;
-            let Some(last) = events.last().map(|e| e.seq) else {
-                break;
-            };
-            let mut origins: Vec<String> = events
-                .iter()
-                .filter_map(|e| match e.kind.as_str() {
-                    "product.published" => Some(lineage::product_origin(&e.subject)),
-                    "lineage.ingested" => Some(e.subject.clone()),
-                    _ => None,
-                })
-                .collect();
-            origins.sort_unstable();
-            origins.dedup();
+        while let Some((last, origins)) =
+            next_subjects(tx.as_mut(), seq, |e| match e.kind.as_str() {
+                "product.published" => Some(lineage::product_origin(&e.subject)),
+                "lineage.ingested" => Some(e.subject.clone()),
+                _ => None,
+            })
+            .await?
+        {
             let mut loaded = Vec::new();
             for origin in origins {
                 let edges = tx.lineage_of(&origin).await?;
