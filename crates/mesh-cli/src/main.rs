@@ -51,6 +51,8 @@ enum Command {
     Deprecate(cmd::lifecycle::DeprecateArgs),
     /// Retire a deprecated version once its sunset date has come.
     Retire(cmd::lifecycle::RetireArgs),
+    /// Governance as code: check products against Rego policies, run policy tests, list them.
+    Policy(cmd::policy::Args),
     /// Lineage of a product or one of its columns: upstream, downstream, as text, JSON, DOT or
     /// Mermaid.
     Lineage(cmd::lineage::Args),
@@ -110,6 +112,7 @@ fn main() -> ExitCode {
         Command::Retire(args) => cmd::lifecycle::retire(&args),
         Command::Search(args) => cmd::search::run(&args),
         Command::Lineage(args) => cmd::lineage::run(&args),
+        Command::Policy(args) => cmd::policy::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
     };

@@ -1,0 +1,143 @@
+//! `mesh policy check | test | list`: the standard pack on real product folders, domain policies
+//! and overrides, and the Rego unit tests.
+
+use std::fs;
+use std::path::Path;
+
+use crate::{mesh, stderr, stdout};
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn copy(from: &Path, to: &Path) {
+    fs::create_dir_all(to.join("contracts")).unwrap();
+    fs::copy(from.join("product.odps.yaml"), to.join("product.odps.yaml")).unwrap();
+    fs::copy(
+        from.join("contracts/orders.odcs.yaml"),
+        to.join("contracts/orders.odcs.yaml"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn policy_check_blocks_warns_and_points_at_the_line() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = mesh(
+        &root,
+        &[
+            "policy",
+            "check",
+            "testdata/policy/compliant",
+            "examples/mesh/ecommerce/orders",
+            "examples/mesh/analytics/customer_ltv",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        stdout(&out).matches("compliant:").count(),
+        3,
+        "{}",
+        stdout(&out)
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("orders");
+    copy(&root.join("testdata/policy/compliant"), &dir);
+    let contract = dir.join("contracts/orders.odcs.yaml");
+    let text = fs::read_to_string(&contract).unwrap();
+    fs::write(
+        &contract,
+        text.replace("        tags: [pii]\n", "")
+            .replace("value: 99.5", "value: 90"),
+    )
+    .unwrap();
+    let out = mesh(tmp.path(), &["policy", "check", "orders"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("orders/contracts/orders.odcs.yaml:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("block [pii-tagged] column orders.customer_email"),
+        "{text}"
+    );
+    assert!(text.contains("warn [availability-min]"), "{text}");
+    assert!(text.contains("1 blocking, 1 warnings"), "{text}");
+
+    // JSON, with locations.
+    let out = mesh(
+        tmp.path(),
+        &["policy", "check", "orders", "--output", "json"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["results"][0]["blocked"], true);
+    assert!(
+        json["results"][0]["violations"][0]["location"]
+            .as_str()
+            .unwrap()
+            .contains("orders.odcs.yaml:")
+    );
+
+    // The domain relaxes pii-tagged: refused. It tightens availability-min: now blocking.
+    fs::create_dir_all(dir.join("policies")).unwrap();
+    fs::write(dir.join("policies/overrides.yaml"), "pii-tagged: warn\n").unwrap();
+    let out = mesh(tmp.path(), &["policy", "check", "orders"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("not weaken"), "{}", stderr(&out));
+    fs::write(
+        dir.join("policies/overrides.yaml"),
+        "availability-min: block\n",
+    )
+    .unwrap();
+    let out = mesh(tmp.path(), &["policy", "check", "orders"]);
+    assert!(
+        stdout(&out).contains("block [availability-min]"),
+        "{}",
+        stdout(&out)
+    );
+    fs::write(
+        dir.join("policies/overrides.yaml"),
+        "availability-min: sometimes\n",
+    )
+    .unwrap();
+    let out = mesh(tmp.path(), &["policy", "check", "orders"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("overrides.yaml:1:19"),
+        "{}",
+        stderr(&out)
+    );
+    fs::remove_file(dir.join("policies/overrides.yaml")).unwrap();
+
+    // A domain policy of its own, with its test.
+    fs::write(
+        dir.join("policies/no_amount.rego"),
+        "# METADATA\n# title: No amounts\n# custom:\n#   id: sales-no-amount\n#   enforcement: warn\npackage sales.no_amount\n\nimport rego.v1\n\ndeny contains \"amounts stay inside sales\" if {\n\tsome _, c in input.contracts\n\tsome o in c.schema\n\tsome p in o.properties\n\tp.name == \"amount\"\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("policies/no_amount_test.rego"),
+        "package sales.no_amount_test\n\nimport rego.v1\n\ntest_amount_is_found if {\n\tcount(data.sales.no_amount.deny) == 1 with input as {\"contracts\": {\"o\": {\"schema\": [{\"properties\": [{\"name\": \"amount\"}]}]}}}\n}\n",
+    )
+    .unwrap();
+    let out = mesh(tmp.path(), &["policy", "check", "orders"]);
+    assert!(
+        stdout(&out).contains("warn [sales-no-amount] amounts stay inside sales"),
+        "{}",
+        stdout(&out)
+    );
+    let out = mesh(tmp.path(), &["policy", "test", "orders/policies"]);
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+    assert!(stdout(&out).contains("PASS data.sales.no_amount_test.test_amount_is_found"));
+    assert!(
+        stdout(&out).contains("22 passed, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = mesh(tmp.path(), &["policy", "list", "--output", "json"]);
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 11);
+}

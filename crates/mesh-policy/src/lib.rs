@@ -1,0 +1,487 @@
+//! Governance as code: Rego policies evaluated in process (regorus) against a data product.
+//!
+//! A policy is one Rego package with `deny` and/or `warn` rules (conftest's convention), whose
+//! elements are messages — strings, or objects `{"msg": ..., "path": ...}` naming where in the
+//! product or contract the problem is. Its metadata comes from the `# METADATA` comment block
+//! above the package (OPA's annotations): `title`, `description`, and under `custom:` the `id`,
+//! `type` and `enforcement` (`block | warn | audit`).
+//!
+//! Policies are federated: the platform's global policies (the [standard pack](standard) and any
+//! others) apply everywhere; a domain adds its own and may tighten the enforcement of a global one,
+//! never weaken or replace it ([`PolicySet::load`] refuses that).
+//!
+//! The input is `{"product": <ODPS>, "contracts": {<port>: <ODCS>}, "context": {...}}`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// One policy file's text and where it came from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub path: String,
+    pub text: String,
+}
+
+/// What a violated `deny` rule of a policy does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Enforcement {
+    /// Recorded only.
+    Audit,
+    /// Accepted, with a warning.
+    Warn,
+    /// Refused.
+    Block,
+}
+
+impl Enforcement {
+    pub fn parse(text: &str) -> Option<Enforcement> {
+        match text {
+            "block" => Some(Enforcement::Block),
+            "warn" => Some(Enforcement::Warn),
+            "audit" => Some(Enforcement::Audit),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Audit => "audit",
+            Enforcement::Warn => "warn",
+            Enforcement::Block => "block",
+        }
+    }
+}
+
+impl fmt::Display for Enforcement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whose policy it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "scope", content = "domain")]
+pub enum Scope {
+    Global,
+    Domain(String),
+}
+
+/// A loaded policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    /// classification, retention, access_control, quality, privacy, interoperability, other.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub enforcement: Enforcement,
+    #[serde(flatten)]
+    pub scope: Scope,
+    /// The Rego package, e.g. `mesh.standard.naming`.
+    pub package: String,
+    pub path: String,
+}
+
+/// One violated rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub policy: String,
+    pub title: String,
+    /// What this violation does: from the policy's enforcement for `deny`, at most warn for `warn`.
+    pub enforcement: Enforcement,
+    /// `deny` or `warn`.
+    pub rule: String,
+    pub message: String,
+    /// Where, as a dotted path into the input (`contracts.orders.schema.orders.properties.email`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// The verdict on one input.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Decision {
+    /// How many policies were evaluated.
+    pub evaluated: usize,
+    pub violations: Vec<Violation>,
+}
+
+impl Decision {
+    /// Whether a blocking violation refuses the input.
+    pub fn blocked(&self) -> bool {
+        self.violations
+            .iter()
+            .any(|v| v.enforcement == Enforcement::Block)
+    }
+
+    pub fn count(&self, level: Enforcement) -> usize {
+        self.violations
+            .iter()
+            .filter(|v| v.enforcement == level)
+            .count()
+    }
+}
+
+/// Why policies could not be loaded or evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// Rego that does not parse or compile (the message carries file:line:col).
+    #[error("{path}: {message}")]
+    Rego { path: String, message: String },
+    #[error("{path}: {message}")]
+    Metadata { path: String, message: String },
+    /// A domain tried to replace or weaken a global policy.
+    #[error("{0}")]
+    Federation(String),
+    #[error("evaluating policies: {0}")]
+    Eval(String),
+}
+
+/// The standard policy pack shipped in the binary: (file name, Rego).
+pub fn standard() -> Vec<Source> {
+    macro_rules! pack {
+        ($($name:literal),* $(,)?) => {
+            vec![$(Source {
+                path: concat!("standard/", $name).to_owned(),
+                text: include_str!(concat!("../policies/standard/", $name)).to_owned(),
+            }),*]
+        };
+    }
+    pack![
+        "availability_min.rego",
+        "breaking_change_major.rego",
+        "classification_declared.rego",
+        "confidential_protected.rego",
+        "description_present.rego",
+        "naming.rego",
+        "owner_contact.rego",
+        "pii_tagged.rego",
+        "primary_key_quality.rego",
+        "retention_limit.rego",
+        "sla_defined.rego",
+        "standard_test.rego",
+    ]
+}
+
+fn is_test(path: &str) -> bool {
+    path.ends_with("_test.rego")
+}
+
+/// The `package` line of a Rego module.
+fn package_of(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("package "))
+        .map(|p| p.trim().to_owned())
+}
+
+/// The `# METADATA` block before the package, as JSON.
+fn metadata(source: &Source) -> Result<serde_json::Value, PolicyError> {
+    let mut yaml = String::new();
+    let mut inside = false;
+    for line in source.text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("# METADATA") {
+            inside = true;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        match trimmed.strip_prefix('#') {
+            Some(rest) => {
+                yaml.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+                yaml.push('\n');
+            }
+            None => break,
+        }
+    }
+    if yaml.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    let parsed = mesh_model::yaml::parse(&yaml);
+    match parsed.root {
+        Some(root) if !parsed.diagnostics.iter().any(|d| d.is_error()) => Ok(root.to_json()),
+        _ => Err(PolicyError::Metadata {
+            path: source.path.clone(),
+            message: parsed.diagnostics.first().map_or_else(
+                || "invalid METADATA block".to_owned(),
+                |d| format!("METADATA: {}", d.message),
+            ),
+        }),
+    }
+}
+
+fn policy(source: &Source, scope: Scope) -> Result<Policy, PolicyError> {
+    let package = package_of(&source.text).ok_or_else(|| PolicyError::Rego {
+        path: source.path.clone(),
+        message: "no `package` line".into(),
+    })?;
+    let meta = metadata(source)?;
+    let custom = &meta["custom"];
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let enforcement = match custom["enforcement"].as_str() {
+        None => Enforcement::Block,
+        Some(e) => Enforcement::parse(e).ok_or_else(|| PolicyError::Metadata {
+            path: source.path.clone(),
+            message: format!("enforcement `{e}` is not block, warn or audit"),
+        })?,
+    };
+    let last = package.rsplit('.').next().unwrap_or(&package).to_owned();
+    Ok(Policy {
+        id: text(&custom["id"]).unwrap_or(last),
+        title: text(&meta["title"]).unwrap_or_else(|| package.clone()),
+        description: text(&meta["description"]).unwrap_or_default(),
+        kind: text(&custom["type"]).unwrap_or_else(|| "other".into()),
+        enforcement,
+        scope,
+        package,
+        path: source.path.clone(),
+    })
+}
+
+/// A domain's tightening of global policies: policy id → enforcement.
+pub type Overrides = BTreeMap<String, Enforcement>;
+
+/// Loaded, checked policies, ready to evaluate.
+#[derive(Clone)]
+pub struct PolicySet {
+    policies: Vec<Policy>,
+    tests: Vec<(String, String)>,
+    engine: regorus::Engine,
+}
+
+impl fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicySet {
+    /// Loads the global policies and, for a product, its domain's. A domain policy may not use a
+    /// global policy's id or package (that would replace it), and an override may only make a
+    /// global policy stricter.
+    pub fn load(
+        global: &[Source],
+        domain: Option<(&str, &[Source])>,
+        overrides: &Overrides,
+    ) -> Result<PolicySet, Vec<PolicyError>> {
+        let mut errors = Vec::new();
+        let mut policies: Vec<Policy> = Vec::new();
+        let mut tests = Vec::new();
+        let mut engine = regorus::Engine::new();
+        let mut sources: Vec<(&Source, Scope)> =
+            global.iter().map(|s| (s, Scope::Global)).collect();
+        if let Some((name, files)) = domain {
+            sources.extend(files.iter().map(|s| (s, Scope::Domain(name.to_owned()))));
+        }
+        for (source, scope) in sources {
+            if let Err(e) = engine.add_policy(source.path.clone(), source.text.clone()) {
+                errors.push(PolicyError::Rego {
+                    path: source.path.clone(),
+                    message: e.to_string().trim().to_owned(),
+                });
+                continue;
+            }
+            if is_test(&source.path) {
+                if let Some(package) = package_of(&source.text) {
+                    tests.push((package, source.text.clone()));
+                }
+                continue;
+            }
+            match policy(source, scope) {
+                Ok(p) => {
+                    if let Some(global) = policies
+                        .iter()
+                        .find(|g| g.id == p.id || g.package == p.package)
+                    {
+                        errors.push(PolicyError::Federation(format!(
+                            "{}: policy `{}` ({}) clashes with {} `{}` from {}; a domain adds policies, it cannot replace one",
+                            p.path,
+                            p.id,
+                            p.package,
+                            if global.scope == Scope::Global { "global policy" } else { "policy" },
+                            global.id,
+                            global.path
+                        )));
+                        continue;
+                    }
+                    policies.push(p);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        for (id, level) in overrides {
+            match policies.iter_mut().find(|p| &p.id == id) {
+                None => errors.push(PolicyError::Federation(format!(
+                    "override of unknown policy `{id}`"
+                ))),
+                Some(p) if *level < p.enforcement => errors.push(PolicyError::Federation(format!(
+                    "policy `{id}` is {} globally; a domain may tighten it, not weaken it to {level}",
+                    p.enforcement
+                ))),
+                Some(p) => p.enforcement = *level,
+            }
+        }
+        if errors.is_empty() {
+            Ok(PolicySet {
+                policies,
+                tests,
+                engine,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn policies(&self) -> &[Policy] {
+        &self.policies
+    }
+
+    /// Evaluates every policy on `input`.
+    pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
+        let mut engine = self.engine.clone();
+        engine.set_input(regorus::Value::from(input.clone()));
+        let mut decision = Decision {
+            evaluated: self.policies.len(),
+            violations: Vec::new(),
+        };
+        for policy in &self.policies {
+            for rule in ["deny", "warn"] {
+                let value = engine
+                    .eval_rule(format!("data.{}.{rule}", policy.package))
+                    .or_else(|e| {
+                        // A policy without this rule is fine; anything else is an error.
+                        let text = e.to_string();
+                        if text.contains("not a valid rule path") || text.contains("not found") {
+                            Ok(regorus::Value::Undefined)
+                        } else {
+                            Err(PolicyError::Eval(format!(
+                                "{}: {}",
+                                policy.path,
+                                text.trim()
+                            )))
+                        }
+                    })?;
+                let enforcement = match rule {
+                    "deny" => policy.enforcement,
+                    _ => policy.enforcement.min(Enforcement::Warn),
+                };
+                for (message, path) in messages(&value) {
+                    decision.violations.push(Violation {
+                        policy: policy.id.clone(),
+                        title: policy.title.clone(),
+                        enforcement,
+                        rule: rule.to_owned(),
+                        message,
+                        path,
+                    });
+                }
+            }
+        }
+        decision.violations.sort_by(|a, b| {
+            b.enforcement
+                .cmp(&a.enforcement)
+                .then(a.policy.cmp(&b.policy))
+                .then(a.message.cmp(&b.message))
+        });
+        Ok(decision)
+    }
+
+    /// Runs every `test_` rule of the loaded test files (`*_test.rego`) and policies.
+    pub fn run_tests(&self) -> Vec<TestResult> {
+        let rule = regex::Regex::new(r"(?m)^(test_[A-Za-z0-9_]+)").expect("a constant pattern");
+        let mut out = Vec::new();
+        let mut engine = self.engine.clone();
+        let files = self.tests.iter().cloned().chain(
+            self.policies
+                .iter()
+                .map(|p| (p.package.clone(), String::new())),
+        );
+        for (package, text) in files {
+            let mut names: Vec<String> =
+                rule.captures_iter(&text).map(|c| c[1].to_owned()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                let outcome = match engine.eval_rule(format!("data.{package}.{name}")) {
+                    Ok(regorus::Value::Bool(true)) => Ok(()),
+                    Ok(other) => Err(format!(
+                        "evaluated to {}",
+                        other
+                            .to_json_str()
+                            .unwrap_or_else(|_| "undefined".into())
+                            .trim()
+                    )),
+                    Err(e) => Err(e.to_string().trim().to_owned()),
+                };
+                out.push(TestResult {
+                    test: format!("data.{package}.{name}"),
+                    outcome,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One Rego unit test and how it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestResult {
+    pub test: String,
+    pub outcome: Result<(), String>,
+}
+
+/// The messages of a `deny`/`warn` set: strings, or objects with `msg` and `path`.
+fn messages(value: &regorus::Value) -> Vec<(String, Option<String>)> {
+    let items: Vec<&regorus::Value> = match value {
+        regorus::Value::Set(set) => set.iter().collect(),
+        regorus::Value::Array(items) => items.iter().collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            regorus::Value::String(s) => (s.to_string(), None),
+            other => {
+                let json: serde_json::Value = other
+                    .to_json_str()
+                    .ok()
+                    .and_then(|t| serde_json::from_str(&t).ok())
+                    .unwrap_or_default();
+                let message = json["msg"]
+                    .as_str()
+                    .map_or_else(|| json.to_string(), str::to_owned);
+                (message, json["path"].as_str().map(str::to_owned))
+            }
+        })
+        .collect()
+}
+
+/// The input policies see: the descriptor, each output port's contract by port name (matched
+/// through `contractId`), and the context (previous version, change report, deprecation ...).
+pub fn input(
+    product: &serde_json::Value,
+    contracts: &[serde_json::Value],
+    context: serde_json::Value,
+) -> serde_json::Value {
+    let mut by_port = serde_json::Map::new();
+    for port in product["outputPorts"].as_array().into_iter().flatten() {
+        let (Some(name), Some(id)) = (port["name"].as_str(), port["contractId"].as_str()) else {
+            continue;
+        };
+        if let Some(contract) = contracts.iter().find(|c| c["id"] == id) {
+            by_port.insert(name.to_owned(), contract.clone());
+        }
+    }
+    serde_json::json!({
+        "product": product,
+        "contracts": by_port,
+        "context": context,
+    })
+}

@@ -1,0 +1,237 @@
+//! Integration tests of mesh-policy (one binary, see STYLE.md §3): the standard pack's own Rego
+//! tests, every standard policy passing and failing on real product files, and federation.
+
+use std::path::Path;
+
+use mesh_policy::{Enforcement, Overrides, PolicyError, PolicySet, Source, standard};
+
+fn compliant() -> (String, String) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/policy/compliant");
+    let read = |p: &str| std::fs::read_to_string(dir.join(p)).expect("testdata readable");
+    (
+        read("product.odps.yaml"),
+        read("contracts/orders.odcs.yaml"),
+    )
+}
+
+fn json(yaml: &str) -> serde_json::Value {
+    mesh_model::yaml::parse(yaml)
+        .root
+        .expect("valid YAML")
+        .to_json()
+}
+
+/// The policy input for a product and its one contract, with a context.
+fn input(product: &str, contract: &str, context: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({
+        "product": json(product),
+        "contracts": {"orders": json(contract)},
+        "context": context,
+    })
+}
+
+fn pack() -> PolicySet {
+    PolicySet::load(&standard(), None, &Overrides::new()).expect("the standard pack loads")
+}
+
+#[test]
+fn the_standard_pack_passes_its_own_rego_tests() {
+    let set = pack();
+    assert!(set.policies().len() >= 10, "{}", set.policies().len());
+    let results = set.run_tests();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref().err().map(|e| format!("{}: {e}", r.test)))
+        .collect();
+    assert!(results.len() >= 20, "{} tests", results.len());
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+#[test]
+fn every_standard_policy_passes_and_fails_on_real_files() {
+    let set = pack();
+    let (product, contract) = compliant();
+    let context = serde_json::json!({"previous": {"version": "1.4.0"}, "changes": {"breaking": 1}});
+    let decision = set
+        .evaluate(&input(&product, &contract, context.clone()))
+        .unwrap();
+    assert!(
+        decision.violations.is_empty(),
+        "the compliant product violates: {:#?}",
+        decision.violations
+    );
+    // One edit per policy that breaks exactly that policy.
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "confidential-protected",
+            "contract",
+            "        encryptedName: customer_email_enc\n",
+            "",
+        ),
+        ("retention-limit", "product", "value: 730", "value: 4000"),
+        (
+            "sla-defined",
+            "contract",
+            "  - property: availability\n    value: 99.5\n    unit: percent\n",
+            "",
+        ),
+        ("availability-min", "contract", "value: 99.5", "value: 90"),
+        (
+            "owner-contact",
+            "product",
+            "      role: owner",
+            "      role: steward",
+        ),
+        (
+            "description-present",
+            "product",
+            "  purpose: Every order placed in the web shop, one row per order.",
+            "  purpose: Orders.",
+        ),
+        (
+            "primary-key-quality",
+            "contract",
+            "        quality:\n          - metric: duplicateValues\n            mustBe: 0\n",
+            "",
+        ),
+        (
+            "naming",
+            "contract",
+            "      - name: amount",
+            "      - name: totalAmount",
+        ),
+        (
+            "breaking-change-major",
+            "product",
+            "version: 2.0.0\ndescription",
+            "version: 1.5.0\ndescription",
+        ),
+        ("pii-tagged", "contract", "        tags: [pii]\n", ""),
+        (
+            "classification-declared",
+            "product",
+            "    value: confidential",
+            "    value: internal",
+        ),
+    ];
+    let ids: Vec<&str> = set.policies().iter().map(|p| p.id.as_str()).collect();
+    for (id, _, _, _) in cases {
+        assert!(ids.contains(id), "{id} is in the pack");
+    }
+    assert_eq!(
+        cases.len(),
+        set.policies().len(),
+        "every policy has a failing case"
+    );
+    for (id, file, from, to) in cases {
+        let (mut p, mut c) = (product.clone(), contract.clone());
+        let target = if *file == "product" { &mut p } else { &mut c };
+        assert!(target.contains(from), "{id}: the edit applies");
+        *target = target.replacen(from, to, 1);
+        let decision = set.evaluate(&input(&p, &c, context.clone())).unwrap();
+        let hit: Vec<&str> = decision
+            .violations
+            .iter()
+            .map(|v| v.policy.as_str())
+            .collect();
+        assert!(hit.contains(id), "{id}: expected a violation, got {hit:?}");
+        assert!(
+            hit.iter().all(|h| h == id),
+            "{id}: only this policy should fail, got {hit:?}"
+        );
+        let v = decision
+            .violations
+            .iter()
+            .find(|v| v.policy == *id)
+            .unwrap();
+        assert!(v.path.is_some(), "{id}: violations say where");
+    }
+}
+
+#[test]
+fn a_domain_adds_and_tightens_but_never_weakens() {
+    let (product, contract) = compliant();
+    let mine = Source {
+        path: "sales/policies/no_amount.rego".into(),
+        text: r#"# METADATA
+# title: No amounts in sales
+# custom:
+#   id: sales-no-amount
+#   type: privacy
+#   enforcement: warn
+package sales.no_amount
+
+import rego.v1
+
+deny contains msg if {
+	some port, contract in input.contracts
+	some object in contract.schema
+	some prop in object.properties
+	prop.name == "amount"
+	msg := sprintf("port %s exposes amount", [port])
+}
+"#
+        .into(),
+    };
+    let domain = [mine.clone()];
+    // Added: evaluated next to the global ones, at its own level.
+    let set = PolicySet::load(&standard(), Some(("sales", &domain)), &Overrides::new()).unwrap();
+    let decision = set
+        .evaluate(&input(&product, &contract, serde_json::json!({})))
+        .unwrap();
+    assert_eq!(decision.violations.len(), 1);
+    assert_eq!(decision.violations[0].policy, "sales-no-amount");
+    assert_eq!(decision.violations[0].enforcement, Enforcement::Warn);
+    assert!(!decision.blocked());
+
+    // Tightened: a global warn policy made blocking for this domain.
+    let tighter = Overrides::from([("availability-min".to_owned(), Enforcement::Block)]);
+    let set = PolicySet::load(&standard(), Some(("sales", &domain)), &tighter).unwrap();
+    let low = contract.replace("value: 99.5", "value: 90");
+    assert!(
+        set.evaluate(&input(&product, &low, serde_json::json!({})))
+            .unwrap()
+            .blocked()
+    );
+
+    // Weakened: refused.
+    let weaker = Overrides::from([("naming".to_owned(), Enforcement::Audit)]);
+    let errors = PolicySet::load(&standard(), Some(("sales", &domain)), &weaker).unwrap_err();
+    assert!(
+        matches!(&errors[0], PolicyError::Federation(m) if m.contains("not weaken")),
+        "{errors:?}"
+    );
+
+    // Replaced, by id or by package: refused.
+    let same_id = Source {
+        path: "sales/policies/naming.rego".into(),
+        text: "# METADATA\n# custom:\n#   id: naming\npackage sales.naming\n\nimport rego.v1\n\ndeny contains \"x\" if false\n".into(),
+    };
+    let same_package = Source {
+        path: "sales/policies/sneaky.rego".into(),
+        text: "package mesh.standard.naming\n\nimport rego.v1\n\ndeny contains \"y\" if false\n"
+            .into(),
+    };
+    for bad in [same_id, same_package] {
+        let errors =
+            PolicySet::load(&standard(), Some(("sales", &[bad])), &Overrides::new()).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| matches!(e, PolicyError::Federation(m) if m.contains("cannot replace"))),
+            "{errors:?}"
+        );
+    }
+
+    // Broken Rego is reported with its file and position.
+    let broken = Source {
+        path: "sales/policies/broken.rego".into(),
+        text: "package sales.broken\n\ndeny contains msg if {\n".into(),
+    };
+    let errors =
+        PolicySet::load(&standard(), Some(("sales", &[broken])), &Overrides::new()).unwrap_err();
+    assert!(
+        matches!(&errors[0], PolicyError::Rego { path, message } if path.ends_with("broken.rego") && message.contains("broken.rego:")),
+        "{errors:?}"
+    );
+}
