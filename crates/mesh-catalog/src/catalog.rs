@@ -61,6 +61,13 @@ pub enum CatalogError {
         version: String,
         ports: Vec<PortIncompatibility>,
     },
+    /// A blocking governance policy is violated; every violation is listed.
+    #[error("{product}@{version} violates {} blocking polic(y/ies)", .violations.iter().filter(|v| v.enforcement == mesh_policy::Enforcement::Block).count())]
+    PolicyViolation {
+        product: String,
+        version: String,
+        violations: Vec<mesh_policy::Violation>,
+    },
     /// The lifecycle forbids it (retire before sunset, deprecate a retired version, ...).
     #[error("{0}")]
     Lifecycle(String),
@@ -183,6 +190,9 @@ pub struct PublishReport {
     /// Per output port: the version compared with and the change report (absent for a first
     /// version of the port in its major version).
     pub ports: Vec<PortReport>,
+    /// The governance decision (violations that did not block: warnings and audit records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<serde_json::Value>,
     /// Sequence number of the `product.published` event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<i64>,
@@ -271,6 +281,8 @@ pub struct Catalog {
     clock: Arc<dyn Clock>,
     search: Arc<SearchState>,
     lineage: Arc<LineageState>,
+    /// Global policies evaluated at publish; none = no governance.
+    policies: Option<Arc<mesh_policy::PolicySet>>,
 }
 
 /// The lineage graph and the last event it reflects.
@@ -690,7 +702,47 @@ impl Catalog {
             clock,
             search: Arc::default(),
             lineage: Arc::default(),
+            policies: None,
         }
+    }
+
+    /// Evaluates these policies at every publish: blocking violations refuse it, the others are
+    /// recorded with it.
+    pub fn with_policies(mut self, policies: mesh_policy::PolicySet) -> Catalog {
+        self.policies = Some(Arc::new(policies));
+        self
+    }
+
+    /// The policy decision on a prepared product, with the context the catalog knows: the latest
+    /// version before this one and how many breaking changes lead from it.
+    async fn govern(
+        &self,
+        tx: &mut dyn Tx,
+        p: &Prepared,
+        product: Option<&ProductRow>,
+    ) -> Result<Option<mesh_policy::Decision>, CatalogError> {
+        let Some(policies) = &self.policies else {
+            return Ok(None);
+        };
+        let mut context = serde_json::json!({ "domain": p.domain });
+        if let Some(previous) = product.and_then(|r| r.latest.clone()) {
+            let old_ports = tx.ports(&p.id, &previous).await?;
+            let mut breaking = 0;
+            for port in &p.ports {
+                if let Some(old) = old_ports.iter().find(|o| o.port == port.port) {
+                    let old = Node::from_json(&parse_json(&old.contract, "contract")?);
+                    breaking += changelog::diff(&old, &port.root).breaking().count();
+                }
+            }
+            context["previous"] = serde_json::json!({ "version": previous });
+            context["changes"] = serde_json::json!({ "breaking": breaking });
+        }
+        let contracts: Vec<serde_json::Value> = p.ports.iter().map(|x| x.json.clone()).collect();
+        let input = mesh_policy::input(&p.descriptor, &contracts, context);
+        policies
+            .evaluate(&input)
+            .map(Some)
+            .map_err(|e| CatalogError::BadRequest(e.to_string()))
     }
 
     pub fn store(&self) -> &Arc<dyn CatalogStore> {
@@ -748,7 +800,7 @@ impl Catalog {
         let version = p.version.to_string();
         let major = i64::try_from(p.version.major)
             .map_err(|_| CatalogError::BadRequest(format!("version {version} is too large")))?;
-        retrying!(self, |tx| {
+        let result = retrying!(self, |tx| {
             let now = self.now();
             if let Some(existing) = tx.version(&p.id, &version).await? {
                 if existing.digest == p.digest {
@@ -758,6 +810,7 @@ impl Catalog {
                         outcome: PublishOutcome::Unchanged,
                         digest: p.digest.clone(),
                         ports: Vec::new(),
+                        policy: None,
                         event: None,
                     };
                     return Ok((report, false));
@@ -863,6 +916,16 @@ impl Catalog {
                     ports: failures,
                 });
             }
+            let decision = self.govern(tx.as_mut(), p, product.as_ref()).await?;
+            if let Some(d) = &decision
+                && d.blocked()
+            {
+                return Err(CatalogError::PolicyViolation {
+                    product: p.id.clone(),
+                    version: version.clone(),
+                    violations: d.violations.clone(),
+                });
+            }
             if dry_run {
                 let report = PublishReport {
                     product: p.id.clone(),
@@ -870,6 +933,9 @@ impl Catalog {
                     outcome: PublishOutcome::Checked,
                     digest: p.digest.clone(),
                     ports,
+                    policy: decision
+                        .as_ref()
+                        .map(|d| serde_json::to_value(d).unwrap_or_default()),
                     event: None,
                 };
                 return Ok((report, false));
@@ -1014,16 +1080,54 @@ impl Catalog {
                     }),
                 })
                 .await?;
+            if let Some(d) = &decision {
+                tx.append_event(&NewEvent {
+                    at: now.clone(),
+                    kind: "policy.decision".into(),
+                    subject: p.id.clone(),
+                    actor: who.name.clone(),
+                    payload: serde_json::json!({
+                        "version": version, "outcome": "accepted", "evaluated": d.evaluated,
+                        "violations": d.violations,
+                    }),
+                })
+                .await?;
+            }
             let report = PublishReport {
                 product: p.id.clone(),
                 version: version.clone(),
                 outcome: PublishOutcome::Published,
                 digest: p.digest.clone(),
                 ports,
+                policy: decision
+                    .as_ref()
+                    .map(|d| serde_json::to_value(d).unwrap_or_default()),
                 event: Some(event),
             };
             Ok((report, true))
-        })
+        });
+        // Every decision goes to the audit log, refusals too (their transaction rolled back).
+        if let Err(CatalogError::PolicyViolation {
+            product,
+            version,
+            violations,
+        }) = &result
+            && !dry_run
+        {
+            let mut tx = self.store.write().await?;
+            tx.append_event(&NewEvent {
+                at: self.now(),
+                kind: "policy.decision".into(),
+                subject: product.clone(),
+                actor: who.name.clone(),
+                payload: serde_json::json!({
+                    "version": version, "outcome": "refused", "violations": violations,
+                }),
+            })
+            .await?;
+            tx.commit().await?;
+        }
+        result
     }
 
     /// The stored contracts of `port` in the same major version as `version`: those before it

@@ -20,7 +20,7 @@ pub struct Problem {
     /// What went wrong, for people.
     pub detail: String,
     /// What went wrong, for programs: `unauthenticated`, `forbidden`, `not_found`,
-    /// `bad_request`, `invalid`, `version_exists`, `incompatible`, `lifecycle`, `unsupported_media_type`,
+    /// `bad_request`, `invalid`, `policy`, `version_exists`, `incompatible`, `lifecycle`, `unsupported_media_type`,
     /// `payload_too_large`, `method_not_allowed`, `busy`, `internal`.
     pub code: String,
     /// For `invalid`: every lint finding, with file, line and column.
@@ -29,6 +29,9 @@ pub struct Problem {
     /// For `incompatible`: the breaking changes per output port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ports: Option<serde_json::Value>,
+    /// For `policy`: every policy violation (blocking and not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<serde_json::Value>,
 }
 
 /// An error a handler returns; becomes a [`Problem`] response.
@@ -46,6 +49,7 @@ pub struct ApiError {
 pub struct Extra {
     pub diagnostics: Option<serde_json::Value>,
     pub ports: Option<serde_json::Value>,
+    pub violations: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -82,6 +86,7 @@ impl ApiError {
             code: self.code.to_owned(),
             diagnostics: self.extra.as_ref().and_then(|e| e.diagnostics.clone()),
             ports: self.extra.as_ref().and_then(|e| e.ports.clone()),
+            violations: self.extra.as_ref().and_then(|e| e.violations.clone()),
         }
     }
 }
@@ -123,6 +128,7 @@ impl From<CatalogError> for ApiError {
                 extra: Some(Box::new(Extra {
                     diagnostics: Some(findings.iter().map(|(path, d)| d.to_json(path)).collect()),
                     ports: None,
+                    violations: None,
                 })),
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
             },
@@ -133,10 +139,19 @@ impl From<CatalogError> for ApiError {
                 extra: Some(Box::new(Extra {
                     diagnostics: None,
                     ports: serde_json::to_value(&ports).ok(),
+                    violations: None,
                 })),
                 ..ApiError::new(StatusCode::CONFLICT, "incompatible", detail)
             },
             CatalogError::Lifecycle(_) => ApiError::new(StatusCode::CONFLICT, "lifecycle", detail),
+            CatalogError::PolicyViolation { violations, .. } => ApiError {
+                extra: Some(Box::new(Extra {
+                    diagnostics: None,
+                    ports: None,
+                    violations: serde_json::to_value(&violations).ok(),
+                })),
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy", detail)
+            },
             CatalogError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail),
             // Database details stay in the server's log, not in the response.
             CatalogError::Store(e) => {

@@ -689,3 +689,73 @@ async fn ports_and_history_cannot_be_sidestepped() {
         publish(m("1.2.0", &["id!"], "NONE")).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn policies_block_warn_or_audit_at_publish() {
+    use mesh_policy::{Overrides, PolicySet, Source, standard};
+    for t in backends::all().await {
+        let name = t.name;
+        let mut global = standard();
+        global.push(Source {
+            path: "platform/no_test_data.rego".into(),
+            text: "# METADATA\n# title: No test data\n# custom:\n#   id: no-test-data\n#   enforcement: audit\npackage platform.no_test_data\n\nimport rego.v1\n\ndeny contains \"the purpose says this is test data\" if contains(lower(input.product.description.purpose), \"test data\")\n".into(),
+        });
+        let set = PolicySet::load(&global, None, &Overrides::new()).unwrap();
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock()).with_policies(set);
+        let who = admin();
+
+        // Blocking: refused with every violation, nothing stored, the refusal audited.
+        let mut keeps_forever = product("sales.orders", "1.0.0", &["id!", "amount"]).bundle();
+        keeps_forever.descriptor.text = keeps_forever
+            .descriptor
+            .text
+            .replace("value: 365", "value: 4000");
+        match catalog.publish(&who, &keeps_forever, false).await {
+            Err(CatalogError::PolicyViolation { violations, .. }) => {
+                let ids: Vec<&str> = violations.iter().map(|v| v.policy.as_str()).collect();
+                assert!(ids.contains(&"retention-limit"), "{name}: {ids:?}");
+            }
+            other => panic!("{name}: expected PolicyViolation, got {other:?}"),
+        }
+        assert!(matches!(
+            catalog.product(&who, "sales.orders").await,
+            Err(CatalogError::NotFound(_))
+        ));
+
+        // Warn and audit: accepted, with the violations in the report and the audit log.
+        let mut shaky = product("sales.orders", "1.0.0", &["id!", "amount"]).bundle();
+        shaky.contracts[0].text = shaky.contracts[0].text.replace("value: 99.5", "value: 90");
+        let report = catalog.publish(&who, &shaky, false).await.unwrap();
+        let violations = report.policy.as_ref().unwrap()["violations"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let levels: Vec<(String, String)> = violations
+            .iter()
+            .map(|v| {
+                (
+                    v["policy"].as_str().unwrap().to_owned(),
+                    v["enforcement"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            levels,
+            [
+                ("availability-min".to_owned(), "warn".to_owned()),
+                ("no-test-data".to_owned(), "audit".to_owned())
+            ],
+            "{name}"
+        );
+        let events = catalog
+            .events(&who, 0, 100, Some("sales.orders"))
+            .await
+            .unwrap();
+        let decisions: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind == "policy.decision")
+            .map(|e| e.payload["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(decisions, ["refused", "accepted"], "{name}");
+    }
+}

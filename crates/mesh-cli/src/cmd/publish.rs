@@ -148,6 +148,21 @@ fn print_text(bundle: &Bundle, result: &Result<PublishReport, Failure>) -> anyho
                 }
             };
             writeln!(out, "{line}")?;
+            for v in report
+                .policy
+                .as_ref()
+                .and_then(|p| p["violations"].as_array())
+                .into_iter()
+                .flatten()
+            {
+                writeln!(
+                    out,
+                    "  {} [{}] {}",
+                    paint(WARNING, v["enforcement"].as_str().unwrap_or("warn")),
+                    v["policy"].as_str().unwrap_or("?"),
+                    v["message"].as_str().unwrap_or("")
+                )?;
+            }
             for port in &report.ports {
                 let (breaking, warning, info) = port.changes.counts();
                 let against = match &port.previous {
@@ -196,6 +211,28 @@ fn print_text(bundle: &Bundle, result: &Result<PublishReport, Failure>) -> anyho
 pub(crate) fn print_refusal(bundle: &Bundle, e: &CatalogError) {
     let mut err = anstream::stderr();
     match e {
+        CatalogError::PolicyViolation { violations, .. } => {
+            for v in violations {
+                let _ = writeln!(
+                    err,
+                    "{} [{}] {}{}",
+                    paint(
+                        if v.enforcement == mesh_policy::Enforcement::Block {
+                            ERROR
+                        } else {
+                            WARNING
+                        },
+                        v.enforcement.as_str()
+                    ),
+                    v.policy,
+                    v.message,
+                    v.path
+                        .as_deref()
+                        .map(|p| format!(" ({p})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
         CatalogError::Invalid(findings) => {
             for (path, d) in findings {
                 let _ = writeln!(err, "{}", styled(d, path));
@@ -289,6 +326,15 @@ fn print_remote_refusal(bundle: &Bundle, failure: &Failure) {
             paint(LOCATION, &at),
             paint(ERROR, d["severity"].as_str().unwrap_or("error")),
             d["message"].as_str().unwrap_or("")
+        );
+    }
+    for v in problem["violations"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            err,
+            "{} [{}] {}",
+            paint(ERROR, v["enforcement"].as_str().unwrap_or("block")),
+            v["policy"].as_str().unwrap_or("?"),
+            v["message"].as_str().unwrap_or("")
         );
     }
     for port in problem["ports"].as_array().into_iter().flatten() {

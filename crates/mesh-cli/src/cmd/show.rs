@@ -106,6 +106,7 @@ pub(crate) fn error_code(e: &CatalogError) -> &'static str {
         CatalogError::VersionExists { .. } => "version_exists",
         CatalogError::Incompatible { .. } => "incompatible",
         CatalogError::Lifecycle(_) => "lifecycle",
+        CatalogError::PolicyViolation { .. } => "policy",
         CatalogError::Busy(_) => "busy",
         CatalogError::Store(_) => "internal",
     }
@@ -120,6 +121,9 @@ pub(crate) fn error_json(e: &CatalogError) -> serde_json::Value {
         }
         CatalogError::Incompatible { ports, .. } => {
             doc["ports"] = serde_json::to_value(ports).unwrap_or_default();
+        }
+        CatalogError::PolicyViolation { violations, .. } => {
+            doc["violations"] = serde_json::to_value(violations).unwrap_or_default();
         }
         _ => {}
     }
