@@ -84,6 +84,8 @@ pub struct Policy {
     /// The Rego package, e.g. `mesh.standard.naming`.
     pub package: String,
     pub path: String,
+    #[serde(skip)]
+    text: String,
 }
 
 /// One violated rule.
@@ -166,6 +168,14 @@ pub fn standard() -> Vec<Source> {
     ]
 }
 
+/// Whether a module defines rule `name` (`deny contains ...`, `deny[msg] {`, `deny := ...`).
+fn defines(text: &str, name: &str) -> bool {
+    text.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with([' ', '[', ':', '=', '\t']))
+    })
+}
+
 fn is_test(path: &str) -> bool {
     path.ends_with("_test.rego")
 }
@@ -240,6 +250,7 @@ fn policy(source: &Source, scope: Scope) -> Result<Policy, PolicyError> {
         scope,
         package,
         path: source.path.clone(),
+        text: source.text.clone(),
     })
 }
 
@@ -252,6 +263,9 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     tests: Vec<(String, String)>,
     engine: regorus::Engine,
+    /// Every policy's `deny` and `warn` behind one entry point, compiled once: one evaluation
+    /// per decision, shareable across threads.
+    compiled: regorus::CompiledPolicy,
 }
 
 impl fmt::Debug for PolicySet {
@@ -328,15 +342,34 @@ impl PolicySet {
                 Some(p) => p.enforcement = *level,
             }
         }
-        if errors.is_empty() {
-            Ok(PolicySet {
-                policies,
-                tests,
-                engine,
-            })
-        } else {
-            Err(errors)
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        // One module that gathers every policy's rules, so a decision is one evaluation.
+        let mut gather = String::from("package mesh_decision\n\nimport rego.v1\n\nresult := [\n");
+        for p in &policies {
+            // Reference only the rules a policy defines: asking for `data.<package>` whole would
+            // evaluate every helper rule too.
+            let rule = |name: &str| {
+                if defines(&p.text, name) {
+                    format!("data.{}.{name}", p.package)
+                } else {
+                    "set()".to_owned()
+                }
+            };
+            gather.push_str(&format!("\t[{}, {}],\n", rule("deny"), rule("warn")));
+        }
+        gather.push_str("]\n");
+        let compiled = engine
+            .add_policy("mesh_decision.rego".into(), gather)
+            .and_then(|_| engine.compile_with_entrypoint(&"data.mesh_decision.result".into()))
+            .map_err(|e| vec![PolicyError::Eval(e.to_string().trim().to_owned())])?;
+        Ok(PolicySet {
+            policies,
+            tests,
+            engine,
+            compiled,
+        })
     }
 
     pub fn policies(&self) -> &[Policy] {
@@ -345,29 +378,28 @@ impl PolicySet {
 
     /// Evaluates every policy on `input`.
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
-        let mut engine = self.engine.clone();
-        engine.set_input(regorus::Value::from(input.clone()));
+        let result = self
+            .compiled
+            .eval_with_input(regorus::Value::from(input.clone()))
+            .map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
         let mut decision = Decision {
             evaluated: self.policies.len(),
             violations: Vec::new(),
         };
-        for policy in &self.policies {
-            for rule in ["deny", "warn"] {
-                let value = engine
-                    .eval_rule(format!("data.{}.{rule}", policy.package))
-                    .or_else(|e| {
-                        // A policy without this rule is fine; anything else is an error.
-                        let text = e.to_string();
-                        if text.contains("not a valid rule path") || text.contains("not found") {
-                            Ok(regorus::Value::Undefined)
-                        } else {
-                            Err(PolicyError::Eval(format!(
-                                "{}: {}",
-                                policy.path,
-                                text.trim()
-                            )))
-                        }
-                    })?;
+        let per_policy: Vec<&regorus::Value> = match &result {
+            regorus::Value::Array(items) => items.iter().collect(),
+            _ => Vec::new(),
+        };
+        for (policy, rules) in self.policies.iter().zip(per_policy) {
+            for (i, rule) in ["deny", "warn"].into_iter().enumerate() {
+                let value = match rules {
+                    regorus::Value::Array(pair) => pair
+                        .iter()
+                        .nth(i)
+                        .cloned()
+                        .unwrap_or(regorus::Value::Undefined),
+                    _ => regorus::Value::Undefined,
+                };
                 let enforcement = match rule {
                     "deny" => policy.enforcement,
                     _ => policy.enforcement.min(Enforcement::Warn),
