@@ -9,7 +9,8 @@
 //! MESH_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5433/postgres \
 //!   cargo run --release -p mesh-catalog --example discovery_bench -- postgres
 //! ```
-//! PRODUCTS (100000) and QUERIES (2000) change the size.
+//! PRODUCTS (100000) and QUERIES (2000) change the size; AUDIT=1 also times `mesh policy audit`
+//! (the standard pack over every product).
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -316,6 +317,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(&impact, 0.95),
         pct(&impact, 0.99)
     );
+    if std::env::var_os("AUDIT").is_some() {
+        let set = mesh_policy::PolicySet::load(
+            &mesh_policy::standard(),
+            None,
+            &mesh_policy::Overrides::new(),
+        )
+        .map_err(|e| format!("{e:?}"))?;
+        let auditor = reader.clone().with_policies(set);
+        let t = Instant::now();
+        let report = auditor.audit(&who).await?;
+        println!(
+            "| mesh policy audit ({} products, standard pack) | {:.2} s, {} compliant, {} violations |",
+            report.products,
+            t.elapsed().as_secs_f64(),
+            report.compliant,
+            report.violations.len()
+        );
+    }
     println!("| process RSS at the end | {:.0} MiB |", rss_mib());
     Ok(())
 }

@@ -97,6 +97,33 @@ pub struct PortIncompatibility {
     pub affected: ImpactReport,
 }
 
+/// A compliance report over the whole catalog: every product's latest version against the
+/// policies, per domain and per policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditReport {
+    pub at: String,
+    pub products: usize,
+    /// Products with no blocking violation.
+    pub compliant: usize,
+    pub by_domain: std::collections::BTreeMap<String, Compliance>,
+    pub by_policy: std::collections::BTreeMap<String, Compliance>,
+    /// Every violation found: product, version, policy, enforcement, message.
+    pub violations: Vec<serde_json::Value>,
+}
+
+/// Counts for one domain or one policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Compliance {
+    /// Products looked at (for a policy: products it found a violation in).
+    pub products: usize,
+    pub compliant: usize,
+    pub blocking: usize,
+    pub warnings: usize,
+    pub audit: usize,
+}
+
 /// A product worth a look, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -1927,6 +1954,99 @@ impl Catalog {
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.product.cmp(&b.product)));
         out.truncate(limit.clamp(1, 100));
         Ok(out)
+    }
+
+    /// Audits the whole catalog: every product's latest version against the policies, with a
+    /// compliance report per domain and per policy, kept in the event log (`policy.audit`) as
+    /// the history.
+    pub async fn audit(&self, who: &Principal) -> Result<AuditReport, CatalogError> {
+        Self::allow(who, Action::ReadEvents)?;
+        let Some(policies) = self.policies.clone() else {
+            return Err(CatalogError::BadRequest(
+                "this catalog has no policies to audit with".into(),
+            ));
+        };
+        let mut report = AuditReport {
+            at: self.now(),
+            ..AuditReport::default()
+        };
+        let mut tx = self.store.read().await?;
+        let mut after: Option<String> = None;
+        loop {
+            let page = tx.latest_versions(after.as_deref(), 500).await?;
+            let Some(upto) = page.last().map(|(p, _)| p.id.clone()) else {
+                break;
+            };
+            let ports = tx.latest_ports(after.as_deref(), &upto).await?;
+            let mut ports = ports.into_iter().peekable();
+            for (product, version) in &page {
+                let descriptor = parse_json(&version.descriptor, "descriptor")?;
+                let mut contracts = Vec::new();
+                while let Some(port) = ports.next_if(|p| p.product == product.id) {
+                    contracts.push(parse_json(&port.contract, "contract")?);
+                }
+                if version.status == "retired" {
+                    continue;
+                }
+                let input = mesh_policy::input(&descriptor, &contracts, serde_json::json!({}));
+                let decision = policies
+                    .evaluate(&input)
+                    .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
+                report.products += 1;
+                let ok = !decision.blocked();
+                report.compliant += usize::from(ok);
+                let domain = report.by_domain.entry(product.domain.clone()).or_default();
+                domain.products += 1;
+                domain.compliant += usize::from(ok);
+                for v in &decision.violations {
+                    let level = v.enforcement;
+                    for c in [
+                        report.by_domain.entry(product.domain.clone()).or_default(),
+                        report.by_policy.entry(v.policy.clone()).or_default(),
+                    ] {
+                        match level {
+                            mesh_policy::Enforcement::Block => c.blocking += 1,
+                            mesh_policy::Enforcement::Warn => c.warnings += 1,
+                            mesh_policy::Enforcement::Audit => c.audit += 1,
+                        }
+                    }
+                    report.violations.push(serde_json::json!({
+                        "product": product.id, "version": version.version, "policy": v.policy,
+                        "enforcement": v.enforcement, "message": v.message, "path": v.path,
+                    }));
+                }
+                let mut hit: Vec<&str> = decision
+                    .violations
+                    .iter()
+                    .map(|v| v.policy.as_str())
+                    .collect();
+                hit.sort_unstable();
+                hit.dedup();
+                for policy in hit {
+                    report
+                        .by_policy
+                        .entry(policy.to_owned())
+                        .or_default()
+                        .products += 1;
+                }
+            }
+            after = Some(upto);
+        }
+        drop(tx);
+        let mut tx = self.store.write().await?;
+        tx.append_event(&NewEvent {
+            at: report.at.clone(),
+            kind: "policy.audit".into(),
+            subject: "*".into(),
+            actor: who.name.clone(),
+            payload: serde_json::json!({
+                "products": report.products, "compliant": report.compliant,
+                "by_domain": report.by_domain, "by_policy": report.by_policy,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(report)
     }
 
     pub async fn domains(&self, who: &Principal) -> Result<Vec<DomainRow>, CatalogError> {

@@ -17,6 +17,7 @@ pub mod store;
 
 pub use auth::{Action, Principal, Role};
 pub use catalog::{
-    Bundle, Catalog, CatalogError, Clock, ConsumerRef, Deprecation, FixedClock, ImpactReport,
-    ProductView, PublishOutcome, PublishReport, Recommendation, Source, SystemClock, VersionView,
+    AuditReport, Bundle, Catalog, CatalogError, Clock, Compliance, ConsumerRef, Deprecation,
+    FixedClock, ImpactReport, ProductView, PublishOutcome, PublishReport, Recommendation, Source,
+    SystemClock, VersionView,
 };

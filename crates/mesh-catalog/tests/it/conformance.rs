@@ -759,3 +759,51 @@ async fn policies_block_warn_or_audit_at_publish() {
         assert_eq!(decisions, ["refused", "accepted"], "{name}");
     }
 }
+
+#[tokio::test]
+async fn audit_reports_compliance_per_domain_and_policy() {
+    use mesh_policy::{Overrides, PolicySet, standard};
+    for t in backends::all().await {
+        let name = t.name;
+        let who = admin();
+        // Published before governance was switched on: one product would not pass today.
+        let plain = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let mut old = product("sales.legacy", "1.0.0", &["id!"]).bundle();
+        old.descriptor.text = old.descriptor.text.replace("value: 365", "value: 9999");
+        plain.publish(&who, &old, false).await.unwrap();
+        let set = PolicySet::load(&standard(), None, &Overrides::new()).unwrap();
+        let catalog = plain.with_policies(set);
+        catalog
+            .publish(
+                &who,
+                &product("sales.orders", "1.0.0", &["id!"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        let mut shaky = product("hr.people", "1.0.0", &["id!"]).bundle();
+        shaky.contracts[0].text = shaky.contracts[0].text.replace("value: 99.5", "value: 90");
+        catalog.publish(&who, &shaky, false).await.unwrap();
+
+        let report = catalog.audit(&who).await.unwrap();
+        assert_eq!((report.products, report.compliant), (3, 2), "{name}");
+        assert_eq!(report.by_domain["sales"].blocking, 1, "{name}");
+        assert_eq!(report.by_domain["hr"].warnings, 1, "{name}");
+        assert_eq!(report.by_policy["retention-limit"].products, 1);
+        assert_eq!(report.by_policy["availability-min"].warnings, 1);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v["product"] == "sales.legacy")
+        );
+        // Kept as history in the event log.
+        catalog.audit(&who).await.unwrap();
+        let history = catalog.events(&who, 0, 100, Some("*")).await.unwrap();
+        assert_eq!(
+            history.iter().filter(|e| e.kind == "policy.audit").count(),
+            2,
+            "{name}"
+        );
+    }
+}

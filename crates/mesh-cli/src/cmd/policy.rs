@@ -31,6 +31,17 @@ enum PolicyCommand {
     Test(TestArgs),
     /// List the policies that apply, with their type and enforcement.
     List(ListArgs),
+    /// Audit every product in the catalog: compliance per domain and per policy, kept as history.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AuditArgs {
+    #[command(flatten)]
+    catalog: crate::workspace::CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +78,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         PolicyCommand::Check(a) => check(a),
         PolicyCommand::Test(a) => test(a),
         PolicyCommand::List(a) => list(a),
+        PolicyCommand::Audit(a) => audit(a),
     }
 }
 
@@ -355,4 +367,55 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
     }
     out.flush()?;
     Ok(Outcome::Ok)
+}
+
+fn audit(args: &AuditArgs) -> anyhow::Result<Outcome> {
+    crate::runtime()?.block_on(async {
+        let catalog = args.catalog.open().await?;
+        let report = match catalog.audit(&mesh_catalog::Principal::local()).await {
+            Ok(report) => report,
+            Err(e) => {
+                output::error(&e.to_string());
+                return Ok(Outcome::Error);
+            }
+        };
+        let outcome = if report.compliant < report.products {
+            Outcome::Findings
+        } else {
+            Outcome::Ok
+        };
+        if args.output == OutputFormat::Json {
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+            return Ok(outcome);
+        }
+        let mut out = output::stdout();
+        writeln!(
+            out,
+            "{} of {} products compliant ({})",
+            report.compliant, report.products, report.at
+        )?;
+        for (title, table) in [("domain", &report.by_domain), ("policy", &report.by_policy)] {
+            writeln!(
+                out,
+                "\n{:<28} {:>8} {:>9} {:>8} {:>8} {:>6}",
+                paint(LOCATION, title),
+                "products",
+                "compliant",
+                "blocking",
+                "warnings",
+                "audit"
+            )?;
+            for (name, c) in table {
+                writeln!(
+                    out,
+                    "{name:<28} {:>8} {:>9} {:>8} {:>8} {:>6}",
+                    c.products, c.compliant, c.blocking, c.warnings, c.audit
+                )?;
+            }
+        }
+        out.flush()?;
+        Ok(outcome)
+    })
 }

@@ -112,6 +112,15 @@ fn publish_show_deprecate_on_the_local_catalog() {
     let out = mesh(ws, &["lineage", "ecommerce.orders", "--column", "nope"]);
     assert_eq!(code(&out), 1);
 
+    // The whole catalog against the standard pack.
+    let out = mesh(ws, &["policy", "audit", "--output", "json"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let audit: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(
+        (audit["products"].as_u64(), audit["compliant"].as_u64()),
+        (Some(2), Some(2))
+    );
+
     // Again: nothing changes.
     let out = mesh(ws, &["publish", "ecommerce/orders"]);
     assert_eq!(code(&out), 0);
