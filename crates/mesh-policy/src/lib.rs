@@ -266,6 +266,8 @@ pub struct PolicySet {
     /// Every policy's `deny` and `warn` behind one entry point, compiled once: one evaluation
     /// per decision, shareable across threads.
     compiled: regorus::CompiledPolicy,
+    /// The same, compiled to regorus's bytecode VM.
+    program: std::sync::Arc<regorus::rvm::Program>,
 }
 
 impl fmt::Debug for PolicySet {
@@ -364,11 +366,17 @@ impl PolicySet {
             .add_policy("mesh_decision.rego".into(), gather)
             .and_then(|_| engine.compile_with_entrypoint(&"data.mesh_decision.result".into()))
             .map_err(|e| vec![PolicyError::Eval(e.to_string().trim().to_owned())])?;
+        let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+            &compiled,
+            &["data.mesh_decision.result"],
+        )
+        .map_err(|e| vec![PolicyError::Eval(e.to_string().trim().to_owned())])?;
         Ok(PolicySet {
             policies,
             tests,
             engine,
             compiled,
+            program,
         })
     }
 
@@ -376,17 +384,37 @@ impl PolicySet {
         &self.policies
     }
 
-    /// Evaluates every policy on `input`.
+    /// Evaluates every policy on `input`, on regorus's bytecode VM.
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
+        let mut vm = regorus::rvm::RegoVM::new();
+        vm.load_program(std::sync::Arc::clone(&self.program));
+        vm.set_input(regorus::Value::from(input.clone()));
+        let result = vm
+            .execute()
+            .map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
+        Ok(self.decision(&result))
+    }
+
+    /// [`PolicySet::evaluate`] on regorus's tree-walking interpreter: slower, and the reference
+    /// the VM is checked against in tests.
+    pub fn evaluate_with_interpreter(
+        &self,
+        input: &serde_json::Value,
+    ) -> Result<Decision, PolicyError> {
         let result = self
             .compiled
             .eval_with_input(regorus::Value::from(input.clone()))
             .map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
+        Ok(self.decision(&result))
+    }
+
+    /// The decision from the gathered `[[deny, warn], ...]` of every policy.
+    fn decision(&self, result: &regorus::Value) -> Decision {
         let mut decision = Decision {
             evaluated: self.policies.len(),
             violations: Vec::new(),
         };
-        let per_policy: Vec<&regorus::Value> = match &result {
+        let per_policy: Vec<&regorus::Value> = match result {
             regorus::Value::Array(items) => items.iter().collect(),
             _ => Vec::new(),
         };
@@ -422,7 +450,7 @@ impl PolicySet {
                 .then(a.policy.cmp(&b.policy))
                 .then(a.message.cmp(&b.message))
         });
-        Ok(decision)
+        decision
     }
 
     /// Runs every `test_` rule of the loaded test files (`*_test.rego`) and policies.

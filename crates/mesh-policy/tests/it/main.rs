@@ -129,6 +129,14 @@ fn every_standard_policy_passes_and_fails_on_real_files() {
         assert!(target.contains(from), "{id}: the edit applies");
         *target = target.replacen(from, to, 1);
         let decision = set.evaluate(&input(&p, &c, context.clone())).unwrap();
+        // The bytecode VM agrees with the interpreter.
+        let reference = set
+            .evaluate_with_interpreter(&input(&p, &c, context.clone()))
+            .unwrap();
+        assert_eq!(
+            decision.violations, reference.violations,
+            "{id}: VM and interpreter differ"
+        );
         let hit: Vec<&str> = decision
             .violations
             .iter()
