@@ -579,6 +579,44 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, CatalogError> {
     })
 }
 
+/// A product's latest version with its documents parsed.
+struct LatestVersion {
+    version: String,
+    status: String,
+    descriptor: serde_json::Value,
+    /// (port, contract).
+    contracts: Vec<(String, serde_json::Value)>,
+}
+
+/// The next page of products (after `after`, in id order) with their latest versions; `None`
+/// when there are no more. Returns the page's last id, to continue from.
+async fn latest_page(
+    tx: &mut dyn Tx,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Option<(String, Vec<(ProductRow, LatestVersion)>)>, CatalogError> {
+    let page = tx.latest_versions(after, limit).await?;
+    let Some(upto) = page.last().map(|(p, _)| p.id.clone()) else {
+        return Ok(None);
+    };
+    let mut ports = tx.latest_ports(after, &upto).await?.into_iter().peekable();
+    let mut out = Vec::with_capacity(page.len());
+    for (product, version) in page {
+        let mut contracts = Vec::new();
+        while let Some(port) = ports.next_if(|p| p.product == product.id) {
+            contracts.push((port.port, parse_json(&port.contract, "contract")?));
+        }
+        let latest = LatestVersion {
+            descriptor: parse_json(&version.descriptor, "descriptor")?,
+            version: version.version,
+            status: version.status,
+            contracts,
+        };
+        out.push((product, latest));
+    }
+    Ok(Some((upto, out)))
+}
+
 /// The next page of events after `seq`: its last sequence number and the distinct keys `key`
 /// picks from it (what derived state must re-read); `None` when there are no new events.
 async fn next_subjects(
@@ -1562,23 +1600,12 @@ impl Catalog {
     async fn build_index(&self, tx: &mut dyn Tx) -> Result<SearchIndex, CatalogError> {
         let mut index = SearchIndex::default();
         let mut after: Option<String> = None;
-        loop {
-            let page = tx.latest_versions(after.as_deref(), 1000).await?;
-            let Some(upto) = page.last().map(|(p, _)| p.id.clone()) else {
-                break;
-            };
-            let ports = tx.latest_ports(after.as_deref(), &upto).await?;
-            let mut ports = ports.into_iter().peekable();
-            for (product, version) in &page {
-                let descriptor = parse_json(&version.descriptor, "descriptor")?;
-                let mut contracts = Vec::new();
-                while let Some(port) = ports.next_if(|p| p.product == product.id) {
-                    contracts.push((port.port, parse_json(&port.contract, "contract")?));
-                }
+        while let Some((upto, page)) = latest_page(tx, after.as_deref(), 1000).await? {
+            for (product, version) in page {
                 index.upsert(crate::search::document(
-                    product,
-                    Some(&descriptor),
-                    &contracts,
+                    &product,
+                    Some(&version.descriptor),
+                    &version.contracts,
                 ));
             }
             after = Some(upto);
@@ -1972,23 +1999,15 @@ impl Catalog {
         };
         let mut tx = self.store.read().await?;
         let mut after: Option<String> = None;
-        loop {
-            let page = tx.latest_versions(after.as_deref(), 500).await?;
-            let Some(upto) = page.last().map(|(p, _)| p.id.clone()) else {
-                break;
-            };
-            let ports = tx.latest_ports(after.as_deref(), &upto).await?;
-            let mut ports = ports.into_iter().peekable();
-            for (product, version) in &page {
-                let descriptor = parse_json(&version.descriptor, "descriptor")?;
-                let mut contracts = Vec::new();
-                while let Some(port) = ports.next_if(|p| p.product == product.id) {
-                    contracts.push(parse_json(&port.contract, "contract")?);
-                }
+        while let Some((upto, page)) = latest_page(tx.as_mut(), after.as_deref(), 500).await? {
+            for (product, version) in page {
+                let contracts: Vec<serde_json::Value> =
+                    version.contracts.iter().map(|(_, c)| c.clone()).collect();
+                let descriptor = &version.descriptor;
                 if version.status == "retired" {
                     continue;
                 }
-                let input = mesh_policy::input(&descriptor, &contracts, serde_json::json!({}));
+                let input = mesh_policy::input(descriptor, &contracts, serde_json::json!({}));
                 let decision = policies
                     .evaluate(&input)
                     .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
