@@ -60,6 +60,7 @@ impl Failure {
         matches!(
             self.code(),
             "invalid"
+                | "policy"
                 | "version_exists"
                 | "incompatible"
                 | "lifecycle"

@@ -141,3 +141,112 @@ fn policy_check_blocks_warns_and_points_at_the_line() {
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 11);
 }
+
+/// The seed's Exercise 2 end to end: define 5+ policies (the standard pack plus a platform policy
+/// and a domain policy), check compliance automatically (CI check, publish, catalog audit), and
+/// handle violations (refused, fixed, accepted, audited).
+#[test]
+fn exercise_two_policies_compliance_and_violations() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    assert_eq!(code(&mesh(ws, &["init"])), 0);
+
+    // Policies: 11 standard ones, one of the platform's, one of the sales domain's.
+    let platform = ws.join("platform-policies");
+    fs::create_dir_all(&platform).unwrap();
+    fs::write(
+        platform.join("eu_region.rego"),
+        "# METADATA\n# title: Products say where data lives\n# custom:\n#   id: data-region\n#   type: access_control\n#   enforcement: block\npackage platform.data_region\n\nimport rego.v1\n\ndeny contains {\"msg\": \"the product does not declare its dataRegion\", \"path\": \"customProperties\"} if {\n\tnot region\n}\n\nregion if {\n\tsome cp in input.product.customProperties\n\tcp.property == \"dataRegion\"\n}\n",
+    )
+    .unwrap();
+    let out = mesh(ws, &["policy", "list", "--policies", "platform-policies"]);
+    assert_eq!(stdout(&out).lines().count(), 12, "{}", stdout(&out));
+
+    let dir = ws.join("sales/orders");
+    copy(&root.join("testdata/policy/compliant"), &dir);
+    fs::create_dir_all(dir.join("policies")).unwrap();
+    fs::write(
+        dir.join("policies/amounts.rego"),
+        "# METADATA\n# title: Amounts are numbers\n# custom:\n#   id: sales-amount-number\n#   enforcement: block\npackage sales.amount_number\n\nimport rego.v1\n\ndeny contains sprintf(\"column %s must be a number\", [p.name]) if {\n\tsome _, c in input.contracts\n\tsome o in c.schema\n\tsome p in o.properties\n\tendswith(p.name, \"amount\")\n\tp.logicalType != \"number\"\n}\n",
+    )
+    .unwrap();
+    let contract = dir.join("contracts/orders.odcs.yaml");
+    let good = fs::read_to_string(&contract).unwrap();
+    fs::write(
+        &contract,
+        good.replace(
+            "      - name: amount\n        logicalType: number",
+            "      - name: amount\n        logicalType: string",
+        ),
+    )
+    .unwrap();
+
+    // 1. CI check: the platform and the domain policy both find something.
+    let out = mesh(
+        ws,
+        &[
+            "policy",
+            "check",
+            "sales/orders",
+            "--policies",
+            "platform-policies",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    let report = stdout(&out);
+    assert!(report.contains("block [data-region]"), "{report}");
+    assert!(
+        report.contains("block [sales-amount-number] column amount must be a number"),
+        "{report}"
+    );
+    assert!(
+        report.contains("14 policies") || report.contains("13 policies"),
+        "{report}"
+    );
+
+    // 2. Fix the data product.
+    fs::write(&contract, &good).unwrap();
+    let product = dir.join("product.odps.yaml");
+    let text = fs::read_to_string(&product).unwrap();
+    fs::write(
+        &product,
+        text.replace(
+            "  - property: retentionDays\n",
+            "  - property: dataRegion\n    value: eu-west\n  - property: retentionDays\n",
+        ),
+    )
+    .unwrap();
+    let out = mesh(
+        ws,
+        &[
+            "policy",
+            "check",
+            "sales/orders",
+            "--policies",
+            "platform-policies",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stdout(&out));
+
+    // 3. Publish: the catalog enforces the standard pack; a violation is refused and logged.
+    let text = fs::read_to_string(&product).unwrap();
+    fs::write(&product, text.replace("value: 730", "value: 5000")).unwrap();
+    let out = mesh(ws, &["publish", "sales/orders"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("block [retention-limit]"),
+        "{}",
+        stderr(&out)
+    );
+    fs::write(&product, text).unwrap();
+    let out = mesh(ws, &["publish", "sales/orders"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+
+    // 4. Audit the catalog: compliant, and the history is kept.
+    let out = mesh(ws, &["policy", "audit", "--output", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let audit: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(audit["compliant"], 1);
+    assert_eq!(audit["by_domain"]["sales"]["compliant"], 1);
+}
