@@ -177,17 +177,10 @@ async fn open(
             )
         }
         "postgres" => {
-            use sqlx::Connection;
             let url = std::env::var("MESH_BENCH_POSTGRES_URL")
                 .map_err(|_| "set MESH_BENCH_POSTGRES_URL=postgres://user@host:port/db")?;
             let name = format!("mesh_discovery_{}", std::process::id());
-            let mut admin = sqlx::PgConnection::connect(&url).await?;
-            // `name` is ours: a fixed prefix and the process id.
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await?;
-            let (base, _) = url.rsplit_once('/').ok_or("URL names no database")?;
-            let url = format!("{base}/{name}");
+            let url = PostgresStore::create_database(&url, &name, false).await?;
             (Arc::new(PostgresStore::open(&url).await?), url)
         }
         other => return Err(format!("backend `{other}`: use sqlite or postgres").into()),

@@ -74,22 +74,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             SqliteStore::open(dir.path().join("bench.db").to_str().unwrap_or("bench.db")).await?,
         ),
         "postgres" => {
-            use sqlx::Connection;
             let url = std::env::var("MESH_BENCH_POSTGRES_URL")
                 .map_err(|_| "set MESH_BENCH_POSTGRES_URL=postgres://user@host:port/db")?;
             let name = format!("mesh_bench_{}", std::process::id());
-            let mut admin = sqlx::PgConnection::connect(&url).await?;
-            // `name` is ours: a fixed prefix and the process id.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .execute(&mut admin)
-            .await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut admin)
-                .await?;
-            let (base, _) = url.rsplit_once('/').ok_or("URL names no database")?;
-            Arc::new(PostgresStore::open(&format!("{base}/{name}")).await?)
+            let db = PostgresStore::create_database(&url, &name, true).await?;
+            Arc::new(PostgresStore::open(&db).await?)
         }
         other => return Err(format!("backend `{other}`: use sqlite or postgres").into()),
     };

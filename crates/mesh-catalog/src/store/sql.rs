@@ -741,6 +741,44 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// Creates database `name` on the server `url` points at (dropping one of that name first
+    /// when `replace`), and returns the URL of the new database. For tests and benchmarks that
+    /// need an empty catalog each. `name` must be a plain identifier (`[a-z0-9_]`, 63 at most).
+    pub async fn create_database(url: &str, name: &str, replace: bool) -> StoreResult<String> {
+        use sqlx::Connection;
+        let plain = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        let bad = |why: String| StoreError::Database(sqlx::Error::Configuration(why.into()));
+        if !plain {
+            return Err(bad(format!("`{name}` is not a plain database name")));
+        }
+        let (server, query) = url
+            .split_once('?')
+            .map_or((url, None), |(u, q)| (u, Some(q)));
+        let (base, _) = server
+            .rsplit_once('/')
+            .ok_or_else(|| bad(format!("`{url}` names no database")))?;
+        let mut admin = sqlx::PgConnection::connect(url).await?;
+        // `name` was checked above: an identifier needs no quoting and cannot inject.
+        if replace {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut admin)
+            .await?;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
+        Ok(match query {
+            Some(q) => format!("{base}/{name}?{q}"),
+            None => format!("{base}/{name}"),
+        })
+    }
+
     /// Connects to `postgres://...` and migrates.
     pub async fn open(url: &str) -> StoreResult<PostgresStore> {
         let pool = sqlx::postgres::PgPoolOptions::new()

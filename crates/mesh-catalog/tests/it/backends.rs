@@ -65,18 +65,10 @@ fn postgres_url() -> Option<String> {
 
 /// A new, empty database on the server `url` points at.
 async fn fresh_postgres(url: &str) -> (PostgresStore, String) {
-    use sqlx::Connection;
     let name = format!("mesh_test_{:016x}", rand_id());
-    let mut admin = sqlx::PgConnection::connect(url)
+    let url = PostgresStore::create_database(url, &name, false)
         .await
-        .expect("connect to MESH_TEST_POSTGRES_URL");
-    // `name` is ours: hex digits after a fixed prefix.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
-    let (base, _) = url.rsplit_once('/').expect("URL names a database");
-    let url = format!("{base}/{name}");
+        .expect("create a test database through MESH_TEST_POSTGRES_URL");
     let store = PostgresStore::open(&url)
         .await
         .expect("open PostgreSQL catalog");

@@ -872,7 +872,6 @@ async fn two_servers_on_one_postgres_never_disagree() {
     use std::sync::Arc;
 
     use mesh_catalog::store::PostgresStore;
-    use sqlx::Connection;
 
     let url = match std::env::var("MESH_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => url,
@@ -883,14 +882,9 @@ async fn two_servers_on_one_postgres_never_disagree() {
         }
     };
     let name = format!("mesh_api_{}_{}", std::process::id(), rand_suffix());
-    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    // `name` is ours: a fixed prefix, the process id and digits.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
+    let db = PostgresStore::create_database(&url, &name, false)
         .await
         .unwrap();
-    let (base, _) = url.rsplit_once('/').unwrap();
-    let db = format!("{base}/{name}");
     let one = mesh_catalog::Catalog::new(Arc::new(PostgresStore::open(&db).await.unwrap()));
     let two = mesh_catalog::Catalog::new(Arc::new(PostgresStore::open(&db).await.unwrap()));
     let token = one
