@@ -78,6 +78,8 @@ pub enum Code {
     Order,
     /// A rule the platform needs before a product can be published.
     Readiness,
+    /// A governance policy (Rego) the product violates; the message names the policy.
+    Policy,
 }
 
 impl Code {
@@ -103,6 +105,7 @@ impl Code {
             Code::Reference => "reference",
             Code::Order => "order",
             Code::Readiness => "readiness",
+            Code::Policy => "policy",
         }
     }
 }

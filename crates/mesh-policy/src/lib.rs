@@ -254,6 +254,10 @@ fn policy(source: &Source, scope: Scope) -> Result<Policy, PolicyError> {
     })
 }
 
+/// The most VM instructions one evaluation may run: a guard against a runaway policy, far above
+/// what the standard pack needs for a product with hundreds of columns.
+const MAX_INSTRUCTIONS: usize = 50_000_000;
+
 /// A domain's tightening of global policies: policy id → enforcement.
 pub type Overrides = BTreeMap<String, Enforcement>;
 
@@ -268,6 +272,8 @@ pub struct PolicySet {
     compiled: regorus::CompiledPolicy,
     /// The same, compiled to regorus's bytecode VM.
     program: std::sync::Arc<regorus::rvm::Program>,
+    /// Idle VMs with the program loaded: a VM is reused, not rebuilt, per evaluation.
+    vms: std::sync::Arc<std::sync::Mutex<Vec<Worker>>>,
 }
 
 impl fmt::Debug for PolicySet {
@@ -377,6 +383,7 @@ impl PolicySet {
             engine,
             compiled,
             program,
+            vms: Default::default(),
         })
     }
 
@@ -386,12 +393,25 @@ impl PolicySet {
 
     /// Evaluates every policy on `input`, on regorus's bytecode VM.
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
-        let mut vm = regorus::rvm::RegoVM::new();
-        vm.load_program(std::sync::Arc::clone(&self.program));
-        vm.set_input(regorus::Value::from(input.clone()));
-        let result = vm
-            .execute()
-            .map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
+        let idle = self.vms.lock().ok().and_then(|mut vms| vms.pop());
+        let mut worker = idle.unwrap_or_else(|| {
+            let mut vm = regorus::rvm::RegoVM::new();
+            vm.load_program(std::sync::Arc::clone(&self.program));
+            vm.set_max_instructions(MAX_INSTRUCTIONS);
+            Worker {
+                vm,
+                keys: Keys::default(),
+            }
+        });
+        let value = worker.keys.convert(input);
+        worker.vm.set_input(value);
+        let result = worker.vm.execute();
+        // Drop the input now rather than while the VM sits idle.
+        worker.vm.set_input(regorus::Value::Null);
+        if let Ok(mut vms) = self.vms.lock() {
+            vms.push(worker);
+        }
+        let result = result.map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
         Ok(self.decision(&result))
     }
 
@@ -403,7 +423,7 @@ impl PolicySet {
     ) -> Result<Decision, PolicyError> {
         let result = self
             .compiled
-            .eval_with_input(regorus::Value::from(input.clone()))
+            .eval_with_input(Keys::default().convert(input))
             .map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
         Ok(self.decision(&result))
     }
@@ -495,6 +515,59 @@ impl PolicySet {
 pub struct TestResult {
     pub test: String,
     pub outcome: Result<(), String>,
+}
+
+/// A VM with the program loaded, and the object keys it has seen.
+struct Worker {
+    vm: regorus::rvm::RegoVM,
+    keys: Keys,
+}
+
+/// Object keys as Rego strings, kept across evaluations: products repeat the same few hundred
+/// keys (`name`, `logicalType` ...), and sharing one allocation per key makes building the
+/// input about twice as fast.
+#[derive(Default)]
+struct Keys(std::collections::HashMap<String, regorus::Value>);
+
+impl Keys {
+    /// Keys beyond this many are not remembered (object keys that are data, not schema).
+    const LIMIT: usize = 4096;
+
+    fn key(&mut self, key: &str) -> regorus::Value {
+        if let Some(value) = self.0.get(key) {
+            return value.clone();
+        }
+        let value = regorus::Value::from(key);
+        if self.0.len() < Self::LIMIT {
+            self.0.insert(key.to_owned(), value.clone());
+        }
+        value
+    }
+
+    /// `value` as a Rego value, built directly: going through serde (`Value::from`) costs a
+    /// deep clone and a deserializer pass.
+    fn convert(&mut self, value: &serde_json::Value) -> regorus::Value {
+        use serde_json::Value as J;
+        match value {
+            J::Null => regorus::Value::Null,
+            J::Bool(b) => regorus::Value::Bool(*b),
+            J::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+                (Some(i), _, _) => regorus::Value::from(i),
+                (None, Some(u), _) => regorus::Value::from(u),
+                (None, None, Some(f)) => regorus::Value::from(f),
+                (None, None, None) => regorus::Value::Undefined,
+            },
+            J::String(s) => regorus::Value::from(s.as_str()),
+            J::Array(items) => {
+                regorus::Value::from(items.iter().map(|v| self.convert(v)).collect::<Vec<_>>())
+            }
+            J::Object(map) => regorus::Value::from(
+                map.iter()
+                    .map(|(k, v)| (self.key(k), self.convert(v)))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+        }
+    }
 }
 
 /// The messages of a `deny`/`warn` set: strings, or objects with `msg` and `path`.

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use mesh_model::DocKind;
-use mesh_model::diag::{Diagnostic, Part, Severity};
+use mesh_model::diag::{Code, Diagnostic, Part, Severity};
 use mesh_model::lint::{LintOptions, LintReport, SourceFile, lint};
 
+use crate::cmd::policy;
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::{Outcome, OutputFormat};
 
@@ -22,6 +23,15 @@ pub(crate) struct Args {
     /// Treat platform-readiness warnings as errors (what `mesh publish` requires).
     #[arg(long)]
     strict: bool,
+
+    /// Skip the governance policies (the standard pack, `--policies`, and each product's
+    /// `policies/` folder), which otherwise run on every data product found.
+    #[arg(long)]
+    no_policies: bool,
+
+    /// Folders of global policies (*.rego) added to the standard pack.
+    #[arg(long = "policies", value_name = "DIR", conflicts_with = "no_policies")]
+    policies: Vec<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
@@ -46,12 +56,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
-    let report = lint(
+    let mut report = lint(
         &sources,
         LintOptions {
             strict: args.strict,
         },
     );
+    if !args.no_policies {
+        governance(&sources, &mut report, &args.policies, &mut problems)?;
+    }
     for problem in &problems {
         output::error(problem);
     }
@@ -76,6 +89,126 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Ok
     })
+}
+
+/// Runs the policies on every data product among `sources`, with the contracts of its output ports
+/// found among the same files, and adds each violation to the file it concerns: blocking ones as
+/// errors, warnings as warnings (audit-only rules are for `mesh policy check` and the catalog).
+/// Policies that do not load go to `problems`.
+fn governance(
+    sources: &[SourceFile],
+    report: &mut LintReport,
+    extra: &[PathBuf],
+    problems: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    use mesh_model::source::Node;
+    use mesh_policy::{Enforcement, PolicySet};
+
+    let global = policy::global(extra)?;
+    let parsed: Vec<(&SourceFile, Option<DocKind>, Node)> = sources
+        .iter()
+        .filter_map(|s| {
+            let root = mesh_model::yaml::parse(&s.text).root?;
+            let kind = report
+                .files
+                .iter()
+                .find(|f| f.path == s.path)
+                .and_then(|f| f.kind);
+            Some((s, kind, root))
+        })
+        .collect();
+    // One policy set per product folder with its own policies; the rest share the global one.
+    let mut sets: std::collections::HashMap<PathBuf, Option<PolicySet>> = Default::default();
+    for (source, _, product) in parsed
+        .iter()
+        .filter(|(_, k, _)| *k == Some(DocKind::Product))
+    {
+        let dir = Path::new(&source.path)
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let own = dir.join("policies").is_dir();
+        let key = if own { dir.clone() } else { PathBuf::new() };
+        if !sets.contains_key(&key) {
+            let domain = product
+                .get("domain")
+                .and_then(Node::as_str)
+                .unwrap_or("unknown");
+            let local = if own {
+                policy::rego_files(&dir.join("policies"))?
+            } else {
+                Vec::new()
+            };
+            let set = match (own.then(|| policy::overrides(&dir)).transpose()).and_then(|o| {
+                policy::load(Ok(PolicySet::load(
+                    &global,
+                    Some((domain, &local)),
+                    &o.unwrap_or_default(),
+                )))
+            }) {
+                Ok(set) => Some(set),
+                Err(e) => {
+                    problems.push(format!("{e:#}"));
+                    None
+                }
+            };
+            sets.insert(key.clone(), set);
+        }
+        let Some(set) = sets.get(&key).and_then(Option::as_ref) else {
+            continue;
+        };
+        let ids: Vec<&str> = product
+            .get("outputPorts")
+            .and_then(Node::as_seq)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| p.get("contractId").and_then(Node::as_str))
+            .collect();
+        let contracts: Vec<(String, Node)> = parsed
+            .iter()
+            .filter(|(_, k, c)| {
+                *k == Some(DocKind::Contract)
+                    && c.get("id")
+                        .and_then(Node::as_str)
+                        .is_some_and(|id| ids.contains(&id))
+            })
+            .map(|(s, _, c)| (s.path.clone(), c.clone()))
+            .collect();
+        let jsons: Vec<serde_json::Value> = contracts.iter().map(|(_, c)| c.to_json()).collect();
+        let input = mesh_policy::input(&product.to_json(), &jsons, serde_json::json!({}));
+        let decision = set.evaluate(&input)?;
+        for v in &decision.violations {
+            let severity = match v.enforcement {
+                Enforcement::Block => Severity::Error,
+                Enforcement::Warn => Severity::Warning,
+                Enforcement::Audit => continue,
+            };
+            let (file, span, pointer) = match policy::locate(
+                v.path.as_deref(),
+                &source.path,
+                product,
+                &input,
+                &contracts,
+            ) {
+                Some(at) => (at.file.to_owned(), at.span, at.pointer),
+                None => (source.path.clone(), product.span, String::new()),
+            };
+            let mut d = Diagnostic::error(
+                Code::Policy,
+                span,
+                pointer,
+                format!("[{}] {}", v.policy, v.message),
+            )
+            .with_hint(format!("policy `{}`: {}", v.policy, v.title));
+            d.severity = severity;
+            if let Some(f) = report.files.iter_mut().find(|f| f.path == file) {
+                f.diagnostics.push(d);
+                f.diagnostics
+                    .sort_by_key(|d| (d.position().line, d.position().col));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use mesh_model::source::{Node, Value};
+use mesh_model::source::{Node, Span, Value};
 use mesh_policy::{Decision, Enforcement, Overrides, PolicySet, Source};
 
 use crate::cmd::lint::read_text;
@@ -83,7 +83,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 /// The *.rego files of a folder (sorted); none when it does not exist.
-fn rego_files(dir: &Path) -> anyhow::Result<Vec<Source>> {
+pub(crate) fn rego_files(dir: &Path) -> anyhow::Result<Vec<Source>> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
@@ -104,7 +104,7 @@ fn rego_files(dir: &Path) -> anyhow::Result<Vec<Source>> {
         .collect()
 }
 
-fn global(dirs: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
+pub(crate) fn global(dirs: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     let mut sources = mesh_policy::standard();
     for dir in dirs {
         anyhow::ensure!(dir.is_dir(), "--policies {}: not a folder", dir.display());
@@ -114,7 +114,7 @@ fn global(dirs: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
 }
 
 /// `policies/overrides.yaml`: `policy-id: block|warn|audit`.
-fn overrides(dir: &Path) -> anyhow::Result<Overrides> {
+pub(crate) fn overrides(dir: &Path) -> anyhow::Result<Overrides> {
     let path = dir.join("policies/overrides.yaml");
     if !path.is_file() {
         return Ok(Overrides::new());
@@ -145,7 +145,7 @@ fn overrides(dir: &Path) -> anyhow::Result<Overrides> {
     Ok(out)
 }
 
-fn load(
+pub(crate) fn load(
     set: anyhow::Result<Result<PolicySet, Vec<mesh_policy::PolicyError>>>,
 ) -> anyhow::Result<PolicySet> {
     set?.map_err(|errors| {
@@ -191,6 +191,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
                 &input,
                 &contracts,
             )
+            .and_then(|l| l.text())
         };
         match args.output {
             OutputFormat::Text => print_text(&bundle.descriptor.path, &decision, place)?,
@@ -221,7 +222,7 @@ fn check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
-fn parse(text: &str, path: &str) -> anyhow::Result<Node> {
+pub(crate) fn parse(text: &str, path: &str) -> anyhow::Result<Node> {
     let parsed = mesh_model::yaml::parse(text);
     parsed.root.with_context(|| {
         let why = parsed
@@ -233,15 +234,32 @@ fn parse(text: &str, path: &str) -> anyhow::Result<Node> {
     })
 }
 
-/// `file:line:col` of a violation's path: `contracts.<port>...` in that port's contract, anything
-/// else in the descriptor. List items are found by their name (or property, id, channel).
-fn locate(
+/// Where a violation is: the file, the span of the value its path names, and that value's JSON
+/// pointer. `contracts.<port>...` is in that port's contract, anything else in the descriptor;
+/// list items are found by their name (or property, id, channel). A path that goes further than
+/// the document does points at the last value it reached.
+pub(crate) struct Located<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) span: Span,
+    pub(crate) pointer: String,
+}
+
+impl Located<'_> {
+    /// `file:line:col`, when the position is known.
+    pub(crate) fn text(&self) -> Option<String> {
+        let pos = self.span.start;
+        pos.is_known()
+            .then(|| format!("{}:{}:{}", self.file, pos.line, pos.col))
+    }
+}
+
+pub(crate) fn locate<'a>(
     path: Option<&str>,
-    descriptor: &str,
-    product: &Node,
+    descriptor: &'a str,
+    product: &'a Node,
     input: &serde_json::Value,
-    contracts: &[(String, Node)],
-) -> Option<String> {
+    contracts: &'a [(String, Node)],
+) -> Option<Located<'a>> {
     let path = path?;
     let mut segs: Vec<&str> = path.split('.').collect();
     let (file, mut node) = if segs.first() == Some(&"contracts") && segs.len() >= 2 {
@@ -254,24 +272,34 @@ fn locate(
     } else {
         (descriptor, product)
     };
+    let mut pointer = String::new();
     for seg in segs {
         let next = match &node.value {
-            Value::Map(_) => node.get(seg),
-            Value::Seq(items) => items.iter().find(|item| {
+            Value::Map(_) => node
+                .get(seg)
+                .map(|n| (n, seg.replace('~', "~0").replace('/', "~1"))),
+            Value::Seq(items) => items.iter().enumerate().find_map(|(i, item)| {
                 ["name", "property", "id", "channel"]
                     .iter()
                     .any(|k| item.get(k).and_then(Node::as_str) == Some(seg))
+                    .then(|| (item, i.to_string()))
             }),
             _ => None,
         };
         match next {
-            Some(n) => node = n,
+            Some((n, step)) => {
+                node = n;
+                pointer.push('/');
+                pointer.push_str(&step);
+            }
             None => break,
         }
     }
-    let pos = node.span.start;
-    pos.is_known()
-        .then(|| format!("{file}:{}:{}", pos.line, pos.col))
+    Some(Located {
+        file,
+        span: node.span,
+        pointer,
+    })
 }
 
 fn print_text(

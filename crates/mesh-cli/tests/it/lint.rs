@@ -9,7 +9,8 @@ use crate::{mesh, stderr, stdout, vectors};
 fn exit_code_matches_the_official_verdict_on_every_vector() {
     let Some(dir) = vectors::dir() else { return };
     for row in vectors::rows(&dir) {
-        let out = mesh(&dir, &["lint", &row.path]);
+        // The official verdict is on the standard alone, not on our governance policies.
+        let out = mesh(&dir, &["lint", "--no-policies", &row.path]);
         let expected = if row.valid { 0 } else { 1 };
         assert_eq!(
             out.status.code(),

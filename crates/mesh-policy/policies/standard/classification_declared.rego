@@ -28,10 +28,14 @@ deny contains v if {
 }
 
 deny contains v if {
+	# Rule references hoisted out of the loop: each one is a rule call per column otherwise.
+	product := declared
+	ranks := rank
+	limit := ranks[product]
 	some port, contract in input.contracts
 	some object in contract.schema
 	some prop in object.properties
-	column := lower(object.get(prop, "classification", "public"))
-	rank[column] > rank[declared]
-	v := {"msg": sprintf("column %s.%s of port %s is %s, above the product's %s", [object.name, prop.name, port, column, declared]), "path": "customProperties.dataClassification"}
+	column := lower(prop.classification)
+	ranks[column] > limit
+	v := {"msg": sprintf("column %s.%s of port %s is %s, above the product's %s", [object.name, prop.name, port, column, product]), "path": "customProperties.dataClassification"}
 }

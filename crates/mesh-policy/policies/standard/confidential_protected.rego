@@ -13,15 +13,24 @@ import rego.v1
 
 sensitive := {"confidential", "restricted", "secret"}
 
-masked(port) := {c | some p in input.product.outputPorts; p.name == port; some cp in p.customProperties; cp.property == "masked"; some c in cp.value}
+# [port, column] of every column an output port masks.
+masked contains [p.name, c] if {
+	some p in input.product.outputPorts
+	some cp in p.customProperties
+	cp.property == "masked"
+	some c in cp.value
+}
 
 deny contains v if {
+	# Rule references hoisted out of the loop: each one is a rule call per column otherwise.
+	levels := sensitive
+	hidden := masked
 	some port, contract in input.contracts
 	some object in contract.schema
 	some prop in object.properties
-	lower(object.get(prop, "classification", "")) in sensitive
+	levels[lower(prop.classification)]
 	not prop.encryptedName
-	not prop.name in masked(port)
+	not hidden[[port, prop.name]]
 	v := {
 		"msg": sprintf("column %s.%s of port %s is %s but neither encrypted (encryptedName) nor masked at the port", [object.name, prop.name, port, prop.classification]),
 		"path": sprintf("contracts.%s.schema.%s.properties.%s", [port, object.name, prop.name]),

@@ -9,30 +9,30 @@ package mesh.standard.primary_key_quality
 
 import rego.v1
 
-keys(object) := {p.name | some p in object.properties; p.primaryKey == true}
-
-checked(object, key) if {
-	some p in object.properties
-	p.name == key
-	count(object.get(p, "quality", [])) > 0
-}
-
-checked(object, key) if {
-	some q in object.get(object, "quality", [])
-	key in object.get(object.get(q, "arguments", {}), "properties", [])
-}
-
 deny contains v if {
 	some port, contract in input.contracts
-	keyed := [o | some o in contract.schema; count(keys(o)) > 0]
-	count(keyed) == 0
+	not keyed(contract)
 	v := {"msg": sprintf("the contract of port %s declares no primary key", [port]), "path": sprintf("contracts.%s.schema", [port])}
 }
 
 deny contains v if {
 	some port, contract in input.contracts
-	some object in contract.schema
-	some key in keys(object)
-	not checked(object, key)
-	v := {"msg": sprintf("primary key %s.%s of port %s has no quality rule", [object.name, key, port]), "path": sprintf("contracts.%s.schema.%s.properties.%s.quality", [port, object.name, key])}
+	some table in contract.schema
+	some prop in table.properties
+	prop.primaryKey == true
+	count(object.get(prop, "quality", [])) == 0
+	not table_rule(table, prop.name)
+	v := {"msg": sprintf("primary key %s.%s of port %s has no quality rule", [table.name, prop.name, port]), "path": sprintf("contracts.%s.schema.%s.properties.%s.quality", [port, table.name, prop.name])}
+}
+
+keyed(contract) if {
+	some table in contract.schema
+	some prop in table.properties
+	prop.primaryKey == true
+}
+
+# A table-level quality rule naming the column.
+table_rule(table, column) if {
+	some q in object.get(table, "quality", [])
+	column in object.get(object.get(q, "arguments", {}), "properties", [])
 }

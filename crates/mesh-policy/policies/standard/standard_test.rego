@@ -144,3 +144,45 @@ test_column_above_product_classification if {
 	bad := with_product({"customProperties": [{"property": "dataClassification", "value": "internal"}, {"property": "retentionDays", "value": 30}]})
 	count(data.mesh.standard.classification_declared.deny) >= 1 with input as bad
 }
+
+# The rewritten personal-data and naming checks: phrases, word boundaries, every kind of name.
+test_personal_phrases_and_words if {
+	props := [pk, {"name": "customer_first_name"}, {"name": "E_Mail"}, {"name": "national_id"}, {"name": "billing_street"}]
+	denied := data.mesh.standard.pii_tagged.deny with input as with_props(props)
+
+	# Each of the four is untagged and classified public (by default).
+	count(denied) == 8
+}
+
+test_personal_words_need_boundaries if {
+	props := [pk, {"name": "emailed_count"}, {"name": "headphone"}, {"name": "first_order"}, {"name": "namespace"}]
+	count(data.mesh.standard.pii_tagged.deny) == 0 with input as with_props(props)
+}
+
+test_tagged_public_column_without_a_personal_name if {
+	props := [pk, {"name": "segment", "tags": ["pii"]}]
+	count(data.mesh.standard.pii_tagged.deny) == 1 with input as with_props(props)
+}
+
+test_every_kind_of_bad_name if {
+	props := [pk, {"name": "Order-Date"}, {"name": "1st_order"}, {"name": "_hidden"}, {"name": "ok_name_2"}]
+	bad := object.union(with_props(props), {"product": object.union(good.product, {
+		"id": "sales.Orders",
+		"outputPorts": [object.union(good.product.outputPorts[0], {"name": "order-port"})],
+	})})
+	denied := data.mesh.standard.naming.deny with input as bad
+
+	# Three columns, the product id, the port; the contract id no longer starts with the product id.
+	count(denied) == 6
+}
+
+# The product reachable only through its owner's username.
+only_owner(username) := with_product({"support": [], "team": {"name": "t", "members": [{"username": username, "role": "owner"}]}})
+
+test_owner_email_must_look_like_one if {
+	count(data.mesh.standard.owner_contact.deny) == 0 with input as only_owner("alice@example.com")
+	count(data.mesh.standard.owner_contact.deny) == 1 with input as only_owner("alice@example")
+	count(data.mesh.standard.owner_contact.deny) == 1 with input as only_owner("alice smith@example.com")
+	count(data.mesh.standard.owner_contact.deny) == 1 with input as only_owner("@example.com")
+	count(data.mesh.standard.owner_contact.deny) == 1 with input as only_owner("alice@@example.com")
+}
