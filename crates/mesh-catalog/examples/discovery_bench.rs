@@ -311,13 +311,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(&impact, 0.99)
     );
     if std::env::var_os("AUDIT").is_some() {
-        let set = mesh_policy::PolicySet::load(
-            &mesh_policy::standard(),
-            None,
-            &mesh_policy::Overrides::new(),
-        )
-        .map_err(|e| format!("{e:?}"))?;
-        let auditor = reader.clone().with_policies(set);
+        let auditor = reader
+            .clone()
+            .with_policies(mesh_policy::standard())
+            .map_err(|e| format!("{e:?}"))?;
         let t = Instant::now();
         let report = auditor.audit(&who).await?;
         println!(

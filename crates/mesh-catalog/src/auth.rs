@@ -62,7 +62,9 @@ pub enum Action<'a> {
     Publish { domain: &'a str },
     /// Deprecate or retire a version in a domain.
     Lifecycle { domain: &'a str },
-    /// Issue tokens and grant roles.
+    /// Publish a domain's policies.
+    Govern { domain: &'a str },
+    /// Issue tokens and grant roles; publish the global policies.
     Administer,
 }
 
@@ -108,7 +110,9 @@ impl Principal {
             Action::Publish { domain } => {
                 self.has(Role::Owner, Some(domain)) || self.has(Role::Member, Some(domain))
             }
-            Action::Lifecycle { domain } => self.has(Role::Owner, Some(domain)),
+            Action::Lifecycle { domain } | Action::Govern { domain } => {
+                self.has(Role::Owner, Some(domain))
+            }
             Action::Administer => false,
         }
     }

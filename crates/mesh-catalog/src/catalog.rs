@@ -67,7 +67,12 @@ pub enum CatalogError {
         product: String,
         version: String,
         violations: Vec<mesh_policy::Violation>,
+        /// The policy bundle versions that decided.
+        bundles: crate::governance::BundleVersions,
     },
+    /// Policies that do not load with the ones they join, or whose Rego tests fail.
+    #[error("the policies are refused: {}", .0.join("; "))]
+    InvalidPolicies(Vec<String>),
     /// The lifecycle forbids it (retire before sunset, deprecate a retired version, ...).
     #[error("{0}")]
     Lifecycle(String),
@@ -304,12 +309,15 @@ pub struct Deprecation {
 /// The catalog: a store, a clock, and the rules.
 #[derive(Debug, Clone)]
 pub struct Catalog {
-    store: Arc<dyn CatalogStore>,
-    clock: Arc<dyn Clock>,
+    pub(crate) store: Arc<dyn CatalogStore>,
+    pub(crate) clock: Arc<dyn Clock>,
     search: Arc<SearchState>,
     lineage: Arc<LineageState>,
-    /// Global policies evaluated at publish; none = no governance.
-    policies: Option<Arc<mesh_policy::PolicySet>>,
+    /// The global policies the catalog was built with (the binary's standard pack), to which the
+    /// published global and domain bundles add; none and no bundle = no governance.
+    pub(crate) base_policies: Option<Arc<Vec<mesh_policy::Source>>>,
+    /// Compiled policy sets by the bundle versions they were built from.
+    pub(crate) policy_sets: Arc<crate::governance::SetCache>,
 }
 
 /// The lineage graph and the last event it reflects.
@@ -331,7 +339,17 @@ struct SearchState {
 /// Event kinds that change what search shows for their subject.
 const SEARCH_EVENTS: [&str; 3] = ["product.published", "version.deprecated", "version.retired"];
 
-fn stamp(at: DateTime<Utc>) -> String {
+/// A decision as the publish report shows it: the decision and the bundle versions behind it.
+fn policy_json(
+    decision: &mesh_policy::Decision,
+    bundles: &crate::governance::BundleVersions,
+) -> serde_json::Value {
+    let mut json = serde_json::to_value(decision).unwrap_or_default();
+    json["bundles"] = serde_json::to_value(bundles).unwrap_or_default();
+    json
+}
+
+pub(crate) fn stamp(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -718,6 +736,17 @@ fn version_view(
 }
 
 /// Runs `body` in a write transaction, again from the start whenever it loses a race.
+/// After a write lost a race: waits a little (spreading the retries of writers that collided)
+/// and says whether to try again.
+pub(crate) async fn retry_pause(attempt: usize) -> bool {
+    if attempt >= MAX_ATTEMPTS {
+        return false;
+    }
+    let jitter = rand::random::<u64>() % (2 + attempt as u64 * 2);
+    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+    true
+}
+
 macro_rules! retrying {
     ($self:ident, |$tx:ident| $body:expr) => {{
         let mut attempt = 0usize;
@@ -743,12 +772,9 @@ macro_rules! retrying {
             };
             match result {
                 Err(CatalogError::Store(StoreError::Conflict(why))) => {
-                    if attempt >= MAX_ATTEMPTS {
+                    if !retry_pause(attempt).await {
                         break Err(CatalogError::Busy(why));
                     }
-                    // Spread the retries of writers that collided.
-                    let jitter = rand::random::<u64>() % (2 + attempt as u64 * 2);
-                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                 }
                 other => break other,
             }
@@ -767,15 +793,22 @@ impl Catalog {
             clock,
             search: Arc::default(),
             lineage: Arc::default(),
-            policies: None,
+            base_policies: None,
+            policy_sets: Arc::default(),
         }
     }
 
-    /// Evaluates these policies at every publish: blocking violations refuse it, the others are
-    /// recorded with it.
-    pub fn with_policies(mut self, policies: mesh_policy::PolicySet) -> Catalog {
-        self.policies = Some(Arc::new(policies));
-        self
+    /// Judges every publish by these global policies (with the global and domain bundles
+    /// published to the catalog): blocking violations refuse it, the others are recorded with it.
+    /// Refused when they do not load.
+    pub fn with_policies(
+        mut self,
+        global: Vec<mesh_policy::Source>,
+    ) -> Result<Catalog, Vec<mesh_policy::PolicyError>> {
+        mesh_policy::PolicySet::load(&global, None, &mesh_policy::Overrides::new())?;
+        self.base_policies = Some(Arc::new(global));
+        self.policy_sets = Arc::default();
+        Ok(self)
     }
 
     /// The policy decision on a prepared product, with the context the catalog knows: the latest
@@ -785,8 +818,9 @@ impl Catalog {
         tx: &mut dyn Tx,
         p: &Prepared,
         product: Option<&ProductRow>,
-    ) -> Result<Option<mesh_policy::Decision>, CatalogError> {
-        let Some(policies) = &self.policies else {
+    ) -> Result<Option<(mesh_policy::Decision, crate::governance::BundleVersions)>, CatalogError>
+    {
+        let Some((policies, versions)) = self.policy_set(tx, &p.domain).await? else {
             return Ok(None);
         };
         let mut context = serde_json::json!({ "domain": p.domain });
@@ -806,7 +840,7 @@ impl Catalog {
         let input = mesh_policy::input(&p.descriptor, &contracts, context);
         policies
             .evaluate(&input)
-            .map(Some)
+            .map(|d| Some((d, versions)))
             .map_err(|e| CatalogError::BadRequest(e.to_string()))
     }
 
@@ -818,7 +852,7 @@ impl Catalog {
         stamp(self.clock.now())
     }
 
-    fn allow(who: &Principal, action: Action<'_>) -> Result<(), CatalogError> {
+    pub(crate) fn allow(who: &Principal, action: Action<'_>) -> Result<(), CatalogError> {
         if who.may(action) {
             return Ok(());
         }
@@ -830,6 +864,7 @@ impl Catalog {
             Action::Lifecycle { domain } => {
                 format!("deprecate or retire versions in domain `{domain}`")
             }
+            Action::Govern { domain } => format!("publish the policies of domain `{domain}`"),
             Action::Administer => "administer the catalog".to_owned(),
         };
         Err(CatalogError::Forbidden(format!(
@@ -982,13 +1017,14 @@ impl Catalog {
                 });
             }
             let decision = self.govern(tx.as_mut(), p, product.as_ref()).await?;
-            if let Some(d) = &decision
+            if let Some((d, bundles)) = &decision
                 && d.blocked()
             {
                 return Err(CatalogError::PolicyViolation {
                     product: p.id.clone(),
                     version: version.clone(),
                     violations: d.violations.clone(),
+                    bundles: *bundles,
                 });
             }
             if dry_run {
@@ -998,9 +1034,7 @@ impl Catalog {
                     outcome: PublishOutcome::Checked,
                     digest: p.digest.clone(),
                     ports,
-                    policy: decision
-                        .as_ref()
-                        .map(|d| serde_json::to_value(d).unwrap_or_default()),
+                    policy: decision.as_ref().map(|(d, v)| policy_json(d, v)),
                     event: None,
                 };
                 return Ok((report, false));
@@ -1145,7 +1179,7 @@ impl Catalog {
                     }),
                 })
                 .await?;
-            if let Some(d) = &decision {
+            if let Some((d, bundles)) = &decision {
                 tx.append_event(&NewEvent {
                     at: now.clone(),
                     kind: "policy.decision".into(),
@@ -1153,7 +1187,7 @@ impl Catalog {
                     actor: who.name.clone(),
                     payload: serde_json::json!({
                         "version": version, "outcome": "accepted", "evaluated": d.evaluated,
-                        "violations": d.violations,
+                        "violations": d.violations, "bundles": bundles,
                     }),
                 })
                 .await?;
@@ -1164,9 +1198,7 @@ impl Catalog {
                 outcome: PublishOutcome::Published,
                 digest: p.digest.clone(),
                 ports,
-                policy: decision
-                    .as_ref()
-                    .map(|d| serde_json::to_value(d).unwrap_or_default()),
+                policy: decision.as_ref().map(|(d, v)| policy_json(d, v)),
                 event: Some(event),
             };
             Ok((report, true))
@@ -1176,6 +1208,7 @@ impl Catalog {
             product,
             version,
             violations,
+            bundles,
         }) = &result
             && !dry_run
         {
@@ -1187,6 +1220,7 @@ impl Catalog {
                 actor: who.name.clone(),
                 payload: serde_json::json!({
                     "version": version, "outcome": "refused", "violations": violations,
+                    "bundles": bundles,
                 }),
             })
             .await?;
@@ -1988,16 +2022,17 @@ impl Catalog {
     /// the history.
     pub async fn audit(&self, who: &Principal) -> Result<AuditReport, CatalogError> {
         Self::allow(who, Action::ReadEvents)?;
-        let Some(policies) = self.policies.clone() else {
-            return Err(CatalogError::BadRequest(
-                "this catalog has no policies to audit with".into(),
-            ));
-        };
         let mut report = AuditReport {
             at: self.now(),
             ..AuditReport::default()
         };
         let mut tx = self.store.read().await?;
+        let bundles = self.current_bundles(tx.as_mut()).await?;
+        if self.base_policies.is_none() && bundles.is_empty() {
+            return Err(CatalogError::BadRequest(
+                "this catalog has no policies to audit with".into(),
+            ));
+        }
         let mut after: Option<String> = None;
         while let Some((upto, page)) = latest_page(tx.as_mut(), after.as_deref(), 500).await? {
             for (product, version) in page {
@@ -2007,6 +2042,10 @@ impl Catalog {
                 if version.status == "retired" {
                     continue;
                 }
+                let Some((policies, _)) = self.policy_set_from(&bundles, &product.domain).await?
+                else {
+                    continue;
+                };
                 let input = mesh_policy::input(descriptor, &contracts, serde_json::json!({}));
                 let decision = policies
                     .evaluate(&input)

@@ -3,9 +3,13 @@
 
 use std::fmt;
 
+use mesh_catalog::governance::{
+    EffectivePolicies, PolicyBundle, PolicyBundleView, PolicyPublishReport, PolicyScope,
+};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::{
-    Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport, VersionView,
+    AuditReport, Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport,
+    VersionView,
 };
 use serde::de::DeserializeOwned;
 
@@ -61,12 +65,27 @@ impl Failure {
             self.code(),
             "invalid"
                 | "policy"
+                | "invalid_policies"
                 | "version_exists"
                 | "incompatible"
                 | "lifecycle"
                 | "bad_request"
                 | "not_found"
         )
+    }
+
+    /// The problem's list of problems (`invalid_policies`), one line each.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        match self {
+            Failure::Catalog(CatalogError::InvalidPolicies(p)) => p.clone(),
+            Failure::Remote { problem, .. } => problem["problems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| p.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The problem as JSON (what the API returns; built locally for the local catalog).
@@ -310,6 +329,64 @@ impl Client {
                 );
                 r.call(reqwest::Method::POST, &path, None).await
             }
+        }
+    }
+
+    pub(crate) async fn publish_policies(
+        &self,
+        scope: &PolicyScope,
+        bundle: PolicyBundle,
+        dry_run: bool,
+    ) -> Result<PolicyPublishReport, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog
+                .publish_policies(who, scope, bundle, dry_run)
+                .await?),
+            Client::Remote(r) => {
+                let path = format!(
+                    "/api/v1/policies/{}?dry_run={dry_run}",
+                    segment(scope.name())
+                );
+                let body = serde_json::to_value(&bundle)
+                    .map_err(|e| Failure::Transport(format!("encoding the policies: {e}")))?;
+                r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn policy_versions(
+        &self,
+        scope: &PolicyScope,
+    ) -> Result<Vec<PolicyBundleView>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.policy_bundles(who, scope).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/policies/{}/versions", segment(scope.name()));
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn effective_policies(
+        &self,
+        domain: Option<&str>,
+    ) -> Result<EffectivePolicies, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.effective_policies(who, domain).await?),
+            Client::Remote(r) => {
+                let path = match domain {
+                    Some(d) => format!("/api/v1/policies?domain={}", segment(d)),
+                    None => "/api/v1/policies".to_owned(),
+                };
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn audit(&self) -> Result<AuditReport, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.audit(who).await?),
+            Client::Remote(r) => r.call(reqwest::Method::POST, "/api/v1/audit", None).await,
         }
     }
 }

@@ -101,14 +101,11 @@ impl CatalogArgs {
         let store = mesh_catalog::store::open(&url)
             .await
             .with_context(|| format!("cannot open the catalog at {}", redact(&url)))?;
-        // The standard policy pack governs every publish.
-        let policies = mesh_policy::PolicySet::load(
-            &mesh_policy::standard(),
-            None,
-            &mesh_policy::Overrides::new(),
-        )
-        .map_err(|e| anyhow::anyhow!("the standard policy pack does not load: {e:?}"))?;
-        Ok(Catalog::new(Arc::clone(&store)).with_policies(policies))
+        // The standard policy pack governs every publish, with the global and domain policies
+        // published to the catalog.
+        Catalog::new(Arc::clone(&store))
+            .with_policies(mesh_policy::standard())
+            .map_err(|e| anyhow::anyhow!("the standard policy pack does not load: {e:?}"))
     }
 }
 

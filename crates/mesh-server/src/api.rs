@@ -39,6 +39,7 @@ use crate::{AppState, Caller};
         (name = "catalog", description = "Domains, teams, events, tokens"),
         (name = "contracts", description = "Contract changelogs"),
         (name = "lineage", description = "Lineage graph; OpenLineage in, Marquez's graph shape out"),
+        (name = "governance", description = "Rego policies versioned per scope (global, domain), and the audit"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -78,6 +79,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
         .routes(routes!(issue_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(crate::policies::effective_policies))
+        .routes(routes!(crate::policies::publish_policies))
+        .routes(routes!(crate::policies::policy_versions))
+        .routes(routes!(crate::policies::policy_version))
+        .routes(routes!(crate::policies::audit))
 }
 
 type ApiResult<T> = Result<T, ApiError>;

@@ -20,7 +20,7 @@ pub struct Problem {
     /// What went wrong, for people.
     pub detail: String,
     /// What went wrong, for programs: `unauthenticated`, `forbidden`, `not_found`,
-    /// `bad_request`, `invalid`, `policy`, `version_exists`, `incompatible`, `lifecycle`, `unsupported_media_type`,
+    /// `bad_request`, `invalid`, `policy`, `invalid_policies`, `version_exists`, `incompatible`, `lifecycle`, `unsupported_media_type`,
     /// `payload_too_large`, `method_not_allowed`, `busy`, `internal`.
     pub code: String,
     /// For `invalid`: every lint finding, with file, line and column.
@@ -32,6 +32,10 @@ pub struct Problem {
     /// For `policy`: every policy violation (blocking and not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violations: Option<serde_json::Value>,
+    /// For `invalid_policies`: why the policies are refused, one problem each (Rego errors with
+    /// file:line:col, federation clashes, failing Rego tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<String>>,
 }
 
 /// An error a handler returns; becomes a [`Problem`] response.
@@ -50,6 +54,7 @@ pub struct Extra {
     pub diagnostics: Option<serde_json::Value>,
     pub ports: Option<serde_json::Value>,
     pub violations: Option<serde_json::Value>,
+    pub problems: Option<Vec<String>>,
 }
 
 impl ApiError {
@@ -87,6 +92,7 @@ impl ApiError {
             diagnostics: self.extra.as_ref().and_then(|e| e.diagnostics.clone()),
             ports: self.extra.as_ref().and_then(|e| e.ports.clone()),
             violations: self.extra.as_ref().and_then(|e| e.violations.clone()),
+            problems: self.extra.as_ref().and_then(|e| e.problems.clone()),
         }
     }
 }
@@ -129,6 +135,7 @@ impl From<CatalogError> for ApiError {
                     diagnostics: Some(findings.iter().map(|(path, d)| d.to_json(path)).collect()),
                     ports: None,
                     violations: None,
+                    problems: None,
                 })),
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail)
             },
@@ -140,6 +147,7 @@ impl From<CatalogError> for ApiError {
                     diagnostics: None,
                     ports: serde_json::to_value(&ports).ok(),
                     violations: None,
+                    problems: None,
                 })),
                 ..ApiError::new(StatusCode::CONFLICT, "incompatible", detail)
             },
@@ -149,8 +157,16 @@ impl From<CatalogError> for ApiError {
                     diagnostics: None,
                     ports: None,
                     violations: serde_json::to_value(&violations).ok(),
+                    problems: None,
                 })),
                 ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "policy", detail)
+            },
+            CatalogError::InvalidPolicies(problems) => ApiError {
+                extra: Some(Box::new(Extra {
+                    problems: Some(problems),
+                    ..Extra::default()
+                })),
+                ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_policies", detail)
             },
             CatalogError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", detail),
             // Database details stay in the server's log, not in the response.

@@ -4,6 +4,7 @@
 
 mod api;
 mod error;
+mod policies;
 
 use std::sync::Arc;
 

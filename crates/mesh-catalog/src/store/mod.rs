@@ -149,6 +149,33 @@ pub trait Tx: Send {
     async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>>;
     /// Adds a role binding; adding one that exists is not an error.
     async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()>;
+
+    /// One version of a scope's policy bundle, or its latest when `version` is `None`.
+    async fn policy_bundle(
+        &mut self,
+        scope: &str,
+        version: Option<i64>,
+    ) -> StoreResult<Option<PolicyBundleRow>>;
+    /// Every version of a scope's policy bundle, oldest first.
+    async fn policy_bundles(&mut self, scope: &str) -> StoreResult<Vec<PolicyBundleRow>>;
+    /// The latest bundle of every scope, by scope.
+    async fn current_policy_bundles(&mut self) -> StoreResult<Vec<PolicyBundleRow>>;
+    /// [`StoreError::Conflict`] when that version of the scope exists.
+    async fn insert_policy_bundle(&mut self, row: &PolicyBundleRow) -> StoreResult<()>;
+}
+
+/// One version of the policies of a scope: `global`, or `domain:<name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyBundleRow {
+    pub scope: String,
+    pub version: i64,
+    /// JSON `[{"path", "text"}]`.
+    pub files: String,
+    /// JSON `{"policy-id": "block" | "warn" | "audit"}`.
+    pub overrides: String,
+    pub digest: String,
+    pub published_by: String,
+    pub published_at: String,
 }
 
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]

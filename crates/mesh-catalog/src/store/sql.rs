@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
-    Backend, CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PortRow, ProductQuery,
-    ProductRow, RoleBinding, StoreError, StoreResult, TeamRow, TokenRow, Tx, VersionRow,
+    Backend, CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PolicyBundleRow, PortRow,
+    ProductQuery, ProductRow, RoleBinding, StoreError, StoreResult, TeamRow, TokenRow, Tx,
+    VersionRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -41,6 +42,12 @@ macro_rules! version_cols {
 macro_rules! port_cols {
     () => {
         "product, version, port, major, contract_id, compatibility, digest, contract"
+    };
+}
+
+macro_rules! bundle_cols {
+    () => {
+        "scope, version, files, overrides, digest, published_by, published_at"
     };
 }
 
@@ -115,6 +122,18 @@ macro_rules! row_readers {
                 name: r.try_get("name")?,
                 domain: r.try_get("domain")?,
                 created_at: r.try_get("created_at")?,
+            })
+        }
+
+        fn bundle_row(r: &$row) -> Result<PolicyBundleRow, sqlx::Error> {
+            Ok(PolicyBundleRow {
+                scope: r.try_get("scope")?,
+                version: r.try_get("version")?,
+                files: r.try_get("files")?,
+                overrides: r.try_get("overrides")?,
+                digest: r.try_get("digest")?,
+                published_by: r.try_get("published_by")?,
+                published_at: r.try_get("published_at")?,
             })
         }
 
@@ -644,6 +663,67 @@ macro_rules! sql_tx {
                 .bind(&row.domain)
                 .execute(&mut *self.tx)
                 .await?;
+                Ok(())
+            }
+
+            async fn policy_bundle(
+                &mut self,
+                scope: &str,
+                version: Option<i64>,
+            ) -> StoreResult<Option<PolicyBundleRow>> {
+                let row = match version {
+                    Some(v) => sqlx::query(concat!(
+                        "SELECT ", bundle_cols!(), " FROM policy_bundles WHERE scope = $1 AND version = $2"
+                    ))
+                    .bind(scope)
+                    .bind(v)
+                    .fetch_optional(&mut *self.tx)
+                    .await?,
+                    None => sqlx::query(concat!(
+                        "SELECT ", bundle_cols!(),
+                        " FROM policy_bundles WHERE scope = $1 ORDER BY version DESC LIMIT 1"
+                    ))
+                    .bind(scope)
+                    .fetch_optional(&mut *self.tx)
+                    .await?,
+                };
+                Ok(row.as_ref().map(bundle_row).transpose()?)
+            }
+
+            async fn policy_bundles(&mut self, scope: &str) -> StoreResult<Vec<PolicyBundleRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", bundle_cols!(), " FROM policy_bundles WHERE scope = $1 ORDER BY version"
+                ))
+                .bind(scope)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(bundle_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn current_policy_bundles(&mut self) -> StoreResult<Vec<PolicyBundleRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", bundle_cols!(), " FROM policy_bundles b WHERE version = \
+                     (SELECT MAX(version) FROM policy_bundles c WHERE c.scope = b.scope) ORDER BY scope"
+                ))
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(bundle_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn insert_policy_bundle(&mut self, row: &PolicyBundleRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO policy_bundles (", bundle_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                ))
+                .bind(&row.scope)
+                .bind(row.version)
+                .bind(&row.files)
+                .bind(&row.overrides)
+                .bind(&row.digest)
+                .bind(&row.published_by)
+                .bind(&row.published_at)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("policy bundle version exists"))?;
                 Ok(())
             }
         }

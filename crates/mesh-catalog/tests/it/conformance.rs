@@ -692,7 +692,7 @@ async fn ports_and_history_cannot_be_sidestepped() {
 
 #[tokio::test]
 async fn policies_block_warn_or_audit_at_publish() {
-    use mesh_policy::{Overrides, PolicySet, Source, standard};
+    use mesh_policy::{Source, standard};
     for t in backends::all().await {
         let name = t.name;
         let mut global = standard();
@@ -700,8 +700,9 @@ async fn policies_block_warn_or_audit_at_publish() {
             path: "platform/no_test_data.rego".into(),
             text: "# METADATA\n# title: No test data\n# custom:\n#   id: no-test-data\n#   enforcement: audit\npackage platform.no_test_data\n\nimport rego.v1\n\ndeny contains \"the purpose says this is test data\" if contains(lower(input.product.description.purpose), \"test data\")\n".into(),
         });
-        let set = PolicySet::load(&global, None, &Overrides::new()).unwrap();
-        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock()).with_policies(set);
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock())
+            .with_policies(global)
+            .unwrap();
         let who = admin();
 
         // Blocking: refused with every violation, nothing stored, the refusal audited.
@@ -762,7 +763,7 @@ async fn policies_block_warn_or_audit_at_publish() {
 
 #[tokio::test]
 async fn audit_reports_compliance_per_domain_and_policy() {
-    use mesh_policy::{Overrides, PolicySet, standard};
+    use mesh_policy::standard;
     for t in backends::all().await {
         let name = t.name;
         let who = admin();
@@ -771,8 +772,7 @@ async fn audit_reports_compliance_per_domain_and_policy() {
         let mut old = product("sales.legacy", "1.0.0", &["id!"]).bundle();
         old.descriptor.text = old.descriptor.text.replace("value: 365", "value: 9999");
         plain.publish(&who, &old, false).await.unwrap();
-        let set = PolicySet::load(&standard(), None, &Overrides::new()).unwrap();
-        let catalog = plain.with_policies(set);
+        let catalog = plain.with_policies(standard()).unwrap();
         catalog
             .publish(
                 &who,
@@ -805,5 +805,364 @@ async fn audit_reports_compliance_per_domain_and_policy() {
             2,
             "{name}"
         );
+    }
+}
+
+/// A domain policy: columns named `*amount` must not be plain strings.
+const SALES_MONEY: &str = r#"# METADATA
+# title: Amounts are numbers
+# custom:
+#   id: sales-amount-number
+#   type: quality
+#   enforcement: block
+package sales.amount_number
+
+import rego.v1
+
+deny contains msg if {
+	some contract in input.contracts
+	some table in contract.schema
+	some prop in table.properties
+	endswith(prop.name, "amount")
+	prop.logicalType == "string"
+	msg := sprintf("%s is a string; amounts are numbers", [prop.name])
+}
+"#;
+
+const SALES_MONEY_TEST: &str = r#"package sales.amount_number_test
+
+import rego.v1
+
+test_string_amount_denied if {
+	count(data.sales.amount_number.deny) == 1 with input as {"contracts": {"p": {"schema": [{"properties": [{"name": "amount", "logicalType": "string"}]}]}}}
+}
+"#;
+
+#[tokio::test]
+async fn domain_and_global_policies_are_versioned_in_the_catalog() {
+    use mesh_catalog::governance::{PolicyBundle, PolicyFile, PolicyScope};
+    use mesh_policy::standard;
+    let file = |path: &str, text: &str| PolicyFile {
+        path: path.into(),
+        text: text.into(),
+    };
+    let bundle = |files: Vec<PolicyFile>, overrides: &[(&str, &str)]| PolicyBundle {
+        files,
+        overrides: overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+    };
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock())
+            .with_policies(standard())
+            .unwrap();
+        // A second instance on the same database, its policy cache warmed before any bundle.
+        let other = Catalog::with_clock(Arc::clone(&t.store), clock())
+            .with_policies(standard())
+            .unwrap();
+        let admin = admin();
+        let token = |principal: &str, role: Role, domain: &str| {
+            let catalog = catalog.clone();
+            let (principal, domain) = (principal.to_owned(), domain.to_owned());
+            async move {
+                let token = catalog
+                    .bootstrap_token(&principal, &[(role, Some(domain))], None)
+                    .await
+                    .unwrap();
+                catalog.authenticate(&token).await.unwrap()
+            }
+        };
+        let sales_owner = token("frank", Role::Owner, "sales").await;
+        let sales_member = token("erin", Role::Member, "sales").await;
+        let hr_owner = token("dave", Role::Owner, "hr").await;
+        let sales = PolicyScope::Domain("sales".into());
+        let money = bundle(
+            vec![
+                file("amount_number.rego", SALES_MONEY),
+                file("amount_number_test.rego", SALES_MONEY_TEST),
+            ],
+            &[],
+        );
+        let string_amount = product("sales.orders", "1.0.0", &["id!", "amount"]).bundle();
+        other
+            .publish(&admin, &string_amount, true)
+            .await
+            .expect("accepted before the domain has policies");
+
+        // Only the domain's owners publish its policies; only admins the global ones.
+        for who in [&sales_member, &hr_owner] {
+            assert!(
+                matches!(
+                    catalog
+                        .publish_policies(who, &sales, money.clone(), false)
+                        .await,
+                    Err(CatalogError::Forbidden(_))
+                ),
+                "{name}: {} may not govern sales",
+                who.name
+            );
+        }
+        assert!(matches!(
+            catalog
+                .publish_policies(&sales_owner, &PolicyScope::Global, money.clone(), false)
+                .await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        let v1 = catalog
+            .publish_policies(&sales_owner, &sales, money.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (v1.outcome.as_str(), v1.bundle.version),
+            ("published", 1),
+            "{name}"
+        );
+        assert_eq!(
+            v1.tests, 27,
+            "{name}: the pack's 26 tests and the domain's one"
+        );
+        assert!(
+            v1.policies
+                .iter()
+                .any(|p| p.id == "sales-amount-number" && p.scope == "sales")
+        );
+        let again = catalog
+            .publish_policies(&sales_owner, &sales, money.clone(), false)
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.outcome.as_str(), again.bundle.version),
+            ("unchanged", 1)
+        );
+
+        // The other instance judges by the new version at once; other domains are untouched.
+        match other.publish(&admin, &string_amount, false).await {
+            Err(CatalogError::PolicyViolation {
+                violations,
+                bundles,
+                ..
+            }) => {
+                assert_eq!(violations[0].policy, "sales-amount-number", "{name}");
+                assert_eq!((bundles.global, bundles.domain), (None, Some(1)), "{name}");
+            }
+            other => panic!("{name}: expected the domain policy to refuse, got {other:?}"),
+        }
+        catalog
+            .publish(
+                &admin,
+                &product("hr.payroll", "1.0.0", &["id!", "amount"]).bundle(),
+                false,
+            )
+            .await
+            .expect("hr has no such policy");
+
+        // Refused bundles: weakening a global policy, replacing one, failing tests, bad files.
+        let refused = |b: PolicyBundle, scope: PolicyScope, who: Principal, why: &'static str| {
+            let catalog = catalog.clone();
+            async move {
+                match catalog.publish_policies(&who, &scope, b, false).await {
+                    Err(CatalogError::InvalidPolicies(problems)) => assert!(
+                        problems.iter().any(|p| p.contains(why)),
+                        "{name}: expected `{why}` in {problems:?}"
+                    ),
+                    other => panic!("{name}: expected `{why}`, got {other:?}"),
+                }
+            }
+        };
+        refused(
+            bundle(vec![], &[("pii-tagged", "warn")]),
+            sales.clone(),
+            sales_owner.clone(),
+            "not weaken it to warn",
+        )
+        .await;
+        refused(
+            bundle(
+                vec![file(
+                    "naming.rego",
+                    "# METADATA\n# custom:\n#   id: naming\npackage sales.naming\n\nimport rego.v1\n\ndeny contains \"x\" if false\n",
+                )],
+                &[],
+            ),
+            sales.clone(),
+            sales_owner.clone(),
+            "cannot replace one",
+        )
+        .await;
+        refused(
+            bundle(
+                vec![
+                    file("amount_number.rego", SALES_MONEY),
+                    file(
+                        "wrong_test.rego",
+                        "package sales.wrong_test\n\nimport rego.v1\n\ntest_wrong if count(data.sales.amount_number.deny) == 5\n",
+                    ),
+                ],
+                &[],
+            ),
+            sales.clone(),
+            sales_owner.clone(),
+            "test data.sales.wrong_test.test_wrong fails",
+        )
+        .await;
+        refused(
+            bundle(vec![file("../evil.rego", SALES_MONEY)], &[]),
+            sales.clone(),
+            sales_owner.clone(),
+            "plain file name",
+        )
+        .await;
+        refused(
+            bundle(
+                vec![file(
+                    "broken.rego",
+                    "package sales.broken\n\ndeny contains if {",
+                )],
+                &[],
+            ),
+            sales.clone(),
+            sales_owner.clone(),
+            "sales@2/broken.rego",
+        )
+        .await;
+        // A global policy that would clash with a domain's is refused for that domain's sake.
+        refused(
+            bundle(
+                vec![file(
+                    "amount.rego",
+                    &SALES_MONEY.replace("package sales.amount_number", "package platform.amount"),
+                )],
+                &[],
+            ),
+            PolicyScope::Global,
+            admin.clone(),
+            "with the policies of domain `sales`",
+        )
+        .await;
+
+        // v2 tightens a global policy for the domain: described ports become a must.
+        let v2 = catalog
+            .publish_policies(
+                &sales_owner,
+                &sales,
+                bundle(money.files.clone(), &[("description-present", "block")]),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v2.bundle.version, 2);
+        let mut undescribed = product("sales.refunds", "1.0.0", &["id!"]).bundle();
+        undescribed.descriptor.text = undescribed
+            .descriptor
+            .text
+            .replace("    description: The table.\n", "");
+        match catalog.publish(&admin, &undescribed, false).await {
+            Err(CatalogError::PolicyViolation { violations, .. }) => assert!(
+                violations.iter().any(|v| v.policy == "description-present"
+                    && v.enforcement == mesh_policy::Enforcement::Block),
+                "{name}: {violations:?}"
+            ),
+            other => panic!("{name}: expected the tightened policy to refuse, got {other:?}"),
+        }
+
+        // The platform adds an audit-only global policy; a domain's view shows all three layers.
+        let global = catalog
+            .publish_policies(
+                &admin,
+                &PolicyScope::Global,
+                bundle(
+                    vec![file(
+                        "no_test_data.rego",
+                        "# METADATA\n# title: No test data\n# custom:\n#   id: no-test-data\n#   enforcement: audit\npackage platform.no_test_data\n\nimport rego.v1\n\ndeny contains \"test data\" if contains(lower(input.product.description.purpose), \"test data\")\n",
+                    )],
+                    &[],
+                ),
+                false,
+            )
+            .await
+            .unwrap();
+        assert_eq!(global.bundle.version, 1);
+        let effective = catalog
+            .effective_policies(&sales_member, Some("sales"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (effective.versions.global, effective.versions.domain),
+            (Some(1), Some(2))
+        );
+        let scope_of = |id: &str| {
+            effective
+                .policies
+                .iter()
+                .find(|p| p.id == id)
+                .map(|p| (p.scope.clone(), p.enforcement.clone()))
+        };
+        assert_eq!(scope_of("naming"), Some(("global".into(), "block".into())));
+        assert_eq!(
+            scope_of("no-test-data"),
+            Some(("global".into(), "audit".into()))
+        );
+        assert_eq!(
+            scope_of("description-present"),
+            Some(("global".into(), "block".into())),
+            "{name}: tightened for sales"
+        );
+        assert_eq!(
+            scope_of("sales-amount-number"),
+            Some(("sales".into(), "block".into()))
+        );
+        let hr = catalog
+            .effective_policies(&hr_owner, Some("hr"))
+            .await
+            .unwrap();
+        assert_eq!((hr.versions.global, hr.versions.domain), (Some(1), None));
+        assert!(hr.policies.iter().all(|p| p.id != "sales-amount-number"));
+
+        // History: every version kept, each readable with its files.
+        let history = catalog.policy_bundles(&hr_owner, &sales).await.unwrap();
+        let versions: Vec<i64> = history.iter().map(|v| v.version).collect();
+        assert_eq!(versions, [1, 2], "{name}");
+        assert_eq!(history[1].overrides["description-present"], "block");
+        let first = catalog.policy_bundle(&hr_owner, &sales, 1).await.unwrap();
+        assert_eq!(first.files.unwrap()[0].text, SALES_MONEY);
+        assert!(matches!(
+            catalog.policy_bundle(&hr_owner, &sales, 9).await,
+            Err(CatalogError::NotFound(_))
+        ));
+
+        // The audit judges each domain by its own policies; the refusals and bundles are logged.
+        let report = catalog.audit(&admin).await.unwrap();
+        assert_eq!(
+            (report.products, report.compliant),
+            (1, 1),
+            "{name}: hr.payroll passes; sales has nothing published"
+        );
+        let events = catalog.events(&admin, 0, 200, None).await.unwrap();
+        let published: Vec<(String, i64)> = events
+            .iter()
+            .filter(|e| e.kind == "policy.published")
+            .map(|e| {
+                (
+                    e.payload["scope"].as_str().unwrap().to_owned(),
+                    e.payload["version"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            published,
+            [
+                ("sales".to_owned(), 1),
+                ("sales".to_owned(), 2),
+                ("global".to_owned(), 1)
+            ],
+            "{name}"
+        );
+        let refusal = events
+            .iter()
+            .find(|e| e.kind == "policy.decision" && e.payload["outcome"] == "refused")
+            .unwrap();
+        assert_eq!(refusal.payload["bundles"]["domain"], 1, "{name}");
     }
 }

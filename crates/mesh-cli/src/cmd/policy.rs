@@ -9,11 +9,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use mesh_catalog::governance::{PolicyBundle, PolicyFile, PolicyScope};
 use mesh_model::source::{Node, Span, Value};
 use mesh_policy::{Decision, Enforcement, Overrides, PolicySet, Source};
 
 use crate::cmd::lint::read_text;
 use crate::cmd::publish::load_bundle;
+use crate::cmd::show::finish;
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::{Outcome, OutputFormat};
 
@@ -33,6 +35,43 @@ enum PolicyCommand {
     List(ListArgs),
     /// Audit every product in the catalog: compliance per domain and per policy, kept as history.
     Audit(AuditArgs),
+    /// Publish a folder of policies to the catalog as the next version of a domain's policies
+    /// (or, for admins, the global ones); the catalog judges every publish by them.
+    Publish(PublishArgs),
+    /// The versions of a domain's (or the global) policies in the catalog.
+    Versions(VersionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["domain", "global"])))]
+struct PublishArgs {
+    /// The folder: *.rego (with *_test.rego unit tests) and, for a domain, overrides.yaml.
+    dir: PathBuf,
+    /// The domain whose policies these are.
+    #[arg(long)]
+    domain: Option<String>,
+    /// The platform's global policies (added to the standard pack).
+    #[arg(long)]
+    global: bool,
+    /// Check everything (load, federation, Rego tests) and store nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    catalog: crate::workspace::CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+struct VersionsArgs {
+    /// `global` or a domain name.
+    scope: String,
+    #[command(flatten)]
+    catalog: crate::workspace::CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -66,8 +105,14 @@ struct TestArgs {
 #[derive(Debug, clap::Args)]
 struct ListArgs {
     /// Folders of global policies added to the standard pack.
-    #[arg(long = "policies", value_name = "DIR")]
+    #[arg(long = "policies", value_name = "DIR", conflicts_with = "domain")]
     policies: Vec<PathBuf>,
+    /// The policies the catalog judges this domain's products by (its own, the published global
+    /// ones and the standard pack), with the versions they come from.
+    #[arg(long)]
+    domain: Option<String>,
+    #[command(flatten)]
+    catalog: crate::workspace::CatalogArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
@@ -79,6 +124,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         PolicyCommand::Test(a) => test(a),
         PolicyCommand::List(a) => list(a),
         PolicyCommand::Audit(a) => audit(a),
+        PolicyCommand::Publish(a) => publish(a),
+        PolicyCommand::Versions(a) => versions(a),
     }
 }
 
@@ -113,13 +160,17 @@ pub(crate) fn global(dirs: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     Ok(sources)
 }
 
-/// `policies/overrides.yaml`: `policy-id: block|warn|audit`.
+/// A product folder's `policies/overrides.yaml`: `policy-id: block|warn|audit`.
 pub(crate) fn overrides(dir: &Path) -> anyhow::Result<Overrides> {
-    let path = dir.join("policies/overrides.yaml");
+    overrides_file(&dir.join("policies/overrides.yaml"))
+}
+
+/// An overrides file (none when it does not exist).
+fn overrides_file(path: &Path) -> anyhow::Result<Overrides> {
     if !path.is_file() {
         return Ok(Overrides::new());
     }
-    let text = read_text(&path)?;
+    let text = read_text(path)?;
     let parsed = mesh_model::yaml::parse(&text);
     let root = parsed
         .root
@@ -371,6 +422,35 @@ fn test(args: &TestArgs) -> anyhow::Result<Outcome> {
 }
 
 fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
+    if let Some(domain) = &args.domain {
+        return crate::runtime()?.block_on(async {
+            let client = args.catalog.connect().await?;
+            let result = client.effective_policies(Some(domain)).await;
+            finish(result, args.output, |effective| {
+                let mut out = output::stdout();
+                let version = |v: Option<i64>| v.map_or("none".to_owned(), |v| format!("v{v}"));
+                writeln!(
+                    out,
+                    "policies of domain {domain}: global bundle {}, domain bundle {}",
+                    version(effective.versions.global),
+                    version(effective.versions.domain)
+                )?;
+                for p in &effective.policies {
+                    writeln!(
+                        out,
+                        "{:<24} {:<16} {:<6} {:<10} {}",
+                        paint(LOCATION, &p.id),
+                        p.kind,
+                        p.enforcement,
+                        p.scope,
+                        p.title
+                    )?;
+                }
+                out.flush()?;
+                Ok(())
+            })
+        });
+    }
     let set = load(Ok(PolicySet::load(
         &global(&args.policies)?,
         None,
@@ -399,8 +479,8 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
 
 fn audit(args: &AuditArgs) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
-        let catalog = args.catalog.open().await?;
-        let report = match catalog.audit(&mesh_catalog::Principal::local()).await {
+        let client = args.catalog.connect().await?;
+        let report = match client.audit().await {
             Ok(report) => report,
             Err(e) => {
                 output::error(&e.to_string());
@@ -445,5 +525,107 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Outcome> {
         }
         out.flush()?;
         Ok(outcome)
+    })
+}
+
+/// A folder of policies as a bundle: its *.rego files (by file name) and `overrides.yaml`.
+fn bundle(dir: &Path) -> anyhow::Result<PolicyBundle> {
+    anyhow::ensure!(dir.is_dir(), "{}: not a folder", dir.display());
+    let files = rego_files(dir)?
+        .into_iter()
+        .map(|s| PolicyFile {
+            path: Path::new(&s.path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or(s.path),
+            text: s.text,
+        })
+        .collect();
+    // overrides.yaml sits beside the files (in a product folder's `policies/`).
+    let overrides = overrides_file(&dir.join("overrides.yaml"))?
+        .into_iter()
+        .map(|(id, level)| (id, level.as_str().to_owned()))
+        .collect();
+    Ok(PolicyBundle { files, overrides })
+}
+
+fn publish(args: &PublishArgs) -> anyhow::Result<Outcome> {
+    let scope = match &args.domain {
+        Some(d) => PolicyScope::parse(d).map_err(|e| anyhow::anyhow!("--domain: {e}"))?,
+        None => PolicyScope::Global,
+    };
+    let bundle = bundle(&args.dir)?;
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let result = client.publish_policies(&scope, bundle, args.dry_run).await;
+        if let Err(e) = &result {
+            let problems = e.problems();
+            if !problems.is_empty() && args.output == OutputFormat::Text {
+                output::error(&format!("the {} policies are refused:", scope.name()));
+                let mut err = std::io::stderr().lock();
+                for p in problems {
+                    writeln!(err, "  {p}")?;
+                }
+                return Ok(Outcome::Findings);
+            }
+        }
+        finish(result, args.output, |report| {
+            let mut out = output::stdout();
+            let what = match report.outcome.as_str() {
+                "published" => paint(OK, "Published"),
+                "unchanged" => "Unchanged:".to_owned(),
+                _ => paint(OK, "Checked"),
+            };
+            writeln!(
+                out,
+                "{what} {} policies v{} ({} files, {} tests passed)",
+                scope.name(),
+                report.bundle.version,
+                report.bundle.paths.len(),
+                report.tests
+            )?;
+            for p in report.policies.iter().filter(|p| p.scope == scope.name()) {
+                writeln!(
+                    out,
+                    "  {:<24} {:<16} {:<6} {}",
+                    paint(LOCATION, &p.id),
+                    p.kind,
+                    p.enforcement,
+                    p.title
+                )?;
+            }
+            for (id, level) in &report.bundle.overrides {
+                writeln!(out, "  override: {id} is {level} in this domain")?;
+            }
+            out.flush()?;
+            Ok(())
+        })
+    })
+}
+
+fn versions(args: &VersionsArgs) -> anyhow::Result<Outcome> {
+    let scope = PolicyScope::parse(&args.scope).map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let result = client.policy_versions(&scope).await;
+        finish(result, args.output, |versions| {
+            let mut out = output::stdout();
+            if versions.is_empty() {
+                writeln!(out, "no {} policies published", scope.name())?;
+            }
+            for v in versions {
+                writeln!(
+                    out,
+                    "v{:<4} {}  {:<16} {}  {}",
+                    v.version,
+                    v.published_at,
+                    v.published_by,
+                    &v.digest[..12.min(v.digest.len())],
+                    v.paths.join(", ")
+                )?;
+            }
+            out.flush()?;
+            Ok(())
+        })
     })
 }

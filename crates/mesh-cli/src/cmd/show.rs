@@ -107,6 +107,7 @@ pub(crate) fn error_code(e: &CatalogError) -> &'static str {
         CatalogError::Incompatible { .. } => "incompatible",
         CatalogError::Lifecycle(_) => "lifecycle",
         CatalogError::PolicyViolation { .. } => "policy",
+        CatalogError::InvalidPolicies(_) => "invalid_policies",
         CatalogError::Busy(_) => "busy",
         CatalogError::Store(_) => "internal",
     }
@@ -124,6 +125,9 @@ pub(crate) fn error_json(e: &CatalogError) -> serde_json::Value {
         }
         CatalogError::PolicyViolation { violations, .. } => {
             doc["violations"] = serde_json::to_value(violations).unwrap_or_default();
+        }
+        CatalogError::InvalidPolicies(problems) => {
+            doc["problems"] = serde_json::to_value(problems).unwrap_or_default();
         }
         _ => {}
     }

@@ -364,6 +364,50 @@ fn commands_work_against_a_server_with_a_token() {
     let versions: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
     assert_eq!(versions[0]["version"], "1.2.0");
 
+    // Governance over HTTP: the domain's owner publishes its policies, a consumer may not; the
+    // audit runs on the server.
+    let policies = ws.join("ecommerce-policies");
+    fs::create_dir_all(&policies).unwrap();
+    fs::write(
+        policies.join("no_drafts.rego"),
+        "# METADATA\n# title: No drafts\n# custom:\n#   id: ecommerce-no-drafts\n#   enforcement: warn\npackage ecommerce.no_drafts\n\nimport rego.v1\n\ndeny contains \"draft\" if input.product.status == \"draft\"\n",
+    )
+    .unwrap();
+    let out = remote(
+        &[
+            "policy",
+            "publish",
+            "ecommerce-policies",
+            "--domain",
+            "ecommerce",
+        ],
+        &reader,
+    );
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("(403)"), "{}", stderr(&out));
+    let out = remote(
+        &[
+            "policy",
+            "publish",
+            "ecommerce-policies",
+            "--domain",
+            "ecommerce",
+        ],
+        &owner,
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let out = remote(&["policy", "list", "--domain", "ecommerce"], &reader);
+    assert!(
+        stdout(&out).contains("ecommerce-no-drafts"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = remote(&["policy", "audit", "--output", "json"], &owner);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let audit: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    assert_eq!(audit["products"], 1, "{audit}");
+
     // A revoked token stops working at once, on the running server.
     assert_eq!(code(&mesh(ws, &["token", "revoke", &reader])), 0);
     let out = remote(&["show", "ecommerce.orders"], &reader);

@@ -132,7 +132,7 @@ fn policy_check_blocks_warns_and_points_at_the_line() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("PASS data.sales.no_amount_test.test_amount_is_found"));
     assert!(
-        stdout(&out).contains("22 passed, 0 failed"),
+        stdout(&out).contains("27 passed, 0 failed"),
         "{}",
         stdout(&out)
     );
@@ -249,4 +249,74 @@ fn exercise_two_policies_compliance_and_violations() {
     let audit: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(audit["compliant"], 1);
     assert_eq!(audit["by_domain"]["sales"]["compliant"], 1);
+
+    // 5. The domain's policies go to the catalog too, versioned: now a publish that skipped CI
+    //    is judged by them as well.
+    let out = mesh(
+        ws,
+        &[
+            "policy",
+            "publish",
+            "sales/orders/policies",
+            "--domain",
+            "sales",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("Published sales policies v1"),
+        "{}",
+        stdout(&out)
+    );
+    let out = mesh(ws, &["policy", "list", "--domain", "sales"]);
+    assert!(
+        stdout(&out).contains("domain bundle v1") && stdout(&out).contains("sales-amount-number"),
+        "{}",
+        stdout(&out)
+    );
+    let product_text = fs::read_to_string(&product).unwrap();
+    fs::write(
+        &product,
+        product_text.replace("version: 2.0.0", "version: 3.0.0"),
+    )
+    .unwrap();
+    // (A new major version, so that compatibility is not what refuses it.)
+    fs::write(
+        &contract,
+        good.replace(
+            "      - name: amount\n        logicalType: number",
+            "      - name: amount\n        logicalType: string",
+        )
+        .replace("version: 2.0.0", "version: 3.0.0"),
+    )
+    .unwrap();
+    let out = mesh(ws, &["publish", "sales/orders"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("block [sales-amount-number]"),
+        "{}",
+        stderr(&out)
+    );
+    // A domain policy that would weaken a global one is refused, and nothing is stored.
+    fs::write(dir.join("policies/overrides.yaml"), "pii-tagged: audit\n").unwrap();
+    let out = mesh(
+        ws,
+        &[
+            "policy",
+            "publish",
+            "sales/orders/policies",
+            "--domain",
+            "sales",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("not weaken it to audit"),
+        "{}",
+        stderr(&out)
+    );
+    let out = mesh(ws, &["policy", "versions", "sales", "--output", "json"]);
+    let versions: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 1, "{versions}");
+    assert_eq!(versions[0]["paths"][0], "amounts.rego");
 }

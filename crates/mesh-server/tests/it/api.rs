@@ -252,6 +252,44 @@ fn endpoints() -> Vec<Endpoint> {
             },
         },
         Endpoint {
+            method: "GET",
+            template: "/api/v1/policies",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/policies?domain=sales".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/policies/{scope}",
+            allowed: Allowed::SalesOwners,
+            request: |i, _| {
+                let text = format!(
+                    "package sales.rule{i}\n\nimport rego.v1\n\ndeny contains \"never\" if false\n"
+                );
+                (
+                    "/api/v1/policies/sales".into(),
+                    Some(serde_json::json!({"files": [{"path": "rule.rego", "text": text}]})),
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/policies/{scope}/versions",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/policies/sales/versions".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/policies/{scope}/versions/{version}",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/policies/sales/versions/1".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/audit",
+            allowed: Allowed::Workers,
+            request: |_, _| ("/api/v1/audit".into(), None),
+        },
+        Endpoint {
             method: "POST",
             template: "/api/v1/tokens/{id}/revoke",
             allowed: Allowed::Admins,
@@ -315,6 +353,23 @@ async fn seed(h: &Harness) -> Vec<String> {
     }
     h.catalog
         .publish(&admin, &bundle("sales.orders", "2.0.0", &["id"]), false)
+        .await
+        .unwrap();
+    let policies = mesh_catalog::governance::PolicyBundle {
+        files: vec![mesh_catalog::governance::PolicyFile {
+            path: "seed.rego".into(),
+            text: "package sales.seed\n\nimport rego.v1\n\ndeny contains \"never\" if false\n"
+                .into(),
+        }],
+        overrides: Default::default(),
+    };
+    h.catalog
+        .publish_policies(
+            &admin,
+            &mesh_catalog::governance::PolicyScope::Domain("sales".into()),
+            policies,
+            false,
+        )
         .await
         .unwrap();
     h.clock
