@@ -836,6 +836,22 @@ impl Catalog {
             context["previous"] = serde_json::json!({ "version": previous });
             context["changes"] = serde_json::json!({ "breaking": breaking });
         }
+        // Who reads this product's output ports today (any version).
+        let ids: Vec<String> = p.ports.iter().map(|x| x.contract_id.clone()).collect();
+        let mut consumers: Vec<serde_json::Value> = tx
+            .dependents(&ids)
+            .await?
+            .into_iter()
+            .filter(|d| d.product != p.id)
+            .map(|d| {
+                serde_json::json!({
+                    "product": d.product, "version": d.version,
+                    "input_port": d.input_port, "contract_id": d.contract_id,
+                })
+            })
+            .collect();
+        consumers.sort_by_key(|c| c.to_string());
+        context["consumers"] = serde_json::Value::Array(consumers);
         let contracts: Vec<serde_json::Value> = p.ports.iter().map(|x| x.json.clone()).collect();
         let input = mesh_policy::input(&p.descriptor, &contracts, context);
         policies

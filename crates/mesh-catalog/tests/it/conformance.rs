@@ -1164,5 +1164,50 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog() {
             .find(|e| e.kind == "policy.decision" && e.payload["outcome"] == "refused")
             .unwrap();
         assert_eq!(refusal.payload["bundles"]["domain"], 1, "{name}");
+
+        // Policies see who consumes the product (context.consumers).
+        catalog
+            .publish(
+                &admin,
+                &product("ops.reader", "1.0.0", &["id!"])
+                    .reading("hr.payroll.payroll")
+                    .bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        catalog
+            .publish_policies(
+                &hr_owner,
+                &PolicyScope::Domain("hr".into()),
+                bundle(
+                    vec![file(
+                        "consumers.rego",
+                        "# METADATA\n# custom:\n#   id: hr-consumers\n#   enforcement: warn\npackage hr.consumers\n\nimport rego.v1\n\ndeny contains sprintf(\"read by %v\", [[c.product | some c in input.context.consumers]]) if count(input.context.consumers) > 0\n",
+                    )],
+                    &[],
+                ),
+                false,
+            )
+            .await
+            .unwrap();
+        let report = catalog
+            .publish(
+                &admin,
+                &product("hr.payroll", "1.0.1", &["id!", "amount"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        let policy = report.policy.unwrap();
+        let messages: Vec<&str> = policy["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["policy"] == "hr-consumers")
+            .map(|v| v["message"].as_str().unwrap())
+            .collect();
+        assert_eq!(messages, [r#"read by ["ops.reader"]"#], "{name}");
+        assert_eq!(policy["bundles"]["domain"], 1, "{name}");
     }
 }
