@@ -31,6 +31,8 @@ struct Cli {
 enum Command {
     /// Create a mesh workspace: settings file and the local `.mesh/` catalog and data folder.
     Init(cmd::init::Args),
+    /// Scaffold a data product a team can lint, publish and run as generated.
+    New(cmd::new::Args),
     /// Check data contracts (*.odcs.yaml) and data products (*.odps.yaml): schema, semantics and
     /// platform readiness, every finding with file:line:col.
     Lint(cmd::lint::Args),
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Init(args) => cmd::init::run(&args),
+        Command::New(args) => cmd::new::run(&args),
         Command::Lint(args) => cmd::lint::run(&args),
         Command::Test(args) => cmd::test::run(&args),
         Command::Changelog(args) => cmd::changelog::run(&args),

@@ -6,6 +6,7 @@ mod contract_tests;
 mod golden;
 mod init;
 mod lint;
+mod new;
 mod policy;
 mod s3;
 // The same access rules to ../shared/vectors as mesh-model's tests (skip, or fail under CI=true).

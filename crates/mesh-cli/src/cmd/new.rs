@@ -1,0 +1,879 @@
+//! `mesh new product NAME --domain D --type T --owner TEAM [--input D.P[.PORT]]...`: a product
+//! folder a domain team can lint, test, publish and run as generated — descriptor, one output
+//! port's contract with quality rules and an SLA, `transform.sql`, sample data for a source
+//! product, a local policy with its test, a CI workflow and a README. It never overwrites a
+//! file unless `--force`.
+//!
+//! A derived (or aggregate, or consumer-aligned) product's output is scaffolded from its first
+//! input's contract, found in the workspace (`<domain>/<product>/contracts/<port>.odcs.yaml`) or
+//! in the catalog, so that the generated `transform.sql` and contract agree with the data.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use mesh_model::source::Node;
+
+use crate::output::{self, LOCATION, OK, paint};
+use crate::workspace::CatalogArgs;
+use crate::{Outcome, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum What {
+    /// A data product folder: `<domain>/<name>/` under the workspace.
+    Product(ProductArgs),
+}
+
+/// The kinds of data product (ODPS `productType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    /// Reads external data (files, object storage).
+    Source,
+    /// Aggregates another product's output.
+    Aggregate,
+    /// Shaped for one group of consumers.
+    ConsumerAligned,
+    /// Derived from other products.
+    Derived,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Source => "source",
+            Kind::Aggregate => "aggregate",
+            Kind::ConsumerAligned => "consumer-aligned",
+            Kind::Derived => "derived",
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct ProductArgs {
+    /// The product's name, snake_case (its id is `<domain>.<name>`).
+    name: String,
+    /// The owning domain, snake_case.
+    #[arg(long)]
+    domain: String,
+    /// What kind of product.
+    #[arg(long = "type", value_enum, default_value_t = Kind::Source)]
+    kind: Kind,
+    /// The owning team.
+    #[arg(long)]
+    owner: String,
+    /// The owner's e-mail (default `<owner>@example.com`: change it).
+    #[arg(long, value_name = "EMAIL")]
+    email: Option<String>,
+    /// An upstream output port this product reads: `domain.product` (its port of the same name)
+    /// or `domain.product.port`. Repeat for several.
+    #[arg(long = "input", value_name = "DOMAIN.PRODUCT[.PORT]")]
+    inputs: Vec<String>,
+    /// The workspace root the product folder goes under (default: the folder of mesh.toml, or
+    /// the current folder).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Overwrite files that exist.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    match &args.what {
+        What::Product(p) => product(p),
+    }
+}
+
+fn snake(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// An upstream port: `domain.product[.port]`.
+#[derive(Debug, Clone)]
+struct Input {
+    domain: String,
+    product: String,
+    port: String,
+}
+
+impl Input {
+    fn parse(text: &str) -> anyhow::Result<Input> {
+        let parts: Vec<&str> = text.split('.').collect();
+        let ok = matches!(parts.len(), 2 | 3) && parts.iter().all(|p| snake(p));
+        if !ok {
+            bail!("--input `{text}` is not DOMAIN.PRODUCT or DOMAIN.PRODUCT.PORT in snake_case");
+        }
+        Ok(Input {
+            domain: parts[0].to_owned(),
+            product: parts[1].to_owned(),
+            port: parts.get(2).unwrap_or(&parts[1]).to_string(),
+        })
+    }
+
+    fn contract_id(&self) -> String {
+        format!("{}.{}.{}", self.domain, self.product, self.port)
+    }
+}
+
+/// One column of the output contract.
+#[derive(Debug, Clone)]
+struct Column {
+    name: String,
+    logical: String,
+    required: bool,
+    key: bool,
+    classification: Option<String>,
+    pii: bool,
+    encrypted: Option<String>,
+    description: String,
+}
+
+fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
+    for (what, value) in [("name", &args.name), ("--domain", &args.domain)] {
+        if !snake(value) {
+            bail!("{what} `{value}` is not snake_case (lower-case letters, digits and `_`)");
+        }
+    }
+    let team_ok = !args.owner.is_empty()
+        && args
+            .owner
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !team_ok {
+        bail!(
+            "--owner `{}` is not a team name (lower-case letters, digits, `-`, `_`)",
+            args.owner
+        );
+    }
+    let email = args
+        .email
+        .clone()
+        .unwrap_or_else(|| format!("{}@example.com", args.owner));
+    if !email.contains('@') || email.contains(char::is_whitespace) {
+        bail!("--email `{email}` is not an e-mail address");
+    }
+    let inputs: Vec<Input> = args
+        .inputs
+        .iter()
+        .map(|i| Input::parse(i))
+        .collect::<anyhow::Result<_>>()?;
+    match (args.kind, inputs.is_empty()) {
+        (Kind::Source, false) => {
+            bail!(
+                "a source product reads external data, not other products: drop --input, or choose --type derived"
+            )
+        }
+        (kind, true) if kind != Kind::Source => {
+            bail!(
+                "a {} product reads other products: name at least one with --input DOMAIN.PRODUCT",
+                kind.as_str()
+            )
+        }
+        _ => {}
+    }
+    let root = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => workspace_root(),
+    };
+    let folder = root.join(&args.domain).join(&args.name);
+
+    let columns = if args.kind == Kind::Source {
+        source_columns(&args.name)
+    } else {
+        let upstream =
+            crate::runtime()?.block_on(upstream_columns(&root, &inputs[0], &args.catalog))?;
+        if args.kind == Kind::Aggregate {
+            aggregate_columns(&upstream)
+        } else {
+            upstream
+        }
+    };
+    let files = render(args, &inputs, &columns, &email);
+
+    // Nothing is written when any file exists (unless --force): all or nothing.
+    let existing: Vec<String> = files
+        .iter()
+        .filter(|(path, _)| folder.join(path).exists())
+        .map(|(path, _)| folder.join(path).display().to_string())
+        .collect();
+    if !existing.is_empty() && !args.force {
+        output::error(&format!(
+            "{} already; nothing was written (--force overwrites):\n  {}",
+            if existing.len() == 1 {
+                "a file exists".to_owned()
+            } else {
+                format!("{} files exist", existing.len())
+            },
+            existing.join("\n  ")
+        ));
+        return Ok(Outcome::Error);
+    }
+    for (path, text) in &files {
+        let path = folder.join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if args.output == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "product": format!("{}.{}", args.domain, args.name),
+            "folder": folder.display().to_string(),
+            "files": files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        });
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(Outcome::Ok);
+    }
+    let mut out = output::stdout();
+    writeln!(
+        out,
+        "{} {} product {} in {}",
+        paint(OK, "Created"),
+        args.kind.as_str(),
+        paint(LOCATION, &format!("{}.{}", args.domain, args.name)),
+        folder.display()
+    )?;
+    for (path, _) in &files {
+        writeln!(out, "  {path}")?;
+    }
+    let shown = folder.display();
+    writeln!(
+        out,
+        "next: mesh lint {shown} && mesh publish {shown} && mesh run {shown}"
+    )?;
+    out.flush()?;
+    Ok(Outcome::Ok)
+}
+
+/// The folder holding mesh.toml, searching up from the current folder (as a relative path);
+/// else the current folder.
+fn workspace_root() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut up = PathBuf::new();
+    for dir in here.ancestors() {
+        if dir.join(crate::cmd::init::CONFIG_FILE).is_file() {
+            return if up.as_os_str().is_empty() {
+                PathBuf::new()
+            } else {
+                up
+            };
+        }
+        up.push("..");
+    }
+    PathBuf::new()
+}
+
+/// A source product's columns: a key, a label, an amount, and when the row last changed.
+fn source_columns(name: &str) -> Vec<Column> {
+    let column =
+        |name: String, logical: &str, required: bool, key: bool, description: &str| Column {
+            name,
+            logical: logical.to_owned(),
+            required,
+            key,
+            classification: None,
+            pii: false,
+            encrypted: None,
+            description: description.to_owned(),
+        };
+    vec![
+        column(
+            format!("{name}_id"),
+            "string",
+            true,
+            true,
+            "The row's identifier.",
+        ),
+        column(
+            "label".into(),
+            "string",
+            true,
+            false,
+            "A name people use for the row.",
+        ),
+        column(
+            "amount".into(),
+            "number",
+            false,
+            false,
+            "An amount, never negative.",
+        ),
+        column(
+            "updated_at".into(),
+            "timestamp",
+            true,
+            false,
+            "When the row last changed.",
+        ),
+    ]
+}
+
+/// The upstream port's columns (its first table), from the workspace or the catalog.
+async fn upstream_columns(
+    root: &Path,
+    input: &Input,
+    catalog: &CatalogArgs,
+) -> anyhow::Result<Vec<Column>> {
+    let file = root
+        .join(&input.domain)
+        .join(&input.product)
+        .join("contracts")
+        .join(format!("{}.odcs.yaml", input.port));
+    let contract: serde_json::Value = if file.is_file() {
+        let text = crate::cmd::lint::read_text(&file)?;
+        crate::cmd::policy::parse(&text, &file.display().to_string())?.to_json()
+    } else {
+        let id = format!("{}.{}", input.domain, input.product);
+        let found = async {
+            let client = catalog.connect().await?;
+            let version = client
+                .version(&id, "latest")
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            version
+                .ports
+                .into_iter()
+                .find(|p| p.port == input.port)
+                .map(|p| p.contract)
+                .with_context(|| format!("{id} has no output port `{}`", input.port))
+        }
+        .await;
+        found.with_context(|| {
+            format!(
+                "cannot find the contract of input {}: not at {} and not in the catalog",
+                input.contract_id(),
+                file.display()
+            )
+        })?
+    };
+    let node = Node::from_json(&contract);
+    let props = node
+        .get("schema")
+        .and_then(Node::as_seq)
+        .and_then(|s| s.first())
+        .and_then(|t| t.get("properties"))
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    let columns: Vec<Column> = props
+        .iter()
+        .filter_map(|p| {
+            let name = p.get("name").and_then(Node::as_str)?.to_owned();
+            let text = |k: &str| p.get(k).and_then(Node::as_str).map(str::to_owned);
+            let flag = |k: &str| p.get(k).and_then(Node::as_bool).unwrap_or(false);
+            Some(Column {
+                name,
+                logical: text("logicalType").unwrap_or_else(|| "string".into()),
+                required: flag("required"),
+                key: flag("primaryKey"),
+                classification: text("classification"),
+                pii: p
+                    .get("tags")
+                    .and_then(Node::as_seq)
+                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some("pii"))),
+                encrypted: text("encryptedName"),
+                description: text("description").unwrap_or_else(|| {
+                    format!(
+                        "`{}` of {}.",
+                        p.get("name").and_then(Node::as_str).unwrap_or_default(),
+                        input.contract_id()
+                    )
+                }),
+            })
+        })
+        .collect();
+    if columns.is_empty() {
+        bail!(
+            "the contract of input {} has no columns to start from",
+            input.contract_id()
+        );
+    }
+    Ok(columns)
+}
+
+/// An aggregate: rows per value of the first non-key text column (or of the key).
+fn aggregate_columns(upstream: &[Column]) -> Vec<Column> {
+    let group = upstream
+        .iter()
+        .find(|c| !c.key && c.logical == "string" && c.classification.is_none() && !c.pii)
+        .or_else(|| upstream.iter().find(|c| c.key))
+        .unwrap_or(&upstream[0]);
+    vec![
+        Column {
+            name: group.name.clone(),
+            logical: "string".into(),
+            required: true,
+            key: true,
+            classification: None,
+            pii: false,
+            encrypted: None,
+            description: format!("The {} the rows are counted by.", group.name),
+        },
+        Column {
+            name: "row_count".into(),
+            logical: "integer".into(),
+            required: true,
+            key: false,
+            classification: None,
+            pii: false,
+            encrypted: None,
+            description: "How many upstream rows have this value.".into(),
+        },
+    ]
+}
+
+const RANKS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
+
+fn render(
+    args: &ProductArgs,
+    inputs: &[Input],
+    columns: &[Column],
+    email: &str,
+) -> Vec<(String, String)> {
+    let (domain, name, team) = (&args.domain, &args.name, &args.owner);
+    let id = format!("{domain}.{name}");
+    let title = name
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The product is at least as strict as its strictest column.
+    let classification = columns
+        .iter()
+        .filter_map(|c| c.classification.as_deref())
+        .filter_map(|c| RANKS.iter().position(|r| r.eq_ignore_ascii_case(c)))
+        .max()
+        .map_or("internal", |i| RANKS[i.max(1)]);
+    // Sensitive columns without an encrypted form are masked at the port.
+    let masked: Vec<&str> = columns
+        .iter()
+        .filter(|c| {
+            c.classification
+                .as_deref()
+                .is_some_and(|k| matches!(k, "confidential" | "restricted"))
+                && c.encrypted.is_none()
+        })
+        .map(|c| c.name.as_str())
+        .collect();
+    let timestamp = columns.iter().find(|c| c.logical == "timestamp");
+    let key = columns.iter().find(|c| c.key).unwrap_or(&columns[0]);
+
+    let mut descriptor = format!(
+        "apiVersion: v1.0.0
+kind: DataProduct
+id: {id}
+name: {title}
+domain: {domain}
+status: active
+version: 0.1.0
+description:
+  purpose: {title}, owned by {team}. Say here what it is for and who should use it.
+customProperties:
+  - property: productType
+    value: {kind}
+  - property: dataClassification
+    value: {classification}
+  - property: retentionDays
+    value: 365
+",
+        kind = args.kind.as_str(),
+    );
+    if args.kind == Kind::Source {
+        descriptor.push_str(&format!(
+            "  - property: sources
+    description: External data this product reads; each is a table in transform.sql.
+    value:
+      - name: raw_{name}
+        path: data/{name}.csv
+        format: csv
+"
+        ));
+    }
+    descriptor.push_str(&format!(
+        "team:
+  name: {team}
+  members:
+    - username: {email}
+      role: owner
+"
+    ));
+    if !inputs.is_empty() {
+        descriptor.push_str("inputPorts:\n");
+        for input in inputs {
+            descriptor.push_str(&format!(
+                "  - name: {port}
+    version: 1.0.0
+    contractId: {contract}
+",
+                port = input_name(input, inputs),
+                contract = input.contract_id()
+            ));
+        }
+    }
+    descriptor.push_str(&format!(
+        "outputPorts:
+  - name: {name}
+    description: {title}, one row per {key}.
+    type: tables
+    version: 0.1.0
+    contractId: {id}.{name}
+",
+        key = key.name
+    ));
+    if !masked.is_empty() {
+        descriptor.push_str(&format!(
+            "    customProperties:
+      - property: masked
+        value: [{}]
+",
+            masked.join(", ")
+        ));
+    }
+
+    let mut contract = format!(
+        "apiVersion: v3.1.0
+kind: DataContract
+id: {id}.{name}
+name: {name}
+version: 0.1.0
+status: active
+domain: {domain}
+description:
+  purpose: {title}, one row per {key}.
+schema:
+  - name: {name}
+    physicalType: table
+    properties:
+",
+        key = key.name
+    );
+    for c in columns {
+        contract.push_str(&format!(
+            "      - name: {}\n        description: {}\n        logicalType: {}\n        required: {}\n",
+            c.name,
+            yaml_text(&c.description),
+            c.logical,
+            c.required
+        ));
+        if let Some(k) = &c.classification {
+            contract.push_str(&format!("        classification: {k}\n"));
+        }
+        if c.pii {
+            contract.push_str("        tags: [pii]\n");
+        }
+        if let Some(e) = &c.encrypted {
+            contract.push_str(&format!("        encryptedName: {e}\n"));
+        }
+        if c.key {
+            contract.push_str(
+                "        primaryKey: true
+        unique: true
+        quality:
+          - metric: duplicateValues
+            mustBe: 0
+",
+            );
+        }
+        if c.logical == "number" || c.name == "row_count" {
+            let bound = if c.name == "row_count" { 1 } else { 0 };
+            contract.push_str(&format!(
+                "        logicalTypeOptions:\n          minimum: {bound}\n"
+            ));
+        }
+    }
+    contract.push_str(
+        "    quality:
+      - metric: rowCount
+        mustBeGreaterThan: 0
+slaProperties:
+  - property: latency
+    value: 1
+    unit: d
+",
+    );
+    if let Some(ts) = timestamp {
+        contract.push_str(&format!("    element: {name}.{}\n", ts.name));
+    }
+    contract.push_str(
+        "  - property: availability
+    value: 99.5
+    unit: percent
+  - property: retention
+    value: 1
+    unit: y
+",
+    );
+
+    let list = columns
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",\n       ");
+    let transform = match args.kind {
+        Kind::Source => format!(
+            "-- {id}: one row per {key}, from the raw extract (the `sources` of product.odps.yaml).
+-- Each source and each input port is a table named after it. DataFusion SQL.
+SELECT {list}
+FROM raw_{name}
+WHERE {key} IS NOT NULL
+",
+            key = key.name
+        ),
+        Kind::Aggregate => {
+            let from = input_name(&inputs[0], inputs);
+            format!(
+                "-- {id}: rows of {upstream} per {group}. Each input port is a table named after it.
+SELECT {group}, COUNT(*) AS row_count
+FROM {from}
+WHERE {group} IS NOT NULL
+GROUP BY {group}
+",
+                upstream = inputs[0].contract_id(),
+                group = columns[0].name,
+            )
+        }
+        Kind::Derived | Kind::ConsumerAligned => {
+            let from = input_name(&inputs[0], inputs);
+            let mut sql = format!(
+                "-- {id}, from {upstream}. Each input port is a table named after it.
+SELECT {list}
+FROM {from}
+",
+                upstream = inputs[0].contract_id()
+            );
+            if inputs.len() > 1 {
+                let others: Vec<String> =
+                    inputs[1..].iter().map(|i| input_name(i, inputs)).collect();
+                sql.insert_str(
+                    0,
+                    &format!(
+                        "-- Also readable here: {} (join them as you need).\n",
+                        others.join(", ")
+                    ),
+                );
+            }
+            sql
+        }
+    };
+
+    let mut files = vec![
+        ("product.odps.yaml".to_owned(), descriptor),
+        (format!("contracts/{name}.odcs.yaml"), contract),
+        ("transform.sql".to_owned(), transform),
+    ];
+    if args.kind == Kind::Source {
+        files.push((format!("data/{name}.csv"), sample(columns)));
+    }
+    files.push((
+        "policies/domain_rules.rego".to_owned(),
+        policy(domain, name),
+    ));
+    files.push((
+        "policies/domain_rules_test.rego".to_owned(),
+        policy_test(domain, name),
+    ));
+    files.push((
+        ".github/workflows/mesh.yml".to_owned(),
+        workflow(args, name),
+    ));
+    files.push(("README.md".to_owned(), readme(args, &id, &title)));
+    files
+}
+
+/// `text` as a YAML scalar: plain when that reads back the same, else double-quoted.
+fn yaml_text(text: &str) -> String {
+    let plain = !text.is_empty()
+        && !text.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace())
+        && !text.contains(": ")
+        && !text.contains(" #")
+        && !text.ends_with(':')
+        && !text.ends_with(' ');
+    if plain {
+        text.to_owned()
+    } else {
+        serde_json::to_string(text).unwrap_or_default()
+    }
+}
+
+/// An input port's name: the upstream port's, or `<product>_<port>` when two share a name.
+fn input_name(input: &Input, all: &[Input]) -> String {
+    let clash = all.iter().filter(|i| i.port == input.port).count() > 1;
+    if clash {
+        format!("{}_{}", input.product, input.port)
+    } else {
+        input.port.clone()
+    }
+}
+
+/// Ten rows of sample data for a source product's columns.
+fn sample(columns: &[Column]) -> String {
+    let header: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    let mut out = header.join(",") + "\n";
+    let labels = ["north", "south", "east", "west", "central"];
+    for i in 1..=10 {
+        let row: Vec<String> = columns
+            .iter()
+            .map(|c| match c.logical.as_str() {
+                "number" => format!("{}.{:02}", 10 * i, (i * 7) % 100),
+                "integer" => i.to_string(),
+                "timestamp" => format!("2026-11-{:02}T{:02}:00:00Z", i, 8 + i),
+                _ if c.key => format!("{}-{i:04}", c.name.trim_end_matches("_id")),
+                _ => labels[i % labels.len()].to_owned(),
+            })
+            .collect();
+        out.push_str(&row.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn policy(domain: &str, name: &str) -> String {
+    format!(
+        r#"# METADATA
+# title: Every {domain} contract names its rows' owner
+# description: A local policy of the {domain} domain; add your own rules here. `mesh lint` and
+#   `mesh policy check` run it; `mesh policy publish policies --domain {domain}` makes the catalog
+#   judge every {domain} publish by it.
+# custom:
+#   id: {domain}-{slug}-described
+#   type: interoperability
+#   enforcement: warn
+package {domain}.{name}.rules
+
+import rego.v1
+
+# Every column says what it holds.
+deny contains v if {{
+	some port, contract in input.contracts
+	some table in contract.schema
+	some prop in table.properties
+	not prop.description
+	v := {{"msg": sprintf("column %s.%s has no description", [table.name, prop.name]), "path": sprintf("contracts.%s.schema.%s.properties.%s", [port, table.name, prop.name])}}
+}}
+"#,
+        slug = name.replace('_', "-"),
+    )
+}
+
+fn policy_test(domain: &str, name: &str) -> String {
+    format!(
+        r#"package {domain}.{name}.rules_test
+
+import rego.v1
+
+test_undescribed_column_is_reported if {{
+	count(data.{domain}.{name}.rules.deny) == 1 with input as {{"contracts": {{"p": {{"schema": [{{"name": "t", "properties": [{{"name": "c"}}]}}]}}}}}}
+}}
+
+test_described_column_passes if {{
+	count(data.{domain}.{name}.rules.deny) == 0 with input as {{"contracts": {{"p": {{"schema": [{{"name": "t", "properties": [{{"name": "c", "description": "what c is"}}]}}]}}}}}}
+}}
+"#
+    )
+}
+
+fn workflow(args: &ProductArgs, name: &str) -> String {
+    let test = if args.kind == Kind::Source {
+        format!(
+            "      - name: Test the contract on the sample data
+        run: mesh test contracts/{name}.odcs.yaml --data data/{name}.csv --format csv --checks schema,quality
+"
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "# lint -> test -> policy check -> publish -> run, with the mesh binary.
+# Set the repository variable MESH_SERVER (the catalog's URL) and the secret MESH_TOKEN (a token
+# with the owner or member role in this domain).
+name: mesh
+on:
+  push:
+    branches: [main]
+  pull_request:
+jobs:
+  product:
+    runs-on: ubuntu-latest
+    env:
+      MESH_SERVER: ${{{{ vars.MESH_SERVER }}}}
+      MESH_TOKEN: ${{{{ secrets.MESH_TOKEN }}}}
+    steps:
+      - uses: actions/checkout@v4
+      - name: Install mesh
+        run: cargo install --locked --git ${{{{ vars.MESH_GIT || 'https://github.com/mesh-data/mesh' }}}} mesh-cli
+      - name: Lint (schemas, semantics, policies)
+        run: mesh lint .
+{test}      - name: Policy tests and check
+        run: mesh policy test policies && mesh policy check .
+      - name: Dry-run publish (compatibility, catalog policies)
+        if: github.event_name == 'pull_request'
+        run: mesh publish . --dry-run
+      - name: Publish
+        if: github.ref == 'refs/heads/main'
+        run: mesh publish .
+      - name: Run (write, check, commit)
+        if: github.ref == 'refs/heads/main'
+        run: mesh run .
+"
+    )
+}
+
+fn readme(args: &ProductArgs, id: &str, title: &str) -> String {
+    let inputs = if args.inputs.is_empty() {
+        "It reads the raw extract in `data/` (see `sources` in `product.odps.yaml`); point `path` at \
+         your real data (a file, a folder, a glob or an `s3://` URL)."
+            .to_owned()
+    } else {
+        format!(
+            "It reads {} through input ports: each is a table in `transform.sql`.",
+            args.inputs.join(", ")
+        )
+    };
+    format!(
+        "# {title} (`{id}`)
+
+A {kind} data product of the {domain} domain, owned by {owner}. {inputs}
+
+| file | what |
+|---|---|
+| `product.odps.yaml` | identity, owner, input and output ports (ODPS) |
+| `contracts/*.odcs.yaml` | the output port's schema, quality rules and SLA (ODCS): the promise to consumers |
+| `transform.sql` | how the output is computed (DataFusion SQL) |
+| `policies/` | this domain's own rules (Rego) and their tests |
+| `.github/workflows/mesh.yml` | CI: lint, test, policy check, publish, run |
+
+```sh
+mesh lint .                 # schemas, semantics and the governance policies
+mesh policy test policies   # the Rego tests of the local policies
+mesh publish .              # register this version in the catalog
+mesh run .                  # transform, check the contract on the new data, then commit it
+```
+
+Before the first publish: write the purpose in `product.odps.yaml`, set the owner's e-mail,
+describe each column in the contract, and adjust the quality rules and SLA to what you promise.
+A breaking change to the contract needs a new major version (`mesh changelog` tells).
+",
+        kind = args.kind.as_str(),
+        domain = args.domain,
+        owner = args.owner,
+    )
+}
