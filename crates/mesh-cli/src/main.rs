@@ -45,6 +45,9 @@ enum Command {
     /// Publish data products to the catalog: strict lint, compatibility of every output port's
     /// contract with its history, then a new version — or the reasons it was refused.
     Publish(cmd::publish::Args),
+    /// Run a product's pipeline: transform, write its output port as uncommitted Delta files,
+    /// check the contract on them, and commit (and move the catalog's snapshot) only if it holds.
+    Run(cmd::run::Args),
     /// Show a data product (or one version, with its output ports and contracts).
     Show(cmd::show::ShowArgs),
     /// List the versions of a data product, newest first, with their lifecycle.
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         Command::Test(args) => cmd::test::run(&args),
         Command::Changelog(args) => cmd::changelog::run(&args),
         Command::Publish(args) => cmd::publish::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
         Command::Show(args) => cmd::show::show(&args),
         Command::Versions(args) => cmd::show::versions(&args),
         Command::Deprecate(args) => cmd::lifecycle::deprecate(&args),

@@ -27,3 +27,9 @@ pub(crate) fn error(message: &str) {
 pub(crate) fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
 }
+
+/// Prints `mesh: warning: ...` to standard error.
+pub(crate) fn warning(message: &str) {
+    let mut err = anstream::stderr();
+    let _ = writeln!(err, "mesh: {WARNING}warning{WARNING:#}: {message}");
+}

@@ -34,6 +34,12 @@ pub(crate) struct CatalogArgs {
 #[derive(Debug, serde::Deserialize)]
 struct Config {
     catalog: Option<CatalogConfig>,
+    storage: Option<StorageConfig>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StorageConfig {
+    url: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -70,6 +76,33 @@ impl CatalogArgs {
             .unwrap_or_else(|| "sqlite://.mesh/catalog.db".to_owned());
         let root = config.parent().unwrap_or(Path::new("."));
         Ok(resolve(&url, root))
+    }
+
+    /// Where output ports' Delta tables go: `MESH_STORAGE`, else mesh.toml's `[storage] url`
+    /// (a relative `file://` path resolved against the workspace root), else `.mesh/data`.
+    pub(crate) fn storage(&self) -> anyhow::Result<String> {
+        if let Ok(url) = std::env::var("MESH_STORAGE") {
+            return Ok(url);
+        }
+        let cwd = std::env::current_dir().context("cannot read the current folder")?;
+        let Some(config) = find_config(&cwd) else {
+            return Ok(format!("file://{}", cwd.join(".mesh/data").display()));
+        };
+        let text = std::fs::read_to_string(&config)
+            .with_context(|| format!("cannot read {}", config.display()))?;
+        let parsed: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: {}", config.display(), e.message()))?;
+        let url = parsed
+            .storage
+            .and_then(|s| s.url)
+            .unwrap_or_else(|| "file://.mesh/data".to_owned());
+        let root = config.parent().unwrap_or(Path::new("."));
+        Ok(match url.strip_prefix("file://") {
+            Some(path) if Path::new(path).is_relative() => {
+                format!("file://{}", root.join(path).display())
+            }
+            _ => url,
+        })
     }
 
     /// The catalog the command talks to: a server when `--server` is given, else the database

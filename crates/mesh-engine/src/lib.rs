@@ -8,6 +8,7 @@ pub mod checks;
 pub mod dup;
 pub mod error;
 pub mod exec;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod source;
@@ -182,7 +183,7 @@ pub async fn test_contract(
 }
 
 /// Columns never shown in failed samples: classified as PII or sensitive.
-fn hidden_columns(contract: &Contract, model: &str) -> Vec<String> {
+pub(crate) fn hidden_columns(contract: &Contract, model: &str) -> Vec<String> {
     const SENSITIVE: &[&str] = &["pii", "sensitive", "confidential", "restricted", "secret"];
     contract
         .schema_object(model)
@@ -201,7 +202,7 @@ fn hidden_columns(contract: &Contract, model: &str) -> Vec<String> {
 }
 
 /// The primary-key columns of a model, by position.
-fn primary_key(contract: &Contract, model: &str) -> Vec<String> {
+pub(crate) fn primary_key(contract: &Contract, model: &str) -> Vec<String> {
     let Some(object) = contract.schema_object(model) else {
         return Vec::new();
     };
@@ -214,6 +215,6 @@ fn primary_key(contract: &Contract, model: &str) -> Vec<String> {
     keys.into_iter().map(|p| p.name().to_owned()).collect()
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }

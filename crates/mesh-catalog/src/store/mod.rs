@@ -162,6 +162,70 @@ pub trait Tx: Send {
     async fn current_policy_bundles(&mut self) -> StoreResult<Vec<PolicyBundleRow>>;
     /// [`StoreError::Conflict`] when that version of the scope exists.
     async fn insert_policy_bundle(&mut self, row: &PolicyBundleRow) -> StoreResult<()>;
+
+    async fn insert_run(&mut self, row: &RunRow) -> StoreResult<()>;
+    async fn run(&mut self, id: &str) -> StoreResult<Option<RunRow>>;
+    /// A product's runs (of one port, when given), newest first.
+    async fn runs(
+        &mut self,
+        product: &str,
+        port: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<RunRow>>;
+    /// The runs of a port not finished yet (`running` or `committing`).
+    async fn open_runs(&mut self, product: &str, port: &str) -> StoreResult<Vec<RunRow>>;
+    /// Replaces a run's row; [`StoreError::Conflict`] when its state is no longer `expected`.
+    async fn update_run(&mut self, row: &RunRow, expected: &str) -> StoreResult<()>;
+    async fn snapshot(
+        &mut self,
+        product: &str,
+        port: &str,
+        major: i64,
+    ) -> StoreResult<Option<SnapshotRow>>;
+    async fn snapshots(&mut self, product: &str) -> StoreResult<Vec<SnapshotRow>>;
+    async fn put_snapshot(&mut self, row: &SnapshotRow) -> StoreResult<()>;
+}
+
+/// One run of a product's pipeline for one output port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    pub id: String,
+    pub product: String,
+    pub version: String,
+    pub port: String,
+    pub major: i64,
+    /// The output port's Delta table.
+    pub location: String,
+    /// `running`, `committing`, `succeeded` or `failed`.
+    pub state: String,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    pub finished_at: Option<String>,
+    /// `host:pid` of the process running it.
+    pub owner: String,
+    /// The Delta version committed (or, while `committing`, being committed).
+    pub delta_version: Option<i64>,
+    pub rows_out: Option<i64>,
+    pub bytes_out: Option<i64>,
+    /// JSON: what each input port read.
+    pub inputs: String,
+    /// JSON: the contract checks' results.
+    pub checks: Option<String>,
+    pub error: Option<String>,
+    pub actor: String,
+}
+
+/// The snapshot of an output port (per major version) that readers get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    pub version: String,
+    pub run: String,
+    pub location: String,
+    pub delta_version: i64,
+    pub updated_at: String,
 }
 
 /// One version of the policies of a scope: `global`, or `domain:<name>`.

@@ -11,8 +11,8 @@ use sqlx::Row;
 
 use super::{
     Backend, CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PolicyBundleRow, PortRow,
-    ProductQuery, ProductRow, RoleBinding, StoreError, StoreResult, TeamRow, TokenRow, Tx,
-    VersionRow,
+    ProductQuery, ProductRow, RoleBinding, RunRow, SnapshotRow, StoreError, StoreResult, TeamRow,
+    TokenRow, Tx, VersionRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -48,6 +48,18 @@ macro_rules! port_cols {
 macro_rules! bundle_cols {
     () => {
         "scope, version, files, overrides, digest, published_by, published_at"
+    };
+}
+
+macro_rules! run_cols {
+    () => {
+        "id, product, version, port, major, location, state, started_at, heartbeat_at, \
+         finished_at, owner, delta_version, rows_out, bytes_out, inputs, checks, error, actor"
+    };
+}
+macro_rules! snapshot_cols {
+    () => {
+        "product, port, major, version, run, location, delta_version, updated_at"
     };
 }
 
@@ -134,6 +146,42 @@ macro_rules! row_readers {
                 digest: r.try_get("digest")?,
                 published_by: r.try_get("published_by")?,
                 published_at: r.try_get("published_at")?,
+            })
+        }
+
+        fn run_row(r: &$row) -> Result<RunRow, sqlx::Error> {
+            Ok(RunRow {
+                id: r.try_get("id")?,
+                product: r.try_get("product")?,
+                version: r.try_get("version")?,
+                port: r.try_get("port")?,
+                major: r.try_get("major")?,
+                location: r.try_get("location")?,
+                state: r.try_get("state")?,
+                started_at: r.try_get("started_at")?,
+                heartbeat_at: r.try_get("heartbeat_at")?,
+                finished_at: r.try_get("finished_at")?,
+                owner: r.try_get("owner")?,
+                delta_version: r.try_get("delta_version")?,
+                rows_out: r.try_get("rows_out")?,
+                bytes_out: r.try_get("bytes_out")?,
+                inputs: r.try_get("inputs")?,
+                checks: r.try_get("checks")?,
+                error: r.try_get("error")?,
+                actor: r.try_get("actor")?,
+            })
+        }
+
+        fn snapshot_row(r: &$row) -> Result<SnapshotRow, sqlx::Error> {
+            Ok(SnapshotRow {
+                product: r.try_get("product")?,
+                port: r.try_get("port")?,
+                major: r.try_get("major")?,
+                version: r.try_get("version")?,
+                run: r.try_get("run")?,
+                location: r.try_get("location")?,
+                delta_version: r.try_get("delta_version")?,
+                updated_at: r.try_get("updated_at")?,
             })
         }
 
@@ -724,6 +772,148 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await
                 .map_err(conflict("policy bundle version exists"))?;
+                Ok(())
+            }
+
+            async fn insert_run(&mut self, row: &RunRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO runs (", run_cols!(), ") VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                ))
+                .bind(&row.id)
+                .bind(&row.product)
+                .bind(&row.version)
+                .bind(&row.port)
+                .bind(row.major)
+                .bind(&row.location)
+                .bind(&row.state)
+                .bind(&row.started_at)
+                .bind(&row.heartbeat_at)
+                .bind(&row.finished_at)
+                .bind(&row.owner)
+                .bind(row.delta_version)
+                .bind(row.rows_out)
+                .bind(row.bytes_out)
+                .bind(&row.inputs)
+                .bind(&row.checks)
+                .bind(&row.error)
+                .bind(&row.actor)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("run exists"))?;
+                Ok(())
+            }
+
+            async fn run(&mut self, id: &str) -> StoreResult<Option<RunRow>> {
+                let row = sqlx::query(concat!("SELECT ", run_cols!(), " FROM runs WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row.as_ref().map(run_row).transpose()?)
+            }
+
+            async fn runs(
+                &mut self,
+                product: &str,
+                port: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<RunRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", run_cols!(), " FROM runs WHERE product = $1 \
+                     AND ($2 IS NULL OR port = $2) ORDER BY started_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(product)
+                .bind(port)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn open_runs(&mut self, product: &str, port: &str) -> StoreResult<Vec<RunRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", run_cols!(), " FROM runs WHERE product = $1 AND port = $2 \
+                     AND state IN ('running', 'committing') ORDER BY started_at"
+                ))
+                .bind(product)
+                .bind(port)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn update_run(&mut self, row: &RunRow, expected: &str) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE runs SET state = $2, heartbeat_at = $3, finished_at = $4, \
+                     delta_version = $5, rows_out = $6, bytes_out = $7, checks = $8, error = $9 \
+                     WHERE id = $1 AND state = $10",
+                )
+                .bind(&row.id)
+                .bind(&row.state)
+                .bind(&row.heartbeat_at)
+                .bind(&row.finished_at)
+                .bind(row.delta_version)
+                .bind(row.rows_out)
+                .bind(row.bytes_out)
+                .bind(&row.checks)
+                .bind(&row.error)
+                .bind(expected)
+                .execute(&mut *self.tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "run {} is no longer {expected}",
+                        row.id
+                    )));
+                }
+                Ok(())
+            }
+
+            async fn snapshot(
+                &mut self,
+                product: &str,
+                port: &str,
+                major: i64,
+            ) -> StoreResult<Option<SnapshotRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", snapshot_cols!(),
+                    " FROM snapshots WHERE product = $1 AND port = $2 AND major = $3"
+                ))
+                .bind(product)
+                .bind(port)
+                .bind(major)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.as_ref().map(snapshot_row).transpose()?)
+            }
+
+            async fn snapshots(&mut self, product: &str) -> StoreResult<Vec<SnapshotRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", snapshot_cols!(), " FROM snapshots WHERE product = $1 ORDER BY port, major"
+                ))
+                .bind(product)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(snapshot_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn put_snapshot(&mut self, row: &SnapshotRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO snapshots (", snapshot_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (product, port, major) DO UPDATE SET version = excluded.version, \
+                     run = excluded.run, location = excluded.location, \
+                     delta_version = excluded.delta_version, updated_at = excluded.updated_at"
+                ))
+                .bind(&row.product)
+                .bind(&row.port)
+                .bind(row.major)
+                .bind(&row.version)
+                .bind(&row.run)
+                .bind(&row.location)
+                .bind(row.delta_version)
+                .bind(&row.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
                 Ok(())
             }
         }

@@ -1211,3 +1211,160 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog() {
         assert_eq!(policy["bundles"]["domain"], 1, "{name}");
     }
 }
+
+#[tokio::test]
+async fn runs_move_the_snapshot_only_when_they_succeed() {
+    use mesh_catalog::runs::{RunEnd, RunStart};
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let who = admin();
+        catalog
+            .publish(
+                &who,
+                &product("sales.orders", "1.0.0", &["id!"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+        let start = RunStart {
+            product: "sales.orders".into(),
+            port: "orders".into(),
+            location: "file:///data/sales/orders/orders/v1".into(),
+            inputs: vec![],
+            owner: "host:1".into(),
+        };
+        assert!(matches!(
+            catalog.snapshot(&who, "sales.orders", "orders", None).await,
+            Err(CatalogError::NotFound(_))
+        ));
+
+        // One open run per port at a time.
+        let first = catalog.begin_run(&who, &start).await.unwrap();
+        assert_eq!(
+            (first.state.as_str(), first.major),
+            ("running", 1),
+            "{name}"
+        );
+        assert!(matches!(
+            catalog.begin_run(&who, &start).await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+        catalog.committing_run(&who, &first.id, 1).await.unwrap();
+        let done = catalog
+            .finish_run(
+                &who,
+                &first.id,
+                &RunEnd {
+                    delta_version: Some(1),
+                    rows_out: Some(10),
+                    bytes_out: Some(1000),
+                    checks: Some(serde_json::json!({"result": "passed"})),
+                    error: None,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.state, "succeeded");
+        let snapshot = catalog
+            .snapshot(&who, "sales.orders", "orders", Some(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            (snapshot.delta_version, snapshot.run.as_str()),
+            (1, first.id.as_str())
+        );
+
+        // A failed run leaves the snapshot where it was; a finished run cannot finish again.
+        let second = catalog.begin_run(&who, &start).await.unwrap();
+        catalog
+            .finish_run(
+                &who,
+                &second.id,
+                &RunEnd {
+                    error: Some("2 blocking checks failed".into()),
+                    ..RunEnd::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            catalog
+                .finish_run(&who, &second.id, &RunEnd::default())
+                .await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+        let snapshot = catalog
+            .snapshot(&who, "sales.orders", "orders", None)
+            .await
+            .unwrap();
+        assert_eq!(snapshot.delta_version, 1, "{name}");
+
+        // A run whose process died is settled from the Delta log: committed after all.
+        let third = catalog.begin_run(&who, &start).await.unwrap();
+        catalog.committing_run(&who, &third.id, 2).await.unwrap();
+        let open = catalog
+            .open_runs(&who, "sales.orders", "orders")
+            .await
+            .unwrap();
+        assert_eq!(open.len(), 1);
+        catalog.settle_run(&who, &third.id, Some(2)).await.unwrap();
+        let snapshot = catalog
+            .snapshot(&who, "sales.orders", "orders", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            (snapshot.delta_version, snapshot.run),
+            (2, third.id.clone())
+        );
+        // ... or never committed: failed, snapshot unmoved.
+        let fourth = catalog.begin_run(&who, &start).await.unwrap();
+        let settled = catalog.settle_run(&who, &fourth.id, None).await.unwrap();
+        assert_eq!(settled.state, "failed");
+        assert!(settled.error.unwrap().contains("interrupted"));
+
+        let runs = catalog.runs(&who, "sales.orders", None, 10).await.unwrap();
+        let states: Vec<&str> = runs.iter().map(|r| r.state.as_str()).collect();
+        assert_eq!(states.len(), 4, "{name}");
+        assert_eq!(
+            states.iter().filter(|s| **s == "succeeded").count(),
+            2,
+            "{name}: {states:?}"
+        );
+        let events = catalog
+            .events(&who, 0, 200, Some("sales.orders"))
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .filter(|k| k.starts_with("run."))
+            .collect();
+        assert_eq!(kinds.iter().filter(|k| **k == "run.started").count(), 4);
+        assert_eq!(kinds.iter().filter(|k| **k == "run.succeeded").count(), 2);
+        assert_eq!(kinds.iter().filter(|k| **k == "run.failed").count(), 2);
+
+        // Runs need the publisher's rights, and a published product.
+        let consumer = catalog
+            .authenticate(
+                &catalog
+                    .bootstrap_token("carol", &[(Role::Consumer, None)], None)
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            catalog.begin_run(&consumer, &start).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        let ghost = RunStart {
+            product: "sales.ghost".into(),
+            ..start.clone()
+        };
+        assert!(matches!(
+            catalog.begin_run(&who, &ghost).await,
+            Err(CatalogError::NotFound(_))
+        ));
+    }
+}

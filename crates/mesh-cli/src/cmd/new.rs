@@ -189,18 +189,22 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
     };
     let folder = root.join(&args.domain).join(&args.name);
 
-    let columns = if args.kind == Kind::Source {
-        source_columns(&args.name)
-    } else {
-        let upstream =
-            crate::runtime()?.block_on(upstream_columns(&root, &inputs[0], &args.catalog))?;
-        if args.kind == Kind::Aggregate {
-            aggregate_columns(&upstream)
-        } else {
-            upstream
+    // Every input's contract: the first one's columns start the output, each one's version
+    // pins its input port to that major version.
+    let mut upstream = Vec::new();
+    if !inputs.is_empty() {
+        let runtime = crate::runtime()?;
+        for input in &inputs {
+            upstream.push(runtime.block_on(upstream_contract(&root, input, &args.catalog))?);
         }
+    }
+    let columns = match upstream.first() {
+        None => source_columns(&args.name),
+        Some((first, _)) if args.kind == Kind::Aggregate => aggregate_columns(first),
+        Some((first, _)) => first.clone(),
     };
-    let files = render(args, &inputs, &columns, &email);
+    let versions: Vec<String> = upstream.into_iter().map(|(_, v)| v).collect();
+    let files = render(args, &inputs, &versions, &columns, &email);
 
     // Nothing is written when any file exists (unless --force): all or nothing.
     let existing: Vec<String> = files
@@ -323,12 +327,13 @@ fn source_columns(name: &str) -> Vec<Column> {
     ]
 }
 
-/// The upstream port's columns (its first table), from the workspace or the catalog.
-async fn upstream_columns(
+/// The upstream port's columns (its first table) and contract version, from the workspace or
+/// the catalog.
+async fn upstream_contract(
     root: &Path,
     input: &Input,
     catalog: &CatalogArgs,
-) -> anyhow::Result<Vec<Column>> {
+) -> anyhow::Result<(Vec<Column>, String)> {
     let file = root
         .join(&input.domain)
         .join(&input.product)
@@ -402,7 +407,12 @@ async fn upstream_columns(
             input.contract_id()
         );
     }
-    Ok(columns)
+    let version = node
+        .get("version")
+        .and_then(Node::as_str)
+        .unwrap_or("1.0.0")
+        .to_owned();
+    Ok((columns, version))
 }
 
 /// An aggregate: rows per value of the first non-key text column (or of the key).
@@ -441,6 +451,7 @@ const RANKS: [&str; 4] = ["public", "internal", "confidential", "restricted"];
 fn render(
     args: &ProductArgs,
     inputs: &[Input],
+    versions: &[String],
     columns: &[Column],
     email: &str,
 ) -> Vec<(String, String)> {
@@ -518,10 +529,10 @@ customProperties:
     ));
     if !inputs.is_empty() {
         descriptor.push_str("inputPorts:\n");
-        for input in inputs {
+        for (input, version) in inputs.iter().zip(versions) {
             descriptor.push_str(&format!(
                 "  - name: {port}
-    version: 1.0.0
+    version: {version}
     contractId: {contract}
 ",
                 port = input_name(input, inputs),
@@ -629,15 +640,30 @@ slaProperties:
         .collect::<Vec<_>>()
         .join(",\n       ");
     let transform = match args.kind {
-        Kind::Source => format!(
-            "-- {id}: one row per {key}, from the raw extract (the `sources` of product.odps.yaml).
+        Kind::Source => {
+            // Raw files carry text: each column is cast to its contract type.
+            let casts = columns
+                .iter()
+                .map(|c| match c.logical.as_str() {
+                    "number" => format!("CAST({0} AS DOUBLE) AS {0}", c.name),
+                    "integer" => format!("CAST({0} AS BIGINT) AS {0}", c.name),
+                    "timestamp" => format!("CAST({0} AS TIMESTAMP) AS {0}", c.name),
+                    "date" => format!("CAST({0} AS DATE) AS {0}", c.name),
+                    "boolean" => format!("CAST({0} AS BOOLEAN) AS {0}", c.name),
+                    _ => format!("CAST({0} AS VARCHAR) AS {0}", c.name),
+                })
+                .collect::<Vec<_>>()
+                .join(",\n       ");
+            format!(
+                "-- {id}: one row per {key}, from the raw extract (the `sources` of product.odps.yaml).
 -- Each source and each input port is a table named after it. DataFusion SQL.
-SELECT {list}
+SELECT {casts}
 FROM raw_{name}
 WHERE {key} IS NOT NULL
 ",
-            key = key.name
-        ),
+                key = key.name
+            )
+        }
         Kind::Aggregate => {
             let from = input_name(&inputs[0], inputs);
             format!(

@@ -8,6 +8,7 @@ mod init;
 mod lint;
 mod new;
 mod policy;
+mod run;
 mod s3;
 // The same access rules to ../shared/vectors as mesh-model's tests (skip, or fail under CI=true).
 #[path = "../../../mesh-model/tests/it/vectors.rs"]

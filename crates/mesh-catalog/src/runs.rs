@@ -1,0 +1,420 @@
+//! Pipeline runs in the catalog: the ledger of write-audit-publish.
+//!
+//! A run is recorded before it writes anything ([`Catalog::begin_run`]), marked `committing`
+//! with the Delta version it is about to commit ([`Catalog::committing_run`]), and finished
+//! ([`Catalog::finish_run`]): on success the output port's snapshot moves to the committed
+//! version in the same transaction, so the catalog and the table never disagree for longer than
+//! the window between the Delta commit and that transaction. A run left `running` or
+//! `committing` by a process that died is settled by the next run from the Delta log
+//! ([`Catalog::settle_run`]): its commit is there, and the snapshot moves; or it is not, and the
+//! run failed (its files were never committed, so no reader ever saw them).
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Action;
+use crate::catalog::{Catalog, CatalogError, stamp};
+use crate::store::{NewEvent, RunRow, SnapshotRow};
+
+/// What a run read from one input port (or source).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunInput {
+    /// The input port (or source) name: the table `transform.sql` reads.
+    pub name: String,
+    /// `domain.product` for an input port; absent for a source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// The location read (a Delta table, a file, a glob).
+    pub location: String,
+    /// The Delta version read, for an input port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<i64>,
+}
+
+/// A run, as the catalog shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunView {
+    pub id: String,
+    pub product: String,
+    pub version: String,
+    pub port: String,
+    pub major: i64,
+    pub location: String,
+    /// `running`, `committing`, `succeeded` or `failed`.
+    pub state: String,
+    pub started_at: String,
+    pub heartbeat_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// `host:pid` of the process that ran it.
+    pub owner: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_out: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<i64>,
+    pub inputs: Vec<RunInput>,
+    /// The contract checks' results (datacontract-cli's run shape).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub actor: String,
+}
+
+impl RunView {
+    fn of(row: RunRow) -> RunView {
+        RunView {
+            inputs: serde_json::from_str(&row.inputs).unwrap_or_default(),
+            checks: row
+                .checks
+                .as_deref()
+                .and_then(|c| serde_json::from_str(c).ok()),
+            id: row.id,
+            product: row.product,
+            version: row.version,
+            port: row.port,
+            major: row.major,
+            location: row.location,
+            state: row.state,
+            started_at: row.started_at,
+            heartbeat_at: row.heartbeat_at,
+            finished_at: row.finished_at,
+            owner: row.owner,
+            delta_version: row.delta_version,
+            rows_out: row.rows_out,
+            bytes_out: row.bytes_out,
+            error: row.error,
+            actor: row.actor,
+        }
+    }
+}
+
+/// The snapshot of an output port that readers get.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Snapshot {
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    /// The product version that produced it.
+    pub version: String,
+    pub run: String,
+    /// The Delta table.
+    pub location: String,
+    /// The table version readers get (time travel pins it).
+    pub delta_version: i64,
+    pub updated_at: String,
+}
+
+impl From<SnapshotRow> for Snapshot {
+    fn from(r: SnapshotRow) -> Snapshot {
+        Snapshot {
+            product: r.product,
+            port: r.port,
+            major: r.major,
+            version: r.version,
+            run: r.run,
+            location: r.location,
+            delta_version: r.delta_version,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// What a run asks to start.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunStart {
+    /// `domain.product`; its latest version is what runs.
+    pub product: String,
+    pub port: String,
+    /// The output port's Delta table.
+    pub location: String,
+    pub inputs: Vec<RunInput>,
+    /// `host:pid` of the running process.
+    pub owner: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunEnd {
+    /// The Delta version committed; absent when the run failed.
+    pub delta_version: Option<i64>,
+    pub rows_out: Option<i64>,
+    pub bytes_out: Option<i64>,
+    pub checks: Option<serde_json::Value>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+impl Catalog {
+    /// Records a run of `start.product`'s latest version for one output port. Refused while
+    /// another run of that port is open: the caller settles runs whose process is gone first
+    /// ([`Catalog::open_runs`], [`Catalog::settle_run`]).
+    pub async fn begin_run(
+        &self,
+        who: &crate::Principal,
+        start: &RunStart,
+    ) -> Result<RunView, CatalogError> {
+        let mut tx = self.store.write().await?;
+        let product = tx
+            .product(&start.product)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("product {}", start.product)))?;
+        Self::allow(
+            who,
+            Action::Publish {
+                domain: &product.domain,
+            },
+        )?;
+        let version = product.latest.clone().ok_or_else(|| {
+            CatalogError::NotFound(format!("a published version of {}", start.product))
+        })?;
+        let ports = tx.ports(&start.product, &version).await?;
+        let port = ports.iter().find(|p| p.port == start.port).ok_or_else(|| {
+            CatalogError::NotFound(format!(
+                "output port `{}` in {}@{version}",
+                start.port, start.product
+            ))
+        })?;
+        if let Some(open) = tx.open_runs(&start.product, &start.port).await?.first() {
+            return Err(CatalogError::Lifecycle(format!(
+                "run {} of {}.{} ({}, started {} by {}) is still {}",
+                open.id,
+                open.product,
+                open.port,
+                open.owner,
+                open.started_at,
+                open.actor,
+                open.state
+            )));
+        }
+        let now = stamp(self.clock.now());
+        let row = RunRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            product: start.product.clone(),
+            version: version.clone(),
+            port: start.port.clone(),
+            major: port.major,
+            location: start.location.clone(),
+            state: "running".into(),
+            started_at: now.clone(),
+            heartbeat_at: now.clone(),
+            finished_at: None,
+            owner: start.owner.clone(),
+            delta_version: None,
+            rows_out: None,
+            bytes_out: None,
+            inputs: serde_json::to_string(&start.inputs).unwrap_or_else(|_| "[]".into()),
+            checks: None,
+            error: None,
+            actor: who.name.clone(),
+        };
+        tx.insert_run(&row).await?;
+        tx.append_event(&NewEvent {
+            at: now,
+            kind: "run.started".into(),
+            subject: start.product.clone(),
+            actor: who.name.clone(),
+            payload: serde_json::json!({
+                "run": row.id, "version": version, "port": start.port, "inputs": start.inputs,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(RunView::of(row))
+    }
+
+    /// Marks a run as about to commit Delta version `delta_version`.
+    pub async fn committing_run(
+        &self,
+        who: &crate::Principal,
+        id: &str,
+        delta_version: i64,
+    ) -> Result<RunView, CatalogError> {
+        let mut tx = self.store.write().await?;
+        let mut row = self.own_run(tx.as_mut(), who, id).await?;
+        if row.state != "running" {
+            return Err(CatalogError::Lifecycle(format!(
+                "run {id} is {}, not running",
+                row.state
+            )));
+        }
+        row.state = "committing".into();
+        row.delta_version = Some(delta_version);
+        row.heartbeat_at = stamp(self.clock.now());
+        tx.update_run(&row, "running").await?;
+        tx.commit().await?;
+        Ok(RunView::of(row))
+    }
+
+    /// Finishes a run: `succeeded` (the port's snapshot moves to the committed Delta version) or
+    /// `failed`.
+    pub async fn finish_run(
+        &self,
+        who: &crate::Principal,
+        id: &str,
+        end: &RunEnd,
+    ) -> Result<RunView, CatalogError> {
+        let mut tx = self.store.write().await?;
+        let mut row = self.own_run(tx.as_mut(), who, id).await?;
+        let expected = row.state.clone();
+        if !matches!(expected.as_str(), "running" | "committing") {
+            return Err(CatalogError::Lifecycle(format!(
+                "run {id} is already {expected}"
+            )));
+        }
+        let now = stamp(self.clock.now());
+        row.finished_at = Some(now.clone());
+        row.heartbeat_at = now.clone();
+        row.rows_out = end.rows_out;
+        row.bytes_out = end.bytes_out;
+        row.checks = end.checks.as_ref().map(ToString::to_string);
+        row.error = end.error.clone();
+        match end.delta_version {
+            Some(v) => {
+                row.state = "succeeded".into();
+                row.delta_version = Some(v);
+                tx.put_snapshot(&SnapshotRow {
+                    product: row.product.clone(),
+                    port: row.port.clone(),
+                    major: row.major,
+                    version: row.version.clone(),
+                    run: row.id.clone(),
+                    location: row.location.clone(),
+                    delta_version: v,
+                    updated_at: now.clone(),
+                })
+                .await?;
+            }
+            None => {
+                row.state = "failed".into();
+            }
+        }
+        tx.update_run(&row, &expected).await?;
+        tx.append_event(&NewEvent {
+            at: now,
+            kind: format!("run.{}", row.state),
+            subject: row.product.clone(),
+            actor: who.name.clone(),
+            payload: serde_json::json!({
+                "run": row.id, "version": row.version, "port": row.port,
+                "delta_version": row.delta_version, "rows_out": row.rows_out,
+                "error": row.error,
+            }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(RunView::of(row))
+    }
+
+    /// Settles a run whose process is gone, from what the Delta log says: committed as
+    /// `delta_version` (it succeeded), or never committed (it failed).
+    pub async fn settle_run(
+        &self,
+        who: &crate::Principal,
+        id: &str,
+        delta_version: Option<i64>,
+    ) -> Result<RunView, CatalogError> {
+        let end = RunEnd {
+            delta_version,
+            rows_out: None,
+            bytes_out: None,
+            checks: None,
+            error: delta_version
+                .is_none()
+                .then(|| "interrupted before its commit; nothing of it was published".to_owned()),
+        };
+        self.finish_run(who, id, &end).await
+    }
+
+    /// The runs of a port that have not finished.
+    pub async fn open_runs(
+        &self,
+        who: &crate::Principal,
+        product: &str,
+        port: &str,
+    ) -> Result<Vec<RunView>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .open_runs(product, port)
+            .await?
+            .into_iter()
+            .map(RunView::of)
+            .collect())
+    }
+
+    /// A product's runs, newest first.
+    pub async fn runs(
+        &self,
+        who: &crate::Principal,
+        product: &str,
+        port: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunView>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .runs(product, port, limit.clamp(1, 1000))
+            .await?
+            .into_iter()
+            .map(RunView::of)
+            .collect())
+    }
+
+    /// The snapshot readers get of an output port: of `major`, or of the product's latest major.
+    pub async fn snapshot(
+        &self,
+        who: &crate::Principal,
+        product: &str,
+        port: &str,
+        major: Option<i64>,
+    ) -> Result<Snapshot, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        let found = match major {
+            Some(m) => tx.snapshot(product, port, m).await?,
+            None => tx
+                .snapshots(product)
+                .await?
+                .into_iter()
+                .filter(|s| s.port == port)
+                .max_by_key(|s| s.major),
+        };
+        found.map(Snapshot::from).ok_or_else(|| {
+            CatalogError::NotFound(format!(
+                "a published snapshot of {product}.{port}{}: run the product first",
+                major.map(|m| format!(" (major {m})")).unwrap_or_default()
+            ))
+        })
+    }
+
+    /// A run the caller may act on: one it may publish for.
+    async fn own_run(
+        &self,
+        tx: &mut dyn crate::store::Tx,
+        who: &crate::Principal,
+        id: &str,
+    ) -> Result<RunRow, CatalogError> {
+        let row = tx
+            .run(id)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("run {id}")))?;
+        let product = tx
+            .product(&row.product)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("product {}", row.product)))?;
+        Self::allow(
+            who,
+            Action::Publish {
+                domain: &product.domain,
+            },
+        )?;
+        Ok(row)
+    }
+}

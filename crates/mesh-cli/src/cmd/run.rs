@@ -1,0 +1,384 @@
+//! `mesh run [DIR]`: write-audit-publish of a product's output port. The product's latest
+//! published version runs: `transform.sql` over its sources (files) and input ports (the
+//! upstream ports' current snapshots, read at their pinned Delta versions), the result written as
+//! uncommitted Delta files under the workspace's storage, the port's contract checked on exactly
+//! those files, and the commit made — and the catalog's snapshot moved — only if no blocking
+//! check fails. A run left open by a process that died is settled first, from the Delta log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use mesh_catalog::runs::{RunEnd as CatalogEnd, RunInput, RunStart};
+use mesh_catalog::{Catalog, Principal};
+use mesh_engine::Location;
+use mesh_engine::pipeline::{self, Input, Ledger, OpenRun, RunEnd, RunPlan};
+use mesh_model::source::Node;
+
+use crate::cmd::publish::load_bundle;
+use crate::output::{self, ERROR, LOCATION, OK, WARNING, paint};
+use crate::workspace::CatalogArgs;
+use crate::{Outcome, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The product folder (its descriptor, contracts and transform.sql).
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+/// The catalog as the pipeline's ledger.
+struct CatalogLedger {
+    catalog: Catalog,
+    who: Principal,
+}
+
+#[async_trait::async_trait]
+impl Ledger for CatalogLedger {
+    async fn begin(&self, plan: &RunPlan) -> Result<String, String> {
+        let start = RunStart {
+            product: plan.product.clone(),
+            port: plan.port.clone(),
+            location: plan.location.clone(),
+            inputs: plan
+                .inputs
+                .iter()
+                .map(|i| RunInput {
+                    name: i.name.clone(),
+                    product: i.product.clone(),
+                    location: i.location.target.clone(),
+                    delta_version: i.delta_version,
+                })
+                .collect(),
+            owner: plan.owner.clone(),
+        };
+        self.catalog
+            .begin_run(&self.who, &start)
+            .await
+            .map(|r| r.id)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn committing(&self, run: &str, delta_version: i64) -> Result<(), String> {
+        self.catalog
+            .committing_run(&self.who, run, delta_version)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn finish(&self, run: &str, end: &RunEnd) -> Result<(), String> {
+        let end = CatalogEnd {
+            delta_version: end.delta_version,
+            rows_out: end.rows_out,
+            bytes_out: end.bytes_out,
+            checks: end.checks.clone(),
+            error: end.error.clone(),
+        };
+        self.catalog
+            .finish_run(&self.who, run, &end)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn open_runs(&self, product: &str, port: &str) -> Result<Vec<OpenRun>, String> {
+        self.catalog
+            .open_runs(&self.who, product, port)
+            .await
+            .map(|runs| {
+                runs.into_iter()
+                    .map(|r| OpenRun {
+                        id: r.id,
+                        owner: r.owner,
+                        heartbeat_at: r.heartbeat_at,
+                        location: r.location,
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
+    }
+
+    async fn settle(&self, run: &str, delta_version: Option<i64>) -> Result<(), String> {
+        self.catalog
+            .settle_run(&self.who, run, delta_version)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// Whether the process that owns an open run is gone: on this host, its pid is not running;
+/// elsewhere, it has not been heard of for ten minutes.
+fn dead(run: &OpenRun) -> bool {
+    let (run_host, pid) = run
+        .owner
+        .rsplit_once(':')
+        .unwrap_or((run.owner.as_str(), ""));
+    if run_host == host() {
+        return match pid.parse::<u32>() {
+            Ok(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
+            Err(_) => true,
+        };
+    }
+    chrono::DateTime::parse_from_rfc3339(&run.heartbeat_at)
+        .map(|at| chrono::Utc::now().signed_duration_since(at) > chrono::Duration::minutes(10))
+        .unwrap_or(true)
+}
+
+/// `major` of a semantic version (`1.4.0` → 1).
+fn major(version: &str) -> i64 {
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let bundle = load_bundle(&args.dir)?;
+    let product = crate::cmd::policy::parse(&bundle.descriptor.text, &bundle.descriptor.path)?;
+    let text = |n: &Node, k: &str| n.get(k).and_then(Node::as_str).map(str::to_owned);
+    let id = text(&product, "id").context("the descriptor has no `id`")?;
+    let version = text(&product, "version").context("the descriptor has no `version`")?;
+    let (domain, name) = id
+        .split_once('.')
+        .with_context(|| format!("product id `{id}` is not domain.product"))?;
+    let outputs = product
+        .get("outputPorts")
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    let [output] = outputs else {
+        bail!(
+            "{}: mesh run writes one output port per product for now; this one has {}",
+            bundle.descriptor.path,
+            outputs.len()
+        );
+    };
+    let port = text(output, "name").context("the output port has no `name`")?;
+    let contract_id = text(output, "contractId").context("the output port has no `contractId`")?;
+    let contract_file = bundle
+        .contracts
+        .iter()
+        .find(|c| {
+            crate::cmd::policy::parse(&c.text, &c.path)
+                .ok()
+                .and_then(|n| text(&n, "id"))
+                == Some(contract_id.clone())
+        })
+        .with_context(|| {
+            format!(
+                "the contract {contract_id} is not in {}",
+                args.dir.display()
+            )
+        })?;
+    let contract = match mesh_model::parse_document(&contract_file.path, &contract_file.text) {
+        mesh_model::document::AnyParsed::Contract(parsed) => parsed.model,
+        _ => None,
+    }
+    .with_context(|| format!("{} is not a readable data contract", contract_file.path))?;
+    let transform_path = args.dir.join("transform.sql");
+    let transform = std::fs::read_to_string(&transform_path)
+        .with_context(|| format!("cannot read {}", transform_path.display()))?;
+    let partition_by = partitions(&contract);
+
+    let storage = args.catalog.storage()?;
+    let location = format!(
+        "{}/{domain}/{name}/{port}/v{}",
+        storage.trim_end_matches('/'),
+        major(&version)
+    );
+    let mut inputs = sources(&product, &args.dir)?;
+
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let crate::client::Client::Local(catalog, who) = client else {
+            bail!("mesh run records its runs in the catalog database: use --catalog (or mesh.toml), not --server");
+        };
+        for input in product.get("inputPorts").and_then(Node::as_seq).unwrap_or_default() {
+            let input_name = text(input, "name").context("an input port has no `name`")?;
+            let contract = text(input, "contractId")
+                .with_context(|| format!("input port `{input_name}` has no `contractId`"))?;
+            let pinned = text(input, "version").map(|v| major(&v));
+            let (upstream, upstream_port) = contract.rsplit_once('.').with_context(|| {
+                format!("input port `{input_name}`: `{contract}` is not domain.product.port")
+            })?;
+            let snapshot = catalog
+                .snapshot(&who, upstream, upstream_port, pinned)
+                .await
+                .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?;
+            inputs.push(Input {
+                name: input_name,
+                product: Some(upstream.to_owned()),
+                location: Location::from_path(&snapshot.location, Some("delta"))?,
+                delta_version: Some(snapshot.delta_version),
+            });
+        }
+        let ledger = CatalogLedger { catalog, who };
+        let settled = pipeline::settle(&ledger, &id, &port, dead).await?;
+        if settled > 0 {
+            output::warning(&format!(
+                "settled {settled} run(s) of {id}.{port} left open by a process that is gone"
+            ));
+        }
+        let plan = RunPlan {
+            product: id.clone(),
+            port: port.clone(),
+            location: location.clone(),
+            inputs,
+            owner: format!("{}:{}", host(), std::process::id()),
+        };
+        let report = pipeline::run_port(&ledger, &plan, &transform, &contract, &partition_by)
+            .await
+            .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+        print(args.output, &id, &port, &location, &report)
+    })
+}
+
+/// The columns the contract partitions by (`partitioned: true`, in `partitionKeyPosition`
+/// order).
+fn partitions(contract: &mesh_model::odcs::Contract) -> Vec<String> {
+    let mut keyed: Vec<(i64, String)> = contract
+        .schema
+        .first()
+        .map(|o| {
+            o.properties
+                .iter()
+                .filter(|p| p.partitioned == Some(true))
+                .map(|p| {
+                    (
+                        p.partition_key_position.unwrap_or(i64::MAX),
+                        p.name().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    keyed.sort();
+    keyed.into_iter().map(|(_, n)| n).collect()
+}
+
+/// A source product's external data: the `sources` custom property, paths relative to the
+/// product folder.
+fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for cp in product
+        .get("customProperties")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+    {
+        if cp.get("property").and_then(Node::as_str) != Some("sources") {
+            continue;
+        }
+        for source in cp.get("value").and_then(Node::as_seq).unwrap_or_default() {
+            let field = |k: &str| source.get(k).and_then(Node::as_str);
+            let name = field("name").context("a source has no `name`")?;
+            let path = field("path").with_context(|| format!("source `{name}` has no `path`"))?;
+            let path = if path.contains("://") || Path::new(path).is_absolute() {
+                path.to_owned()
+            } else {
+                dir.join(path).display().to_string()
+            };
+            out.push(Input {
+                name: name.to_owned(),
+                product: None,
+                location: Location::from_path(&path, field("format"))?,
+                delta_version: None,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn print(
+    format: OutputFormat,
+    id: &str,
+    port: &str,
+    location: &str,
+    report: &pipeline::RunReport,
+) -> anyhow::Result<Outcome> {
+    let outcome = if report.delta_version.is_some() {
+        Outcome::Ok
+    } else {
+        Outcome::Findings
+    };
+    if format == OutputFormat::Json {
+        let doc = serde_json::json!({
+            "run": report.run,
+            "product": id,
+            "port": port,
+            "location": location,
+            "published": report.delta_version.is_some(),
+            "deltaVersion": report.delta_version,
+            "rows": report.rows_out,
+            "bytes": report.bytes_out,
+            "blocking": report.blocking.iter().map(|r| &r.check.key).collect::<Vec<_>>(),
+            "checks": report.checks.iter().map(|r| serde_json::json!({
+                "key": r.check.key, "result": r.outcome, "reason": r.reason,
+            })).collect::<Vec<_>>(),
+        });
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(outcome);
+    }
+    let mut out = output::stdout();
+    for r in &report.checks {
+        let (style, word) = match r.outcome {
+            mesh_engine::Outcome::Passed => (OK, "passed"),
+            mesh_engine::Outcome::Skipped => (LOCATION, "skipped"),
+            mesh_engine::Outcome::Warning => (WARNING, "warning"),
+            mesh_engine::Outcome::Failed => (ERROR, "failed"),
+            mesh_engine::Outcome::Error => (ERROR, "error"),
+        };
+        if r.outcome != mesh_engine::Outcome::Passed {
+            writeln!(
+                out,
+                "{:<8} {}  {}",
+                paint(style, word),
+                r.check.key,
+                r.reason.as_deref().unwrap_or_default()
+            )?;
+        }
+    }
+    let passed = report
+        .checks
+        .iter()
+        .filter(|r| r.outcome == mesh_engine::Outcome::Passed)
+        .count();
+    match report.delta_version {
+        Some(v) => writeln!(
+            out,
+            "{} {id}.{port}: Delta version {v}, {} rows, {} bytes ({passed} of {} checks passed; run {})",
+            paint(OK, "Published"),
+            report.rows_out,
+            report.bytes_out,
+            report.checks.len(),
+            report.run
+        )?,
+        None => writeln!(
+            out,
+            "{} {id}.{port}: {} blocking check(s) failed on the new data; nothing was committed and readers keep the previous snapshot (run {})",
+            paint(ERROR, "Not published"),
+            report.blocking.len(),
+            report.run
+        )?,
+    }
+    writeln!(out, "  table: {location}")?;
+    out.flush()?;
+    Ok(outcome)
+}

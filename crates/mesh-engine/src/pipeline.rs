@@ -1,0 +1,550 @@
+//! Write-audit-publish of a data product's output port on Delta Lake.
+//!
+//! [`run_port`] executes `transform.sql` over the product's inputs, writes the result as data
+//! files of the port's Delta table **without committing them**, runs the port's contract checks
+//! on exactly those files, and commits them as the table's new snapshot only when no blocking
+//! check fails. A [`Ledger`] (the catalog) records the run before anything is written, is told
+//! the Delta version about to be committed, and moves the port's snapshot when the run ends.
+//! Every commit carries the run id (`mesh.run` in the Delta commit info), so a run whose process
+//! died is settled from the Delta log by the next one ([`settle`]).
+//!
+//! Which checks block: schema checks and quality rules of severity error. Service levels
+//! (freshness, retention) describe the pipeline's schedule, not the new data's validity: they
+//! are reported, and monitored, but do not hold back the freshest data there is.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, StructType};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
+use mesh_model::odcs::Contract;
+
+use crate::checks::{self, Categories};
+use crate::error::EngineError;
+use crate::report::{CheckResult, Outcome};
+
+/// The key of the run id in a Delta commit's info.
+pub const RUN_KEY: &str = "mesh.run";
+
+/// A table a transform reads: a source (files) or an upstream port's Delta table at a version.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The table name in `transform.sql`.
+    pub name: String,
+    /// `domain.product` for an input port.
+    pub product: Option<String>,
+    pub location: crate::source::Location,
+    /// For an input port: the Delta version readers get (the catalog's snapshot).
+    pub delta_version: Option<i64>,
+}
+
+/// What the ledger records when a run starts.
+#[derive(Debug, Clone)]
+pub struct RunPlan {
+    pub product: String,
+    pub port: String,
+    /// The Delta table URL of the port.
+    pub location: String,
+    pub inputs: Vec<Input>,
+    /// `host:pid`.
+    pub owner: String,
+}
+
+/// How a run ended, for the ledger.
+#[derive(Debug, Clone, Default)]
+pub struct RunEnd {
+    pub delta_version: Option<i64>,
+    pub rows_out: Option<i64>,
+    pub bytes_out: Option<i64>,
+    pub checks: Option<serde_json::Value>,
+    pub error: Option<String>,
+}
+
+/// A run not finished, as the ledger knows it.
+#[derive(Debug, Clone)]
+pub struct OpenRun {
+    pub id: String,
+    pub owner: String,
+    pub heartbeat_at: String,
+    pub location: String,
+}
+
+/// Where runs are recorded (the catalog, local or over HTTP). Errors are messages for people.
+#[async_trait::async_trait]
+pub trait Ledger: Send + Sync {
+    /// Records the run; returns its id. Refused while another run of the port is open.
+    async fn begin(&self, plan: &RunPlan) -> Result<String, String>;
+    async fn committing(&self, run: &str, delta_version: i64) -> Result<(), String>;
+    async fn finish(&self, run: &str, end: &RunEnd) -> Result<(), String>;
+    async fn open_runs(&self, product: &str, port: &str) -> Result<Vec<OpenRun>, String>;
+    /// Settles a run whose process is gone: committed as this version, or not at all.
+    async fn settle(&self, run: &str, delta_version: Option<i64>) -> Result<(), String>;
+}
+
+/// Why a run did not publish.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The ledger refused or failed (e.g. another run is open).
+    #[error("{0}")]
+    Ledger(String),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("the Delta table at {location}: {reason}")]
+    Delta { location: String, reason: String },
+    #[error("transform.sql: {0}")]
+    Transform(String),
+}
+
+fn delta(location: &str) -> impl Fn(deltalake::DeltaTableError) -> RunError + '_ {
+    move |e| RunError::Delta {
+        location: location.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub run: String,
+    /// The Delta version committed, when it published.
+    pub delta_version: Option<i64>,
+    pub rows_out: u64,
+    pub bytes_out: u64,
+    pub checks: Vec<CheckResult>,
+    /// The blocking checks that failed (empty when it published).
+    pub blocking: Vec<CheckResult>,
+}
+
+/// `file:///abs/path/` or an object-store URL, for a table location.
+pub fn table_url(location: &str) -> Result<url::Url, RunError> {
+    let bad = |reason: String| RunError::Delta {
+        location: location.to_owned(),
+        reason,
+    };
+    if location.contains("://") && !location.starts_with("file://") {
+        return url::Url::parse(location).map_err(|e| bad(e.to_string()));
+    }
+    let path = std::path::PathBuf::from(location.trim_start_matches("file://"));
+    std::fs::create_dir_all(&path).map_err(|e| bad(e.to_string()))?;
+    let path = std::fs::canonicalize(&path).map_err(|e| bad(e.to_string()))?;
+    url::Url::from_directory_path(&path).map_err(|()| bad("not an absolute path".into()))
+}
+
+/// Opens the port's table, creating it (an empty version 0) with `schema` when it is not there.
+pub async fn open_or_create(
+    location: &str,
+    schema: &SchemaRef,
+    partition_by: &[String],
+) -> Result<DeltaTable, RunError> {
+    let url = table_url(location)?;
+    let table = DeltaTable::try_from_url(url)
+        .await
+        .map_err(delta(location))?;
+    if table.version().is_some() {
+        return Ok(table);
+    }
+    let kernel: StructType = schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| RunError::Delta {
+            location: location.to_owned(),
+            reason: format!("the output's schema has no Delta form: {e}"),
+        })?;
+    table
+        .create()
+        .with_columns(kernel.fields().cloned())
+        .with_partition_columns(partition_by.to_vec())
+        .with_save_mode(SaveMode::Ignore)
+        .await
+        .map_err(delta(location))
+}
+
+/// The data files of a new snapshot, written but not committed.
+#[derive(Debug)]
+pub struct Staged {
+    actions: Vec<Action>,
+    /// The new files' paths inside the table.
+    paths: Vec<String>,
+    /// The new files' URLs, to check them.
+    files: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// Writes `batches` as data files of `table`, committing nothing. With `overwrite`, the commit
+/// replaces every file of the current version.
+pub async fn stage(
+    table: &DeltaTable,
+    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    location: &str,
+) -> Result<Staged, RunError> {
+    let mut writer = RecordBatchWriter::for_table(table).map_err(delta(location))?;
+    let mut rows = 0u64;
+    for batch in batches {
+        rows += batch.num_rows() as u64;
+        writer.write(batch).await.map_err(delta(location))?;
+    }
+    let adds = writer.flush().await.map_err(delta(location))?;
+    let root = table.table_url().to_string();
+    let root = root.trim_end_matches('/');
+    let files = adds.iter().map(|a| format!("{root}/{}", a.path)).collect();
+    let paths = adds.iter().map(|a| a.path.clone()).collect();
+    let bytes = adds.iter().map(|a| a.size.max(0) as u64).sum();
+    let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+    if table.version().is_some() {
+        let snapshot = table.snapshot().map_err(delta(location))?;
+        actions.extend(
+            snapshot
+                .log_data()
+                .iter()
+                .map(|f| Action::Remove(f.remove_action(true))),
+        );
+    }
+    Ok(Staged {
+        actions,
+        paths,
+        files,
+        rows,
+        bytes,
+    })
+}
+
+/// Deletes staged files that will not be committed. Nobody ever saw them (they are in no Delta
+/// version); a file that cannot be deleted is left for `VACUUM`.
+pub async fn discard(table: &DeltaTable, staged: &Staged) {
+    let store = table.object_store();
+    for path in &staged.paths {
+        let _ = object_store::ObjectStoreExt::delete(&store, &deltalake::Path::from(path.as_str()))
+            .await;
+    }
+}
+
+/// Registers exactly the staged files as table `name` (to check them before they count).
+pub async fn register_staged(
+    ctx: &SessionContext,
+    name: &str,
+    staged: &Staged,
+    schema: &SchemaRef,
+) -> Result<(), RunError> {
+    if staged.files.is_empty() {
+        // No rows: an empty table of the right shape.
+        let empty = datafusion::datasource::MemTable::try_new(Arc::clone(schema), vec![vec![]])
+            .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+        ctx.register_table(name, Arc::new(empty))
+            .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+        return Ok(());
+    }
+    let urls = staged
+        .files
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
+    let config = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(options)
+        .with_schema(Arc::clone(schema));
+    let table =
+        ListingTable::try_new(config).map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+    Ok(())
+}
+
+/// Commits the staged files as the table's new version, tagged with the run id; returns it.
+pub async fn commit(
+    table: &DeltaTable,
+    staged: Staged,
+    run: &str,
+    location: &str,
+) -> Result<i64, RunError> {
+    let snapshot = table.snapshot().map_err(delta(location))?;
+    let partition_by: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+    let metadata = HashMap::from([(RUN_KEY.to_owned(), serde_json::Value::from(run))]);
+    let done = CommitBuilder::default()
+        .with_actions(staged.actions)
+        .with_app_metadata(metadata)
+        .build(
+            Some(snapshot),
+            table.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Overwrite,
+                partition_by: Some(partition_by),
+                predicate: None,
+            },
+        )
+        .await
+        .map_err(delta(location))?;
+    Ok(done.version() as i64)
+}
+
+/// The version whose commit carries run `run`, among the table's last 100 commits.
+pub async fn find_commit(location: &str, run: &str) -> Result<Option<i64>, RunError> {
+    let url = table_url(location)?;
+    let table = DeltaTable::try_from_url(url)
+        .await
+        .map_err(delta(location))?;
+    let Some(latest) = table.version() else {
+        return Ok(None);
+    };
+    let latest = latest as i64;
+    let store = table.log_store();
+    let mut version = latest;
+    while version >= 0 && latest - version < 100 {
+        if let Some(bytes) = store
+            .read_commit_entry(version as u64)
+            .await
+            .map_err(delta(location))?
+        {
+            let text = String::from_utf8_lossy(&bytes);
+            let tagged = text.lines().any(|line| {
+                serde_json::from_str::<serde_json::Value>(line)
+                    .ok()
+                    .is_some_and(|v| v["commitInfo"][RUN_KEY] == run)
+            });
+            if tagged {
+                return Ok(Some(version));
+            }
+        }
+        version -= 1;
+    }
+    Ok(None)
+}
+
+/// Settles the port's runs whose process is gone (`dead` decides from the owner and
+/// heartbeat): each is found committed in the Delta log, or not. Returns how many.
+pub async fn settle(
+    ledger: &dyn Ledger,
+    product: &str,
+    port: &str,
+    dead: impl Fn(&OpenRun) -> bool,
+) -> Result<usize, RunError> {
+    let mut settled = 0;
+    for open in ledger
+        .open_runs(product, port)
+        .await
+        .map_err(RunError::Ledger)?
+    {
+        if !dead(&open) {
+            continue;
+        }
+        let version = find_commit(&open.location, &open.id).await?;
+        ledger
+            .settle(&open.id, version)
+            .await
+            .map_err(RunError::Ledger)?;
+        settled += 1;
+    }
+    Ok(settled)
+}
+
+/// Registers an input: a source's files, or an upstream Delta table at the pinned version.
+pub async fn register_input(ctx: &SessionContext, input: &Input) -> Result<(), RunError> {
+    match input.delta_version {
+        Some(version) => {
+            let url = table_url(&input.location.target)?;
+            let mut table = DeltaTable::try_from_url(url)
+                .await
+                .map_err(delta(&input.location.target))?;
+            table
+                .load_version(version.max(0) as u64)
+                .await
+                .map_err(delta(&input.location.target))?;
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(delta(&input.location.target))?;
+            let provider = table
+                .table_provider()
+                .await
+                .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+            ctx.register_table(input.name.as_str(), provider)
+                .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+            Ok(())
+        }
+        None => Ok(crate::source::register(ctx, &input.name, &input.location, None).await?),
+    }
+}
+
+/// The transform's output in types Delta stores: timestamps as microseconds in UTC, view and
+/// large strings and binaries as plain ones.
+fn for_delta(
+    df: datafusion::prelude::DataFrame,
+) -> datafusion::error::Result<datafusion::prelude::DataFrame> {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    use datafusion::prelude::{cast, col};
+    let target = |dt: &DataType| match dt {
+        DataType::Timestamp(unit, tz)
+            if *unit != TimeUnit::Microsecond || tz.as_deref() != Some("UTC") =>
+        {
+            Some(DataType::Timestamp(
+                TimeUnit::Microsecond,
+                Some("UTC".into()),
+            ))
+        }
+        DataType::Utf8View | DataType::LargeUtf8 => Some(DataType::Utf8),
+        DataType::BinaryView | DataType::LargeBinary => Some(DataType::Binary),
+        _ => None,
+    };
+    let fields = df.schema().fields().clone();
+    if fields.iter().all(|f| target(f.data_type()).is_none()) {
+        return Ok(df);
+    }
+    let exprs: Vec<datafusion::prelude::Expr> = fields
+        .iter()
+        .map(|f| {
+            let column = col(datafusion::common::Column::from_name(f.name()));
+            match target(f.data_type()) {
+                Some(dt) => cast(column, dt).alias(f.name()),
+                None => column,
+            }
+        })
+        .collect();
+    df.select(exprs)
+}
+
+/// Whether a check holds the snapshot back: a failed (or unreadable) schema or quality check.
+/// Rules of severity warning end as warnings, never as failures.
+fn blocks(result: &CheckResult) -> bool {
+    matches!(result.outcome, Outcome::Failed | Outcome::Error)
+        && result.check.category != checks::Category::Servicelevel
+}
+
+/// One write-audit-publish run of `contract`'s port: transform, stage, check, commit.
+pub async fn run_port(
+    ledger: &dyn Ledger,
+    plan: &RunPlan,
+    transform_sql: &str,
+    contract: &Contract,
+    partition_by: &[String],
+) -> Result<RunReport, RunError> {
+    let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    match write_check_commit(ledger, &run, plan, transform_sql, contract, partition_by).await {
+        Ok(report) => Ok(report),
+        Err(e) => {
+            // Record the failure; the ledger's own error would hide the real one.
+            let end = RunEnd {
+                error: Some(e.to_string()),
+                ..RunEnd::default()
+            };
+            let _ = ledger.finish(&run, &end).await;
+            Err(e)
+        }
+    }
+}
+
+async fn write_check_commit(
+    ledger: &dyn Ledger,
+    run: &str,
+    plan: &RunPlan,
+    transform_sql: &str,
+    contract: &Contract,
+    partition_by: &[String],
+) -> Result<RunReport, RunError> {
+    let ctx = crate::session();
+    for input in &plan.inputs {
+        register_input(&ctx, input).await?;
+    }
+    let df = ctx
+        .sql(transform_sql)
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    let df = for_delta(df).map_err(|e| RunError::Transform(e.to_string()))?;
+    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    let table = open_or_create(&plan.location, &schema, partition_by).await?;
+    let staged = stage(&table, batches, &plan.location).await?;
+
+    // The checks, on exactly the staged files.
+    let model = contract
+        .schema
+        .first()
+        .map(|o| o.name.clone())
+        .unwrap_or_else(|| plan.port.clone());
+    let check_ctx = crate::session();
+    register_staged(&check_ctx, &model, &staged, &schema).await?;
+    let plans = checks::plan(contract, Some(&model), Categories::default());
+    let mut results = Vec::new();
+    for p in &plans {
+        let info = crate::exec::TableInfo {
+            name: p.model.clone(),
+            text: None,
+        };
+        let keys = crate::primary_key(contract, &p.model);
+        let options = crate::exec::RunOptions {
+            filter: None,
+            failed_samples: 5,
+            hidden: &crate::hidden_columns(contract, &p.model),
+            keys: &keys,
+        };
+        results.extend(crate::exec::run_model(&check_ctx, &info, &p.checks, &options).await);
+    }
+    let blocking: Vec<CheckResult> = results.iter().filter(|r| blocks(r)).cloned().collect();
+    let checks_json = crate::report::Run {
+        run_id: run.to_owned(),
+        contract_id: contract.id.clone(),
+        contract_version: contract.version.clone(),
+        server: None,
+        started: String::new(),
+        finished: crate::now_rfc3339(),
+        results: results.clone(),
+    }
+    .to_json();
+    let (rows, bytes) = (staged.rows, staged.bytes);
+    if !blocking.is_empty() {
+        discard(&table, &staged).await;
+        let end = RunEnd {
+            delta_version: None,
+            rows_out: Some(rows as i64),
+            bytes_out: Some(bytes as i64),
+            checks: Some(checks_json),
+            error: Some(format!(
+                "{} blocking check(s) failed; nothing was committed",
+                blocking.len()
+            )),
+        };
+        ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
+        return Ok(RunReport {
+            run: run.to_owned(),
+            delta_version: None,
+            rows_out: rows,
+            bytes_out: bytes,
+            checks: results,
+            blocking,
+        });
+    }
+    let next = table.version().map_or(0, |v| v as i64 + 1);
+    ledger
+        .committing(run, next)
+        .await
+        .map_err(RunError::Ledger)?;
+    let version = commit(&table, staged, run, &plan.location).await?;
+    let end = RunEnd {
+        delta_version: Some(version),
+        rows_out: Some(rows as i64),
+        bytes_out: Some(bytes as i64),
+        checks: Some(checks_json),
+        error: None,
+    };
+    ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
+    Ok(RunReport {
+        run: run.to_owned(),
+        delta_version: Some(version),
+        rows_out: rows,
+        bytes_out: bytes,
+        checks: results,
+        blocking,
+    })
+}
