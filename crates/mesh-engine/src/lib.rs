@@ -8,6 +8,7 @@ pub mod checks;
 pub mod dup;
 pub mod error;
 pub mod exec;
+pub mod lineage;
 pub mod pipeline;
 pub mod progress;
 pub mod report;

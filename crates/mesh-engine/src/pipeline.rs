@@ -43,6 +43,8 @@ pub struct Input {
     pub name: String,
     /// `domain.product` for an input port.
     pub product: Option<String>,
+    /// The contract id of the upstream port, for an input port (its OpenLineage dataset name).
+    pub contract: Option<String>,
     pub location: crate::source::Location,
     /// For an input port: the Delta version readers get (the catalog's snapshot).
     pub delta_version: Option<i64>,
@@ -53,6 +55,10 @@ pub struct Input {
 pub struct RunPlan {
     pub product: String,
     pub port: String,
+    /// The port's contract id: the output's OpenLineage dataset name.
+    pub contract: String,
+    /// The owning team, for OpenLineage's ownership facets.
+    pub team: Option<String>,
     /// The Delta table URL of the port.
     pub location: String,
     pub inputs: Vec<Input>,
@@ -89,6 +95,8 @@ pub trait Ledger: Send + Sync {
     async fn open_runs(&self, product: &str, port: &str) -> Result<Vec<OpenRun>, String>;
     /// Settles a run whose process is gone: committed as this version, or not at all.
     async fn settle(&self, run: &str, delta_version: Option<i64>) -> Result<(), String>;
+    /// Records an OpenLineage RunEvent of a run (START, then COMPLETE or FAIL).
+    async fn lineage(&self, event: &serde_json::Value) -> Result<(), String>;
 }
 
 /// Why a run did not publish.
@@ -428,6 +436,8 @@ pub async fn run_port(
     partition_by: &[String],
 ) -> Result<RunReport, RunError> {
     let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    let start = openlineage("START", &run, plan, transform_sql, None, None);
+    ledger.lineage(&start).await.map_err(RunError::Ledger)?;
     match write_check_commit(ledger, &run, plan, transform_sql, contract, partition_by).await {
         Ok(report) => Ok(report),
         Err(e) => {
@@ -437,9 +447,186 @@ pub async fn run_port(
                 ..RunEnd::default()
             };
             let _ = ledger.finish(&run, &end).await;
+            let fail = openlineage(
+                "FAIL",
+                &run,
+                plan,
+                transform_sql,
+                None,
+                Some(&e.to_string()),
+            );
+            let _ = ledger.lineage(&fail).await;
             Err(e)
         }
     }
+}
+
+/// What a run produced, for its OpenLineage event.
+#[derive(Debug)]
+pub struct Produced<'a> {
+    pub schema: &'a SchemaRef,
+    pub lineage: &'a [(String, std::collections::BTreeSet<crate::lineage::Source>)],
+    pub checks: &'a [CheckResult],
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+const PRODUCER: &str = concat!(
+    "https://github.com/mesh-data/mesh/tree/v",
+    env!("CARGO_PKG_VERSION")
+);
+
+fn facet(schema: &str) -> serde_json::Value {
+    serde_json::json!({
+        "_producer": PRODUCER,
+        "_schemaURL": format!("https://openlineage.io/spec/facets/{schema}"),
+    })
+}
+
+/// An input's OpenLineage dataset: `mesh` + the upstream contract id for an input port, the
+/// storage scheme + path for a source.
+fn dataset_of(input: &Input) -> (String, String) {
+    match &input.contract {
+        Some(contract) => ("mesh".to_owned(), contract.clone()),
+        None => {
+            let target = &input.location.target;
+            match target.split_once("://") {
+                Some((scheme, rest)) if scheme != "file" => {
+                    let (bucket, path) = rest.split_once('/').unwrap_or((rest, ""));
+                    (format!("{scheme}://{bucket}"), format!("/{path}"))
+                }
+                _ => (
+                    "file".to_owned(),
+                    target.trim_start_matches("file://").to_owned(),
+                ),
+            }
+        }
+    }
+}
+
+/// An OpenLineage 2-0-2 RunEvent for a run: the job is the product, the inputs its sources and
+/// input ports, the output its port — with the schema, column lineage, quality assertions,
+/// ownership and output statistics once it has run.
+pub fn openlineage(
+    kind: &str,
+    run: &str,
+    plan: &RunPlan,
+    sql: &str,
+    produced: Option<&Produced<'_>>,
+    error: Option<&str>,
+) -> serde_json::Value {
+    let mut run_facets = serde_json::Map::new();
+    if let Some(message) = error {
+        let mut f = facet("1-0-1/ErrorMessageRunFacet.json#/$defs/ErrorMessageRunFacet");
+        f["message"] = message.into();
+        f["programmingLanguage"] = "SQL".into();
+        run_facets.insert("errorMessage".into(), f);
+    }
+    let mut sql_facet = facet("1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet");
+    sql_facet["query"] = sql.into();
+    sql_facet["dialect"] = "datafusion".into();
+    let mut job_type = facet("2-0-4/JobTypeJobFacet.json#/$defs/JobTypeJobFacet");
+    job_type["processingType"] = "BATCH".into();
+    job_type["integration"] = "MESH".into();
+    job_type["jobType"] = "DATA_PRODUCT".into();
+    let inputs: Vec<serde_json::Value> = plan
+        .inputs
+        .iter()
+        .map(|i| {
+            let (namespace, name) = dataset_of(i);
+            serde_json::json!({ "namespace": namespace, "name": name })
+        })
+        .collect();
+    let mut output = serde_json::json!({ "namespace": "mesh", "name": plan.contract });
+    let mut facets = serde_json::Map::new();
+    if let Some(team) = &plan.team {
+        let mut f = facet("1-0-1/OwnershipDatasetFacet.json#/$defs/OwnershipDatasetFacet");
+        f["owners"] = serde_json::json!([{ "name": format!("team:{team}"), "type": "OWNER" }]);
+        facets.insert("ownership".into(), f);
+    }
+    let mut output_facets = serde_json::Map::new();
+    if let Some(p) = produced {
+        let mut schema = facet("1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet");
+        schema["fields"] = p
+            .schema
+            .fields()
+            .iter()
+            .map(|f| serde_json::json!({ "name": f.name(), "type": crate::exec::arrow_type_name(f.data_type()) }))
+            .collect();
+        facets.insert("schema".into(), schema);
+        let tables: HashMap<&str, (String, String)> = plan
+            .inputs
+            .iter()
+            .map(|i| (i.name.as_str(), dataset_of(i)))
+            .collect();
+        let mut fields = serde_json::Map::new();
+        for (column, sources) in p.lineage {
+            let input_fields: Vec<serde_json::Value> = sources
+                .iter()
+                .filter_map(|(table, field)| {
+                    let (namespace, name) = tables.get(table.as_str())?;
+                    Some(serde_json::json!({
+                        "namespace": namespace, "name": name, "field": field,
+                    }))
+                })
+                .collect();
+            if !input_fields.is_empty() {
+                fields.insert(
+                    column.clone(),
+                    serde_json::json!({ "inputFields": input_fields }),
+                );
+            }
+        }
+        let mut lineage =
+            facet("1-2-0/ColumnLineageDatasetFacet.json#/$defs/ColumnLineageDatasetFacet");
+        lineage["fields"] = fields.into();
+        facets.insert("columnLineage".into(), lineage);
+        let mut quality = facet(
+            "1-1-0/DataQualityAssertionsDatasetFacet.json#/$defs/DataQualityAssertionsDatasetFacet",
+        );
+        quality["assertions"] = p
+            .checks
+            .iter()
+            .filter(|r| r.outcome != Outcome::Skipped)
+            .map(|r| {
+                let mut a = serde_json::json!({
+                    "assertion": r.check.key,
+                    "success": matches!(r.outcome, Outcome::Passed | Outcome::Warning),
+                });
+                if let Some(field) = &r.check.field {
+                    a["column"] = field.clone().into();
+                }
+                a
+            })
+            .collect();
+        facets.insert("dataQualityAssertions".into(), quality);
+        let mut stats = facet(
+            "1-0-2/OutputStatisticsOutputDatasetFacet.json#/$defs/OutputStatisticsOutputDatasetFacet",
+        );
+        stats["rowCount"] = p.rows.into();
+        stats["size"] = p.bytes.into();
+        output_facets.insert("outputStatistics".into(), stats);
+    }
+    if !facets.is_empty() {
+        output["facets"] = facets.into();
+    }
+    if !output_facets.is_empty() {
+        output["outputFacets"] = output_facets.into();
+    }
+    serde_json::json!({
+        "eventType": kind,
+        "eventTime": crate::now_rfc3339(),
+        "producer": PRODUCER,
+        "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
+        "run": { "runId": run, "facets": run_facets },
+        "job": {
+            "namespace": "mesh",
+            "name": plan.product,
+            "facets": { "sql": sql_facet, "jobType": job_type },
+        },
+        "inputs": inputs,
+        "outputs": [output],
+    })
 }
 
 async fn write_check_commit(
@@ -459,6 +646,7 @@ async fn write_check_commit(
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let df = for_delta(df).map_err(|e| RunError::Transform(e.to_string()))?;
+    let lineage = crate::lineage::column_lineage(df.logical_plan());
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let batches = df
         .collect()
@@ -516,6 +704,23 @@ async fn write_check_commit(
             )),
         };
         ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
+        let produced = Produced {
+            schema: &schema,
+            lineage: &lineage,
+            checks: &results,
+            rows,
+            bytes,
+        };
+        let why = format!("{} blocking check(s) failed", blocking.len());
+        let fail = openlineage(
+            "FAIL",
+            run,
+            plan,
+            transform_sql,
+            Some(&produced),
+            Some(&why),
+        );
+        ledger.lineage(&fail).await.map_err(RunError::Ledger)?;
         return Ok(RunReport {
             run: run.to_owned(),
             delta_version: None,
@@ -539,6 +744,15 @@ async fn write_check_commit(
         error: None,
     };
     ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
+    let produced = Produced {
+        schema: &schema,
+        lineage: &lineage,
+        checks: &results,
+        rows,
+        bytes,
+    };
+    let complete = openlineage("COMPLETE", run, plan, transform_sql, Some(&produced), None);
+    ledger.lineage(&complete).await.map_err(RunError::Ledger)?;
     Ok(RunReport {
         run: run.to_owned(),
         delta_version: Some(version),

@@ -25,6 +25,10 @@ pub(crate) struct Args {
     /// The product folder (its descriptor, contracts and transform.sql).
     #[arg(default_value = ".")]
     dir: PathBuf,
+    /// Also send the run's OpenLineage events to this endpoint (e.g. Marquez's
+    /// http://host:5000/api/v1/lineage); they always go to the catalog.
+    #[arg(long, env = "MESH_OPENLINEAGE_URL", value_name = "URL")]
+    openlineage_url: Option<String>,
     #[command(flatten)]
     catalog: CatalogArgs,
     /// Output format.
@@ -36,6 +40,8 @@ pub(crate) struct Args {
 struct CatalogLedger {
     catalog: Catalog,
     who: Principal,
+    /// Where else OpenLineage events go.
+    openlineage: Option<(String, reqwest::Client)>,
 }
 
 #[async_trait::async_trait]
@@ -110,6 +116,27 @@ impl Ledger for CatalogLedger {
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
+    }
+
+    async fn lineage(&self, event: &serde_json::Value) -> Result<(), String> {
+        self.catalog
+            .ingest_lineage(&self.who, event)
+            .await
+            .map_err(|e| e.to_string())?;
+        // An external endpoint that fails is reported, not fatal: the catalog has the event.
+        if let Some((url, http)) = &self.openlineage {
+            let sent = http.post(url).json(event).send().await;
+            match sent {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => output::warning(&format!(
+                    "OpenLineage endpoint {url} answered {} to the {} event",
+                    r.status(),
+                    event["eventType"].as_str().unwrap_or("run")
+                )),
+                Err(e) => output::warning(&format!("OpenLineage endpoint {url}: {e}")),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -224,11 +251,20 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             inputs.push(Input {
                 name: input_name,
                 product: Some(upstream.to_owned()),
+                contract: Some(contract.clone()),
                 location: Location::from_path(&snapshot.location, Some("delta"))?,
                 delta_version: Some(snapshot.delta_version),
             });
         }
-        let ledger = CatalogLedger { catalog, who };
+        let openlineage = args
+            .openlineage_url
+            .as_ref()
+            .map(|url| (url.clone(), reqwest::Client::new()));
+        let ledger = CatalogLedger {
+            catalog,
+            who,
+            openlineage,
+        };
         let settled = pipeline::settle(&ledger, &id, &port, dead).await?;
         if settled > 0 {
             output::warning(&format!(
@@ -238,6 +274,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let plan = RunPlan {
             product: id.clone(),
             port: port.clone(),
+            contract: contract_id.clone(),
+            team: product
+                .get("team")
+                .and_then(|t| t.get("name"))
+                .and_then(Node::as_str)
+                .map(str::to_owned),
             location: location.clone(),
             inputs,
             owner: format!("{}:{}", host(), std::process::id()),
@@ -288,14 +330,20 @@ fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
             let field = |k: &str| source.get(k).and_then(Node::as_str);
             let name = field("name").context("a source has no `name`")?;
             let path = field("path").with_context(|| format!("source `{name}` has no `path`"))?;
+            // Absolute, so the run records (and OpenLineage names) where the data really is.
             let path = if path.contains("://") || Path::new(path).is_absolute() {
                 path.to_owned()
             } else {
-                dir.join(path).display().to_string()
+                let joined = dir.join(path);
+                std::fs::canonicalize(&joined)
+                    .unwrap_or(joined)
+                    .display()
+                    .to_string()
             };
             out.push(Input {
                 name: name.to_owned(),
                 product: None,
+                contract: None,
                 location: Location::from_path(&path, field("format"))?,
                 delta_version: None,
             });

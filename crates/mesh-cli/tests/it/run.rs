@@ -151,3 +151,217 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
         (Some(true), Some(2))
     );
 }
+
+/// The official OpenLineage schemas, by their `$id`, for `$ref`s between them.
+struct Schemas(std::collections::HashMap<String, serde_json::Value>);
+
+impl jsonschema::Retrieve for Schemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let key = uri.as_str().split('#').next().unwrap_or_default();
+        self.0
+            .get(key)
+            .cloned()
+            .ok_or_else(|| format!("no schema {key}").into())
+    }
+}
+
+/// Accepts HTTP POSTs on a local port and keeps their bodies.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/lineage", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = std::sync::Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            kept.lock().unwrap().push(String::from_utf8(body).unwrap());
+            let _ = stream.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn runs_emit_valid_openlineage_with_column_lineage() {
+    let Some(vectors) = crate::vectors::dir() else {
+        return;
+    };
+    let spec = vectors.join("openlineage/spec");
+    let mut schemas = std::collections::HashMap::new();
+    let mut load = |path: &Path| {
+        let doc: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+        let id = doc["$id"].as_str().unwrap().to_owned();
+        schemas.insert(id, doc);
+    };
+    load(&spec.join("OpenLineage.json"));
+    for entry in fs::read_dir(spec.join("facets")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            load(&path);
+        }
+    }
+    let schemas = Schemas(schemas);
+    let validator = |reference: &str| {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .with_retriever(Schemas(schemas.0.clone()))
+            .build(&serde_json::json!({ "$ref": reference }))
+            .unwrap_or_else(|e| panic!("{reference}: {e}"))
+    };
+    let run_event = validator("https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+    };
+    ok(&["init"]);
+    ok(&[
+        "new",
+        "product",
+        "orders",
+        "--domain",
+        "ecommerce",
+        "--owner",
+        "ecommerce-orders",
+    ]);
+    ok(&[
+        "new",
+        "product",
+        "orders_per_label",
+        "--domain",
+        "analytics",
+        "--type",
+        "aggregate",
+        "--owner",
+        "analytics-team",
+        "--input",
+        "ecommerce.orders",
+    ]);
+    ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
+    let (url, bodies) = receiver();
+    ok(&["run", "ecommerce/orders", "--openlineage-url", &url]);
+    ok(&[
+        "run",
+        "analytics/orders_per_label",
+        "--openlineage-url",
+        &url,
+    ]);
+    // A failing run: a duplicated key.
+    let data = ws.join("ecommerce/orders/data/orders.csv");
+    let text = fs::read_to_string(&data).unwrap();
+    let first_row = text.lines().nth(1).unwrap().to_owned();
+    fs::write(&data, format!("{text}{first_row}\n")).unwrap();
+    let out = mesh(ws, &["run", "ecommerce/orders", "--openlineage-url", &url]);
+    assert_eq!(code(&out), 1);
+
+    let events: Vec<serde_json::Value> = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["eventType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["START", "COMPLETE", "START", "COMPLETE", "START", "FAIL"]
+    );
+    for event in &events {
+        let errors: Vec<String> = run_event
+            .iter_errors(event)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{event:#}");
+        // Every facet is valid against its own schema.
+        let facets = event["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| {
+                o["facets"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .chain(o["outputFacets"].as_object().into_iter().flatten())
+            })
+            .chain(event["job"]["facets"].as_object().into_iter().flatten())
+            .chain(event["run"]["facets"].as_object().into_iter().flatten());
+        for (name, facet) in facets {
+            let reference = facet["_schemaURL"].as_str().unwrap();
+            let errors: Vec<String> = validator(reference)
+                .iter_errors(facet)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(errors.is_empty(), "facet {name}: {errors:?}\n{facet:#}");
+        }
+    }
+    // The aggregate's COMPLETE carries the column lineage from its plan and the quality results.
+    let complete = &events[3];
+    assert_eq!(complete["job"]["name"], "analytics.orders_per_label");
+    let output = &complete["outputs"][0];
+    assert_eq!(
+        output["name"],
+        "analytics.orders_per_label.orders_per_label"
+    );
+    assert_eq!(
+        output["facets"]["columnLineage"]["fields"]["label"]["inputFields"][0],
+        serde_json::json!({"namespace": "mesh", "name": "ecommerce.orders.orders", "field": "label"})
+    );
+    assert!(
+        output["facets"]["columnLineage"]["fields"]
+            .get("row_count")
+            .is_none()
+    );
+    assert!(
+        output["facets"]["dataQualityAssertions"]["assertions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["success"] == true)
+    );
+    assert_eq!(output["outputFacets"]["outputStatistics"]["rowCount"], 5);
+    assert_eq!(
+        output["facets"]["ownership"]["owners"][0]["name"],
+        "team:analytics-team"
+    );
+    let fail = &events[5];
+    assert!(
+        fail["run"]["facets"]["errorMessage"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("blocking check")
+    );
+
+    // The same events reached the catalog: the column edge is in its lineage graph.
+    let out = mesh(
+        ws,
+        &["lineage", "analytics.orders_per_label", "--column", "label"],
+    );
+    assert!(
+        stdout(&out).contains("mesh:ecommerce.orders.orders:label → mesh:analytics.orders_per_label.orders_per_label:label"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -95,3 +95,94 @@ async fn json_arrays_of_any_layout_are_read() {
     );
     assert_eq!(d["row_count"], 20_000);
 }
+
+/// Column lineage of a SQL query over registered tables: output column → `table.column`s.
+async fn lineage(sql: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    use datafusion::arrow::array::{Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    let ctx = mesh_engine::session();
+    let orders = Schema::new(vec![
+        Field::new("order_id", DataType::Utf8, false),
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("amount", DataType::Int64, true),
+        Field::new("status", DataType::Utf8, true),
+    ]);
+    let customers = Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("email", DataType::Utf8, true),
+        Field::new("segment", DataType::Utf8, true),
+    ]);
+    let text = |v: &[&str]| std::sync::Arc::new(StringArray::from(v.to_vec()));
+    let o = RecordBatch::try_new(
+        std::sync::Arc::new(orders),
+        vec![
+            text(&["o1"]),
+            text(&["c1"]),
+            std::sync::Arc::new(Int64Array::from(vec![5])),
+            text(&["paid"]),
+        ],
+    )
+    .unwrap();
+    let c = RecordBatch::try_new(
+        std::sync::Arc::new(customers),
+        vec![text(&["c1"]), text(&["a@b.c"]), text(&["gold"])],
+    )
+    .unwrap();
+    ctx.register_batch("orders", o).unwrap();
+    ctx.register_batch("customers", c).unwrap();
+    let df = ctx.sql(sql).await.unwrap();
+    mesh_engine::lineage::to_map(&mesh_engine::lineage::column_lineage(df.logical_plan()))
+}
+
+#[tokio::test]
+async fn column_lineage_follows_joins_aggregates_case_windows_and_ctes() {
+    let map = lineage(
+        "WITH paid AS (SELECT * FROM orders WHERE status = 'paid')
+         SELECT c.customer_id AS customer,
+                upper(c.segment) AS segment,
+                SUM(p.amount) AS revenue,
+                CASE WHEN COUNT(*) > 1 THEN c.email ELSE 'single' END AS contact,
+                COUNT(*) AS orders
+         FROM paid p JOIN customers c ON p.customer_id = c.customer_id
+         GROUP BY c.customer_id, c.segment, c.email",
+    )
+    .await;
+    assert_eq!(map["customer"], ["customers.customer_id"]);
+    assert_eq!(map["segment"], ["customers.segment"]);
+    assert_eq!(map["revenue"], ["orders.amount"]);
+    assert_eq!(map["contact"], ["customers.email"]);
+    assert!(
+        map["orders"].is_empty(),
+        "count(*) reads no column: {:?}",
+        map["orders"]
+    );
+
+    let map = lineage(
+        "SELECT order_id,
+                SUM(amount) OVER (PARTITION BY customer_id ORDER BY order_id) AS running,
+                CASE WHEN amount > 10 THEN status ELSE customer_id END AS label
+         FROM orders",
+    )
+    .await;
+    assert_eq!(map["order_id"], ["orders.order_id"]);
+    assert_eq!(
+        map["running"],
+        ["orders.amount", "orders.customer_id", "orders.order_id"]
+    );
+    assert_eq!(
+        map["label"],
+        ["orders.amount", "orders.customer_id", "orders.status"]
+    );
+
+    let map =
+        lineage("SELECT customer_id AS id FROM orders UNION ALL SELECT customer_id FROM customers")
+            .await;
+    assert_eq!(map["id"], ["customers.customer_id", "orders.customer_id"]);
+
+    let map = lineage(
+        "SELECT x.total FROM (SELECT customer_id, SUM(amount) AS total FROM orders GROUP BY customer_id) x",
+    )
+    .await;
+    assert_eq!(map["total"], ["orders.amount"]);
+}
