@@ -367,6 +367,22 @@ impl Catalog {
             .collect())
     }
 
+    /// Every output port's current snapshot (per major version) of a product.
+    pub async fn snapshots(
+        &self,
+        who: &crate::Principal,
+        product: &str,
+    ) -> Result<Vec<Snapshot>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .snapshots(product)
+            .await?
+            .into_iter()
+            .map(Snapshot::from)
+            .collect())
+    }
+
     /// The snapshot readers get of an output port: of `major`, or of the product's latest major.
     pub async fn snapshot(
         &self,

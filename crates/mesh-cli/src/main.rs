@@ -48,6 +48,8 @@ enum Command {
     /// Run a product's pipeline: transform, write its output port as uncommitted Delta files,
     /// check the contract on them, and commit (and move the catalog's snapshot) only if it holds.
     Run(cmd::run::Args),
+    /// A product's runs, newest first, and the snapshot readers get of each output port.
+    Runs(cmd::run::RunsArgs),
     /// Show a data product (or one version, with its output ports and contracts).
     Show(cmd::show::ShowArgs),
     /// List the versions of a data product, newest first, with their lifecycle.
@@ -118,6 +120,7 @@ fn main() -> ExitCode {
         Command::Changelog(args) => cmd::changelog::run(&args),
         Command::Publish(args) => cmd::publish::run(&args),
         Command::Run(args) => cmd::run::run(&args),
+        Command::Runs(args) => cmd::run::runs(&args),
         Command::Show(args) => cmd::show::show(&args),
         Command::Versions(args) => cmd::show::versions(&args),
         Command::Deprecate(args) => cmd::lifecycle::deprecate(&args),

@@ -420,6 +420,14 @@ fn for_delta(
     df.select(exprs)
 }
 
+/// Fault injection for crash tests: when `MESH_FAILPOINT` names this point, the process aborts
+/// here, as a `kill -9` would stop it (no destructor, no cleanup).
+fn failpoint(name: &str) {
+    if std::env::var("MESH_FAILPOINT").is_ok_and(|p| p == name) {
+        std::process::abort();
+    }
+}
+
 /// Whether a check holds the snapshot back: a failed (or unreadable) schema or quality check.
 /// Rules of severity warning end as warnings, never as failures.
 fn blocks(result: &CheckResult) -> bool {
@@ -436,6 +444,7 @@ pub async fn run_port(
     partition_by: &[String],
 ) -> Result<RunReport, RunError> {
     let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    failpoint("after-begin");
     let start = openlineage("START", &run, plan, transform_sql, None, None);
     ledger.lineage(&start).await.map_err(RunError::Ledger)?;
     match write_check_commit(ledger, &run, plan, transform_sql, contract, partition_by).await {
@@ -654,6 +663,7 @@ async fn write_check_commit(
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let table = open_or_create(&plan.location, &schema, partition_by).await?;
     let staged = stage(&table, batches, &plan.location).await?;
+    failpoint("after-stage");
 
     // The checks, on exactly the staged files.
     let model = contract
@@ -680,6 +690,7 @@ async fn write_check_commit(
         results.extend(crate::exec::run_model(&check_ctx, &info, &p.checks, &options).await);
     }
     let blocking: Vec<CheckResult> = results.iter().filter(|r| blocks(r)).cloned().collect();
+    failpoint("after-check");
     let checks_json = crate::report::Run {
         run_id: run.to_owned(),
         contract_id: contract.id.clone(),
@@ -735,7 +746,9 @@ async fn write_check_commit(
         .committing(run, next)
         .await
         .map_err(RunError::Ledger)?;
+    failpoint("after-committing");
     let version = commit(&table, staged, run, &plan.location).await?;
+    failpoint("after-commit");
     let end = RunEnd {
         delta_version: Some(version),
         rows_out: Some(rows as i64),

@@ -430,3 +430,79 @@ fn print(
     out.flush()?;
     Ok(outcome)
 }
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RunsArgs {
+    /// The product: `domain.product`.
+    product: String,
+    /// Only this output port's runs.
+    #[arg(long)]
+    port: Option<String>,
+    /// How many runs, newest first.
+    #[arg(long, default_value_t = 20)]
+    limit: i64,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+/// `mesh runs PRODUCT`: the snapshot readers get of each output port, and the run history.
+pub(crate) fn runs(args: &RunsArgs) -> anyhow::Result<Outcome> {
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let crate::client::Client::Local(catalog, who) = client else {
+            bail!(
+                "mesh runs reads the catalog database: use --catalog (or mesh.toml), not --server"
+            );
+        };
+        let result = async {
+            let snapshots = catalog.snapshots(&who, &args.product).await?;
+            let runs = catalog
+                .runs(&who, &args.product, args.port.as_deref(), args.limit)
+                .await?;
+            Ok::<_, mesh_catalog::CatalogError>((snapshots, runs))
+        }
+        .await
+        .map_err(crate::client::Failure::from);
+        let result = result
+            .map(|(snapshots, runs)| serde_json::json!({ "snapshots": snapshots, "runs": runs }));
+        crate::cmd::show::finish(result, args.output, |doc| {
+            let mut out = output::stdout();
+            for s in doc["snapshots"].as_array().into_iter().flatten() {
+                writeln!(
+                    out,
+                    "{} {}@{} (major {}): Delta version {} from run {} at {}",
+                    paint(LOCATION, "snapshot"),
+                    s["port"].as_str().unwrap_or_default(),
+                    s["version"].as_str().unwrap_or_default(),
+                    s["major"],
+                    s["delta_version"],
+                    s["run"].as_str().unwrap_or_default(),
+                    s["updated_at"].as_str().unwrap_or_default()
+                )?;
+            }
+            for r in doc["runs"].as_array().into_iter().flatten() {
+                let state = r["state"].as_str().unwrap_or_default();
+                let style = match state {
+                    "succeeded" => OK,
+                    "failed" => ERROR,
+                    _ => WARNING,
+                };
+                writeln!(
+                    out,
+                    "{}  {:<10} {} {}  rows {}  {}",
+                    r["started_at"].as_str().unwrap_or_default(),
+                    paint(style, state),
+                    r["port"].as_str().unwrap_or_default(),
+                    r["id"].as_str().unwrap_or_default(),
+                    r["rows_out"],
+                    r["error"].as_str().unwrap_or_default()
+                )?;
+            }
+            out.flush()?;
+            Ok(())
+        })
+    })
+}

@@ -365,3 +365,177 @@ fn runs_emit_valid_openlineage_with_column_lineage() {
         stdout(&out)
     );
 }
+
+/// The commit-info run id of every version of a Delta table, by version.
+fn commits(table: &Path) -> Vec<(i64, Option<String>)> {
+    let mut out = Vec::new();
+    for name in versions(table) {
+        let version: i64 = name.trim_end_matches(".json").parse().unwrap();
+        let text = fs::read_to_string(table.join("_delta_log").join(&name)).unwrap();
+        let run = text.lines().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["commitInfo"]["mesh.run"].as_str().map(str::to_owned)
+        });
+        out.push((version, run));
+    }
+    out
+}
+
+/// What the catalog says: the port's snapshot (Delta version, run) and every run's state.
+fn ledger(ws: &Path) -> (i64, String, Vec<(String, String)>) {
+    let out = mesh(
+        ws,
+        &[
+            "runs",
+            "ecommerce.orders",
+            "--output",
+            "json",
+            "--limit",
+            "100",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let snapshot = &doc["snapshots"][0];
+    let runs = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap().to_owned(),
+                r["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (
+        snapshot["delta_version"].as_i64().unwrap(),
+        snapshot["run"].as_str().unwrap().to_owned(),
+        runs,
+    )
+}
+
+/// The invariant: the catalog's snapshot is a Delta version committed by the run it names, and
+/// that run succeeded.
+fn consistent(ws: &Path, table: &Path) -> (i64, String) {
+    let (version, run, runs) = ledger(ws);
+    let tagged = commits(table)
+        .into_iter()
+        .find(|(v, _)| *v == version)
+        .and_then(|(_, r)| r);
+    assert_eq!(
+        tagged.as_deref(),
+        Some(run.as_str()),
+        "snapshot {version} is run {run}'s commit"
+    );
+    assert!(
+        runs.iter()
+            .any(|(id, state)| *id == run && state == "succeeded"),
+        "{runs:?}"
+    );
+    (version, run)
+}
+
+#[test]
+fn killed_runs_leave_the_catalog_consistent_and_the_next_run_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&["init"]);
+    ok(&[
+        "new",
+        "product",
+        "orders",
+        "--domain",
+        "ecommerce",
+        "--owner",
+        "ecommerce-orders",
+    ]);
+    ok(&["publish", "ecommerce/orders"]);
+    ok(&["run", "ecommerce/orders"]);
+    let table = ws.join(".mesh/data/ecommerce/orders/orders/v0");
+    consistent(ws, &table);
+
+    // A kill at every step of write-audit-publish.
+    for point in [
+        "after-begin",
+        "after-stage",
+        "after-check",
+        "after-committing",
+        "after-commit",
+    ] {
+        let before = commits(&table).len();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["run", "ecommerce/orders"])
+            .current_dir(ws)
+            .env("MESH_FAILPOINT", point)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{point}: the run was killed");
+        let (version, _) = consistent(ws, &table);
+        let killed = ledger(ws).2[0].clone();
+        assert!(
+            matches!(killed.1.as_str(), "running" | "committing"),
+            "{point}: {killed:?}"
+        );
+        let committed = commits(&table).len() > before;
+        assert_eq!(committed, point == "after-commit", "{point}");
+        if committed {
+            // The table has a version the catalog has not accepted yet: readers do not see it.
+            assert!(version < commits(&table).last().unwrap().0, "{point}");
+        }
+
+        // The next run settles the killed one from the Delta log, then publishes.
+        let out = mesh(ws, &["run", "ecommerce/orders"]);
+        assert_eq!(code(&out), 0, "{point}: {}{}", stdout(&out), stderr(&out));
+        assert!(
+            stderr(&out).contains("settled 1 run(s)"),
+            "{point}: {}",
+            stderr(&out)
+        );
+        let (after, _) = consistent(ws, &table);
+        assert_eq!(
+            after,
+            commits(&table).last().unwrap().0,
+            "{point}: the latest version"
+        );
+        let runs = ledger(ws).2;
+        let settled = runs.iter().find(|(id, _)| *id == killed.0).unwrap();
+        let expected = if committed { "succeeded" } else { "failed" };
+        assert_eq!(settled.1, expected, "{point}");
+    }
+
+    // And at random moments, with SIGKILL.
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for round in 0..8 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let wait = std::time::Duration::from_millis(20 + rng % 400);
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(["run", "ecommerce/orders"])
+            .current_dir(ws)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(wait);
+        let _ = child.kill();
+        let _ = child.wait();
+        consistent(ws, &table);
+        let out = mesh(ws, &["run", "ecommerce/orders"]);
+        assert_eq!(
+            code(&out),
+            0,
+            "round {round} (killed after {wait:?}): {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        consistent(ws, &table);
+    }
+}
