@@ -367,6 +367,16 @@ impl Catalog {
             .collect())
     }
 
+    /// One run.
+    pub async fn run(&self, who: &crate::Principal, id: &str) -> Result<RunView, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        tx.run(id)
+            .await?
+            .map(RunView::of)
+            .ok_or_else(|| CatalogError::NotFound(format!("run {id}")))
+    }
+
     /// Every output port's current snapshot (per major version) of a product.
     pub async fn snapshots(
         &self,

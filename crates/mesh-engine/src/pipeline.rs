@@ -296,6 +296,88 @@ pub async fn commit(
     Ok(done.version() as i64)
 }
 
+/// Moves a port back to an earlier snapshot: a Delta RESTORE of `to_version`, committed (as a
+/// new version, tagged like any run's commit) under a run of its own, so the catalog moves its
+/// snapshot the same crash-safe way. Returns the new version.
+pub async fn rollback(
+    ledger: &dyn Ledger,
+    plan: &RunPlan,
+    to_version: i64,
+) -> Result<i64, RunError> {
+    let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    let result = async {
+        let url = table_url(&plan.location)?;
+        let table = DeltaTable::try_from_url(url)
+            .await
+            .map_err(delta(&plan.location))?;
+        let latest = table.version().ok_or_else(|| RunError::Delta {
+            location: plan.location.clone(),
+            reason: "no Delta table there".into(),
+        })?;
+        if to_version < 0 || to_version as u64 > latest {
+            return Err(RunError::Delta {
+                location: plan.location.clone(),
+                reason: format!("there is no version {to_version} (the latest is {latest})"),
+            });
+        }
+        ledger
+            .committing(&run, latest as i64 + 1)
+            .await
+            .map_err(RunError::Ledger)?;
+        let properties = deltalake::kernel::transaction::CommitProperties::default()
+            .with_metadata([(RUN_KEY.to_owned(), serde_json::Value::from(run.as_str()))]);
+        let (restored, _) = table
+            .restore()
+            .with_version_to_restore(to_version as u64)
+            .with_commit_properties(properties)
+            .await
+            .map_err(delta(&plan.location))?;
+        let version = restored.version().unwrap_or_default() as i64;
+        ledger
+            .finish(
+                &run,
+                &RunEnd {
+                    delta_version: Some(version),
+                    ..RunEnd::default()
+                },
+            )
+            .await
+            .map_err(RunError::Ledger)?;
+        Ok(version)
+    }
+    .await;
+    if let Err(e) = &result {
+        let end = RunEnd {
+            error: Some(e.to_string()),
+            ..RunEnd::default()
+        };
+        let _ = ledger.finish(&run, &end).await;
+    }
+    result
+}
+
+/// Deletes the table's data files that no version younger than `retention_days` needs (and
+/// files no version ever committed, such as a killed run's), keeping version `keep` readable.
+/// Returns how many files were deleted.
+pub async fn vacuum(location: &str, retention_days: i64, keep: i64) -> Result<usize, RunError> {
+    let url = table_url(location)?;
+    let table = DeltaTable::try_from_url(url)
+        .await
+        .map_err(delta(location))?;
+    if table.version().is_none() {
+        return Ok(0);
+    }
+    let (_, metrics) = table
+        .vacuum()
+        .with_retention_period(chrono::Duration::days(retention_days.max(0)))
+        .with_enforce_retention_duration(false)
+        .with_keep_versions(&[keep.max(0) as u64])
+        .with_mode(deltalake::operations::vacuum::VacuumMode::Full)
+        .await
+        .map_err(delta(location))?;
+    Ok(metrics.files_deleted.len())
+}
+
 /// The version whose commit carries run `run`, among the table's last 100 commits.
 pub async fn find_commit(location: &str, run: &str) -> Result<Option<i64>, RunError> {
     let url = table_url(location)?;

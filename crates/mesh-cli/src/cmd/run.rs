@@ -287,8 +287,33 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let report = pipeline::run_port(&ledger, &plan, &transform, &contract, &partition_by)
             .await
             .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+        // Old versions go once the product's retention has passed.
+        if let (Some(days), Some(version)) = (retention_days(&product), report.delta_version) {
+            match pipeline::vacuum(&location, days, version).await {
+                Ok(0) => {}
+                Ok(n) => output::warning(&format!(
+                    "vacuumed {n} file(s) older than the product's {days}-day retention"
+                )),
+                Err(e) => output::warning(&format!("vacuum: {e}")),
+            }
+        }
         print(args.output, &id, &port, &location, &report)
     })
+}
+
+/// The product's `retentionDays` custom property.
+fn retention_days(product: &Node) -> Option<i64> {
+    product
+        .get("customProperties")
+        .and_then(Node::as_seq)
+        .unwrap_or_default()
+        .iter()
+        .find(|cp| cp.get("property").and_then(Node::as_str) == Some("retentionDays"))
+        .and_then(|cp| cp.get("value"))
+        .and_then(|v| match &v.value {
+            mesh_model::source::Value::Int(i) => Some(*i),
+            _ => None,
+        })
 }
 
 /// The columns the contract partitions by (`partitioned: true`, in `partitionKeyPosition`
@@ -504,5 +529,90 @@ pub(crate) fn runs(args: &RunsArgs) -> anyhow::Result<Outcome> {
             out.flush()?;
             Ok(())
         })
+    })
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RollbackArgs {
+    /// The product: `domain.product`.
+    product: String,
+    /// The earlier run whose snapshot becomes current again.
+    #[arg(long = "to", value_name = "RUN")]
+    to: String,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+/// `mesh rollback PRODUCT --to RUN`: the port's snapshot goes back to what that run published —
+/// a Delta RESTORE committed as a run of its own, so Delta readers and the catalog agree.
+pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let crate::client::Client::Local(catalog, who) = client else {
+            bail!("mesh rollback records a run in the catalog database: use --catalog (or mesh.toml), not --server");
+        };
+        let target = match catalog.run(&who, &args.to).await {
+            Ok(run) => run,
+            Err(e) => {
+                output::error(&e.to_string());
+                return Ok(Outcome::Findings);
+            }
+        };
+        let problem = if target.product != args.product {
+            Some(format!("run {} is a run of {}, not {}", target.id, target.product, args.product))
+        } else if target.state != "succeeded" {
+            Some(format!("run {} {}; only a published snapshot can be rolled back to", target.id, target.state))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            output::error(&problem);
+            return Ok(Outcome::Findings);
+        }
+        let Some(to_version) = target.delta_version else {
+            bail!("run {} has no Delta version", target.id);
+        };
+        let ledger = CatalogLedger {
+            catalog,
+            who,
+            openlineage: None,
+        };
+        pipeline::settle(&ledger, &target.product, &target.port, dead).await?;
+        let plan = RunPlan {
+            product: target.product.clone(),
+            port: target.port.clone(),
+            contract: String::new(),
+            team: None,
+            location: target.location.clone(),
+            inputs: Vec::new(),
+            owner: format!("{}:{}", host(), std::process::id()),
+        };
+        let version = pipeline::rollback(&ledger, &plan, to_version)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: {e}", target.product))?;
+        if args.output == OutputFormat::Json {
+            let doc = serde_json::json!({
+                "product": target.product, "port": target.port, "restored": to_version,
+                "deltaVersion": version, "from_run": target.id,
+            });
+            let mut out = std::io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        } else {
+            let mut out = output::stdout();
+            writeln!(
+                out,
+                "{} {}.{} to the snapshot of run {} (Delta version {to_version}), as Delta version {version}",
+                paint(OK, "Rolled back"),
+                target.product,
+                target.port,
+                target.id
+            )?;
+            out.flush()?;
+        }
+        Ok(Outcome::Ok)
     })
 }

@@ -143,12 +143,59 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
         "the derived product still reads the 10-row snapshot"
     );
 
-    // Fixed data publishes again, as the next version.
-    fs::write(&data, &text).unwrap();
+    // Fixed (and changed) data publishes again, as the next version.
+    fs::write(&data, text.replace("north", "NORTH")).unwrap();
     let fixed = run("ecommerce/orders");
     assert_eq!(
         (fixed["published"].as_bool(), fixed["deltaVersion"].as_i64()),
         (Some(true), Some(2))
+    );
+
+    // Roll back to the first run: a Delta RESTORE of version 1, committed as version 3, with
+    // the catalog's snapshot moved to it.
+    let first = source["run"].as_str().unwrap();
+    let out = mesh(
+        ws,
+        &[
+            "rollback",
+            "ecommerce.orders",
+            "--to",
+            first,
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let rolled: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        (rolled["restored"].as_i64(), rolled["deltaVersion"].as_i64()),
+        (Some(1), Some(3))
+    );
+    let adds = |v: usize| -> Vec<String> {
+        let name = format!("{v:020}.json");
+        let mut paths: Vec<String> = fs::read_to_string(orders.join("_delta_log").join(name))
+            .unwrap()
+            .lines()
+            .filter_map(|l| {
+                let j: serde_json::Value = serde_json::from_str(l).ok()?;
+                j["add"]["path"].as_str().map(str::to_owned)
+            })
+            .collect();
+        paths.sort();
+        paths
+    };
+    assert_eq!(adds(3), adds(1), "version 3 holds version 1's files again");
+    let out = mesh(ws, &["runs", "ecommerce.orders", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(runs["snapshots"][0]["delta_version"], 3);
+    // Only a published run can be rolled back to.
+    let rejected = failed["run"].as_str().unwrap();
+    let out = mesh(ws, &["rollback", "ecommerce.orders", "--to", rejected]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("only a published snapshot"),
+        "{}",
+        stderr(&out)
     );
 }
 

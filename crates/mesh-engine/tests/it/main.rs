@@ -186,3 +186,61 @@ async fn column_lineage_follows_joins_aggregates_case_windows_and_ctes() {
     .await;
     assert_eq!(map["total"], ["orders.amount"]);
 }
+
+#[tokio::test]
+async fn vacuum_keeps_what_retention_and_the_snapshot_need() {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use mesh_engine::pipeline;
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("t").display().to_string();
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]));
+    let batch = |n: i64| {
+        RecordBatch::try_new(
+            std::sync::Arc::clone(&schema),
+            vec![std::sync::Arc::new(Int64Array::from(vec![n]))],
+        )
+        .unwrap()
+    };
+    for (i, run) in ["r1", "r2", "r3"].iter().enumerate() {
+        let table = pipeline::open_or_create(&location, &schema, &[])
+            .await
+            .unwrap();
+        let staged = pipeline::stage(&table, vec![batch(i as i64)], &location)
+            .await
+            .unwrap();
+        let version = pipeline::commit(&table, staged, run, &location)
+            .await
+            .unwrap();
+        assert_eq!(version, i as i64 + 1);
+        assert_eq!(
+            pipeline::find_commit(&location, run).await.unwrap(),
+            Some(version)
+        );
+    }
+    let files = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".parquet")
+            })
+            .count()
+    };
+    let table = dir.path().join("t");
+    assert_eq!(files(&table), 3);
+    // A year's retention keeps every version.
+    assert_eq!(pipeline::vacuum(&location, 365, 3).await.unwrap(), 0);
+    // None: only the current version's file stays (and the one kept for the snapshot, v2).
+    let deleted = pipeline::vacuum(&location, 0, 2).await.unwrap();
+    assert_eq!(deleted, 1, "version 1's file");
+    assert_eq!(files(&table), 2);
+    assert_eq!(
+        pipeline::find_commit(&location, "nope").await.unwrap(),
+        None
+    );
+}
