@@ -6,6 +6,7 @@ use std::fmt;
 use mesh_catalog::governance::{
     EffectivePolicies, PolicyBundle, PolicyBundleView, PolicyPublishReport, PolicyScope,
 };
+use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::{
     AuditReport, Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport,
@@ -387,6 +388,121 @@ impl Client {
         match self {
             Client::Local(catalog, who) => Ok(catalog.audit(who).await?),
             Client::Remote(r) => r.call(reqwest::Method::POST, "/api/v1/audit", None).await,
+        }
+    }
+
+    pub(crate) async fn begin_run(&self, start: &RunStart) -> Result<RunView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.begin_run(who, start).await?),
+            Client::Remote(r) => {
+                let body = serde_json::to_value(start)
+                    .map_err(|e| Failure::Transport(format!("encoding the run: {e}")))?;
+                r.call(reqwest::Method::POST, "/api/v1/runs", Some(body))
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn committing_run(&self, id: &str, version: i64) -> Result<RunView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.committing_run(who, id, version).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/runs/{}/committing", segment(id));
+                let body = serde_json::json!({ "delta_version": version });
+                r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<RunView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.finish_run(who, id, end).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/runs/{}/finish", segment(id));
+                let body = serde_json::to_value(end)
+                    .map_err(|e| Failure::Transport(format!("encoding the run: {e}")))?;
+                r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn settle_run(
+        &self,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<RunView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.settle_run(who, id, version).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/runs/{}/settle", segment(id));
+                let body = serde_json::json!({ "delta_version": version });
+                r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn run(&self, id: &str) -> Result<RunView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.run(who, id).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/runs/{}", segment(id));
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    /// A product's runs, newest first; with `open`, only the unfinished ones of `port`.
+    pub(crate) async fn runs(
+        &self,
+        product: &str,
+        port: Option<&str>,
+        open: bool,
+        limit: i64,
+    ) -> Result<Vec<RunView>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(match (open, port) {
+                (true, Some(port)) => catalog.open_runs(who, product, port).await?,
+                _ => catalog.runs(who, product, port, limit).await?,
+            }),
+            Client::Remote(r) => {
+                let mut path = format!(
+                    "/api/v1/products/{}/runs?limit={limit}&open={open}",
+                    segment(product)
+                );
+                if let Some(port) = port {
+                    path.push_str(&format!("&port={}", segment(port)));
+                }
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.snapshots(who, product).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/products/{}/snapshots", segment(product));
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn ingest_lineage(&self, event: &serde_json::Value) -> Result<(), Failure> {
+        match self {
+            Client::Local(catalog, who) => {
+                catalog.ingest_lineage(who, event).await?;
+                Ok(())
+            }
+            Client::Remote(r) => {
+                let _: serde_json::Value = r
+                    .call(
+                        reqwest::Method::POST,
+                        "/api/v1/lineage",
+                        Some(event.clone()),
+                    )
+                    .await?;
+                Ok(())
+            }
         }
     }
 }

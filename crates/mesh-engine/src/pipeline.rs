@@ -148,16 +148,25 @@ pub fn table_url(location: &str) -> Result<url::Url, RunError> {
     url::Url::from_directory_path(&path).map_err(|()| bad("not an absolute path".into()))
 }
 
+/// Opens a Delta table (uninitialized when there is none yet). On S3, deltalake's own store is
+/// used, configured from the `AWS_*` environment (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP` for an
+/// S3-compatible store).
+pub async fn open(location: &str) -> Result<DeltaTable, RunError> {
+    let url = table_url(location)?;
+    if matches!(url.scheme(), "s3" | "s3a") {
+        static HANDLERS: std::sync::Once = std::sync::Once::new();
+        HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
+    }
+    DeltaTable::try_from_url(url).await.map_err(delta(location))
+}
+
 /// Opens the port's table, creating it (an empty version 0) with `schema` when it is not there.
 pub async fn open_or_create(
     location: &str,
     schema: &SchemaRef,
     partition_by: &[String],
 ) -> Result<DeltaTable, RunError> {
-    let url = table_url(location)?;
-    let table = DeltaTable::try_from_url(url)
-        .await
-        .map_err(delta(location))?;
+    let table = open(location).await?;
     if table.version().is_some() {
         return Ok(table);
     }
@@ -252,6 +261,12 @@ pub async fn register_staged(
             .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
         return Ok(());
     }
+    if let Some(first) = staged.files.first()
+        && first.starts_with("s3")
+    {
+        let location = crate::source::Location::from_path(first, Some("parquet"))?;
+        crate::source::register_object_store(ctx, &location, None)?;
+    }
     let urls = staged
         .files
         .iter()
@@ -306,10 +321,7 @@ pub async fn rollback(
 ) -> Result<i64, RunError> {
     let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
     let result = async {
-        let url = table_url(&plan.location)?;
-        let table = DeltaTable::try_from_url(url)
-            .await
-            .map_err(delta(&plan.location))?;
+        let table = open(&plan.location).await?;
         let latest = table.version().ok_or_else(|| RunError::Delta {
             location: plan.location.clone(),
             reason: "no Delta table there".into(),
@@ -360,10 +372,7 @@ pub async fn rollback(
 /// files no version ever committed, such as a killed run's), keeping version `keep` readable.
 /// Returns how many files were deleted.
 pub async fn vacuum(location: &str, retention_days: i64, keep: i64) -> Result<usize, RunError> {
-    let url = table_url(location)?;
-    let table = DeltaTable::try_from_url(url)
-        .await
-        .map_err(delta(location))?;
+    let table = open(location).await?;
     if table.version().is_none() {
         return Ok(0);
     }
@@ -380,10 +389,7 @@ pub async fn vacuum(location: &str, retention_days: i64, keep: i64) -> Result<us
 
 /// The version whose commit carries run `run`, among the table's last 100 commits.
 pub async fn find_commit(location: &str, run: &str) -> Result<Option<i64>, RunError> {
-    let url = table_url(location)?;
-    let table = DeltaTable::try_from_url(url)
-        .await
-        .map_err(delta(location))?;
+    let table = open(location).await?;
     let Some(latest) = table.version() else {
         return Ok(None);
     };
@@ -442,10 +448,7 @@ pub async fn settle(
 pub async fn register_input(ctx: &SessionContext, input: &Input) -> Result<(), RunError> {
     match input.delta_version {
         Some(version) => {
-            let url = table_url(&input.location.target)?;
-            let mut table = DeltaTable::try_from_url(url)
-                .await
-                .map_err(delta(&input.location.target))?;
+            let mut table = open(&input.location.target).await?;
             table
                 .load_version(version.max(0) as u64)
                 .await

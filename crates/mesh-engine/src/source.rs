@@ -713,7 +713,7 @@ async fn register_delta(
     Ok(())
 }
 
-fn register_object_store(
+pub(crate) fn register_object_store(
     ctx: &SessionContext,
     location: &Location,
     progress: Option<&Arc<Progress>>,

@@ -40,6 +40,7 @@ use crate::{AppState, Caller};
         (name = "contracts", description = "Contract changelogs"),
         (name = "lineage", description = "Lineage graph; OpenLineage in, Marquez's graph shape out"),
         (name = "governance", description = "Rego policies versioned per scope (global, domain), and the audit"),
+        (name = "runs", description = "Pipeline runs (write-audit-publish) and the snapshots readers get"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -84,6 +85,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::policies::policy_versions))
         .routes(routes!(crate::policies::policy_version))
         .routes(routes!(crate::policies::audit))
+        .routes(routes!(crate::runs::begin_run))
+        .routes(routes!(crate::runs::get_run))
+        .routes(routes!(crate::runs::committing_run))
+        .routes(routes!(crate::runs::finish_run))
+        .routes(routes!(crate::runs::settle_run))
+        .routes(routes!(crate::runs::product_runs))
+        .routes(routes!(crate::runs::product_snapshots))
 }
 
 type ApiResult<T> = Result<T, ApiError>;

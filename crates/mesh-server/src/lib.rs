@@ -5,6 +5,7 @@
 mod api;
 mod error;
 mod policies;
+mod runs;
 
 use std::sync::Arc;
 

@@ -10,11 +10,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use mesh_catalog::runs::{RunEnd as CatalogEnd, RunInput, RunStart};
-use mesh_catalog::{Catalog, Principal};
 use mesh_engine::Location;
 use mesh_engine::pipeline::{self, Input, Ledger, OpenRun, RunEnd, RunPlan};
 use mesh_model::source::Node;
 
+use crate::client::{Client, Failure};
 use crate::cmd::publish::load_bundle;
 use crate::output::{self, ERROR, LOCATION, OK, WARNING, paint};
 use crate::workspace::CatalogArgs;
@@ -36,12 +36,15 @@ pub(crate) struct Args {
     output: OutputFormat,
 }
 
-/// The catalog as the pipeline's ledger.
+/// The catalog (its database, or a server) as the pipeline's ledger.
 struct CatalogLedger {
-    catalog: Catalog,
-    who: Principal,
+    client: Client,
     /// Where else OpenLineage events go.
     openlineage: Option<(String, reqwest::Client)>,
+}
+
+fn message(e: Failure) -> String {
+    e.to_string()
 }
 
 #[async_trait::async_trait]
@@ -63,19 +66,19 @@ impl Ledger for CatalogLedger {
                 .collect(),
             owner: plan.owner.clone(),
         };
-        self.catalog
-            .begin_run(&self.who, &start)
+        self.client
+            .begin_run(&start)
             .await
             .map(|r| r.id)
-            .map_err(|e| e.to_string())
+            .map_err(message)
     }
 
     async fn committing(&self, run: &str, delta_version: i64) -> Result<(), String> {
-        self.catalog
-            .committing_run(&self.who, run, delta_version)
+        self.client
+            .committing_run(run, delta_version)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(message)
     }
 
     async fn finish(&self, run: &str, end: &RunEnd) -> Result<(), String> {
@@ -86,16 +89,16 @@ impl Ledger for CatalogLedger {
             checks: end.checks.clone(),
             error: end.error.clone(),
         };
-        self.catalog
-            .finish_run(&self.who, run, &end)
+        self.client
+            .finish_run(run, &end)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(message)
     }
 
     async fn open_runs(&self, product: &str, port: &str) -> Result<Vec<OpenRun>, String> {
-        self.catalog
-            .open_runs(&self.who, product, port)
+        self.client
+            .runs(product, Some(port), true, 1000)
             .await
             .map(|runs| {
                 runs.into_iter()
@@ -107,22 +110,19 @@ impl Ledger for CatalogLedger {
                     })
                     .collect()
             })
-            .map_err(|e| e.to_string())
+            .map_err(message)
     }
 
     async fn settle(&self, run: &str, delta_version: Option<i64>) -> Result<(), String> {
-        self.catalog
-            .settle_run(&self.who, run, delta_version)
+        self.client
+            .settle_run(run, delta_version)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(message)
     }
 
     async fn lineage(&self, event: &serde_json::Value) -> Result<(), String> {
-        self.catalog
-            .ingest_lineage(&self.who, event)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.client.ingest_lineage(event).await.map_err(message)?;
         // An external endpoint that fails is reported, not fatal: the catalog has the event.
         if let Some((url, http)) = &self.openlineage {
             let sent = http.post(url).json(event).send().await;
@@ -233,9 +233,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
 
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
-        let crate::client::Client::Local(catalog, who) = client else {
-            bail!("mesh run records its runs in the catalog database: use --catalog (or mesh.toml), not --server");
-        };
         for input in product.get("inputPorts").and_then(Node::as_seq).unwrap_or_default() {
             let input_name = text(input, "name").context("an input port has no `name`")?;
             let contract = text(input, "contractId")
@@ -244,10 +241,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             let (upstream, upstream_port) = contract.rsplit_once('.').with_context(|| {
                 format!("input port `{input_name}`: `{contract}` is not domain.product.port")
             })?;
-            let snapshot = catalog
-                .snapshot(&who, upstream, upstream_port, pinned)
+            let snapshot = client
+                .snapshots(upstream)
                 .await
-                .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?
+                .into_iter()
+                .filter(|s| s.port == upstream_port && pinned.is_none_or(|m| s.major == m))
+                .max_by_key(|s| s.major)
+                .with_context(|| {
+                    format!(
+                        "input port `{input_name}`: no published snapshot of {contract}{}: run {upstream} first",
+                        pinned.map(|m| format!(" (major {m})")).unwrap_or_default()
+                    )
+                })?;
             inputs.push(Input {
                 name: input_name,
                 product: Some(upstream.to_owned()),
@@ -261,8 +267,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             .as_ref()
             .map(|url| (url.clone(), reqwest::Client::new()));
         let ledger = CatalogLedger {
-            catalog,
-            who,
+            client,
             openlineage,
         };
         let settled = pipeline::settle(&ledger, &id, &port, dead).await?;
@@ -477,20 +482,14 @@ pub(crate) struct RunsArgs {
 pub(crate) fn runs(args: &RunsArgs) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
-        let crate::client::Client::Local(catalog, who) = client else {
-            bail!(
-                "mesh runs reads the catalog database: use --catalog (or mesh.toml), not --server"
-            );
-        };
         let result = async {
-            let snapshots = catalog.snapshots(&who, &args.product).await?;
-            let runs = catalog
-                .runs(&who, &args.product, args.port.as_deref(), args.limit)
+            let snapshots = client.snapshots(&args.product).await?;
+            let runs = client
+                .runs(&args.product, args.port.as_deref(), false, args.limit)
                 .await?;
-            Ok::<_, mesh_catalog::CatalogError>((snapshots, runs))
+            Ok::<_, Failure>((snapshots, runs))
         }
-        .await
-        .map_err(crate::client::Failure::from);
+        .await;
         let result = result
             .map(|(snapshots, runs)| serde_json::json!({ "snapshots": snapshots, "runs": runs }));
         crate::cmd::show::finish(result, args.output, |doc| {
@@ -551,10 +550,7 @@ pub(crate) struct RollbackArgs {
 pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
-        let crate::client::Client::Local(catalog, who) = client else {
-            bail!("mesh rollback records a run in the catalog database: use --catalog (or mesh.toml), not --server");
-        };
-        let target = match catalog.run(&who, &args.to).await {
+        let target = match client.run(&args.to).await {
             Ok(run) => run,
             Err(e) => {
                 output::error(&e.to_string());
@@ -576,8 +572,7 @@ pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
             bail!("run {} has no Delta version", target.id);
         };
         let ledger = CatalogLedger {
-            catalog,
-            who,
+            client,
             openlineage: None,
         };
         pipeline::settle(&ledger, &target.product, &target.port, dead).await?;

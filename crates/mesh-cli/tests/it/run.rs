@@ -69,7 +69,7 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
     let out = mesh(ws, &["run", "analytics/customer_orders"]);
     assert_eq!(code(&out), 2);
     assert!(
-        stderr(&out).contains("run the product first"),
+        stderr(&out).contains("no published snapshot of ecommerce.orders.orders (major 0)"),
         "{}",
         stderr(&out)
     );
@@ -585,4 +585,159 @@ fn killed_runs_leave_the_catalog_consistent_and_the_next_run_succeeds() {
         );
         consistent(ws, &table);
     }
+}
+
+/// A `mesh serve` child process, stopped when dropped.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn team_mode_runs_on_postgres_and_s3_through_a_server() {
+    let Some(endpoint) = crate::s3::endpoint() else {
+        return;
+    };
+    let Ok(postgres) = std::env::var("MESH_TEST_POSTGRES_URL") else {
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        assert!(!ci, "CI=true but MESH_TEST_POSTGRES_URL is not set");
+        crate::notice("notice: MESH_TEST_POSTGRES_URL not set; skipping the team-mode run test");
+        return;
+    };
+    let database = format!("mesh_cli_team_{}", std::process::id());
+    let url = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(mesh_catalog::store::PostgresStore::create_database(
+            &postgres, &database, true,
+        ))
+        .expect("a fresh database");
+    let bucket = format!("mesh-team-{}", std::process::id());
+    crate::s3::create_bucket(&endpoint, &bucket);
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let run_env = |args: &[&str]| crate::mesh_with_env(ws, args, &env);
+    let ok = |args: &[&str]| {
+        let out = run_env(args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&["init"]);
+    fs::write(
+        ws.join("mesh.toml"),
+        format!("[catalog]\nurl = \"{url}\"\n\n[storage]\nurl = \"s3://{bucket}/data\"\n"),
+    )
+    .unwrap();
+    let token = ok(&["token", "create", "ci", "--role", "admin"])
+        .trim()
+        .to_owned();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(ws)
+        .envs(env.iter().copied())
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let server_url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let _server = Server(child);
+    let remote = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", server_url.as_str(), "--token", token.as_str()]);
+        run_env(&all)
+    };
+
+    ok(&[
+        "new",
+        "product",
+        "orders",
+        "--domain",
+        "ecommerce",
+        "--owner",
+        "ecommerce-orders",
+    ]);
+    ok(&[
+        "new",
+        "product",
+        "customer_orders",
+        "--domain",
+        "analytics",
+        "--type",
+        "derived",
+        "--owner",
+        "analytics-team",
+        "--input",
+        "ecommerce.orders",
+    ]);
+    for dir in ["ecommerce/orders", "analytics/customer_orders"] {
+        let out = remote(&["publish", dir]);
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    }
+    let run = |dir: &str| -> serde_json::Value {
+        let out = remote(&["run", dir, "--output", "json"]);
+        assert!(
+            matches!(code(&out), 0 | 1),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let source = run("ecommerce/orders");
+    assert_eq!(source["published"], true, "{source}");
+    assert_eq!(
+        source["location"],
+        format!("s3://{bucket}/data/ecommerce/orders/orders/v0")
+    );
+    let derived = run("analytics/customer_orders");
+    assert_eq!(
+        (derived["published"].as_bool(), derived["rows"].as_i64()),
+        (Some(true), Some(10))
+    );
+
+    // Bad upstream data never replaces the snapshot, on S3 as locally.
+    let data = ws.join("ecommerce/orders/data/orders.csv");
+    let text = fs::read_to_string(&data).unwrap();
+    let first_row = text.lines().nth(1).unwrap().to_owned();
+    fs::write(&data, format!("{text}{first_row}\n")).unwrap();
+    let failed = run("ecommerce/orders");
+    assert_eq!(failed["published"], false, "{failed}");
+    let out = remote(&["runs", "ecommerce.orders", "--output", "json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let runs: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(runs["snapshots"][0]["delta_version"], 1);
+    assert_eq!(runs["snapshots"][0]["run"], source["run"]);
+    let states: Vec<&str> = runs["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["failed", "succeeded"]);
+    let again = run("analytics/customer_orders");
+    assert_eq!(
+        (again["published"].as_bool(), again["rows"].as_i64()),
+        (Some(true), Some(10))
+    );
 }

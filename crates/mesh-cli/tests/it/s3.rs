@@ -10,7 +10,7 @@ use object_store::ObjectStoreExt as _;
 
 use crate::{mesh_with_env, stdout};
 
-fn endpoint() -> Option<String> {
+pub(crate) fn endpoint() -> Option<String> {
     if let Ok(e) = std::env::var("MESH_TEST_S3_ENDPOINT") {
         return Some(e);
     }
@@ -24,7 +24,7 @@ fn endpoint() -> Option<String> {
 }
 
 /// Creates a bucket with an unsigned PUT (S3-compatible test servers accept it).
-fn create_bucket(endpoint: &str, bucket: &str) {
+pub(crate) fn create_bucket(endpoint: &str, bucket: &str) {
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = TcpStream::connect(host).expect("connect to the S3 endpoint");
     write!(

@@ -291,6 +291,72 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            template: "/api/v1/runs",
+            allowed: Allowed::SalesPublishers,
+            request: |i, _| {
+                let start = serde_json::json!({
+                    "product": format!("sales.r{i}"), "port": format!("r{i}"),
+                    "location": format!("file:///data/sales/r{i}"), "inputs": [], "owner": "host:1",
+                });
+                ("/api/v1/runs".into(), Some(start))
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/runs/{id}",
+            allowed: Allowed::Readers,
+            request: |_, ids| (format!("/api/v1/runs/{}", ids[RUNS + 18]), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/runs/{id}/committing",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| {
+                let body = serde_json::json!({"delta_version": 1});
+                (
+                    format!("/api/v1/runs/{}/committing", ids[RUNS + i]),
+                    Some(body),
+                )
+            },
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/runs/{id}/finish",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| {
+                let body = serde_json::json!({"delta_version": 1, "rows_out": 1});
+                (
+                    format!("/api/v1/runs/{}/finish", ids[RUNS + 6 + i]),
+                    Some(body),
+                )
+            },
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/runs/{id}/settle",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| {
+                let body = serde_json::json!({"delta_version": null});
+                (
+                    format!("/api/v1/runs/{}/settle", ids[RUNS + 12 + i]),
+                    Some(body),
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/products/{product}/runs",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/products/sales.c0/runs?limit=5".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/products/{product}/snapshots",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/products/sales.c0/snapshots".into(), None),
+        },
+        Endpoint {
+            method: "POST",
             template: "/api/v1/tokens/{id}/revoke",
             allowed: Allowed::Admins,
             request: |i, ids| (format!("/api/v1/tokens/{}/revoke", ids[i]), None),
@@ -310,6 +376,10 @@ fn endpoints() -> Vec<Endpoint> {
         },
     ]
 }
+
+/// Where the seeded run ids start in the ids `seed` returns (after the victims' token ids):
+/// running runs for `committing` (6), for `finish` (6), for `settle` (6), then a finished one.
+const RUNS: usize = 6;
 
 /// Products the matrix acts on: sales.orders 1.0.0..1.0.5 and 2.0.0, and sales.retired
 /// 1.0.0..1.0.5 deprecated with a sunset that has passed when the matrix runs.
@@ -372,6 +442,35 @@ async fn seed(h: &Harness) -> Vec<String> {
         )
         .await
         .unwrap();
+    // Runs: a product per matrix cell that starts one, and a running run per cell that acts on one.
+    for i in 0..6 {
+        let id = format!("sales.r{i}");
+        h.catalog
+            .publish(&admin, &bundle(&id, "1.0.0", &["id"]), false)
+            .await
+            .unwrap();
+    }
+    for group in ["c", "f", "s"] {
+        for i in 0..6 {
+            let id = format!("sales.{group}{i}");
+            h.catalog
+                .publish(&admin, &bundle(&id, "1.0.0", &["id"]), false)
+                .await
+                .unwrap();
+            let start = mesh_catalog::runs::RunStart {
+                product: id.clone(),
+                port: format!("{group}{i}"),
+                location: format!("file:///data/{id}"),
+                inputs: vec![],
+                owner: "host:1".into(),
+            };
+            let run = h.catalog.begin_run(&admin, &start).await.unwrap();
+            victims.push(run.id);
+        }
+    }
+    let finished = victims[RUNS + 12 + 5].clone();
+    h.catalog.settle_run(&admin, &finished, None).await.unwrap();
+    victims.push(finished);
     h.clock
         .set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
     victims

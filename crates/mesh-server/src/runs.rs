@@ -1,0 +1,200 @@
+//! The `/api/v1/runs` endpoints: the ledger of pipeline runs (write-audit-publish), so `mesh run`
+//! works against a server as against the catalog database, and the snapshots readers get.
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
+use serde::Deserialize;
+
+use crate::error::{ApiError, Problem};
+use crate::{AppState, Caller};
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Records a run of a product's latest version for one output port (before it writes
+/// anything). 409 while another run of the port is open.
+#[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
+    request_body = RunStart,
+    security(("token" = [])),
+    responses((status = 201, body = RunView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Another run of the port is open", body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn begin_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<RunStart>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<RunView>)> {
+    let who = caller.principal()?;
+    let Json(start) = body?;
+    let run = state.catalog.begin_run(&who, &start).await?;
+    Ok((StatusCode::CREATED, Json(run)))
+}
+
+/// One run.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    security(("token" = [])),
+    responses((status = 200, body = RunView), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn get_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<RunView>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    Ok(Json(state.catalog.run(&who, &id).await?))
+}
+
+/// The Delta version a run is about to commit.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Committing {
+    delta_version: i64,
+}
+
+/// Marks a running run as about to commit a Delta version.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/committing", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    request_body = Committing,
+    security(("token" = [])),
+    responses((status = 200, body = RunView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The run is not running", body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn committing_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<Committing>, JsonRejection>,
+) -> ApiResult<Json<RunView>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    let Json(body) = body?;
+    Ok(Json(
+        state
+            .catalog
+            .committing_run(&who, &id, body.delta_version)
+            .await?,
+    ))
+}
+
+/// Finishes a run: with a `delta_version` it succeeded (the port's snapshot moves to it),
+/// without one it failed.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/finish", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    request_body = RunEnd,
+    security(("token" = [])),
+    responses((status = 200, body = RunView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The run has finished already", body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn finish_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<RunEnd>, JsonRejection>,
+) -> ApiResult<Json<RunView>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    let Json(end) = body?;
+    Ok(Json(state.catalog.finish_run(&who, &id, &end).await?))
+}
+
+/// How a run whose process is gone ended, from the Delta log.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settle {
+    /// The version its commit made it into; absent when it never committed.
+    delta_version: Option<i64>,
+}
+
+/// Settles a run whose process is gone.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/settle", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    request_body = Settle,
+    security(("token" = [])),
+    responses((status = 200, body = RunView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn settle_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<Settle>, JsonRejection>,
+) -> ApiResult<Json<RunView>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    let Json(body) = body?;
+    Ok(Json(
+        state
+            .catalog
+            .settle_run(&who, &id, body.delta_version)
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RunsParams {
+    /// Only this output port's runs.
+    port: Option<String>,
+    /// Only runs not finished (`running`, `committing`) of `port`.
+    #[serde(default)]
+    open: bool,
+    /// How many, newest first (default 20, at most 1000).
+    limit: Option<i64>,
+}
+
+/// A product's runs, newest first.
+#[utoipa::path(get, path = "/api/v1/products/{product}/runs", tag = "runs",
+    params(("product" = String, Path, description = "`domain.product`"), RunsParams),
+    security(("token" = [])),
+    responses((status = 200, body = [RunView]), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub(crate) async fn product_runs(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<RunsParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<RunView>>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    let Query(params) = params?;
+    if params.open {
+        let port = params
+            .port
+            .ok_or_else(|| ApiError::bad_request("open=true needs port"))?;
+        return Ok(Json(state.catalog.open_runs(&who, &product, &port).await?));
+    }
+    Ok(Json(
+        state
+            .catalog
+            .runs(
+                &who,
+                &product,
+                params.port.as_deref(),
+                params.limit.unwrap_or(20),
+            )
+            .await?,
+    ))
+}
+
+/// Every output port's snapshot (per major version): the Delta table and version readers get.
+#[utoipa::path(get, path = "/api/v1/products/{product}/snapshots", tag = "runs",
+    params(("product" = String, Path, description = "`domain.product`")),
+    security(("token" = [])),
+    responses((status = 200, body = [Snapshot]), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+pub(crate) async fn product_snapshots(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Vec<Snapshot>>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    Ok(Json(state.catalog.snapshots(&who, &product).await?))
+}
