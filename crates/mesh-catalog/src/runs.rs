@@ -51,6 +51,9 @@ pub struct RunView {
     pub owner: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delta_version: Option<i64>,
+    /// Rows read from the sources and input ports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_in: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rows_out: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -84,6 +87,7 @@ impl RunView {
             finished_at: row.finished_at,
             owner: row.owner,
             delta_version: row.delta_version,
+            rows_in: row.rows_in,
             rows_out: row.rows_out,
             bytes_out: row.bytes_out,
             error: row.error,
@@ -144,6 +148,8 @@ pub struct RunStart {
 pub struct RunEnd {
     /// The Delta version committed; absent when the run failed.
     pub delta_version: Option<i64>,
+    #[serde(default)]
+    pub rows_in: Option<i64>,
     pub rows_out: Option<i64>,
     pub bytes_out: Option<i64>,
     pub checks: Option<serde_json::Value>,
@@ -207,6 +213,7 @@ impl Catalog {
             finished_at: None,
             owner: start.owner.clone(),
             delta_version: None,
+            rows_in: None,
             rows_out: None,
             bytes_out: None,
             inputs: serde_json::to_string(&start.inputs).unwrap_or_else(|_| "[]".into()),
@@ -271,6 +278,7 @@ impl Catalog {
         let now = stamp(self.clock.now());
         row.finished_at = Some(now.clone());
         row.heartbeat_at = now.clone();
+        row.rows_in = end.rows_in;
         row.rows_out = end.rows_out;
         row.bytes_out = end.bytes_out;
         row.checks = end.checks.as_ref().map(ToString::to_string);
@@ -303,7 +311,8 @@ impl Catalog {
             actor: who.name.clone(),
             payload: serde_json::json!({
                 "run": row.id, "version": row.version, "port": row.port,
-                "delta_version": row.delta_version, "rows_out": row.rows_out,
+                "delta_version": row.delta_version, "rows_in": row.rows_in,
+                "rows_out": row.rows_out,
                 "error": row.error,
             }),
         })
@@ -322,6 +331,7 @@ impl Catalog {
     ) -> Result<RunView, CatalogError> {
         let end = RunEnd {
             delta_version,
+            rows_in: None,
             rows_out: None,
             bytes_out: None,
             checks: None,

@@ -70,6 +70,7 @@ pub struct RunPlan {
 #[derive(Debug, Clone, Default)]
 pub struct RunEnd {
     pub delta_version: Option<i64>,
+    pub rows_in: Option<i64>,
     pub rows_out: Option<i64>,
     pub bytes_out: Option<i64>,
     pub checks: Option<serde_json::Value>,
@@ -131,6 +132,40 @@ pub struct RunReport {
     pub checks: Vec<CheckResult>,
     /// The blocking checks that failed (empty when it published).
     pub blocking: Vec<CheckResult>,
+    /// Rows read from the sources and input ports.
+    pub rows_in: u64,
+}
+
+/// The steps of a run, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Transforming,
+    Writing,
+    Checking,
+    Committing,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Transforming => "transforming",
+            Stage::Writing => "writing uncommitted Delta files",
+            Stage::Checking => "checking the contract on them",
+            Stage::Committing => "committing",
+        }
+    }
+}
+
+/// Rows the leaves of an executed plan (its scans) produced.
+fn rows_read(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
+    let children = plan.children();
+    if children.is_empty() {
+        return plan
+            .metrics()
+            .and_then(|m| m.output_rows())
+            .unwrap_or_default() as u64;
+    }
+    children.into_iter().map(rows_read).sum()
 }
 
 /// `file:///abs/path/` or an object-store URL, for a table location.
@@ -527,12 +562,23 @@ pub async fn run_port(
     transform_sql: &str,
     contract: &Contract,
     partition_by: &[String],
+    progress: &(dyn Fn(Stage) + Send + Sync),
 ) -> Result<RunReport, RunError> {
     let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
     failpoint("after-begin");
     let start = openlineage("START", &run, plan, transform_sql, None, None);
     ledger.lineage(&start).await.map_err(RunError::Ledger)?;
-    match write_check_commit(ledger, &run, plan, transform_sql, contract, partition_by).await {
+    match write_check_commit(
+        ledger,
+        &run,
+        plan,
+        transform_sql,
+        contract,
+        partition_by,
+        progress,
+    )
+    .await
+    {
         Ok(report) => Ok(report),
         Err(e) => {
             // Record the failure; the ledger's own error would hide the real one.
@@ -730,7 +776,9 @@ async fn write_check_commit(
     transform_sql: &str,
     contract: &Contract,
     partition_by: &[String],
+    progress: &(dyn Fn(Stage) + Send + Sync),
 ) -> Result<RunReport, RunError> {
+    progress(Stage::Transforming);
     let ctx = crate::session();
     for input in &plan.inputs {
         register_input(&ctx, input).await?;
@@ -742,15 +790,21 @@ async fn write_check_commit(
     let df = for_delta(df).map_err(|e| RunError::Transform(e.to_string()))?;
     let lineage = crate::lineage::column_lineage(df.logical_plan());
     let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
+    let physical = df
+        .create_physical_plan()
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
+    let batches = datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx())
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    let rows_in = rows_read(&physical);
+    progress(Stage::Writing);
     let table = open_or_create(&plan.location, &schema, partition_by).await?;
     let staged = stage(&table, batches, &plan.location).await?;
     failpoint("after-stage");
 
     // The checks, on exactly the staged files.
+    progress(Stage::Checking);
     let model = contract
         .schema
         .first()
@@ -791,6 +845,7 @@ async fn write_check_commit(
         discard(&table, &staged).await;
         let end = RunEnd {
             delta_version: None,
+            rows_in: Some(rows_in as i64),
             rows_out: Some(rows as i64),
             bytes_out: Some(bytes as i64),
             checks: Some(checks_json),
@@ -824,8 +879,10 @@ async fn write_check_commit(
             bytes_out: bytes,
             checks: results,
             blocking,
+            rows_in,
         });
     }
+    progress(Stage::Committing);
     let next = table.version().map_or(0, |v| v as i64 + 1);
     ledger
         .committing(run, next)
@@ -836,6 +893,7 @@ async fn write_check_commit(
     failpoint("after-commit");
     let end = RunEnd {
         delta_version: Some(version),
+        rows_in: Some(rows_in as i64),
         rows_out: Some(rows as i64),
         bytes_out: Some(bytes as i64),
         checks: Some(checks_json),
@@ -858,5 +916,6 @@ async fn write_check_commit(
         bytes_out: bytes,
         checks: results,
         blocking,
+        rows_in,
     })
 }

@@ -205,6 +205,7 @@ pub struct RunRow {
     pub owner: String,
     /// The Delta version committed (or, while `committing`, being committed).
     pub delta_version: Option<i64>,
+    pub rows_in: Option<i64>,
     pub rows_out: Option<i64>,
     pub bytes_out: Option<i64>,
     /// JSON: what each input port read.

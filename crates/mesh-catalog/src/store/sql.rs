@@ -54,7 +54,8 @@ macro_rules! bundle_cols {
 macro_rules! run_cols {
     () => {
         "id, product, version, port, major, location, state, started_at, heartbeat_at, \
-         finished_at, owner, delta_version, rows_out, bytes_out, inputs, checks, error, actor"
+         finished_at, owner, delta_version, rows_in, rows_out, bytes_out, inputs, checks, error, \
+         actor"
     };
 }
 macro_rules! snapshot_cols {
@@ -163,6 +164,7 @@ macro_rules! row_readers {
                 finished_at: r.try_get("finished_at")?,
                 owner: r.try_get("owner")?,
                 delta_version: r.try_get("delta_version")?,
+                rows_in: r.try_get("rows_in")?,
                 rows_out: r.try_get("rows_out")?,
                 bytes_out: r.try_get("bytes_out")?,
                 inputs: r.try_get("inputs")?,
@@ -778,7 +780,7 @@ macro_rules! sql_tx {
             async fn insert_run(&mut self, row: &RunRow) -> StoreResult<()> {
                 sqlx::query(concat!(
                     "INSERT INTO runs (", run_cols!(), ") VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
                 ))
                 .bind(&row.id)
                 .bind(&row.product)
@@ -792,6 +794,7 @@ macro_rules! sql_tx {
                 .bind(&row.finished_at)
                 .bind(&row.owner)
                 .bind(row.delta_version)
+                .bind(row.rows_in)
                 .bind(row.rows_out)
                 .bind(row.bytes_out)
                 .bind(&row.inputs)
@@ -845,8 +848,8 @@ macro_rules! sql_tx {
             async fn update_run(&mut self, row: &RunRow, expected: &str) -> StoreResult<()> {
                 let done = sqlx::query(
                     "UPDATE runs SET state = $2, heartbeat_at = $3, finished_at = $4, \
-                     delta_version = $5, rows_out = $6, bytes_out = $7, checks = $8, error = $9 \
-                     WHERE id = $1 AND state = $10",
+                     delta_version = $5, rows_out = $6, bytes_out = $7, checks = $8, error = $9, \
+                     rows_in = $11 WHERE id = $1 AND state = $10",
                 )
                 .bind(&row.id)
                 .bind(&row.state)
@@ -858,6 +861,7 @@ macro_rules! sql_tx {
                 .bind(&row.checks)
                 .bind(&row.error)
                 .bind(expected)
+                .bind(row.rows_in)
                 .execute(&mut *self.tx)
                 .await?;
                 if done.rows_affected() == 0 {

@@ -1257,6 +1257,7 @@ async fn runs_move_the_snapshot_only_when_they_succeed() {
                 &first.id,
                 &RunEnd {
                     delta_version: Some(1),
+                    rows_in: Some(12),
                     rows_out: Some(10),
                     bytes_out: Some(1000),
                     checks: Some(serde_json::json!({"result": "passed"})),

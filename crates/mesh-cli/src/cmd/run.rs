@@ -84,6 +84,7 @@ impl Ledger for CatalogLedger {
     async fn finish(&self, run: &str, end: &RunEnd) -> Result<(), String> {
         let end = CatalogEnd {
             delta_version: end.delta_version,
+            rows_in: end.rows_in,
             rows_out: end.rows_out,
             bytes_out: end.bytes_out,
             checks: end.checks.clone(),
@@ -289,9 +290,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             inputs,
             owner: format!("{}:{}", host(), std::process::id()),
         };
-        let report = pipeline::run_port(&ledger, &plan, &transform, &contract, &partition_by)
-            .await
-            .map_err(|e| anyhow::anyhow!("{id}: {e}"))?;
+        let spinner = Spinner::start(args.output == OutputFormat::Text);
+        let stage = |s: pipeline::Stage| spinner.stage(s.as_str());
+        let report =
+            pipeline::run_port(&ledger, &plan, &transform, &contract, &partition_by, &stage)
+                .await
+                .map_err(|e| anyhow::anyhow!("{id}: {e}"));
+        drop(spinner);
+        let report = report?;
         // Old versions go once the product's retention has passed.
         if let (Some(days), Some(version)) = (retention_days(&product), report.delta_version) {
             match pipeline::vacuum(&location, days, version).await {
@@ -304,6 +310,35 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         }
         print(args.output, &id, &port, &location, &report)
     })
+}
+
+/// What a run is doing, on standard error when it is a terminal.
+struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    fn start(text: bool) -> Spinner {
+        use std::io::IsTerminal as _;
+        if !text || !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(Some(bar))
+    }
+
+    fn stage(&self, what: &str) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(what.to_owned());
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 /// The product's `retentionDays` custom property.
@@ -403,6 +438,7 @@ fn print(
             "published": report.delta_version.is_some(),
             "deltaVersion": report.delta_version,
             "rows": report.rows_out,
+            "rowsIn": report.rows_in,
             "bytes": report.bytes_out,
             "blocking": report.blocking.iter().map(|r| &r.check.key).collect::<Vec<_>>(),
             "checks": report.checks.iter().map(|r| serde_json::json!({

@@ -93,6 +93,27 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
     let derived = run("analytics/customer_orders");
     assert_eq!(derived["published"], true, "{derived}");
     assert_eq!(derived["rows"], 10);
+    assert_eq!(
+        (source["rowsIn"].as_i64(), derived["rowsIn"].as_i64()),
+        (Some(10), Some(10)),
+        "rows read from the CSV source and from the upstream snapshot"
+    );
+    let history = mesh(
+        ws,
+        &["runs", "analytics.customer_orders", "--output", "json"],
+    );
+    let history: serde_json::Value = serde_json::from_str(&stdout(&history)).unwrap();
+    let last = &history["runs"][0];
+    assert_eq!(
+        (last["rows_in"].as_i64(), last["rows_out"].as_i64()),
+        (Some(10), Some(10))
+    );
+    assert_eq!(last["inputs"][0]["product"], "ecommerce.orders");
+    assert_eq!(last["inputs"][0]["delta_version"], 1);
+    assert!(
+        last["checks"]["checks"].as_array().unwrap().len() > 5,
+        "{last}"
+    );
 
     // Any engine that reads Delta reads the output; `mesh test` does, against the contract.
     let orders = ws.join(".mesh/data/ecommerce/orders/orders/v0");
