@@ -50,9 +50,44 @@ pub struct Input {
     pub delta_version: Option<i64>,
 }
 
+/// Where a transform runs. Either way the plan is DataFusion's; only the session differs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Executor {
+    /// DataFusion in this process, on all cores.
+    #[default]
+    InProcess,
+    /// Ballista: the physical plan is split into stages and sent to executors. Standalone runs a
+    /// scheduler and an executor in this process; a cluster runs the same plan.
+    #[cfg(feature = "ballista")]
+    BallistaStandalone,
+}
+
+impl Executor {
+    /// The session a transform runs in.
+    async fn session(self) -> Result<SessionContext, RunError> {
+        match self {
+            Executor::InProcess => Ok(crate::session()),
+            #[cfg(feature = "ballista")]
+            Executor::BallistaStandalone => {
+                use ballista::prelude::SessionContextExt as _;
+                SessionContext::standalone()
+                    .await
+                    .map_err(|e| RunError::Transform(format!("starting Ballista: {e}")))
+            }
+        }
+    }
+
+    /// Whether plans leave this process (so inputs must be tables any executor can read).
+    fn distributed(self) -> bool {
+        self != Executor::InProcess
+    }
+}
+
 /// What the ledger records when a run starts.
 #[derive(Debug, Clone)]
 pub struct RunPlan {
+    /// Where the transform runs.
+    pub executor: Executor,
     pub product: String,
     pub port: String,
     /// The port's contract id: the output's OpenLineage dataset name.
@@ -132,8 +167,9 @@ pub struct RunReport {
     pub checks: Vec<CheckResult>,
     /// The blocking checks that failed (empty when it published).
     pub blocking: Vec<CheckResult>,
-    /// Rows read from the sources and input ports.
-    pub rows_in: u64,
+    /// Rows read from the sources and input ports (unknown on a distributed executor, whose
+    /// scans report to their own process).
+    pub rows_in: Option<u64>,
 }
 
 /// The steps of a run, for a progress display.
@@ -479,9 +515,42 @@ pub async fn settle(
     Ok(settled)
 }
 
-/// Registers an input: a source's files, or an upstream Delta table at the pinned version.
-pub async fn register_input(ctx: &SessionContext, input: &Input) -> Result<(), RunError> {
+/// Registers an input: a source's files, or an upstream Delta table at the pinned version. For a
+/// distributed executor the Delta version is registered as the Parquet files it is made of (a
+/// table every executor can read), which needs an unpartitioned upstream.
+pub async fn register_input(
+    ctx: &SessionContext,
+    input: &Input,
+    executor: Executor,
+) -> Result<(), RunError> {
     match input.delta_version {
+        Some(version) if executor.distributed() => {
+            let mut table = open(&input.location.target).await?;
+            table
+                .load_version(version.max(0) as u64)
+                .await
+                .map_err(delta(&input.location.target))?;
+            let snapshot = table.snapshot().map_err(delta(&input.location.target))?;
+            if !snapshot.metadata().partition_columns().is_empty() {
+                return Err(RunError::Delta {
+                    location: input.location.target.clone(),
+                    reason: "a partitioned table cannot be read as plain Parquet files by a distributed executor yet; run in process".into(),
+                });
+            }
+            let files: Vec<String> = table
+                .get_file_uris()
+                .map_err(delta(&input.location.target))?
+                .collect();
+            let schema: SchemaRef = snapshot.snapshot().arrow_schema();
+            let staged = Staged {
+                actions: Vec::new(),
+                paths: Vec::new(),
+                files,
+                rows: 0,
+                bytes: 0,
+            };
+            register_staged(ctx, &input.name, &staged, &schema).await
+        }
         Some(version) => {
             let mut table = open(&input.location.target).await?;
             table
@@ -779,9 +848,9 @@ async fn write_check_commit(
     progress: &(dyn Fn(Stage) + Send + Sync),
 ) -> Result<RunReport, RunError> {
     progress(Stage::Transforming);
-    let ctx = crate::session();
+    let ctx = plan.executor.session().await?;
     for input in &plan.inputs {
-        register_input(&ctx, input).await?;
+        register_input(&ctx, input, plan.executor).await?;
     }
     let df = ctx
         .sql(transform_sql)
@@ -797,7 +866,7 @@ async fn write_check_commit(
     let batches = datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx())
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
-    let rows_in = rows_read(&physical);
+    let rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
     progress(Stage::Writing);
     let table = open_or_create(&plan.location, &schema, partition_by).await?;
     let staged = stage(&table, batches, &plan.location).await?;
@@ -845,7 +914,7 @@ async fn write_check_commit(
         discard(&table, &staged).await;
         let end = RunEnd {
             delta_version: None,
-            rows_in: Some(rows_in as i64),
+            rows_in: rows_in.map(|r| r as i64),
             rows_out: Some(rows as i64),
             bytes_out: Some(bytes as i64),
             checks: Some(checks_json),
@@ -893,7 +962,7 @@ async fn write_check_commit(
     failpoint("after-commit");
     let end = RunEnd {
         delta_version: Some(version),
-        rows_in: Some(rows_in as i64),
+        rows_in: rows_in.map(|r| r as i64),
         rows_out: Some(rows as i64),
         bytes_out: Some(bytes as i64),
         checks: Some(checks_json),

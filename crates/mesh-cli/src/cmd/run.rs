@@ -25,6 +25,10 @@ pub(crate) struct Args {
     /// The product folder (its descriptor, contracts and transform.sql).
     #[arg(default_value = ".")]
     dir: PathBuf,
+    /// Where the transform runs: DataFusion in this process, or Ballista (standalone: a
+    /// scheduler and an executor in this process).
+    #[arg(long, value_enum, default_value_t = ExecutorArg::InProcess)]
+    executor: ExecutorArg,
     /// Also send the run's OpenLineage events to this endpoint (e.g. Marquez's
     /// http://host:5000/api/v1/lineage); they always go to the catalog.
     #[arg(long, env = "MESH_OPENLINEAGE_URL", value_name = "URL")]
@@ -34,6 +38,23 @@ pub(crate) struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ExecutorArg {
+    InProcess,
+    #[cfg(feature = "ballista")]
+    Ballista,
+}
+
+impl ExecutorArg {
+    fn executor(self) -> pipeline::Executor {
+        match self {
+            ExecutorArg::InProcess => pipeline::Executor::InProcess,
+            #[cfg(feature = "ballista")]
+            ExecutorArg::Ballista => pipeline::Executor::BallistaStandalone,
+        }
+    }
 }
 
 /// The catalog (its database, or a server) as the pipeline's ledger.
@@ -278,6 +299,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             ));
         }
         let plan = RunPlan {
+            executor: args.executor.executor(),
             product: id.clone(),
             port: port.clone(),
             contract: contract_id.clone(),
@@ -613,6 +635,7 @@ pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
         };
         pipeline::settle(&ledger, &target.product, &target.port, dead).await?;
         let plan = RunPlan {
+            executor: pipeline::Executor::InProcess,
             product: target.product.clone(),
             port: target.port.clone(),
             contract: String::new(),

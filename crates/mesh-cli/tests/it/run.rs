@@ -115,6 +115,27 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
         "{last}"
     );
 
+    // Lineage: the product edge (from publish) and the column edges (from the run's plan).
+    let out = mesh(ws, &["lineage", "analytics.customer_orders", "--upstream"]);
+    assert!(
+        stdout(&out).contains("ecommerce.orders"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = mesh(
+        ws,
+        &["lineage", "analytics.customer_orders", "--column", "amount"],
+    );
+    assert!(
+        stdout(&out).contains(
+            "mesh:ecommerce.orders.orders:amount → mesh:analytics.customer_orders.customer_orders:amount"
+        ),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+
     // Any engine that reads Delta reads the output; `mesh test` does, against the contract.
     let orders = ws.join(".mesh/data/ecommerce/orders/orders/v0");
     let customer = ws.join(".mesh/data/analytics/customer_orders/customer_orders/v0");
@@ -761,4 +782,55 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
         (again["published"].as_bool(), again["rows"].as_i64()),
         (Some(true), Some(10))
     );
+}
+
+/// The same pipeline on Ballista standalone (a scheduler and an executor in the process):
+/// `cargo test -p mesh-cli --features ballista`.
+#[cfg(feature = "ballista")]
+#[test]
+fn runs_execute_on_ballista_standalone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&["init"]);
+    ok(&[
+        "new",
+        "product",
+        "orders",
+        "--domain",
+        "ecommerce",
+        "--owner",
+        "ecommerce-orders",
+    ]);
+    ok(&[
+        "new",
+        "product",
+        "orders_per_label",
+        "--domain",
+        "analytics",
+        "--type",
+        "aggregate",
+        "--owner",
+        "analytics-team",
+        "--input",
+        "ecommerce.orders",
+    ]);
+    ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
+    for dir in ["ecommerce/orders", "analytics/orders_per_label"] {
+        let out = ok(&["run", dir, "--executor", "ballista", "--output", "json"]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(report["published"], true, "{dir}: {report}");
+    }
+    let out = ok(&["runs", "analytics.orders_per_label", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        runs["runs"][0]["rows_out"], 5,
+        "five labels, counted on Ballista"
+    );
+    // The scans ran in Ballista's executor, which keeps their row counts.
+    assert!(runs["runs"][0].get("rows_in").is_none(), "{runs}");
 }
