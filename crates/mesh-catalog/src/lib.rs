@@ -7,10 +7,12 @@
 //!   deprecated → retired, authorization, and the event log. Writers use optimistic concurrency:
 //!   every publish bumps the product's revision, a writer that lost the race re-reads and
 //!   decides again, so no publish is lost and exactly one document wins per version;
+//! - [`access`]: requests to read an output port, the owners' decisions, time-boxed grants;
 //! - [`runs`]: the ledger of pipeline runs and the snapshot of each output port readers get;
 //! - [`governance`]: the policies publishes and audits are judged by, versioned per scope;
 //! - [`auth`]: principals, roles and API tokens (stored hashed).
 
+pub mod access;
 pub mod auth;
 mod catalog;
 pub mod governance;

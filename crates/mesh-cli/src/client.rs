@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use mesh_catalog::access::{AccessAsk, AccessDecision, GrantView, RequestView};
 use mesh_catalog::governance::{
     EffectivePolicies, PolicyBundle, PolicyBundleView, PolicyPublishReport, PolicyScope,
 };
@@ -502,6 +503,85 @@ impl Client {
                     )
                     .await?;
                 Ok(())
+            }
+        }
+    }
+
+    pub(crate) async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.request_access(who, ask).await?),
+            Client::Remote(r) => {
+                let body = serde_json::to_value(ask)
+                    .map_err(|e| Failure::Transport(format!("encoding the request: {e}")))?;
+                r.call(reqwest::Method::POST, "/api/v1/access/requests", Some(body))
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn access_requests(
+        &self,
+        product: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<RequestView>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.access_requests(who, product, state).await?),
+            Client::Remote(r) => {
+                let mut path = "/api/v1/access/requests?".to_owned();
+                if let Some(p) = product {
+                    path.push_str(&format!("product={}&", segment(p)));
+                }
+                if let Some(s) = state {
+                    path.push_str(&format!("state={}", segment(s)));
+                }
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn decide_access(
+        &self,
+        id: &str,
+        decision: &AccessDecision,
+    ) -> Result<RequestView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.decide_access(who, id, decision).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/access/requests/{}/decision", segment(id));
+                let body = serde_json::to_value(decision)
+                    .map_err(|e| Failure::Transport(format!("encoding the decision: {e}")))?;
+                r.call(reqwest::Method::POST, &path, Some(body)).await
+            }
+        }
+    }
+
+    pub(crate) async fn access_grants(
+        &self,
+        product: Option<&str>,
+    ) -> Result<Vec<GrantView>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.access_grants(who, product).await?),
+            Client::Remote(r) => {
+                let path = match product {
+                    Some(p) => format!("/api/v1/access/grants?product={}", segment(p)),
+                    None => "/api/v1/access/grants".to_owned(),
+                };
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    pub(crate) async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.revoke_access(who, id, reason).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/access/grants/{}/revoke", segment(id));
+                r.call(
+                    reqwest::Method::POST,
+                    &path,
+                    Some(serde_json::json!({ "reason": reason })),
+                )
+                .await
             }
         }
     }

@@ -72,6 +72,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// API tokens for `mesh serve`.
     Token(cmd::token::Args),
+    /// Cross-domain access: request, approve or deny, list, revoke.
+    Access(cmd::access::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -133,6 +135,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => cmd::policy::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
+        Command::Access(args) => cmd::access::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

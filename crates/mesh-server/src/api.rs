@@ -41,6 +41,7 @@ use crate::{AppState, Caller};
         (name = "lineage", description = "Lineage graph; OpenLineage in, Marquez's graph shape out"),
         (name = "governance", description = "Rego policies versioned per scope (global, domain), and the audit"),
         (name = "runs", description = "Pipeline runs (write-audit-publish) and the snapshots readers get"),
+        (name = "access", description = "Access requests, decisions and time-boxed grants"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -92,6 +93,13 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::runs::settle_run))
         .routes(routes!(crate::runs::product_runs))
         .routes(routes!(crate::runs::product_snapshots))
+        .routes(routes!(
+            crate::access::request_access,
+            crate::access::list_requests
+        ))
+        .routes(routes!(crate::access::decide))
+        .routes(routes!(crate::access::list_grants))
+        .routes(routes!(crate::access::revoke))
 }
 
 type ApiResult<T> = Result<T, ApiError>;

@@ -2,6 +2,7 @@
 //! hashed), every operation is authorized by the catalog itself, every error is one JSON problem
 //! document, and the OpenAPI 3.1 document is generated from the handlers (`/openapi.json`).
 
+mod access;
 mod api;
 mod error;
 mod policies;

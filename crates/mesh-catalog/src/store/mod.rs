@@ -184,6 +184,84 @@ pub trait Tx: Send {
     ) -> StoreResult<Option<SnapshotRow>>;
     async fn snapshots(&mut self, product: &str) -> StoreResult<Vec<SnapshotRow>>;
     async fn put_snapshot(&mut self, row: &SnapshotRow) -> StoreResult<()>;
+
+    async fn insert_request(&mut self, row: &RequestRow) -> StoreResult<()>;
+    async fn request(&mut self, id: &str) -> StoreResult<Option<RequestRow>>;
+    /// Requests, newest first: of a product (when given), by a requester (when given), in a state
+    /// (when given).
+    async fn requests(
+        &mut self,
+        product: Option<&str>,
+        requester: Option<&str>,
+        state: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<RequestRow>>;
+    /// Replaces a request; [`StoreError::Conflict`] when its revision is no longer `expected`.
+    async fn update_request(&mut self, row: &RequestRow, expected: i64) -> StoreResult<()>;
+    async fn insert_grant(&mut self, row: &GrantRow) -> StoreResult<()>;
+    async fn grant(&mut self, id: &str) -> StoreResult<Option<GrantRow>>;
+    /// Grants, newest first: of a product (when given), to a grantee (when given).
+    async fn grants(
+        &mut self,
+        product: Option<&str>,
+        grantee: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<GrantRow>>;
+    /// Revokes a grant not revoked yet; false when it already was.
+    async fn revoke_grant(
+        &mut self,
+        id: &str,
+        at: &str,
+        by: &str,
+        reason: &str,
+    ) -> StoreResult<bool>;
+}
+
+/// A request to read an output port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestRow {
+    pub id: String,
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    pub requester: String,
+    /// The consuming product, when a product's service identity asks.
+    pub consumer: Option<String>,
+    pub purpose: String,
+    /// JSON array of column names; empty: all.
+    pub columns: String,
+    pub days: i64,
+    /// `pending`, `approved`, `denied`.
+    pub state: String,
+    /// JSON array of `{by, at, columns, days}`.
+    pub approvals: String,
+    /// How many distinct approvers it needs.
+    pub needed: i64,
+    /// JSON: what governance said about it.
+    pub policy: String,
+    pub created_at: String,
+    pub decided_at: Option<String>,
+    pub reason: Option<String>,
+    pub revision: i64,
+}
+
+/// A time-boxed right to read an output port (per major version), for some columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRow {
+    pub id: String,
+    pub request: String,
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    pub grantee: String,
+    /// JSON array of column names; empty: all.
+    pub columns: String,
+    pub granted_by: String,
+    pub granted_at: String,
+    pub expires_at: String,
+    pub revoked_at: Option<String>,
+    pub revoked_by: Option<String>,
+    pub reason: Option<String>,
 }
 
 /// One run of a product's pipeline for one output port.

@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
-    Backend, CatalogStore, DependencyRow, DomainRow, EventRow, NewEvent, PolicyBundleRow, PortRow,
-    ProductQuery, ProductRow, RoleBinding, RunRow, SnapshotRow, StoreError, StoreResult, TeamRow,
-    TokenRow, Tx, VersionRow,
+    Backend, CatalogStore, DependencyRow, DomainRow, EventRow, GrantRow, NewEvent, PolicyBundleRow,
+    PortRow, ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError,
+    StoreResult, TeamRow, TokenRow, Tx, VersionRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -61,6 +61,19 @@ macro_rules! run_cols {
 macro_rules! snapshot_cols {
     () => {
         "product, port, major, version, run, location, delta_version, updated_at"
+    };
+}
+
+macro_rules! request_cols {
+    () => {
+        "id, product, port, major, requester, consumer, purpose, columns, days, state, approvals, \
+         needed, policy, created_at, decided_at, reason, revision"
+    };
+}
+macro_rules! grant_cols {
+    () => {
+        "id, request, product, port, major, grantee, columns, granted_by, granted_at, expires_at, \
+         revoked_at, revoked_by, reason"
     };
 }
 
@@ -184,6 +197,46 @@ macro_rules! row_readers {
                 location: r.try_get("location")?,
                 delta_version: r.try_get("delta_version")?,
                 updated_at: r.try_get("updated_at")?,
+            })
+        }
+
+        fn request_row(r: &$row) -> Result<RequestRow, sqlx::Error> {
+            Ok(RequestRow {
+                id: r.try_get("id")?,
+                product: r.try_get("product")?,
+                port: r.try_get("port")?,
+                major: r.try_get("major")?,
+                requester: r.try_get("requester")?,
+                consumer: r.try_get("consumer")?,
+                purpose: r.try_get("purpose")?,
+                columns: r.try_get("columns")?,
+                days: r.try_get("days")?,
+                state: r.try_get("state")?,
+                approvals: r.try_get("approvals")?,
+                needed: r.try_get("needed")?,
+                policy: r.try_get("policy")?,
+                created_at: r.try_get("created_at")?,
+                decided_at: r.try_get("decided_at")?,
+                reason: r.try_get("reason")?,
+                revision: r.try_get("revision")?,
+            })
+        }
+
+        fn grant_row(r: &$row) -> Result<GrantRow, sqlx::Error> {
+            Ok(GrantRow {
+                id: r.try_get("id")?,
+                request: r.try_get("request")?,
+                product: r.try_get("product")?,
+                port: r.try_get("port")?,
+                major: r.try_get("major")?,
+                grantee: r.try_get("grantee")?,
+                columns: r.try_get("columns")?,
+                granted_by: r.try_get("granted_by")?,
+                granted_at: r.try_get("granted_at")?,
+                expires_at: r.try_get("expires_at")?,
+                revoked_at: r.try_get("revoked_at")?,
+                revoked_by: r.try_get("revoked_by")?,
+                reason: r.try_get("reason")?,
             })
         }
 
@@ -919,6 +972,156 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(())
+            }
+
+            async fn insert_request(&mut self, row: &RequestRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO access_requests (", request_cols!(), ") VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                ))
+                .bind(&row.id)
+                .bind(&row.product)
+                .bind(&row.port)
+                .bind(row.major)
+                .bind(&row.requester)
+                .bind(&row.consumer)
+                .bind(&row.purpose)
+                .bind(&row.columns)
+                .bind(row.days)
+                .bind(&row.state)
+                .bind(&row.approvals)
+                .bind(row.needed)
+                .bind(&row.policy)
+                .bind(&row.created_at)
+                .bind(&row.decided_at)
+                .bind(&row.reason)
+                .bind(row.revision)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("request exists"))?;
+                Ok(())
+            }
+
+            async fn request(&mut self, id: &str) -> StoreResult<Option<RequestRow>> {
+                let row = sqlx::query(concat!(
+                    "SELECT ", request_cols!(), " FROM access_requests WHERE id = $1"
+                ))
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.as_ref().map(request_row).transpose()?)
+            }
+
+            async fn requests(
+                &mut self,
+                product: Option<&str>,
+                requester: Option<&str>,
+                state: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<RequestRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", request_cols!(), " FROM access_requests \
+                     WHERE ($1 IS NULL OR product = $1) AND ($2 IS NULL OR requester = $2) \
+                     AND ($3 IS NULL OR state = $3) ORDER BY created_at DESC, id DESC LIMIT $4"
+                ))
+                .bind(product)
+                .bind(requester)
+                .bind(state)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(request_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn update_request(&mut self, row: &RequestRow, expected: i64) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE access_requests SET state = $2, approvals = $3, decided_at = $4, \
+                     reason = $5, revision = $6 WHERE id = $1 AND revision = $7",
+                )
+                .bind(&row.id)
+                .bind(&row.state)
+                .bind(&row.approvals)
+                .bind(&row.decided_at)
+                .bind(&row.reason)
+                .bind(row.revision)
+                .bind(expected)
+                .execute(&mut *self.tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("request {} changed", row.id)));
+                }
+                Ok(())
+            }
+
+            async fn insert_grant(&mut self, row: &GrantRow) -> StoreResult<()> {
+                sqlx::query(concat!(
+                    "INSERT INTO grants (", grant_cols!(), ") VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ))
+                .bind(&row.id)
+                .bind(&row.request)
+                .bind(&row.product)
+                .bind(&row.port)
+                .bind(row.major)
+                .bind(&row.grantee)
+                .bind(&row.columns)
+                .bind(&row.granted_by)
+                .bind(&row.granted_at)
+                .bind(&row.expires_at)
+                .bind(&row.revoked_at)
+                .bind(&row.revoked_by)
+                .bind(&row.reason)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("grant exists"))?;
+                Ok(())
+            }
+
+            async fn grant(&mut self, id: &str) -> StoreResult<Option<GrantRow>> {
+                let row = sqlx::query(concat!("SELECT ", grant_cols!(), " FROM grants WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&mut *self.tx)
+                    .await?;
+                Ok(row.as_ref().map(grant_row).transpose()?)
+            }
+
+            async fn grants(
+                &mut self,
+                product: Option<&str>,
+                grantee: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<GrantRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", grant_cols!(), " FROM grants \
+                     WHERE ($1 IS NULL OR product = $1) AND ($2 IS NULL OR grantee = $2) \
+                     ORDER BY granted_at DESC, id DESC LIMIT $3"
+                ))
+                .bind(product)
+                .bind(grantee)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(grant_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn revoke_grant(
+                &mut self,
+                id: &str,
+                at: &str,
+                by: &str,
+                reason: &str,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE grants SET revoked_at = $2, revoked_by = $3, reason = $4 \
+                     WHERE id = $1 AND revoked_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .bind(by)
+                .bind(reason)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() > 0)
             }
         }
     };

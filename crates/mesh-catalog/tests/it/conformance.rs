@@ -1369,3 +1369,329 @@ async fn runs_move_the_snapshot_only_when_they_succeed() {
         ));
     }
 }
+
+#[tokio::test]
+async fn access_is_requested_decided_granted_and_revoked() {
+    use mesh_catalog::access::{AccessAsk, AccessDecision};
+    for t in backends::all().await {
+        let name = t.name;
+        let clock = clock();
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+        let admin = admin();
+        // Orders with an e-mail column the analytics team must not get.
+        let mut orders = product("ecommerce.orders", "1.0.0", &["id!", "amount", "email"]).bundle();
+        orders.contracts[0].text = orders.contracts[0].text.replace(
+            "      - name: email\n        logicalType: string\n        required: false\n",
+            "      - name: email\n        logicalType: string\n        required: false\n        classification: confidential\n        tags: [pii]\n",
+        );
+        catalog.publish(&admin, &orders, false).await.unwrap();
+        let token = |principal: &str, role: Role, domain: Option<&str>| {
+            let catalog = catalog.clone();
+            let (principal, domain) = (principal.to_owned(), domain.map(str::to_owned));
+            async move {
+                let token = catalog
+                    .bootstrap_token(&principal, &[(role, domain)], None)
+                    .await
+                    .unwrap();
+                catalog.authenticate(&token).await.unwrap()
+            }
+        };
+        let analyst = token("ana", Role::Member, Some("analytics")).await;
+        let owner = token("olga", Role::Owner, Some("ecommerce")).await;
+        let outsider = token("hal", Role::Owner, Some("hr")).await;
+
+        let ask = |columns: &[&str], purpose: &str, days: i64| AccessAsk {
+            product: "ecommerce.orders".into(),
+            port: "orders".into(),
+            major: None,
+            purpose: purpose.into(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            days,
+            consumer: None,
+        };
+        // Bad asks: unknown column, no purpose for confidential data, a year and a day.
+        for (bad, why) in [
+            (
+                ask(&["nope"], "Revenue per customer segment, monthly.", 30),
+                "has no column `nope`",
+            ),
+            (ask(&["email"], "churn", 30), "state a purpose"),
+            (
+                ask(&[], "Revenue per customer segment, monthly.", 366),
+                "1 to 365 days",
+            ),
+        ] {
+            match catalog.request_access(&analyst, &bad).await {
+                Err(CatalogError::BadRequest(m)) => assert!(m.contains(why), "{name}: {m}"),
+                other => panic!("{name}: expected `{why}`, got {other:?}"),
+            }
+        }
+
+        // All columns asked for 60 days; the owner approves without e-mail, for 30.
+        let request = catalog
+            .request_access(
+                &analyst,
+                &ask(&[], "Revenue per customer segment, monthly.", 60),
+            )
+            .await
+            .unwrap();
+        assert_eq!((request.state.as_str(), request.needed), ("pending", 1));
+        assert_eq!(request.policy["sensitive"], serde_json::json!(["email"]));
+        // Self-approval and outsiders are refused; a widened approval too.
+        assert!(matches!(
+            catalog
+                .decide_access(
+                    &analyst,
+                    &request.id,
+                    &AccessDecision::Approve {
+                        columns: None,
+                        days: None
+                    }
+                )
+                .await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog
+                .decide_access(
+                    &outsider,
+                    &request.id,
+                    &AccessDecision::Approve {
+                        columns: None,
+                        days: None
+                    }
+                )
+                .await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog
+                .decide_access(
+                    &owner,
+                    &request.id,
+                    &AccessDecision::Approve {
+                        columns: None,
+                        days: Some(90)
+                    }
+                )
+                .await,
+            Err(CatalogError::BadRequest(_))
+        ));
+        let decided = catalog
+            .decide_access(
+                &owner,
+                &request.id,
+                &AccessDecision::Approve {
+                    columns: Some(vec!["id".into(), "amount".into()]),
+                    days: Some(30),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(decided.state, "approved", "{name}");
+        let grant = decided.grant.unwrap();
+        assert_eq!(
+            (grant.columns.clone(), grant.active),
+            (vec!["id".to_owned(), "amount".to_owned()], true)
+        );
+        assert_eq!(grant.expires_at, "2026-12-01T12:00:00.000Z");
+        assert!(
+            catalog
+                .active_grant("ana", "ecommerce.orders", "orders", 1)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        // A decided request is not decided again.
+        assert!(matches!(
+            catalog
+                .decide_access(
+                    &owner,
+                    &request.id,
+                    &AccessDecision::Deny { reason: "x".into() }
+                )
+                .await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+
+        // Expiry takes effect by itself; revocation at once.
+        clock.set(Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap());
+        assert!(
+            catalog
+                .active_grant("ana", "ecommerce.orders", "orders", 1)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}: expired"
+        );
+        clock.set(Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap());
+        let revoked = catalog
+            .revoke_access(&owner, &grant.id, "left the project")
+            .await
+            .unwrap();
+        assert!(!revoked.active);
+        assert!(
+            catalog
+                .active_grant("ana", "ecommerce.orders", "orders", 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            catalog.revoke_access(&owner, &grant.id, "again").await,
+            Err(CatalogError::Lifecycle(_))
+        ));
+
+        // Denied with a reason; who sees what.
+        let second = catalog
+            .request_access(&analyst, &ask(&["amount"], "Forecasting.", 7))
+            .await
+            .unwrap();
+        let denied = catalog
+            .decide_access(
+                &owner,
+                &second.id,
+                &AccessDecision::Deny {
+                    reason: "use the aggregate".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (denied.state.as_str(), denied.reason.as_deref()),
+            ("denied", Some("use the aggregate"))
+        );
+        assert_eq!(
+            catalog
+                .access_requests(&analyst, None, None)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            catalog
+                .access_requests(&outsider, None, None)
+                .await
+                .unwrap()
+                .len(),
+            0
+        );
+        assert_eq!(
+            catalog
+                .access_requests(&owner, Some("ecommerce.orders"), Some("denied"))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            catalog.access_grants(&analyst, None).await.unwrap().len(),
+            1
+        );
+
+        // Every step is in the event log.
+        let events = catalog
+            .events(&admin, 0, 500, Some("ecommerce.orders"))
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| e.kind.as_str())
+            .filter(|k| k.starts_with("access."))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "access.requested",
+                "access.granted",
+                "access.revoked",
+                "access.requested",
+                "access.denied"
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn contract_approvers_and_restricted_data_need_the_right_people() {
+    use mesh_catalog::access::{AccessAsk, AccessDecision};
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let admin = admin();
+        let mut hr = product("hr.people", "1.0.0", &["id!", "salary"]).bundle();
+        hr.contracts[0].text = hr.contracts[0].text.replace(
+            "      - name: salary\n        logicalType: string\n        required: false\n",
+            "      - name: salary\n        logicalType: string\n        required: false\n        classification: restricted\n",
+        );
+        hr.contracts[0].text.push_str(
+            "roles:\n  - role: hr_reader\n    access: read\n    firstLevelApprovers: olga\n    secondLevelApprovers: paul, quinn\n",
+        );
+        catalog.publish(&admin, &hr, false).await.unwrap();
+        let token = |principal: &str, role: Role, domain: Option<&str>| {
+            let catalog = catalog.clone();
+            let (principal, domain) = (principal.to_owned(), domain.map(str::to_owned));
+            async move {
+                let token = catalog
+                    .bootstrap_token(&principal, &[(role, domain)], None)
+                    .await
+                    .unwrap();
+                catalog.authenticate(&token).await.unwrap()
+            }
+        };
+        let asker = token("ana", Role::Member, Some("analytics")).await;
+        let olga = token("olga", Role::Owner, Some("hr")).await;
+        let paul = token("paul", Role::Owner, Some("hr")).await;
+        let rita = token("rita", Role::Owner, Some("hr")).await;
+        let request = catalog
+            .request_access(
+                &asker,
+                &AccessAsk {
+                    product: "hr.people".into(),
+                    port: "people".into(),
+                    major: Some(1),
+                    purpose: "Pay equity study for the works council.".into(),
+                    columns: vec![],
+                    days: 14,
+                    consumer: Some("analytics.pay_equity".into()),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(request.needed, 2, "{name}");
+        let approve = AccessDecision::Approve {
+            columns: None,
+            days: None,
+        };
+        // An owner the contract does not name may not approve; the first level goes first.
+        assert!(matches!(
+            catalog.decide_access(&rita, &request.id, &approve).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        assert!(matches!(
+            catalog.decide_access(&paul, &request.id, &approve).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        let first = catalog
+            .decide_access(&olga, &request.id, &approve)
+            .await
+            .unwrap();
+        assert_eq!(
+            (first.state.as_str(), first.grant.is_none()),
+            ("pending", true)
+        );
+        assert!(matches!(
+            catalog.decide_access(&olga, &request.id, &approve).await,
+            Err(CatalogError::Forbidden(_) | CatalogError::Lifecycle(_))
+        ));
+        let second = catalog
+            .decide_access(&paul, &request.id, &approve)
+            .await
+            .unwrap();
+        assert_eq!(second.state, "approved");
+        // A product's service identity asked: the grant is the consuming product's.
+        assert_eq!(second.grant.unwrap().grantee, "analytics.pay_equity");
+    }
+}

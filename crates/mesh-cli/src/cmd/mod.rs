@@ -1,5 +1,6 @@
 //! One module per command; each has `Args` (clap) and `run`.
 
+pub(crate) mod access;
 pub(crate) mod changelog;
 pub(crate) mod init;
 pub(crate) mod lifecycle;

@@ -1,6 +1,7 @@
 //! Integration tests of the `mesh` binary (one test binary per crate, see STYLE.md §3): they run
 //! the real executable, as users and CI do.
 
+mod access;
 mod catalog;
 mod contract_tests;
 mod golden;

@@ -357,6 +357,54 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            template: "/api/v1/access/requests",
+            allowed: Allowed::Readers,
+            request: |_, _| {
+                let ask = serde_json::json!({
+                    "product": "sales.orders", "port": "orders", "purpose": "Monthly revenue.",
+                    "columns": ["id"], "days": 30,
+                });
+                ("/api/v1/access/requests".into(), Some(ask))
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/access/requests",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/access/requests?product=sales.orders".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/access/requests/{id}/decision",
+            allowed: Allowed::SalesOwners,
+            request: |i, ids| {
+                let body = serde_json::json!({"decision": "approve", "days": 7});
+                (
+                    format!("/api/v1/access/requests/{}/decision", ids[ACCESS + i]),
+                    Some(body),
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/access/grants",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/access/grants".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/access/grants/{id}/revoke",
+            allowed: Allowed::SalesOwners,
+            request: |i, ids| {
+                let body = serde_json::json!({"reason": "no longer needed"});
+                (
+                    format!("/api/v1/access/grants/{}/revoke", ids[ACCESS + 6 + i]),
+                    Some(body),
+                )
+            },
+        },
+        Endpoint {
+            method: "POST",
             template: "/api/v1/tokens/{id}/revoke",
             allowed: Allowed::Admins,
             request: |i, ids| (format!("/api/v1/tokens/{}/revoke", ids[i]), None),
@@ -380,6 +428,9 @@ fn endpoints() -> Vec<Endpoint> {
 /// Where the seeded run ids start in the ids `seed` returns (after the victims' token ids):
 /// running runs for `committing` (6), for `finish` (6), for `settle` (6), then a finished one.
 const RUNS: usize = 6;
+/// Where the seeded access ids start: pending requests for `decision` (6), grants for `revoke`
+/// (6); all asked for by `requester`, who is none of the callers.
+const ACCESS: usize = RUNS + 19;
 
 /// Products the matrix acts on: sales.orders 1.0.0..1.0.5 and 2.0.0, and sales.retired
 /// 1.0.0..1.0.5 deprecated with a sunset that has passed when the matrix runs.
@@ -471,6 +522,44 @@ async fn seed(h: &Harness) -> Vec<String> {
     let finished = victims[RUNS + 12 + 5].clone();
     h.catalog.settle_run(&admin, &finished, None).await.unwrap();
     victims.push(finished);
+    let requester = h
+        .catalog
+        .authenticate(
+            &h.catalog
+                .bootstrap_token("requester", &[(mesh_catalog::Role::Consumer, None)], None)
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let ask = mesh_catalog::access::AccessAsk {
+        product: "sales.orders".into(),
+        port: "orders".into(),
+        major: Some(1),
+        purpose: "Monthly revenue.".into(),
+        columns: vec![],
+        days: 30,
+        consumer: None,
+    };
+    let mut granted = Vec::new();
+    for i in 0..12 {
+        let request = h.catalog.request_access(&requester, &ask).await.unwrap();
+        if i < 6 {
+            victims.push(request.id);
+        } else {
+            let approve = mesh_catalog::access::AccessDecision::Approve {
+                columns: None,
+                days: None,
+            };
+            let decided = h
+                .catalog
+                .decide_access(&admin, &request.id, &approve)
+                .await
+                .unwrap();
+            granted.push(decided.grant.unwrap().id);
+        }
+    }
+    victims.extend(granted);
     h.clock
         .set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
     victims

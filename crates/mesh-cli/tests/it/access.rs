@@ -1,0 +1,160 @@
+//! `mesh access`: analytics asks e-commerce for its orders, the owner approves without the
+//! e-mail column, then revokes; a requester cannot approve their own request. Over HTTP, with
+//! tokens, as two teams would.
+
+use std::fs;
+
+use crate::{mesh, stderr, stdout};
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn analytics_gets_orders_without_email_for_thirty_days() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&["init"]);
+    ok(&[
+        "new",
+        "product",
+        "orders",
+        "--domain",
+        "ecommerce",
+        "--owner",
+        "ecommerce-orders",
+    ]);
+    // An e-mail column, classified and tagged as the policies want.
+    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+    let text = fs::read_to_string(&contract).unwrap().replace(
+        "      - name: amount\n",
+        "      - name: email\n        description: Where the receipt goes.\n        logicalType: string\n        required: false\n        classification: confidential\n        encryptedName: email_enc\n        tags: [pii]\n      - name: amount\n",
+    );
+    fs::write(&contract, text).unwrap();
+    let product = ws.join("ecommerce/orders/product.odps.yaml");
+    let text = fs::read_to_string(&product)
+        .unwrap()
+        .replace("value: internal", "value: confidential");
+    fs::write(&product, text).unwrap();
+    ok(&["publish", "ecommerce/orders"]);
+    let token = |args: &[&str]| ok(args).trim().to_owned();
+    let analyst = token(&[
+        "token",
+        "create",
+        "ana",
+        "--role",
+        "member",
+        "--domain",
+        "analytics",
+    ]);
+    let owner = token(&[
+        "token",
+        "create",
+        "olga",
+        "--role",
+        "owner",
+        "--domain",
+        "ecommerce",
+    ]);
+
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(ws)
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .to_owned();
+    let _server = Server(child);
+    let remote = |token: &str, args: &[&str]| {
+        let mut all = vec!["access", "--server", url.as_str(), "--token", token];
+        all.extend_from_slice(args);
+        all.extend(["--output", "json"]);
+        mesh(ws, &all)
+    };
+    let json = |out: std::process::Output| -> serde_json::Value {
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+
+    // Confidential columns need a purpose an owner can judge.
+    let out = remote(
+        &analyst,
+        &["request", "ecommerce.orders.orders", "--purpose", "churn"],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("state a purpose"), "{}", stderr(&out));
+    let request = json(remote(
+        &analyst,
+        &[
+            "request",
+            "ecommerce.orders.orders",
+            "--purpose",
+            "Customer lifetime value per segment.",
+            "--days",
+            "60",
+        ],
+    ));
+    let id = request["id"].as_str().unwrap().to_owned();
+    assert_eq!(request["policy"]["sensitive"], serde_json::json!(["email"]));
+
+    // The requester cannot approve; the owner approves without e-mail, for 30 days.
+    let out = remote(&analyst, &["approve", &id]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("(403)"), "{}", stderr(&out));
+    let approved = json(remote(
+        &owner,
+        &[
+            "approve",
+            &id,
+            "--columns",
+            "orders_id,label,amount,updated_at",
+            "--days",
+            "30",
+        ],
+    ));
+    assert_eq!(approved["state"], "approved");
+    let grant = approved["grant"]["id"].as_str().unwrap().to_owned();
+    assert!(
+        !approved["grant"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "email")
+    );
+    let grants = json(remote(&analyst, &["grants"]));
+    assert_eq!(grants[0]["active"], true);
+
+    // Revoked: the grant stops at once.
+    let revoked = json(remote(
+        &owner,
+        &["revoke", &grant, "--reason", "project ended"],
+    ));
+    assert_eq!(revoked["active"], false);
+    let grants = json(remote(&analyst, &["grants"]));
+    assert_eq!(grants[0]["active"], false);
+}
