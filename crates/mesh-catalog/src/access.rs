@@ -647,3 +647,139 @@ impl Catalog {
             .find(|g| g.active && g.port == port && g.major == major))
     }
 }
+
+/// An output port a reader may read now, and which columns of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReadablePort {
+    pub product: String,
+    pub domain: String,
+    pub port: String,
+    pub major: i64,
+    /// The table name in the domain's schema: the product's name for its port of the same
+    /// name, `<name>__<port>` for others (and `<name>__<port>__v<major>` for older majors).
+    pub table: String,
+    pub location: String,
+    pub delta_version: i64,
+    /// The columns shown; absent: all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// Why: `owner` (the reader's own domain), `admin`, or the grant id.
+    pub through: String,
+}
+
+impl Catalog {
+    /// Every output port snapshot `who` may read now: their own domain's (owners and members),
+    /// everything for admins, and what their active grants cover, with the grant's columns.
+    pub async fn readable_ports(
+        &self,
+        who: &crate::Principal,
+    ) -> Result<Vec<ReadablePort>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        let now = self.clock.now();
+        let grants: Vec<GrantView> = tx
+            .grants(None, Some(&who.name), 1000)
+            .await?
+            .into_iter()
+            .map(|g| grant_view(g, now))
+            .filter(|g| g.active)
+            .collect();
+        let admin = who.may(Action::Administer);
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = tx
+                .products(&crate::store::ProductQuery {
+                    domain: None,
+                    after: after.clone(),
+                    limit: 500,
+                })
+                .await?;
+            let Some(last) = page.last().map(|p| p.id.clone()) else {
+                break;
+            };
+            for product in &page {
+                let name = product
+                    .id
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(&product.id)
+                    .to_owned();
+                let own = who.may(Action::Publish {
+                    domain: &product.domain,
+                });
+                let snapshots = tx.snapshots(&product.id).await?;
+                // Each port's newest major keeps the plain name; older ones get `__v<major>`.
+                let mut newest: std::collections::HashMap<String, i64> = Default::default();
+                for s in &snapshots {
+                    let m = newest.entry(s.port.clone()).or_insert(s.major);
+                    *m = (*m).max(s.major);
+                }
+                for s in snapshots {
+                    let grant = grants
+                        .iter()
+                        .find(|g| g.product == s.product && g.port == s.port && g.major == s.major);
+                    let (columns, through) = if admin {
+                        (None, "admin".to_owned())
+                    } else if own {
+                        (None, "owner".to_owned())
+                    } else if let Some(g) = grant {
+                        let cols = (!g.columns.is_empty()).then(|| g.columns.clone());
+                        (cols, g.id.clone())
+                    } else {
+                        continue;
+                    };
+                    let mut table = if s.port == name {
+                        name.clone()
+                    } else {
+                        format!("{name}__{}", s.port)
+                    };
+                    if newest.get(&s.port) != Some(&s.major) {
+                        table.push_str(&format!("__v{}", s.major));
+                    }
+                    out.push(ReadablePort {
+                        product: s.product.clone(),
+                        domain: product.domain.clone(),
+                        port: s.port.clone(),
+                        major: s.major,
+                        table,
+                        location: s.location.clone(),
+                        delta_version: s.delta_version,
+                        columns,
+                        through,
+                    });
+                }
+            }
+            after = Some(last);
+        }
+        Ok(out)
+    }
+
+    /// Records a read in the audit log: who read which ports, how many rows.
+    pub async fn record_read(
+        &self,
+        who: &crate::Principal,
+        ports: &[ReadablePort],
+        rows: u64,
+        sql: &str,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.store.write().await?;
+        let at = stamp(self.clock.now());
+        for p in ports {
+            tx.append_event(&NewEvent {
+                at: at.clone(),
+                kind: "access.read".into(),
+                subject: p.product.clone(),
+                actor: who.name.clone(),
+                payload: serde_json::json!({
+                    "port": p.port, "major": p.major, "through": p.through,
+                    "masked": p.columns.is_some(), "rows": rows, "query": sql,
+                }),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}

@@ -585,4 +585,63 @@ impl Client {
             }
         }
     }
+
+    /// A governed read: local (as the catalog's admin) or through the server (as the token).
+    pub(crate) async fn query(&self, sql: &str) -> Result<serde_json::Value, Failure> {
+        match self {
+            Client::Local(catalog, who) => {
+                let ports = catalog.readable_ports(who).await?;
+                let readable: Vec<mesh_engine::query::Readable> = ports
+                    .iter()
+                    .map(|p| mesh_engine::query::Readable {
+                        domain: p.domain.clone(),
+                        table: p.table.clone(),
+                        location: p.location.clone(),
+                        delta_version: p.delta_version,
+                        columns: p.columns.clone(),
+                        mask: mesh_engine::query::Mask::Null,
+                    })
+                    .collect();
+                let bad = |e: mesh_engine::pipeline::RunError| {
+                    Failure::Catalog(CatalogError::BadRequest(e.to_string()))
+                };
+                let ctx = mesh_engine::query::session(&readable, sql)
+                    .await
+                    .map_err(bad)?;
+                let named = mesh_engine::query::tables_named(&ctx, sql);
+                let batches = mesh_engine::query::run(&ctx, sql).await.map_err(bad)?;
+                let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
+                let columns: Vec<String> = batches
+                    .first()
+                    .map(|b| {
+                        b.schema()
+                            .fields()
+                            .iter()
+                            .map(|f| f.name().clone())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let read: Vec<_> = ports
+                    .into_iter()
+                    .filter(|p| {
+                        named
+                            .iter()
+                            .any(|n| *n == format!("{}.{}", p.domain, p.table))
+                    })
+                    .collect();
+                catalog
+                    .record_read(who, &read, rows.len() as u64, sql)
+                    .await?;
+                Ok(serde_json::json!({ "columns": columns, "rows": rows }))
+            }
+            Client::Remote(r) => {
+                r.call(
+                    reqwest::Method::POST,
+                    "/api/v1/query",
+                    Some(serde_json::json!({ "sql": sql })),
+                )
+                .await
+            }
+        }
+    }
 }

@@ -74,6 +74,9 @@ enum Command {
     Token(cmd::token::Args),
     /// Cross-domain access: request, approve or deny, list, revoke.
     Access(cmd::access::Args),
+    /// A governed read: SQL over the output ports you may read, columns outside your grant
+    /// masked.
+    Query(cmd::query::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
         Command::Access(args) => cmd::access::run(&args),
+        Command::Query(args) => cmd::query::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod lineage;
 pub mod pipeline;
 pub mod progress;
+pub mod query;
 pub mod report;
 pub mod source;
 

@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod error;
 mod policies;
+mod query;
 mod runs;
 
 use std::sync::Arc;

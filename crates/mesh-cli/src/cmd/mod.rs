@@ -9,6 +9,7 @@ pub(crate) mod lint;
 pub(crate) mod new;
 pub(crate) mod policy;
 pub(crate) mod publish;
+pub(crate) mod query;
 pub(crate) mod run;
 pub(crate) mod search;
 pub(crate) mod serve;

@@ -50,7 +50,15 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
         .unwrap()
         .replace("value: internal", "value: confidential");
     fs::write(&product, text).unwrap();
+    let sql = ws.join("ecommerce/orders/transform.sql");
+    let text = fs::read_to_string(&sql).unwrap().replace(
+        "CAST(label AS VARCHAR) AS label,",
+        "CAST(label AS VARCHAR) AS label,\n       concat(orders_id, '@mail.example') AS email,",
+    );
+    assert!(text.contains("AS email"), "{text}");
+    fs::write(&sql, text).unwrap();
     ok(&["publish", "ecommerce/orders"]);
+    ok(&["run", "ecommerce/orders"]);
     let token = |args: &[&str]| ok(args).trim().to_owned();
     let analyst = token(&[
         "token",

@@ -244,3 +244,165 @@ async fn vacuum_keeps_what_retention_and_the_snapshot_need() {
         None
     );
 }
+
+/// Writes a one-version Delta table of `batch` at `location`.
+async fn delta_table(location: &str, batch: datafusion::arrow::record_batch::RecordBatch) {
+    use mesh_engine::pipeline;
+    let schema = batch.schema();
+    let table = pipeline::open_or_create(location, &schema, &[])
+        .await
+        .unwrap();
+    let staged = pipeline::stage(&table, vec![batch], location)
+        .await
+        .unwrap();
+    pipeline::commit(&table, staged, "seed", location)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn ungranted_data_cannot_be_read_any_way() {
+    use datafusion::arrow::array::{Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use mesh_engine::query::{self, Mask, Readable};
+    let dir = tempfile::tempdir().unwrap();
+    let orders_at = dir
+        .path()
+        .join("ecommerce/orders/orders/v1")
+        .display()
+        .to_string();
+    let salaries_at = dir
+        .path()
+        .join("hr/salaries/salaries/v1")
+        .display()
+        .to_string();
+    let orders = RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(vec![
+            Field::new("order_id", DataType::Utf8, false),
+            Field::new("email", DataType::Utf8, true),
+            Field::new("amount", DataType::Int64, true),
+        ])),
+        vec![
+            std::sync::Arc::new(StringArray::from(vec!["o1", "o2"])),
+            std::sync::Arc::new(StringArray::from(vec!["a@x.io", "b@x.io"])),
+            std::sync::Arc::new(Int64Array::from(vec![10, 20])),
+        ],
+    )
+    .unwrap();
+    let salaries = RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("salary", DataType::Int64, false),
+        ])),
+        vec![
+            std::sync::Arc::new(StringArray::from(vec!["ana"])),
+            std::sync::Arc::new(Int64Array::from(vec![99])),
+        ],
+    )
+    .unwrap();
+    delta_table(&orders_at, orders).await;
+    delta_table(&salaries_at, salaries).await;
+    // The reader may read orders without e-mail; salaries do not exist for them.
+    let readable = [Readable {
+        domain: "ecommerce".into(),
+        table: "orders".into(),
+        location: orders_at.clone(),
+        delta_version: 1,
+        columns: Some(vec!["order_id".into(), "amount".into()]),
+        mask: Mask::Null,
+    }];
+    let run = |sql: &'static str| {
+        let readable = readable.clone();
+        async move {
+            let ctx = query::session(&readable, sql).await?;
+            query::run(&ctx, sql).await
+        }
+    };
+    let emails = |batches: &[RecordBatch]| -> Vec<Option<String>> {
+        batches
+            .iter()
+            .flat_map(|b| {
+                let i = b.schema().index_of("email").unwrap();
+                let text = datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).unwrap();
+                let a = text.as_any().downcast_ref::<StringArray>().unwrap().clone();
+                (0..a.len()).map(move |r| (!a.is_null(r)).then(|| a.value(r).to_owned()))
+            })
+            .collect()
+    };
+    // Granted columns come through; the e-mail is masked however it is reached.
+    for sql in [
+        "SELECT * FROM ecommerce.orders",
+        "SELECT * FROM mesh.ecommerce.orders",
+        "SELECT o.* FROM ecommerce.orders o JOIN ecommerce.orders p ON o.order_id = p.order_id",
+        "SELECT * FROM (SELECT email, order_id FROM ecommerce.orders) s",
+        "WITH c AS (SELECT email FROM ecommerce.orders) SELECT email FROM c",
+        "SELECT email FROM ecommerce.orders UNION ALL SELECT email FROM ecommerce.orders",
+    ] {
+        let batches = run(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let seen = emails(&batches);
+        assert!(!seen.is_empty(), "{sql}");
+        assert!(seen.iter().all(Option::is_none), "{sql}: {seen:?}");
+    }
+    let total = run("SELECT SUM(amount) AS s FROM ecommerce.orders")
+        .await
+        .unwrap();
+    let s = total[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(s, 30, "granted columns are real");
+    let found = run("SELECT COUNT(*) FROM ecommerce.orders WHERE email LIKE '%@x.io'")
+        .await
+        .unwrap();
+    let n = found[0]
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .value(0);
+    assert_eq!(n, 0, "a filter on a masked column matches nothing");
+
+    // Everything else is refused or simply does not exist.
+    let salaries_file = std::fs::read_dir(&salaries_at)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().ends_with(".parquet"))
+        .unwrap()
+        .path()
+        .display()
+        .to_string();
+    let attacks = vec![
+        "SELECT * FROM hr.salaries".to_owned(),
+        "SELECT * FROM salaries".to_owned(),
+        "SELECT * FROM ecommerce.orders o JOIN hr.salaries s ON o.order_id = s.name".to_owned(),
+        "SELECT table_name FROM information_schema.tables".to_owned(),
+        format!("SELECT * FROM '{salaries_file}'"),
+        format!("SELECT * FROM '{salaries_at}'"),
+        format!("CREATE EXTERNAL TABLE s STORED AS PARQUET LOCATION '{salaries_at}'"),
+        "CREATE VIEW v AS SELECT * FROM ecommerce.orders".to_owned(),
+        "COPY (SELECT * FROM ecommerce.orders) TO '/tmp/out.csv'".to_owned(),
+        "INSERT INTO ecommerce.orders VALUES ('o3', 'c@x.io', 1)".to_owned(),
+        "SET datafusion.catalog.information_schema = true".to_owned(),
+        format!("SELECT * FROM read_parquet('{salaries_file}')"),
+        "DROP TABLE ecommerce.orders".to_owned(),
+    ];
+    for sql in attacks {
+        let result = match query::session(&readable, &sql).await {
+            Ok(ctx) => query::run(&ctx, &sql).await,
+            Err(e) => Err(e),
+        };
+        assert!(
+            result.is_err(),
+            "{sql} must be refused: {:?}",
+            result.map(|b| b.len())
+        );
+    }
+    // The masked view still has the column (a reader knows it exists, not its values).
+    let batches = run("SELECT email FROM ecommerce.orders LIMIT 1")
+        .await
+        .unwrap();
+    assert_eq!(batches[0].schema().field(0).name(), "email");
+}

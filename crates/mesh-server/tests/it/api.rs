@@ -405,6 +405,17 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            template: "/api/v1/query",
+            allowed: Allowed::Readers,
+            request: |_, _| {
+                (
+                    "/api/v1/query".into(),
+                    Some(serde_json::json!({"sql": "SELECT 1 AS one"})),
+                )
+            },
+        },
+        Endpoint {
+            method: "POST",
             template: "/api/v1/tokens/{id}/revoke",
             allowed: Allowed::Admins,
             request: |i, ids| (format!("/api/v1/tokens/{}/revoke", ids[i]), None),

@@ -1,0 +1,53 @@
+//! `mesh query "SQL"`: a governed read over the output ports you may read — your domain's and
+//! what your grants cover (through a server, as your token; locally, as the catalog's admin).
+//! Tables are `domain.product`; columns outside a grant come back masked.
+
+use std::io::Write;
+
+use crate::cmd::show::finish;
+use crate::output;
+use crate::workspace::CatalogArgs;
+use crate::{Outcome, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The query (read-only DataFusion SQL).
+    sql: String,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    /// Output format: a table, or JSON (`{columns, rows}`).
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let result = client.query(&args.sql).await;
+        finish(result, args.output, |doc| {
+            let mut out = output::stdout();
+            let columns: Vec<&str> = doc["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str())
+                .collect();
+            writeln!(out, "{}", columns.join("\t"))?;
+            let rows = doc["rows"].as_array().cloned().unwrap_or_default();
+            for row in &rows {
+                let cells: Vec<String> = columns
+                    .iter()
+                    .map(|c| match &row[*c] {
+                        serde_json::Value::Null => "NULL".to_owned(),
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                writeln!(out, "{}", cells.join("\t"))?;
+            }
+            writeln!(out, "({} rows)", rows.len())?;
+            out.flush()?;
+            Ok(())
+        })
+    })
+}

@@ -1,0 +1,191 @@
+//! Governed reads: SQL over the output ports a reader may read, with authorization applied in
+//! the plan. Only the ports the reader may read are tables (`domain.product`, or
+//! `domain.product__port` for a product's other ports); each is registered as a projection of its
+//! Delta snapshot in which every column outside the reader's grant is masked, so `SELECT *`,
+//! joins, subqueries, CTEs and views all see the masked values — there is no other way to the
+//! data. DDL, DML and other statements are refused, files cannot be named as tables, and there
+//! is no `information_schema`.
+
+use std::sync::Arc;
+
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::{SessionConfig, SessionContext, cast, col, lit};
+use datafusion::scalar::ScalarValue;
+
+use crate::pipeline::{RunError, open};
+
+/// How a column outside a grant is hidden.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mask {
+    /// NULL of the column's type.
+    #[default]
+    Null,
+    /// The column's type kept, every value replaced by `***` (text) or NULL (other types).
+    Redacted,
+}
+
+/// An output port a reader may read, and how.
+#[derive(Debug, Clone)]
+pub struct Readable {
+    pub domain: String,
+    /// The table name in the domain's schema.
+    pub table: String,
+    /// The Delta table and the version readers get.
+    pub location: String,
+    pub delta_version: i64,
+    /// The columns shown as they are; `None`: all.
+    pub columns: Option<Vec<String>>,
+    pub mask: Mask,
+}
+
+fn bare() -> SessionContext {
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_default_catalog_and_schema("mesh", "public");
+    SessionContext::new_with_config(config)
+}
+
+/// A session for `sql` in which, of `readable`, exactly the tables the query names exist,
+/// masked as their grants say. (Opening only those keeps a query fast however many ports a
+/// reader may read, and a broken table affects only the queries that name it.)
+pub async fn session(readable: &[Readable], sql: &str) -> Result<SessionContext, RunError> {
+    let named = tables_named(&bare(), sql);
+    let wanted: Vec<&Readable> = readable
+        .iter()
+        .filter(|r| {
+            named.iter().any(|n| {
+                let n = n.trim_start_matches("mesh.");
+                n == format!("{}.{}", r.domain, r.table) || n == r.table
+            })
+        })
+        .collect();
+    session_with(&wanted).await
+}
+
+/// A session in which exactly `readable` exist, masked as their grants say.
+pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunError> {
+    let ctx = bare();
+    let catalog = ctx
+        .catalog("mesh")
+        .ok_or_else(|| RunError::Transform("no catalog `mesh`".into()))?;
+    for &r in readable {
+        let schema = match catalog.schema(&r.domain) {
+            Some(s) => s,
+            None => {
+                let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
+                catalog
+                    .register_schema(&r.domain, Arc::clone(&s))
+                    .map_err(|e| RunError::Transform(e.to_string()))?;
+                s
+            }
+        };
+        let mut table = open(&r.location).await?;
+        table
+            .load_version(r.delta_version.max(0) as u64)
+            .await
+            .map_err(|e| RunError::Delta {
+                location: r.location.clone(),
+                reason: e.to_string(),
+            })?;
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| RunError::Delta {
+                location: r.location.clone(),
+                reason: e.to_string(),
+            })?;
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| RunError::Transform(e.to_string()))?;
+        let df = ctx
+            .read_table(provider)
+            .map_err(|e| RunError::Transform(e.to_string()))?;
+        let exprs: Vec<datafusion::prelude::Expr> = df
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                let shown = r
+                    .columns
+                    .as_ref()
+                    .is_none_or(|cols| cols.iter().any(|c| c == f.name()));
+                if shown {
+                    return col(datafusion::common::Column::from_name(f.name()));
+                }
+                let text = matches!(
+                    f.data_type(),
+                    datafusion::arrow::datatypes::DataType::Utf8
+                        | datafusion::arrow::datatypes::DataType::LargeUtf8
+                        | datafusion::arrow::datatypes::DataType::Utf8View
+                );
+                let masked = match r.mask {
+                    Mask::Redacted if text => lit("***"),
+                    _ => lit(ScalarValue::Null),
+                };
+                cast(masked, f.data_type().clone()).alias(f.name())
+            })
+            .collect();
+        let view = df
+            .select(exprs)
+            .map_err(|e| RunError::Transform(e.to_string()))?
+            .into_view();
+        schema
+            .register_table(r.table.clone(), view)
+            .map_err(|e| RunError::Transform(e.to_string()))?;
+    }
+    Ok(ctx)
+}
+
+/// Runs one read-only query: no DDL, no DML, no `SET`/`COPY` or other statements.
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, RunError> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let df = ctx
+        .sql_with_options(sql, options)
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    df.collect()
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))
+}
+
+/// The tables a query names, as `schema.table` (or `table`, or `catalog.schema.table`).
+pub fn tables_named(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let state = ctx.state();
+    let Ok(statement) = state.sql_to_statement(sql, &datafusion::config::Dialect::Generic) else {
+        return Vec::new();
+    };
+    state
+        .resolve_table_references(&statement)
+        .map(|refs| {
+            refs.into_iter()
+                .map(|r| match (r.catalog(), r.schema()) {
+                    (Some(catalog), Some(schema)) => format!("{catalog}.{schema}.{}", r.table()),
+                    (None, Some(schema)) => format!("{schema}.{}", r.table()),
+                    _ => r.table().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Record batches as JSON rows.
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, RunError> {
+    let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    writer
+        .write_batches(&refs)
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    writer
+        .finish()
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    let bytes = writer.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| RunError::Transform(e.to_string()))
+}
