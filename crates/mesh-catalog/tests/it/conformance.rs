@@ -19,6 +19,15 @@ fn admin() -> Principal {
     Principal::local()
 }
 
+/// A principal holding `role` (in `domain`), as a token of it authenticates.
+async fn principal(catalog: &Catalog, name: &str, role: Role, domain: Option<&str>) -> Principal {
+    let token = catalog
+        .bootstrap_token(name, &[(role, domain.map(str::to_owned))], None)
+        .await
+        .unwrap();
+    catalog.authenticate(&token).await.unwrap()
+}
+
 #[tokio::test]
 async fn store_transactions_and_conflicts() {
     for t in backends::all().await {
@@ -546,22 +555,10 @@ async fn roles_decide_who_may_do_what() {
         let name = t.name;
         let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
         let sales = product("sales.orders", "1.0.0", &["id!"]).bundle();
-        let token = |principal: &str, role: Role, domain: Option<&str>| {
-            let catalog = catalog.clone();
-            let principal = principal.to_owned();
-            let domain = domain.map(str::to_owned);
-            async move {
-                let token = catalog
-                    .bootstrap_token(&principal, &[(role, domain)], None)
-                    .await
-                    .unwrap();
-                catalog.authenticate(&token).await.unwrap()
-            }
-        };
-        let consumer = token("carol", Role::Consumer, None).await;
-        let hr_owner = token("dave", Role::Owner, Some("hr")).await;
-        let member = token("erin", Role::Member, Some("sales")).await;
-        let owner = token("frank", Role::Owner, Some("sales")).await;
+        let consumer = principal(&catalog, "carol", Role::Consumer, None).await;
+        let hr_owner = principal(&catalog, "dave", Role::Owner, Some("hr")).await;
+        let member = principal(&catalog, "erin", Role::Member, Some("sales")).await;
+        let owner = principal(&catalog, "frank", Role::Owner, Some("sales")).await;
 
         for who in [&consumer, &hr_owner] {
             assert!(
@@ -863,20 +860,9 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog() {
             .with_policies(standard())
             .unwrap();
         let admin = admin();
-        let token = |principal: &str, role: Role, domain: &str| {
-            let catalog = catalog.clone();
-            let (principal, domain) = (principal.to_owned(), domain.to_owned());
-            async move {
-                let token = catalog
-                    .bootstrap_token(&principal, &[(role, Some(domain))], None)
-                    .await
-                    .unwrap();
-                catalog.authenticate(&token).await.unwrap()
-            }
-        };
-        let sales_owner = token("frank", Role::Owner, "sales").await;
-        let sales_member = token("erin", Role::Member, "sales").await;
-        let hr_owner = token("dave", Role::Owner, "hr").await;
+        let sales_owner = principal(&catalog, "frank", Role::Owner, Some("sales")).await;
+        let sales_member = principal(&catalog, "erin", Role::Member, Some("sales")).await;
+        let hr_owner = principal(&catalog, "dave", Role::Owner, Some("hr")).await;
         let sales = PolicyScope::Domain("sales".into());
         let money = bundle(
             vec![
@@ -1346,15 +1332,7 @@ async fn runs_move_the_snapshot_only_when_they_succeed() {
         assert_eq!(kinds.iter().filter(|k| **k == "run.failed").count(), 2);
 
         // Runs need the publisher's rights, and a published product.
-        let consumer = catalog
-            .authenticate(
-                &catalog
-                    .bootstrap_token("carol", &[(Role::Consumer, None)], None)
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let consumer = principal(&catalog, "carol", Role::Consumer, None).await;
         assert!(matches!(
             catalog.begin_run(&consumer, &start).await,
             Err(CatalogError::Forbidden(_))
@@ -1385,20 +1363,9 @@ async fn access_is_requested_decided_granted_and_revoked() {
             "      - name: email\n        logicalType: string\n        required: false\n        classification: confidential\n        tags: [pii]\n",
         );
         catalog.publish(&admin, &orders, false).await.unwrap();
-        let token = |principal: &str, role: Role, domain: Option<&str>| {
-            let catalog = catalog.clone();
-            let (principal, domain) = (principal.to_owned(), domain.map(str::to_owned));
-            async move {
-                let token = catalog
-                    .bootstrap_token(&principal, &[(role, domain)], None)
-                    .await
-                    .unwrap();
-                catalog.authenticate(&token).await.unwrap()
-            }
-        };
-        let analyst = token("ana", Role::Member, Some("analytics")).await;
-        let owner = token("olga", Role::Owner, Some("ecommerce")).await;
-        let outsider = token("hal", Role::Owner, Some("hr")).await;
+        let analyst = principal(&catalog, "ana", Role::Member, Some("analytics")).await;
+        let owner = principal(&catalog, "olga", Role::Owner, Some("ecommerce")).await;
+        let outsider = principal(&catalog, "hal", Role::Owner, Some("hr")).await;
 
         let ask = |columns: &[&str], purpose: &str, days: i64| AccessAsk {
             product: "ecommerce.orders".into(),
@@ -1630,21 +1597,10 @@ async fn contract_approvers_and_restricted_data_need_the_right_people() {
             "roles:\n  - role: hr_reader\n    access: read\n    firstLevelApprovers: olga\n    secondLevelApprovers: paul, quinn\n",
         );
         catalog.publish(&admin, &hr, false).await.unwrap();
-        let token = |principal: &str, role: Role, domain: Option<&str>| {
-            let catalog = catalog.clone();
-            let (principal, domain) = (principal.to_owned(), domain.map(str::to_owned));
-            async move {
-                let token = catalog
-                    .bootstrap_token(&principal, &[(role, domain)], None)
-                    .await
-                    .unwrap();
-                catalog.authenticate(&token).await.unwrap()
-            }
-        };
-        let asker = token("ana", Role::Member, Some("analytics")).await;
-        let olga = token("olga", Role::Owner, Some("hr")).await;
-        let paul = token("paul", Role::Owner, Some("hr")).await;
-        let rita = token("rita", Role::Owner, Some("hr")).await;
+        let asker = principal(&catalog, "ana", Role::Member, Some("analytics")).await;
+        let olga = principal(&catalog, "olga", Role::Owner, Some("hr")).await;
+        let paul = principal(&catalog, "paul", Role::Owner, Some("hr")).await;
+        let rita = principal(&catalog, "rita", Role::Owner, Some("hr")).await;
         let request = catalog
             .request_access(
                 &asker,

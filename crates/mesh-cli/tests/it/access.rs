@@ -4,20 +4,7 @@
 
 use std::fs;
 
-use crate::{mesh, stderr, stdout};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::{code, mesh, stderr, stdout};
 
 #[test]
 fn analytics_gets_orders_without_email_for_thirty_days() {
@@ -79,25 +66,8 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
         "ecommerce",
     ]);
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(ws)
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
-    let _server = Server(child);
+    let server = crate::serve(ws, &[]);
+    let url = server.url.clone();
     let remote = |token: &str, args: &[&str]| {
         let mut all = vec!["access", "--server", url.as_str(), "--token", token];
         all.extend_from_slice(args);

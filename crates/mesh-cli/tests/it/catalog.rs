@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::{mesh, stderr, stdout};
+use crate::{code, mesh, stderr, stdout};
 
 fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).expect("mkdir");
@@ -17,10 +17,6 @@ fn copy_dir(from: &Path, to: &Path) {
             fs::copy(entry.path(), &target).expect("copy");
         }
     }
-}
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or(-1)
 }
 
 #[test]
@@ -256,41 +252,6 @@ fn publish_show_deprecate_on_the_local_catalog() {
     assert_eq!(code(&out), 2);
 }
 
-/// A `mesh serve` child process, stopped when dropped.
-struct Server {
-    child: std::process::Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(dir: &Path) -> Server {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("mesh serve starts");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut line = String::new();
-    std::io::BufReader::new(stderr)
-        .read_line(&mut line)
-        .expect("mesh serve prints where it listens");
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    Server { child, url }
-}
-
 #[test]
 fn commands_work_against_a_server_with_a_token() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -319,7 +280,7 @@ fn commands_work_against_a_server_with_a_token() {
     let bad = mesh(ws, &["token", "create", "x", "--role", "king"]);
     assert_eq!(code(&bad), 2);
 
-    let server = serve(ws);
+    let server = crate::serve(ws, &[]);
     let remote = |args: &[&str], token: &str| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--server", server.url.as_str(), "--token", token]);

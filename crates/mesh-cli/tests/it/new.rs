@@ -3,11 +3,7 @@
 
 use std::fs;
 
-use crate::{mesh, stderr, stdout};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
+use crate::{code, mesh, stderr, stdout};
 
 #[test]
 fn new_products_lint_test_and_publish_as_generated() {

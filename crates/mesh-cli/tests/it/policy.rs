@@ -4,11 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::{mesh, stderr, stdout};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
+use crate::{code, mesh, stderr, stdout};
 
 fn copy(from: &Path, to: &Path) {
     fs::create_dir_all(to.join("contracts")).unwrap();

@@ -4,11 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::{mesh, stderr, stdout};
-
-fn code(out: &std::process::Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
+use crate::{code, mesh, stderr, stdout};
 
 /// The Delta versions in a table's log.
 fn versions(table: &Path) -> Vec<String> {
@@ -629,16 +625,6 @@ fn killed_runs_leave_the_catalog_consistent_and_the_next_run_succeeds() {
     }
 }
 
-/// A `mesh serve` child process, stopped when dropped.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn team_mode_runs_on_postgres_and_s3_through_a_server() {
     let Some(endpoint) = crate::s3::endpoint() else {
@@ -684,26 +670,8 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
     let token = ok(&["token", "create", "ci", "--role", "admin"])
         .trim()
         .to_owned();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesh"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(ws)
-        .envs(env.iter().copied())
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stderr.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let server_url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .to_owned();
-    let _server = Server(child);
+    let server = crate::serve(ws, &env);
+    let server_url = server.url.clone();
     let remote = |args: &[&str]| {
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--server", server_url.as_str(), "--token", token.as_str()]);
