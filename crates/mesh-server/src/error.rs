@@ -110,7 +110,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"mesh\""),
             );
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -26,6 +26,26 @@ pub use error::{ApiError, Problem};
 pub struct AppState {
     pub catalog: Catalog,
     openapi: Arc<String>,
+    limits: Arc<query::Limits>,
+}
+
+/// How much querying a consumer may do: queries per minute (with this burst), and how long one
+/// query may run.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryLimits {
+    pub per_minute: u32,
+    pub burst: u32,
+    pub timeout: std::time::Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            per_minute: 120,
+            burst: 20,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
 }
 
 /// The largest request body accepted (a product with its contracts is a few hundred kilobytes).
@@ -33,9 +53,18 @@ const BODY_LIMIT: usize = 16 << 20;
 
 /// The application: the API router and its OpenAPI document.
 pub fn app(catalog: Catalog) -> Router {
+    app_with(catalog, QueryLimits::default())
+}
+
+/// [`app`] with these query limits.
+pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let state = AppState { catalog, openapi };
+    let state = AppState {
+        catalog,
+        openapi,
+        limits: Arc::new(query::Limits::new(limits)),
+    };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
         .fallback(not_found)
@@ -110,9 +139,10 @@ impl FromRequestParts<AppState> for Caller {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     catalog: Catalog,
+    limits: QueryLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(catalog))
+    axum::serve(listener, app_with(catalog, limits))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,13 +1,56 @@
 //! `POST /api/v1/query`: SQL over the output ports the caller may read (their domain's, and what
 //! their grants cover), with columns outside a grant masked in the plan; every read recorded.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Problem};
 use crate::{AppState, Caller};
+
+/// Per-consumer token buckets and the query timeout.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    limits: crate::QueryLimits,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Limits {
+    pub(crate) fn new(limits: crate::QueryLimits) -> Limits {
+        Limits {
+            limits,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one query from `who`'s bucket; how long to wait when it is empty.
+    fn take(&self, who: &str) -> Result<(), std::time::Duration> {
+        let rate = f64::from(self.limits.per_minute.max(1)) / 60.0;
+        let burst = f64::from(self.limits.burst.max(1));
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        if buckets.len() > 100_000 {
+            buckets.clear();
+        }
+        let (tokens, at) = buckets.entry(who.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(std::time::Duration::from_secs_f64((1.0 - *tokens) / rate))
+        }
+    }
+}
 
 /// A read-only query.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -30,8 +73,10 @@ pub(crate) struct QueryResult {
     request_body = QueryRequest,
     security(("token" = [])),
     responses((status = 200, body = QueryResult), (status = 400, description = "Not a read the caller may make", body = Problem),
-        (status = 401, body = Problem), (status = 403, body = Problem), (status = 415, body = Problem),
-        (status = 422, body = Problem)))]
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 408, description = "The query ran longer than the server allows", body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem),
+        (status = 429, description = "Too many queries from this consumer", body = Problem)))]
 pub(crate) async fn query(
     State(state): State<AppState>,
     caller: Caller,
@@ -39,7 +84,40 @@ pub(crate) async fn query(
 ) -> Result<Json<QueryResult>, ApiError> {
     let who = caller.principal()?;
     let Json(body) = body?;
-    let ports = state.catalog.readable_ports(&who).await?;
+    if let Err(wait) = state.limits.take(&who.name) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "{} has used up {} queries a minute; try again in {} s",
+                who.name,
+                state.limits.limits.per_minute,
+                wait.as_secs() + 1
+            ),
+        ));
+    }
+    let timeout = state.limits.limits.timeout;
+    tokio::time::timeout(timeout, run(&state, &who, &body.sql))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout",
+                format!(
+                    "the query ran longer than {} s and was stopped",
+                    timeout.as_secs_f64()
+                ),
+            )
+        })?
+        .map(Json)
+}
+
+async fn run(
+    state: &AppState,
+    who: &mesh_catalog::Principal,
+    sql: &str,
+) -> Result<QueryResult, ApiError> {
+    let ports = state.catalog.readable_ports(who).await?;
     let readable: Vec<mesh_engine::query::Readable> = ports
         .iter()
         .map(|p| mesh_engine::query::Readable {
@@ -52,13 +130,11 @@ pub(crate) async fn query(
         })
         .collect();
     let bad = |e: mesh_engine::pipeline::RunError| ApiError::bad_request(e.to_string());
-    let ctx = mesh_engine::query::session(&readable, &body.sql)
+    let ctx = mesh_engine::query::session(&readable, sql)
         .await
         .map_err(bad)?;
-    let named = mesh_engine::query::tables_named(&ctx, &body.sql);
-    let batches = mesh_engine::query::run(&ctx, &body.sql)
-        .await
-        .map_err(bad)?;
+    let named = mesh_engine::query::tables_named(&ctx, sql);
+    let batches = mesh_engine::query::run(&ctx, sql).await.map_err(bad)?;
     let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
     let columns = batches
         .first()
@@ -81,7 +157,7 @@ pub(crate) async fn query(
         .collect();
     state
         .catalog
-        .record_read(&who, &read, rows.len() as u64, &body.sql)
+        .record_read(who, &read, rows.len() as u64, sql)
         .await?;
-    Ok(Json(QueryResult { columns, rows }))
+    Ok(QueryResult { columns, rows })
 }

@@ -15,6 +15,18 @@ pub(crate) struct Args {
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
 
+    /// Queries (`POST /api/v1/query`) each consumer may run per minute, on average.
+    #[arg(long, default_value_t = 120)]
+    queries_per_minute: u32,
+
+    /// How many queries a consumer may run at once before the per-minute rate applies.
+    #[arg(long, default_value_t = 20)]
+    query_burst: u32,
+
+    /// Seconds one query may run before it is stopped.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    query_timeout: f64,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -35,7 +47,12 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
-        mesh_server::serve(listener, catalog, shutdown)
+        let limits = mesh_server::QueryLimits {
+            per_minute: args.queries_per_minute,
+            burst: args.query_burst,
+            timeout: std::time::Duration::from_secs_f64(args.query_timeout.max(0.001)),
+        };
+        mesh_server::serve(listener, catalog, limits, shutdown)
             .await
             .context("the server stopped")?;
         Ok(Outcome::Ok)

@@ -1228,3 +1228,59 @@ fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now()) % 1_000_000
 }
+
+#[tokio::test]
+async fn queries_are_rate_limited_per_consumer_and_timed_out() {
+    let h = Harness::new().await;
+    let limits = mesh_server::QueryLimits {
+        per_minute: 60,
+        burst: 2,
+        timeout: std::time::Duration::from_millis(300),
+    };
+    let app = mesh_server::app_with(h.catalog.clone(), limits);
+    let token = |name: &str| {
+        h.callers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, t)| t.clone())
+            .unwrap()
+    };
+    let send = |token: String, sql: &'static str| {
+        let app = app.clone();
+        async move {
+            use tower::ServiceExt as _;
+            let request = Request::post("/api/v1/query")
+                .header(header::AUTHORIZATION, format!("Bearer {token}"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::json!({ "sql": sql }).to_string()))
+                .unwrap();
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let retry = response.headers().get(header::RETRY_AFTER).is_some();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            (status, json, retry)
+        }
+    };
+    // A burst of two, then the consumer waits; another consumer has a bucket of its own.
+    for _ in 0..2 {
+        let (status, _, _) = send(token("consumer"), "SELECT 1 AS one").await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, json, retry) = send(token("consumer"), "SELECT 1 AS one").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{json}");
+    assert!(retry, "429 says when to retry");
+    assert_eq!(json["code"], "rate_limited");
+    let (status, _, _) = send(token("sales_member"), "SELECT 1 AS one").await;
+    assert_eq!(status, StatusCode::OK);
+    // A query that runs too long is stopped.
+    let (status, json, _) = send(
+        token("sales_member"),
+        "SELECT COUNT(*) FROM (SELECT a.value FROM generate_series(1, 100000000) a CROSS JOIN generate_series(1, 1000) b)",
+    )
+    .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{json}");
+    assert_eq!(json["code"], "timeout");
+}
