@@ -166,6 +166,82 @@ impl Remote {
     }
 }
 
+impl Remote {
+    /// A POST whose successful answer is bytes (not JSON).
+    async fn post_bytes(&self, path: &str, body: serde_json::Value) -> Result<Vec<u8>, Failure> {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| Failure::Transport(format!("cannot reach {}: {e}", self.base)))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let problem = serde_json::from_slice(&bytes).unwrap_or_else(
+            |_| serde_json::json!({ "code": "error", "detail": String::from_utf8_lossy(&bytes) }),
+        );
+        Err(Failure::Remote {
+            status: status.as_u16(),
+            problem,
+        })
+    }
+}
+
+/// A governed read on the local catalog, recorded like one through the server.
+async fn local_read(
+    catalog: &Catalog,
+    who: &Principal,
+    sql: &str,
+) -> Result<
+    (
+        mesh_engine::query::SchemaRef,
+        Vec<mesh_engine::query::RecordBatch>,
+    ),
+    Failure,
+> {
+    let bad = |e: mesh_engine::pipeline::RunError| {
+        Failure::Catalog(CatalogError::BadRequest(e.to_string()))
+    };
+    let ports = catalog.readable_ports(who).await?;
+    let readable: Vec<mesh_engine::query::Readable> = ports
+        .iter()
+        .map(|p| mesh_engine::query::Readable {
+            domain: p.domain.clone(),
+            table: p.table.clone(),
+            location: p.location.clone(),
+            delta_version: p.delta_version,
+            columns: p.columns.clone(),
+            mask: mesh_engine::query::Mask::Null,
+        })
+        .collect();
+    let ctx = mesh_engine::query::session(&readable, sql)
+        .await
+        .map_err(bad)?;
+    let named = mesh_engine::query::tables_named(&ctx, sql);
+    let (schema, batches) = mesh_engine::query::run_with_schema(&ctx, sql)
+        .await
+        .map_err(bad)?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    let read: Vec<_> = ports
+        .into_iter()
+        .filter(|p| {
+            named
+                .iter()
+                .any(|n| n.trim_start_matches("mesh.") == format!("{}.{}", p.domain, p.table))
+        })
+        .collect();
+    catalog.record_read(who, &read, rows as u64, sql).await?;
+    Ok((schema, batches))
+}
+
 /// Percent-encodes one path segment.
 fn segment(text: &str) -> String {
     let mut out = String::new();
@@ -586,52 +662,38 @@ impl Client {
         }
     }
 
+    /// A governed read as CSV, Arrow IPC or Parquet bytes.
+    pub(crate) async fn query_bytes(&self, sql: &str, format: &str) -> Result<Vec<u8>, Failure> {
+        let parsed = mesh_engine::query::ResultFormat::parse(format).ok_or_else(|| {
+            Failure::Catalog(CatalogError::BadRequest(format!(
+                "format `{format}` is not json, csv, arrow or parquet"
+            )))
+        })?;
+        match self {
+            Client::Local(catalog, who) => {
+                let (schema, batches) = local_read(catalog, who, sql).await?;
+                mesh_engine::query::encode(&batches, schema, parsed)
+                    .map_err(|e| Failure::Catalog(CatalogError::BadRequest(e.to_string())))
+            }
+            Client::Remote(r) => {
+                r.post_bytes(
+                    &format!("/api/v1/query?format={format}"),
+                    serde_json::json!({ "sql": sql }),
+                )
+                .await
+            }
+        }
+    }
+
     /// A governed read: local (as the catalog's admin) or through the server (as the token).
     pub(crate) async fn query(&self, sql: &str) -> Result<serde_json::Value, Failure> {
         match self {
             Client::Local(catalog, who) => {
-                let ports = catalog.readable_ports(who).await?;
-                let readable: Vec<mesh_engine::query::Readable> = ports
-                    .iter()
-                    .map(|p| mesh_engine::query::Readable {
-                        domain: p.domain.clone(),
-                        table: p.table.clone(),
-                        location: p.location.clone(),
-                        delta_version: p.delta_version,
-                        columns: p.columns.clone(),
-                        mask: mesh_engine::query::Mask::Null,
-                    })
-                    .collect();
-                let bad = |e: mesh_engine::pipeline::RunError| {
-                    Failure::Catalog(CatalogError::BadRequest(e.to_string()))
-                };
-                let ctx = mesh_engine::query::session(&readable, sql)
-                    .await
-                    .map_err(bad)?;
-                let named = mesh_engine::query::tables_named(&ctx, sql);
-                let batches = mesh_engine::query::run(&ctx, sql).await.map_err(bad)?;
-                let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
-                let columns: Vec<String> = batches
-                    .first()
-                    .map(|b| {
-                        b.schema()
-                            .fields()
-                            .iter()
-                            .map(|f| f.name().clone())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let read: Vec<_> = ports
-                    .into_iter()
-                    .filter(|p| {
-                        named
-                            .iter()
-                            .any(|n| *n == format!("{}.{}", p.domain, p.table))
-                    })
-                    .collect();
-                catalog
-                    .record_read(who, &read, rows.len() as u64, sql)
-                    .await?;
+                let (schema, batches) = local_read(catalog, who, sql).await?;
+                let rows = mesh_engine::query::json_rows(&batches)
+                    .map_err(|e| Failure::Catalog(CatalogError::BadRequest(e.to_string())))?;
+                let columns: Vec<String> =
+                    schema.fields().iter().map(|f| f.name().clone()).collect();
                 Ok(serde_json::json!({ "columns": columns, "rows": rows }))
             }
             Client::Remote(r) => {

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::record_batch::RecordBatch;
+pub use datafusion::arrow::datatypes::SchemaRef;
+pub use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::{SessionConfig, SessionContext, cast, col, lit};
@@ -140,6 +141,14 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
 
 /// Runs one read-only query: no DDL, no DML, no `SET`/`COPY` or other statements.
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, RunError> {
+    Ok(run_with_schema(ctx, sql).await?.1)
+}
+
+/// [`run`], with the result's schema (known even when there are no rows).
+pub async fn run_with_schema(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), RunError> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
@@ -148,9 +157,12 @@ pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Ru
         .sql_with_options(sql, options)
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
-    df.collect()
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let batches = df
+        .collect()
         .await
-        .map_err(|e| RunError::Transform(e.to_string()))
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    Ok((schema, batches))
 }
 
 /// The tables a query names, as `schema.table` (or `table`, or `catalog.schema.table`).
@@ -188,4 +200,78 @@ pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, RunE
         return Ok(Vec::new());
     }
     serde_json::from_slice(&bytes).map_err(|e| RunError::Transform(e.to_string()))
+}
+
+/// How query results are returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ResultFormat {
+    /// `{columns, rows}`.
+    #[default]
+    Json,
+    /// With a header line.
+    Csv,
+    /// The Arrow IPC stream format (`application/vnd.apache.arrow.stream`).
+    Arrow,
+    Parquet,
+}
+
+impl ResultFormat {
+    pub fn parse(text: &str) -> Option<ResultFormat> {
+        match text {
+            "json" => Some(ResultFormat::Json),
+            "csv" => Some(ResultFormat::Csv),
+            "arrow" => Some(ResultFormat::Arrow),
+            "parquet" => Some(ResultFormat::Parquet),
+            _ => None,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            ResultFormat::Json => "application/json",
+            ResultFormat::Csv => "text/csv",
+            ResultFormat::Arrow => "application/vnd.apache.arrow.stream",
+            ResultFormat::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+}
+
+/// Results in a binary or text format (JSON goes through [`json_rows`]).
+pub fn encode(
+    batches: &[RecordBatch],
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    format: ResultFormat,
+) -> Result<Vec<u8>, RunError> {
+    let fail = |e: &dyn std::fmt::Display| RunError::Transform(format!("encoding the result: {e}"));
+    match format {
+        ResultFormat::Json => serde_json::to_vec(&json_rows(batches)?).map_err(|e| fail(&e)),
+        ResultFormat::Csv => {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(Vec::new());
+            for batch in batches {
+                writer.write(batch).map_err(|e| fail(&e))?;
+            }
+            Ok(writer.into_inner())
+        }
+        ResultFormat::Arrow => {
+            let mut writer =
+                datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)
+                    .map_err(|e| fail(&e))?;
+            for batch in batches {
+                writer.write(batch).map_err(|e| fail(&e))?;
+            }
+            writer.finish().map_err(|e| fail(&e))?;
+            writer.into_inner().map_err(|e| fail(&e))
+        }
+        ResultFormat::Parquet => {
+            let mut writer =
+                datafusion::parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, None)
+                    .map_err(|e| fail(&e))?;
+            for batch in batches {
+                writer.write(batch).map_err(|e| fail(&e))?;
+            }
+            writer.into_inner().map_err(|e| fail(&e))
+        }
+    }
 }

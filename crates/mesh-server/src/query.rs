@@ -6,9 +6,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::Json;
-use axum::extract::State;
-use axum::extract::rejection::JsonRejection;
-use axum::http::StatusCode;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Problem};
@@ -60,6 +61,13 @@ pub(crate) struct QueryRequest {
     sql: String,
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct FormatParams {
+    /// `json` (default: `{columns, rows}`), `csv`, `arrow` (Arrow IPC stream) or `parquet`.
+    format: Option<String>,
+}
+
 /// The rows of a query.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct QueryResult {
@@ -70,6 +78,7 @@ pub(crate) struct QueryResult {
 /// Runs one read-only query over the ports the caller may read. A table the caller has no
 /// right to does not exist for them; columns outside their grant come back masked (null).
 #[utoipa::path(post, path = "/api/v1/query", tag = "access",
+    params(FormatParams),
     request_body = QueryRequest,
     security(("token" = [])),
     responses((status = 200, body = QueryResult), (status = 400, description = "Not a read the caller may make", body = Problem),
@@ -80,10 +89,18 @@ pub(crate) struct QueryResult {
 pub(crate) async fn query(
     State(state): State<AppState>,
     caller: Caller,
+    params: Result<Query<FormatParams>, QueryRejection>,
     body: Result<Json<QueryRequest>, JsonRejection>,
-) -> Result<Json<QueryResult>, ApiError> {
+) -> Result<Response, ApiError> {
     let who = caller.principal()?;
+    let Query(params) = params?;
     let Json(body) = body?;
+    let format = match params.format.as_deref() {
+        None => mesh_engine::query::ResultFormat::Json,
+        Some(f) => mesh_engine::query::ResultFormat::parse(f).ok_or_else(|| {
+            ApiError::bad_request(format!("format `{f}` is not json, csv, arrow or parquet"))
+        })?,
+    };
     if let Err(wait) = state.limits.take(&who.name) {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -97,7 +114,7 @@ pub(crate) async fn query(
         ));
     }
     let timeout = state.limits.limits.timeout;
-    tokio::time::timeout(timeout, run(&state, &who, &body.sql))
+    tokio::time::timeout(timeout, run(&state, &who, &body.sql, format))
         .await
         .map_err(|_| {
             ApiError::new(
@@ -109,14 +126,14 @@ pub(crate) async fn query(
                 ),
             )
         })?
-        .map(Json)
 }
 
 async fn run(
     state: &AppState,
     who: &mesh_catalog::Principal,
     sql: &str,
-) -> Result<QueryResult, ApiError> {
+    format: mesh_engine::query::ResultFormat,
+) -> Result<Response, ApiError> {
     let ports = state.catalog.readable_ports(who).await?;
     let readable: Vec<mesh_engine::query::Readable> = ports
         .iter()
@@ -134,8 +151,10 @@ async fn run(
         .await
         .map_err(bad)?;
     let named = mesh_engine::query::tables_named(&ctx, sql);
-    let batches = mesh_engine::query::run(&ctx, sql).await.map_err(bad)?;
-    let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
+    let (schema, batches) = mesh_engine::query::run_with_schema(&ctx, sql)
+        .await
+        .map_err(bad)?;
+    let count: usize = batches.iter().map(|b| b.num_rows()).sum();
     let columns = batches
         .first()
         .map(|b| {
@@ -157,7 +176,12 @@ async fn run(
         .collect();
     state
         .catalog
-        .record_read(who, &read, rows.len() as u64, sql)
+        .record_read(who, &read, count as u64, sql)
         .await?;
-    Ok(QueryResult { columns, rows })
+    if format == mesh_engine::query::ResultFormat::Json {
+        let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
+        return Ok(Json(QueryResult { columns, rows }).into_response());
+    }
+    let bytes = mesh_engine::query::encode(&batches, schema, format).map_err(bad)?;
+    Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response())
 }

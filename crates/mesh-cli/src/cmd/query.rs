@@ -18,11 +18,33 @@ pub(crate) struct Args {
     /// Output format: a table, or JSON (`{columns, rows}`).
     #[arg(long, value_enum, default_value_t)]
     output: OutputFormat,
+    /// Write the result as `csv`, `arrow` (Arrow IPC stream) or `parquet` to standard output
+    /// instead.
+    #[arg(long, value_name = "FORMAT", conflicts_with = "output")]
+    format: Option<String>,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
+        if let Some(format) = &args.format {
+            return match client.query_bytes(&args.sql, format).await {
+                Ok(bytes) => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&bytes)?;
+                    out.flush()?;
+                    Ok(Outcome::Ok)
+                }
+                Err(e) => {
+                    output::error(&e.to_string());
+                    Ok(if e.is_refusal() {
+                        Outcome::Findings
+                    } else {
+                        Outcome::Error
+                    })
+                }
+            };
+        }
         let result = client.query(&args.sql).await;
         finish(result, args.output, |doc| {
             let mut out = output::stdout();
