@@ -26,7 +26,7 @@ names := array.concat(
 ports := array.concat(object.get(input.product, "outputPorts", []), object.get(input.product, "inputPorts", []))
 
 deny contains v if {
-	not startswith(input.product.id, sprintf("%s.", [input.product.domain]))
+	not startswith(input.product.id, concat("", [input.product.domain, "."]))
 	v := {"msg": sprintf("product id %s does not start with its domain %s", [input.product.id, input.product.domain]), "path": "id"}
 }
 
@@ -58,6 +58,6 @@ deny contains v if {
 
 deny contains v if {
 	some port, contract in input.contracts
-	not startswith(contract.id, sprintf("%s.", [input.product.id]))
+	not startswith(contract.id, concat("", [input.product.id, "."]))
 	v := {"msg": sprintf("contract id %s of port %s does not start with the product id %s", [contract.id, port, input.product.id]), "path": sprintf("contracts.%s.id", [port])}
 }
