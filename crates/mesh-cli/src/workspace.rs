@@ -9,12 +9,13 @@ use mesh_catalog::Catalog;
 
 use crate::cmd::init::CONFIG_FILE;
 
-/// Where the catalog is, for every command that reads or writes it.
+/// Where the catalog is, for every command that reads or writes it. Global, so a command with
+/// subcommands (`mesh access`) takes them before or after its subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CatalogArgs {
     /// The catalog: sqlite://FILE or postgres://user@host:port/database (default: the one in
     /// mesh.toml, found in this folder or above).
-    #[arg(long, env = "MESH_CATALOG", value_name = "URL")]
+    #[arg(long, env = "MESH_CATALOG", value_name = "URL", global = true)]
     catalog: Option<String>,
 
     /// A `mesh serve` to talk to instead of a catalog database (http://host:port).
@@ -22,12 +23,19 @@ pub(crate) struct CatalogArgs {
         long,
         env = "MESH_SERVER",
         value_name = "URL",
-        conflicts_with = "catalog"
+        conflicts_with = "catalog",
+        global = true
     )]
     server: Option<String>,
 
     /// The API token for --server.
-    #[arg(long, env = "MESH_TOKEN", hide_env_values = true, requires = "server")]
+    #[arg(
+        long,
+        env = "MESH_TOKEN",
+        hide_env_values = true,
+        requires = "server",
+        global = true
+    )]
     token: Option<String>,
 }
 

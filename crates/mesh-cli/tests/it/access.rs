@@ -69,9 +69,16 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
     let server = crate::serve(ws, &[]);
     let url = server.url.clone();
     let remote = |token: &str, args: &[&str]| {
-        let mut all = vec!["access", "--server", url.as_str(), "--token", token];
+        let mut all = vec!["access"];
         all.extend_from_slice(args);
-        all.extend(["--output", "json"]);
+        all.extend([
+            "--server",
+            url.as_str(),
+            "--token",
+            token,
+            "--output",
+            "json",
+        ]);
         mesh(ws, &all)
     };
     let json = |out: std::process::Output| -> serde_json::Value {
