@@ -402,27 +402,21 @@ impl Catalog {
                 row.reason = Some(reason.trim().to_owned());
             }
             AccessDecision::Approve { columns, days } => {
-                let named = !facts.first.is_empty() || !facts.second.is_empty();
+                // The approvers a level names (none named: the domain's owners). The first
+                // approval is the first level's; later ones the second level's, or the first
+                // level's again when the contract names no second level.
                 let level = approvals.len();
-                let allowed = if !named {
-                    true
-                } else if level == 0 {
-                    facts.first.contains(&me)
+                let names = if level == 0 || facts.second.is_empty() {
+                    &facts.first
                 } else {
-                    facts.second.contains(&me)
-                        || (facts.second.is_empty() && facts.first.contains(&me))
+                    &facts.second
                 };
-                if !allowed {
-                    let list = if level == 0 || facts.second.is_empty() {
-                        &facts.first
-                    } else {
-                        &facts.second
-                    };
+                if !names.is_empty() && !names.contains(&me) {
                     return Err(CatalogError::Forbidden(format!(
                         "the contract of {}.{} names its approvers ({}); {} is not one of them",
                         row.product,
                         row.port,
-                        list.join(", "),
+                        names.join(", "),
                         who.name
                     )));
                 }

@@ -1649,5 +1649,37 @@ async fn contract_approvers_and_restricted_data_need_the_right_people() {
         assert_eq!(second.state, "approved");
         // A product's service identity asked: the grant is the consuming product's.
         assert_eq!(second.grant.unwrap().grantee, "analytics.pay_equity");
+
+        // Only a second level named: any owner approves first, a named one second.
+        let mut teams = product("hr.teams", "1.0.0", &["id!"]).bundle();
+        teams.contracts[0].text.push_str(
+            "roles:\n  - role: reader\n    access: read\n    secondLevelApprovers: paul\n",
+        );
+        catalog.publish(&admin, &teams, false).await.unwrap();
+        let ask = AccessAsk {
+            product: "hr.teams".into(),
+            port: "teams".into(),
+            major: None,
+            purpose: "Org charts.".into(),
+            columns: vec![],
+            days: 7,
+            consumer: None,
+        };
+        let request = catalog.request_access(&asker, &ask).await.unwrap();
+        assert_eq!(request.needed, 2, "{name}");
+        let first = catalog
+            .decide_access(&rita, &request.id, &approve)
+            .await
+            .unwrap();
+        assert_eq!(first.state, "pending");
+        assert!(matches!(
+            catalog.decide_access(&olga, &request.id, &approve).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        let done = catalog
+            .decide_access(&paul, &request.id, &approve)
+            .await
+            .unwrap();
+        assert_eq!(done.state, "approved", "{name}");
     }
 }
