@@ -132,7 +132,21 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
         stderr(&out)
     );
 
-    // Any engine that reads Delta reads the output; `mesh test` does, against the contract.
+    // The derived output, read through the catalog's snapshot with `mesh query`...
+    let out = mesh(
+        ws,
+        &[
+            "query",
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT orders_id) AS keys FROM analytics.customer_orders",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let counted: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(counted["rows"][0], serde_json::json!({"n": 10, "keys": 10}));
+
+    // ... and by any engine that reads Delta; `mesh test` does, against the contract.
     let orders = ws.join(".mesh/data/ecommerce/orders/orders/v0");
     let customer = ws.join(".mesh/data/analytics/customer_orders/customer_orders/v0");
     let out = mesh(
