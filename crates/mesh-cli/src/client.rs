@@ -167,6 +167,17 @@ impl Remote {
 }
 
 impl Remote {
+    /// A POST of `body` as JSON, answered with JSON.
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl serde::Serialize,
+    ) -> Result<T, Failure> {
+        let body = serde_json::to_value(body)
+            .map_err(|e| Failure::Transport(format!("encoding the request to {path}: {e}")))?;
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
     /// A POST whose successful answer is bytes (not JSON).
     async fn post_bytes(&self, path: &str, body: serde_json::Value) -> Result<Vec<u8>, Failure> {
         let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
@@ -195,7 +206,7 @@ impl Remote {
     }
 }
 
-/// A governed read on the local catalog, recorded like one through the server.
+/// A governed read on the local catalog: the server's own path.
 async fn local_read(
     catalog: &Catalog,
     who: &Principal,
@@ -207,39 +218,7 @@ async fn local_read(
     ),
     Failure,
 > {
-    let bad = |e: mesh_engine::pipeline::RunError| {
-        Failure::Catalog(CatalogError::BadRequest(e.to_string()))
-    };
-    let ports = catalog.readable_ports(who).await?;
-    let readable: Vec<mesh_engine::query::Readable> = ports
-        .iter()
-        .map(|p| mesh_engine::query::Readable {
-            domain: p.domain.clone(),
-            table: p.table.clone(),
-            location: p.location.clone(),
-            delta_version: p.delta_version,
-            columns: p.columns.clone(),
-            mask: mesh_engine::query::Mask::Null,
-        })
-        .collect();
-    let ctx = mesh_engine::query::session(&readable, sql)
-        .await
-        .map_err(bad)?;
-    let named = mesh_engine::query::tables_named(&ctx, sql);
-    let (schema, batches) = mesh_engine::query::run_with_schema(&ctx, sql)
-        .await
-        .map_err(bad)?;
-    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let read: Vec<_> = ports
-        .into_iter()
-        .filter(|p| {
-            named
-                .iter()
-                .any(|n| n.trim_start_matches("mesh.") == format!("{}.{}", p.domain, p.table))
-        })
-        .collect();
-    catalog.record_read(who, &read, rows as u64, sql).await?;
-    Ok((schema, batches))
+    Ok(mesh_server::governed_read(catalog, who, sql).await?)
 }
 
 /// Percent-encodes one path segment.
@@ -425,9 +404,7 @@ impl Client {
                     "/api/v1/policies/{}?dry_run={dry_run}",
                     segment(scope.name())
                 );
-                let body = serde_json::to_value(&bundle)
-                    .map_err(|e| Failure::Transport(format!("encoding the policies: {e}")))?;
-                r.call(reqwest::Method::POST, &path, Some(body)).await
+                r.post(&path, &bundle).await
             }
         }
     }
@@ -471,12 +448,7 @@ impl Client {
     pub(crate) async fn begin_run(&self, start: &RunStart) -> Result<RunView, Failure> {
         match self {
             Client::Local(catalog, who) => Ok(catalog.begin_run(who, start).await?),
-            Client::Remote(r) => {
-                let body = serde_json::to_value(start)
-                    .map_err(|e| Failure::Transport(format!("encoding the run: {e}")))?;
-                r.call(reqwest::Method::POST, "/api/v1/runs", Some(body))
-                    .await
-            }
+            Client::Remote(r) => r.post("/api/v1/runs", start).await,
         }
     }
 
@@ -496,9 +468,7 @@ impl Client {
             Client::Local(catalog, who) => Ok(catalog.finish_run(who, id, end).await?),
             Client::Remote(r) => {
                 let path = format!("/api/v1/runs/{}/finish", segment(id));
-                let body = serde_json::to_value(end)
-                    .map_err(|e| Failure::Transport(format!("encoding the run: {e}")))?;
-                r.call(reqwest::Method::POST, &path, Some(body)).await
+                r.post(&path, end).await
             }
         }
     }
@@ -586,12 +556,7 @@ impl Client {
     pub(crate) async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {
         match self {
             Client::Local(catalog, who) => Ok(catalog.request_access(who, ask).await?),
-            Client::Remote(r) => {
-                let body = serde_json::to_value(ask)
-                    .map_err(|e| Failure::Transport(format!("encoding the request: {e}")))?;
-                r.call(reqwest::Method::POST, "/api/v1/access/requests", Some(body))
-                    .await
-            }
+            Client::Remote(r) => r.post("/api/v1/access/requests", ask).await,
         }
     }
 
@@ -624,9 +589,7 @@ impl Client {
             Client::Local(catalog, who) => Ok(catalog.decide_access(who, id, decision).await?),
             Client::Remote(r) => {
                 let path = format!("/api/v1/access/requests/{}/decision", segment(id));
-                let body = serde_json::to_value(decision)
-                    .map_err(|e| Failure::Transport(format!("encoding the decision: {e}")))?;
-                r.call(reqwest::Method::POST, &path, Some(body)).await
+                r.post(&path, decision).await
             }
         }
     }

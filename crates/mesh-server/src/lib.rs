@@ -20,6 +20,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
+pub use query::governed_read;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]

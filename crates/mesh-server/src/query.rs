@@ -128,13 +128,22 @@ pub(crate) async fn query(
         })?
 }
 
-async fn run(
-    state: &AppState,
+/// A governed read: `sql` over the ports `who` may read, masked as their grants say, recorded
+/// in the audit log. The one path for the HTTP endpoint and the CLI's local catalog.
+pub async fn governed_read(
+    catalog: &mesh_catalog::Catalog,
     who: &mesh_catalog::Principal,
     sql: &str,
-    format: mesh_engine::query::ResultFormat,
-) -> Result<Response, ApiError> {
-    let ports = state.catalog.readable_ports(who).await?;
+) -> Result<
+    (
+        mesh_engine::query::SchemaRef,
+        Vec<mesh_engine::query::RecordBatch>,
+    ),
+    mesh_catalog::CatalogError,
+> {
+    let bad =
+        |e: mesh_engine::pipeline::RunError| mesh_catalog::CatalogError::BadRequest(e.to_string());
+    let ports = catalog.readable_ports(who).await?;
     let readable: Vec<mesh_engine::query::Readable> = ports
         .iter()
         .map(|p| mesh_engine::query::Readable {
@@ -146,7 +155,6 @@ async fn run(
             mask: mesh_engine::query::Mask::Null,
         })
         .collect();
-    let bad = |e: mesh_engine::pipeline::RunError| ApiError::bad_request(e.to_string());
     let ctx = mesh_engine::query::session(&readable, sql)
         .await
         .map_err(bad)?;
@@ -155,16 +163,6 @@ async fn run(
         .await
         .map_err(bad)?;
     let count: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let columns = batches
-        .first()
-        .map(|b| {
-            b.schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect()
-        })
-        .unwrap_or_default();
     let read: Vec<mesh_catalog::access::ReadablePort> = ports
         .into_iter()
         .filter(|p| {
@@ -174,11 +172,20 @@ async fn run(
             })
         })
         .collect();
-    state
-        .catalog
-        .record_read(who, &read, count as u64, sql)
-        .await?;
+    catalog.record_read(who, &read, count as u64, sql).await?;
+    Ok((schema, batches))
+}
+
+async fn run(
+    state: &AppState,
+    who: &mesh_catalog::Principal,
+    sql: &str,
+    format: mesh_engine::query::ResultFormat,
+) -> Result<Response, ApiError> {
+    let (schema, batches) = governed_read(&state.catalog, who, sql).await?;
+    let bad = |e: mesh_engine::pipeline::RunError| ApiError::bad_request(e.to_string());
     if format == mesh_engine::query::ResultFormat::Json {
+        let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
         let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
         return Ok(Json(QueryResult { columns, rows }).into_response());
     }
