@@ -44,6 +44,40 @@ pub(crate) fn notice(message: &str) {
     }
 }
 
+/// A workspace in `dir` with the source product `ecommerce.orders` and, when given, a product
+/// `(name, type)` of the analytics domain reading it: scaffolded by `mesh new`, not published.
+pub(crate) fn two_domains(dir: &Path, reader: Option<(&str, &str)>, env: &[(&str, &str)]) {
+    let run = |args: &[&str]| {
+        let out = mesh_with_env(dir, args, env);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+    };
+    run(&["init"]);
+    run(&[
+        "new",
+        "product",
+        "orders",
+        "--domain",
+        "ecommerce",
+        "--owner",
+        "ecommerce-orders",
+    ]);
+    if let Some((name, kind)) = reader {
+        run(&[
+            "new",
+            "product",
+            name,
+            "--domain",
+            "analytics",
+            "--type",
+            kind,
+            "--owner",
+            "analytics-team",
+            "--input",
+            "ecommerce.orders",
+        ]);
+    }
+}
+
 /// The exit code (-1 when killed by a signal).
 pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)

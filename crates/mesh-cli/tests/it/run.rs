@@ -35,29 +35,7 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
         stdout(&out)
     };
-    ok(&["init"]);
-    ok(&[
-        "new",
-        "product",
-        "orders",
-        "--domain",
-        "ecommerce",
-        "--owner",
-        "ecommerce-orders",
-    ]);
-    ok(&[
-        "new",
-        "product",
-        "customer_orders",
-        "--domain",
-        "analytics",
-        "--type",
-        "derived",
-        "--owner",
-        "analytics-team",
-        "--input",
-        "ecommerce.orders",
-    ]);
+    crate::two_domains(ws, Some(("customer_orders", "derived")), &[]);
     ok(&["lint", "--strict", "."]);
     ok(&["publish", "ecommerce/orders", "analytics/customer_orders"]);
 
@@ -333,29 +311,7 @@ fn runs_emit_valid_openlineage_with_column_lineage() {
         let out = mesh(ws, args);
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
     };
-    ok(&["init"]);
-    ok(&[
-        "new",
-        "product",
-        "orders",
-        "--domain",
-        "ecommerce",
-        "--owner",
-        "ecommerce-orders",
-    ]);
-    ok(&[
-        "new",
-        "product",
-        "orders_per_label",
-        "--domain",
-        "analytics",
-        "--type",
-        "aggregate",
-        "--owner",
-        "analytics-team",
-        "--input",
-        "ecommerce.orders",
-    ]);
+    crate::two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
     ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
     let (url, bodies) = receiver();
     ok(&["run", "ecommerce/orders", "--openlineage-url", &url]);
@@ -544,16 +500,7 @@ fn killed_runs_leave_the_catalog_consistent_and_the_next_run_succeeds() {
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
         stdout(&out)
     };
-    ok(&["init"]);
-    ok(&[
-        "new",
-        "product",
-        "orders",
-        "--domain",
-        "ecommerce",
-        "--owner",
-        "ecommerce-orders",
-    ]);
+    crate::two_domains(ws, None, &[]);
     ok(&["publish", "ecommerce/orders"]);
     ok(&["run", "ecommerce/orders"]);
     let table = ws.join(".mesh/data/ecommerce/orders/orders/v0");
@@ -675,7 +622,7 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
         stdout(&out)
     };
-    ok(&["init"]);
+    crate::two_domains(ws, Some(("customer_orders", "derived")), &env);
     fs::write(
         ws.join("mesh.toml"),
         format!("[catalog]\nurl = \"{url}\"\n\n[storage]\nurl = \"s3://{bucket}/data\"\n"),
@@ -692,28 +639,6 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
         run_env(&all)
     };
 
-    ok(&[
-        "new",
-        "product",
-        "orders",
-        "--domain",
-        "ecommerce",
-        "--owner",
-        "ecommerce-orders",
-    ]);
-    ok(&[
-        "new",
-        "product",
-        "customer_orders",
-        "--domain",
-        "analytics",
-        "--type",
-        "derived",
-        "--owner",
-        "analytics-team",
-        "--input",
-        "ecommerce.orders",
-    ]);
     for dir in ["ecommerce/orders", "analytics/customer_orders"] {
         let out = remote(&["publish", dir]);
         assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
@@ -778,29 +703,7 @@ fn runs_execute_on_ballista_standalone() {
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
         stdout(&out)
     };
-    ok(&["init"]);
-    ok(&[
-        "new",
-        "product",
-        "orders",
-        "--domain",
-        "ecommerce",
-        "--owner",
-        "ecommerce-orders",
-    ]);
-    ok(&[
-        "new",
-        "product",
-        "orders_per_label",
-        "--domain",
-        "analytics",
-        "--type",
-        "aggregate",
-        "--owner",
-        "analytics-team",
-        "--input",
-        "ecommerce.orders",
-    ]);
+    crate::two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
     ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
     for dir in ["ecommerce/orders", "analytics/orders_per_label"] {
         let out = ok(&["run", dir, "--executor", "ballista", "--output", "json"]);
