@@ -750,12 +750,14 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Records a read in the audit log: who read which ports, how many rows.
+    /// Records a read in the audit log: who read which ports, how many rows, and whether the
+    /// reader took the whole result (`complete`) or stopped early.
     pub async fn record_read(
         &self,
         who: &crate::Principal,
         ports: &[ReadablePort],
         rows: u64,
+        complete: bool,
         sql: &str,
     ) -> Result<(), CatalogError> {
         let mut tx = self.store.write().await?;
@@ -768,8 +770,38 @@ impl Catalog {
                 actor: who.name.clone(),
                 payload: serde_json::json!({
                     "port": p.port, "major": p.major, "through": p.through,
-                    "masked": p.columns.is_some(), "rows": rows, "query": sql,
+                    "masked": p.columns.is_some(), "rows": rows, "complete": complete,
+                    "query": sql,
                 }),
+            })
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records reads refused: `tables` were named by `who`'s query but are not theirs to read
+    /// (to them they do not exist). The subject is the product the name would be.
+    pub async fn record_denied_read(
+        &self,
+        who: &crate::Principal,
+        tables: &[String],
+        sql: &str,
+    ) -> Result<(), CatalogError> {
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.write().await?;
+        let at = stamp(self.clock.now());
+        for table in tables {
+            let name = table.strip_prefix("mesh.").unwrap_or(table);
+            let product = name.split("__").next().unwrap_or(name).to_owned();
+            tx.append_event(&NewEvent {
+                at: at.clone(),
+                kind: "access.read_denied".into(),
+                subject: product,
+                actor: who.name.clone(),
+                payload: serde_json::json!({ "table": name, "query": sql }),
             })
             .await?;
         }

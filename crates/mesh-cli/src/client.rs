@@ -132,36 +132,17 @@ impl Remote {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<T, Failure> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| Failure::Transport(format!("cannot reach {}: {e}", self.base)))?;
-        let status = response.status();
-        let bytes = response
+        let bytes = self
+            .send(method, path, body)
+            .await?
             .bytes()
             .await
             .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?;
-        if status.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| {
-                Failure::Transport(format!(
-                    "{} did not answer as a mesh server does: {e}",
-                    self.base
-                ))
-            });
-        }
-        let problem = serde_json::from_slice(&bytes).unwrap_or_else(
-            |_| serde_json::json!({ "code": "error", "detail": String::from_utf8_lossy(&bytes) }),
-        );
-        Err(Failure::Remote {
-            status: status.as_u16(),
-            problem,
+        serde_json::from_slice(&bytes).map_err(|e| {
+            Failure::Transport(format!(
+                "{} did not answer as a mesh server does: {e}",
+                self.base
+            ))
         })
     }
 }
@@ -178,24 +159,33 @@ impl Remote {
         self.call(reqwest::Method::POST, path, Some(body)).await
     }
 
-    /// A POST whose successful answer is bytes (not JSON).
-    async fn post_bytes(&self, path: &str, body: serde_json::Value) -> Result<Vec<u8>, Failure> {
-        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+    /// A request whose successful answer is read by the caller (bytes, not JSON); a problem
+    /// document otherwise.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<reqwest::Response, Failure> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
         }
         let response = request
             .send()
             .await
             .map_err(|e| Failure::Transport(format!("cannot reach {}: {e}", self.base)))?;
         let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
         let bytes = response
             .bytes()
             .await
             .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?;
-        if status.is_success() {
-            return Ok(bytes.to_vec());
-        }
         let problem = serde_json::from_slice(&bytes).unwrap_or_else(
             |_| serde_json::json!({ "code": "error", "detail": String::from_utf8_lossy(&bytes) }),
         );
@@ -625,25 +615,75 @@ impl Client {
         }
     }
 
-    /// A governed read as CSV, Arrow IPC or Parquet bytes.
-    pub(crate) async fn query_bytes(&self, sql: &str, format: &str) -> Result<Vec<u8>, Failure> {
+    /// A governed read as CSV, Arrow IPC or Parquet, written to `out` as it is produced.
+    pub(crate) async fn query_to(
+        &self,
+        sql: &str,
+        format: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<(), Failure> {
         let parsed = mesh_engine::query::ResultFormat::parse(format).ok_or_else(|| {
             Failure::Catalog(CatalogError::BadRequest(format!(
                 "format `{format}` is not json, csv, arrow or parquet"
             )))
         })?;
+        let written = |e: std::io::Error| Failure::Transport(format!("writing the result: {e}"));
         match self {
             Client::Local(catalog, who) => {
-                let (schema, batches) = local_read(catalog, who, sql).await?;
-                mesh_engine::query::encode(&batches, schema, parsed)
-                    .map_err(|e| Failure::Catalog(CatalogError::BadRequest(e.to_string())))
+                use futures::StreamExt as _;
+                let bad = |e: mesh_engine::pipeline::RunError| {
+                    Failure::Catalog(CatalogError::BadRequest(e.to_string()))
+                };
+                let mut read = mesh_server::governed_stream(catalog, who, sql).await?;
+                let mut encoder =
+                    mesh_engine::query::Encoder::new(parsed, read.schema).map_err(bad)?;
+                while let Some(batch) = read.batches.next().await {
+                    out.write_all(&encoder.push(&batch?).map_err(bad)?)
+                        .map_err(written)?;
+                }
+                out.write_all(&encoder.finish().map_err(bad)?)
+                    .map_err(written)?;
+                Ok(())
             }
             Client::Remote(r) => {
-                r.post_bytes(
-                    &format!("/api/v1/query?format={format}"),
-                    serde_json::json!({ "sql": sql }),
-                )
-                .await
+                let path = format!("/api/v1/query?format={format}");
+                let mut response = r
+                    .send(
+                        reqwest::Method::POST,
+                        &path,
+                        Some(serde_json::json!({ "sql": sql })),
+                    )
+                    .await?;
+                while let Some(chunk) = response.chunk().await.map_err(|e| {
+                    Failure::Transport(format!("reading the answer of {}: {e}", r.base))
+                })? {
+                    out.write_all(&chunk).map_err(written)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The event log, oldest first: every event after `after`, about `subject` when given.
+    pub(crate) async fn events(
+        &self,
+        after: i64,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> Result<Vec<mesh_catalog::store::EventRow>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.events(who, after, limit, subject).await?),
+            Client::Remote(r) => {
+                let mut path = format!("/api/v1/events?after={after}&limit={limit}");
+                if let Some(subject) = subject {
+                    path.push_str(&format!("&subject={}", segment(subject)));
+                }
+                #[derive(serde::Deserialize)]
+                struct Page {
+                    items: Vec<mesh_catalog::store::EventRow>,
+                }
+                let page: Page = r.call(reqwest::Method::GET, &path, None).await?;
+                Ok(page.items)
             }
         }
     }

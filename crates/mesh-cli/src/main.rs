@@ -77,6 +77,9 @@ enum Command {
     /// A governed read: SQL over the output ports you may read, columns outside your grant
     /// masked.
     Query(cmd::query::Args),
+    /// The catalog's append-only audit log: access requests, decisions, grants, revocations,
+    /// every read and refused read, policy decisions, publishes.
+    Audit(cmd::audit::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(&args),
         Command::Access(args) => cmd::access::run(&args),
         Command::Query(args) => cmd::query::run(&args),
+        Command::Audit(args) => cmd::audit::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -8,11 +8,14 @@
 
 use std::sync::Arc;
 
+pub use datafusion::arrow;
 pub use datafusion::arrow::datatypes::SchemaRef;
 pub use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::execution::context::SQLOptions;
-use datafusion::prelude::{SessionConfig, SessionContext, cast, col, lit};
+pub use datafusion::physical_plan::SendableRecordBatchStream;
+pub use datafusion::prelude::SessionContext;
+use datafusion::prelude::{SessionConfig, cast, col, lit};
 use datafusion::scalar::ScalarValue;
 
 use crate::pipeline::{RunError, open};
@@ -139,6 +142,22 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
     Ok(ctx)
 }
 
+/// The schema of each of `readable` as its reader sees it, in order.
+pub async fn table_schemas(readable: &[&Readable]) -> Result<Vec<SchemaRef>, RunError> {
+    let ctx = session_with(readable).await?;
+    let mut out = Vec::with_capacity(readable.len());
+    for r in readable {
+        let table =
+            datafusion::common::TableReference::full("mesh", r.domain.as_str(), r.table.as_str());
+        let df = ctx
+            .table(table)
+            .await
+            .map_err(|e| RunError::Transform(e.to_string()))?;
+        out.push(Arc::new(df.schema().as_arrow().clone()));
+    }
+    Ok(out)
+}
+
 /// Runs one read-only query: no DDL, no DML, no `SET`/`COPY` or other statements.
 pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, RunError> {
     Ok(run_with_schema(ctx, sql).await?.1)
@@ -148,21 +167,47 @@ pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Ru
 pub async fn run_with_schema(
     ctx: &SessionContext,
     sql: &str,
-) -> Result<(datafusion::arrow::datatypes::SchemaRef, Vec<RecordBatch>), RunError> {
-    let options = SQLOptions::new()
-        .with_allow_ddl(false)
-        .with_allow_dml(false)
-        .with_allow_statements(false);
-    let df = ctx
-        .sql_with_options(sql, options)
-        .await
-        .map_err(|e| RunError::Transform(e.to_string()))?;
+) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
+    let df = plan(ctx, sql).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
     let batches = df
         .collect()
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
     Ok((schema, batches))
+}
+
+/// The schema `sql`'s result will have, without running it.
+pub async fn schema_of(ctx: &SessionContext, sql: &str) -> Result<SchemaRef, RunError> {
+    Ok(Arc::new(plan(ctx, sql).await?.schema().as_arrow().clone()))
+}
+
+/// [`run`], streamed: batches come as the plan produces them.
+pub async fn stream(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<(SchemaRef, SendableRecordBatchStream), RunError> {
+    let df = plan(ctx, sql).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let stream = df
+        .execute_stream()
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))?;
+    Ok((schema, stream))
+}
+
+/// The plan of a read-only statement: DDL, DML, `SET`, `COPY` and the like are refused.
+async fn plan(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<datafusion::dataframe::DataFrame, RunError> {
+    let options = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    ctx.sql_with_options(sql, options)
+        .await
+        .map_err(|e| RunError::Transform(e.to_string()))
 }
 
 /// The tables a query names, as `schema.table` (or `table`, or `catalog.schema.table`).
@@ -236,42 +281,152 @@ impl ResultFormat {
     }
 }
 
-/// Results in a binary or text format (JSON goes through [`json_rows`]).
+/// Results in a binary or text format, all at once.
 pub fn encode(
     batches: &[RecordBatch],
-    schema: datafusion::arrow::datatypes::SchemaRef,
+    schema: SchemaRef,
     format: ResultFormat,
 ) -> Result<Vec<u8>, RunError> {
-    let fail = |e: &dyn std::fmt::Display| RunError::Transform(format!("encoding the result: {e}"));
-    match format {
-        ResultFormat::Json => serde_json::to_vec(&json_rows(batches)?).map_err(|e| fail(&e)),
-        ResultFormat::Csv => {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(Vec::new());
-            for batch in batches {
-                writer.write(batch).map_err(|e| fail(&e))?;
+    let mut encoder = Encoder::new(format, schema)?;
+    let mut out = Vec::new();
+    for batch in batches {
+        out.extend(encoder.push(batch)?);
+    }
+    out.extend(encoder.finish()?);
+    Ok(out)
+}
+
+/// Encodes a result batch by batch, so it can be sent as it is produced: each [`Encoder::push`]
+/// returns the bytes ready so far, [`Encoder::finish`] the rest. JSON is `{columns, rows}`
+/// (nulls omitted, as Arrow's JSON writer does), CSV has a header line.
+pub struct Encoder {
+    buf: Shared,
+    inner: Inner,
+}
+
+enum Inner {
+    Json { header: Option<Vec<u8>>, rows: u64 },
+    Csv(Box<datafusion::arrow::csv::Writer<Shared>>),
+    Arrow(Box<datafusion::arrow::ipc::writer::StreamWriter<Shared>>),
+    Parquet(Box<datafusion::parquet::arrow::ArrowWriter<Shared>>),
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let format = match self.inner {
+            Inner::Json { .. } => "json",
+            Inner::Csv(_) => "csv",
+            Inner::Arrow(_) => "arrow",
+            Inner::Parquet(_) => "parquet",
+        };
+        f.debug_struct("Encoder").field("format", &format).finish()
+    }
+}
+
+/// A buffer the writers write into and the encoder drains.
+#[derive(Clone, Default)]
+struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Shared {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .map(|mut b| std::mem::take(&mut *b))
+            .unwrap_or_default()
+    }
+}
+
+impl std::io::Write for Shared {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("result buffer poisoned"))?
+            .extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn encoding(e: &dyn std::fmt::Display) -> RunError {
+    RunError::Transform(format!("encoding the result: {e}"))
+}
+
+impl Encoder {
+    pub fn new(format: ResultFormat, schema: SchemaRef) -> Result<Encoder, RunError> {
+        let buf = Shared::default();
+        let inner = match format {
+            ResultFormat::Json => {
+                let columns: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+                let mut header = b"{\"columns\":".to_vec();
+                serde_json::to_writer(&mut header, &columns).map_err(|e| encoding(&e))?;
+                header.extend_from_slice(b",\"rows\":[");
+                Inner::Json {
+                    header: Some(header),
+                    rows: 0,
+                }
             }
-            Ok(writer.into_inner())
-        }
-        ResultFormat::Arrow => {
-            let mut writer =
-                datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema)
-                    .map_err(|e| fail(&e))?;
-            for batch in batches {
-                writer.write(batch).map_err(|e| fail(&e))?;
+            ResultFormat::Csv => Inner::Csv(Box::new(
+                datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(buf.clone()),
+            )),
+            ResultFormat::Arrow => Inner::Arrow(Box::new(
+                datafusion::arrow::ipc::writer::StreamWriter::try_new(buf.clone(), &schema)
+                    .map_err(|e| encoding(&e))?,
+            )),
+            ResultFormat::Parquet => Inner::Parquet(Box::new(
+                datafusion::parquet::arrow::ArrowWriter::try_new(buf.clone(), schema, None)
+                    .map_err(|e| encoding(&e))?,
+            )),
+        };
+        Ok(Encoder { buf, inner })
+    }
+
+    /// Encodes `batch`; the bytes that are ready.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, RunError> {
+        match &mut self.inner {
+            Inner::Json { header, rows } => {
+                let mut out = header.take().unwrap_or_default();
+                let mut writer =
+                    datafusion::arrow::json::LineDelimitedWriter::new(Vec::with_capacity(1024));
+                writer.write(batch).map_err(|e| encoding(&e))?;
+                writer.finish().map_err(|e| encoding(&e))?;
+                for line in writer.into_inner().split(|&b| b == b'\n') {
+                    if line.is_empty() {
+                        continue;
+                    }
+                    if *rows > 0 {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(line);
+                    *rows += 1;
+                }
+                return Ok(out);
             }
-            writer.finish().map_err(|e| fail(&e))?;
-            writer.into_inner().map_err(|e| fail(&e))
+            Inner::Csv(w) => w.write(batch).map_err(|e| encoding(&e))?,
+            Inner::Arrow(w) => w.write(batch).map_err(|e| encoding(&e))?,
+            Inner::Parquet(w) => w.write(batch).map_err(|e| encoding(&e))?,
         }
-        ResultFormat::Parquet => {
-            let mut writer =
-                datafusion::parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, None)
-                    .map_err(|e| fail(&e))?;
-            for batch in batches {
-                writer.write(batch).map_err(|e| fail(&e))?;
+        Ok(self.buf.take())
+    }
+
+    /// The bytes that end the result.
+    pub fn finish(self) -> Result<Vec<u8>, RunError> {
+        match self.inner {
+            Inner::Json { header, .. } => {
+                let mut out = header.unwrap_or_default();
+                out.extend_from_slice(b"]}");
+                return Ok(out);
             }
-            writer.into_inner().map_err(|e| fail(&e))
+            Inner::Csv(w) => drop(w),
+            Inner::Arrow(mut w) => w.finish().map_err(|e| encoding(&e))?,
+            Inner::Parquet(w) => {
+                w.close().map_err(|e| encoding(&e))?;
+            }
         }
+        Ok(self.buf.take())
     }
 }

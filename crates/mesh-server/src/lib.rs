@@ -5,6 +5,7 @@
 mod access;
 mod api;
 mod error;
+mod flight;
 mod policies;
 mod query;
 mod runs;
@@ -20,7 +21,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
-pub use query::governed_read;
+pub use query::{GovernedRead, governed_read, governed_schema, governed_stream};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -61,13 +62,20 @@ pub fn app(catalog: Catalog) -> Router {
 pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
+    let limits = Arc::new(query::Limits::new(limits));
+    let flight = arrow_flight::flight_service_server::FlightServiceServer::new(flight::FlightSql {
+        catalog: catalog.clone(),
+        limits: Arc::clone(&limits),
+    });
     let state = AppState {
         catalog,
         openapi,
-        limits: Arc::new(query::Limits::new(limits)),
+        limits,
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
+        // Arrow Flight SQL: gRPC on the same port (HTTP/2 without TLS, as `grpc://host:port`).
+        .route_service("/arrow.flight.protocol.FlightService/{*method}", flight)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))

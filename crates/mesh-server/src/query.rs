@@ -6,10 +6,17 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+use mesh_catalog::access::ReadablePort;
+use mesh_catalog::{Catalog, CatalogError, Principal};
+use mesh_engine::query::{RecordBatch, ResultFormat, SchemaRef, SessionContext};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Problem};
@@ -18,7 +25,7 @@ use crate::{AppState, Caller};
 /// Per-consumer token buckets and the query timeout.
 #[derive(Debug)]
 pub(crate) struct Limits {
-    limits: crate::QueryLimits,
+    pub(crate) limits: crate::QueryLimits,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
@@ -31,7 +38,7 @@ impl Limits {
     }
 
     /// Takes one query from `who`'s bucket; how long to wait when it is empty.
-    fn take(&self, who: &str) -> Result<(), std::time::Duration> {
+    pub(crate) fn take(&self, who: &str) -> Result<(), std::time::Duration> {
         let rate = f64::from(self.limits.per_minute.max(1)) / 60.0;
         let burst = f64::from(self.limits.burst.max(1));
         let now = Instant::now();
@@ -96,8 +103,8 @@ pub(crate) async fn query(
     let Query(params) = params?;
     let Json(body) = body?;
     let format = match params.format.as_deref() {
-        None => mesh_engine::query::ResultFormat::Json,
-        Some(f) => mesh_engine::query::ResultFormat::parse(f).ok_or_else(|| {
+        None => ResultFormat::Json,
+        Some(f) => ResultFormat::parse(f).ok_or_else(|| {
             ApiError::bad_request(format!("format `{f}` is not json, csv, arrow or parquet"))
         })?,
     };
@@ -114,81 +121,263 @@ pub(crate) async fn query(
         ));
     }
     let timeout = state.limits.limits.timeout;
-    tokio::time::timeout(timeout, run(&state, &who, &body.sql, format))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "timeout",
-                format!(
-                    "the query ran longer than {} s and was stopped",
-                    timeout.as_secs_f64()
-                ),
-            )
-        })?
+    let deadline = tokio::time::Instant::now() + timeout;
+    // Boxed: planning futures are large, and a debug build's 2 MiB stacks are not.
+    tokio::time::timeout_at(
+        deadline,
+        Box::pin(run(&state, &who, &body.sql, format, deadline)),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the query ran longer than {} s and was stopped",
+                timeout.as_secs_f64()
+            ),
+        )
+    })?
 }
 
-/// A governed read: `sql` over the ports `who` may read, masked as their grants say, recorded
-/// in the audit log. The one path for the HTTP endpoint and the CLI's local catalog.
-pub async fn governed_read(
-    catalog: &mesh_catalog::Catalog,
-    who: &mesh_catalog::Principal,
+/// A governed read in progress: the result's schema, and its batches as the plan produces them.
+/// The read is recorded in the audit log when the stream ends (before its end is seen), or when
+/// it is dropped early (then as incomplete).
+pub struct GovernedRead {
+    pub schema: SchemaRef,
+    pub batches: BoxStream<'static, Result<RecordBatch, CatalogError>>,
+}
+
+impl std::fmt::Debug for GovernedRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GovernedRead")
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bad(e: mesh_engine::pipeline::RunError) -> CatalogError {
+    CatalogError::BadRequest(e.to_string())
+}
+
+/// The session `sql` runs in for `who`: exactly the ports it names that `who` may read, masked as
+/// their grants say; and those ports.
+async fn governed_session(
+    catalog: &Catalog,
+    who: &Principal,
     sql: &str,
-) -> Result<
-    (
-        mesh_engine::query::SchemaRef,
-        Vec<mesh_engine::query::RecordBatch>,
-    ),
-    mesh_catalog::CatalogError,
-> {
-    let bad =
-        |e: mesh_engine::pipeline::RunError| mesh_catalog::CatalogError::BadRequest(e.to_string());
+) -> Result<(SessionContext, Vec<ReadablePort>), CatalogError> {
     let ports = catalog.readable_ports(who).await?;
-    let readable: Vec<mesh_engine::query::Readable> = ports
-        .iter()
-        .map(|p| mesh_engine::query::Readable {
-            domain: p.domain.clone(),
-            table: p.table.clone(),
-            location: p.location.clone(),
-            delta_version: p.delta_version,
-            columns: p.columns.clone(),
-            mask: mesh_engine::query::Mask::Null,
-        })
-        .collect();
+    let readable: Vec<mesh_engine::query::Readable> = ports.iter().map(readable).collect();
     let ctx = mesh_engine::query::session(&readable, sql)
         .await
         .map_err(bad)?;
     let named = mesh_engine::query::tables_named(&ctx, sql);
-    let (schema, batches) = mesh_engine::query::run_with_schema(&ctx, sql)
+    let names = |p: &ReadablePort, n: &str| {
+        let n = n.trim_start_matches("mesh.");
+        n == format!("{}.{}", p.domain, p.table) || n == p.table
+    };
+    let denied: Vec<String> = named
+        .iter()
+        .filter(|n| !ports.iter().any(|p| names(p, n)))
+        .cloned()
+        .collect();
+    // A refused read is a read decision too: it goes to the audit log before the query fails.
+    catalog.record_denied_read(who, &denied, sql).await?;
+    let read = ports
+        .into_iter()
+        .filter(|p| named.iter().any(|n| names(p, n)))
+        .collect();
+    Ok((ctx, read))
+}
+
+pub(crate) fn readable(p: &ReadablePort) -> mesh_engine::query::Readable {
+    mesh_engine::query::Readable {
+        domain: p.domain.clone(),
+        table: p.table.clone(),
+        location: p.location.clone(),
+        delta_version: p.delta_version,
+        columns: p.columns.clone(),
+        mask: mesh_engine::query::Mask::Null,
+    }
+}
+
+/// The schema `sql` would return to `who`, without reading anything.
+pub async fn governed_schema(
+    catalog: &Catalog,
+    who: &Principal,
+    sql: &str,
+) -> Result<SchemaRef, CatalogError> {
+    let (ctx, _) = governed_session(catalog, who, sql).await?;
+    mesh_engine::query::schema_of(&ctx, sql).await.map_err(bad)
+}
+
+/// A governed read: `sql` over the ports `who` may read, masked as their grants say, streamed,
+/// recorded in the audit log. The one path for HTTP, Flight SQL and the CLI's local catalog.
+pub async fn governed_stream(
+    catalog: &Catalog,
+    who: &Principal,
+    sql: &str,
+) -> Result<GovernedRead, CatalogError> {
+    let (ctx, ports) = Box::pin(governed_session(catalog, who, sql)).await?;
+    let (schema, inner) = Box::pin(mesh_engine::query::stream(&ctx, sql))
         .await
         .map_err(bad)?;
-    let count: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let read: Vec<mesh_catalog::access::ReadablePort> = ports
-        .into_iter()
-        .filter(|p| {
-            named.iter().any(|n| {
-                let n = n.trim_start_matches("mesh.");
-                n == format!("{}.{}", p.domain, p.table) || n == p.table
-            })
-        })
-        .collect();
-    catalog.record_read(who, &read, count as u64, sql).await?;
-    Ok((schema, batches))
+    let record = ReadRecord {
+        catalog: catalog.clone(),
+        who: who.clone(),
+        ports,
+        sql: sql.to_owned(),
+        rows: 0,
+        recorded: false,
+    };
+    let batches = futures::stream::unfold(Some((inner, record)), |state| async move {
+        let (mut inner, mut record) = state?;
+        match inner.next().await {
+            Some(Ok(batch)) => {
+                record.rows += batch.num_rows() as u64;
+                Some((Ok(batch), Some((inner, record))))
+            }
+            Some(Err(e)) => {
+                let _ = record.finish(false).await;
+                Some((Err(CatalogError::BadRequest(e.to_string())), None))
+            }
+            None => match record.finish(true).await {
+                Ok(()) => None,
+                Err(e) => Some((Err(e), None)),
+            },
+        }
+    })
+    .boxed();
+    Ok(GovernedRead { schema, batches })
+}
+
+/// [`governed_stream`], collected.
+pub async fn governed_read(
+    catalog: &Catalog,
+    who: &Principal,
+    sql: &str,
+) -> Result<(SchemaRef, Vec<RecordBatch>), CatalogError> {
+    let read = governed_stream(catalog, who, sql).await?;
+    let batches = read.batches.try_collect().await?;
+    Ok((read.schema, batches))
+}
+
+/// Why a result stream stopped early.
+pub(crate) enum Cut {
+    Failed(CatalogError),
+    TimedOut,
+}
+
+/// `batches` until `deadline`: past it, one [`Cut::TimedOut`] and the end.
+pub(crate) fn until(
+    batches: BoxStream<'static, Result<RecordBatch, CatalogError>>,
+    deadline: tokio::time::Instant,
+) -> BoxStream<'static, Result<RecordBatch, Cut>> {
+    futures::stream::unfold(Some(batches), move |state| async move {
+        let mut batches = state?;
+        match tokio::time::timeout_at(deadline, batches.next()).await {
+            Err(_) => Some((Err(Cut::TimedOut), None)),
+            Ok(Some(Ok(batch))) => Some((Ok(batch), Some(batches))),
+            Ok(Some(Err(e))) => Some((Err(Cut::Failed(e)), None)),
+            Ok(None) => None,
+        }
+    })
+    .boxed()
+}
+
+/// The audit record of one read, written when the read ends however it ends.
+struct ReadRecord {
+    catalog: Catalog,
+    who: Principal,
+    ports: Vec<ReadablePort>,
+    sql: String,
+    rows: u64,
+    recorded: bool,
+}
+
+impl ReadRecord {
+    async fn finish(&mut self, complete: bool) -> Result<(), CatalogError> {
+        self.recorded = true;
+        self.catalog
+            .record_read(&self.who, &self.ports, self.rows, complete, &self.sql)
+            .await
+    }
+}
+
+impl Drop for ReadRecord {
+    fn drop(&mut self) {
+        if self.recorded {
+            return;
+        }
+        // The reader went away mid-result: what it read is still recorded.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let mut record = ReadRecord {
+                catalog: self.catalog.clone(),
+                who: self.who.clone(),
+                ports: std::mem::take(&mut self.ports),
+                sql: std::mem::take(&mut self.sql),
+                rows: self.rows,
+                // Never recorded again from its own drop (a runtime shutting down drops
+                // what is spawned at once).
+                recorded: true,
+            };
+            self.recorded = true;
+            runtime.spawn(async move {
+                let _ = record.finish(false).await;
+            });
+        }
+    }
 }
 
 async fn run(
     state: &AppState,
-    who: &mesh_catalog::Principal,
+    who: &Principal,
     sql: &str,
-    format: mesh_engine::query::ResultFormat,
+    format: ResultFormat,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, ApiError> {
-    let (schema, batches) = governed_read(&state.catalog, who, sql).await?;
-    let bad = |e: mesh_engine::pipeline::RunError| ApiError::bad_request(e.to_string());
-    if format == mesh_engine::query::ResultFormat::Json {
-        let columns = schema.fields().iter().map(|f| f.name().clone()).collect();
-        let rows = mesh_engine::query::json_rows(&batches).map_err(bad)?;
-        return Ok(Json(QueryResult { columns, rows }).into_response());
+    let read = Box::pin(governed_stream(&state.catalog, who, sql)).await?;
+    let mut batches = read.batches.peekable();
+    // An error before the first batch is still a problem with a status; after it, the body breaks.
+    if let Some(Err(_)) = std::pin::Pin::new(&mut batches).peek().await
+        && let Some(Err(e)) = batches.next().await
+    {
+        return Err(e.into());
     }
-    let bytes = mesh_engine::query::encode(&batches, schema, format).map_err(bad)?;
-    Ok(([(header::CONTENT_TYPE, format.content_type())], bytes).into_response())
+    let encoder = mesh_engine::query::Encoder::new(format, read.schema)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let timeout = state.limits.limits.timeout;
+    let batches = until(batches.boxed(), deadline);
+    let body = futures::stream::unfold(Some((batches, encoder)), move |state| async move {
+        let (mut batches, mut encoder) = state?;
+        let broken = |e: String| Some((Err(std::io::Error::other(e)), None));
+        loop {
+            match batches.next().await {
+                Some(Ok(batch)) => match encoder.push(&batch) {
+                    Ok(bytes) if bytes.is_empty() => continue,
+                    Ok(bytes) => return Some((Ok(Bytes::from(bytes)), Some((batches, encoder)))),
+                    Err(e) => return broken(e.to_string()),
+                },
+                Some(Err(Cut::TimedOut)) => {
+                    return broken(format!(
+                        "the query ran longer than {} s and was stopped",
+                        timeout.as_secs_f64()
+                    ));
+                }
+                Some(Err(Cut::Failed(e))) => return broken(e.to_string()),
+                None => {
+                    return match encoder.finish() {
+                        Ok(bytes) => Some((Ok(Bytes::from(bytes)), None)),
+                        Err(e) => broken(e.to_string()),
+                    };
+                }
+            }
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, format.content_type())],
+        Body::from_stream(body),
+    )
+        .into_response())
 }

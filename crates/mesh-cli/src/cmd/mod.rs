@@ -1,6 +1,7 @@
 //! One module per command; each has `Args` (clap) and `run`.
 
 pub(crate) mod access;
+pub(crate) mod audit;
 pub(crate) mod changelog;
 pub(crate) mod init;
 pub(crate) mod lifecycle;

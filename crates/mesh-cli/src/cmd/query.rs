@@ -28,13 +28,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
         if let Some(format) = &args.format {
-            return match client.query_bytes(&args.sql, format).await {
-                Ok(bytes) => {
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(&bytes)?;
-                    out.flush()?;
-                    Ok(Outcome::Ok)
-                }
+            let mut out = std::io::stdout().lock();
+            let result = client.query_to(&args.sql, format, &mut out).await;
+            out.flush()?;
+            return match result {
+                Ok(()) => Ok(Outcome::Ok),
                 Err(e) => {
                     output::error(&e.to_string());
                     Ok(if e.is_refusal() {

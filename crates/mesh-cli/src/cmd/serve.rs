@@ -41,7 +41,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let mut err = anstream::stderr();
         writeln!(
             err,
-            "mesh serve: listening on http://{address} (catalog {}); API document at http://{address}/openapi.json",
+            "mesh serve: listening on http://{address} (catalog {}); API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}",
             redact(&args.catalog.url()?)
         )?;
         let shutdown = async {

@@ -78,6 +78,24 @@ pub(crate) fn two_domains(dir: &Path, reader: Option<(&str, &str)>, env: &[(&str
     }
 }
 
+/// `python3` when it has ADBC's Flight SQL driver and pyarrow; otherwise `None` with a printed
+/// notice, or a failure under `CI=true` (`.ci/run` installs them).
+pub(crate) fn python_adbc() -> Option<&'static str> {
+    let ok = Command::new("python3")
+        .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some("python3");
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true needs python3 with ADBC's Flight SQL driver: pip install adbc-driver-flightsql pyarrow"
+    );
+    notice("skipping the ADBC part: pip install adbc-driver-flightsql pyarrow to run it");
+    None
+}
+
 /// The exit code (-1 when killed by a signal).
 pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
