@@ -623,6 +623,32 @@ impl Catalog {
             .collect())
     }
 
+    /// The grants of a consuming product's service identity (`domain.product`): what its
+    /// pipeline may read. Its domain's members and owners may list them (they run it), as may
+    /// admins and the identity itself.
+    pub async fn consumer_grants(
+        &self,
+        who: &crate::Principal,
+        consumer: &str,
+    ) -> Result<Vec<GrantView>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let domain = consumer.split('.').next().unwrap_or_default();
+        if who.name != consumer && !who.may(Action::Publish { domain }) {
+            return Err(CatalogError::Forbidden(format!(
+                "{} may not list the grants of {consumer}: only its domain `{domain}` runs it",
+                who.name
+            )));
+        }
+        let mut tx = self.store.read().await?;
+        let now = self.clock.now();
+        Ok(tx
+            .grants(None, Some(consumer), 500)
+            .await?
+            .into_iter()
+            .map(|g| grant_view(g, now))
+            .collect())
+    }
+
     /// The grant that lets `grantee` read a port now, if any: the read-time check.
     pub async fn active_grant(
         &self,

@@ -600,6 +600,17 @@ impl Client {
         }
     }
 
+    /// The grants of a consuming product's service identity.
+    pub(crate) async fn consumer_grants(&self, consumer: &str) -> Result<Vec<GrantView>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.consumer_grants(who, consumer).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/access/grants?consumer={}", segment(consumer));
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
     pub(crate) async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
         match self {
             Client::Local(catalog, who) => Ok(catalog.revoke_access(who, id, reason).await?),

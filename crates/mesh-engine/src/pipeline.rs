@@ -48,6 +48,9 @@ pub struct Input {
     pub location: crate::source::Location,
     /// For an input port: the Delta version readers get (the catalog's snapshot).
     pub delta_version: Option<i64>,
+    /// For an input port read through a grant with a column scope: the columns the transform
+    /// sees; the others are there, masked (null). `None`: all.
+    pub columns: Option<Vec<String>>,
 }
 
 /// Where a transform runs. Either way the plan is DataFusion's; only the session differs.
@@ -519,6 +522,26 @@ pub async fn settle(
 /// distributed executor the Delta version is registered as the Parquet files it is made of (a
 /// table every executor can read), which needs an unpartitioned upstream.
 pub async fn register_input(
+    ctx: &SessionContext,
+    input: &Input,
+    executor: Executor,
+) -> Result<(), RunError> {
+    register_unmasked(ctx, input, executor).await?;
+    let Some(columns) = &input.columns else {
+        return Ok(());
+    };
+    let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
+    let df = ctx.table(input.name.as_str()).await.map_err(query)?;
+    let view = crate::query::masked(df, Some(columns), crate::query::Mask::Null)
+        .map_err(query)?
+        .into_view();
+    ctx.deregister_table(input.name.as_str()).map_err(query)?;
+    ctx.register_table(input.name.as_str(), view)
+        .map_err(query)?;
+    Ok(())
+}
+
+async fn register_unmasked(
     ctx: &SessionContext,
     input: &Input,
     executor: Executor,

@@ -106,33 +106,7 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
         let df = ctx
             .read_table(provider)
             .map_err(|e| RunError::Transform(e.to_string()))?;
-        let exprs: Vec<datafusion::prelude::Expr> = df
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                let shown = r
-                    .columns
-                    .as_ref()
-                    .is_none_or(|cols| cols.iter().any(|c| c == f.name()));
-                if shown {
-                    return col(datafusion::common::Column::from_name(f.name()));
-                }
-                let text = matches!(
-                    f.data_type(),
-                    datafusion::arrow::datatypes::DataType::Utf8
-                        | datafusion::arrow::datatypes::DataType::LargeUtf8
-                        | datafusion::arrow::datatypes::DataType::Utf8View
-                );
-                let masked = match r.mask {
-                    Mask::Redacted if text => lit("***"),
-                    _ => lit(ScalarValue::Null),
-                };
-                cast(masked, f.data_type().clone()).alias(f.name())
-            })
-            .collect();
-        let view = df
-            .select(exprs)
+        let view = masked(df, r.columns.as_deref(), r.mask)
             .map_err(|e| RunError::Transform(e.to_string()))?
             .into_view();
         schema
@@ -140,6 +114,40 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
             .map_err(|e| RunError::Transform(e.to_string()))?;
     }
     Ok(ctx)
+}
+
+/// `df` with every column outside `columns` (`None`: all are shown) masked: same name, same
+/// type, no data.
+pub fn masked(
+    df: datafusion::dataframe::DataFrame,
+    columns: Option<&[String]>,
+    mask: Mask,
+) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
+    let Some(columns) = columns else {
+        return Ok(df);
+    };
+    let exprs: Vec<datafusion::prelude::Expr> = df
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| {
+            if columns.iter().any(|c| c == f.name()) {
+                return col(datafusion::common::Column::from_name(f.name()));
+            }
+            let text = matches!(
+                f.data_type(),
+                datafusion::arrow::datatypes::DataType::Utf8
+                    | datafusion::arrow::datatypes::DataType::LargeUtf8
+                    | datafusion::arrow::datatypes::DataType::Utf8View
+            );
+            let masked = match mask {
+                Mask::Redacted if text => lit("***"),
+                _ => lit(ScalarValue::Null),
+            };
+            cast(masked, f.data_type().clone()).alias(f.name())
+        })
+        .collect();
+    df.select(exprs)
 }
 
 /// The schema of each of `readable` as its reader sees it, in order.

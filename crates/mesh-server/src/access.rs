@@ -91,9 +91,13 @@ pub(crate) async fn decide(
 pub(crate) struct GrantsParams {
     /// Only this product's grants (its owners see all of them; others their own).
     product: Option<String>,
+    /// The grants of this consuming product's service identity (`domain.product`), for the
+    /// people of its domain who run its pipeline.
+    consumer: Option<String>,
 }
 
-/// Grants: the caller's own, or a product's for its owners.
+/// Grants: the caller's own, a product's for its owners, or a consuming product's for its
+/// domain.
 #[utoipa::path(get, path = "/api/v1/access/grants", tag = "access",
     params(GrantsParams),
     security(("token" = [])),
@@ -106,6 +110,14 @@ pub(crate) async fn list_grants(
 ) -> ApiResult<Json<Vec<GrantView>>> {
     let who = caller.principal()?;
     let Query(params) = params?;
+    if let Some(consumer) = &params.consumer {
+        if params.product.is_some() {
+            return Err(ApiError::bad_request(
+                "give `product` or `consumer`, not both",
+            ));
+        }
+        return Ok(Json(state.catalog.consumer_grants(&who, consumer).await?));
+    }
     Ok(Json(
         state
             .catalog

@@ -276,12 +276,40 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                         pinned.map(|m| format!(" (major {m})")).unwrap_or_default()
                     )
                 })?;
+            // Another domain's data is read only through a grant to this product's service
+            // identity, and only the columns the grant covers; a product's own domain needs none.
+            let upstream_domain = upstream.split('.').next().unwrap_or_default();
+            let columns = if upstream_domain == domain {
+                None
+            } else {
+                let grants = client
+                    .consumer_grants(&id)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?;
+                let grant = grants
+                    .into_iter()
+                    .find(|g| {
+                        g.active
+                            && g.product == upstream
+                            && g.port == upstream_port
+                            && g.major == snapshot.major
+                    })
+                    .with_context(|| {
+                        format!(
+                            "input port `{input_name}`: {id} has no active grant to read {contract} (major {major}) of domain `{upstream_domain}`; \
+                             ask for one: mesh access request {contract}@{major} --for {id} --purpose \"...\" (an owner of `{upstream_domain}` approves it)",
+                            major = snapshot.major
+                        )
+                    })?;
+                (!grant.columns.is_empty()).then_some(grant.columns)
+            };
             inputs.push(Input {
                 name: input_name,
                 product: Some(upstream.to_owned()),
                 contract: Some(contract.clone()),
                 location: Location::from_path(&snapshot.location, Some("delta"))?,
                 delta_version: Some(snapshot.delta_version),
+                columns,
             });
         }
         let openlineage = args
@@ -433,6 +461,7 @@ fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
                 contract: None,
                 location: Location::from_path(&path, field("format"))?,
                 delta_version: None,
+                columns: None,
             });
         }
     }

@@ -96,6 +96,52 @@ pub(crate) fn python_adbc() -> Option<&'static str> {
     None
 }
 
+/// Lets the pipeline of `consumer` (`domain.product`) read `port` (`domain.product.port`), as
+/// two people would: asked for by one (`ana`) and approved by another (`olga`) — two local
+/// users of the catalog file, or, through `server` = (url, asker's token, approver's token),
+/// two tokens.
+pub(crate) fn grant_input(
+    dir: &Path,
+    consumer: &str,
+    port: &str,
+    env: &[(&str, &str)],
+    server: Option<(&str, &str, &str)>,
+) {
+    let as_user = |user: &str, args: &[&str]| {
+        let mut all = args.to_vec();
+        let mut env = env.to_vec();
+        match server {
+            Some((url, asker, approver)) => {
+                let token = if user == "ana" { asker } else { approver };
+                all.extend(["--server", url, "--token", token]);
+            }
+            None => env.push(("USER", user)),
+        }
+        let out = mesh_with_env(dir, &all, &env);
+        assert_eq!(code(&out), 0, "{all:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    let request = as_user(
+        "ana",
+        &[
+            "access",
+            "request",
+            port,
+            "--for",
+            consumer,
+            "--purpose",
+            "The product's pipeline reads it every day.",
+            "--output",
+            "json",
+        ],
+    );
+    let request: serde_json::Value = serde_json::from_str(&request).unwrap();
+    as_user(
+        "olga",
+        &["access", "approve", request["id"].as_str().unwrap()],
+    );
+}
+
 /// The exit code (-1 when killed by a signal).
 pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)

@@ -64,6 +64,22 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
         (source["deltaVersion"].as_i64(), source["rows"].as_i64()),
         (Some(1), Some(10))
     );
+    // Another domain's port is read only through a grant to the product's service identity.
+    let out = mesh(ws, &["run", "analytics/customer_orders"]);
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("analytics.customer_orders has no active grant to read ecommerce.orders.orders (major 0)")
+            && stderr(&out).contains("mesh access request ecommerce.orders.orders@0 --for analytics.customer_orders"),
+        "{}",
+        stderr(&out)
+    );
+    crate::grant_input(
+        ws,
+        "analytics.customer_orders",
+        "ecommerce.orders.orders",
+        &[],
+        None,
+    );
     let derived = run("analytics/customer_orders");
     assert_eq!(derived["published"], true, "{derived}");
     assert_eq!(derived["rows"], 10);
@@ -313,6 +329,13 @@ fn runs_emit_valid_openlineage_with_column_lineage() {
     };
     crate::two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
     ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
+    crate::grant_input(
+        ws,
+        "analytics.orders_per_label",
+        "ecommerce.orders.orders",
+        &[],
+        None,
+    );
     let (url, bodies) = receiver();
     ok(&["run", "ecommerce/orders", "--openlineage-url", &url]);
     ok(&[
@@ -659,6 +682,24 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
         source["location"],
         format!("s3://{bucket}/data/ecommerce/orders/orders/v0")
     );
+    let approver = ok(&[
+        "token",
+        "create",
+        "olga",
+        "--role",
+        "owner",
+        "--domain",
+        "ecommerce",
+    ])
+    .trim()
+    .to_owned();
+    crate::grant_input(
+        ws,
+        "analytics.customer_orders",
+        "ecommerce.orders.orders",
+        &env,
+        Some((&server_url, &token, &approver)),
+    );
     let derived = run("analytics/customer_orders");
     assert_eq!(
         (derived["published"].as_bool(), derived["rows"].as_i64()),
@@ -705,6 +746,13 @@ fn runs_execute_on_ballista_standalone() {
     };
     crate::two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
     ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
+    crate::grant_input(
+        ws,
+        "analytics.orders_per_label",
+        "ecommerce.orders.orders",
+        &[],
+        None,
+    );
     for dir in ["ecommerce/orders", "analytics/orders_per_label"] {
         let out = ok(&["run", dir, "--executor", "ballista", "--output", "json"]);
         let report: serde_json::Value = serde_json::from_str(&out).unwrap();

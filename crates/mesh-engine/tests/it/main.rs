@@ -405,4 +405,27 @@ async fn ungranted_data_cannot_be_read_any_way() {
         .await
         .unwrap();
     assert_eq!(batches[0].schema().field(0).name(), "email");
+
+    // A pipeline reading the port through a grant with a column scope sees the same.
+    let input = mesh_engine::pipeline::Input {
+        name: "orders".into(),
+        product: Some("ecommerce.orders".into()),
+        contract: Some("ecommerce.orders.orders".into()),
+        location: mesh_engine::source::Location::from_path(&orders_at, Some("delta")).unwrap(),
+        delta_version: Some(1),
+        columns: Some(vec!["order_id".into(), "amount".into()]),
+    };
+    let ctx = datafusion::prelude::SessionContext::new();
+    mesh_engine::pipeline::register_input(&ctx, &input, mesh_engine::pipeline::Executor::InProcess)
+        .await
+        .unwrap();
+    let batches = ctx
+        .sql("SELECT email, amount FROM orders")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let seen = emails(&batches);
+    assert_eq!(seen, [None, None], "the transform sees no e-mail");
 }
