@@ -288,14 +288,53 @@ impl Catalog {
             .map(|(n, _)| n.as_str())
             .collect();
         let restricted = asked.iter().any(|(_, c)| c == "restricted");
-        let mut reasons = Vec::new();
-        if !sensitive.is_empty() {
-            if ask.purpose.trim().chars().count() < 20 {
-                return Err(CatalogError::BadRequest(format!(
-                    "columns {} are classified confidential or restricted: state a purpose an owner can judge (20 characters or more)",
-                    sensitive.join(", ")
+        if let Some(consumer) = &ask.consumer {
+            let domain = consumer.split('.').next().unwrap_or_default();
+            if !who.may(Action::Publish { domain }) {
+                return Err(CatalogError::Forbidden(format!(
+                    "{} may not ask for {consumer}: only people of its domain `{domain}` may",
+                    who.name
                 )));
             }
+        }
+        // The owning domain's policies (and the global ones) judge the request: a blocking
+        // violation refuses it; the others are stored with it for the owners to see.
+        let mut reasons = Vec::new();
+        let mut judged = serde_json::Value::Null;
+        if let Some((policies, bundles)) = self.policy_set(tx.as_mut(), &facts.domain).await? {
+            let input = mesh_policy::access_input(
+                serde_json::json!({
+                    "requester": who.name, "consumer": ask.consumer, "product": ask.product,
+                    "port": ask.port, "major": facts.major, "purpose": ask.purpose.trim(),
+                    "columns": ask.columns, "days": ask.days,
+                }),
+                serde_json::json!({
+                    "domain": facts.domain,
+                    "columns": facts.columns.iter()
+                        .map(|(n, c)| serde_json::json!({ "name": n, "classification": c }))
+                        .collect::<Vec<_>>(),
+                    "asked": asked.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                    "sensitive": sensitive,
+                    "approvers": facts.first, "second_approvers": facts.second,
+                }),
+            );
+            let decision = policies
+                .evaluate_access(&input)
+                .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
+            if decision.blocked() {
+                return Err(CatalogError::PolicyViolation {
+                    product: format!("the request for {}.{}", ask.product, ask.port),
+                    version: format!("v{}", facts.major),
+                    violations: decision.violations,
+                    bundles,
+                });
+            }
+            judged = serde_json::json!({
+                "evaluated": decision.evaluated, "violations": decision.violations,
+                "bundles": bundles,
+            });
+        }
+        if !sensitive.is_empty() {
             reasons.push(format!(
                 "sensitive columns asked for: {}",
                 sensitive.join(", ")
@@ -326,6 +365,7 @@ impl Catalog {
             policy: serde_json::json!({
                 "needed_approvals": needed, "sensitive": sensitive, "reasons": reasons,
                 "approvers": facts.first, "second_approvers": facts.second,
+                "policies": judged,
             })
             .to_string(),
             created_at: now.clone(),

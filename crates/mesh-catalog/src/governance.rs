@@ -104,6 +104,8 @@ pub struct PolicyInfo {
     pub kind: String,
     /// `block`, `warn` or `audit`.
     pub enforcement: String,
+    /// What it judges: `publish` (products) or `access` (access requests).
+    pub on: String,
     /// `global`, or the domain that added it.
     pub scope: String,
     pub path: String,
@@ -117,6 +119,7 @@ impl PolicyInfo {
             description: p.description.clone(),
             kind: p.kind.clone(),
             enforcement: p.enforcement.as_str().to_owned(),
+            on: p.on.as_str().to_owned(),
             scope: match &p.scope {
                 mesh_policy::Scope::Global => "global".to_owned(),
                 mesh_policy::Scope::Domain(d) => d.clone(),

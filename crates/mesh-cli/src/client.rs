@@ -90,6 +90,32 @@ impl Failure {
         }
     }
 
+    /// The policy violations of a `policy` refusal, as (policy, enforcement, message).
+    pub(crate) fn violations(&self) -> Vec<(String, String, String)> {
+        match self {
+            Failure::Catalog(CatalogError::PolicyViolation { violations, .. }) => violations
+                .iter()
+                .map(|v| {
+                    (
+                        v.policy.clone(),
+                        v.enforcement.as_str().to_owned(),
+                        v.message.clone(),
+                    )
+                })
+                .collect(),
+            Failure::Remote { problem, .. } => problem["violations"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|v| {
+                    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                    (text("policy"), text("enforcement"), text("message"))
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The problem as JSON (what the API returns; built locally for the local catalog).
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {

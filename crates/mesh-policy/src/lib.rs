@@ -61,6 +61,25 @@ impl fmt::Display for Enforcement {
     }
 }
 
+/// What a policy judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum On {
+    /// A data product and its contracts ([`input`]).
+    Publish,
+    /// A request for access to an output port ([`access_input`]).
+    Access,
+}
+
+impl On {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            On::Publish => "publish",
+            On::Access => "access",
+        }
+    }
+}
+
 /// Whose policy it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "scope", content = "domain")]
@@ -79,6 +98,9 @@ pub struct Policy {
     #[serde(rename = "type")]
     pub kind: String,
     pub enforcement: Enforcement,
+    /// What the policy judges: a product at publish (and in CI, and in audits), or an access
+    /// request (METADATA `custom.on: access`).
+    pub on: On,
     #[serde(flatten)]
     pub scope: Scope,
     /// The Rego package, e.g. `mesh.standard.naming`.
@@ -164,6 +186,8 @@ pub fn standard() -> Vec<Source> {
         "primary_key_quality.rego",
         "retention_limit.rego",
         "sla_defined.rego",
+        "access_purpose.rego",
+        "access_least_privilege.rego",
         "standard_test.rego",
     ]
 }
@@ -240,6 +264,16 @@ fn policy(source: &Source, scope: Scope) -> Result<Policy, PolicyError> {
             message: format!("enforcement `{e}` is not block, warn or audit"),
         })?,
     };
+    let on = match custom["on"].as_str() {
+        None | Some("publish") => On::Publish,
+        Some("access") => On::Access,
+        Some(other) => {
+            return Err(PolicyError::Metadata {
+                path: source.path.clone(),
+                message: format!("on `{other}` is not publish or access"),
+            });
+        }
+    };
     let last = package.rsplit('.').next().unwrap_or(&package).to_owned();
     Ok(Policy {
         id: text(&custom["id"]).unwrap_or(last),
@@ -247,6 +281,7 @@ fn policy(source: &Source, scope: Scope) -> Result<Policy, PolicyError> {
         description: text(&meta["description"]).unwrap_or_default(),
         kind: text(&custom["type"]).unwrap_or_else(|| "other".into()),
         enforcement,
+        on,
         scope,
         package,
         path: source.path.clone(),
@@ -267,8 +302,18 @@ pub struct PolicySet {
     policies: Vec<Policy>,
     tests: Vec<(String, String)>,
     engine: regorus::Engine,
-    /// Every policy's `deny` and `warn` behind one entry point, compiled once: one evaluation
-    /// per decision, shareable across threads.
+    /// The policies judging products.
+    publish: Judge,
+    /// The policies judging access requests.
+    access: Judge,
+}
+
+/// Some policies' `deny` and `warn` behind one entry point, compiled once: one evaluation per
+/// decision, shareable across threads.
+#[derive(Clone)]
+struct Judge {
+    /// Indexes into [`PolicySet::policies`], in the order of the gathered result.
+    members: Vec<usize>,
     compiled: regorus::CompiledPolicy,
     /// The same, compiled to regorus's bytecode VM.
     program: std::sync::Arc<regorus::rvm::Program>,
@@ -353,37 +398,39 @@ impl PolicySet {
         if !errors.is_empty() {
             return Err(errors);
         }
-        // One module that gathers every policy's rules, so a decision is one evaluation.
-        let mut gather = String::from("package mesh_decision\n\nimport rego.v1\n\nresult := [\n");
-        for p in &policies {
-            // Reference only the rules a policy defines: asking for `data.<package>` whole would
-            // evaluate every helper rule too.
-            let rule = |name: &str| {
-                if defines(&p.text, name) {
-                    format!("data.{}.{name}", p.package)
-                } else {
-                    "set()".to_owned()
-                }
-            };
-            gather.push_str(&format!("\t[{}, {}],\n", rule("deny"), rule("warn")));
+        // One module that gathers the rules of every policy judging the same thing, so a
+        // decision is one evaluation.
+        let mut gather = String::from("package mesh_decision\n\nimport rego.v1\n");
+        let mut members = [Vec::new(), Vec::new()];
+        for (on, entry) in [(On::Publish, "publish"), (On::Access, "access")] {
+            gather.push_str(&format!("\n{entry} := [\n"));
+            for (i, p) in policies.iter().enumerate().filter(|(_, p)| p.on == on) {
+                // Reference only the rules a policy defines: asking for `data.<package>` whole
+                // would evaluate every helper rule too.
+                let rule = |name: &str| {
+                    if defines(&p.text, name) {
+                        format!("data.{}.{name}", p.package)
+                    } else {
+                        "set()".to_owned()
+                    }
+                };
+                gather.push_str(&format!("\t[{}, {}],\n", rule("deny"), rule("warn")));
+                members[on as usize].push(i);
+            }
+            gather.push_str("]\n");
         }
-        gather.push_str("]\n");
-        let compiled = engine
+        engine
             .add_policy("mesh_decision.rego".into(), gather)
-            .and_then(|_| engine.compile_with_entrypoint(&"data.mesh_decision.result".into()))
             .map_err(|e| vec![PolicyError::Eval(e.to_string().trim().to_owned())])?;
-        let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
-            &compiled,
-            &["data.mesh_decision.result"],
-        )
-        .map_err(|e| vec![PolicyError::Eval(e.to_string().trim().to_owned())])?;
+        let [publish, access] = members;
+        let publish = Judge::compile(&mut engine, publish, "data.mesh_decision.publish")?;
+        let access = Judge::compile(&mut engine, access, "data.mesh_decision.access")?;
         Ok(PolicySet {
             policies,
             tests,
             engine,
-            compiled,
-            program,
-            vms: Default::default(),
+            publish,
+            access,
         })
     }
 
@@ -391,28 +438,15 @@ impl PolicySet {
         &self.policies
     }
 
-    /// Evaluates every policy on `input`, on regorus's bytecode VM.
+    /// Evaluates every policy judging products on `input` (see [`input`]), on regorus's
+    /// bytecode VM.
     pub fn evaluate(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
-        let idle = self.vms.lock().ok().and_then(|mut vms| vms.pop());
-        let mut worker = idle.unwrap_or_else(|| {
-            let mut vm = regorus::rvm::RegoVM::new();
-            vm.load_program(std::sync::Arc::clone(&self.program));
-            vm.set_max_instructions(MAX_INSTRUCTIONS);
-            Worker {
-                vm,
-                keys: Keys::default(),
-            }
-        });
-        let value = worker.keys.convert(input);
-        worker.vm.set_input(value);
-        let result = worker.vm.execute();
-        // Drop the input now rather than while the VM sits idle.
-        worker.vm.set_input(regorus::Value::Null);
-        if let Ok(mut vms) = self.vms.lock() {
-            vms.push(worker);
-        }
-        let result = result.map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
-        Ok(self.decision(&result))
+        self.publish.evaluate(&self.policies, input)
+    }
+
+    /// Evaluates every policy judging access requests on `input` (see [`access_input`]).
+    pub fn evaluate_access(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
+        self.access.evaluate(&self.policies, input)
     }
 
     /// [`PolicySet::evaluate`] on regorus's tree-walking interpreter: slower, and the reference
@@ -422,55 +456,11 @@ impl PolicySet {
         input: &serde_json::Value,
     ) -> Result<Decision, PolicyError> {
         let result = self
+            .publish
             .compiled
             .eval_with_input(Keys::default().convert(input))
             .map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
-        Ok(self.decision(&result))
-    }
-
-    /// The decision from the gathered `[[deny, warn], ...]` of every policy.
-    fn decision(&self, result: &regorus::Value) -> Decision {
-        let mut decision = Decision {
-            evaluated: self.policies.len(),
-            violations: Vec::new(),
-        };
-        let per_policy: Vec<&regorus::Value> = match result {
-            regorus::Value::Array(items) => items.iter().collect(),
-            _ => Vec::new(),
-        };
-        for (policy, rules) in self.policies.iter().zip(per_policy) {
-            for (i, rule) in ["deny", "warn"].into_iter().enumerate() {
-                let value = match rules {
-                    regorus::Value::Array(pair) => pair
-                        .iter()
-                        .nth(i)
-                        .cloned()
-                        .unwrap_or(regorus::Value::Undefined),
-                    _ => regorus::Value::Undefined,
-                };
-                let enforcement = match rule {
-                    "deny" => policy.enforcement,
-                    _ => policy.enforcement.min(Enforcement::Warn),
-                };
-                for (message, path) in messages(&value) {
-                    decision.violations.push(Violation {
-                        policy: policy.id.clone(),
-                        title: policy.title.clone(),
-                        enforcement,
-                        rule: rule.to_owned(),
-                        message,
-                        path,
-                    });
-                }
-            }
-        }
-        decision.violations.sort_by(|a, b| {
-            b.enforcement
-                .cmp(&a.enforcement)
-                .then(a.policy.cmp(&b.policy))
-                .then(a.message.cmp(&b.message))
-        });
-        decision
+        Ok(self.publish.decision(&self.policies, &result))
     }
 
     /// Runs every `test_` rule of the loaded test files (`*_test.rego`) and policies.
@@ -507,6 +497,102 @@ impl PolicySet {
             }
         }
         out
+    }
+}
+
+impl Judge {
+    fn compile(
+        engine: &mut regorus::Engine,
+        members: Vec<usize>,
+        entry: &str,
+    ) -> Result<Judge, Vec<PolicyError>> {
+        let failed =
+            |e: &dyn fmt::Display| vec![PolicyError::Eval(e.to_string().trim().to_owned())];
+        let compiled = engine
+            .compile_with_entrypoint(&entry.into())
+            .map_err(|e| failed(&e))?;
+        let program =
+            regorus::languages::rego::compiler::Compiler::compile_from_policy(&compiled, &[entry])
+                .map_err(|e| failed(&e))?;
+        Ok(Judge {
+            members,
+            compiled,
+            program,
+            vms: Default::default(),
+        })
+    }
+
+    fn evaluate(
+        &self,
+        policies: &[Policy],
+        input: &serde_json::Value,
+    ) -> Result<Decision, PolicyError> {
+        let idle = self.vms.lock().ok().and_then(|mut vms| vms.pop());
+        let mut worker = idle.unwrap_or_else(|| {
+            let mut vm = regorus::rvm::RegoVM::new();
+            vm.load_program(std::sync::Arc::clone(&self.program));
+            vm.set_max_instructions(MAX_INSTRUCTIONS);
+            Worker {
+                vm,
+                keys: Keys::default(),
+            }
+        });
+        let value = worker.keys.convert(input);
+        worker.vm.set_input(value);
+        let result = worker.vm.execute();
+        // Drop the input now rather than while the VM sits idle.
+        worker.vm.set_input(regorus::Value::Null);
+        if let Ok(mut vms) = self.vms.lock() {
+            vms.push(worker);
+        }
+        let result = result.map_err(|e| PolicyError::Eval(e.to_string().trim().to_owned()))?;
+        Ok(self.decision(policies, &result))
+    }
+
+    /// The decision from the gathered `[[deny, warn], ...]` of the judge's policies.
+    fn decision(&self, policies: &[Policy], result: &regorus::Value) -> Decision {
+        let mut decision = Decision {
+            evaluated: self.members.len(),
+            violations: Vec::new(),
+        };
+        let per_policy: Vec<&regorus::Value> = match result {
+            regorus::Value::Array(items) => items.iter().collect(),
+            _ => Vec::new(),
+        };
+        let members = self.members.iter().filter_map(|&i| policies.get(i));
+        for (policy, rules) in members.zip(per_policy) {
+            for (i, rule) in ["deny", "warn"].into_iter().enumerate() {
+                let value = match rules {
+                    regorus::Value::Array(pair) => pair
+                        .iter()
+                        .nth(i)
+                        .cloned()
+                        .unwrap_or(regorus::Value::Undefined),
+                    _ => regorus::Value::Undefined,
+                };
+                let enforcement = match rule {
+                    "deny" => policy.enforcement,
+                    _ => policy.enforcement.min(Enforcement::Warn),
+                };
+                for (message, path) in messages(&value) {
+                    decision.violations.push(Violation {
+                        policy: policy.id.clone(),
+                        title: policy.title.clone(),
+                        enforcement,
+                        rule: rule.to_owned(),
+                        message,
+                        path,
+                    });
+                }
+            }
+        }
+        decision.violations.sort_by(|a, b| {
+            b.enforcement
+                .cmp(&a.enforcement)
+                .then(a.policy.cmp(&b.policy))
+                .then(a.message.cmp(&b.message))
+        });
+        decision
     }
 }
 
@@ -625,6 +711,15 @@ fn messages(value: &regorus::Value) -> Vec<(String, Option<String>)> {
             }
         })
         .collect()
+}
+
+/// The input of the policies judging access requests (`custom.on: access`):
+/// `{request: {requester, consumer, product, port, major, purpose, columns, days}, context:
+/// {domain, columns: [{name, classification}], asked, sensitive, approvers, second_approvers}}`.
+/// `request.columns` empty means every column; `context.asked` lists them either way, and
+/// `context.sensitive` those classified confidential or restricted.
+pub fn access_input(request: serde_json::Value, context: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({ "request": request, "context": context })
 }
 
 /// The input policies see: the descriptor, each output port's contract by port name (matched

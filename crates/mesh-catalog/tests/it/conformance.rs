@@ -906,8 +906,8 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog() {
             "{name}"
         );
         assert_eq!(
-            v1.tests, 27,
-            "{name}: the pack's 26 tests and the domain's one"
+            v1.tests, 29,
+            "{name}: the pack's 28 tests and the domain's one"
         );
         assert!(
             v1.policies
@@ -1354,7 +1354,13 @@ async fn access_is_requested_decided_granted_and_revoked() {
     for t in backends::all().await {
         let name = t.name;
         let clock = clock();
-        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+        let plain = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+        // The standard pack judges requests (a purpose for sensitive data); the fixture product
+        // is published without it.
+        let catalog = plain
+            .clone()
+            .with_policies(mesh_policy::standard())
+            .unwrap();
         let admin = admin();
         // Orders with an e-mail column the analytics team must not get.
         let mut orders = product("ecommerce.orders", "1.0.0", &["id!", "amount", "email"]).bundle();
@@ -1362,7 +1368,7 @@ async fn access_is_requested_decided_granted_and_revoked() {
             "      - name: email\n        logicalType: string\n        required: false\n",
             "      - name: email\n        logicalType: string\n        required: false\n        classification: confidential\n        tags: [pii]\n",
         );
-        catalog.publish(&admin, &orders, false).await.unwrap();
+        plain.publish(&admin, &orders, false).await.unwrap();
         let analyst = principal(&catalog, "ana", Role::Member, Some("analytics")).await;
         let owner = principal(&catalog, "olga", Role::Owner, Some("ecommerce")).await;
         let outsider = principal(&catalog, "hal", Role::Owner, Some("hr")).await;
@@ -1382,7 +1388,6 @@ async fn access_is_requested_decided_granted_and_revoked() {
                 ask(&["nope"], "Revenue per customer segment, monthly.", 30),
                 "has no column `nope`",
             ),
-            (ask(&["email"], "churn", 30), "state a purpose"),
             (
                 ask(&[], "Revenue per customer segment, monthly.", 366),
                 "1 to 365 days",
@@ -1392,6 +1397,19 @@ async fn access_is_requested_decided_granted_and_revoked() {
                 Err(CatalogError::BadRequest(m)) => assert!(m.contains(why), "{name}: {m}"),
                 other => panic!("{name}: expected `{why}`, got {other:?}"),
             }
+        }
+        // The policies on requests: a confidential column needs a purpose (blocks); asking for
+        // every column when some are sensitive is worth a warning, stored with the request.
+        match catalog
+            .request_access(&analyst, &ask(&["email"], "churn", 30))
+            .await
+        {
+            Err(CatalogError::PolicyViolation { violations, .. }) => {
+                assert_eq!(violations.len(), 1, "{name}: {violations:?}");
+                assert_eq!(violations[0].policy, "access_purpose");
+                assert!(violations[0].message.contains("state a purpose"));
+            }
+            other => panic!("{name}: expected a policy refusal, got {other:?}"),
         }
 
         // All columns asked for 60 days; the owner approves without e-mail, for 30.

@@ -108,6 +108,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     consumer: consumer.clone(),
                 };
                 let result = client.request_access(&ask).await;
+                if let Err(e) = &result {
+                    for (policy, enforcement, message) in e.violations() {
+                        output::error(&format!("{policy} ({enforcement}): {message}"));
+                    }
+                }
                 finish(result, args.output, print_request)
             }
             Command::List { product, state } => {

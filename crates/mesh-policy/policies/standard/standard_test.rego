@@ -186,3 +186,22 @@ test_owner_email_must_look_like_one if {
 	count(data.mesh.standard.owner_contact.deny) == 1 with input as only_owner("@example.com")
 	count(data.mesh.standard.owner_contact.deny) == 1 with input as only_owner("alice@@example.com")
 }
+
+# Access requests: the request, and what the platform knows about the port.
+access_ask(columns, purpose, sensitive) := {
+	"request": {"requester": "ana", "product": "ecommerce.orders", "port": "orders", "major": 1, "purpose": purpose, "columns": columns, "days": 30},
+	"context": {"domain": "ecommerce", "sensitive": sensitive},
+}
+
+test_sensitive_columns_need_a_purpose if {
+	count(data.mesh.standard.access_purpose.deny) == 1 with input as access_ask(["email"], "churn", ["email"])
+	count(data.mesh.standard.access_purpose.deny) == 1 with input as access_ask(["email"], "   churn model    ", ["email"])
+	count(data.mesh.standard.access_purpose.deny) == 0 with input as access_ask(["email"], "Churn model of the loyalty programme.", ["email"])
+	count(data.mesh.standard.access_purpose.deny) == 0 with input as access_ask(["amount"], "churn", [])
+}
+
+test_asking_for_everything_sensitive_warns if {
+	count(data.mesh.standard.access_least_privilege.warn) == 1 with input as access_ask([], "Churn model of the loyalty programme.", ["email"])
+	count(data.mesh.standard.access_least_privilege.warn) == 0 with input as access_ask(["amount"], "Churn model of the loyalty programme.", [])
+	count(data.mesh.standard.access_least_privilege.warn) == 0 with input as access_ask([], "Revenue per segment.", [])
+}

@@ -118,10 +118,15 @@ fn every_standard_policy_passes_and_fails_on_real_files() {
     for (id, _, _, _) in cases {
         assert!(ids.contains(id), "{id} is in the pack");
     }
+    let on_products = set
+        .policies()
+        .iter()
+        .filter(|p| p.on == mesh_policy::On::Publish)
+        .count();
     assert_eq!(
         cases.len(),
-        set.policies().len(),
-        "every policy has a failing case"
+        on_products,
+        "every policy on products has a failing case (those on access requests have Rego tests)"
     );
     for (id, file, from, to) in cases {
         let (mut p, mut c) = (product.clone(), contract.clone());
