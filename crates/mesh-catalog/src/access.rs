@@ -841,6 +841,17 @@ impl Catalog {
                 }),
             })
             .await?;
+            tx.record_usage(&crate::store::UsageRow {
+                reader: who.name.clone(),
+                product: p.product.clone(),
+                port: p.port.clone(),
+                major: p.major,
+                reads: 1,
+                rows_read: i64::try_from(rows).unwrap_or(i64::MAX),
+                first_at: at.clone(),
+                last_at: at.clone(),
+            })
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -873,5 +884,26 @@ impl Catalog {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Who has read a product's output ports, how often and how much, most recent first: for
+    /// the people of its domain (members, owners) and admins.
+    pub async fn usage(
+        &self,
+        who: &crate::Principal,
+        product: &str,
+    ) -> Result<Vec<crate::store::UsageRow>, CatalogError> {
+        let mut tx = self.store.read().await?;
+        let row = tx
+            .product(product)
+            .await?
+            .ok_or_else(|| CatalogError::NotFound(format!("data product `{product}`")))?;
+        Self::allow(
+            who,
+            Action::Publish {
+                domain: &row.domain,
+            },
+        )?;
+        Ok(tx.usage(Some(product), None, 1000).await?)
     }
 }

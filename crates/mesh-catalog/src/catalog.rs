@@ -304,6 +304,10 @@ pub struct ConsumerRef {
 pub struct Deprecation {
     pub version: VersionView,
     pub consumers: Vec<ConsumerRef>,
+    /// The people and services who have queried the version's major through the query port,
+    /// each notified too.
+    #[serde(default)]
+    pub readers: Vec<String>,
 }
 
 /// The catalog: a store, a clock, and the rules.
@@ -1456,9 +1460,19 @@ impl Catalog {
                     contract_id: d.contract_id,
                 })
                 .collect();
+            // Whoever reads this major through the query port hears of it too.
+            let mut readers: Vec<String> = tx
+                .usage(Some(id), None, 1000)
+                .await?
+                .into_iter()
+                .filter(|u| u.major == row.major)
+                .map(|u| u.reader)
+                .collect();
+            readers.sort();
+            readers.dedup();
             let payload = serde_json::json!({
                 "version": version, "sunset": row.sunset, "migration_guide": guide,
-                "consumers": consumers,
+                "consumers": consumers, "readers": readers,
             });
             tx.append_event(&NewEvent {
                 at: now.clone(),
@@ -1482,11 +1496,25 @@ impl Catalog {
                 })
                 .await?;
             }
+            for reader in &readers {
+                tx.append_event(&NewEvent {
+                    at: now.clone(),
+                    kind: "reader.notified".into(),
+                    subject: id.to_owned(),
+                    actor: who.name.clone(),
+                    payload: serde_json::json!({
+                        "reader": reader, "deprecated": format!("{id}@{version}"),
+                        "sunset": row.sunset, "migration_guide": guide,
+                    }),
+                })
+                .await?;
+            }
             let view = version_view(row, Vec::new(), false)?;
             Ok((
                 Deprecation {
                     version: view,
                     consumers,
+                    readers,
                 },
                 true,
             ))
@@ -2006,6 +2034,22 @@ impl Catalog {
                             slot.1.push(format!("also read by {consumer}"));
                         }
                     }
+                }
+            }
+        }
+        {
+            // ...and the people who query it: what else they read through the query port.
+            let mut tx = self.store.read().await?;
+            let readers = tx.usage(Some(product), None, 200).await?;
+            let mut seen = std::collections::HashSet::new();
+            for reader in readers.iter().filter(|r| seen.insert(r.reader.clone())) {
+                for other in tx.usage(None, Some(&reader.reader), 200).await? {
+                    if other.product == product {
+                        continue;
+                    }
+                    let slot = scores.entry(other.product.clone()).or_default();
+                    slot.0 += 1.5;
+                    slot.1.push(format!("also queried by {}", reader.reader));
                 }
             }
         }

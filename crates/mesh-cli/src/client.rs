@@ -626,6 +626,20 @@ impl Client {
         }
     }
 
+    /// Who reads a product's ports through the query port.
+    pub(crate) async fn usage(
+        &self,
+        product: &str,
+    ) -> Result<Vec<mesh_catalog::store::UsageRow>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.usage(who, product).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/products/{}/usage", segment(product));
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
     /// The grants of a consuming product's service identity.
     pub(crate) async fn consumer_grants(&self, consumer: &str) -> Result<Vec<GrantView>, Failure> {
         match self {

@@ -100,6 +100,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::access::decide))
         .routes(routes!(crate::access::list_grants))
         .routes(routes!(crate::access::revoke))
+        .routes(routes!(crate::access::usage))
         .routes(routes!(crate::query::query))
 }
 

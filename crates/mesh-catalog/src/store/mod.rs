@@ -215,6 +215,31 @@ pub trait Tx: Send {
         by: &str,
         reason: &str,
     ) -> StoreResult<bool>;
+
+    /// Counts one read of a port by `reader` (`rows` rows, at `at`).
+    async fn record_usage(&mut self, read: &UsageRow) -> StoreResult<()>;
+    /// Who read what: for a product, a reader, or both; most recent first.
+    async fn usage(
+        &mut self,
+        product: Option<&str>,
+        reader: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<UsageRow>>;
+}
+
+/// How much one reader has read of one output port (per major version).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UsageRow {
+    pub reader: String,
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    /// Reads counted (one for a new read when recording).
+    pub reads: i64,
+    pub rows_read: i64,
+    pub first_at: String,
+    pub last_at: String,
 }
 
 /// A request to read an output port.

@@ -12,7 +12,7 @@ use sqlx::Row;
 use super::{
     Backend, CatalogStore, DependencyRow, DomainRow, EventRow, GrantRow, NewEvent, PolicyBundleRow,
     PortRow, ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError,
-    StoreResult, TeamRow, TokenRow, Tx, VersionRow,
+    StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -1122,6 +1122,63 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn record_usage(&mut self, read: &UsageRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO port_usage \
+                     (reader, product, port, major, reads, rows_read, first_at, last_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (reader, product, port, major) DO UPDATE SET \
+                     reads = port_usage.reads + excluded.reads, \
+                     rows_read = port_usage.rows_read + excluded.rows_read, \
+                     last_at = excluded.last_at",
+                )
+                .bind(&read.reader)
+                .bind(&read.product)
+                .bind(&read.port)
+                .bind(read.major)
+                .bind(read.reads)
+                .bind(read.rows_read)
+                .bind(&read.first_at)
+                .bind(&read.last_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn usage(
+                &mut self,
+                product: Option<&str>,
+                reader: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<UsageRow>> {
+                let rows = sqlx::query(
+                    "SELECT reader, product, port, major, reads, rows_read, first_at, last_at \
+                     FROM port_usage WHERE ($1 IS NULL OR product = $1) \
+                     AND ($2 IS NULL OR reader = $2) \
+                     ORDER BY last_at DESC, reader, product, port, major LIMIT $3",
+                )
+                .bind(product)
+                .bind(reader)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(UsageRow {
+                            reader: r.try_get("reader")?,
+                            product: r.try_get("product")?,
+                            port: r.try_get("port")?,
+                            major: r.try_get("major")?,
+                            reads: r.try_get("reads")?,
+                            rows_read: r.try_get("rows_read")?,
+                            first_at: r.try_get("first_at")?,
+                            last_at: r.try_get("last_at")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
             }
         }
     };

@@ -1701,3 +1701,95 @@ async fn contract_approvers_and_restricted_data_need_the_right_people() {
         assert_eq!(done.state, "approved", "{name}");
     }
 }
+
+/// Every governed read is counted per reader and port: the domain sees who reads its product,
+/// recommendations follow what its readers also query, and a deprecation reaches its readers.
+#[tokio::test]
+async fn usage_feeds_recommendations_and_deprecation_notices() {
+    use mesh_catalog::access::ReadablePort;
+    for t in backends::all().await {
+        let name = t.name;
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+        let admin = admin();
+        for id in ["ecommerce.orders", "ecommerce.customers"] {
+            let bundle = product(id, "1.0.0", &["id!", "amount"]).bundle();
+            catalog.publish(&admin, &bundle, false).await.unwrap();
+        }
+        let ana = principal(&catalog, "ana", Role::Member, Some("analytics")).await;
+        let olga = principal(&catalog, "olga", Role::Owner, Some("ecommerce")).await;
+        let port = |product: &str| ReadablePort {
+            product: product.into(),
+            domain: "ecommerce".into(),
+            port: product.rsplit('.').next().unwrap().into(),
+            major: 1,
+            table: product.rsplit('.').next().unwrap().into(),
+            location: "memory://".into(),
+            delta_version: 1,
+            columns: None,
+            through: "grant-1".into(),
+        };
+        catalog
+            .record_read(&ana, &[port("ecommerce.orders")], 10, true, "SELECT 1")
+            .await
+            .unwrap();
+        catalog
+            .record_read(&ana, &[port("ecommerce.orders")], 1, false, "SELECT 2")
+            .await
+            .unwrap();
+        catalog
+            .record_read(&ana, &[port("ecommerce.customers")], 5, true, "SELECT 3")
+            .await
+            .unwrap();
+
+        let usage = catalog.usage(&olga, "ecommerce.orders").await.unwrap();
+        assert_eq!(usage.len(), 1, "{name}: {usage:?}");
+        assert_eq!(
+            (usage[0].reader.as_str(), usage[0].reads, usage[0].rows_read),
+            ("ana", 2, 11),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                catalog.usage(&ana, "ecommerce.orders").await,
+                Err(CatalogError::Forbidden(_))
+            ),
+            "{name}: only the product's domain sees who reads it"
+        );
+
+        let recs = catalog
+            .recommendations(&olga, "ecommerce.orders", 10)
+            .await
+            .unwrap();
+        let customers = recs
+            .iter()
+            .find(|r| r.product == "ecommerce.customers")
+            .unwrap_or_else(|| panic!("{name}: {recs:?}"));
+        assert!(
+            customers.reasons.iter().any(|r| r == "also queried by ana"),
+            "{name}: {customers:?}"
+        );
+
+        let sunset = (Utc::now() + chrono::Duration::days(400)).date_naive();
+        let done = catalog
+            .deprecate(
+                &olga,
+                "ecommerce.orders",
+                "1.0.0",
+                sunset,
+                "Read ecommerce.orders@2.",
+            )
+            .await
+            .unwrap();
+        assert_eq!(done.readers, ["ana"], "{name}");
+        let events = catalog
+            .events(&olga, 0, 1000, Some("ecommerce.orders"))
+            .await
+            .unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.kind == "reader.notified" && e.payload["reader"] == "ana"),
+            "{name}"
+        );
+    }
+}

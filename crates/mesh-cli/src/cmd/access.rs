@@ -73,6 +73,8 @@ enum Command {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Who reads a product's output ports through the query port: reads, rows, first and last.
+    Usage { product: String },
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
@@ -157,6 +159,28 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             Command::Revoke { grant, reason } => {
                 let result = client.revoke_access(grant, reason).await;
                 finish(result, args.output, print_grant)
+            }
+            Command::Usage { product } => {
+                let result = client.usage(product).await;
+                finish(result, args.output, |rows| {
+                    let mut out = output::stdout();
+                    for u in rows {
+                        writeln!(
+                            out,
+                            "{} {}.{}@{}: {} reads, {} rows, {} to {}",
+                            paint(LOCATION, &u.reader),
+                            u.product,
+                            u.port,
+                            u.major,
+                            u.reads,
+                            u.rows_read,
+                            u.first_at,
+                            u.last_at
+                        )?;
+                    }
+                    out.flush()?;
+                    Ok(())
+                })
             }
         }
     })

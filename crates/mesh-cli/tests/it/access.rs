@@ -183,6 +183,30 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
         );
     }
 
+    // The owning domain sees who reads its product, how often, how much.
+    let usage = json(mesh(
+        ws,
+        &[
+            "access",
+            "usage",
+            "ecommerce.orders",
+            "--server",
+            &url,
+            "--token",
+            &owner,
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(usage[0]["reader"], "ana", "{usage}");
+    let reads = usage[0]["reads"].as_i64().unwrap();
+    assert!(reads >= 1, "{usage}");
+    assert_eq!(
+        usage[0]["rows_read"].as_i64().unwrap(),
+        10 * reads,
+        "{usage}"
+    );
+
     // Revoked: the grant stops at once, and the next read is refused.
     let revoked = json(remote(
         &owner,

@@ -351,6 +351,12 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/products/{product}/usage",
+            allowed: Allowed::SalesPublishers,
+            request: |_, _| ("/api/v1/products/sales.orders/usage".into(), None),
+        },
+        Endpoint {
+            method: "GET",
             template: "/api/v1/products/{product}/snapshots",
             allowed: Allowed::Readers,
             request: |_, _| ("/api/v1/products/sales.c0/snapshots".into(), None),
