@@ -724,8 +724,85 @@ pub struct ReadablePort {
     /// The columns shown; absent: all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
+    /// How the contract says a column is masked when it is not shown (`null`, `hash`,
+    /// `redacted`; its `mask` custom property, per column or for the whole port as `*`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub masks: std::collections::BTreeMap<String, String>,
     /// Why: `owner` (the reader's own domain), `admin`, or the grant id.
     pub through: String,
+}
+
+/// A port's columns (from its contract) and those it masks for readers outside its domain
+/// (the output port's `masked` custom property in the product descriptor).
+async fn port_columns(
+    tx: &mut dyn Tx,
+    product: &str,
+    version: &str,
+    port: &str,
+) -> Result<(Vec<String>, Vec<String>), CatalogError> {
+    let mut all = Vec::new();
+    if let Some(row) = tx
+        .ports(product, version)
+        .await?
+        .into_iter()
+        .find(|p| p.port == port)
+    {
+        let contract: serde_json::Value = serde_json::from_str(&row.contract).unwrap_or_default();
+        for table in contract["schema"].as_array().into_iter().flatten() {
+            for prop in table["properties"].as_array().into_iter().flatten() {
+                if let Some(name) = prop["name"].as_str() {
+                    all.push(name.to_owned());
+                }
+            }
+        }
+    }
+    let mut hidden = Vec::new();
+    if let Some(row) = tx.version(product, version).await? {
+        let descriptor: serde_json::Value =
+            serde_json::from_str(&row.descriptor).unwrap_or_default();
+        for p in descriptor["outputPorts"].as_array().into_iter().flatten() {
+            if p["name"] != port {
+                continue;
+            }
+            for cp in p["customProperties"].as_array().into_iter().flatten() {
+                if cp["property"] == "masked" {
+                    hidden.extend(
+                        cp["value"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|c| c.as_str().map(str::to_owned)),
+                    );
+                }
+            }
+        }
+    }
+    Ok((all, hidden))
+}
+
+/// The `mask` custom properties of a contract: per column, and `*` for the whole contract.
+fn masks_of(contract: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    let mask = |node: &serde_json::Value| {
+        node["customProperties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|cp| cp["property"] == "mask")
+            .and_then(|cp| cp["value"].as_str())
+            .map(str::to_owned)
+    };
+    let mut out = std::collections::BTreeMap::new();
+    if let Some(m) = mask(contract) {
+        out.insert("*".to_owned(), m);
+    }
+    for table in contract["schema"].as_array().into_iter().flatten() {
+        for prop in table["properties"].as_array().into_iter().flatten() {
+            if let (Some(name), Some(m)) = (prop["name"].as_str(), mask(prop)) {
+                out.insert(name.to_owned(), m);
+            }
+        }
+    }
+    out
 }
 
 impl Catalog {
@@ -785,7 +862,16 @@ impl Catalog {
                     } else if own {
                         (None, "owner".to_owned())
                     } else if let Some(g) = grant {
-                        let cols = (!g.columns.is_empty()).then(|| g.columns.clone());
+                        // A grant of every column still leaves masked what the port masks
+                        // (its `masked` custom property); a grant naming a column shows it.
+                        let cols = if g.columns.is_empty() {
+                            let (all, hidden) =
+                                port_columns(tx.as_mut(), &s.product, &s.version, &s.port).await?;
+                            (!hidden.is_empty())
+                                .then(|| all.into_iter().filter(|c| !hidden.contains(c)).collect())
+                        } else {
+                            Some(g.columns.clone())
+                        };
                         (cols, g.id.clone())
                     } else {
                         continue;
@@ -798,6 +884,18 @@ impl Catalog {
                     if newest.get(&s.port) != Some(&s.major) {
                         table.push_str(&format!("__v{}", s.major));
                     }
+                    // Masking methods matter only where something is masked.
+                    let masks = if columns.is_some() {
+                        let ports = tx.ports(&s.product, &s.version).await?;
+                        ports
+                            .iter()
+                            .find(|p| p.port == s.port)
+                            .and_then(|p| serde_json::from_str(&p.contract).ok())
+                            .map(|c| masks_of(&c))
+                            .unwrap_or_default()
+                    } else {
+                        Default::default()
+                    };
                     out.push(ReadablePort {
                         product: s.product.clone(),
                         domain: product.domain.clone(),
@@ -807,6 +905,7 @@ impl Catalog {
                         location: s.location.clone(),
                         delta_version: s.delta_version,
                         columns,
+                        masks,
                         through,
                     });
                 }

@@ -532,7 +532,7 @@ pub async fn register_input(
     };
     let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
     let df = ctx.table(input.name.as_str()).await.map_err(query)?;
-    let view = crate::query::masked(df, Some(columns), crate::query::Mask::Null)
+    let view = crate::query::masked(df, Some(columns), &|_| crate::query::Mask::Null)
         .map_err(query)?
         .into_view();
     ctx.deregister_table(input.name.as_str()).map_err(query)?;

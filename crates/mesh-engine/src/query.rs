@@ -28,6 +28,21 @@ pub enum Mask {
     Null,
     /// The column's type kept, every value replaced by `***` (text) or NULL (other types).
     Redacted,
+    /// Text replaced by the hex SHA-256 of the value (joins and distinct counts still work,
+    /// the value is not shown); other types NULL.
+    Hash,
+}
+
+impl Mask {
+    /// `null`, `redacted` or `hash` (as contracts declare it).
+    pub fn parse(text: &str) -> Option<Mask> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "null" => Some(Mask::Null),
+            "redacted" | "redact" => Some(Mask::Redacted),
+            "hash" | "sha256" => Some(Mask::Hash),
+            _ => None,
+        }
+    }
 }
 
 /// An output port a reader may read, and how.
@@ -41,6 +56,8 @@ pub struct Readable {
     pub delta_version: i64,
     /// The columns shown as they are; `None`: all.
     pub columns: Option<Vec<String>>,
+    /// How a masked column is hidden: per column, else `mask`.
+    pub masks: Vec<(String, Mask)>,
     pub mask: Mask,
 }
 
@@ -106,7 +123,13 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
         let df = ctx
             .read_table(provider)
             .map_err(|e| RunError::Transform(e.to_string()))?;
-        let view = masked(df, r.columns.as_deref(), r.mask)
+        let mask_of = |name: &str| {
+            r.masks
+                .iter()
+                .find(|(c, _)| c == name)
+                .map_or(r.mask, |(_, m)| *m)
+        };
+        let view = masked(df, r.columns.as_deref(), &mask_of)
             .map_err(|e| RunError::Transform(e.to_string()))?
             .into_view();
         schema
@@ -116,12 +139,12 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
     Ok(ctx)
 }
 
-/// `df` with every column outside `columns` (`None`: all are shown) masked: same name, same
-/// type, no data.
+/// `df` with every column outside `columns` (`None`: all are shown) masked as `mask_of` says:
+/// same name, same type, no data.
 pub fn masked(
     df: datafusion::dataframe::DataFrame,
     columns: Option<&[String]>,
-    mask: Mask,
+    mask_of: &dyn Fn(&str) -> Mask,
 ) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
     let Some(columns) = columns else {
         return Ok(df);
@@ -131,8 +154,9 @@ pub fn masked(
         .fields()
         .iter()
         .map(|f| {
+            let column = col(datafusion::common::Column::from_name(f.name()));
             if columns.iter().any(|c| c == f.name()) {
-                return col(datafusion::common::Column::from_name(f.name()));
+                return column;
             }
             let text = matches!(
                 f.data_type(),
@@ -140,8 +164,12 @@ pub fn masked(
                     | datafusion::arrow::datatypes::DataType::LargeUtf8
                     | datafusion::arrow::datatypes::DataType::Utf8View
             );
-            let masked = match mask {
+            let masked = match mask_of(f.name()) {
                 Mask::Redacted if text => lit("***"),
+                Mask::Hash if text => datafusion::functions::encoding::expr_fn::encode(
+                    datafusion::functions::crypto::expr_fn::sha256(column),
+                    lit("hex"),
+                ),
                 _ => lit(ScalarValue::Null),
             };
             cast(masked, f.data_type().clone()).alias(f.name())

@@ -198,7 +198,16 @@ pub(crate) fn readable(p: &ReadablePort) -> mesh_engine::query::Readable {
         location: p.location.clone(),
         delta_version: p.delta_version,
         columns: p.columns.clone(),
-        mask: mesh_engine::query::Mask::Null,
+        masks: p
+            .masks
+            .iter()
+            .filter_map(|(c, m)| Some((c.clone(), mesh_engine::query::Mask::parse(m)?)))
+            .collect(),
+        mask: p
+            .masks
+            .get("*")
+            .and_then(|m| mesh_engine::query::Mask::parse(m))
+            .unwrap_or_default(),
     }
 }
 

@@ -1726,6 +1726,7 @@ async fn usage_feeds_recommendations_and_deprecation_notices() {
             location: "memory://".into(),
             delta_version: 1,
             columns: None,
+            masks: Default::default(),
             through: "grant-1".into(),
         };
         catalog

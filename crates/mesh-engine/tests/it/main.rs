@@ -310,6 +310,7 @@ async fn ungranted_data_cannot_be_read_any_way() {
         location: orders_at.clone(),
         delta_version: 1,
         columns: Some(vec!["order_id".into(), "amount".into()]),
+        masks: Vec::new(),
         mask: Mask::Null,
     }];
     let run = |sql: &'static str| {
@@ -405,6 +406,30 @@ async fn ungranted_data_cannot_be_read_any_way() {
         .await
         .unwrap();
     assert_eq!(batches[0].schema().field(0).name(), "email");
+
+    // The contract may say how: a hash keeps joins and distinct counts, a redaction a marker.
+    let with_mask = |mask: Mask| {
+        let mut with = readable[0].clone();
+        with.masks = vec![("email".into(), mask)];
+        async move {
+            let sql = "SELECT email FROM ecommerce.orders ORDER BY order_id";
+            let ctx = query::session(&[with], sql).await.unwrap();
+            emails(&query::run(&ctx, sql).await.unwrap())
+        }
+    };
+    let hashed = with_mask(Mask::Hash).await;
+    assert_eq!(hashed.len(), 2);
+    for h in &hashed {
+        let h = h.as_deref().unwrap();
+        assert!(
+            h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
+            "{h}"
+        );
+        assert!(!h.contains('@'));
+    }
+    assert_ne!(hashed[0], hashed[1], "distinct values stay distinct");
+    let redacted = with_mask(Mask::Redacted).await;
+    assert_eq!(redacted, [Some("***".to_owned()), Some("***".to_owned())]);
 
     // A pipeline reading the port through a grant with a column scope sees the same.
     let input = mesh_engine::pipeline::Input {
