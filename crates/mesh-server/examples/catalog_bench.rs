@@ -91,7 +91,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(mesh_server::serve(
         listener,
         catalog,
-        mesh_server::QueryLimits::default(),
+        mesh_server::Options::default(),
         std::future::pending(),
     ));
     let client = reqwest::Client::builder()

@@ -29,6 +29,7 @@ pub(crate) async fn request_access(
     let who = caller.principal()?;
     let Json(ask) = body?;
     let request = state.catalog.request_access(&who, &ask).await?;
+    crate::notify::send(&state, "access.requested", &request);
     Ok((StatusCode::CREATED, Json(request)))
 }
 
@@ -81,9 +82,14 @@ pub(crate) async fn decide(
     let who = caller.principal()?;
     let Path(id) = path?;
     let Json(decision) = body?;
-    Ok(Json(
-        state.catalog.decide_access(&who, &id, &decision).await?,
-    ))
+    let request = state.catalog.decide_access(&who, &id, &decision).await?;
+    let event = match (request.state.as_str(), &request.grant) {
+        ("denied", _) => "access.denied",
+        (_, Some(_)) => "access.granted",
+        _ => "access.approved",
+    };
+    crate::notify::send(&state, event, &request);
+    Ok(Json(request))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -152,9 +158,9 @@ pub(crate) async fn revoke(
     let who = caller.principal()?;
     let Path(id) = path?;
     let Json(body) = body?;
-    Ok(Json(
-        state.catalog.revoke_access(&who, &id, &body.reason).await?,
-    ))
+    let grant = state.catalog.revoke_access(&who, &id, &body.reason).await?;
+    crate::notify::send(&state, "access.revoked", &grant);
+    Ok(Json(grant))
 }
 
 /// Who has read the product's output ports through the query port, how often and how many

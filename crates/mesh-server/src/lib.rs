@@ -6,6 +6,7 @@ mod access;
 mod api;
 mod error;
 mod flight;
+mod notify;
 mod policies;
 mod query;
 mod runs;
@@ -29,6 +30,16 @@ pub struct AppState {
     pub catalog: Catalog,
     openapi: Arc<String>,
     limits: Arc<query::Limits>,
+    webhook: Option<Arc<notify::Webhook>>,
+}
+
+/// How a server runs: its query limits, and where access events are also sent.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub limits: QueryLimits,
+    /// A URL that gets every access request, decision and revocation as a JSON POST (the
+    /// owning domain's chat or ticket system), retried with backoff.
+    pub access_webhook: Option<String>,
 }
 
 /// How much querying a consumer may do: queries per minute (with this burst), and how long one
@@ -60,6 +71,18 @@ pub fn app(catalog: Catalog) -> Router {
 
 /// [`app`] with these query limits.
 pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
+    app_with_options(
+        catalog,
+        Options {
+            limits,
+            ..Options::default()
+        },
+    )
+}
+
+/// [`app`] with these options.
+pub fn app_with_options(catalog: Catalog, options: Options) -> Router {
+    let limits = options.limits;
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let limits = Arc::new(query::Limits::new(limits));
@@ -71,6 +94,9 @@ pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
         catalog,
         openapi,
         limits,
+        webhook: options
+            .access_webhook
+            .map(|url| Arc::new(notify::Webhook::new(url))),
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
@@ -148,10 +174,10 @@ impl FromRequestParts<AppState> for Caller {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     catalog: Catalog,
-    limits: QueryLimits,
+    options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app_with(catalog, limits))
+    axum::serve(listener, app_with_options(catalog, options))
         .with_graceful_shutdown(shutdown)
         .await
 }

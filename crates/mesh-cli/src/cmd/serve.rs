@@ -23,6 +23,10 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 20)]
     query_burst: u32,
 
+    /// Also POST every access request, decision and revocation as JSON to this URL (the
+    /// owning domain's chat or ticket system), retried with backoff.
+    #[arg(long, value_name = "URL", env = "MESH_ACCESS_WEBHOOK")]
+    access_webhook: Option<String>,
     /// Seconds one query may run before it is stopped.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     query_timeout: f64,
@@ -52,7 +56,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             burst: args.query_burst,
             timeout: std::time::Duration::from_secs_f64(args.query_timeout.max(0.001)),
         };
-        mesh_server::serve(listener, catalog, limits, shutdown)
+        let options = mesh_server::Options {
+            limits,
+            access_webhook: args.access_webhook.clone(),
+        };
+        mesh_server::serve(listener, catalog, options, shutdown)
             .await
             .context("the server stopped")?;
         Ok(Outcome::Ok)

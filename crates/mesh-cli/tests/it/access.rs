@@ -70,7 +70,9 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path();
     let (analyst, owner) = orders_with_email(ws);
-    let server = crate::serve(ws, &[]);
+    // The owning domain's webhook, down at first: the server retries.
+    let hook = crate::receiver("/hooks/access", 1);
+    let server = crate::serve(ws, &[("MESH_ACCESS_WEBHOOK", hook.url.as_str())]);
     let url = server.url.clone();
     let remote = |token: &str, args: &[&str]| {
         let mut all = vec!["access"];
@@ -231,6 +233,35 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
             "{read}"
         );
     }
+
+    // The webhook heard of the request, the grant and the revocation (after a retry).
+    let events = || -> Vec<String> {
+        hook.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str::<serde_json::Value>(b).unwrap()["event"].to_string())
+            .collect()
+    };
+    for _ in 0..100 {
+        if events().len() >= 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut heard = events();
+    heard.sort();
+    assert_eq!(
+        heard,
+        [
+            "\"access.granted\"",
+            "\"access.requested\"",
+            "\"access.revoked\""
+        ],
+        "attempts: {:?}",
+        hook.attempts
+    );
+    assert!(hook.attempts.load(std::sync::atomic::Ordering::SeqCst) >= 4);
 
     // The audit log shows every step, in order.
     let audit = json(mesh(

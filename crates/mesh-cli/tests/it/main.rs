@@ -142,6 +142,59 @@ pub(crate) fn grant_input(
     );
 }
 
+/// A local HTTP endpoint that keeps the bodies POSTed to it.
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    /// The bodies it accepted.
+    pub(crate) bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Every request, refused ones too.
+    pub(crate) attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// A [`Receiver`] at `path` that answers the first `failing` requests with 503.
+pub(crate) fn receiver(path: &str, failing: usize) -> Receiver {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}{path}", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (kept, counted) = (
+        std::sync::Arc::clone(&bodies),
+        std::sync::Arc::clone(&attempts),
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            if counted.fetch_add(1, Ordering::SeqCst) < failing {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+                continue;
+            }
+            kept.lock().unwrap().push(String::from_utf8(body).unwrap());
+            let _ = stream.write_all(b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    Receiver {
+        url,
+        bodies,
+        attempts,
+    }
+}
+
 /// The exit code (-1 when killed by a signal).
 pub(crate) fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)
