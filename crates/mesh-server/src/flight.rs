@@ -135,6 +135,18 @@ impl FlightSql {
         info(&schema, ticket, request.into_inner())
     }
 
+    /// The FlightInfo of a metadata command, for an authenticated caller: the command's result
+    /// schema, and the command itself as the ticket.
+    async fn described(
+        &self,
+        request: Request<FlightDescriptor>,
+        schema: mesh_engine::query::SchemaRef,
+        command: Vec<u8>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(&request).await?;
+        info(&schema, command, request.into_inner())
+    }
+
     /// The ports the caller of `request` may read, as (domain, table) with the port.
     async fn readable<T>(
         &self,
@@ -339,13 +351,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
+        let command = query.as_any().encode_to_vec();
         let schema = query.into_builder().schema();
-        info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.described(request, schema, command).await
     }
 
     async fn do_get_catalogs(
@@ -365,13 +373,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
-        let schema = query.clone().into_builder().schema();
-        info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        let command = query.as_any().encode_to_vec();
+        let schema = query.into_builder().schema();
+        self.described(request, schema, command).await
     }
 
     async fn do_get_schemas(
@@ -396,13 +400,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
-        let schema = query.clone().into_builder().schema();
-        info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        let command = query.as_any().encode_to_vec();
+        let schema = query.into_builder().schema();
+        self.described(request, schema, command).await
     }
 
     async fn do_get_tables(
@@ -439,13 +439,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
+        let command = query.as_any().encode_to_vec();
         let schema = query.into_builder().schema();
-        info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        self.described(request, schema, command).await
     }
 
     async fn do_get_table_types(
@@ -465,14 +461,9 @@ impl FlightSqlService for FlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(&request).await?;
-        let data = sql_info()?;
-        let schema = query.clone().into_builder(&data).schema();
-        info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        let command = query.as_any().encode_to_vec();
+        let schema = query.into_builder(&sql_info()?).schema();
+        self.described(request, schema, command).await
     }
 
     async fn do_get_sql_info(
