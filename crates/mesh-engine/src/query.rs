@@ -266,6 +266,37 @@ pub fn tables_named(ctx: &SessionContext, sql: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `batch` with its string and binary views holding only the bytes they show. A filter over
+/// Parquet data yields views into whole data pages; sent as they are (Arrow IPC, Flight), each
+/// batch would carry every page it points into: 200 MB for 100k short rows out of 10M.
+pub fn compact(batch: RecordBatch) -> Result<RecordBatch, RunError> {
+    use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+    let needs = batch.columns().iter().any(|c| {
+        matches!(
+            c.data_type(),
+            datafusion::arrow::datatypes::DataType::Utf8View
+                | datafusion::arrow::datatypes::DataType::BinaryView
+        )
+    });
+    if !needs {
+        return Ok(batch);
+    }
+    let columns: Vec<ArrayRef> = batch
+        .columns()
+        .iter()
+        .map(|c| -> ArrayRef {
+            if let Some(v) = c.as_string_view_opt() {
+                Arc::new(v.gc())
+            } else if let Some(v) = c.as_binary_view_opt() {
+                Arc::new(v.gc())
+            } else {
+                Arc::clone(c)
+            }
+        })
+        .collect();
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| RunError::Transform(e.to_string()))
+}
+
 /// Record batches as JSON rows.
 pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, RunError> {
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());

@@ -245,7 +245,9 @@ pub async fn governed_stream(
         match inner.next().await {
             Some(Ok(batch)) => {
                 record.rows += batch.num_rows() as u64;
-                Some((Ok(batch), Some((inner, record))))
+                // Readers get the rows, not the data pages the rows were filtered from.
+                let batch = mesh_engine::query::compact(batch).map_err(bad);
+                Some((batch, Some((inner, record))))
             }
             Some(Err(e)) => {
                 let _ = record.finish(false).await;

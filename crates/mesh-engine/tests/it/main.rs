@@ -454,3 +454,31 @@ async fn ungranted_data_cannot_be_read_any_way() {
     let seen = emails(&batches);
     assert_eq!(seen, [None, None], "the transform sees no e-mail");
 }
+
+/// A filtered string view keeps only the bytes it shows once compacted, so a 1% result is sent
+/// as 1% of the data, not as the pages it was filtered from.
+#[test]
+fn results_are_compacted_before_they_are_sent() {
+    use datafusion::arrow::array::{Array, BooleanArray, StringViewArray};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    let values: Vec<String> = (0..100_000).map(|i| format!("order-{i:020}")).collect();
+    let all = StringViewArray::from_iter_values(values.iter());
+    let keep = BooleanArray::from_iter((0..100_000).map(|i| Some(i % 100 == 0)));
+    let kept = datafusion::arrow::compute::filter(&all, &keep).unwrap();
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new(
+        "id",
+        DataType::Utf8View,
+        false,
+    )]));
+    let batch = RecordBatch::try_new(schema, vec![kept]).unwrap();
+    let before = batch.column(0).get_buffer_memory_size();
+    let compacted = mesh_engine::query::compact(batch.clone()).unwrap();
+    let after = compacted.column(0).get_buffer_memory_size();
+    assert_eq!(compacted.num_rows(), 1000);
+    assert_eq!(
+        mesh_engine::query::json_rows(&[compacted]).unwrap(),
+        mesh_engine::query::json_rows(&[batch]).unwrap()
+    );
+    assert!(after * 10 < before, "{after} bytes after, {before} before");
+}
