@@ -1406,7 +1406,7 @@ async fn access_is_requested_decided_granted_and_revoked() {
         {
             Err(CatalogError::PolicyViolation { violations, .. }) => {
                 assert_eq!(violations.len(), 1, "{name}: {violations:?}");
-                assert_eq!(violations[0].policy, "access_purpose");
+                assert_eq!(violations[0].policy, "access-purpose");
                 assert!(violations[0].message.contains("state a purpose"));
             }
             other => panic!("{name}: expected a policy refusal, got {other:?}"),

@@ -438,10 +438,11 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
                 for p in &effective.policies {
                     writeln!(
                         out,
-                        "{:<24} {:<16} {:<6} {:<10} {}",
+                        "{:<24} {:<16} {:<6} {:<8} {:<10} {}",
                         paint(LOCATION, &p.id),
                         p.kind,
                         p.enforcement,
+                        p.on,
                         p.scope,
                         p.title
                     )?;
@@ -466,10 +467,11 @@ fn list(args: &ListArgs) -> anyhow::Result<Outcome> {
     for p in set.policies() {
         writeln!(
             out,
-            "{:<24} {:<16} {:<6} {}",
+            "{:<24} {:<16} {:<6} {:<8} {}",
             paint(LOCATION, &p.id),
             p.kind,
             p.enforcement.as_str(),
+            p.on.as_str(),
             p.title
         )?;
     }
@@ -587,10 +589,11 @@ fn publish(args: &PublishArgs) -> anyhow::Result<Outcome> {
             for p in report.policies.iter().filter(|p| p.scope == scope.name()) {
                 writeln!(
                     out,
-                    "  {:<24} {:<16} {:<6} {}",
+                    "  {:<24} {:<16} {:<6} {:<8} {}",
                     paint(LOCATION, &p.id),
                     p.kind,
                     p.enforcement,
+                    p.on,
                     p.title
                 )?;
             }

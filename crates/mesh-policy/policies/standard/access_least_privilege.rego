@@ -4,7 +4,7 @@
 #   A request for every column of a port that has confidential or restricted columns gets a
 #   warning: naming the columns needed lets the owners grant less.
 # custom:
-#   id: access_least_privilege
+#   id: access-least-privilege
 #   type: access_control
 #   enforcement: warn
 #   on: access

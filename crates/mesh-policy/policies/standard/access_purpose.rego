@@ -4,7 +4,7 @@
 #   A request for columns classified confidential or restricted says what the data is for, in
 #   20 characters or more, so the owning domain can judge it.
 # custom:
-#   id: access_purpose
+#   id: access-purpose
 #   type: access_control
 #   enforcement: block
 #   on: access
