@@ -211,18 +211,7 @@ impl Catalog {
             ))
         })?;
         let contract: serde_json::Value = serde_json::from_str(&found.contract).unwrap_or_default();
-        let mut columns = Vec::new();
-        for table in contract["schema"].as_array().into_iter().flatten() {
-            for prop in table["properties"].as_array().into_iter().flatten() {
-                if let Some(name) = prop["name"].as_str() {
-                    let class = prop["classification"]
-                        .as_str()
-                        .unwrap_or("public")
-                        .to_ascii_lowercase();
-                    columns.push((name.to_owned(), class));
-                }
-            }
-        }
+        let columns = contract_columns(&contract);
         let (mut first, mut second) = (Vec::new(), Vec::new());
         for role in contract["roles"].as_array().into_iter().flatten() {
             first.extend(names(role["firstLevelApprovers"].as_str()));
@@ -546,11 +535,7 @@ impl Catalog {
         }
         row.approvals = serde_json::to_string(&approvals).unwrap_or_else(|_| "[]".into());
         tx.update_request(&row, expected).await?;
-        let kind = match (&row.state[..], &grant) {
-            ("denied", _) => "access.denied",
-            (_, Some(_)) => "access.granted",
-            _ => "access.approved",
-        };
+        let kind = decision_event(&row.state, grant.is_some());
         tx.append_event(&NewEvent {
             at,
             kind: kind.into(),
@@ -732,30 +717,57 @@ pub struct ReadablePort {
     pub through: String,
 }
 
-/// A port's columns (from its contract) and those it masks for readers outside its domain
-/// (the output port's `masked` custom property in the product descriptor).
-async fn port_columns(
+/// The event a decision is: `access.denied`, `access.granted` (the last approval it needed), or
+/// `access.approved` (a first of two).
+pub fn decision_event(state: &str, granted: bool) -> &'static str {
+    match (state, granted) {
+        ("denied", _) => "access.denied",
+        (_, true) => "access.granted",
+        _ => "access.approved",
+    }
+}
+
+/// Each column of a contract, with its classification (lower case; `public` when none).
+fn contract_columns(contract: &serde_json::Value) -> Vec<(String, String)> {
+    let mut columns = Vec::new();
+    for table in contract["schema"].as_array().into_iter().flatten() {
+        for prop in table["properties"].as_array().into_iter().flatten() {
+            if let Some(name) = prop["name"].as_str() {
+                let class = prop["classification"]
+                    .as_str()
+                    .unwrap_or("public")
+                    .to_ascii_lowercase();
+                columns.push((name.to_owned(), class));
+            }
+        }
+    }
+    columns
+}
+
+/// A port's contract as published with `version` (`null` when there is none).
+async fn port_contract(
     tx: &mut dyn Tx,
     product: &str,
     version: &str,
     port: &str,
-) -> Result<(Vec<String>, Vec<String>), CatalogError> {
-    let mut all = Vec::new();
-    if let Some(row) = tx
+) -> Result<serde_json::Value, CatalogError> {
+    Ok(tx
         .ports(product, version)
         .await?
         .into_iter()
         .find(|p| p.port == port)
-    {
-        let contract: serde_json::Value = serde_json::from_str(&row.contract).unwrap_or_default();
-        for table in contract["schema"].as_array().into_iter().flatten() {
-            for prop in table["properties"].as_array().into_iter().flatten() {
-                if let Some(name) = prop["name"].as_str() {
-                    all.push(name.to_owned());
-                }
-            }
-        }
-    }
+        .and_then(|p| serde_json::from_str(&p.contract).ok())
+        .unwrap_or_default())
+}
+
+/// The columns a port masks for readers outside its domain: the output port's `masked` custom
+/// property in the product descriptor.
+async fn port_masked(
+    tx: &mut dyn Tx,
+    product: &str,
+    version: &str,
+    port: &str,
+) -> Result<Vec<String>, CatalogError> {
     let mut hidden = Vec::new();
     if let Some(row) = tx.version(product, version).await? {
         let descriptor: serde_json::Value =
@@ -777,7 +789,7 @@ async fn port_columns(
             }
         }
     }
-    Ok((all, hidden))
+    Ok(hidden)
 }
 
 /// The `mask` custom properties of a contract: per column, and `*` for the whole contract.
@@ -857,22 +869,35 @@ impl Catalog {
                     let grant = grants
                         .iter()
                         .find(|g| g.product == s.product && g.port == s.port && g.major == s.major);
-                    let (columns, through) = if admin {
-                        (None, "admin".to_owned())
+                    let (columns, masks, through) = if admin {
+                        (None, Default::default(), "admin".to_owned())
                     } else if own {
-                        (None, "owner".to_owned())
+                        (None, Default::default(), "owner".to_owned())
                     } else if let Some(g) = grant {
+                        let contract =
+                            port_contract(tx.as_mut(), &s.product, &s.version, &s.port).await?;
                         // A grant of every column still leaves masked what the port masks
                         // (its `masked` custom property); a grant naming a column shows it.
                         let cols = if g.columns.is_empty() {
-                            let (all, hidden) =
-                                port_columns(tx.as_mut(), &s.product, &s.version, &s.port).await?;
-                            (!hidden.is_empty())
-                                .then(|| all.into_iter().filter(|c| !hidden.contains(c)).collect())
+                            let hidden =
+                                port_masked(tx.as_mut(), &s.product, &s.version, &s.port).await?;
+                            (!hidden.is_empty()).then(|| {
+                                contract_columns(&contract)
+                                    .into_iter()
+                                    .map(|(name, _)| name)
+                                    .filter(|c| !hidden.contains(c))
+                                    .collect()
+                            })
                         } else {
                             Some(g.columns.clone())
                         };
-                        (cols, g.id.clone())
+                        // Masking methods matter only where something is masked.
+                        let masks = if cols.is_some() {
+                            masks_of(&contract)
+                        } else {
+                            Default::default()
+                        };
+                        (cols, masks, g.id.clone())
                     } else {
                         continue;
                     };
@@ -884,18 +909,6 @@ impl Catalog {
                     if newest.get(&s.port) != Some(&s.major) {
                         table.push_str(&format!("__v{}", s.major));
                     }
-                    // Masking methods matter only where something is masked.
-                    let masks = if columns.is_some() {
-                        let ports = tx.ports(&s.product, &s.version).await?;
-                        ports
-                            .iter()
-                            .find(|p| p.port == s.port)
-                            .and_then(|p| serde_json::from_str(&p.contract).ok())
-                            .map(|c| masks_of(&c))
-                            .unwrap_or_default()
-                    } else {
-                        Default::default()
-                    };
                     out.push(ReadablePort {
                         product: s.product.clone(),
                         domain: product.domain.clone(),

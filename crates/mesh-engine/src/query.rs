@@ -72,17 +72,28 @@ fn bare() -> SessionContext {
 /// masked as their grants say. (Opening only those keeps a query fast however many ports a
 /// reader may read, and a broken table affects only the queries that name it.)
 pub async fn session(readable: &[Readable], sql: &str) -> Result<SessionContext, RunError> {
-    let named = tables_named(&bare(), sql);
+    let named = named(sql);
     let wanted: Vec<&Readable> = readable
         .iter()
-        .filter(|r| {
-            named.iter().any(|n| {
-                let n = n.trim_start_matches("mesh.");
-                n == format!("{}.{}", r.domain, r.table) || n == r.table
-            })
-        })
+        .filter(|r| named.iter().any(|n| names(n, &r.domain, &r.table)))
         .collect();
     session_with(&wanted).await
+}
+
+/// The tables `sql` names (see [`tables_named`]).
+pub fn named(sql: &str) -> Vec<String> {
+    tables_named(&bare(), sql)
+}
+
+/// Whether a table reference of a query (`mesh.domain.table`, `domain.table` or `table`) is
+/// `domain`'s `table`.
+pub fn names(reference: &str, domain: &str, table: &str) -> bool {
+    let reference = reference.trim_start_matches("mesh.");
+    reference == table
+        || reference
+            .strip_prefix(domain)
+            .and_then(|rest| rest.strip_prefix('.'))
+            == Some(table)
 }
 
 /// A session in which exactly `readable` exist, masked as their grants say.

@@ -83,11 +83,7 @@ pub(crate) async fn decide(
     let Path(id) = path?;
     let Json(decision) = body?;
     let request = state.catalog.decide_access(&who, &id, &decision).await?;
-    let event = match (request.state.as_str(), &request.grant) {
-        ("denied", _) => "access.denied",
-        (_, Some(_)) => "access.granted",
-        _ => "access.approved",
-    };
+    let event = mesh_catalog::access::decision_event(&request.state, request.grant.is_some());
     crate::notify::send(&state, event, &request);
     Ok(Json(request))
 }

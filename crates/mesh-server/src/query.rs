@@ -168,15 +168,8 @@ async fn governed_session(
     sql: &str,
 ) -> Result<(SessionContext, Vec<ReadablePort>), CatalogError> {
     let ports = catalog.readable_ports(who).await?;
-    let readable: Vec<mesh_engine::query::Readable> = ports.iter().map(readable).collect();
-    let ctx = mesh_engine::query::session(&readable, sql)
-        .await
-        .map_err(bad)?;
-    let named = mesh_engine::query::tables_named(&ctx, sql);
-    let names = |p: &ReadablePort, n: &str| {
-        let n = n.trim_start_matches("mesh.");
-        n == format!("{}.{}", p.domain, p.table) || n == p.table
-    };
+    let named = mesh_engine::query::named(sql);
+    let names = |p: &ReadablePort, n: &str| mesh_engine::query::names(n, &p.domain, &p.table);
     let denied: Vec<String> = named
         .iter()
         .filter(|n| !ports.iter().any(|p| names(p, n)))
@@ -184,10 +177,13 @@ async fn governed_session(
         .collect();
     // A refused read is a read decision too: it goes to the audit log before the query fails.
     catalog.record_denied_read(who, &denied, sql).await?;
-    let read = ports
+    let read: Vec<ReadablePort> = ports
         .into_iter()
         .filter(|p| named.iter().any(|n| names(p, n)))
         .collect();
+    let readable: Vec<mesh_engine::query::Readable> = read.iter().map(readable).collect();
+    let refs: Vec<&mesh_engine::query::Readable> = readable.iter().collect();
+    let ctx = mesh_engine::query::session_with(&refs).await.map_err(bad)?;
     Ok((ctx, read))
 }
 

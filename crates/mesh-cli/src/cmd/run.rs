@@ -255,6 +255,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
 
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
+        // The product's grants, read once, when an input port needs one.
+        let mut grants: Option<Vec<mesh_catalog::access::GrantView>> = None;
         for input in product.get("inputPorts").and_then(Node::as_seq).unwrap_or_default() {
             let input_name = text(input, "name").context("an input port has no `name`")?;
             let contract = text(input, "contractId")
@@ -282,12 +284,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             let columns = if upstream_domain == domain {
                 None
             } else {
-                let grants = client
-                    .consumer_grants(&id)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?;
+                if grants.is_none() {
+                    grants = Some(
+                        client
+                            .consumer_grants(&id)
+                            .await
+                            .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?,
+                    );
+                }
                 let grant = grants
-                    .into_iter()
+                    .iter()
+                    .flatten()
                     .find(|g| {
                         g.active
                             && g.product == upstream
@@ -301,7 +308,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                             major = snapshot.major
                         )
                     })?;
-                (!grant.columns.is_empty()).then_some(grant.columns)
+                (!grant.columns.is_empty()).then(|| grant.columns.clone())
             };
             inputs.push(Input {
                 name: input_name,
