@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use mesh_model::odcs::sla::span;
 use mesh_model::odcs::{
     Bound, Contract, DataQuality, LogicalType, Metric, Operator, QualityType, SchemaObject,
     SchemaProperty,
@@ -167,12 +168,6 @@ impl Predicate {
             | Predicate::RepeatedItems(f) => f,
         }
     }
-}
-
-/// A time span of an SLA property.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Span {
-    pub seconds: f64,
 }
 
 /// What to measure for a check.
@@ -952,51 +947,6 @@ fn to_op(op: &Operator) -> Result<Op, String> {
     })
 }
 
-/// An SLA duration: `value` + `unit` (`d`, `day`, `days`, `h`, `m`, `s`, `ms`, `y`, `w`), or a
-/// value with its unit inside (`"4h"`, `"500ms"`).
-pub fn span(value: &serde_json::Value, unit: Option<&str>) -> Result<Span, String> {
-    let (number, unit) = match (value, unit) {
-        (serde_json::Value::Number(n), u) => {
-            (n.as_f64().unwrap_or(f64::NAN), u.unwrap_or("d").to_owned())
-        }
-        (serde_json::Value::String(s), u) => {
-            let s = s.trim();
-            let split = s
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(s.len());
-            let (n, rest) = s.split_at(split);
-            let n: f64 = n.parse().map_err(|_| format!("`{s}` is not a duration"))?;
-            let unit = if rest.trim().is_empty() {
-                u.unwrap_or("d").to_owned()
-            } else {
-                rest.trim().to_owned()
-            };
-            (n, unit)
-        }
-        (other, _) => return Err(format!("`{other}` is not a duration")),
-    };
-    let factor = match unit.to_ascii_lowercase().as_str() {
-        "ms" | "millisecond" | "milliseconds" => 0.001,
-        "s" | "sec" | "second" | "seconds" => 1.0,
-        "m" | "min" | "minute" | "minutes" => 60.0,
-        "h" | "hr" | "hour" | "hours" => 3600.0,
-        "d" | "day" | "days" => 86_400.0,
-        "w" | "week" | "weeks" => 7.0 * 86_400.0,
-        "y" | "yr" | "year" | "years" => 365.0 * 86_400.0,
-        other => {
-            return Err(format!(
-                "unknown duration unit `{other}` (use ms, s, m, h, d, w or y)"
-            ));
-        }
-    };
-    if !number.is_finite() || number < 0.0 {
-        return Err(format!("`{value}` is not a duration"));
-    }
-    Ok(Span {
-        seconds: number * factor,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1045,19 +995,6 @@ mod tests {
     fn between_is_inclusive() {
         assert!(Op::Between(1.0, 3.0).accepts(1.0) && Op::Between(1.0, 3.0).accepts(3.0));
         assert!(!Op::NotBetween(1.0, 3.0).accepts(3.0) && Op::NotBetween(1.0, 3.0).accepts(3.5));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(
-            span(&serde_json::json!(4), Some("d")).map(|s| s.seconds),
-            Ok(4.0 * 86_400.0)
-        );
-        assert_eq!(
-            span(&serde_json::json!("500ms"), None).map(|s| s.seconds),
-            Ok(0.5)
-        );
-        assert!(span(&serde_json::json!(1), Some("fortnight")).is_err());
     }
 
     #[test]

@@ -314,7 +314,26 @@ async fn run_model_inner(
             Slot::Instant(at) => match &row {
                 Err(e) => error(check, e),
                 Ok(values) => match &values[*at] {
-                    Ok(Cell::Micros(Some(t))) => judge(check, (now - t) as f64 / 1e6, rows, None),
+                    Ok(Cell::Micros(Some(t))) => {
+                        let mut result = judge(check, (now - t) as f64 / 1e6, rows, None);
+                        // The instant itself, so a monitor can age it later (`newest` for
+                        // freshness, `oldest` for retention).
+                        let key = match check.measure {
+                            Measure::NewestAge(_) => "newest",
+                            _ => "oldest",
+                        };
+                        if let (Some(serde_json::Value::Object(d)), Some(at)) = (
+                            result.diagnostics.as_mut(),
+                            chrono::DateTime::<chrono::Utc>::from_timestamp_micros(*t),
+                        ) {
+                            d.insert(
+                                key.into(),
+                                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                                    .into(),
+                            );
+                        }
+                        result
+                    }
                     Ok(_) => {
                         let field = check.field.as_deref().unwrap_or_default();
                         fail(

@@ -14,6 +14,7 @@
 mod quality;
 mod schema;
 mod server;
+pub mod sla;
 
 pub use quality::{
     Between, DataQuality, Dimension, Implementation, Metric, OPERATORS, Operator, QualityType,
