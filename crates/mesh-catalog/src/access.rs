@@ -934,23 +934,28 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         ports: &[ReadablePort],
-        rows: u64,
-        complete: bool,
+        read: &ReadOutcome<'_>,
         sql: &str,
     ) -> Result<(), CatalogError> {
         let mut tx = self.store.write().await?;
         let at = stamp(self.clock.now());
+        let rows = i64::try_from(read.rows).unwrap_or(i64::MAX);
+        let mut observed = Vec::with_capacity(ports.len());
         for p in ports {
+            let mut payload = serde_json::json!({
+                "port": p.port, "major": p.major, "through": p.through,
+                "masked": p.columns.is_some(), "rows": read.rows, "complete": read.complete,
+                "query": sql, "latency_ms": read.latency_ms,
+            });
+            if let Some(e) = read.error {
+                payload["error"] = e.into();
+            }
             tx.append_event(&NewEvent {
                 at: at.clone(),
                 kind: "access.read".into(),
                 subject: p.product.clone(),
                 actor: who.name.clone(),
-                payload: serde_json::json!({
-                    "port": p.port, "major": p.major, "through": p.through,
-                    "masked": p.columns.is_some(), "rows": rows, "complete": complete,
-                    "query": sql,
-                }),
+                payload,
             })
             .await?;
             tx.record_usage(&crate::store::UsageRow {
@@ -959,12 +964,23 @@ impl Catalog {
                 port: p.port.clone(),
                 major: p.major,
                 reads: 1,
-                rows_read: i64::try_from(rows).unwrap_or(i64::MAX),
+                rows_read: rows,
                 first_at: at.clone(),
                 last_at: at.clone(),
             })
             .await?;
+            observed.push(crate::store::ObservationRow {
+                product: p.product.clone(),
+                port: p.port.clone(),
+                major: p.major,
+                at: at.clone(),
+                kind: "read".into(),
+                latency_ms: read.latency_ms,
+                rows_read: Some(rows),
+                error: read.error.map(str::to_owned),
+            });
         }
+        tx.insert_observations(&observed).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1018,4 +1034,18 @@ impl Catalog {
         )?;
         Ok(tx.usage(Some(product), None, 1000).await?)
     }
+}
+
+/// How a governed read went: for the audit log, usage, and the SLA monitor (availability, error
+/// rate and latency of the ports it read).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadOutcome<'a> {
+    pub rows: u64,
+    /// Every row was sent (false when the reader went away, or it failed).
+    pub complete: bool,
+    /// From the query's arrival to its last row (or failure).
+    pub latency_ms: f64,
+    /// Why reading the data failed (the ports' fault, not the caller's: a bad query is not
+    /// recorded here).
+    pub error: Option<&'a str>,
 }

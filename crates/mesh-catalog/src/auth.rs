@@ -89,6 +89,18 @@ impl Principal {
         }
     }
 
+    /// The platform itself (the SLA monitor): an admin under its own name in the event log.
+    pub fn system(name: &str) -> Principal {
+        Principal {
+            bindings: vec![RoleBinding {
+                principal: name.to_owned(),
+                role: Role::Admin.as_str().to_owned(),
+                domain: ANY_DOMAIN.to_owned(),
+            }],
+            name: name.to_owned(),
+        }
+    }
+
     /// Whether the principal holds `role` in `domain` (or everywhere).
     pub fn has(&self, role: Role, domain: Option<&str>) -> bool {
         self.bindings.iter().any(|b| {

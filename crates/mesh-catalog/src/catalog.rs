@@ -868,7 +868,8 @@ impl Catalog {
         &self.store
     }
 
-    fn now(&self) -> String {
+    /// The time by the catalog's clock, as the catalog writes it.
+    pub fn now(&self) -> String {
         stamp(self.clock.now())
     }
 

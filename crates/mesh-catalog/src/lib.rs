@@ -9,6 +9,7 @@
 //!   decides again, so no publish is lost and exactly one document wins per version;
 //! - [`access`]: requests to read an output port, the owners' decisions, time-boxed grants;
 //! - [`runs`]: the ledger of pipeline runs and the snapshot of each output port readers get;
+//! - [`sla`]: service levels per output port, measured from runs, reads and probes; violations;
 //! - [`governance`]: the policies publishes and audits are judged by, versioned per scope;
 //! - [`auth`]: principals, roles and API tokens (stored hashed).
 
@@ -19,6 +20,7 @@ pub mod governance;
 pub mod lineage;
 pub mod runs;
 pub mod search;
+pub mod sla;
 pub mod store;
 
 pub use auth::{Action, Principal, Role};

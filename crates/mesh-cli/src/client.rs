@@ -9,11 +9,16 @@ use mesh_catalog::governance::{
 };
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::search::{SearchQuery, SearchResults};
+use mesh_catalog::store::DeliveryRow;
 use mesh_catalog::{
     AuditReport, Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport,
     VersionView,
 };
 use serde::de::DeserializeOwned;
+
+fn bad_request(message: String) -> Failure {
+    Failure::Catalog(CatalogError::BadRequest(message))
+}
 
 /// Why a catalog call failed.
 #[derive(Debug)]
@@ -735,6 +740,79 @@ impl Client {
                 }
                 let page: Page = r.call(reqwest::Method::GET, &path, None).await?;
                 Ok(page.items)
+            }
+        }
+    }
+
+    /// The service levels of every product's output ports (or one product's), measured now.
+    pub(crate) async fn sla(
+        &self,
+        product: Option<&str>,
+        window: &str,
+    ) -> Result<mesh_catalog::sla::SlaReport, Failure> {
+        match self {
+            Client::Local(catalog, who) => {
+                let options = mesh_catalog::sla::SlaOptions {
+                    window: mesh_server::sla::parse_window(window).map_err(bad_request)?,
+                    product: product.map(str::to_owned),
+                };
+                Ok(catalog.sla(who, &options).await?)
+            }
+            Client::Remote(r) => {
+                let mut path = format!("/api/v1/sla?window={}", segment(window));
+                if let Some(product) = product {
+                    path.push_str(&format!("&product={}", segment(product)));
+                }
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    /// One monitor pass that records violations and recoveries: locally with these options
+    /// (and the webhook deliveries it made), or the server's own pass.
+    pub(crate) async fn sla_check(
+        &self,
+        options: &mesh_server::sla::MonitorOptions,
+    ) -> Result<(mesh_catalog::sla::SlaReport, Vec<DeliveryRow>), Failure> {
+        match self {
+            Client::Local(catalog, who) => {
+                let monitor = mesh_server::sla::Monitor::new(options.clone());
+                Ok(Box::pin(monitor.check(catalog, who, false)).await?)
+            }
+            Client::Remote(r) => {
+                let report = r
+                    .call(reqwest::Method::POST, "/api/v1/sla/check", None)
+                    .await?;
+                Ok((report, Vec::new()))
+            }
+        }
+    }
+
+    /// SLA violations, open and closed, the most recently started first.
+    pub(crate) async fn sla_violations(
+        &self,
+        product: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<mesh_catalog::store::ViolationRow>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.sla_violations(who, product, limit).await?),
+            Client::Remote(r) => {
+                let mut path = format!("/api/v1/sla/violations?limit={limit}");
+                if let Some(product) = product {
+                    path.push_str(&format!("&product={}", segment(product)));
+                }
+                r.call(reqwest::Method::GET, &path, None).await
+            }
+        }
+    }
+
+    /// Webhook deliveries, the most recent first.
+    pub(crate) async fn deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>, Failure> {
+        match self {
+            Client::Local(catalog, who) => Ok(catalog.deliveries(who, limit).await?),
+            Client::Remote(r) => {
+                let path = format!("/api/v1/webhooks/deliveries?limit={limit}");
+                r.call(reqwest::Method::GET, &path, None).await
             }
         }
     }

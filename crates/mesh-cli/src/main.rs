@@ -80,6 +80,10 @@ enum Command {
     /// The catalog's append-only audit log: access requests, decisions, grants, revocations,
     /// every read and refused read, policy decisions, publishes.
     Audit(cmd::audit::Args),
+    /// Service levels per output port as the platform measured them (freshness, completeness,
+    /// availability, error rate, latency, volume) against the contracts; `check` records
+    /// violations and tells a webhook. Exits 1 while a port is in violation.
+    Sla(cmd::sla::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -144,6 +148,7 @@ fn main() -> ExitCode {
         Command::Access(args) => cmd::access::run(&args),
         Command::Query(args) => cmd::query::run(&args),
         Command::Audit(args) => cmd::audit::run(&args),
+        Command::Sla(args) => cmd::sla::run(&args),
     };
     match result {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -29,7 +29,7 @@ pub(crate) async fn request_access(
     let who = caller.principal()?;
     let Json(ask) = body?;
     let request = state.catalog.request_access(&who, &ask).await?;
-    crate::notify::send(&state, "access.requested", &request);
+    crate::notify::send(&state, "access.requested", &request.product, &request);
     Ok((StatusCode::CREATED, Json(request)))
 }
 
@@ -84,7 +84,7 @@ pub(crate) async fn decide(
     let Json(decision) = body?;
     let request = state.catalog.decide_access(&who, &id, &decision).await?;
     let event = mesh_catalog::access::decision_event(&request.state, request.grant.is_some());
-    crate::notify::send(&state, event, &request);
+    crate::notify::send(&state, event, &request.product, &request);
     Ok(Json(request))
 }
 
@@ -155,7 +155,7 @@ pub(crate) async fn revoke(
     let Path(id) = path?;
     let Json(body) = body?;
     let grant = state.catalog.revoke_access(&who, &id, &body.reason).await?;
-    crate::notify::send(&state, "access.revoked", &grant);
+    crate::notify::send(&state, "access.revoked", &grant.product, &grant);
     Ok(Json(grant))
 }
 

@@ -42,6 +42,7 @@ use crate::{AppState, Caller};
         (name = "governance", description = "Rego policies versioned per scope (global, domain), and the audit"),
         (name = "runs", description = "Pipeline runs (write-audit-publish) and the snapshots readers get"),
         (name = "access", description = "Access requests, decisions and time-boxed grants"),
+        (name = "sla", description = "Service levels per output port, violations, webhook deliveries, Prometheus metrics"),
     ),
 )]
 pub(crate) struct ApiDoc;
@@ -102,6 +103,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::access::revoke))
         .routes(routes!(crate::access::usage))
         .routes(routes!(crate::query::query))
+        .routes(routes!(crate::sla::status))
+        .routes(routes!(crate::sla::check))
+        .routes(routes!(crate::sla::violations))
+        .routes(routes!(crate::sla::deliveries))
+        .routes(routes!(crate::sla::metrics))
 }
 
 type ApiResult<T> = Result<T, ApiError>;

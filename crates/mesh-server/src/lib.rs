@@ -6,10 +6,11 @@ mod access;
 mod api;
 mod error;
 mod flight;
-mod notify;
+pub mod notify;
 mod policies;
 mod query;
 mod runs;
+pub mod sla;
 
 use std::sync::Arc;
 
@@ -31,15 +32,17 @@ pub struct AppState {
     openapi: Arc<String>,
     limits: Arc<query::Limits>,
     webhook: Option<Arc<notify::Webhook>>,
+    monitor: Arc<sla::Monitor>,
 }
 
-/// How a server runs: its query limits, and where access events are also sent.
+/// How a server runs: its query limits, where access events are also sent, and its SLA monitor.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     pub limits: QueryLimits,
     /// A URL that gets every access request, decision and revocation as a JSON POST (the
     /// owning domain's chat or ticket system), retried with backoff.
     pub access_webhook: Option<String>,
+    pub monitor: sla::MonitorOptions,
 }
 
 /// How much querying a consumer may do: queries per minute (with this burst), and how long one
@@ -82,6 +85,11 @@ pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
 
 /// [`app`] with these options.
 pub fn app_with_options(catalog: Catalog, options: Options) -> Router {
+    let monitor = Arc::new(sla::Monitor::new(options.monitor.clone()));
+    app_with_monitor(catalog, options, monitor)
+}
+
+fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<sla::Monitor>) -> Router {
     let limits = options.limits;
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
@@ -97,6 +105,7 @@ pub fn app_with_options(catalog: Catalog, options: Options) -> Router {
         webhook: options
             .access_webhook
             .map(|url| Arc::new(notify::Webhook::new(url))),
+        monitor,
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
@@ -170,14 +179,19 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes.
+/// Serves `app` on `listener` until `shutdown` completes, with the SLA monitor running on its
+/// schedule beside it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     catalog: Catalog,
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app_with_options(catalog, options))
+    let monitor = Arc::new(sla::Monitor::new(options.monitor.clone()));
+    let monitoring = tokio::spawn(Arc::clone(&monitor).run(catalog.clone()));
+    let served = axum::serve(listener, app_with_monitor(catalog, options, monitor))
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    monitoring.abort();
+    served
 }

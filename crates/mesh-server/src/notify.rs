@@ -1,24 +1,27 @@
-//! Access events to a webhook: the owning domain hears of a request where it works (chat,
-//! tickets), not only in the event log. Sent after the catalog has committed, in the
-//! background, retried with backoff; a webhook that stays down is logged, never a failed call.
+//! Events to webhooks: access requests and decisions (to the owning domain's chat or tickets),
+//! SLA violations and recoveries (to whoever is on call). Sent after the catalog has committed,
+//! retried with backoff, and every delivery is logged in the catalog: what was sent where, how
+//! many attempts it took, the receiver's last answer (`GET /api/v1/webhooks/deliveries`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use mesh_catalog::Catalog;
+use mesh_catalog::store::DeliveryRow;
 use serde::Serialize;
 
-use crate::AppState;
-
 /// Attempts per event: the first, then after 0.5, 1 and 2 seconds.
-const ATTEMPTS: u32 = 4;
+const ATTEMPTS: i64 = 4;
 
-#[derive(Debug)]
-pub(crate) struct Webhook {
+/// One receiver of events.
+#[derive(Debug, Clone)]
+pub struct Webhook {
     url: String,
     http: reqwest::Client,
 }
 
 impl Webhook {
-    pub(crate) fn new(url: String) -> Webhook {
+    pub fn new(url: String) -> Webhook {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mesh/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(10))
@@ -26,42 +29,118 @@ impl Webhook {
             .unwrap_or_default();
         Webhook { url, http }
     }
-}
 
-/// Sends `{event, at, <what>}` to the server's access webhook, if it has one.
-pub(crate) fn send(state: &AppState, event: &str, what: &impl Serialize) {
-    let Some(hook) = state.webhook.clone() else {
-        return;
-    };
-    let body = serde_json::json!({
-        "event": event,
-        "at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "data": what,
-    });
-    let event = event.to_owned();
-    tokio::spawn(async move {
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// POSTs `{delivery, event, at, subject, data}` until the receiver answers 2xx or the
+    /// attempts run out, logging each attempt in the catalog. The delivery as it ended.
+    pub async fn deliver(
+        &self,
+        catalog: &Catalog,
+        event: &str,
+        subject: &str,
+        data: &impl Serialize,
+    ) -> DeliveryRow {
+        let id = uuid::Uuid::new_v4().to_string();
+        let at = catalog.now();
+        let body = serde_json::json!({
+            "delivery": id, "event": event, "at": at, "subject": subject, "data": data,
+        });
+        let mut row = DeliveryRow {
+            id,
+            url: self.url.clone(),
+            event: event.to_owned(),
+            subject: subject.to_owned(),
+            payload: body.to_string(),
+            state: "pending".into(),
+            attempts: 0,
+            last_status: None,
+            last_error: None,
+            created_at: at.clone(),
+            updated_at: at,
+        };
+        logged(catalog.log_delivery(&row, true).await);
         let mut wait = Duration::from_millis(500);
-        for attempt in 1..=ATTEMPTS {
-            let sent = hook.http.post(&hook.url).json(&body).send().await;
+        while row.attempts < ATTEMPTS {
+            row.attempts += 1;
+            let sent = self
+                .http
+                .post(&self.url)
+                .header("x-mesh-delivery", &row.id)
+                .json(&body)
+                .send()
+                .await;
             match sent {
-                Ok(r) if r.status().is_success() => return,
-                Ok(r) if attempt == ATTEMPTS => {
-                    log(&format!("{event}: {} answered {}", hook.url, r.status()));
+                Ok(r) => {
+                    row.last_status = Some(i64::from(r.status().as_u16()));
+                    row.last_error = (!r.status().is_success())
+                        .then(|| format!("the receiver answered {}", r.status()));
                 }
-                Err(e) if attempt == ATTEMPTS => log(&format!("{event}: {}: {e}", hook.url)),
-                _ => {}
+                Err(e) => {
+                    row.last_status = None;
+                    row.last_error = Some(e.to_string());
+                }
             }
-            if attempt < ATTEMPTS {
+            let done = row.last_error.is_none();
+            row.state = match (done, row.attempts < ATTEMPTS) {
+                (true, _) => "delivered",
+                (false, true) => "pending",
+                (false, false) => "failed",
+            }
+            .into();
+            row.updated_at = catalog.now();
+            logged(catalog.log_delivery(&row, false).await);
+            if done {
+                break;
+            }
+            if row.attempts < ATTEMPTS {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
         }
-    });
+        if row.state == "failed" {
+            log(&format!(
+                "{event} was not delivered to {} after {ATTEMPTS} attempts: {}",
+                self.url,
+                row.last_error.as_deref().unwrap_or_default()
+            ));
+        }
+        row
+    }
+
+    /// [`Webhook::deliver`] in the background: the caller's answer never waits for a receiver.
+    pub fn spawn(
+        self: &Arc<Self>,
+        catalog: &Catalog,
+        event: &str,
+        subject: &str,
+        data: &impl Serialize,
+    ) {
+        let (hook, catalog) = (Arc::clone(self), catalog.clone());
+        let (event, subject) = (event.to_owned(), subject.to_owned());
+        let data = serde_json::to_value(data).unwrap_or_default();
+        tokio::spawn(async move {
+            hook.deliver(&catalog, &event, &subject, &data).await;
+        });
+    }
+}
+
+/// Sends an access event to the server's access webhook, if it has one.
+pub(crate) fn send(state: &crate::AppState, event: &str, subject: &str, what: &impl Serialize) {
+    if let Some(hook) = &state.webhook {
+        hook.spawn(&state.catalog, event, subject, what);
+    }
+}
+
+fn logged(result: Result<(), mesh_catalog::CatalogError>) {
+    if let Err(e) = result {
+        log(&format!("could not log a webhook delivery: {e}"));
+    }
 }
 
 #[allow(clippy::print_stderr)]
 fn log(message: &str) {
-    eprintln!(
-        "mesh serve: the access webhook was not delivered after {ATTEMPTS} attempts: {message}"
-    );
+    eprintln!("mesh serve: {message}");
 }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use mesh_catalog::access::ReadablePort;
+use mesh_catalog::access::{ReadOutcome, ReadablePort};
 use mesh_catalog::{Catalog, CatalogError, Principal};
 use mesh_engine::query::{RecordBatch, ResultFormat, SchemaRef, SessionContext};
 use serde::{Deserialize, Serialize};
@@ -166,6 +166,7 @@ async fn governed_session(
     catalog: &Catalog,
     who: &Principal,
     sql: &str,
+    started: Instant,
 ) -> Result<(SessionContext, Vec<ReadablePort>), CatalogError> {
     let ports = catalog.readable_ports(who).await?;
     let named = mesh_engine::query::named(sql);
@@ -183,8 +184,17 @@ async fn governed_session(
         .collect();
     let readable: Vec<mesh_engine::query::Readable> = read.iter().map(readable).collect();
     let refs: Vec<&mesh_engine::query::Readable> = readable.iter().collect();
-    let ctx = mesh_engine::query::session_with(&refs).await.map_err(bad)?;
-    Ok((ctx, read))
+    match mesh_engine::query::session_with(&refs).await {
+        Ok(ctx) => Ok((ctx, read)),
+        Err(e) => {
+            // The ports' data could not be opened: a failed read of each, for the SLA monitor.
+            let error = e.to_string();
+            let mut record = ReadRecord::new(catalog, who, read, sql, started);
+            record.error = Some(error);
+            record.finish(false).await?;
+            Err(bad(e))
+        }
+    }
 }
 
 pub(crate) fn readable(p: &ReadablePort) -> mesh_engine::query::Readable {
@@ -213,7 +223,7 @@ pub async fn governed_schema(
     who: &Principal,
     sql: &str,
 ) -> Result<SchemaRef, CatalogError> {
-    let (ctx, _) = governed_session(catalog, who, sql).await?;
+    let (ctx, _) = governed_session(catalog, who, sql, Instant::now()).await?;
     mesh_engine::query::schema_of(&ctx, sql).await.map_err(bad)
 }
 
@@ -224,18 +234,13 @@ pub async fn governed_stream(
     who: &Principal,
     sql: &str,
 ) -> Result<GovernedRead, CatalogError> {
-    let (ctx, ports) = Box::pin(governed_session(catalog, who, sql)).await?;
+    let started = Instant::now();
+    let (ctx, ports) = Box::pin(governed_session(catalog, who, sql, started)).await?;
+    // A query that does not plan is the caller's mistake, not the ports': nothing is recorded.
     let (schema, inner) = Box::pin(mesh_engine::query::stream(&ctx, sql))
         .await
         .map_err(bad)?;
-    let record = ReadRecord {
-        catalog: catalog.clone(),
-        who: who.clone(),
-        ports,
-        sql: sql.to_owned(),
-        rows: 0,
-        recorded: false,
-    };
+    let record = ReadRecord::new(catalog, who, ports, sql, started);
     let batches = futures::stream::unfold(Some((inner, record)), |state| async move {
         let (mut inner, mut record) = state?;
         match inner.next().await {
@@ -246,6 +251,7 @@ pub async fn governed_stream(
                 Some((batch, Some((inner, record))))
             }
             Some(Err(e)) => {
+                record.error = Some(e.to_string());
                 let _ = record.finish(false).await;
                 Some((Err(CatalogError::BadRequest(e.to_string())), None))
             }
@@ -300,14 +306,46 @@ struct ReadRecord {
     ports: Vec<ReadablePort>,
     sql: String,
     rows: u64,
+    started: Instant,
+    /// Why reading the data failed.
+    error: Option<String>,
     recorded: bool,
 }
 
 impl ReadRecord {
+    fn new(
+        catalog: &Catalog,
+        who: &Principal,
+        ports: Vec<ReadablePort>,
+        sql: &str,
+        started: Instant,
+    ) -> ReadRecord {
+        ReadRecord {
+            catalog: catalog.clone(),
+            who: who.clone(),
+            ports,
+            sql: sql.to_owned(),
+            rows: 0,
+            started,
+            error: None,
+            recorded: false,
+        }
+    }
+
     async fn finish(&mut self, complete: bool) -> Result<(), CatalogError> {
         self.recorded = true;
+        let seconds = self.started.elapsed().as_secs_f64();
+        for p in &self.ports {
+            crate::sla::observe_read(&p.product, &p.port, seconds, self.error.is_some());
+        }
+        let read = ReadOutcome {
+            rows: self.rows,
+            complete,
+            latency_ms: seconds * 1000.0,
+            error: self.error.as_deref(),
+        };
         self.catalog
-            .record_read(&self.who, &self.ports, self.rows, complete, &self.sql)
+            .record_read(&self.who, &self.ports, &read, &self.sql)
             .await
     }
 }
@@ -325,6 +363,8 @@ impl Drop for ReadRecord {
                 ports: std::mem::take(&mut self.ports),
                 sql: std::mem::take(&mut self.sql),
                 rows: self.rows,
+                started: self.started,
+                error: self.error.take(),
                 // Never recorded again from its own drop (a runtime shutting down drops
                 // what is spawned at once).
                 recorded: true,

@@ -225,6 +225,114 @@ pub trait Tx: Send {
         reader: Option<&str>,
         limit: i64,
     ) -> StoreResult<Vec<UsageRow>>;
+
+    async fn insert_observations(&mut self, rows: &[ObservationRow]) -> StoreResult<()>;
+    /// Observations of the products in `[from, upto]` at or after `since`, by port and time.
+    async fn observations_between(
+        &mut self,
+        from: Option<&str>,
+        upto: Option<&str>,
+        since: &str,
+    ) -> StoreResult<Vec<ObservationRow>>;
+    /// Deletes observations older than `before`; how many.
+    async fn prune_observations(&mut self, before: &str) -> StoreResult<u64>;
+    /// The snapshots of the products in `[from, upto]`.
+    async fn snapshots_between(
+        &mut self,
+        from: Option<&str>,
+        upto: Option<&str>,
+    ) -> StoreResult<Vec<SnapshotRow>>;
+    /// The runs of the products in `[from, upto]` started at or after `since`, and the runs
+    /// their snapshots name however old; by product, port and start.
+    async fn runs_between(
+        &mut self,
+        from: Option<&str>,
+        upto: Option<&str>,
+        since: &str,
+    ) -> StoreResult<Vec<RunRow>>;
+    /// How many runs ended in each state.
+    async fn run_counts(&mut self) -> StoreResult<Vec<(String, i64)>>;
+    /// Fails with [`StoreError::Conflict`] while the same objective has an open violation.
+    async fn insert_violation(&mut self, row: &ViolationRow) -> StoreResult<()>;
+    /// Closes an open violation; false when it was already closed.
+    async fn end_violation(&mut self, id: &str, at: &str) -> StoreResult<bool>;
+    /// Open violations of the products in `[from, upto]`.
+    async fn open_violations_between(
+        &mut self,
+        from: Option<&str>,
+        upto: Option<&str>,
+    ) -> StoreResult<Vec<ViolationRow>>;
+    /// Violations (open and closed) of a product or of all, the most recently started first.
+    async fn violations(
+        &mut self,
+        product: Option<&str>,
+        limit: i64,
+    ) -> StoreResult<Vec<ViolationRow>>;
+    async fn insert_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()>;
+    async fn update_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()>;
+    /// Webhook deliveries, the most recent first.
+    async fn deliveries(&mut self, limit: i64) -> StoreResult<Vec<DeliveryRow>>;
+}
+
+/// One observation of an output port: a governed read or a monitor probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObservationRow {
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    pub at: String,
+    /// `read` or `probe`.
+    pub kind: String,
+    pub latency_ms: f64,
+    pub rows_read: Option<i64>,
+    /// Why it failed; absent when it succeeded.
+    pub error: Option<String>,
+}
+
+/// A breach of one service-level objective of one output port.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ViolationRow {
+    pub id: String,
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    /// The SLA property (`latency`, `availability`, ...), `completeness` or `volume`.
+    pub property: String,
+    /// What the contract promises, e.g. `<= 1 d`.
+    pub objective: String,
+    /// What was measured when the breach was detected.
+    pub observed: String,
+    /// When the objective stopped being met (as far as the monitor can tell).
+    pub started_at: String,
+    pub detected_at: String,
+    /// When it was met again; absent while the violation lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+/// One webhook delivery and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeliveryRow {
+    pub id: String,
+    pub url: String,
+    /// The event sent, e.g. `sla.violated`.
+    pub event: String,
+    /// The product (or request) it is about.
+    pub subject: String,
+    /// The JSON body sent.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 /// How much one reader has read of one output port (per major version).

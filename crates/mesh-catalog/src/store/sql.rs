@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
-    Backend, CatalogStore, DependencyRow, DomainRow, EventRow, GrantRow, NewEvent, PolicyBundleRow,
-    PortRow, ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError,
-    StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow,
+    Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, NewEvent,
+    ObservationRow, PolicyBundleRow, PortRow, ProductQuery, ProductRow, RequestRow, RoleBinding,
+    RunRow, SnapshotRow, StoreError, StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow,
+    ViolationRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -184,6 +185,21 @@ macro_rules! row_readers {
                 checks: r.try_get("checks")?,
                 error: r.try_get("error")?,
                 actor: r.try_get("actor")?,
+            })
+        }
+
+        fn violation_row(r: &$row) -> Result<ViolationRow, sqlx::Error> {
+            Ok(ViolationRow {
+                id: r.try_get("id")?,
+                product: r.try_get("product")?,
+                port: r.try_get("port")?,
+                major: r.try_get("major")?,
+                property: r.try_get("property")?,
+                objective: r.try_get("objective")?,
+                observed: r.try_get("observed")?,
+                started_at: r.try_get("started_at")?,
+                detected_at: r.try_get("detected_at")?,
+                ended_at: r.try_get("ended_at")?,
             })
         }
 
@@ -1175,6 +1191,253 @@ macro_rules! sql_tx {
                             rows_read: r.try_get("rows_read")?,
                             first_at: r.try_get("first_at")?,
                             last_at: r.try_get("last_at")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn insert_observations(&mut self, rows: &[ObservationRow]) -> StoreResult<()> {
+                for o in rows {
+                    sqlx::query(
+                        "INSERT INTO port_observations \
+                         (product, port, major, at, kind, latency_ms, rows_read, error) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(&o.product)
+                    .bind(&o.port)
+                    .bind(o.major)
+                    .bind(&o.at)
+                    .bind(&o.kind)
+                    .bind(o.latency_ms)
+                    .bind(o.rows_read)
+                    .bind(&o.error)
+                    .execute(&mut *self.tx)
+                    .await?;
+                }
+                Ok(())
+            }
+
+            async fn observations_between(
+                &mut self,
+                from: Option<&str>,
+                upto: Option<&str>,
+                since: &str,
+            ) -> StoreResult<Vec<ObservationRow>> {
+                let rows = sqlx::query(
+                    "SELECT product, port, major, at, kind, latency_ms, rows_read, error \
+                     FROM port_observations WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) \
+                     AND at >= $3 ORDER BY product, port, major, at",
+                )
+                .bind(from)
+                .bind(upto)
+                .bind(since)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(ObservationRow {
+                            product: r.try_get("product")?,
+                            port: r.try_get("port")?,
+                            major: r.try_get("major")?,
+                            at: r.try_get("at")?,
+                            kind: r.try_get("kind")?,
+                            latency_ms: r.try_get("latency_ms")?,
+                            rows_read: r.try_get("rows_read")?,
+                            error: r.try_get("error")?,
+                        })
+                    })
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn prune_observations(&mut self, before: &str) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM port_observations WHERE at < $1")
+                    .bind(before)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn snapshots_between(
+                &mut self,
+                from: Option<&str>,
+                upto: Option<&str>,
+            ) -> StoreResult<Vec<SnapshotRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", snapshot_cols!(), " FROM snapshots \
+                     WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) ORDER BY product, port, major"
+                ))
+                .bind(from)
+                .bind(upto)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(snapshot_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn runs_between(
+                &mut self,
+                from: Option<&str>,
+                upto: Option<&str>,
+                since: &str,
+            ) -> StoreResult<Vec<RunRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", run_cols!(), " FROM runs \
+                     WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) \
+                     AND (started_at >= $3 OR id IN (SELECT run FROM snapshots \
+                          WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2))) \
+                     ORDER BY product, port, started_at, id"
+                ))
+                .bind(from)
+                .bind(upto)
+                .bind(since)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn run_counts(&mut self) -> StoreResult<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT state, COUNT(*) AS n FROM runs GROUP BY state ORDER BY state",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("state")?, r.try_get("n")?)))
+                    .collect::<Result<_, sqlx::Error>>()
+                    .map_err(Into::into)
+            }
+
+            async fn insert_violation(&mut self, row: &ViolationRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO sla_violations (id, product, port, major, property, objective, \
+                     observed, started_at, detected_at, ended_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&row.id)
+                .bind(&row.product)
+                .bind(&row.port)
+                .bind(row.major)
+                .bind(&row.property)
+                .bind(&row.objective)
+                .bind(&row.observed)
+                .bind(&row.started_at)
+                .bind(&row.detected_at)
+                .bind(&row.ended_at)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("an open violation of this objective"))?;
+                Ok(())
+            }
+
+            async fn end_violation(&mut self, id: &str, at: &str) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE sla_violations SET ended_at = $2 WHERE id = $1 AND ended_at IS NULL",
+                )
+                .bind(id)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn open_violations_between(
+                &mut self,
+                from: Option<&str>,
+                upto: Option<&str>,
+            ) -> StoreResult<Vec<ViolationRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, product, port, major, property, objective, observed, started_at, \
+                     detected_at, ended_at FROM sla_violations \
+                     WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) AND ended_at IS NULL \
+                     ORDER BY product, port, major, property",
+                )
+                .bind(from)
+                .bind(upto)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(violation_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn violations(
+                &mut self,
+                product: Option<&str>,
+                limit: i64,
+            ) -> StoreResult<Vec<ViolationRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, product, port, major, property, objective, observed, started_at, \
+                     detected_at, ended_at FROM sla_violations WHERE ($1 IS NULL OR product = $1) \
+                     ORDER BY started_at DESC, id LIMIT $2",
+                )
+                .bind(product)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(violation_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn insert_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO webhook_deliveries (id, url, event, subject, payload, state, \
+                     attempts, last_status, last_error, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&row.id)
+                .bind(&row.url)
+                .bind(&row.event)
+                .bind(&row.subject)
+                .bind(&row.payload)
+                .bind(&row.state)
+                .bind(row.attempts)
+                .bind(row.last_status)
+                .bind(&row.last_error)
+                .bind(&row.created_at)
+                .bind(&row.updated_at)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("a delivery with this id"))?;
+                Ok(())
+            }
+
+            async fn update_delivery(&mut self, row: &DeliveryRow) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $2, attempts = $3, last_status = $4, \
+                     last_error = $5, updated_at = $6 WHERE id = $1",
+                )
+                .bind(&row.id)
+                .bind(&row.state)
+                .bind(row.attempts)
+                .bind(row.last_status)
+                .bind(&row.last_error)
+                .bind(&row.updated_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn deliveries(&mut self, limit: i64) -> StoreResult<Vec<DeliveryRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, url, event, subject, payload, state, attempts, last_status, \
+                     last_error, created_at, updated_at FROM webhook_deliveries \
+                     ORDER BY created_at DESC, id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DeliveryRow {
+                            id: r.try_get("id")?,
+                            url: r.try_get("url")?,
+                            event: r.try_get("event")?,
+                            subject: r.try_get("subject")?,
+                            payload: r.try_get("payload")?,
+                            state: r.try_get("state")?,
+                            attempts: r.try_get("attempts")?,
+                            last_status: r.try_get("last_status")?,
+                            last_error: r.try_get("last_error")?,
+                            created_at: r.try_get("created_at")?,
+                            updated_at: r.try_get("updated_at")?,
                         })
                     })
                     .collect::<Result<_, sqlx::Error>>()

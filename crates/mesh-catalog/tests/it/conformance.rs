@@ -1706,7 +1706,7 @@ async fn contract_approvers_and_restricted_data_need_the_right_people() {
 /// recommendations follow what its readers also query, and a deprecation reaches its readers.
 #[tokio::test]
 async fn usage_feeds_recommendations_and_deprecation_notices() {
-    use mesh_catalog::access::ReadablePort;
+    use mesh_catalog::access::{ReadOutcome, ReadablePort};
     for t in backends::all().await {
         let name = t.name;
         let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
@@ -1730,15 +1730,42 @@ async fn usage_feeds_recommendations_and_deprecation_notices() {
             through: "grant-1".into(),
         };
         catalog
-            .record_read(&ana, &[port("ecommerce.orders")], 10, true, "SELECT 1")
+            .record_read(
+                &ana,
+                &[port("ecommerce.orders")],
+                &ReadOutcome {
+                    rows: 10,
+                    complete: true,
+                    ..Default::default()
+                },
+                "SELECT 1",
+            )
             .await
             .unwrap();
         catalog
-            .record_read(&ana, &[port("ecommerce.orders")], 1, false, "SELECT 2")
+            .record_read(
+                &ana,
+                &[port("ecommerce.orders")],
+                &ReadOutcome {
+                    rows: 1,
+                    complete: false,
+                    ..Default::default()
+                },
+                "SELECT 2",
+            )
             .await
             .unwrap();
         catalog
-            .record_read(&ana, &[port("ecommerce.customers")], 5, true, "SELECT 3")
+            .record_read(
+                &ana,
+                &[port("ecommerce.customers")],
+                &ReadOutcome {
+                    rows: 5,
+                    complete: true,
+                    ..Default::default()
+                },
+                "SELECT 3",
+            )
             .await
             .unwrap();
 
@@ -1792,5 +1819,283 @@ async fn usage_feeds_recommendations_and_deprecation_notices() {
                 .any(|e| e.kind == "reader.notified" && e.payload["reader"] == "ana"),
             "{name}"
         );
+    }
+}
+
+/// Checks JSON of a run whose one completeness rule found `missing` of 100 values missing.
+fn completeness_checks(missing: u32) -> serde_json::Value {
+    let result = if missing == 0 { "passed" } else { "warning" };
+    serde_json::json!({
+        "result": result,
+        "checks": [{
+            "category": "quality", "type": "field_missing_values", "field": "amount",
+            "name": "amount is mostly there", "result": result,
+            "diagnostics": {
+                "metric": "missing_count", "value": missing, "row_count": 100,
+                "failed_fraction": f64::from(missing) / 100.0,
+            },
+        }],
+    })
+}
+
+/// A successful run of `product`'s port, finished now by the catalog's clock.
+async fn succeed(catalog: &Catalog, product: &str, version: i64, checks: serde_json::Value) {
+    use mesh_catalog::runs::{RunEnd, RunStart};
+    let who = admin();
+    let port = product.rsplit('.').next().unwrap();
+    let run = catalog
+        .begin_run(
+            &who,
+            &RunStart {
+                product: product.into(),
+                port: port.into(),
+                location: format!("file:///data/{product}/v1"),
+                inputs: vec![],
+                owner: "host:1".into(),
+            },
+        )
+        .await
+        .unwrap();
+    catalog
+        .committing_run(&who, &run.id, version)
+        .await
+        .unwrap();
+    catalog
+        .finish_run(
+            &who,
+            &run.id,
+            &RunEnd {
+                delta_version: Some(version),
+                rows_in: Some(100),
+                rows_out: Some(100),
+                bytes_out: Some(4096),
+                checks: Some(checks),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn service_levels_are_measured_and_breaches_recorded_once() {
+    use mesh_catalog::access::{ReadOutcome, ReadablePort};
+    use mesh_catalog::sla::{PortSla, SlaOptions};
+    let t0 = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+    let hours = |h: i64| t0 + chrono::Duration::hours(h);
+    for t in backends::all().await {
+        let name = t.name;
+        let clock = clock();
+        let catalog = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+        let other = Catalog::with_clock(t.reopen().await, clock.clone());
+        let who = admin();
+        // The fixture's contract promises `latency: 1 d` and `availability: 99.5 percent`.
+        for id in ["sales.orders", "sales.returns"] {
+            let bundle = product(id, "1.0.0", &["id!", "amount"]).bundle();
+            catalog.publish(&who, &bundle, false).await.unwrap();
+        }
+        let all = SlaOptions::default();
+        let orders = SlaOptions {
+            product: Some("sales.orders".into()),
+            ..SlaOptions::default()
+        };
+        let port_of = |ports: &[PortSla], id: &str| -> PortSla {
+            ports.iter().find(|p| p.product == id).cloned().unwrap()
+        };
+        let objective = |p: &PortSla, property: &str| {
+            p.objectives
+                .iter()
+                .find(|o| o.property == property)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name}: no {property} objective in {p:?}"))
+        };
+
+        // Run at once; an hour later all is well (returns never ran: fresh from publication).
+        succeed(&catalog, "sales.orders", 1, completeness_checks(0)).await;
+        clock.set(hours(1));
+        let report = catalog.sla_check(&who, &all).await.unwrap();
+        assert!(report.opened.is_empty(), "{name}: {:?}", report.opened);
+        let p = port_of(&report.ports, "sales.orders");
+        assert_eq!(objective(&p, "latency").status, "met", "{name}");
+        assert_eq!(objective(&p, "completeness").status, "met", "{name}");
+        assert_eq!(objective(&p, "availability").status, "unknown", "{name}");
+        assert_eq!(p.metrics.freshness_seconds, Some(3600.0), "{name}");
+        assert_eq!(p.metrics.completeness, Some(1.0), "{name}");
+        assert_eq!(p.metrics.rows, Some(100), "{name}");
+        let returns = port_of(&report.ports, "sales.returns");
+        assert_eq!(objective(&returns, "latency").status, "met", "{name}");
+
+        // A day and an hour later the data is stale: one violation, whichever monitor (two
+        // catalogs on one database, at once) sees it; started when the day ran out.
+        clock.set(hours(25));
+        let (a, b) = tokio::join!(
+            catalog.sla_check(&who, &orders),
+            other.sla_check(&who, &orders)
+        );
+        let opened: Vec<_> = a
+            .unwrap()
+            .opened
+            .into_iter()
+            .chain(b.unwrap().opened)
+            .collect();
+        assert_eq!(opened.len(), 1, "{name}: {opened:?}");
+        assert_eq!(opened[0].property, "latency");
+        assert_eq!(opened[0].objective, "<= 1 d");
+        assert_eq!(opened[0].started_at, "2026-11-02T12:00:00.000Z", "{name}");
+        assert_eq!(opened[0].detected_at, "2026-11-02T13:00:00.000Z", "{name}");
+        clock.set(hours(26));
+        let report = catalog.sla_check(&who, &all).await.unwrap();
+        // Orders stays at one; returns, never run, is as stale as its publication.
+        let others: Vec<(&str, &str)> = report
+            .opened
+            .iter()
+            .map(|v| (v.product.as_str(), v.property.as_str()))
+            .collect();
+        assert_eq!(others, [("sales.returns", "latency")], "{name}");
+        assert!(report.recovered.is_empty(), "{name}");
+        let p = port_of(&report.ports, "sales.orders");
+        assert_eq!(p.status, "violated");
+        let latency = objective(&p, "latency");
+        assert_eq!(
+            latency.violation.as_deref(),
+            Some(opened[0].id.as_str()),
+            "{name}"
+        );
+        assert_eq!(latency.since.as_deref(), Some("2026-11-02T12:00:00.000Z"));
+        assert_eq!(
+            objective(&port_of(&report.ports, "sales.returns"), "latency")
+                .observed
+                .as_deref(),
+            Some("26 h since the publication, never run"),
+            "{name}"
+        );
+
+        // A new run: fresh again, so it recovers, once; but a quarter of `amount` is missing.
+        clock.set(hours(27));
+        succeed(&catalog, "sales.orders", 2, completeness_checks(25)).await;
+        let report = catalog.sla_check(&who, &orders).await.unwrap();
+        let recovered: Vec<&str> = report
+            .recovered
+            .iter()
+            .map(|v| v.property.as_str())
+            .collect();
+        let newly: Vec<&str> = report.opened.iter().map(|v| v.property.as_str()).collect();
+        assert_eq!(
+            (recovered, newly),
+            (vec!["latency"], vec!["completeness"]),
+            "{name}"
+        );
+        let p = port_of(&report.ports, "sales.orders");
+        assert_eq!(p.metrics.completeness, Some(0.75), "{name}");
+        assert_eq!(
+            objective(&p, "completeness").observed.as_deref(),
+            Some("75% complete; failing: amount is mostly there")
+        );
+        clock.set(hours(28));
+        let report = catalog.sla_check(&who, &orders).await.unwrap();
+        assert!(
+            report.opened.is_empty() && report.recovered.is_empty(),
+            "{name}"
+        );
+
+        // Exactly one breach and one recovery of freshness in the event log, and the history.
+        let events = catalog
+            .events(&who, 0, 1000, Some("sales.orders"))
+            .await
+            .unwrap();
+        let count = |kind: &str, property: &str| {
+            events
+                .iter()
+                .filter(|e| e.kind == kind && e.payload["property"] == property)
+                .count()
+        };
+        assert_eq!(count("sla.violated", "latency"), 1, "{name}");
+        assert_eq!(count("sla.recovered", "latency"), 1, "{name}");
+        assert_eq!(count("sla.violated", "completeness"), 1, "{name}");
+        let history = catalog
+            .sla_violations(&who, Some("sales.orders"), 10)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2, "{name}");
+        assert_eq!(history[0].property, "completeness");
+        assert_eq!(history[0].ended_at, None);
+        assert_eq!(
+            history[1].ended_at.as_deref(),
+            Some("2026-11-02T15:00:00.000Z")
+        );
+
+        // Availability from reads that failed: 8 good reads, 2 failed, and a failed probe.
+        let port = ReadablePort {
+            product: "sales.returns".into(),
+            domain: "sales".into(),
+            port: "returns".into(),
+            major: 1,
+            table: "returns".into(),
+            location: "memory://".into(),
+            delta_version: 1,
+            columns: None,
+            masks: Default::default(),
+            through: "owner".into(),
+        };
+        for i in 1..=10 {
+            let error = (i > 8).then_some("object not found: part-0001.parquet");
+            let read = ReadOutcome {
+                rows: 10,
+                complete: error.is_none(),
+                latency_ms: f64::from(i) * 10.0,
+                error,
+            };
+            catalog
+                .record_read(&who, std::slice::from_ref(&port), &read, "SELECT 1")
+                .await
+                .unwrap();
+        }
+        let probe = mesh_catalog::store::ObservationRow {
+            product: "sales.returns".into(),
+            port: "returns".into(),
+            major: 1,
+            at: "2026-11-02T16:00:00.000Z".into(),
+            kind: "probe".into(),
+            latency_ms: 3.0,
+            rows_read: None,
+            error: Some("the Delta log is unreachable".into()),
+        };
+        catalog
+            .record_probes(&who, std::slice::from_ref(&probe))
+            .await
+            .unwrap();
+        let consumer = principal(&catalog, "carl", Role::Consumer, None).await;
+        let report = catalog.sla(&consumer, &all).await.unwrap();
+        let p = port_of(&report.ports, "sales.returns");
+        let m = &p.metrics;
+        assert_eq!(
+            (m.reads, m.read_errors, m.probes, m.probe_errors),
+            (10, 2, 1, 1)
+        );
+        assert_eq!(m.availability, Some(8.0 / 11.0), "{name}");
+        assert_eq!(m.error_rate, Some(0.2));
+        assert_eq!(
+            (m.latency_p50_ms, m.latency_p95_ms, m.latency_p99_ms),
+            (Some(40.0), Some(80.0), Some(80.0))
+        );
+        let availability = objective(&p, "availability");
+        assert_eq!(availability.status, "violated");
+        assert_eq!(availability.objective, ">= 99.5 percent");
+        // 11 observations at 99.5% allow 0.055 failures; 3 is 54 budgets overspent.
+        let left = availability.budget_remaining.unwrap();
+        assert!((left - (1.0 - 3.0 / 0.055)).abs() < 1e-9, "{name}: {left}");
+        // Reading records nothing; only admins (the monitor) record.
+        assert!(report.opened.is_empty());
+        assert!(matches!(
+            catalog.sla_check(&consumer, &all).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+
+        // Past the window the failures no longer count, and they are pruned.
+        clock.set(hours(26 + 29 * 24));
+        let report = catalog.sla_check(&who, &all).await.unwrap();
+        let p = port_of(&report.ports, "sales.returns");
+        assert_eq!(p.metrics.reads + p.metrics.probes, 0, "{name}");
+        assert_eq!(objective(&p, "availability").status, "unknown");
     }
 }

@@ -15,5 +15,6 @@ pub(crate) mod run;
 pub(crate) mod search;
 pub(crate) mod serve;
 pub(crate) mod show;
+pub(crate) mod sla;
 pub(crate) mod test;
 pub(crate) mod token;

@@ -31,6 +31,25 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     query_timeout: f64,
 
+    /// Seconds between SLA monitor passes (probe every served snapshot, evaluate every
+    /// product, record violations and recoveries); 0 turns the monitor off.
+    #[arg(
+        long,
+        default_value_t = 60.0,
+        value_name = "SECONDS",
+        env = "MESH_SLA_INTERVAL"
+    )]
+    sla_interval: f64,
+    /// The rolling window of availability, error rate, latency and volume.
+    #[arg(long, default_value = "28d")]
+    sla_window: String,
+    /// POST every SLA violation and recovery as JSON to this URL, retried with backoff.
+    #[arg(long, value_name = "URL", env = "MESH_SLA_WEBHOOK")]
+    sla_webhook: Option<String>,
+    /// Do not probe the served snapshots (availability then comes from reads alone).
+    #[arg(long)]
+    no_probes: bool,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -38,6 +57,9 @@ pub(crate) struct Args {
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let catalog = args.catalog.open().await?;
+        // Checked before listening: a typo in a flag is not a server that half starts.
+        let window = mesh_server::sla::parse_window(&args.sla_window)
+            .map_err(|e| anyhow::anyhow!("--sla-window: {e}"))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -56,9 +78,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             burst: args.query_burst,
             timeout: std::time::Duration::from_secs_f64(args.query_timeout.max(0.001)),
         };
+        let monitor = mesh_server::sla::MonitorOptions {
+            interval: (args.sla_interval > 0.0)
+                .then(|| std::time::Duration::from_secs_f64(args.sla_interval)),
+            window,
+            webhook: args.sla_webhook.clone(),
+            probes: !args.no_probes,
+        };
         let options = mesh_server::Options {
             limits,
             access_webhook: args.access_webhook.clone(),
+            monitor,
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await

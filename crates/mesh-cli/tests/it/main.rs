@@ -11,6 +11,7 @@ mod new;
 mod policy;
 mod run;
 mod s3;
+mod sla;
 // The same access rules to ../shared/vectors as mesh-model's tests (skip, or fail under CI=true).
 #[path = "../../../mesh-model/tests/it/vectors.rs"]
 mod vectors;
@@ -93,6 +94,24 @@ pub(crate) fn python_adbc() -> Option<&'static str> {
         "CI=true needs python3 with ADBC's Flight SQL driver: pip install adbc-driver-flightsql pyarrow"
     );
     notice("skipping the ADBC part: pip install adbc-driver-flightsql pyarrow to run it");
+    None
+}
+
+/// `python3` when it has `prometheus_client` (Prometheus' Python client, whose parser reads the
+/// text format); otherwise `None` with a printed notice, or a failure under `CI=true`.
+pub(crate) fn python_prometheus() -> Option<&'static str> {
+    let ok = Command::new("python3")
+        .args(["-c", "import prometheus_client.parser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some("python3");
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true needs python3 with prometheus_client: pip install prometheus_client"
+    );
+    notice("skipping the Prometheus parser part: pip install prometheus_client to run it");
     None
 }
 

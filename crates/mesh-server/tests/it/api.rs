@@ -421,6 +421,36 @@ fn endpoints() -> Vec<Endpoint> {
             },
         },
         Endpoint {
+            method: "GET",
+            template: "/api/v1/sla",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/sla?product=sales.orders&window=7d".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/sla/check",
+            allowed: Allowed::Admins,
+            request: |_, _| ("/api/v1/sla/check".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/sla/violations",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/sla/violations?product=sales.orders".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/webhooks/deliveries",
+            allowed: Allowed::Admins,
+            request: |_, _| ("/api/v1/webhooks/deliveries?limit=10".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/metrics",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/metrics".into(), None),
+        },
+        Endpoint {
             method: "POST",
             template: "/api/v1/tokens/{id}/revoke",
             allowed: Allowed::Admins,

@@ -1,0 +1,1039 @@
+//! Service levels as the platform observes them, per output port.
+//!
+//! Nothing here is typed in by a team: freshness comes from the run ledger (when the port's
+//! snapshot last moved, and the newest value of the contract's freshness element that the run's
+//! checks measured), completeness and retention from the last contract checks, availability,
+//! error rate and query latency from what every governed read and monitor probe recorded
+//! ([`Catalog::record_read`], [`Catalog::record_probes`]), volume from the rows of the last runs.
+//!
+//! [`Catalog::sla`] evaluates the contracts' `slaProperties` against those measures over a
+//! rolling window and reports; [`Catalog::sla_check`] does the same and keeps the history: a
+//! breach opens one violation (with when it started), a later pass that finds the objective met
+//! again closes it, and each is an event (`sla.violated`, `sla.recovered`). The store allows one
+//! open violation per objective, so two monitors racing never raise it twice.
+//!
+//! A pass reads the catalog a page of products at a time, so memory stays flat however many
+//! products there are.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::auth::Action;
+use crate::catalog::{Catalog, CatalogError, stamp};
+use crate::store::{
+    DeliveryRow, NewEvent, ObservationRow, PortRow, ProductRow, RunRow, SnapshotRow, StoreError,
+    VersionRow, ViolationRow,
+};
+
+/// Products evaluated per page of a pass.
+const PAGE: i64 = 500;
+
+/// The runs a volume drop is judged against, and the share of their median below which it is one.
+const VOLUME_RUNS: usize = 5;
+const VOLUME_DROP: f64 = 0.5;
+
+/// What a pass looks at.
+#[derive(Debug, Clone)]
+pub struct SlaOptions {
+    /// The rolling window of availability, error rate, latency and volume.
+    pub window: Duration,
+    /// One product (`domain.name`), or all.
+    pub product: Option<String>,
+}
+
+impl Default for SlaOptions {
+    fn default() -> Self {
+        SlaOptions {
+            window: Duration::days(28),
+            product: None,
+        }
+    }
+}
+
+/// What the platform measured of one output port.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortMetrics {
+    /// When the port's snapshot last moved (its last successful run or rollback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_published_at: Option<String>,
+    /// Seconds since then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub freshness_seconds: Option<f64>,
+    /// Seconds since the newest value of the contract's freshness element, in the data readers get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_age_seconds: Option<f64>,
+    /// Share of the values the completeness rules expect that are there, from the last checks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness: Option<f64>,
+    /// Share of reads and probes in the window that succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub availability: Option<f64>,
+    pub reads: i64,
+    pub read_errors: i64,
+    pub probes: i64,
+    pub probe_errors: i64,
+    /// Share of reads in the window that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<f64>,
+    /// Latency of the window's successful reads, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p50_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p95_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p99_ms: Option<f64>,
+    /// Rows of the snapshot readers get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<i64>,
+    /// The median rows of the successful runs before the last (up to five in the window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows_median_before: Option<f64>,
+    /// The last run wrote less than half that median.
+    pub volume_drop: bool,
+}
+
+/// One service-level objective of a port and how it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Objective {
+    /// The SLA property (`latency`, `availability`, `errorRate`, `frequency`, `retention`,
+    /// `timeOfAvailability`), or `completeness` (the contract's completeness rules), or `volume`.
+    pub property: String,
+    /// What is promised, e.g. `<= 1 d`.
+    pub objective: String,
+    /// What was measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed: Option<String>,
+    /// `met`, `violated`, or `unknown` (nothing to measure yet, or a value mesh cannot read).
+    pub status: String,
+    /// Availability and error rate: the share of the window's error budget left (below zero:
+    /// overspent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget_remaining: Option<f64>,
+    /// The open violation, while violated and recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violation: Option<String>,
+    /// Since when it has been violated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+}
+
+/// The service levels of one output port (of the product's latest version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortSla {
+    pub product: String,
+    pub domain: String,
+    pub version: String,
+    pub port: String,
+    pub major: i64,
+    /// `violated` if any objective is, else `met` if any is measured, else `unknown`.
+    pub status: String,
+    pub metrics: PortMetrics,
+    pub objectives: Vec<Objective>,
+}
+
+/// One pass over the mesh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SlaReport {
+    pub at: String,
+    pub window_seconds: i64,
+    pub ports: Vec<PortSla>,
+    /// Ports with a violated objective.
+    pub violated: usize,
+    /// Violations this pass opened (only when it records: `mesh sla check`, the monitor).
+    pub opened: Vec<ViolationRow>,
+    /// Violations this pass closed.
+    pub recovered: Vec<ViolationRow>,
+}
+
+impl Catalog {
+    /// The service levels of every output port (or one product's), measured now. Records nothing.
+    pub async fn sla(
+        &self,
+        who: &crate::Principal,
+        options: &SlaOptions,
+    ) -> Result<SlaReport, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        self.sla_pass(who, options, false).await
+    }
+
+    /// [`Catalog::sla`], and the history: opens a violation for each objective newly breached,
+    /// closes those met again, appends `sla.violated` / `sla.recovered` events, and prunes
+    /// observations that have left the window. For admins (the monitor runs as one).
+    pub async fn sla_check(
+        &self,
+        who: &crate::Principal,
+        options: &SlaOptions,
+    ) -> Result<SlaReport, CatalogError> {
+        Self::allow(who, Action::Administer)?;
+        self.sla_pass(who, options, true).await
+    }
+
+    /// Violations, open and closed, the most recently started first.
+    pub async fn sla_violations(
+        &self,
+        who: &crate::Principal,
+        product: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ViolationRow>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        Ok(tx.violations(product, limit).await?)
+    }
+
+    /// Records monitor probes of output ports. For admins.
+    pub async fn record_probes(
+        &self,
+        who: &crate::Principal,
+        probes: &[ObservationRow],
+    ) -> Result<(), CatalogError> {
+        Self::allow(who, Action::Administer)?;
+        let mut tx = self.store.write().await?;
+        tx.insert_observations(probes).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every snapshot readers get, to probe. For admins.
+    pub async fn served_snapshots(
+        &self,
+        who: &crate::Principal,
+    ) -> Result<Vec<crate::runs::Snapshot>, CatalogError> {
+        Self::allow(who, Action::Administer)?;
+        let mut tx = self.store.read().await?;
+        let rows = tx.snapshots_between(None, None).await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// How many runs ended in each state (`running`, `committing`, `succeeded`, `failed`).
+    pub async fn run_counts(
+        &self,
+        who: &crate::Principal,
+    ) -> Result<Vec<(String, i64)>, CatalogError> {
+        Self::allow(who, Action::Read)?;
+        let mut tx = self.store.read().await?;
+        Ok(tx.run_counts().await?)
+    }
+
+    /// Records a webhook delivery (`first`: a new one; else its next attempt).
+    pub async fn log_delivery(&self, row: &DeliveryRow, first: bool) -> Result<(), CatalogError> {
+        let mut tx = self.store.write().await?;
+        if first {
+            tx.insert_delivery(row).await?;
+        } else {
+            tx.update_delivery(row).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Webhook deliveries, the most recent first. For admins.
+    pub async fn deliveries(
+        &self,
+        who: &crate::Principal,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, CatalogError> {
+        Self::allow(who, Action::Administer)?;
+        let mut tx = self.store.read().await?;
+        Ok(tx.deliveries(limit.clamp(1, 1000)).await?)
+    }
+
+    async fn sla_pass(
+        &self,
+        who: &crate::Principal,
+        options: &SlaOptions,
+        record: bool,
+    ) -> Result<SlaReport, CatalogError> {
+        let now = self.clock.now();
+        let since = stamp(now - options.window);
+        let mut report = SlaReport {
+            at: stamp(now),
+            window_seconds: options.window.num_seconds(),
+            ports: Vec::new(),
+            violated: 0,
+            opened: Vec::new(),
+            recovered: Vec::new(),
+        };
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.sla_page(options, after.as_deref()).await?;
+            let Some(page) = page else { break };
+            after = Some(page.upto.clone());
+            let mut ports = page.evaluate(now, &since);
+            if record {
+                self.record_page(who, now, &page, &mut ports, &mut report)
+                    .await?;
+            } else {
+                for port in &mut ports {
+                    for o in &mut port.objectives {
+                        let k = key(&port.product, &port.port, port.major, &o.property);
+                        if let Some(v) = page.open.get(&k) {
+                            o.violation = Some(v.id.clone());
+                            o.since = Some(v.started_at.clone());
+                        }
+                    }
+                }
+            }
+            report.ports.extend(ports);
+            if options.product.is_some() {
+                break;
+            }
+        }
+        report.violated = report
+            .ports
+            .iter()
+            .filter(|p| p.status == "violated")
+            .count();
+        if record && options.product.is_none() {
+            let mut tx = self.store.write().await?;
+            tx.prune_observations(&since).await?;
+            tx.commit().await?;
+        }
+        Ok(report)
+    }
+
+    /// The next page of products after `after` and everything their evaluation needs.
+    async fn sla_page(
+        &self,
+        options: &SlaOptions,
+        after: Option<&str>,
+    ) -> Result<Option<Page>, CatalogError> {
+        let mut tx = self.store.read().await?;
+        let products: Vec<(ProductRow, VersionRow)> = match &options.product {
+            Some(id) => {
+                if after.is_some() {
+                    return Ok(None);
+                }
+                let product = tx
+                    .product(id)
+                    .await?
+                    .ok_or_else(|| CatalogError::NotFound(format!("data product `{id}`")))?;
+                let Some(latest) = product.latest.clone() else {
+                    return Ok(Some(Page::empty(id)));
+                };
+                let version = tx
+                    .version(id, &latest)
+                    .await?
+                    .ok_or_else(|| CatalogError::NotFound(format!("version {latest} of `{id}`")))?;
+                vec![(product, version)]
+            }
+            None => tx.latest_versions(after, PAGE).await?,
+        };
+        let (Some(first), Some(last)) = (products.first(), products.last()) else {
+            return Ok(None);
+        };
+        let (from, upto) = (first.0.id.clone(), last.0.id.clone());
+        let since = stamp(self.clock.now() - options.window);
+        let ports = match after {
+            // `latest_ports` takes (after, upto]; a single product is its own page.
+            _ if options.product.is_some() => {
+                let (p, v) = &products[0];
+                tx.ports(&p.id, &v.version).await?
+            }
+            _ => tx.latest_ports(after, &upto).await?,
+        };
+        let snapshots = tx.snapshots_between(Some(&from), Some(&upto)).await?;
+        let runs = tx.runs_between(Some(&from), Some(&upto), &since).await?;
+        let observations = tx
+            .observations_between(Some(&from), Some(&upto), &since)
+            .await?;
+        let open = tx.open_violations_between(Some(&from), Some(&upto)).await?;
+        Ok(Some(Page {
+            upto,
+            products,
+            ports,
+            snapshots,
+            runs,
+            observations,
+            open: open
+                .into_iter()
+                .map(|v| {
+                    (
+                        (
+                            v.product.clone(),
+                            v.port.clone(),
+                            v.major,
+                            v.property.clone(),
+                        ),
+                        v,
+                    )
+                })
+                .collect(),
+        }))
+    }
+
+    /// Opens and closes violations for one evaluated page, in one transaction.
+    async fn record_page(
+        &self,
+        who: &crate::Principal,
+        now: DateTime<Utc>,
+        page: &Page,
+        ports: &mut [PortSla],
+        report: &mut SlaReport,
+    ) -> Result<(), CatalogError> {
+        let at = stamp(now);
+        let mut tx = self.store.write().await?;
+        let mut seen = std::collections::HashSet::new();
+        for port in ports.iter_mut() {
+            for o in &mut port.objectives {
+                let k = key(&port.product, &port.port, port.major, &o.property);
+                seen.insert(k.clone());
+                let open = page.open.get(&k);
+                match (o.status.as_str(), open) {
+                    ("violated", Some(v)) => {
+                        o.violation = Some(v.id.clone());
+                        o.since = Some(v.started_at.clone());
+                    }
+                    ("violated", None) => {
+                        let row = ViolationRow {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            product: k.0.clone(),
+                            port: k.1.clone(),
+                            major: k.2,
+                            property: o.property.clone(),
+                            objective: o.objective.clone(),
+                            observed: o.observed.clone().unwrap_or_default(),
+                            started_at: o.since.clone().unwrap_or_else(|| at.clone()),
+                            detected_at: at.clone(),
+                            ended_at: None,
+                        };
+                        match tx.insert_violation(&row).await {
+                            Ok(()) => {}
+                            // Another monitor opened it first: it is theirs to announce.
+                            Err(StoreError::Conflict(_)) => continue,
+                            Err(e) => return Err(e.into()),
+                        }
+                        tx.append_event(&violation_event("sla.violated", &row, &at, who))
+                            .await?;
+                        o.violation = Some(row.id.clone());
+                        o.since = Some(row.started_at.clone());
+                        report.opened.push(row);
+                    }
+                    ("met", Some(v)) => {
+                        report.recovered.extend(close(&mut *tx, v, &at, who).await?);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // An objective that is no longer promised (the contract dropped it, the port went away,
+        // the product was retired) is not breached any more either.
+        for (k, v) in &page.open {
+            if !seen.contains(k) {
+                report.recovered.extend(close(&mut *tx, v, &at, who).await?);
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+type Key = (String, String, i64, String);
+
+fn key(product: &str, port: &str, major: i64, property: &str) -> Key {
+    (
+        product.to_owned(),
+        port.to_owned(),
+        major,
+        property.to_owned(),
+    )
+}
+
+/// Closes an open violation and says so in the event log; `None` if another monitor closed it.
+async fn close(
+    tx: &mut dyn crate::store::Tx,
+    v: &ViolationRow,
+    at: &str,
+    who: &crate::Principal,
+) -> Result<Option<ViolationRow>, CatalogError> {
+    if !tx.end_violation(&v.id, at).await? {
+        return Ok(None);
+    }
+    let mut ended = v.clone();
+    ended.ended_at = Some(at.to_owned());
+    tx.append_event(&violation_event("sla.recovered", &ended, at, who))
+        .await?;
+    Ok(Some(ended))
+}
+
+fn violation_event(kind: &str, v: &ViolationRow, at: &str, who: &crate::Principal) -> NewEvent {
+    NewEvent {
+        at: at.to_owned(),
+        kind: kind.to_owned(),
+        subject: v.product.clone(),
+        actor: who.name.clone(),
+        payload: serde_json::to_value(v).unwrap_or_default(),
+    }
+}
+
+/// A page of products and what their evaluation reads.
+struct Page {
+    /// The last product id of the page.
+    upto: String,
+    products: Vec<(ProductRow, VersionRow)>,
+    ports: Vec<PortRow>,
+    snapshots: Vec<SnapshotRow>,
+    runs: Vec<RunRow>,
+    observations: Vec<ObservationRow>,
+    open: HashMap<Key, ViolationRow>,
+}
+
+impl Page {
+    fn empty(id: &str) -> Page {
+        Page {
+            upto: id.to_owned(),
+            products: Vec::new(),
+            ports: Vec::new(),
+            snapshots: Vec::new(),
+            runs: Vec::new(),
+            observations: Vec::new(),
+            open: HashMap::new(),
+        }
+    }
+
+    fn evaluate(&self, now: DateTime<Utc>, since: &str) -> Vec<PortSla> {
+        let mut runs: HashMap<(&str, &str), Vec<&RunRow>> = HashMap::new();
+        for r in &self.runs {
+            runs.entry((&r.product, &r.port)).or_default().push(r);
+        }
+        let mut observed: HashMap<(&str, &str, i64), Vec<&ObservationRow>> = HashMap::new();
+        for o in &self.observations {
+            observed
+                .entry((&o.product, &o.port, o.major))
+                .or_default()
+                .push(o);
+        }
+        let versions: HashMap<&str, (&ProductRow, &VersionRow)> = self
+            .products
+            .iter()
+            .filter(|(p, _)| p.status != "retired")
+            .map(|(p, v)| (p.id.as_str(), (p, v)))
+            .collect();
+        let mut out = Vec::new();
+        for port in &self.ports {
+            let Some((product, version)) = versions.get(port.product.as_str()) else {
+                continue;
+            };
+            if port.version != version.version {
+                continue;
+            }
+            let snapshot = self.snapshots.iter().find(|s| {
+                s.product == port.product && s.port == port.port && s.major == port.major
+            });
+            let port_runs: Vec<&RunRow> = runs
+                .get(&(port.product.as_str(), port.port.as_str()))
+                .map(|rs| {
+                    rs.iter()
+                        .copied()
+                        .filter(|r| r.major == port.major)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let observations = observed
+                .get(&(port.product.as_str(), port.port.as_str(), port.major))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let contract: Value = serde_json::from_str(&port.contract).unwrap_or_default();
+            let input = PortInput {
+                now,
+                since,
+                published_at: &version.published_at,
+                contract: &contract,
+                snapshot,
+                runs: &port_runs,
+                observations,
+            };
+            let (metrics, objectives) = input.evaluate();
+            // An objective mesh cannot measure yet does not hold the others' verdict back.
+            let status = if objectives.iter().any(|o| o.status == "violated") {
+                "violated"
+            } else if objectives.iter().any(|o| o.status == "met") {
+                "met"
+            } else {
+                "unknown"
+            };
+            out.push(PortSla {
+                product: product.id.clone(),
+                domain: product.domain.clone(),
+                version: version.version.clone(),
+                port: port.port.clone(),
+                major: port.major,
+                status: status.to_owned(),
+                metrics,
+                objectives,
+            });
+        }
+        out
+    }
+}
+
+/// Everything one port's evaluation reads.
+struct PortInput<'a> {
+    now: DateTime<Utc>,
+    since: &'a str,
+    /// When the version was published (freshness counts from it while no run has succeeded).
+    published_at: &'a str,
+    contract: &'a Value,
+    snapshot: Option<&'a SnapshotRow>,
+    /// By start time.
+    runs: &'a [&'a RunRow],
+    observations: &'a [&'a ObservationRow],
+}
+
+fn time(text: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn seconds(d: Duration) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+/// The checks of a run (datacontract-cli's run shape).
+fn checks(run: &RunRow) -> Vec<Value> {
+    run.checks
+        .as_deref()
+        .and_then(|c| serde_json::from_str::<Value>(c).ok())
+        .and_then(|c| c["checks"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Nearest-rank percentile of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// A duration for people: `45 s`, `12 min`, `5.5 h`, `3.2 d`.
+pub fn human(seconds: f64) -> String {
+    let s = seconds.max(0.0);
+    if s < 120.0 {
+        format!("{} s", s.round())
+    } else if s < 7200.0 {
+        format!("{} min", (s / 60.0).round())
+    } else if s < 2.0 * 86_400.0 {
+        format!("{} h", (s / 360.0).round() / 10.0)
+    } else {
+        format!("{} d", (s / 8640.0).round() / 10.0)
+    }
+}
+
+fn percent(ratio: f64) -> String {
+    let p = ratio * 100.0;
+    if (p - p.round()).abs() < 1e-9 {
+        format!("{}%", p.round())
+    } else {
+        format!("{}%", (p * 1000.0).round() / 1000.0)
+    }
+}
+
+/// An availability or error-rate value as a ratio: `99.5` with unit `percent` (or any value
+/// above 1) is a percentage.
+fn ratio(value: &Value, unit: Option<&str>) -> Result<f64, String> {
+    let n = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok(),
+        _ => None,
+    }
+    .filter(|n: &f64| n.is_finite() && *n >= 0.0)
+    .ok_or_else(|| format!("`{value}` is not a percentage"))?;
+    let is_percent = matches!(
+        unit.map(str::to_ascii_lowercase).as_deref(),
+        Some("percent" | "%")
+    ) || value.as_str().is_some_and(|s| s.trim().ends_with('%'))
+        || n > 1.0;
+    let r = if is_percent { n / 100.0 } else { n };
+    if r > 1.0 {
+        return Err(format!("`{value}` is more than 100%"));
+    }
+    Ok(r)
+}
+
+impl PortInput<'_> {
+    fn evaluate(&self) -> (PortMetrics, Vec<Objective>) {
+        let mut m = PortMetrics::default();
+        let published = self.snapshot.and_then(|s| time(&s.updated_at));
+        m.last_published_at = self.snapshot.map(|s| s.updated_at.clone());
+        m.freshness_seconds = published.map(|p| seconds(self.now - p));
+        let snapshot_run = self
+            .snapshot
+            .and_then(|s| self.runs.iter().find(|r| r.id == s.run));
+        m.rows = snapshot_run.and_then(|r| r.rows_out);
+
+        // The newest value of the freshness element, as the snapshot's checks measured it.
+        let newest = snapshot_run.and_then(|run| {
+            checks(run)
+                .iter()
+                .find(|c| c["type"] == "servicelevel_freshness")
+                .and_then(|c| {
+                    let d = &c["diagnostics"];
+                    d["newest"].as_str().and_then(time).or_else(|| {
+                        let age = d["value"].as_f64()?;
+                        let at = time(run.finished_at.as_deref()?)?;
+                        Some(at - Duration::milliseconds((age * 1000.0) as i64))
+                    })
+                })
+        });
+        m.data_age_seconds = newest.map(|n| seconds(self.now - n));
+
+        // The last checks, whatever the run's outcome: what the contract found in the data.
+        let last_checked = self.runs.iter().rev().find(|r| r.checks.is_some());
+        let last_checks = last_checked.map(|r| checks(r)).unwrap_or_default();
+        let completeness: Vec<&Value> = last_checks
+            .iter()
+            .filter(|c| {
+                c["category"] == "quality"
+                    && (matches!(
+                        c["type"].as_str(),
+                        Some("field_missing_values" | "field_null_values")
+                    ) || c["dimension"]
+                        .as_str()
+                        .is_some_and(|d| d.eq_ignore_ascii_case("completeness")))
+            })
+            .collect();
+        if !completeness.is_empty() {
+            let missing: f64 = completeness
+                .iter()
+                .map(|c| {
+                    let d = &c["diagnostics"];
+                    d["failed_fraction"].as_f64().unwrap_or_else(|| {
+                        match (d["value"].as_f64(), d["row_count"].as_f64()) {
+                            (Some(v), Some(n)) if n > 0.0 => v / n,
+                            _ => 0.0,
+                        }
+                    })
+                })
+                .sum();
+            m.completeness = Some((1.0 - missing / completeness.len() as f64).clamp(0.0, 1.0));
+        }
+
+        // Reads and probes in the window.
+        let mut latencies = Vec::new();
+        for o in self.observations {
+            let failed = o.error.is_some();
+            if o.kind == "probe" {
+                m.probes += 1;
+                m.probe_errors += i64::from(failed);
+            } else {
+                m.reads += 1;
+                m.read_errors += i64::from(failed);
+                if !failed {
+                    latencies.push(o.latency_ms);
+                }
+            }
+        }
+        let total = m.reads + m.probes;
+        if total > 0 {
+            m.availability = Some(1.0 - (m.read_errors + m.probe_errors) as f64 / total as f64);
+        }
+        if m.reads > 0 {
+            m.error_rate = Some(m.read_errors as f64 / m.reads as f64);
+        }
+        latencies.sort_by(f64::total_cmp);
+        m.latency_p50_ms = percentile(&latencies, 50.0);
+        m.latency_p95_ms = percentile(&latencies, 95.0);
+        m.latency_p99_ms = percentile(&latencies, 99.0);
+
+        // Volume: the last successful run in the window against the ones before it.
+        let rows: Vec<f64> = self
+            .runs
+            .iter()
+            .filter(|r| r.state == "succeeded" && r.started_at.as_str() >= self.since)
+            .filter_map(|r| r.rows_out.map(|n| n as f64))
+            .collect();
+        if let Some((last, before)) = rows.split_last() {
+            let mut before: Vec<f64> = before.iter().rev().take(VOLUME_RUNS).copied().collect();
+            if before.len() >= 3 {
+                before.sort_by(f64::total_cmp);
+                let median = before[before.len() / 2];
+                m.rows_median_before = Some(median);
+                m.volume_drop = *last < VOLUME_DROP * median;
+            }
+        }
+
+        let mut objectives = Vec::new();
+        for sla in self.contract["slaProperties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(o) = self.objective(sla, &m, &last_checks) {
+                objectives.push(o);
+            }
+        }
+        if !completeness.is_empty() {
+            let failing: Vec<String> = completeness
+                .iter()
+                .filter(|c| c["result"] != "passed")
+                .map(|c| {
+                    c["name"]
+                        .as_str()
+                        .unwrap_or("a completeness rule")
+                        .to_owned()
+                })
+                .collect();
+            objectives.push(Objective {
+                property: "completeness".into(),
+                objective: format!(
+                    "{} completeness rule{} pass",
+                    completeness.len(),
+                    if completeness.len() == 1 { "" } else { "s" }
+                ),
+                observed: Some(match (m.completeness, failing.is_empty()) {
+                    (Some(c), true) => format!("{} complete", percent(c)),
+                    (Some(c), false) => {
+                        format!("{} complete; failing: {}", percent(c), failing.join("; "))
+                    }
+                    (None, _) => "not measured".into(),
+                }),
+                status: if failing.is_empty() {
+                    "met"
+                } else {
+                    "violated"
+                }
+                .into(),
+                budget_remaining: None,
+                violation: None,
+                since: last_checked
+                    .map(|r| r.started_at.clone())
+                    .filter(|_| !failing.is_empty()),
+            });
+        }
+        if let Some(median) = m.rows_median_before {
+            objectives.push(Objective {
+                property: "volume".into(),
+                objective: format!(
+                    ">= {}% of the median rows of the previous runs",
+                    VOLUME_DROP * 100.0
+                ),
+                observed: Some(format!(
+                    "{} rows against a median of {median}",
+                    rows.last().copied().unwrap_or_default()
+                )),
+                status: if m.volume_drop { "violated" } else { "met" }.into(),
+                budget_remaining: None,
+                violation: None,
+                since: None,
+            });
+        }
+        (m, objectives)
+    }
+
+    /// One `slaProperties` entry judged; `None` for properties mesh does not monitor.
+    fn objective(&self, sla: &Value, m: &PortMetrics, last_checks: &[Value]) -> Option<Objective> {
+        let property = sla["property"].as_str()?.to_owned();
+        let unit = sla["unit"].as_str();
+        let value = &sla["value"];
+        let shown = format!(
+            "{}{}",
+            value
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string()),
+            unit.map(|u| format!(" {u}")).unwrap_or_default()
+        );
+        let unknown = |objective: String, why: String| Objective {
+            property: property.clone(),
+            objective,
+            observed: Some(why),
+            status: "unknown".into(),
+            budget_remaining: None,
+            violation: None,
+            since: None,
+        };
+        let judged =
+            |objective: String, observed: String, met: bool, since: Option<String>| Objective {
+                property: property.clone(),
+                objective,
+                observed: Some(observed),
+                status: if met { "met" } else { "violated" }.into(),
+                budget_remaining: None,
+                violation: None,
+                since: since.filter(|_| !met),
+            };
+        // Where freshness counts from: the data's newest value, else the last publish, else the
+        // version's publication (a port that never got data is as stale as that).
+        let published = m
+            .last_published_at
+            .as_deref()
+            .or(Some(self.published_at))
+            .and_then(time);
+        Some(match property.to_ascii_lowercase().as_str() {
+            "latency" | "freshness" | "frequency" => {
+                let objective = format!("<= {shown}");
+                let limit = match mesh_model::odcs::sla::span(value, unit) {
+                    Ok(s) => s.seconds,
+                    Err(e) => return Some(unknown(objective, e)),
+                };
+                let element = property != "frequency" && sla["element"].is_string();
+                let (base, what) = match m.data_age_seconds {
+                    Some(age) if element => (Some(self.now - ms(age)), "newest value"),
+                    _ if m.last_published_at.is_some() => (published, "last publish"),
+                    _ => (published, "publication, never run"),
+                };
+                let Some(base) = base else {
+                    return Some(unknown(objective, "no time to measure from".into()));
+                };
+                let age = seconds(self.now - base);
+                judged(
+                    objective,
+                    format!("{} since the {what}", human(age)),
+                    age <= limit,
+                    Some(stamp(base + ms(limit))),
+                )
+            }
+            "timeofavailability" => {
+                let objective = format!("published by {shown} UTC every day");
+                let at = match mesh_model::odcs::sla::time_of_day(value) {
+                    Ok(t) => t,
+                    Err(e) => return Some(unknown(objective, e)),
+                };
+                let midnight = self.now.date_naive().and_hms_opt(0, 0, 0)?.and_utc();
+                let deadline = midnight + Duration::seconds(i64::from(at));
+                // Before today's deadline, yesterday's publish is what is owed.
+                let (due_since, due) = if self.now >= deadline {
+                    (midnight, deadline)
+                } else {
+                    (midnight - Duration::days(1), deadline - Duration::days(1))
+                };
+                let last = m.last_published_at.as_deref().and_then(time);
+                let met = last.is_some_and(|l| l >= due_since);
+                let observed = match last {
+                    Some(l) => format!("last published {}", stamp(l)),
+                    None => "never published".into(),
+                };
+                judged(objective, observed, met, Some(stamp(due)))
+            }
+            "availability" => {
+                let objective = format!(">= {shown}");
+                let target = match ratio(value, unit) {
+                    Ok(r) => r,
+                    Err(e) => return Some(unknown(objective, e)),
+                };
+                let Some(a) = m.availability else {
+                    return Some(unknown(
+                        objective,
+                        "no reads or probes in the window".into(),
+                    ));
+                };
+                let total = (m.reads + m.probes) as f64;
+                let failures = (m.read_errors + m.probe_errors) as f64;
+                let mut o = judged(
+                    objective,
+                    format!("{} of {} reads and probes", percent(a), total),
+                    a >= target,
+                    Some(stamp(self.now)),
+                );
+                o.budget_remaining = Some(budget((1.0 - target) * total, failures));
+                o
+            }
+            "errorrate" => {
+                let objective = format!("<= {shown}");
+                let limit = match ratio(value, unit) {
+                    Ok(r) => r,
+                    Err(e) => return Some(unknown(objective, e)),
+                };
+                let Some(rate) = m.error_rate else {
+                    return Some(unknown(objective, "no reads in the window".into()));
+                };
+                let mut o = judged(
+                    objective,
+                    format!("{} of {} reads failed", percent(rate), m.reads),
+                    rate <= limit,
+                    Some(stamp(self.now)),
+                );
+                o.budget_remaining = Some(budget(limit * m.reads as f64, m.read_errors as f64));
+                o
+            }
+            "retention" => {
+                let objective = format!("data older than {shown} is gone");
+                let Some(check) = last_checks
+                    .iter()
+                    .find(|c| c["type"] == "servicelevel_retention")
+                else {
+                    return Some(unknown(
+                        objective,
+                        "no retention check in the last run (it needs an `element`)".into(),
+                    ));
+                };
+                let age = check["diagnostics"]["value"].as_f64();
+                judged(
+                    objective,
+                    match age {
+                        Some(a) => format!("oldest value {} old", human(a)),
+                        None => "not measured".into(),
+                    },
+                    check["result"] == "passed",
+                    Some(stamp(self.now)),
+                )
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn ms(seconds: f64) -> Duration {
+    Duration::milliseconds((seconds * 1000.0) as i64)
+}
+
+/// The share of an error budget of `allowed` failures left after `failures`.
+fn budget(allowed: f64, failures: f64) -> f64 {
+    if allowed > 0.0 {
+        1.0 - failures / allowed
+    } else if failures == 0.0 {
+        1.0
+    } else {
+        -failures
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), Some(50.0));
+        assert_eq!(percentile(&v, 95.0), Some(95.0));
+        assert_eq!(percentile(&v, 99.0), Some(99.0));
+        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
+        assert_eq!(percentile(&[], 50.0), None);
+    }
+
+    #[test]
+    fn ratios_read_percentages_and_fractions() {
+        assert_eq!(ratio(&serde_json::json!(99.5), Some("percent")), Ok(0.995));
+        assert_eq!(ratio(&serde_json::json!(99.5), None), Ok(0.995));
+        assert_eq!(ratio(&serde_json::json!("0.1%"), None), Ok(0.001));
+        assert_eq!(ratio(&serde_json::json!(0.02), None), Ok(0.02));
+        assert!(ratio(&serde_json::json!(150), Some("percent")).is_err());
+        assert!(ratio(&serde_json::json!("high"), None).is_err());
+    }
+
+    #[test]
+    fn budgets() {
+        assert_eq!(budget(10.0, 0.0), 1.0);
+        assert_eq!(budget(10.0, 5.0), 0.5);
+        assert_eq!(budget(10.0, 20.0), -1.0);
+        assert_eq!(budget(0.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(human(30.0), "30 s");
+        assert_eq!(human(600.0), "10 min");
+        assert_eq!(human(25.0 * 3600.0), "25 h");
+        assert_eq!(human(3.0 * 86_400.0), "3 d");
+    }
+}
