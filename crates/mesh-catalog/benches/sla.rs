@@ -10,6 +10,9 @@
 //! process's peak resident memory during the passes (reset before them through
 //! /proc/self/clear_refs).
 
+// A benchmark prints its figures.
+#![allow(clippy::print_stdout)]
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,7 +98,9 @@ async fn populate(store: &Arc<dyn CatalogStore>, products: usize, now: chrono::D
                 contract_id: format!("{id}.t"),
                 compatibility: "BACKWARD".into(),
                 digest: format!("{i:064}"),
-                contract: CONTRACT.replace("\n", "").replace("\"ID\"", &format!("\"{id}.t\"")),
+                contract: CONTRACT
+                    .replace("\n", "")
+                    .replace("\"ID\"", &format!("\"{id}.t\"")),
             })
             .await
             .expect("port");

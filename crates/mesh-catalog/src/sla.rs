@@ -24,8 +24,8 @@ use serde_json::Value;
 use crate::auth::Action;
 use crate::catalog::{Catalog, CatalogError, stamp};
 use crate::store::{
-    DeliveryRow, NewEvent, ObservationRow, PortRow, ProductRow, RunRow, SnapshotRow, StoreError,
-    VersionRow, ViolationRow,
+    DeliveryRow, NewEvent, ObservationRow, PortRow, ProductRow, RunRow, SnapshotRow, VersionRow,
+    ViolationRow,
 };
 
 /// Products evaluated per page of a pass.
@@ -403,11 +403,9 @@ impl Catalog {
                             detected_at: at.clone(),
                             ended_at: None,
                         };
-                        match tx.insert_violation(&row).await {
-                            Ok(()) => {}
+                        if !tx.insert_violation(&row).await? {
                             // Another monitor opened it first: it is theirs to announce.
-                            Err(StoreError::Conflict(_)) => continue,
-                            Err(e) => return Err(e.into()),
+                            continue;
                         }
                         tx.append_event(&violation_event("sla.violated", &row, &at, who))
                             .await?;

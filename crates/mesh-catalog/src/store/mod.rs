@@ -252,8 +252,8 @@ pub trait Tx: Send {
     ) -> StoreResult<Vec<RunRow>>;
     /// How many runs ended in each state.
     async fn run_counts(&mut self) -> StoreResult<Vec<(String, i64)>>;
-    /// Fails with [`StoreError::Conflict`] while the same objective has an open violation.
-    async fn insert_violation(&mut self, row: &ViolationRow) -> StoreResult<()>;
+    /// Opens a violation; false (and nothing written) while the same objective has one open.
+    async fn insert_violation(&mut self, row: &ViolationRow) -> StoreResult<bool>;
     /// Closes an open violation; false when it was already closed.
     async fn end_violation(&mut self, id: &str, at: &str) -> StoreResult<bool>;
     /// Open violations of the products in `[from, upto]`.

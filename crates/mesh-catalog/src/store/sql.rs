@@ -1308,11 +1308,14 @@ macro_rules! sql_tx {
                     .map_err(Into::into)
             }
 
-            async fn insert_violation(&mut self, row: &ViolationRow) -> StoreResult<()> {
-                sqlx::query(
+            async fn insert_violation(&mut self, row: &ViolationRow) -> StoreResult<bool> {
+                // ON CONFLICT, not a caught error: PostgreSQL aborts a transaction on a unique
+                // violation, and the rest of the pass must still commit.
+                let done = sqlx::query(
                     "INSERT INTO sla_violations (id, product, port, major, property, objective, \
                      observed, started_at, detected_at, ended_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (product, port, major, property) WHERE ended_at IS NULL DO NOTHING",
                 )
                 .bind(&row.id)
                 .bind(&row.product)
@@ -1325,9 +1328,8 @@ macro_rules! sql_tx {
                 .bind(&row.detected_at)
                 .bind(&row.ended_at)
                 .execute(&mut *self.tx)
-                .await
-                .map_err(conflict("an open violation of this objective"))?;
-                Ok(())
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn end_violation(&mut self, id: &str, at: &str) -> StoreResult<bool> {
