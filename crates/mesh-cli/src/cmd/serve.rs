@@ -67,8 +67,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let mut err = anstream::stderr();
         writeln!(
             err,
-            "mesh serve: listening on http://{address} (catalog {}); API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}",
-            redact(&args.catalog.url()?)
+            "mesh serve: listening on http://{address} (catalog {}); API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}; metrics at http://{address}/metrics; {}",
+            redact(&args.catalog.url()?),
+            if args.sla_interval > 0.0 {
+                format!("SLA monitor every {} s", args.sla_interval)
+            } else {
+                "SLA monitor off".to_owned()
+            }
         )?;
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;

@@ -81,6 +81,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 fn status(args: &Args) -> anyhow::Result<Outcome> {
+    if let Err(e) = mesh_server::sla::parse_window(&args.window) {
+        output::error(&format!("--window: {e}"));
+        return Ok(Outcome::Findings);
+    }
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
         let report = client.sla(args.product.as_deref(), &args.window).await;
