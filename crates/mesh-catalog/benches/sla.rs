@@ -223,6 +223,14 @@ async fn measure(name: &str, store: Arc<dyn CatalogStore>, products: usize) {
     }
     let peak = peak_mib();
     times.sort_by(f64::total_cmp);
+    // The same evaluation without recording anything (what `mesh sla` and /metrics run).
+    let mut reads = Vec::new();
+    for _ in 0..env("PASSES", 5) {
+        let started = Instant::now();
+        catalog.sla(&who, &options).await.expect("pass");
+        reads.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    reads.sort_by(f64::total_cmp);
     let (ports, violated, opened) = first.unwrap_or_default();
     println!(
         "  pass over {ports} ports ({violated} violated, {opened} violations opened by the first pass)"
@@ -233,6 +241,12 @@ async fn measure(name: &str, store: Arc<dyn CatalogStore>, products: usize) {
         times[0],
         times[times.len() - 1],
         times.len()
+    );
+    println!(
+        "  sla (read only): median {:.0} ms, min {:.0} ms, max {:.0} ms",
+        reads[reads.len() / 2],
+        reads[0],
+        reads[reads.len() - 1]
     );
     if let (Some(before), Some(peak)) = (before, peak) {
         println!(

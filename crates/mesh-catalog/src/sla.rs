@@ -24,8 +24,8 @@ use serde_json::Value;
 use crate::auth::Action;
 use crate::catalog::{Catalog, CatalogError, stamp};
 use crate::store::{
-    DeliveryRow, NewEvent, ObservationRow, PortRow, ProductRow, RunRow, SnapshotRow, VersionRow,
-    ViolationRow,
+    DeliveryRow, NewEvent, ObservationRow, ObservationStats, PortRow, ProductRow, RunRow,
+    SnapshotRow, VersionRow, ViolationRow,
 };
 
 /// Products evaluated per page of a pass.
@@ -207,7 +207,7 @@ impl Catalog {
     ) -> Result<Vec<crate::runs::Snapshot>, CatalogError> {
         Self::allow(who, Action::Administer)?;
         let mut tx = self.store.read().await?;
-        let rows = tx.snapshots_between(None, None).await?;
+        let rows = tx.all_snapshots().await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -338,12 +338,10 @@ impl Catalog {
             }
             _ => tx.latest_ports(after, &upto).await?,
         };
-        let snapshots = tx.snapshots_between(Some(&from), Some(&upto)).await?;
-        let runs = tx.runs_between(Some(&from), Some(&upto), &since).await?;
-        let observations = tx
-            .observations_between(Some(&from), Some(&upto), &since)
-            .await?;
-        let open = tx.open_violations_between(Some(&from), Some(&upto)).await?;
+        let snapshots = tx.snapshots_between(&from, &upto).await?;
+        let runs = tx.runs_between(&from, &upto, &since).await?;
+        let observations = tx.observation_stats_between(&from, &upto, &since).await?;
+        let open = tx.open_violations_between(&from, &upto).await?;
         Ok(Some(Page {
             upto,
             products,
@@ -478,7 +476,7 @@ struct Page {
     ports: Vec<PortRow>,
     snapshots: Vec<SnapshotRow>,
     runs: Vec<RunRow>,
-    observations: Vec<ObservationRow>,
+    observations: Vec<ObservationStats>,
     open: HashMap<Key, ViolationRow>,
 }
 
@@ -500,13 +498,16 @@ impl Page {
         for r in &self.runs {
             runs.entry((&r.product, &r.port)).or_default().push(r);
         }
-        let mut observed: HashMap<(&str, &str, i64), Vec<&ObservationRow>> = HashMap::new();
-        for o in &self.observations {
-            observed
-                .entry((&o.product, &o.port, o.major))
-                .or_default()
-                .push(o);
-        }
+        let observed: HashMap<(&str, &str, i64), &ObservationStats> = self
+            .observations
+            .iter()
+            .map(|o| ((o.product.as_str(), o.port.as_str(), o.major), o))
+            .collect();
+        let snapshots: HashMap<(&str, &str, i64), &SnapshotRow> = self
+            .snapshots
+            .iter()
+            .map(|s| ((s.product.as_str(), s.port.as_str(), s.major), s))
+            .collect();
         let versions: HashMap<&str, (&ProductRow, &VersionRow)> = self
             .products
             .iter()
@@ -521,9 +522,9 @@ impl Page {
             if port.version != version.version {
                 continue;
             }
-            let snapshot = self.snapshots.iter().find(|s| {
-                s.product == port.product && s.port == port.port && s.major == port.major
-            });
+            let snapshot = snapshots
+                .get(&(port.product.as_str(), port.port.as_str(), port.major))
+                .copied();
             let port_runs: Vec<&RunRow> = runs
                 .get(&(port.product.as_str(), port.port.as_str()))
                 .map(|rs| {
@@ -533,10 +534,9 @@ impl Page {
                         .collect()
                 })
                 .unwrap_or_default();
-            let observations = observed
+            let observed = observed
                 .get(&(port.product.as_str(), port.port.as_str(), port.major))
-                .map(Vec::as_slice)
-                .unwrap_or_default();
+                .copied();
             let contract: Value = serde_json::from_str(&port.contract).unwrap_or_default();
             let input = PortInput {
                 now,
@@ -545,7 +545,7 @@ impl Page {
                 contract: &contract,
                 snapshot,
                 runs: &port_runs,
-                observations,
+                observed,
             };
             let (metrics, objectives) = input.evaluate();
             // An objective mesh cannot measure yet does not hold the others' verdict back.
@@ -581,7 +581,7 @@ struct PortInput<'a> {
     snapshot: Option<&'a SnapshotRow>,
     /// By start time.
     runs: &'a [&'a RunRow],
-    observations: &'a [&'a ObservationRow],
+    observed: Option<&'a ObservationStats>,
 }
 
 fn time(text: &str) -> Option<DateTime<Utc>> {
@@ -601,15 +601,6 @@ fn checks(run: &RunRow) -> Vec<Value> {
         .and_then(|c| serde_json::from_str::<Value>(c).ok())
         .and_then(|c| c["checks"].as_array().cloned())
         .unwrap_or_default()
-}
-
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// A duration for people: `45 s`, `12 min`, `5.5 h`, `3.2 d`.
@@ -668,9 +659,21 @@ impl PortInput<'_> {
             .and_then(|s| self.runs.iter().find(|r| r.id == s.run));
         m.rows = snapshot_run.and_then(|r| r.rows_out);
 
-        // The newest value of the freshness element, as the snapshot's checks measured it.
+        // The last checks, whatever the run's outcome: what the contract found in the data.
+        let last_checked = self.runs.iter().rev().find(|r| r.checks.is_some());
+        let last_checks = last_checked.map(|r| checks(r)).unwrap_or_default();
+
+        // The newest value of the freshness element, as the snapshot's checks measured it
+        // (usually the same run's checks, parsed once).
         let newest = snapshot_run.and_then(|run| {
-            checks(run)
+            let parsed;
+            let run_checks = if last_checked.is_some_and(|l| l.id == run.id) {
+                &last_checks
+            } else {
+                parsed = checks(run);
+                &parsed
+            };
+            run_checks
                 .iter()
                 .find(|c| c["type"] == "servicelevel_freshness")
                 .and_then(|c| {
@@ -684,9 +687,6 @@ impl PortInput<'_> {
         });
         m.data_age_seconds = newest.map(|n| seconds(self.now - n));
 
-        // The last checks, whatever the run's outcome: what the contract found in the data.
-        let last_checked = self.runs.iter().rev().find(|r| r.checks.is_some());
-        let last_checks = last_checked.map(|r| checks(r)).unwrap_or_default();
         let completeness: Vec<&Value> = last_checks
             .iter()
             .filter(|c| {
@@ -716,19 +716,10 @@ impl PortInput<'_> {
         }
 
         // Reads and probes in the window.
-        let mut latencies = Vec::new();
-        for o in self.observations {
-            let failed = o.error.is_some();
-            if o.kind == "probe" {
-                m.probes += 1;
-                m.probe_errors += i64::from(failed);
-            } else {
-                m.reads += 1;
-                m.read_errors += i64::from(failed);
-                if !failed {
-                    latencies.push(o.latency_ms);
-                }
-            }
+        if let Some(o) = self.observed {
+            (m.reads, m.read_errors, m.probes, m.probe_errors) =
+                (o.reads, o.read_errors, o.probes, o.probe_errors);
+            (m.latency_p50_ms, m.latency_p95_ms, m.latency_p99_ms) = (o.p50_ms, o.p95_ms, o.p99_ms);
         }
         let total = m.reads + m.probes;
         if total > 0 {
@@ -737,10 +728,6 @@ impl PortInput<'_> {
         if m.reads > 0 {
             m.error_rate = Some(m.read_errors as f64 / m.reads as f64);
         }
-        latencies.sort_by(f64::total_cmp);
-        m.latency_p50_ms = percentile(&latencies, 50.0);
-        m.latency_p95_ms = percentile(&latencies, 95.0);
-        m.latency_p99_ms = percentile(&latencies, 99.0);
 
         // Volume: the last successful run in the window against the ones before it.
         let rows: Vec<f64> = self
@@ -998,16 +985,6 @@ fn budget(allowed: f64, failures: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(percentile(&v, 50.0), Some(50.0));
-        assert_eq!(percentile(&v, 95.0), Some(95.0));
-        assert_eq!(percentile(&v, 99.0), Some(99.0));
-        assert_eq!(percentile(&[7.0], 99.0), Some(7.0));
-        assert_eq!(percentile(&[], 50.0), None);
-    }
 
     #[test]
     fn ratios_read_percentages_and_fractions() {

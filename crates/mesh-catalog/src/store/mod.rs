@@ -227,27 +227,27 @@ pub trait Tx: Send {
     ) -> StoreResult<Vec<UsageRow>>;
 
     async fn insert_observations(&mut self, rows: &[ObservationRow]) -> StoreResult<()>;
-    /// Observations of the products in `[from, upto]` at or after `since`, by port and time.
-    async fn observations_between(
+    /// What the observations of each port of the products with ids in `[from, upto]` (bounds required, so the range uses the index) at or after
+    /// `since` add up to: counts, and nearest-rank percentiles of successful reads' latency.
+    async fn observation_stats_between(
         &mut self,
-        from: Option<&str>,
-        upto: Option<&str>,
+        from: &str,
+        upto: &str,
         since: &str,
-    ) -> StoreResult<Vec<ObservationRow>>;
+    ) -> StoreResult<Vec<ObservationStats>>;
     /// Deletes observations older than `before`; how many.
     async fn prune_observations(&mut self, before: &str) -> StoreResult<u64>;
+    /// Every snapshot readers get.
+    async fn all_snapshots(&mut self) -> StoreResult<Vec<SnapshotRow>>;
     /// The snapshots of the products in `[from, upto]`.
-    async fn snapshots_between(
-        &mut self,
-        from: Option<&str>,
-        upto: Option<&str>,
-    ) -> StoreResult<Vec<SnapshotRow>>;
-    /// The runs of the products in `[from, upto]` started at or after `since`, and the runs
-    /// their snapshots name however old; by product, port and start.
+    async fn snapshots_between(&mut self, from: &str, upto: &str) -> StoreResult<Vec<SnapshotRow>>;
+    /// The runs of the products in `[from, upto]` started at or after `since` (the last
+    /// `RECENT_RUNS` of each port), and the runs their snapshots name however old; by product,
+    /// port and start.
     async fn runs_between(
         &mut self,
-        from: Option<&str>,
-        upto: Option<&str>,
+        from: &str,
+        upto: &str,
         since: &str,
     ) -> StoreResult<Vec<RunRow>>;
     /// How many runs ended in each state.
@@ -259,8 +259,8 @@ pub trait Tx: Send {
     /// Open violations of the products in `[from, upto]`.
     async fn open_violations_between(
         &mut self,
-        from: Option<&str>,
-        upto: Option<&str>,
+        from: &str,
+        upto: &str,
     ) -> StoreResult<Vec<ViolationRow>>;
     /// Violations (open and closed) of a product or of all, the most recently started first.
     async fn violations(
@@ -287,6 +287,25 @@ pub struct ObservationRow {
     pub rows_read: Option<i64>,
     /// Why it failed; absent when it succeeded.
     pub error: Option<String>,
+}
+
+/// How many of a port's most recent runs [`Tx::runs_between`] returns.
+pub const RECENT_RUNS: i64 = 6;
+
+/// The observations of one output port over a window, added up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObservationStats {
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    pub reads: i64,
+    pub read_errors: i64,
+    pub probes: i64,
+    pub probe_errors: i64,
+    /// Nearest-rank percentiles of the successful reads' latency, in milliseconds.
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
 }
 
 /// A breach of one service-level objective of one output port.

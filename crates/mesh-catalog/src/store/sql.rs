@@ -11,9 +11,9 @@ use sqlx::Row;
 
 use super::{
     Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, NewEvent,
-    ObservationRow, PolicyBundleRow, PortRow, ProductQuery, ProductRow, RequestRow, RoleBinding,
-    RunRow, SnapshotRow, StoreError, StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow,
-    ViolationRow,
+    ObservationRow, ObservationStats, PolicyBundleRow, PortRow, ProductQuery, ProductRow,
+    RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError, StoreResult, TeamRow, TokenRow, Tx,
+    UsageRow, VersionRow, ViolationRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -1218,37 +1218,80 @@ macro_rules! sql_tx {
                 Ok(())
             }
 
-            async fn observations_between(
+            async fn observation_stats_between(
                 &mut self,
-                from: Option<&str>,
-                upto: Option<&str>,
+                from: &str,
+                upto: &str,
                 since: &str,
-            ) -> StoreResult<Vec<ObservationRow>> {
-                let rows = sqlx::query(
-                    "SELECT product, port, major, at, kind, latency_ms, rows_read, error \
-                     FROM port_observations WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) \
-                     AND at >= $3 ORDER BY product, port, major, at",
+            ) -> StoreResult<Vec<ObservationStats>> {
+                // Added up in the database: a pass reads a few rows per port, not every read.
+                let counts = sqlx::query(
+                    "SELECT product, port, major, kind, COUNT(*) AS n, \
+                     SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END) AS errors \
+                     FROM port_observations \
+                     WHERE product >= $1 AND product <= $2 \
+                     AND at >= $3 GROUP BY product, port, major, kind \
+                     ORDER BY product, port, major, kind",
                 )
                 .bind(from)
                 .bind(upto)
                 .bind(since)
                 .fetch_all(&mut *self.tx)
                 .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(ObservationRow {
-                            product: r.try_get("product")?,
-                            port: r.try_get("port")?,
-                            major: r.try_get("major")?,
-                            at: r.try_get("at")?,
-                            kind: r.try_get("kind")?,
-                            latency_ms: r.try_get("latency_ms")?,
-                            rows_read: r.try_get("rows_read")?,
-                            error: r.try_get("error")?,
-                        })
-                    })
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(Into::into)
+                // Nearest rank: the ceil(p * n)-th latency, in integers both databases agree on.
+                let ranks = sqlx::query(
+                    "SELECT product, port, major, rn, n, latency_ms FROM ( \
+                       SELECT product, port, major, latency_ms, \
+                       ROW_NUMBER() OVER (PARTITION BY product, port, major ORDER BY latency_ms) AS rn, \
+                       COUNT(*) OVER (PARTITION BY product, port, major) AS n \
+                       FROM port_observations \
+                       WHERE product >= $1 AND product <= $2 \
+                       AND at >= $3 AND kind = 'read' AND error IS NULL \
+                     ) ranked \
+                     WHERE rn = (50 * n + 99) / 100 OR rn = (95 * n + 99) / 100 \
+                     OR rn = (99 * n + 99) / 100",
+                )
+                .bind(from)
+                .bind(upto)
+                .bind(since)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let mut stats: std::collections::BTreeMap<(String, String, i64), ObservationStats> =
+                    std::collections::BTreeMap::new();
+                for r in &counts {
+                    let key: (String, String, i64) =
+                        (r.try_get("product")?, r.try_get("port")?, r.try_get("major")?);
+                    let kind: String = r.try_get("kind")?;
+                    let n: i64 = r.try_get("n")?;
+                    let errors: i64 = r.try_get("errors")?;
+                    let s = stats.entry(key.clone()).or_insert_with(|| ObservationStats {
+                        product: key.0,
+                        port: key.1,
+                        major: key.2,
+                        ..ObservationStats::default()
+                    });
+                    if kind == "probe" {
+                        s.probes += n;
+                        s.probe_errors += errors;
+                    } else {
+                        s.reads += n;
+                        s.read_errors += errors;
+                    }
+                }
+                for r in &ranks {
+                    let key: (String, String, i64) =
+                        (r.try_get("product")?, r.try_get("port")?, r.try_get("major")?);
+                    let (rn, n): (i64, i64) = (r.try_get("rn")?, r.try_get("n")?);
+                    let latency: f64 = r.try_get("latency_ms")?;
+                    if let Some(s) = stats.get_mut(&key) {
+                        for (p, slot) in [(50, &mut s.p50_ms), (95, &mut s.p95_ms), (99, &mut s.p99_ms)] {
+                            if rn == (p * n + 99) / 100 {
+                                *slot = Some(latency);
+                            }
+                        }
+                    }
+                }
+                Ok(stats.into_values().collect())
             }
 
             async fn prune_observations(&mut self, before: &str) -> StoreResult<u64> {
@@ -1259,14 +1302,23 @@ macro_rules! sql_tx {
                 Ok(done.rows_affected())
             }
 
+            async fn all_snapshots(&mut self) -> StoreResult<Vec<SnapshotRow>> {
+                let rows = sqlx::query(concat!(
+                    "SELECT ", snapshot_cols!(), " FROM snapshots ORDER BY product, port, major"
+                ))
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(snapshot_row).collect::<Result<_, _>>()?)
+            }
+
             async fn snapshots_between(
                 &mut self,
-                from: Option<&str>,
-                upto: Option<&str>,
+                from: &str,
+                upto: &str,
             ) -> StoreResult<Vec<SnapshotRow>> {
                 let rows = sqlx::query(concat!(
                     "SELECT ", snapshot_cols!(), " FROM snapshots \
-                     WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) ORDER BY product, port, major"
+                     WHERE product >= $1 AND product <= $2 ORDER BY product, port, major"
                 ))
                 .bind(from)
                 .bind(upto)
@@ -1277,20 +1329,25 @@ macro_rules! sql_tx {
 
             async fn runs_between(
                 &mut self,
-                from: Option<&str>,
-                upto: Option<&str>,
+                from: &str,
+                upto: &str,
                 since: &str,
             ) -> StoreResult<Vec<RunRow>> {
                 let rows = sqlx::query(concat!(
-                    "SELECT ", run_cols!(), " FROM runs \
-                     WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) \
-                     AND (started_at >= $3 OR id IN (SELECT run FROM snapshots \
-                          WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2))) \
+                    "SELECT ", run_cols!(), " FROM ( \
+                       SELECT runs.*, ROW_NUMBER() OVER \
+                       (PARTITION BY product, port, major ORDER BY started_at DESC, id DESC) AS recent \
+                       FROM runs \
+                       WHERE product >= $1 AND product <= $2 \
+                     ) ranked \
+                     WHERE (started_at >= $3 AND recent <= $4) OR id IN (SELECT run FROM snapshots \
+                          WHERE product >= $1 AND product <= $2) \
                      ORDER BY product, port, started_at, id"
                 ))
                 .bind(from)
                 .bind(upto)
                 .bind(since)
+                .bind(crate::store::RECENT_RUNS)
                 .fetch_all(&mut *self.tx)
                 .await?;
                 Ok(rows.iter().map(run_row).collect::<Result<_, _>>()?)
@@ -1345,13 +1402,13 @@ macro_rules! sql_tx {
 
             async fn open_violations_between(
                 &mut self,
-                from: Option<&str>,
-                upto: Option<&str>,
+                from: &str,
+                upto: &str,
             ) -> StoreResult<Vec<ViolationRow>> {
                 let rows = sqlx::query(
                     "SELECT id, product, port, major, property, objective, observed, started_at, \
                      detected_at, ended_at FROM sla_violations \
-                     WHERE ($1 IS NULL OR product >= $1) AND ($2 IS NULL OR product <= $2) AND ended_at IS NULL \
+                     WHERE product >= $1 AND product <= $2 AND ended_at IS NULL \
                      ORDER BY product, port, major, property",
                 )
                 .bind(from)
