@@ -29,6 +29,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build a whole example mesh in a fresh folder (two domains, five products, policies, a
+    /// cross-domain grant, every pipeline run, a first SLA pass) and serve it.
+    Demo(cmd::demo::Args),
     /// Create a mesh workspace: settings file and the local `.mesh/` catalog and data folder.
     Init(cmd::init::Args),
     /// Scaffold a data product a team can lint, publish and run as generated.
@@ -127,6 +130,7 @@ fn main() -> ExitCode {
         ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
     }
     let result = match cli.command {
+        Command::Demo(args) => cmd::demo::run(&args),
         Command::Init(args) => cmd::init::run(&args),
         Command::New(args) => cmd::new::run(&args),
         Command::Lint(args) => cmd::lint::run(&args),

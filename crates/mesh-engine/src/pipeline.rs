@@ -881,11 +881,13 @@ async fn write_check_commit(
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let df = for_delta(df).map_err(|e| RunError::Transform(e.to_string()))?;
     let lineage = crate::lineage::column_lineage(df.logical_plan());
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
     let physical = df
         .create_physical_plan()
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
+    // The table takes the schema of the batches as they are produced: the logical plan's can
+    // differ (a CASE mixing `0` and a DOUBLE column is BIGINT there, DOUBLE when it runs).
+    let schema: SchemaRef = physical.schema();
     let batches = datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx())
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
