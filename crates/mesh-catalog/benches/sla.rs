@@ -3,8 +3,9 @@
 //! `cargo bench -p mesh-catalog --bench sla` builds a catalog of PRODUCTS products (default
 //! 10,000; env PRODUCTS) on SQLite — and on PostgreSQL too when MESH_TEST_POSTGRES_URL is set —
 //! each with one output port whose contract promises freshness, availability and a completeness
-//! rule, a snapshot, RUNS runs (default 5) with their contract checks, and OBSERVATIONS reads and
-//! probes (default 20) in the window. A tenth of the products are stale and a twentieth have
+//! rule, a snapshot, RUNS runs (default 5) with their contract checks, OBSERVATIONS reads (default
+//! 20) in the window, and the monitor's probes over PROBE_HOURS hours (default 672: a probe a
+//! minute for 28 days, which the catalog keeps as one row per port and hour). A tenth of the products are stale and a twentieth have
 //! failing reads, so the first pass opens violations and later passes carry them. It then times
 //! PASSES recording passes (`Catalog::sla_check`, default 5) and prints the median, and the
 //! process's peak resident memory during the passes (reset before them through
@@ -45,6 +46,7 @@ fn stamp(t: chrono::DateTime<Utc>) -> String {
 /// Fills `store` with `products` products as of `now`.
 async fn populate(store: &Arc<dyn CatalogStore>, products: usize, now: chrono::DateTime<Utc>) {
     let (runs, observations) = (env("RUNS", 5), env("OBSERVATIONS", 20));
+    let probe_hours = env("PROBE_HOURS", 672);
     let started = Instant::now();
     for chunk in (0..products).collect::<Vec<_>>().chunks(500) {
         let mut tx = store.write().await.expect("write");
@@ -168,20 +170,36 @@ async fn populate(store: &Arc<dyn CatalogStore>, products: usize, now: chrono::D
                     port: "t".into(),
                     major: 1,
                     at: stamp(now - Duration::minutes(o as i64 * 30)),
-                    kind: if o % 4 == 0 { "probe" } else { "read" }.into(),
+                    kind: "read".into(),
                     latency_ms: 5.0 + (o * 7 % 40) as f64,
                     rows_read: Some(100),
                     error: (i % 20 == 0 && o % 10 == 1).then(|| "object not found".into()),
                 })
                 .collect();
             tx.insert_observations(&rows).await.expect("observations");
+            // One probe per hour stands for that hour's sixty: the catalog adds them up per
+            // hour either way, so the rows a pass reads are the same.
+            let probes: Vec<ObservationRow> = (0..probe_hours)
+                .map(|h| ObservationRow {
+                    product: id.clone(),
+                    port: "t".into(),
+                    major: 1,
+                    at: stamp(now - Duration::hours(h as i64)),
+                    kind: "probe".into(),
+                    latency_ms: 3.0,
+                    rows_read: Some(1),
+                    error: (i % 50 == 0 && h % 24 == 3).then(|| "timed out".into()),
+                })
+                .collect();
+            tx.insert_observations(&probes).await.expect("probes");
         }
         tx.commit().await.expect("commit");
     }
     println!(
-        "  populated {products} products, {} runs, {} observations in {:.1} s",
+        "  populated {products} products, {} runs, {} reads and {} hourly probe counts in {:.1} s",
         products * runs,
         products * observations,
+        products * probe_hours,
         started.elapsed().as_secs_f64()
     );
 }

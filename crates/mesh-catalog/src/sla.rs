@@ -31,6 +31,10 @@ use crate::store::{
 /// Products evaluated per page of a pass.
 const PAGE: i64 = 500;
 
+/// How long observations are kept, and so the longest window a pass may look back over: a pass
+/// with a short window never deletes what a longer one still needs.
+pub const KEEP_DAYS: i64 = 90;
+
 /// The runs a volume drop is judged against, and the share of their median below which it is one.
 const VOLUME_RUNS: usize = 5;
 const VOLUME_DROP: f64 = 0.5;
@@ -69,7 +73,7 @@ pub struct PortMetrics {
     /// Share of the values the completeness rules expect that are there, from the last checks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completeness: Option<f64>,
-    /// Share of reads and probes in the window that succeeded.
+    /// Share of reads, and of probes, in the window that succeeded: the lower of the two.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub availability: Option<f64>,
     pub reads: i64,
@@ -79,7 +83,7 @@ pub struct PortMetrics {
     /// Share of reads in the window that failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<f64>,
-    /// Latency of the window's successful reads, in milliseconds.
+    /// Latency of the window's reads that did not fail at the port, in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_p50_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,7 +188,7 @@ impl Catalog {
     ) -> Result<Vec<ViolationRow>, CatalogError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
-        Ok(tx.violations(product, limit).await?)
+        Ok(tx.violations(product, limit.clamp(1, 1000)).await?)
     }
 
     /// Records monitor probes of output ports. For admins.
@@ -251,10 +255,12 @@ impl Catalog {
         record: bool,
     ) -> Result<SlaReport, CatalogError> {
         let now = self.clock.now();
-        let since = stamp(now - options.window);
+        let keep = Duration::days(KEEP_DAYS);
+        let window = options.window.clamp(Duration::seconds(1), keep);
+        let since = stamp(now.checked_sub_signed(window).unwrap_or(now));
         let mut report = SlaReport {
             at: stamp(now),
-            window_seconds: options.window.num_seconds(),
+            window_seconds: window.num_seconds(),
             ports: Vec::new(),
             violated: 0,
             opened: Vec::new(),
@@ -262,21 +268,25 @@ impl Catalog {
         };
         let mut after: Option<String> = None;
         loop {
-            let page = self.sla_page(options, after.as_deref()).await?;
+            let page = self.sla_page(options, after.as_deref(), &since).await?;
             let Some(page) = page else { break };
             after = Some(page.upto.clone());
             let mut ports = page.evaluate(now, &since);
             if record {
                 self.record_page(who, now, &page, &mut ports, &mut report)
                     .await?;
-            } else {
-                for port in &mut ports {
-                    for o in &mut port.objectives {
-                        let k = key(&port.product, &port.port, port.major, &o.property);
-                        if let Some(v) = page.open.get(&k) {
-                            o.violation = Some(v.id.clone());
-                            o.since = Some(v.started_at.clone());
-                        }
+            }
+            // What is open after this page (an objective that cannot be measured now keeps its
+            // violation open, and shows it).
+            for port in &mut ports {
+                for o in &mut port.objectives {
+                    let k = key(&port.product, &port.port, port.major, &o.property);
+                    let closed = report.recovered.iter().any(|v| {
+                        (&v.product, &v.port, v.major, &v.property) == (&k.0, &k.1, k.2, &k.3)
+                    });
+                    if let Some(v) = page.open.get(&k).filter(|_| !closed) {
+                        o.violation = Some(v.id.clone());
+                        o.since = Some(v.started_at.clone());
                     }
                 }
             }
@@ -292,7 +302,8 @@ impl Catalog {
             .count();
         if record && options.product.is_none() {
             let mut tx = self.store.write().await?;
-            tx.prune_observations(&since).await?;
+            tx.prune_observations(&stamp(now.checked_sub_signed(keep).unwrap_or(now)))
+                .await?;
             tx.commit().await?;
         }
         Ok(report)
@@ -303,6 +314,7 @@ impl Catalog {
         &self,
         options: &SlaOptions,
         after: Option<&str>,
+        since: &str,
     ) -> Result<Option<Page>, CatalogError> {
         let mut tx = self.store.read().await?;
         let products: Vec<(ProductRow, VersionRow)> = match &options.product {
@@ -329,7 +341,6 @@ impl Catalog {
             return Ok(None);
         };
         let (from, upto) = (first.0.id.clone(), last.0.id.clone());
-        let since = stamp(self.clock.now() - options.window);
         let ports = match after {
             // `latest_ports` takes (after, upto]; a single product is its own page.
             _ if options.product.is_some() => {
@@ -339,8 +350,8 @@ impl Catalog {
             _ => tx.latest_ports(after, &upto).await?,
         };
         let snapshots = tx.snapshots_between(&from, &upto).await?;
-        let runs = tx.runs_between(&from, &upto, &since).await?;
-        let observations = tx.observation_stats_between(&from, &upto, &since).await?;
+        let runs = tx.runs_between(&from, &upto, since).await?;
+        let observations = tx.observation_stats_between(&from, &upto, since).await?;
         let open = tx.open_violations_between(&from, &upto).await?;
         Ok(Some(Page {
             upto,
@@ -384,10 +395,6 @@ impl Catalog {
                 seen.insert(k.clone());
                 let open = page.open.get(&k);
                 match (o.status.as_str(), open) {
-                    ("violated", Some(v)) => {
-                        o.violation = Some(v.id.clone());
-                        o.since = Some(v.started_at.clone());
-                    }
                     ("violated", None) => {
                         let row = ViolationRow {
                             id: uuid::Uuid::new_v4().to_string(),
@@ -681,7 +688,7 @@ impl PortInput<'_> {
                     d["newest"].as_str().and_then(time).or_else(|| {
                         let age = d["value"].as_f64()?;
                         let at = time(run.finished_at.as_deref()?)?;
-                        Some(at - Duration::milliseconds((age * 1000.0) as i64))
+                        at.checked_sub_signed(ms(age)?)
                     })
                 })
         });
@@ -721,10 +728,16 @@ impl PortInput<'_> {
                 (o.reads, o.read_errors, o.probes, o.probe_errors);
             (m.latency_p50_ms, m.latency_p95_ms, m.latency_p99_ms) = (o.p50_ms, o.p95_ms, o.p99_ms);
         }
-        let total = m.reads + m.probes;
-        if total > 0 {
-            m.availability = Some(1.0 - (m.read_errors + m.probe_errors) as f64 / total as f64);
-        }
+        // Reads and probes are judged apart, the worse counts: a minute's probes must not drown
+        // the reads that failed in between.
+        let share = |n: i64, failed: i64| (n > 0).then(|| 1.0 - failed as f64 / n as f64);
+        m.availability = match (
+            share(m.reads, m.read_errors),
+            share(m.probes, m.probe_errors),
+        ) {
+            (Some(r), Some(p)) => Some(r.min(p)),
+            (r, p) => r.or(p),
+        };
         if m.reads > 0 {
             m.error_rate = Some(m.read_errors as f64 / m.reads as f64);
         }
@@ -746,15 +759,24 @@ impl PortInput<'_> {
             }
         }
 
-        let mut objectives = Vec::new();
+        let mut objectives: Vec<Objective> = Vec::new();
         for sla in self.contract["slaProperties"]
             .as_array()
             .into_iter()
             .flatten()
         {
-            if let Some(o) = self.objective(sla, &m, &last_checks) {
-                objectives.push(o);
+            let Some(o) = self.objective(sla, &m, &last_checks) else {
+                continue;
+            };
+            // One objective per property: a second entry would fight the first over one
+            // violation record.
+            if objectives
+                .iter()
+                .any(|e| e.property.eq_ignore_ascii_case(&o.property))
+            {
+                continue;
             }
+            objectives.push(o);
         }
         if !completeness.is_empty() {
             let failing: Vec<String> = completeness
@@ -860,9 +882,13 @@ impl PortInput<'_> {
                     Ok(s) => s.seconds,
                     Err(e) => return Some(unknown(objective, e)),
                 };
-                let element = property != "frequency" && sla["element"].is_string();
+                let element =
+                    !property.eq_ignore_ascii_case("frequency") && sla["element"].is_string();
                 let (base, what) = match m.data_age_seconds {
-                    Some(age) if element => (Some(self.now - ms(age)), "newest value"),
+                    Some(age) if element => (
+                        ms(age).and_then(|a| self.now.checked_sub_signed(a)),
+                        "newest value",
+                    ),
                     _ if m.last_published_at.is_some() => (published, "last publish"),
                     _ => (published, "publication, never run"),
                 };
@@ -874,7 +900,9 @@ impl PortInput<'_> {
                     objective,
                     format!("{} since the {what}", human(age)),
                     age <= limit,
-                    Some(stamp(base + ms(limit))),
+                    ms(limit)
+                        .and_then(|l| base.checked_add_signed(l))
+                        .map(stamp),
                 )
             }
             "timeofavailability" => {
@@ -911,15 +939,25 @@ impl PortInput<'_> {
                         "no reads or probes in the window".into(),
                     ));
                 };
-                let total = (m.reads + m.probes) as f64;
-                let failures = (m.read_errors + m.probe_errors) as f64;
+                let mut seen = Vec::new();
+                let mut left = f64::INFINITY;
+                for (what, n, failed) in [
+                    ("reads", m.reads, m.read_errors),
+                    ("probes", m.probes, m.probe_errors),
+                ] {
+                    if n > 0 {
+                        let ok = 1.0 - failed as f64 / n as f64;
+                        seen.push(format!("{} of {n} {what}", percent(ok)));
+                        left = left.min(budget((1.0 - target) * n as f64, failed as f64));
+                    }
+                }
                 let mut o = judged(
                     objective,
-                    format!("{} of {} reads and probes", percent(a), total),
+                    seen.join(", "),
                     a >= target,
                     Some(stamp(self.now)),
                 );
-                o.budget_remaining = Some(budget((1.0 - target) * total, failures));
+                o.budget_remaining = Some(left);
                 o
             }
             "errorrate" => {
@@ -942,6 +980,10 @@ impl PortInput<'_> {
             }
             "retention" => {
                 let objective = format!("data older than {shown} is gone");
+                let limit = match mesh_model::odcs::sla::span(value, unit) {
+                    Ok(s) => s.seconds,
+                    Err(e) => return Some(unknown(objective, e)),
+                };
                 let Some(check) = last_checks
                     .iter()
                     .find(|c| c["type"] == "servicelevel_retention")
@@ -951,24 +993,43 @@ impl PortInput<'_> {
                         "no retention check in the last run (it needs an `element`)".into(),
                     ));
                 };
-                let age = check["diagnostics"]["value"].as_f64();
-                judged(
-                    objective,
-                    match age {
-                        Some(a) => format!("oldest value {} old", human(a)),
-                        None => "not measured".into(),
-                    },
-                    check["result"] == "passed",
-                    Some(stamp(self.now)),
-                )
+                // The oldest value ages between runs: judged now, not when it was checked.
+                let d = &check["diagnostics"];
+                let oldest = d["oldest"].as_str().and_then(time);
+                match oldest {
+                    Some(oldest) => {
+                        let age = seconds(self.now - oldest);
+                        judged(
+                            objective,
+                            format!("oldest value {} old", human(age)),
+                            age <= limit,
+                            ms(limit)
+                                .and_then(|l| oldest.checked_add_signed(l))
+                                .map(stamp),
+                        )
+                    }
+                    None => judged(
+                        objective,
+                        match d["value"].as_f64() {
+                            Some(a) => format!("oldest value {} old when checked", human(a)),
+                            None => "not measured".into(),
+                        },
+                        check["result"] == "passed",
+                        Some(stamp(self.now)),
+                    ),
+                }
             }
             _ => return None,
         })
     }
 }
 
-fn ms(seconds: f64) -> Duration {
-    Duration::milliseconds((seconds * 1000.0) as i64)
+/// A span of `seconds`, if it is one chrono can add to a time.
+fn ms(seconds: f64) -> Option<Duration> {
+    if !seconds.is_finite() {
+        return None;
+    }
+    Duration::try_milliseconds((seconds * 1000.0) as i64)
 }
 
 /// The share of an error budget of `allowed` failures left after `failures`.
@@ -985,6 +1046,172 @@ fn budget(allowed: f64, failures: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
+
+    fn at(h: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 0, 0, 0).unwrap() + Duration::hours(h)
+    }
+
+    /// A succeeded run that finished at hour `h` with `rows` rows and `checks`.
+    fn run(id: &str, h: i64, rows: i64, checks: serde_json::Value) -> RunRow {
+        RunRow {
+            id: id.into(),
+            product: "d.p".into(),
+            version: "1.0.0".into(),
+            port: "p".into(),
+            major: 1,
+            location: "memory://".into(),
+            state: "succeeded".into(),
+            started_at: stamp(at(h)),
+            heartbeat_at: stamp(at(h)),
+            finished_at: Some(stamp(at(h))),
+            owner: "h:1".into(),
+            delta_version: Some(1),
+            rows_in: Some(rows),
+            rows_out: Some(rows),
+            bytes_out: Some(1),
+            inputs: "[]".into(),
+            checks: Some(serde_json::json!({ "checks": checks }).to_string()),
+            error: None,
+            actor: "t".into(),
+        }
+    }
+
+    fn snapshot(run: &str, h: i64) -> SnapshotRow {
+        SnapshotRow {
+            product: "d.p".into(),
+            port: "p".into(),
+            major: 1,
+            version: "1.0.0".into(),
+            run: run.into(),
+            location: "memory://".into(),
+            delta_version: 1,
+            updated_at: stamp(at(h)),
+        }
+    }
+
+    /// The objectives of a port whose contract promises `sla`, judged at hour `now`.
+    fn judge(
+        sla: serde_json::Value,
+        now: i64,
+        runs: &[RunRow],
+        snap: Option<&SnapshotRow>,
+        observed: Option<&ObservationStats>,
+    ) -> (PortMetrics, Vec<Objective>) {
+        let contract = serde_json::json!({ "slaProperties": sla });
+        let runs: Vec<&RunRow> = runs.iter().collect();
+        PortInput {
+            now: at(now),
+            since: &stamp(at(now) - Duration::days(28)),
+            published_at: &stamp(at(0)),
+            contract: &contract,
+            snapshot: snap,
+            runs: &runs,
+            observed,
+        }
+        .evaluate()
+    }
+
+    fn status(objectives: &[Objective], property: &str) -> String {
+        objectives
+            .iter()
+            .find(|o| o.property == property)
+            .map(|o| o.status.clone())
+            .unwrap_or_else(|| format!("no {property}"))
+    }
+
+    #[test]
+    fn frequency_and_time_of_availability() {
+        let runs = [run("r1", 1, 10, serde_json::json!([]))];
+        let snap = snapshot("r1", 1);
+        let sla = serde_json::json!([
+            {"property": "frequency", "value": 6, "unit": "h"},
+            {"property": "timeOfAvailability", "value": "09:00"},
+        ]);
+        // At 05:00 the run of 01:00 is fresh; today's 09:00 deadline has not come.
+        let (_, o) = judge(sla.clone(), 5, &runs, Some(&snap), None);
+        assert_eq!(status(&o, "frequency"), "met");
+        assert_eq!(status(&o, "timeOfAvailability"), "met");
+        // At 08:00 the run is 7 h old; next day at 10:00 nothing was published that day.
+        let (_, o) = judge(sla.clone(), 8, &runs, Some(&snap), None);
+        assert_eq!(status(&o, "frequency"), "violated");
+        let (_, o) = judge(sla, 34, &runs, Some(&snap), None);
+        let toa = o
+            .iter()
+            .find(|o| o.property == "timeOfAvailability")
+            .unwrap();
+        assert_eq!(toa.status, "violated");
+        assert_eq!(toa.since.as_deref(), Some("2026-11-27T09:00:00.000Z"));
+    }
+
+    #[test]
+    fn error_rate_with_its_budget() {
+        let observed = ObservationStats {
+            reads: 200,
+            read_errors: 1,
+            ..ObservationStats::default()
+        };
+        let sla = serde_json::json!([{"property": "errorRate", "value": 1, "unit": "percent"}]);
+        let (m, o) = judge(sla, 1, &[], None, Some(&observed));
+        assert_eq!(m.error_rate, Some(0.005));
+        assert_eq!(o[0].status, "met");
+        // 1% of 200 reads allows 2 failures; 1 spent leaves half.
+        assert_eq!(o[0].budget_remaining, Some(0.5));
+    }
+
+    #[test]
+    fn retention_ages_between_runs() {
+        let check = serde_json::json!([{
+            "category": "servicelevel", "type": "servicelevel_retention", "result": "passed",
+            "diagnostics": {"value": 0, "oldest": stamp(at(0))},
+        }]);
+        let runs = [run("r1", 0, 10, check)];
+        let sla = serde_json::json!([{"property": "retention", "value": 1, "unit": "d",
+                                      "element": "p.at"}]);
+        let (_, o) = judge(sla.clone(), 20, &runs, None, None);
+        assert_eq!(status(&o, "retention"), "met");
+        let (_, o) = judge(sla, 30, &runs, None, None);
+        assert_eq!(status(&o, "retention"), "violated");
+        assert_eq!(o[0].since.as_deref(), Some("2026-11-27T00:00:00.000Z"));
+    }
+
+    #[test]
+    fn a_sudden_drop_in_volume_is_flagged() {
+        let none = serde_json::json!([]);
+        let mut runs: Vec<RunRow> = (1..=4)
+            .map(|h| run(&format!("r{h}"), h, 1000 + h, none.clone()))
+            .collect();
+        let (m, o) = judge(none.clone(), 5, &runs, None, None);
+        assert_eq!(
+            (m.volume_drop, status(&o, "volume").as_str()),
+            (false, "met")
+        );
+        runs.push(run("r5", 5, 300, none.clone()));
+        let (m, o) = judge(none, 6, &runs, None, None);
+        assert!(m.volume_drop);
+        assert_eq!(m.rows_median_before, Some(1003.0));
+        assert_eq!(status(&o, "volume"), "violated");
+    }
+
+    #[test]
+    fn a_property_is_judged_once_and_absurd_values_do_not_panic() {
+        let sla = serde_json::json!([
+            {"property": "latency", "value": 1, "unit": "d"},
+            {"property": "Latency", "value": 2, "unit": "d"},
+            {"property": "frequency", "value": 99_999_999_999u64, "unit": "y"},
+            {"property": "availability", "value": "high"},
+        ]);
+        let (_, o) = judge(sla, 1, &[], None, None);
+        assert_eq!(
+            o.iter()
+                .filter(|o| o.property.eq_ignore_ascii_case("latency"))
+                .count(),
+            1
+        );
+        assert_eq!(o[0].objective, "<= 1 d");
+        assert_eq!(status(&o, "frequency"), "met");
+        assert_eq!(status(&o, "availability"), "unknown");
+    }
 
     #[test]
     fn ratios_read_percentages_and_fractions() {

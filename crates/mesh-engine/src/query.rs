@@ -96,6 +96,22 @@ pub fn names(reference: &str, domain: &str, table: &str) -> bool {
             == Some(table)
 }
 
+/// Whether a failed read is the data's fault (a file gone, storage unreachable, a corrupt
+/// Parquet file, the Delta log) rather than the query's (a bad cast, a division by zero, memory):
+/// only those count against a port's availability.
+pub fn is_storage_error(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as E;
+    match e.find_root() {
+        E::ObjectStore(_) | E::IoError(_) | E::ParquetError(_) | E::External(_) => true,
+        E::ArrowError(a, _) => matches!(
+            a.as_ref(),
+            ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::ParquetError(_)
+        ),
+        _ => false,
+    }
+}
+
 /// A session in which exactly `readable` exist, masked as their grants say.
 pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunError> {
     let ctx = bare();

@@ -13,11 +13,15 @@ use serde::Serialize;
 /// Attempts per event: the first, then after 0.5, 1 and 2 seconds.
 const ATTEMPTS: i64 = 4;
 
+/// Deliveries in flight to one receiver at most (each retries on its own).
+const IN_FLIGHT: usize = 8;
+
 /// One receiver of events.
 #[derive(Debug, Clone)]
 pub struct Webhook {
     url: String,
     http: reqwest::Client,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Webhook {
@@ -27,7 +31,11 @@ impl Webhook {
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Webhook { url, http }
+        Webhook {
+            url,
+            http,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -62,6 +70,8 @@ impl Webhook {
             updated_at: at,
         };
         logged(catalog.log_delivery(&row, true).await);
+        // Logged as pending at once; sent when one of the receiver's slots is free.
+        let _slot = self.in_flight.acquire().await;
         let mut wait = Duration::from_millis(500);
         while row.attempts < ATTEMPTS {
             row.attempts += 1;

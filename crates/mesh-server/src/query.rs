@@ -251,7 +251,10 @@ pub async fn governed_stream(
                 Some((batch, Some((inner, record))))
             }
             Some(Err(e)) => {
-                record.error = Some(e.to_string());
+                // The data's fault counts against the port; the query's does not.
+                if mesh_engine::query::is_storage_error(&e) {
+                    record.error = Some(e.to_string());
+                }
                 let _ = record.finish(false).await;
                 Some((Err(CatalogError::BadRequest(e.to_string())), None))
             }

@@ -128,34 +128,45 @@ impl Monitor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = Box::pin(self.check(&catalog, &who, false)).await {
+            // Deliveries in the background: a receiver that is down never holds up a pass.
+            if let Err(e) = Box::pin(self.check(&catalog, &who, true)).await {
                 log(&format!("the SLA pass failed: {e}"));
             }
         }
     }
 }
 
+/// How long one probe may take before it counts as failed (an object store that hangs is down).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Probes each served snapshot, a few at a time, and records the outcomes.
 async fn probe_all(catalog: &Catalog, who: &Principal) -> Result<(), CatalogError> {
     let snapshots = catalog.served_snapshots(who).await?;
-    let probes: Vec<ObservationRow> = futures::stream::iter(snapshots)
-        .map(|s| async move {
-            let started = Instant::now();
-            let outcome = probe(&s.location, s.delta_version).await;
-            ObservationRow {
-                product: s.product,
-                port: s.port,
-                major: s.major,
-                at: catalog.now(),
-                kind: "probe".into(),
-                latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                rows_read: outcome.as_ref().ok().copied(),
-                error: outcome.err(),
-            }
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
+    let probes: Vec<ObservationRow> =
+        futures::stream::iter(snapshots)
+            .map(|s| async move {
+                let started = Instant::now();
+                let outcome =
+                    match tokio::time::timeout(PROBE_TIMEOUT, probe(&s.location, s.delta_version))
+                        .await
+                    {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+                    };
+                ObservationRow {
+                    product: s.product,
+                    port: s.port,
+                    major: s.major,
+                    at: catalog.now(),
+                    kind: "probe".into(),
+                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    rows_read: outcome.as_ref().ok().copied(),
+                    error: outcome.err(),
+                }
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
     catalog.record_probes(who, &probes).await
 }
 
@@ -185,11 +196,18 @@ fn log(message: &str) {
     eprintln!("mesh serve: {message}");
 }
 
-/// A duration such as `28d`, `12h` or `90m`.
+/// A duration such as `28d`, `12h` or `90m`: at least a second, at most the 90 days
+/// observations are kept.
 pub fn parse_window(text: &str) -> Result<chrono::Duration, String> {
     let span = mesh_model::odcs::sla::span(&serde_json::Value::String(text.to_owned()), None)?;
     if span.seconds < 1.0 {
         return Err(format!("the window `{text}` is shorter than a second"));
+    }
+    let keep = mesh_catalog::sla::KEEP_DAYS;
+    if span.seconds > (keep * 86_400) as f64 {
+        return Err(format!(
+            "the window `{text}` is longer than the {keep} days observations are kept"
+        ));
     }
     Ok(chrono::Duration::milliseconds(
         (span.seconds * 1000.0) as i64,
@@ -321,12 +339,16 @@ pub(crate) async fn metrics(
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = caller.principal()?;
-    let last = state
-        .monitor
-        .last
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    // The monitor's last pass while it runs; without it, a pass now (a pass someone asked for
+    // once would otherwise be served forever).
+    let last = state.monitor.options.interval.and_then(|_| {
+        state
+            .monitor
+            .last
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    });
     let pass = match last {
         Some(pass) => pass,
         None => {
@@ -589,7 +611,7 @@ fn render(report: &SlaReport, seconds: f64, runs: &[(String, i64)]) -> String {
         &mut out,
         "mesh_query_duration_seconds",
         "histogram",
-        "Governed reads of each port that succeeded, since the server started.",
+        "Governed reads of each port that did not fail at the port (the reader's own query may have), since the server started.",
     );
     for ((product, port), h) in &reads {
         let labels = format!("product=\"{}\",port=\"{}\"", label(product), label(port));
@@ -643,11 +665,114 @@ mod tests {
         assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
     }
 
+    fn port(product: &str, met: bool) -> mesh_catalog::sla::PortSla {
+        mesh_catalog::sla::PortSla {
+            product: product.into(),
+            domain: "d".into(),
+            version: "1.0.0".into(),
+            port: "p".into(),
+            major: 1,
+            status: if met { "met" } else { "violated" }.into(),
+            metrics: mesh_catalog::sla::PortMetrics {
+                availability: Some(0.5),
+                latency_p50_ms: Some(12.0),
+                latency_p95_ms: Some(40.0),
+                latency_p99_ms: Some(90.0),
+                ..Default::default()
+            },
+            objectives: vec![mesh_catalog::sla::Objective {
+                property: "availability".into(),
+                objective: ">= 99 percent".into(),
+                observed: None,
+                status: if met { "met" } else { "violated" }.into(),
+                budget_remaining: Some(-1.5),
+                violation: None,
+                since: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_exposition_is_well_formed() {
+        for seconds in [0.003, 0.02, 0.02, 0.7, 12.0, 45.0] {
+            observe_read("render.test", "p\"q", seconds, false);
+        }
+        observe_read("render.test", "p\"q", 1.0, true);
+        let report = SlaReport {
+            at: "2026-11-26T08:00:00.000Z".into(),
+            window_seconds: 86_400,
+            ports: vec![port("a.b", true), port("a.c", false)],
+            violated: 1,
+            opened: vec![],
+            recovered: vec![],
+        };
+        let text = render(
+            &report,
+            0.25,
+            &[("succeeded".into(), 3), ("running".into(), 1)],
+        );
+        let mut families = std::collections::HashSet::new();
+        let mut series = std::collections::HashSet::new();
+        let mut buckets: Vec<(f64, u64)> = Vec::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                assert!(
+                    families.insert(rest.split(' ').next().unwrap().to_owned()),
+                    "{line}"
+                );
+                continue;
+            }
+            if line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = line.rsplit_once(' ').unwrap();
+            assert!(series.insert(key.to_owned()), "duplicate series {key}");
+            let name = key.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| families.contains(*f))
+                .unwrap_or(name);
+            assert!(families.contains(family), "no TYPE before {line}");
+            if key.starts_with("mesh_query_duration_seconds_bucket") && key.contains("render.test")
+            {
+                let le = key.split("le=\"").nth(1).unwrap().trim_end_matches("\"}");
+                let le = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().unwrap()
+                };
+                buckets.push((le, value.parse().unwrap()));
+            }
+        }
+        // Cumulative, ending with +Inf = the count of successful reads; the failure is apart.
+        assert!(
+            buckets
+                .windows(2)
+                .all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+            "{buckets:?}"
+        );
+        assert_eq!(buckets.last(), Some(&(f64::INFINITY, 6)));
+        assert_eq!(buckets[0], (0.005, 1));
+        assert!(text.contains(
+            "mesh_query_duration_seconds_count{product=\"render.test\",port=\"p\\\"q\"} 6"
+        ));
+        assert!(
+            text.contains("mesh_query_errors_total{product=\"render.test\",port=\"p\\\"q\"} 1")
+        );
+        assert!(text.contains("mesh_sla_objective_met{product=\"a.c\",domain=\"d\",port=\"p\",major=\"1\",property=\"availability\"} 0"));
+        assert!(text.contains("mesh_runs_total{outcome=\"succeeded\"} 3"));
+        assert!(text.contains("mesh_runs_open 1"));
+        assert!(text.contains("quantile=\"0.95\"} 0.04"));
+    }
+
     #[test]
     fn windows() {
         assert_eq!(parse_window("28d"), Ok(chrono::Duration::days(28)));
         assert_eq!(parse_window("90m"), Ok(chrono::Duration::minutes(90)));
         assert!(parse_window("soon").is_err());
         assert!(parse_window("0s").is_err());
+        assert!(parse_window("91d").is_err());
+        assert!(parse_window("300000y").is_err());
     }
 }

@@ -1199,6 +1199,30 @@ macro_rules! sql_tx {
 
             async fn insert_observations(&mut self, rows: &[ObservationRow]) -> StoreResult<()> {
                 for o in rows {
+                    if o.kind == "probe" {
+                        // Probes are counted per hour (the hour is the stamp's first 13 bytes).
+                        let hour = format!("{}:00:00.000Z", o.at.get(..13).unwrap_or(&o.at));
+                        sqlx::query(
+                            "INSERT INTO port_probes \
+                             (product, port, major, hour, probes, failures, last_at, last_error) \
+                             VALUES ($1, $2, $3, $4, 1, $5, $6, $7) \
+                             ON CONFLICT (product, port, major, hour) DO UPDATE SET \
+                             probes = port_probes.probes + 1, \
+                             failures = port_probes.failures + excluded.failures, \
+                             last_at = excluded.last_at, \
+                             last_error = COALESCE(excluded.last_error, port_probes.last_error)",
+                        )
+                        .bind(&o.product)
+                        .bind(&o.port)
+                        .bind(o.major)
+                        .bind(hour)
+                        .bind(i64::from(o.error.is_some()))
+                        .bind(&o.at)
+                        .bind(&o.error)
+                        .execute(&mut *self.tx)
+                        .await?;
+                        continue;
+                    }
                     sqlx::query(
                         "INSERT INTO port_observations \
                          (product, port, major, at, kind, latency_ms, rows_read, error) \
@@ -1236,6 +1260,16 @@ macro_rules! sql_tx {
                 .bind(from)
                 .bind(upto)
                 .bind(since)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let probes = sqlx::query(
+                    "SELECT product, port, major, CAST(SUM(probes) AS BIGINT) AS n, CAST(SUM(failures) AS BIGINT) AS errors \
+                     FROM port_probes WHERE product >= $1 AND product <= $2 AND hour >= $3 \
+                     GROUP BY product, port, major ORDER BY product, port, major",
+                )
+                .bind(from)
+                .bind(upto)
+                .bind(format!("{}:00:00.000Z", since.get(..13).unwrap_or(since)))
                 .fetch_all(&mut *self.tx)
                 .await?;
                 // Nearest rank: the ceil(p * n)-th latency, in integers both databases agree on.
@@ -1278,6 +1312,18 @@ macro_rules! sql_tx {
                         s.read_errors += errors;
                     }
                 }
+                for r in &probes {
+                    let key: (String, String, i64) =
+                        (r.try_get("product")?, r.try_get("port")?, r.try_get("major")?);
+                    let s = stats.entry(key.clone()).or_insert_with(|| ObservationStats {
+                        product: key.0,
+                        port: key.1,
+                        major: key.2,
+                        ..ObservationStats::default()
+                    });
+                    s.probes += r.try_get::<i64, _>("n")?;
+                    s.probe_errors += r.try_get::<i64, _>("errors")?;
+                }
                 for r in &ranks {
                     let key: (String, String, i64) =
                         (r.try_get("product")?, r.try_get("port")?, r.try_get("major")?);
@@ -1295,11 +1341,15 @@ macro_rules! sql_tx {
             }
 
             async fn prune_observations(&mut self, before: &str) -> StoreResult<u64> {
-                let done = sqlx::query("DELETE FROM port_observations WHERE at < $1")
+                let reads = sqlx::query("DELETE FROM port_observations WHERE at < $1")
                     .bind(before)
                     .execute(&mut *self.tx)
                     .await?;
-                Ok(done.rows_affected())
+                let probes = sqlx::query("DELETE FROM port_probes WHERE hour < $1")
+                    .bind(format!("{}:00:00.000Z", before.get(..13).unwrap_or(before)))
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(reads.rows_affected() + probes.rows_affected())
             }
 
             async fn all_snapshots(&mut self) -> StoreResult<Vec<SnapshotRow>> {

@@ -2068,7 +2068,8 @@ async fn service_levels_are_measured_and_breaches_recorded_once() {
             (m.reads, m.read_errors, m.probes, m.probe_errors),
             (10, 2, 1, 1)
         );
-        assert_eq!(m.availability, Some(8.0 / 11.0), "{name}");
+        // Reads and probes are judged apart, the worse counts: 80% of reads, 0% of probes.
+        assert_eq!(m.availability, Some(0.0), "{name}");
         assert_eq!(m.error_rate, Some(0.2));
         assert_eq!(
             (m.latency_p50_ms, m.latency_p95_ms, m.latency_p99_ms),
@@ -2077,21 +2078,52 @@ async fn service_levels_are_measured_and_breaches_recorded_once() {
         let availability = objective(&p, "availability");
         assert_eq!(availability.status, "violated");
         assert_eq!(availability.objective, ">= 99.5 percent");
-        // 11 observations at 99.5% allow 0.055 failures; 3 is 54 budgets overspent.
+        assert_eq!(
+            availability.observed.as_deref(),
+            Some("80% of 10 reads, 0% of 1 probes")
+        );
+        // 10 reads at 99.5% allow 0.05 failures (2 overspend it 40 times); one probe allows
+        // 0.005 (1 overspends it 200 times): the worse is left.
         let left = availability.budget_remaining.unwrap();
-        assert!((left - (1.0 - 3.0 / 0.055)).abs() < 1e-9, "{name}: {left}");
+        assert!((left - (1.0 - 1.0 / 0.005)).abs() < 1e-9, "{name}: {left}");
         // Reading records nothing; only admins (the monitor) record.
         assert!(report.opened.is_empty());
         assert!(matches!(
             catalog.sla_check(&consumer, &all).await,
             Err(CatalogError::Forbidden(_))
         ));
+        let recorded = catalog.sla_check(&who, &all).await.unwrap();
+        let opened: Vec<(&str, &str)> = recorded
+            .opened
+            .iter()
+            .map(|v| (v.product.as_str(), v.property.as_str()))
+            .collect();
+        assert_eq!(opened, [("sales.returns", "availability")], "{name}");
 
-        // Past the window the failures no longer count, and they are pruned.
+        // Past the window the failures no longer count; they are kept for longer windows, and
+        // pruned after 90 days.
+        let kept = || async {
+            let mut tx = t.store.read().await.unwrap();
+            let stats = tx
+                .observation_stats_between(
+                    "sales.returns",
+                    "sales.returns",
+                    "2000-01-01T00:00:00.000Z",
+                )
+                .await
+                .unwrap();
+            stats.first().map_or(0, |s| s.reads + s.probes)
+        };
         clock.set(hours(26 + 29 * 24));
         let report = catalog.sla_check(&who, &all).await.unwrap();
         let p = port_of(&report.ports, "sales.returns");
         assert_eq!(p.metrics.reads + p.metrics.probes, 0, "{name}");
         assert_eq!(objective(&p, "availability").status, "unknown");
+        // Still open: nothing says it recovered.
+        assert!(objective(&p, "availability").violation.is_some(), "{name}");
+        assert_eq!(kept().await, 11, "{name}");
+        clock.set(hours(26 + 91 * 24));
+        catalog.sla_check(&who, &all).await.unwrap();
+        assert_eq!(kept().await, 0, "{name}");
     }
 }

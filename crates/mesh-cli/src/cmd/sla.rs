@@ -129,10 +129,21 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     };
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
-        if args.webhook.is_some() && !matches!(client, crate::client::Client::Local(..)) {
-            output::warning(
-                "--webhook applies to a local catalog; a server sends to its own --sla-webhook",
-            );
+        if !matches!(client, crate::client::Client::Local(..)) {
+            let ignored: Vec<&str> = [
+                (args.webhook.is_some(), "--webhook"),
+                (args.window != "28d", "--window"),
+                (args.no_probes, "--no-probes"),
+            ]
+            .into_iter()
+            .filter_map(|(given, flag)| given.then_some(flag))
+            .collect();
+            if !ignored.is_empty() {
+                output::warning(&format!(
+                    "{} apply to a local catalog; the server's pass uses its own --sla-* settings",
+                    ignored.join(", ")
+                ));
+            }
         }
         let result = client.sla_check(&options).await;
         let violated = result.as_ref().is_ok_and(|(r, _)| r.violated > 0);

@@ -206,6 +206,19 @@ fn service_levels_come_from_runs_reads_and_probes() {
         let out = query();
         assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     }
+    // A query that fails on its own (a division by zero) is the reader's fault, not the port's.
+    let out = mesh(
+        ws,
+        &[
+            "query",
+            "SELECT count(*) / (count(*) - count(*)) AS boom FROM ecommerce.orders",
+            "--server",
+            &server.url,
+            "--token",
+            &owner,
+        ],
+    );
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
     let data = ws.join(".mesh/data/ecommerce/orders/orders");
     let mut parquet: Vec<_> = walk(&data)
         .into_iter()
@@ -230,7 +243,8 @@ fn service_levels_come_from_runs_reads_and_probes() {
         ]);
         mesh_with_env(ws, &all, &[])
     };
-    // The monitor's next passes see the failed read and failing probes.
+    // The monitor's next passes see the failed read and failing probes (the division by zero
+    // counts as a read, not as a failure).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let report = loop {
         let out = remote(&["sla", "ecommerce.orders"]);
@@ -252,7 +266,7 @@ fn service_levels_come_from_runs_reads_and_probes() {
     let m = &port["metrics"];
     assert_eq!(
         (m["reads"].as_i64(), m["read_errors"].as_i64()),
-        (Some(4), Some(1)),
+        (Some(5), Some(1)),
         "{m:#}"
     );
     assert!(m["availability"].as_f64().unwrap() < 0.995, "{m:#}");
@@ -315,13 +329,14 @@ fn service_levels_come_from_runs_reads_and_probes() {
     };
     let this = [("product", "ecommerce.orders"), ("port", "orders")];
     assert_eq!(parsed["mesh_query_duration_seconds"]["type"], "histogram");
+    // Three good reads and the division by zero: the port served all four.
     assert_eq!(
         sample(
             "mesh_query_duration_seconds",
             "mesh_query_duration_seconds_count",
             &this
         ),
-        3.0
+        4.0
     );
     assert_eq!(
         sample("mesh_query_errors", "mesh_query_errors_total", &this),
