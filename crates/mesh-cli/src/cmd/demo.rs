@@ -135,6 +135,9 @@ const SOURCES: [&str; 4] = [
 ];
 const DERIVED: &str = "analytics/customer_lifetime_value";
 
+/// Written into the workspace's `.mesh/`: this folder is a demo, and `mesh demo` may rebuild it.
+const MARKER: &str = ".mesh/demo";
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let dir = &args.dir;
     if dir.exists()
@@ -143,16 +146,26 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             .next()
             .is_some()
     {
-        bail!(
-            "{} is not empty: the demo builds its mesh in a fresh folder (give another DIR)",
-            dir.display()
-        );
+        if !dir.join(MARKER).is_file() {
+            bail!(
+                "{} is not empty and is not an earlier demo: the demo builds its mesh in a fresh folder (give another DIR)",
+                dir.display()
+            );
+        }
+        // An earlier demo: built again from scratch, with fresh data.
+        std::fs::remove_dir_all(dir)
+            .with_context(|| format!("cannot remove the earlier demo in {}", dir.display()))?;
+        say(&format!("removed the earlier demo in {}", dir.display()));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let demo = Demo { dir: dir.clone() };
     let started = std::time::Instant::now();
 
     demo.step("create the workspace", &["init"], &[])?;
+    demo.write(
+        MARKER,
+        "Made by `mesh demo`, which removes and rebuilds this workspace when run on it again.\n",
+    )?;
     for (path, text) in FILES {
         demo.write(path, text)?;
     }

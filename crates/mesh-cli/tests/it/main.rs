@@ -4,6 +4,7 @@
 mod access;
 mod catalog;
 mod contract_tests;
+mod demo;
 mod golden;
 mod init;
 mod lint;
