@@ -6,8 +6,10 @@ mod access;
 mod api;
 mod error;
 mod flight;
+mod graph;
 pub mod notify;
 mod policies;
+mod portal;
 mod query;
 mod runs;
 pub mod sla;
@@ -33,6 +35,8 @@ pub struct AppState {
     limits: Arc<query::Limits>,
     webhook: Option<Arc<notify::Webhook>>,
     monitor: Arc<sla::Monitor>,
+    /// Anyone may read the catalog in the portal (as a reader), without signing in.
+    open_portal: bool,
 }
 
 /// How a server runs: its query limits, where access events are also sent, and its SLA monitor.
@@ -43,6 +47,9 @@ pub struct Options {
     /// owning domain's chat or ticket system), retried with backoff.
     pub access_webhook: Option<String>,
     pub monitor: sla::MonitorOptions,
+    /// Let anyone who reaches the server read the catalog in the portal without signing in
+    /// (asking for and deciding on access still needs a sign-in).
+    pub open_portal: bool,
 }
 
 /// How much querying a consumer may do: queries per minute (with this burst), and how long one
@@ -106,9 +113,11 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<sla::Monito
             .access_webhook
             .map(|url| Arc::new(notify::Webhook::new(url))),
         monitor,
+        open_portal: options.open_portal,
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
+        .merge(portal::routes())
         // Arrow Flight SQL: gRPC on the same port (HTTP/2 without TLS, as `grpc://host:port`).
         .route_service("/arrow.flight.protocol.FlightService/{*method}", flight)
         .fallback(not_found)

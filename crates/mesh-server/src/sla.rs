@@ -339,31 +339,7 @@ pub(crate) async fn metrics(
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = caller.principal()?;
-    // The monitor's last pass while it runs; without it, a pass now (a pass someone asked for
-    // once would otherwise be served forever).
-    let last = state.monitor.options.interval.and_then(|_| {
-        state
-            .monitor
-            .last
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    });
-    let pass = match last {
-        Some(pass) => pass,
-        None => {
-            let started = Instant::now();
-            let options = SlaOptions {
-                window: state.monitor.options.window,
-                product: None,
-            };
-            let report = Box::pin(state.catalog.sla(&who, &options)).await?;
-            Pass {
-                report: Arc::new(report),
-                seconds: started.elapsed().as_secs_f64(),
-            }
-        }
-    };
+    let pass = pass(&state, &who).await?;
     let runs = state.catalog.run_counts(&who).await?;
     Ok((
         [(
@@ -372,6 +348,47 @@ pub(crate) async fn metrics(
         )],
         render(&pass.report, pass.seconds, &runs),
     ))
+}
+
+/// The monitor's last pass while it runs; without it, a pass now (a pass someone asked for once
+/// would otherwise be served forever).
+async fn pass(state: &AppState, who: &Principal) -> Result<Pass, CatalogError> {
+    let last = state.monitor.options.interval.and_then(|_| {
+        state
+            .monitor
+            .last
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    });
+    if let Some(pass) = last {
+        return Ok(pass);
+    }
+    let started = Instant::now();
+    let options = SlaOptions {
+        window: state.monitor.options.window,
+        product: None,
+    };
+    let report = Box::pin(state.catalog.sla(who, &options)).await?;
+    Ok(Pass {
+        report: Arc::new(report),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The service levels as the monitor last saw them (or as they are now, without a monitor),
+/// checked against `who`'s right to read the catalog.
+pub(crate) async fn current(
+    state: &AppState,
+    who: &Principal,
+) -> Result<Arc<SlaReport>, CatalogError> {
+    if !who.may(mesh_catalog::Action::Read) {
+        return Err(CatalogError::Forbidden(format!(
+            "{} may not read the catalog",
+            who.name
+        )));
+    }
+    Ok(pass(state, who).await?.report)
 }
 
 /// Upper bounds (seconds) of the read-latency histogram's buckets.

@@ -263,6 +263,26 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         demo.step("read through the query port", &["query", sql], &[])?;
     }
     demo.check("first SLA pass", &["sla", "check"])?;
+    // Tokens for the portal's two people: the e-commerce owner and the analyst.
+    let mut tokens = Vec::new();
+    for (who, role, domain) in [
+        ("olga", "owner", "ecommerce"),
+        ("ana", "member", "analytics"),
+    ] {
+        let token = demo.step(
+            &format!("a token for {who} ({role} of {domain})"),
+            &["token", "create", who, "--role", role, "--domain", domain],
+            &[],
+        )?;
+        tokens.push((who, domain, token.trim().to_owned()));
+    }
+    demo.write(
+        ".mesh/demo-tokens.txt",
+        &tokens
+            .iter()
+            .map(|(who, domain, token)| format!("{who} ({domain}): {token}\n"))
+            .collect::<String>(),
+    )?;
     say(&format!(
         "the mesh is ready in {} ({:.0} s)",
         dir.display(),
@@ -279,11 +299,20 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
     say(&format!(
-        "serving the catalog at http://{} (Ctrl-C to stop)",
+        "serving the portal at http://{}/ (anyone here may read; sign in to ask for or decide on access; Ctrl-C to stop)",
         args.listen
     ));
+    let mut err = anstream::stderr();
+    for (who, domain, token) in &tokens {
+        writeln!(err, "  sign in as {who} ({domain}) with {token}")?;
+    }
     let status = Command::new(std::env::current_exe()?)
-        .args(["serve", "--listen", &args.listen.to_string()])
+        .args([
+            "serve",
+            "--listen",
+            &args.listen.to_string(),
+            "--open-portal",
+        ])
         .current_dir(dir)
         .status()
         .context("cannot start mesh serve")?;

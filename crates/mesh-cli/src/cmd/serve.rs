@@ -50,6 +50,11 @@ pub(crate) struct Args {
     #[arg(long)]
     no_probes: bool,
 
+    /// Let anyone who reaches the server read the catalog in the portal without signing in
+    /// (asking for and deciding on access still needs a sign-in with a token).
+    #[arg(long)]
+    open_portal: bool,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -67,7 +72,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let mut err = anstream::stderr();
         writeln!(
             err,
-            "mesh serve: listening on http://{address} (catalog {}); API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}; metrics at http://{address}/metrics; {}",
+            "mesh serve: listening on http://{address} (catalog {}); portal at http://{address}/; API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}; metrics at http://{address}/metrics; {}",
             redact(&args.catalog.url()?),
             if args.sla_interval > 0.0 {
                 format!("SLA monitor every {} s", args.sla_interval)
@@ -94,6 +99,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             limits,
             access_webhook: args.access_webhook.clone(),
             monitor,
+            open_portal: args.open_portal,
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await
