@@ -218,10 +218,7 @@ async fn dashboard(
     let stalest = aged(&mut by_age.iter().rev());
     let audit = compliance(&state).await;
     let requests = if viewer.signed_in {
-        catalog
-            .access_requests(&who, None, None)
-            .await
-            .unwrap_or_default()
+        requests_for(&state, &who).await
     } else {
         Vec::new()
     };
@@ -237,7 +234,7 @@ async fn dashboard(
             "freshest": freshest,
             "stalest": stalest,
             "audit": audit.unwrap_or_else(|| json!({"compliant": "–", "products": "–", "by_domain": {}})),
-            "requests": requests.iter().rev().take(20).collect::<Vec<_>>(),
+            "requests": requests,
         }),
     )
 }
@@ -311,6 +308,41 @@ fn percent(text: &str) -> String {
         }
     }
     out
+}
+
+/// The access requests a signed-in person cares about, newest first: their own, and those on the
+/// products of the domains they own (or all, for admins).
+async fn requests_for(state: &AppState, who: &Principal) -> Vec<mesh_catalog::access::RequestView> {
+    let catalog = &state.catalog;
+    let mut all = catalog
+        .access_requests(who, None, None)
+        .await
+        .unwrap_or_default();
+    let owned: Vec<&str> = who
+        .bindings
+        .iter()
+        .filter(|b| b.role == "owner" && b.domain != mesh_catalog::auth::ANY_DOMAIN)
+        .map(|b| b.domain.as_str())
+        .collect();
+    for domain in owned {
+        let query = mesh_catalog::store::ProductQuery {
+            domain: Some(domain.to_owned()),
+            after: None,
+            limit: 1000,
+        };
+        for product in catalog.products(who, &query).await.unwrap_or_default() {
+            all.extend(
+                catalog
+                    .access_requests(who, Some(&product.id), None)
+                    .await
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    all.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+    all.dedup_by(|a, b| a.id == b.id);
+    all.truncate(20);
+    all
 }
 
 /// Policy compliance per domain and overall, for everyone who may read the portal: the counts

@@ -52,7 +52,7 @@ pub(crate) struct Args {
 
     /// Let anyone who reaches the server read the catalog in the portal without signing in
     /// (asking for and deciding on access still needs a sign-in with a token).
-    #[arg(long)]
+    #[arg(long, env = "MESH_OPEN_PORTAL")]
     open_portal: bool,
 
     #[command(flatten)]

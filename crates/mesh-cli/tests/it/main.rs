@@ -2,6 +2,7 @@
 //! the real executable, as users and CI do.
 
 mod access;
+mod browser;
 mod catalog;
 mod contract_tests;
 mod demo;
