@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::{code, mesh, notice, stderr, stdout};
 
@@ -52,6 +52,29 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Types `text` into the field with this id.
+async fn type_into(c: &Client, id: &str, text: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+async fn click(c: &Client, locator: Locator<'_>) {
+    c.find(locator).await.unwrap().click().await.unwrap();
+}
+
+/// Waits (up to 20 s) for an element to appear.
+async fn wait_for(c: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(locator)
+        .await
+        .unwrap()
 }
 
 fn screenshots() -> PathBuf {
@@ -135,23 +158,16 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
     let q = c.find(Locator::Id("q")).await.unwrap();
     q.send_keys("custmer lifetme").await.unwrap();
     q.send_keys("\u{E007}").await.unwrap(); // Enter
-    let hit = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(
-            "a[href='/products/analytics.customer_lifetime_value']",
-        ))
-        .await
-        .unwrap();
+    let hit = wait_for(
+        &c,
+        Locator::Css("a[href='/products/analytics.customer_lifetime_value']"),
+    )
+    .await;
     shot("2-search").await;
 
     // The product page and its lineage graph: the two inputs, their pipelines, the output.
     hit.click().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css("svg.lineage"))
-        .await
-        .unwrap();
+    wait_for(&c, Locator::Css("svg.lineage")).await;
     let nodes = c
         .find_all(Locator::Css("svg.lineage g.node"))
         .await
@@ -198,95 +214,55 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
         let token = token(who);
         async move {
             c.goto(&format!("{base}/signin")).await.unwrap();
-            c.find(Locator::Id("token"))
-                .await
-                .unwrap()
-                .send_keys(&token)
-                .await
-                .unwrap();
-            c.find(Locator::Css("main form button[type=submit]"))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
-            c.wait()
-                .at_most(Duration::from_secs(20))
-                .for_element(Locator::XPath(&format!(
-                    "//span[contains(., 'signed in as')]/strong[text()='{who}']"
-                )))
-                .await
-                .unwrap();
+            type_into(&c, "token", &token).await;
+            click(&c, Locator::Css("main form button[type=submit]")).await;
+            let me = format!("//span[contains(., 'signed in as')]/strong[text()='{who}']");
+            wait_for(&c, Locator::XPath(&me)).await;
         }
     };
     sign_in("ana").await;
     c.goto(&format!("{base}/products/ecommerce.product_catalog"))
         .await
         .unwrap();
-    c.find(Locator::Id("purpose"))
-        .await
-        .unwrap()
-        .send_keys("Product names and categories for the behaviour funnel, daily.")
-        .await
-        .unwrap();
-    c.find(Locator::Id("columns"))
-        .await
-        .unwrap()
-        .send_keys("sku,name,category")
-        .await
-        .unwrap();
+    type_into(
+        &c,
+        "purpose",
+        "Product names and categories for the behaviour funnel, daily.",
+    )
+    .await;
+    type_into(&c, "columns", "sku,name,category").await;
     shot("4-request-form").await;
-    c.find(Locator::XPath("//button[text()='Request access']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::XPath(
-            "//p[@role='status'][contains(., 'Access requested')]",
-        ))
-        .await
-        .unwrap();
-    c.find(Locator::XPath("//button[text()='Sign out']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::XPath("//button[text()='Request access']")).await;
+    wait_for(
+        &c,
+        Locator::XPath("//p[@role='status'][contains(., 'Access requested')]"),
+    )
+    .await;
+    click(&c, Locator::XPath("//button[text()='Sign out']")).await;
 
     // olga (e-commerce's owner) approves it on the product page.
     sign_in("olga").await;
     c.goto(&format!("{base}/products/ecommerce.product_catalog"))
         .await
         .unwrap();
-    let approve = c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::XPath(
-            "//tr[td[contains(., 'ana')]]//button[text()='Approve']",
-        ))
-        .await
-        .unwrap();
+    let approve = wait_for(
+        &c,
+        Locator::XPath("//tr[td[contains(., 'ana')]]//button[text()='Approve']"),
+    )
+    .await;
     shot("5-pending-request").await;
     approve.click().await.unwrap();
-    c.wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::XPath(
-            "//p[@role='status'][contains(., 'Approved')]",
-        ))
-        .await
-        .unwrap();
+    wait_for(
+        &c,
+        Locator::XPath("//p[@role='status'][contains(., 'Approved')]"),
+    )
+    .await;
 
     // The dashboard shows the request approved.
     c.goto(&format!("{base}/")).await.unwrap();
-    let row = c
-        .wait().at_most(Duration::from_secs(20)).for_element(Locator::XPath(
+    let row = wait_for(&c, Locator::XPath(
             "//table[@aria-describedby='requests']//tr[td/a[@href='/products/ecommerce.product_catalog']]",
-        ))
-        .await
-        .unwrap();
+        )).await;
     let text = row.text().await.unwrap();
     assert!(text.contains("approved"), "{text}");
     assert!(text.contains("ana"), "{text}");

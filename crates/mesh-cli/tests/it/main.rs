@@ -81,11 +81,11 @@ pub(crate) fn two_domains(dir: &Path, reader: Option<(&str, &str)>, env: &[(&str
     }
 }
 
-/// `python3` when it has ADBC's Flight SQL driver and pyarrow; otherwise `None` with a printed
-/// notice, or a failure under `CI=true` (`.ci/run` installs them).
-pub(crate) fn python_adbc() -> Option<&'static str> {
+/// `python3` when it can `import` these modules; otherwise `None` with a printed notice, or a
+/// failure under `CI=true` (`.ci/run` installs `packages` from PyPI).
+fn python_with(modules: &str, packages: &str, part: &str) -> Option<&'static str> {
     let ok = Command::new("python3")
-        .args(["-c", "import adbc_driver_flightsql.dbapi, pyarrow"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if ok {
@@ -93,28 +93,31 @@ pub(crate) fn python_adbc() -> Option<&'static str> {
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true needs python3 with ADBC's Flight SQL driver: pip install adbc-driver-flightsql pyarrow"
+        "CI=true needs python3 with {packages}: pip install {packages}"
     );
-    notice("skipping the ADBC part: pip install adbc-driver-flightsql pyarrow to run it");
+    notice(&format!(
+        "skipping {part}: pip install {packages} to run it"
+    ));
     None
 }
 
-/// `python3` when it has `prometheus_client` (Prometheus' Python client, whose parser reads the
-/// text format); otherwise `None` with a printed notice, or a failure under `CI=true`.
+/// `python3` with ADBC's Flight SQL driver and pyarrow.
+pub(crate) fn python_adbc() -> Option<&'static str> {
+    python_with(
+        "adbc_driver_flightsql.dbapi, pyarrow",
+        "adbc-driver-flightsql pyarrow",
+        "the ADBC part",
+    )
+}
+
+/// `python3` with `prometheus_client` (Prometheus' Python client, whose parser reads the text
+/// format).
 pub(crate) fn python_prometheus() -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", "import prometheus_client.parser"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some("python3");
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true needs python3 with prometheus_client: pip install prometheus_client"
-    );
-    notice("skipping the Prometheus parser part: pip install prometheus_client to run it");
-    None
+    python_with(
+        "prometheus_client.parser",
+        "prometheus_client",
+        "the Prometheus parser part",
+    )
 }
 
 /// Lets the pipeline of `consumer` (`domain.product`) read `port` (`domain.product.port`), as
