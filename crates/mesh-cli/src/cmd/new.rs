@@ -633,6 +633,10 @@ slaProperties:
     unit: y
 ",
     );
+    // Retention is measured on the same timestamp: the oldest row must be younger than a year.
+    if let Some(ts) = timestamp {
+        contract.push_str(&format!("    element: {name}.{}\n", ts.name));
+    }
 
     let list = columns
         .iter()

@@ -6,6 +6,7 @@ mod browser;
 mod catalog;
 mod contract_tests;
 mod demo;
+mod docs;
 mod golden;
 mod init;
 mod lint;
