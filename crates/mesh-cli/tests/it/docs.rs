@@ -8,7 +8,7 @@ use std::process::Command;
 use crate::code;
 
 /// The guides whose commands are all run.
-const GUIDES: [&str; 1] = ["docs/onboarding.md"];
+const GUIDES: [&str; 2] = ["docs/onboarding.md", "docs/policies.md"];
 
 /// The ```sh blocks of a Markdown text, in order.
 fn shell_blocks(text: &str) -> Vec<String> {
