@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 
 use mesh_catalog::lineage::Graph;
 
-const WIDTH: f64 = 230.0;
+const WIDTH: f64 = 260.0;
 const HEIGHT: f64 = 40.0;
 const GAP_X: f64 = 70.0;
 const GAP_Y: f64 = 22.0;
@@ -25,8 +25,21 @@ fn xml(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// What a node is called on the drawing: the product, port or file, not the namespace.
+/// What a node is called on the drawing: the product, port or file, not the namespace; for a
+/// column, its dataset's and its own name. Long names keep their end, the specific part.
 fn label(id: &str) -> String {
+    if let Some((dataset, column)) = id
+        .strip_prefix("datasetField:")
+        .and_then(|f| f.rsplit_once(':'))
+    {
+        let name = label(&format!("dataset:{dataset}"));
+        // A port (`domain.product.port`) by its port name; a file by its file name.
+        let name = match dataset.starts_with("mesh:") {
+            true => name.rsplit('.').next().unwrap_or(&name).to_owned(),
+            false => name,
+        };
+        return shorten(&format!("{name}.{column}"));
+    }
     let rest = id
         .strip_prefix("job:mesh:")
         .or_else(|| id.strip_prefix("dataset:mesh:"))
@@ -39,11 +52,17 @@ fn label(id: &str) -> String {
             tail.to_owned()
         }
     };
-    if text.chars().count() > 30 {
-        let cut: String = text.chars().take(29).collect();
-        format!("{cut}…")
+    shorten(&text)
+}
+
+/// At most 34 characters, keeping the end.
+fn shorten(text: &str) -> String {
+    let n = text.chars().count();
+    if n > 34 {
+        let kept: String = text.chars().skip(n - 33).collect();
+        format!("…{kept}")
     } else {
-        text
+        text.to_owned()
     }
 }
 
@@ -151,9 +170,11 @@ pub(crate) fn svg(graph: &Graph, focus: &str) -> String {
     }
     for (i, &id) in ids.iter().enumerate() {
         let job = id.starts_with("job:");
+        let field = id.starts_with("datasetField:");
         let own = id == format!("job:mesh:{focus}")
             || id
                 .strip_prefix("dataset:mesh:")
+                .or_else(|| id.strip_prefix("datasetField:mesh:"))
                 .is_some_and(|d| d.strip_prefix(focus).is_some_and(|r| r.starts_with('.')));
         let (fill, stroke, width) = match (job, own) {
             (_, true) => ("#e8efff", "#2f5bd3", 2.5),
@@ -169,7 +190,11 @@ pub(crate) fn svg(graph: &Graph, focus: &str) -> String {
              <text x=\"{}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\" dominant-baseline=\"middle\" \
              fill=\"#1d2330\">{}</text></g>",
             xml(id),
-            if job { "job" } else { "dataset" },
+            match (job, field) {
+                (true, _) => "job",
+                (_, true) => "field",
+                _ => "dataset",
+            },
             xml(id),
             x(i),
             y(i),
@@ -218,8 +243,8 @@ mod tests {
         assert_eq!(svg.matches("class=\"edge\"").count(), 3);
         // The inputs share the first column, the job the second, the output the third.
         assert!(svg.contains("<rect x=\"16\" y=\"16\""));
-        assert!(svg.contains("<rect x=\"316\" y=\"16\""));
-        assert!(svg.contains("<rect x=\"616\" y=\"16\""));
+        assert!(svg.contains("<rect x=\"346\" y=\"16\""));
+        assert!(svg.contains("<rect x=\"676\" y=\"16\""));
         assert!(svg.contains("stroke=\"#2f5bd3\""), "the focus is outlined");
         assert!(svg.contains("<title id=\"lineage-title\">Lineage of a.clv</title>"));
     }
@@ -228,7 +253,19 @@ mod tests {
     fn labels_are_short_and_escaped() {
         assert_eq!(label("dataset:file:/tmp/x/data/orders.csv"), "orders.csv");
         assert_eq!(label("job:mesh:ecommerce.orders"), "ecommerce.orders");
-        assert!(label("dataset:mesh:a_very_long_domain.a_very_long_product.port").ends_with('…'));
+        assert_eq!(
+            label("datasetField:mesh:ecommerce.orders.orders:amount"),
+            "orders.amount"
+        );
+        assert_eq!(
+            label("datasetField:file:/tmp/x/orders.csv:amount"),
+            "orders.csv.amount"
+        );
+        let long = label("dataset:mesh:a_very_long_domain.a_very_long_product.port");
+        assert!(
+            long.starts_with('…') && long.ends_with("product.port"),
+            "{long}"
+        );
         let g = Graph {
             graph: vec![node("dataset:x:<b>&\"", &[])],
         };

@@ -171,6 +171,8 @@ macro_rules! tried {
 #[derive(Debug, Deserialize)]
 struct Flash {
     done: Option<String>,
+    /// A column of the product's ports: the lineage shown is that column's.
+    column: Option<String>,
 }
 
 fn flash(done: Option<&str>) -> Option<&'static str> {
@@ -424,7 +426,8 @@ async fn product(
             })
         })
         .collect();
-    let graph = Box::pin(catalog.product_lineage(&who, &id, 3, Direction::Both, None))
+    let column = f.column.as_deref().filter(|c| !c.is_empty());
+    let graph = Box::pin(catalog.product_lineage(&who, &id, 3, Direction::Both, column))
         .await
         .unwrap_or(Graph { graph: Vec::new() });
     let recommendations = catalog
@@ -455,6 +458,7 @@ async fn product(
             "history": history,
             "runs": runs,
             "lineage": crate::graph::svg(&graph, &id),
+            "column": column,
             "recommendations": recommendations,
             "consumers": consumers,
             "pending": pending,
@@ -466,15 +470,17 @@ async fn lineage_svg(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    Query(f): Query<Flash>,
 ) -> Response {
     let viewer = viewer(&state, &headers).await;
     let who = who!(viewer);
+    let column = f.column.as_deref().filter(|c| !c.is_empty());
     let graph = tried!(
         viewer,
         Box::pin(
             state
                 .catalog
-                .product_lineage(&who, &id, 3, Direction::Both, None)
+                .product_lineage(&who, &id, 3, Direction::Both, column)
         )
         .await
     );

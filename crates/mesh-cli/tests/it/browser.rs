@@ -206,6 +206,27 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
         .unwrap();
     assert_eq!(drawn, serde_json::json!(true));
     shot("3-product-lineage").await;
+    // A column's lineage: revenue comes from the orders' amount and status.
+    click(&c, Locator::Css("a[href$='column=revenue#lineage']")).await;
+    wait_for(&c, Locator::Css("svg.lineage g.node[data-kind='field']")).await;
+    let mut fields = Vec::new();
+    for n in c
+        .find_all(Locator::Css("svg.lineage g.node[data-kind='field']"))
+        .await
+        .unwrap()
+    {
+        fields.push(n.attr("data-id").await.unwrap().unwrap_or_default());
+    }
+    for expected in [
+        "datasetField:mesh:ecommerce.orders.orders:amount",
+        "datasetField:mesh:ecommerce.orders.orders:status",
+    ] {
+        assert!(
+            fields.iter().any(|f| f == expected),
+            "{expected} not in {fields:?}"
+        );
+    }
+    shot("3b-column-lineage").await;
 
     // ana (analytics) signs in and asks for the product catalog.
     let sign_in = |who: &'static str| {
