@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod chart;
 mod error;
 mod flight;
 mod graph;

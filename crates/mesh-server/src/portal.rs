@@ -413,6 +413,11 @@ async fn product(
         .sla_violations(&who, Some(&id), 20)
         .await
         .unwrap_or_default();
+    // The catalog's clock, not the wall's: the history is in its time.
+    let now = chrono::DateTime::parse_from_rfc3339(&catalog.now())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|_| chrono::Utc::now());
+    let history_chart = crate::chart::timeline(&history, now - state.monitor.options.window, now);
     let runs: Vec<Value> = catalog
         .runs(&who, &id, None, 20)
         .await
@@ -455,6 +460,7 @@ async fn product(
             "limitations": descriptor["description"]["limitations"],
             "tags": descriptor["tags"],
             "ports": ports,
+            "history_chart": history_chart,
             "history": history,
             "runs": runs,
             "lineage": crate::graph::svg(&graph, &id),

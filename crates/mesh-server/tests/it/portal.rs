@@ -119,6 +119,16 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
     assert!(page.body.contains("<code>order_id</code>"));
     assert!(page.body.contains("class=\"lineage\""));
     assert!(page.body.contains("<label for=\"purpose\">Purpose</label>"));
+    // Two days later the never-run product is stale: the SLA history shows the breach.
+    h.clock
+        .set(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 3, 12, 0, 0).unwrap());
+    h.catalog
+        .sla_check(&admin, &mesh_catalog::sla::SlaOptions::default())
+        .await
+        .unwrap();
+    let page = call(&h, "GET", "/products/sales.orders", Some(&hr), None).await;
+    assert!(page.body.contains("class=\"sla-history\""), "{}", page.body);
+    assert!(page.body.contains("class=\"violation\""));
     let missing = call(&h, "GET", "/products/sales.nope", Some(&hr), None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
