@@ -182,6 +182,18 @@ pub(crate) fn svg(graph: &Graph, focus: &str) -> String {
             (false, false) => ("#ffffff", "#8a93a6", 1.0),
         };
         let radius = if job { 18.0 } else { 4.0 };
+        // A product's job and ports link to its page.
+        let page = id
+            .strip_prefix("job:mesh:")
+            .or_else(|| id.strip_prefix("dataset:mesh:"))
+            .or_else(|| id.strip_prefix("datasetField:mesh:"))
+            .and_then(|rest| {
+                let mut parts = rest.split(['.', ':']);
+                Some(format!("{}.{}", parts.next()?, parts.next()?))
+            });
+        if let Some(page) = &page {
+            let _ = write!(out, "<a href=\"/products/{}\">", xml(page));
+        }
         let _ = write!(
             out,
             "<g class=\"node\" data-id=\"{}\" data-kind=\"{}\"><title>{}</title>\
@@ -202,6 +214,9 @@ pub(crate) fn svg(graph: &Graph, focus: &str) -> String {
             y(i) + HEIGHT / 2.0,
             xml(&label(id))
         );
+        if page.is_some() {
+            out.push_str("</a>");
+        }
     }
     out.push_str("</svg>");
     out
@@ -247,6 +262,10 @@ mod tests {
         assert!(svg.contains("<rect x=\"676\" y=\"16\""));
         assert!(svg.contains("stroke=\"#2f5bd3\""), "the focus is outlined");
         assert!(svg.contains("<title id=\"lineage-title\">Lineage of a.clv</title>"));
+        assert!(
+            svg.contains("<a href=\"/products/e.orders\">"),
+            "nodes link to products"
+        );
     }
 
     #[test]

@@ -355,10 +355,22 @@ async fn compliance(state: &AppState) -> Option<Value> {
         .audit(&Principal::system("portal"))
         .await
         .ok()?;
+    // Per product: how many violations of each enforcement.
+    let mut by_product: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for v in &report.violations {
+        if let (Some(p), Some(e)) = (v["product"].as_str(), v["enforcement"].as_str()) {
+            *by_product
+                .entry(p.to_owned())
+                .or_default()
+                .entry(e.to_owned())
+                .or_default() += 1;
+        }
+    }
     Some(json!({
         "products": report.products,
         "compliant": report.compliant,
         "by_domain": report.by_domain,
+        "by_product": by_product,
     }))
 }
 
@@ -414,6 +426,10 @@ async fn product(
         .await
         .unwrap_or_default();
     // The catalog's clock, not the wall's: the history is in its time.
+    let policy = compliance(&state)
+        .await
+        .map(|c| c["by_product"][&id].clone())
+        .unwrap_or(Value::Null);
     let now = chrono::DateTime::parse_from_rfc3339(&catalog.now())
         .map(|t| t.with_timezone(&chrono::Utc))
         .unwrap_or_else(|_| chrono::Utc::now());
@@ -461,6 +477,7 @@ async fn product(
             "tags": descriptor["tags"],
             "ports": ports,
             "history_chart": history_chart,
+            "policy": policy,
             "history": history,
             "runs": runs,
             "lineage": crate::graph::svg(&graph, &id),

@@ -118,6 +118,11 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
     assert!(page.body.contains("Output port orders"));
     assert!(page.body.contains("<code>order_id</code>"));
     assert!(page.body.contains("class=\"lineage\""));
+    assert!(
+        page.body.contains("compliant with every blocking policy"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("<label for=\"purpose\">Purpose</label>"));
     // Two days later the never-run product is stale: the SLA history shows the breach.
     h.clock
