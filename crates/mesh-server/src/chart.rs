@@ -6,16 +6,11 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use mesh_catalog::store::ViolationRow;
 
+use crate::graph::xml;
+
 const LEFT: f64 = 190.0;
 const WIDTH: f64 = 600.0;
 const ROW: f64 = 26.0;
-
-fn xml(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 fn time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)

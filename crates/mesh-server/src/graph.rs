@@ -18,7 +18,8 @@ const GAP_X: f64 = 70.0;
 const GAP_Y: f64 = 22.0;
 const MARGIN: f64 = 16.0;
 
-fn xml(text: &str) -> String {
+/// `text` escaped for SVG (XML) text and attributes.
+pub(crate) fn xml(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -159,6 +159,17 @@ macro_rules! who {
     };
 }
 
+/// The signed-in principal, for what only a signed-in person may do (an open portal's anonymous
+/// reader may not).
+macro_rules! signed_in {
+    ($viewer:expr) => {
+        match &$viewer.principal {
+            Some(p) if $viewer.signed_in => p.clone(),
+            _ => return sign_in_first(&$viewer),
+        }
+    };
+}
+
 macro_rules! tried {
     ($viewer:expr, $result:expr) => {
         match $result {
@@ -577,10 +588,7 @@ async fn request_access(
     Form(form): Form<RequestForm>,
 ) -> Response {
     let viewer = viewer(&state, &headers).await;
-    if !viewer.signed_in {
-        return sign_in_first(&viewer);
-    }
-    let who = who!(viewer);
+    let who = signed_in!(viewer);
     let days = match form.days.trim() {
         "" => 30,
         d => match d.parse() {
@@ -626,10 +634,7 @@ async fn decide(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     let viewer = viewer(&state, &headers).await;
-    if !viewer.signed_in {
-        return sign_in_first(&viewer);
-    }
-    let who = who!(viewer);
+    let who = signed_in!(viewer);
     let approve = form.approve == "true";
     let decision = if approve {
         AccessDecision::Approve {
