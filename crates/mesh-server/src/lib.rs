@@ -38,6 +38,9 @@ pub struct AppState {
     monitor: Arc<sla::Monitor>,
     /// Anyone may read the catalog in the portal (as a reader), without signing in.
     open_portal: bool,
+    /// The portal's policy-compliance counts and when they were computed (an audit of every
+    /// product is too slow to run per page on a large mesh).
+    compliance: Arc<std::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
 }
 
 /// How a server runs: its query limits, where access events are also sent, and its SLA monitor.
@@ -115,6 +118,7 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<sla::Monito
             .map(|url| Arc::new(notify::Webhook::new(url))),
         monitor,
         open_portal: options.open_portal,
+        compliance: Arc::default(),
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))

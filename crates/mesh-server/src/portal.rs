@@ -358,9 +358,30 @@ async fn requests_for(state: &AppState, who: &Principal) -> Vec<mesh_catalog::ac
     all
 }
 
+/// How long the portal shows one audit's compliance counts before running it again.
+const COMPLIANCE_FOR: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Policy compliance per domain and overall, for everyone who may read the portal: the counts
-/// only (the violations' messages stay with the domains, in `mesh policy audit`).
+/// only (the violations' messages stay with the domains, in `mesh policy audit`). An audit judges
+/// every product, so its result is kept for a minute.
 async fn compliance(state: &AppState) -> Option<Value> {
+    let cached = state
+        .compliance
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some((at, value)) = cached
+        && at.elapsed() < COMPLIANCE_FOR
+    {
+        return Some(value);
+    }
+    let value = audit_counts(state).await?;
+    *state.compliance.lock().unwrap_or_else(|e| e.into_inner()) =
+        Some((std::time::Instant::now(), value.clone()));
+    Some(value)
+}
+
+async fn audit_counts(state: &AppState) -> Option<Value> {
     let report = state
         .catalog
         .audit(&Principal::system("portal"))
