@@ -19,7 +19,9 @@ pub enum StoreError {
     /// The database could not be reached or failed.
     #[error("catalog database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("catalog migrations: {0}")]
+    /// The schema could not be brought up to date; the cause is the error's source (printed
+    /// once, by whoever prints the chain).
+    #[error("catalog migrations")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A stored value that cannot be read back (e.g. edited by hand).
     #[error("corrupt catalog row: {0}")]
