@@ -244,15 +244,7 @@ async fn local_read(
 
 /// Percent-encodes one path segment.
 fn segment(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    mesh_server::percent_encode(text)
 }
 
 fn bundle_json(bundle: &Bundle) -> serde_json::Value {

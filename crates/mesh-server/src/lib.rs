@@ -193,6 +193,20 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// `text` percent-encoded for a URL path segment or query value (everything but RFC 3986's
+/// unreserved characters).
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, with the SLA monitor running on its
 /// schedule beside it.
 pub async fn serve(

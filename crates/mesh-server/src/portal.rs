@@ -306,21 +306,9 @@ async fn search(
 fn encode(params: &[(String, String)]) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .map(|(k, v)| format!("{k}={}", crate::percent_encode(v)))
         .collect::<Vec<_>>()
         .join("&")
-}
-
-fn percent(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The access requests a signed-in person cares about, newest first: their own, and those on the
@@ -674,7 +662,11 @@ async fn decide(
     let event = mesh_catalog::access::decision_event(&request.state, request.grant.is_some());
     crate::notify::send(&state, event, &request.product, &request);
     let done = if approve { "approved" } else { "denied" };
-    Redirect::to(&format!("/products/{}?done={done}", percent(&form.product))).into_response()
+    Redirect::to(&format!(
+        "/products/{}?done={done}",
+        crate::percent_encode(&form.product)
+    ))
+    .into_response()
 }
 
 async fn signin_form(State(state): State<AppState>, headers: HeaderMap) -> Response {

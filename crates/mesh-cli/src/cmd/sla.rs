@@ -105,11 +105,7 @@ fn status(args: &Args) -> anyhow::Result<Outcome> {
             out.flush()?;
             Ok(())
         })?;
-        Ok(if violated {
-            outcome.max(Outcome::Findings)
-        } else {
-            outcome
-        })
+        Ok(with_violations(outcome, violated))
     })
 }
 
@@ -145,34 +141,44 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Outcome> {
                 ));
             }
         }
-        let result = client.sla_check(&options).await;
-        let violated = result.as_ref().is_ok_and(|(r, _)| r.violated > 0);
-        let result = result.map(|(report, deliveries)| {
-            serde_json::json!({ "report": report, "deliveries": deliveries })
-        });
-        let outcome = finish(result, args.output, |both| {
+        let result = client
+            .sla_check(&options)
+            .await
+            .map(|(report, deliveries)| Checked { report, deliveries });
+        let violated = result.as_ref().is_ok_and(|c| c.report.violated > 0);
+        let outcome = finish(result, args.output, |Checked { report, deliveries }| {
             let mut out = output::stdout();
-            let report: SlaReport = serde_json::from_value(both["report"].clone())?;
-            let deliveries: Vec<DeliveryRow> = serde_json::from_value(both["deliveries"].clone())?;
-            print_report(&mut out, &report)?;
+            print_report(&mut out, report)?;
             for v in &report.opened {
                 writeln!(out, "{} {}", output::paint(ERROR, "violated:"), line(v))?;
             }
             for v in &report.recovered {
                 writeln!(out, "{} {}", output::paint(OK, "recovered:"), line(v))?;
             }
-            for d in &deliveries {
+            for d in deliveries {
                 print_delivery(&mut out, d)?;
             }
             out.flush()?;
             Ok(())
         })?;
-        Ok(if violated {
-            outcome.max(Outcome::Findings)
-        } else {
-            outcome
-        })
+        Ok(with_violations(outcome, violated))
     })
+}
+
+/// What `mesh sla check` found: the pass, and the webhook deliveries it made.
+#[derive(serde::Serialize)]
+struct Checked {
+    report: SlaReport,
+    deliveries: Vec<DeliveryRow>,
+}
+
+/// A command's outcome, and exit 1 while a port is in violation.
+fn with_violations(outcome: Outcome, violated: bool) -> Outcome {
+    if violated {
+        outcome.max(Outcome::Findings)
+    } else {
+        outcome
+    }
 }
 
 fn violations(args: &ListArgs) -> anyhow::Result<Outcome> {
