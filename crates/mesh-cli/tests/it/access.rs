@@ -9,7 +9,7 @@ use crate::{code, mesh, stderr, stdout};
 
 /// `ecommerce.orders` with a confidential `email` column, published and run; tokens for an
 /// analyst of analytics (`ana`) and an owner of e-commerce (`olga`).
-fn orders_with_email(ws: &Path) -> (String, String) {
+pub(crate) fn orders_with_email(ws: &Path) -> (String, String) {
     let ok = |args: &[&str]| {
         let out = mesh(ws, args);
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
@@ -310,7 +310,13 @@ fn analytics_gets_orders_without_email_for_thirty_days() {
 }
 
 /// Runs tests/python/flight_sql.py: `sql` over Flight SQL with ADBC, as `token`.
-fn adbc(python: &str, url: &str, token: &str, sql: &str, auth: &str) -> serde_json::Value {
+pub(crate) fn adbc(
+    python: &str,
+    url: &str,
+    token: &str,
+    sql: &str,
+    auth: &str,
+) -> serde_json::Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/flight_sql.py");
     let out = std::process::Command::new(python)
         .args([script, url, token, sql, auth])

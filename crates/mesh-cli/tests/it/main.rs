@@ -7,6 +7,7 @@ mod catalog;
 mod contract_tests;
 mod demo;
 mod docs;
+mod gate;
 mod golden;
 mod init;
 mod lint;
