@@ -12,12 +12,124 @@
 //!   characters); the governance decision is stored with the request;
 //! - a grant never covers more than was asked for, nor lasts longer.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, Duration, Utc};
+use mesh_model::names::{ProductId, Sensitivity, TableName, VersionStatus, domain_of, props};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Action;
-use crate::catalog::{Catalog, CatalogError, stamp};
-use crate::store::{GrantRow, NewEvent, RequestRow, Tx};
+use crate::auth::{Action, Principal};
+use crate::catalog::{Catalog, stamp};
+use crate::error::{Denied, ErrorCode, Missing, Problem, ToProblem, wraps};
+use crate::governance::{GovernanceError, PolicyRefusal};
+use crate::store::{GrantRow, NewEvent, RequestRow, StoreError, Tx};
+
+/// Why an access operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("not found: {0}")]
+    NotFound(#[from] Missing),
+    #[error("say what the data is for (purpose)")]
+    NoPurpose,
+    #[error("access lasts 1 to 365 days, not {days}")]
+    BadDuration { days: i64 },
+    #[error("{product}.{port} has no column {}", quoted(.columns))]
+    UnknownColumns {
+        product: String,
+        port: String,
+        columns: Vec<String>,
+    },
+    /// Only people of a consuming product's domain may ask for it.
+    #[error(
+        "forbidden: {principal} may not ask for {consumer}: only people of its domain `{domain}` may"
+    )]
+    NotForConsumer {
+        principal: String,
+        consumer: String,
+        domain: String,
+    },
+    /// A blocking policy refused the request.
+    #[error(transparent)]
+    PolicyViolation(PolicyRefusal),
+    #[error(transparent)]
+    Policies(#[from] GovernanceError),
+    #[error("forbidden: {principal} asked for this access and may not decide on it")]
+    OwnRequest { principal: String },
+    #[error("access request {request} is already {state}")]
+    Decided { request: String, state: String },
+    #[error("say why access is denied")]
+    NoReason,
+    #[error("forbidden: the contract of {product}.{port} names its approvers ({}); {principal} is not one of them", .approvers.join(", "))]
+    NotAnApprover {
+        product: String,
+        port: String,
+        approvers: Vec<String>,
+        principal: String,
+    },
+    #[error("{principal} has approved this request already; it needs another approver")]
+    ApprovedAlready { principal: String },
+    #[error("an approval can only narrow what was asked for; not asked for: {}", quoted(.columns))]
+    NotNarrower { columns: Vec<String> },
+    #[error("an approval lasts 1 to {asked} days (what was asked for), not {days}")]
+    BadApprovalDays { asked: i64, days: i64 },
+    #[error("grant {grant} is already revoked")]
+    Revoked { grant: String },
+    #[error(
+        "forbidden: {principal} may not list the grants of {consumer}: only its domain `{domain}` runs it"
+    )]
+    ConsumerGrants {
+        principal: String,
+        consumer: String,
+        domain: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn quoted(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl ToProblem for AccessError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            AccessError::Denied(_)
+            | AccessError::NotForConsumer { .. }
+            | AccessError::OwnRequest { .. }
+            | AccessError::NotAnApprover { .. }
+            | AccessError::ConsumerGrants { .. } => ErrorCode::Forbidden,
+            AccessError::NotFound(_) => ErrorCode::NotFound,
+            AccessError::NoPurpose
+            | AccessError::BadDuration { .. }
+            | AccessError::UnknownColumns { .. }
+            | AccessError::NoReason
+            | AccessError::NotNarrower { .. }
+            | AccessError::BadApprovalDays { .. } => ErrorCode::BadRequest,
+            AccessError::PolicyViolation(_) => ErrorCode::Policy,
+            AccessError::Policies(e) => e.code(),
+            AccessError::Decided { .. }
+            | AccessError::ApprovedAlready { .. }
+            | AccessError::Revoked { .. } => ErrorCode::Lifecycle,
+            AccessError::Store(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn extend(&self, problem: &mut Problem) {
+        match self {
+            AccessError::PolicyViolation(refusal) => refusal.extend(problem),
+            AccessError::Policies(e) => e.extend(problem),
+            _ => {}
+        }
+    }
+}
+
+wraps!(AccessError: mesh_policy::PolicyError => Policies);
 
 /// What a consumer asks for.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +276,7 @@ fn request_view(row: RequestRow, grant: Option<GrantView>) -> RequestView {
 struct PortFacts {
     domain: String,
     major: i64,
+    /// Each column with its classification (lower case; `public` when none).
     columns: Vec<(String, String)>,
     first: Vec<String>,
     second: Vec<String>,
@@ -184,32 +297,31 @@ impl Catalog {
         product: &str,
         port: &str,
         major: Option<i64>,
-    ) -> Result<PortFacts, CatalogError> {
-        let row = tx
-            .product(product)
-            .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("product {product}")))?;
+    ) -> Result<PortFacts, AccessError> {
+        let row = tx.product(product).await?.ok_or_else(|| Missing::Product {
+            product: product.to_owned(),
+        })?;
         let versions = tx.versions(product).await?;
         let version = versions
             .iter()
-            .filter(|v| major.is_none_or(|m| v.major == m) && v.status != "retired")
-            .max_by(|a, b| {
-                let parse = |v: &str| semver::Version::parse(v).ok();
-                parse(&a.version).cmp(&parse(&b.version))
+            .filter(|v| {
+                major.is_none_or(|m| v.major == m)
+                    && VersionStatus::parse(&v.status).is_ok_and(VersionStatus::is_served)
             })
-            .ok_or_else(|| {
-                CatalogError::NotFound(format!(
-                    "a served version of {product}{}",
-                    major.map(|m| format!(" in major {m}")).unwrap_or_default()
-                ))
+            .max_by(|a, b| mesh_model::names::by_semver(&a.version, &b.version))
+            .ok_or_else(|| Missing::ServedVersion {
+                product: product.to_owned(),
+                major,
             })?;
         let ports = tx.ports(product, &version.version).await?;
-        let found = ports.iter().find(|p| p.port == port).ok_or_else(|| {
-            CatalogError::NotFound(format!(
-                "output port `{port}` of {product}@{}",
-                version.version
-            ))
-        })?;
+        let found = ports
+            .iter()
+            .find(|p| p.port == port)
+            .ok_or_else(|| Missing::Port {
+                product: product.to_owned(),
+                version: version.version.clone(),
+                port: port.to_owned(),
+            })?;
         let contract: serde_json::Value = serde_json::from_str(&found.contract).unwrap_or_default();
         let columns = contract_columns(&contract);
         let (mut first, mut second) = (Vec::new(), Vec::new());
@@ -231,59 +343,52 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         ask: &AccessAsk,
-    ) -> Result<RequestView, CatalogError> {
+    ) -> Result<RequestView, AccessError> {
         Self::allow(who, Action::Read)?;
         if ask.purpose.trim().is_empty() {
-            return Err(CatalogError::BadRequest(
-                "say what the data is for (purpose)".into(),
-            ));
+            return Err(AccessError::NoPurpose);
         }
         if !(1..=365).contains(&ask.days) {
-            return Err(CatalogError::BadRequest(format!(
-                "access lasts 1 to 365 days, not {}",
-                ask.days
-            )));
+            return Err(AccessError::BadDuration { days: ask.days });
         }
         let mut tx = self.store.write().await?;
         let facts = self
             .port_facts(tx.as_mut(), &ask.product, &ask.port, ask.major)
             .await?;
-        let unknown: Vec<&String> = ask
+        let unknown: Vec<String> = ask
             .columns
             .iter()
             .filter(|c| !facts.columns.iter().any(|(n, _)| n == *c))
+            .cloned()
             .collect();
         if !unknown.is_empty() {
-            return Err(CatalogError::BadRequest(format!(
-                "{}.{} has no column {}",
-                ask.product,
-                ask.port,
-                unknown
-                    .iter()
-                    .map(|c| format!("`{c}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+            return Err(AccessError::UnknownColumns {
+                product: ask.product.clone(),
+                port: ask.port.clone(),
+                columns: unknown,
+            });
         }
         // Governance on the request: what the columns asked for need.
-        let asked: Vec<&(String, String)> = facts
+        let asked: Vec<(&str, Sensitivity)> = facts
             .columns
             .iter()
             .filter(|(n, _)| ask.columns.is_empty() || ask.columns.contains(n))
+            .map(|(n, c)| (n.as_str(), Sensitivity::of(Some(c))))
             .collect();
         let sensitive: Vec<&str> = asked
             .iter()
-            .filter(|(_, c)| matches!(c.as_str(), "confidential" | "restricted"))
-            .map(|(n, _)| n.as_str())
+            .filter(|(_, s)| s.is_sensitive())
+            .map(|(n, _)| *n)
             .collect();
-        let restricted = asked.iter().any(|(_, c)| c == "restricted");
+        let restricted = asked.iter().any(|(_, s)| *s == Sensitivity::Restricted);
         if let Some(consumer) = &ask.consumer {
-            let domain = consumer.split('.').next().unwrap_or_default();
+            let domain = domain_of(consumer);
             if !who.may(Action::Publish { domain }) {
-                return Err(CatalogError::Forbidden(format!(
-                    "{} may not ask for {consumer}: only people of its domain `{domain}` may",
-                    who.name
-                )));
+                return Err(AccessError::NotForConsumer {
+                    principal: who.name.clone(),
+                    consumer: consumer.clone(),
+                    domain: domain.to_owned(),
+                });
             }
         }
         // The owning domain's policies (and the global ones) judge the request: a blocking
@@ -307,16 +412,14 @@ impl Catalog {
                     "approvers": facts.first, "second_approvers": facts.second,
                 }),
             );
-            let decision = policies
-                .evaluate_access(&input)
-                .map_err(|e| CatalogError::BadRequest(e.to_string()))?;
+            let decision = policies.evaluate_access(&input)?;
             if decision.blocked() {
-                return Err(CatalogError::PolicyViolation {
-                    product: format!("the request for {}.{}", ask.product, ask.port),
+                return Err(AccessError::PolicyViolation(PolicyRefusal {
+                    subject: format!("the request for {}.{}", ask.product, ask.port),
                     version: format!("v{}", facts.major),
                     violations: decision.violations,
                     bundles,
-                });
+                }));
             }
             judged = serde_json::json!({
                 "evaluated": decision.evaluated, "violations": decision.violations,
@@ -386,12 +489,11 @@ impl Catalog {
         who: &crate::Principal,
         id: &str,
         decision: &AccessDecision,
-    ) -> Result<RequestView, CatalogError> {
+    ) -> Result<RequestView, AccessError> {
         let mut tx = self.store.write().await?;
-        let mut row = tx
-            .request(id)
-            .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("access request {id}")))?;
+        let mut row = tx.request(id).await?.ok_or_else(|| Missing::Request {
+            request: id.to_owned(),
+        })?;
         let facts = self
             .port_facts(tx.as_mut(), &row.product, &row.port, Some(row.major))
             .await?;
@@ -402,16 +504,15 @@ impl Catalog {
             },
         )?;
         if row.requester == who.name {
-            return Err(CatalogError::Forbidden(format!(
-                "{} asked for this access and may not decide on it",
-                who.name
-            )));
+            return Err(AccessError::OwnRequest {
+                principal: who.name.clone(),
+            });
         }
         if row.state != "pending" {
-            return Err(CatalogError::Lifecycle(format!(
-                "access request {id} is already {}",
-                row.state
-            )));
+            return Err(AccessError::Decided {
+                request: id.to_owned(),
+                state: row.state,
+            });
         }
         let mut approvals: Vec<serde_json::Value> =
             serde_json::from_str(&row.approvals).unwrap_or_default();
@@ -424,7 +525,7 @@ impl Catalog {
         match decision {
             AccessDecision::Deny { reason } => {
                 if reason.trim().is_empty() {
-                    return Err(CatalogError::BadRequest("say why access is denied".into()));
+                    return Err(AccessError::NoReason);
                 }
                 row.state = "denied".into();
                 row.decided_at = Some(at.clone());
@@ -441,24 +542,22 @@ impl Catalog {
                     &facts.second
                 };
                 if !names.is_empty() && !names.contains(&me) {
-                    return Err(CatalogError::Forbidden(format!(
-                        "the contract of {}.{} names its approvers ({}); {} is not one of them",
-                        row.product,
-                        row.port,
-                        names.join(", "),
-                        who.name
-                    )));
+                    return Err(AccessError::NotAnApprover {
+                        product: row.product,
+                        port: row.port,
+                        approvers: names.clone(),
+                        principal: who.name.clone(),
+                    });
                 }
                 if approvals.iter().any(|a| a["by"] == who.name) {
-                    return Err(CatalogError::Lifecycle(format!(
-                        "{} has approved this request already; it needs another approver",
-                        who.name
-                    )));
+                    return Err(AccessError::ApprovedAlready {
+                        principal: who.name.clone(),
+                    });
                 }
                 let asked = list(&row.columns);
                 let narrowed = match columns {
                     Some(cols) => {
-                        let outside: Vec<&String> = cols
+                        let outside: Vec<String> = cols
                             .iter()
                             .filter(|c| {
                                 !(if asked.is_empty() {
@@ -467,16 +566,10 @@ impl Catalog {
                                     asked.contains(c)
                                 })
                             })
+                            .cloned()
                             .collect();
                         if !outside.is_empty() || cols.is_empty() {
-                            return Err(CatalogError::BadRequest(format!(
-                                "an approval can only narrow what was asked for; not asked for: {}",
-                                outside
-                                    .iter()
-                                    .map(|c| format!("`{c}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            )));
+                            return Err(AccessError::NotNarrower { columns: outside });
                         }
                         cols.clone()
                     }
@@ -484,10 +577,10 @@ impl Catalog {
                 };
                 let granted_days = days.unwrap_or(row.days);
                 if !(1..=row.days).contains(&granted_days) {
-                    return Err(CatalogError::BadRequest(format!(
-                        "an approval lasts 1 to {} days (what was asked for), not {granted_days}",
-                        row.days
-                    )));
+                    return Err(AccessError::BadApprovalDays {
+                        asked: row.days,
+                        days: granted_days,
+                    });
                 }
                 approvals.push(serde_json::json!({
                     "by": who.name, "at": at, "columns": narrowed, "days": granted_days,
@@ -558,12 +651,11 @@ impl Catalog {
         who: &crate::Principal,
         grant: &str,
         reason: &str,
-    ) -> Result<GrantView, CatalogError> {
+    ) -> Result<GrantView, AccessError> {
         let mut tx = self.store.write().await?;
-        let row = tx
-            .grant(grant)
-            .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("grant {grant}")))?;
+        let row = tx.grant(grant).await?.ok_or_else(|| Missing::Grant {
+            grant: grant.to_owned(),
+        })?;
         if row.grantee != who.name {
             let domain = tx
                 .product(&row.product)
@@ -580,9 +672,9 @@ impl Catalog {
             reason.trim()
         };
         if !tx.revoke_grant(grant, &at, &who.name, reason).await? {
-            return Err(CatalogError::Lifecycle(format!(
-                "grant {grant} is already revoked"
-            )));
+            return Err(AccessError::Revoked {
+                grant: grant.to_owned(),
+            });
         }
         tx.append_event(&NewEvent {
             at: at.clone(),
@@ -608,7 +700,7 @@ impl Catalog {
         who: &crate::Principal,
         product: Option<&str>,
         state: Option<&str>,
-    ) -> Result<Vec<RequestView>, CatalogError> {
+    ) -> Result<Vec<RequestView>, AccessError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         let mine_only = match product {
@@ -628,7 +720,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         product: Option<&str>,
-    ) -> Result<Vec<GrantView>, CatalogError> {
+    ) -> Result<Vec<GrantView>, AccessError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         let mine_only = match product {
@@ -655,14 +747,15 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         consumer: &str,
-    ) -> Result<Vec<GrantView>, CatalogError> {
+    ) -> Result<Vec<GrantView>, AccessError> {
         Self::allow(who, Action::Read)?;
-        let domain = consumer.split('.').next().unwrap_or_default();
+        let domain = domain_of(consumer);
         if who.name != consumer && !who.may(Action::Publish { domain }) {
-            return Err(CatalogError::Forbidden(format!(
-                "{} may not list the grants of {consumer}: only its domain `{domain}` runs it",
-                who.name
-            )));
+            return Err(AccessError::ConsumerGrants {
+                principal: who.name.clone(),
+                consumer: consumer.to_owned(),
+                domain: domain.to_owned(),
+            });
         }
         let mut tx = self.store.read().await?;
         let now = self.clock.now();
@@ -681,7 +774,7 @@ impl Catalog {
         product: &str,
         port: &str,
         major: i64,
-    ) -> Result<Option<GrantView>, CatalogError> {
+    ) -> Result<Option<GrantView>, AccessError> {
         let mut tx = self.store.read().await?;
         let now = self.clock.now();
         Ok(tx
@@ -717,6 +810,64 @@ pub struct ReadablePort {
     pub through: String,
 }
 
+/// Who reads: a person or service with a token, or a product's pipeline (its service identity,
+/// `domain.product`, run by someone of its domain).
+#[derive(Debug, Clone, Copy)]
+pub enum Reader<'a> {
+    Principal(&'a Principal),
+    Product {
+        id: &'a ProductId,
+        run_by: &'a Principal,
+    },
+}
+
+impl Reader<'_> {
+    /// The name grants are made out to, and the audit log records.
+    pub fn name(&self) -> &str {
+        match self {
+            Reader::Principal(p) => &p.name,
+            Reader::Product { id, .. } => id.as_str(),
+        }
+    }
+
+    /// The principal acting (the one running a pipeline).
+    pub fn principal(&self) -> &Principal {
+        match self {
+            Reader::Principal(p) | Reader::Product { run_by: p, .. } => p,
+        }
+    }
+}
+
+/// Why a reader may read a port whole: it is an admin (a person, never a pipeline), or the port is
+/// its own domain's. `None`: only through a grant.
+fn whole(reader: &Reader<'_>, domain: &str) -> Option<&'static str> {
+    match reader {
+        Reader::Principal(p) if p.may(Action::Administer) => Some("admin"),
+        Reader::Principal(p) if p.may(Action::Publish { domain }) => Some("owner"),
+        Reader::Product { id, .. } if id.domain() == domain => Some("owner"),
+        _ => None,
+    }
+}
+
+/// The columns a grant shows: those it names; for a grant of every column, all but the ones the
+/// port masks for readers outside its domain (its `masked` custom property). `None`: all.
+fn granted_columns(
+    grant: &GrantView,
+    contract: &serde_json::Value,
+    masked: &[String],
+) -> Option<Vec<String>> {
+    if !grant.columns.is_empty() {
+        return Some(grant.columns.clone());
+    }
+    (!masked.is_empty()).then(|| {
+        contract_columns(contract)
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|c| !masked.contains(c))
+            .collect()
+    })
+}
+
 /// The event a decision is: `access.denied`, `access.granted` (the last approval it needed), or
 /// `access.approved` (a first of two).
 pub fn decision_event(state: &str, granted: bool) -> &'static str {
@@ -750,7 +901,7 @@ async fn port_contract(
     product: &str,
     version: &str,
     port: &str,
-) -> Result<serde_json::Value, CatalogError> {
+) -> Result<serde_json::Value, AccessError> {
     Ok(tx
         .ports(product, version)
         .await?
@@ -767,7 +918,7 @@ async fn port_masked(
     product: &str,
     version: &str,
     port: &str,
-) -> Result<Vec<String>, CatalogError> {
+) -> Result<Vec<String>, AccessError> {
     let mut hidden = Vec::new();
     if let Some(row) = tx.version(product, version).await? {
         let descriptor: serde_json::Value =
@@ -777,7 +928,7 @@ async fn port_masked(
                 continue;
             }
             for cp in p["customProperties"].as_array().into_iter().flatten() {
-                if cp["property"] == "masked" {
+                if cp["property"] == props::MASKED {
                     hidden.extend(
                         cp["value"]
                             .as_array()
@@ -793,17 +944,17 @@ async fn port_masked(
 }
 
 /// The `mask` custom properties of a contract: per column, and `*` for the whole contract.
-fn masks_of(contract: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+fn masks_of(contract: &serde_json::Value) -> BTreeMap<String, String> {
     let mask = |node: &serde_json::Value| {
         node["customProperties"]
             .as_array()
             .into_iter()
             .flatten()
-            .find(|cp| cp["property"] == "mask")
+            .find(|cp| cp["property"] == props::MASK)
             .and_then(|cp| cp["value"].as_str())
             .map(str::to_owned)
     };
-    let mut out = std::collections::BTreeMap::new();
+    let mut out = BTreeMap::new();
     if let Some(m) = mask(contract) {
         out.insert("*".to_owned(), m);
     }
@@ -818,23 +969,35 @@ fn masks_of(contract: &serde_json::Value) -> std::collections::BTreeMap<String, 
 }
 
 impl Catalog {
-    /// Every output port snapshot `who` may read now: their own domain's (owners and members),
-    /// everything for admins, and what their active grants cover, with the grant's columns.
+    /// Every output port snapshot `reader` may read now, and which columns: the one decision on
+    /// reads, for queries (HTTP, Flight SQL, the CLI) and pipelines alike. A person reads their
+    /// own domain's ports whole (owners, members), admins everything; a pipeline its own domain's;
+    /// anything else only through an active grant made out to the reader, showing the grant's
+    /// columns (a grant of all still hides what the port masks), the rest masked as the contract
+    /// says.
     pub async fn readable_ports(
         &self,
-        who: &crate::Principal,
-    ) -> Result<Vec<ReadablePort>, CatalogError> {
-        Self::allow(who, Action::Read)?;
+        reader: Reader<'_>,
+    ) -> Result<Vec<ReadablePort>, AccessError> {
+        Self::allow(reader.principal(), Action::Read)?;
+        if let Reader::Product { id, run_by } = reader {
+            // A pipeline is run by people of its domain.
+            Self::allow(
+                run_by,
+                Action::Publish {
+                    domain: id.domain(),
+                },
+            )?;
+        }
         let mut tx = self.store.read().await?;
         let now = self.clock.now();
         let grants: Vec<GrantView> = tx
-            .grants(None, Some(&who.name), 1000)
+            .grants(None, Some(reader.name()), 1000)
             .await?
             .into_iter()
             .map(|g| grant_view(g, now))
             .filter(|g| g.active)
             .collect();
-        let admin = who.may(Action::Administer);
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -849,72 +1012,52 @@ impl Catalog {
                 break;
             };
             for product in &page {
-                let name = product
-                    .id
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(&product.id)
-                    .to_owned();
-                let own = who.may(Action::Publish {
-                    domain: &product.domain,
-                });
+                // Rows whose id does not parse were never published by this catalog's rules.
+                let Ok(id) = ProductId::parse(&product.id) else {
+                    continue;
+                };
                 let snapshots = tx.snapshots(&product.id).await?;
-                // Each port's newest major keeps the plain name; older ones get `__v<major>`.
-                let mut newest: std::collections::HashMap<String, i64> = Default::default();
+                // Each port's newest major keeps the plain table name.
+                let mut newest: HashMap<String, i64> = HashMap::new();
                 for s in &snapshots {
                     let m = newest.entry(s.port.clone()).or_insert(s.major);
                     *m = (*m).max(s.major);
                 }
                 for s in snapshots {
-                    let grant = grants
-                        .iter()
-                        .find(|g| g.product == s.product && g.port == s.port && g.major == s.major);
-                    let (columns, masks, through) = if admin {
-                        (None, Default::default(), "admin".to_owned())
-                    } else if own {
-                        (None, Default::default(), "owner".to_owned())
-                    } else if let Some(g) = grant {
-                        let contract =
-                            port_contract(tx.as_mut(), &s.product, &s.version, &s.port).await?;
-                        // A grant of every column still leaves masked what the port masks
-                        // (its `masked` custom property); a grant naming a column shows it.
-                        let cols = if g.columns.is_empty() {
-                            let hidden =
+                    let (columns, masks, through) = match whole(&reader, &product.domain) {
+                        Some(why) => (None, BTreeMap::new(), why.to_owned()),
+                        None => {
+                            let Some(g) = grants.iter().find(|g| {
+                                g.product == s.product && g.port == s.port && g.major == s.major
+                            }) else {
+                                continue;
+                            };
+                            let contract =
+                                port_contract(tx.as_mut(), &s.product, &s.version, &s.port).await?;
+                            let masked =
                                 port_masked(tx.as_mut(), &s.product, &s.version, &s.port).await?;
-                            (!hidden.is_empty()).then(|| {
-                                contract_columns(&contract)
-                                    .into_iter()
-                                    .map(|(name, _)| name)
-                                    .filter(|c| !hidden.contains(c))
-                                    .collect()
-                            })
-                        } else {
-                            Some(g.columns.clone())
-                        };
-                        // Masking methods matter only where something is masked.
-                        let masks = if cols.is_some() {
-                            masks_of(&contract)
-                        } else {
-                            Default::default()
-                        };
-                        (cols, masks, g.id.clone())
-                    } else {
-                        continue;
+                            let columns = granted_columns(g, &contract, &masked);
+                            // Masking methods matter only where something is masked.
+                            let masks = if columns.is_some() {
+                                masks_of(&contract)
+                            } else {
+                                BTreeMap::new()
+                            };
+                            (columns, masks, g.id.clone())
+                        }
                     };
-                    let mut table = if s.port == name {
-                        name.clone()
-                    } else {
-                        format!("{name}__{}", s.port)
-                    };
-                    if newest.get(&s.port) != Some(&s.major) {
-                        table.push_str(&format!("__v{}", s.major));
-                    }
+                    let name = TableName::of(
+                        &id,
+                        &s.port,
+                        u64::try_from(s.major).unwrap_or_default(),
+                        newest.get(&s.port) == Some(&s.major),
+                    );
                     out.push(ReadablePort {
                         product: s.product.clone(),
                         domain: product.domain.clone(),
                         port: s.port.clone(),
                         major: s.major,
-                        table,
+                        table: name.table,
                         location: s.location.clone(),
                         delta_version: s.delta_version,
                         columns,
@@ -927,125 +1070,4 @@ impl Catalog {
         }
         Ok(out)
     }
-
-    /// Records a read in the audit log: who read which ports, how many rows, and whether the
-    /// reader took the whole result (`complete`) or stopped early.
-    pub async fn record_read(
-        &self,
-        who: &crate::Principal,
-        ports: &[ReadablePort],
-        read: &ReadOutcome<'_>,
-        sql: &str,
-    ) -> Result<(), CatalogError> {
-        let mut tx = self.store.write().await?;
-        let at = stamp(self.clock.now());
-        let rows = i64::try_from(read.rows).unwrap_or(i64::MAX);
-        let mut observed = Vec::with_capacity(ports.len());
-        for p in ports {
-            let mut payload = serde_json::json!({
-                "port": p.port, "major": p.major, "through": p.through,
-                "masked": p.columns.is_some(), "rows": read.rows, "complete": read.complete,
-                "query": sql, "latency_ms": read.latency_ms,
-            });
-            if let Some(e) = read.error {
-                payload["error"] = e.into();
-            }
-            tx.append_event(&NewEvent {
-                at: at.clone(),
-                kind: "access.read".into(),
-                subject: p.product.clone(),
-                actor: who.name.clone(),
-                payload,
-            })
-            .await?;
-            tx.record_usage(&crate::store::UsageRow {
-                reader: who.name.clone(),
-                product: p.product.clone(),
-                port: p.port.clone(),
-                major: p.major,
-                reads: 1,
-                rows_read: rows,
-                first_at: at.clone(),
-                last_at: at.clone(),
-            })
-            .await?;
-            observed.push(crate::store::ObservationRow {
-                product: p.product.clone(),
-                port: p.port.clone(),
-                major: p.major,
-                at: at.clone(),
-                kind: "read".into(),
-                latency_ms: read.latency_ms,
-                rows_read: Some(rows),
-                error: read.error.map(str::to_owned),
-            });
-        }
-        tx.insert_observations(&observed).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records reads refused: `tables` were named by `who`'s query but are not theirs to read
-    /// (to them they do not exist). The subject is the product the name would be.
-    pub async fn record_denied_read(
-        &self,
-        who: &crate::Principal,
-        tables: &[String],
-        sql: &str,
-    ) -> Result<(), CatalogError> {
-        if tables.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.store.write().await?;
-        let at = stamp(self.clock.now());
-        for table in tables {
-            let name = table.strip_prefix("mesh.").unwrap_or(table);
-            let product = name.split("__").next().unwrap_or(name).to_owned();
-            tx.append_event(&NewEvent {
-                at: at.clone(),
-                kind: "access.read_denied".into(),
-                subject: product,
-                actor: who.name.clone(),
-                payload: serde_json::json!({ "table": name, "query": sql }),
-            })
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Who has read a product's output ports, how often and how much, most recent first: for
-    /// the people of its domain (members, owners) and admins.
-    pub async fn usage(
-        &self,
-        who: &crate::Principal,
-        product: &str,
-    ) -> Result<Vec<crate::store::UsageRow>, CatalogError> {
-        let mut tx = self.store.read().await?;
-        let row = tx
-            .product(product)
-            .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("data product `{product}`")))?;
-        Self::allow(
-            who,
-            Action::Publish {
-                domain: &row.domain,
-            },
-        )?;
-        Ok(tx.usage(Some(product), None, 1000).await?)
-    }
-}
-
-/// How a governed read went: for the audit log, usage, and the SLA monitor (availability, error
-/// rate and latency of the ports it read).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ReadOutcome<'a> {
-    pub rows: u64,
-    /// Every row was sent (false when the reader went away, or it failed).
-    pub complete: bool,
-    /// From the query's arrival to its last row (or failure).
-    pub latency_ms: f64,
-    /// Why reading the data failed (the ports' fault, not the caller's: a bad query is not
-    /// recorded here).
-    pub error: Option<&'a str>,
 }

@@ -68,6 +68,23 @@ pub enum Action<'a> {
     Administer,
 }
 
+impl fmt::Display for Action<'_> {
+    /// What the action is, as "x may not ..." says it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Read => f.write_str("read the catalog"),
+            Action::ReadEvents => f.write_str("read the event log"),
+            Action::ReportLineage => f.write_str("report lineage"),
+            Action::Publish { domain } => write!(f, "publish in domain `{domain}`"),
+            Action::Lifecycle { domain } => {
+                write!(f, "deprecate or retire versions in domain `{domain}`")
+            }
+            Action::Govern { domain } => write!(f, "publish the policies of domain `{domain}`"),
+            Action::Administer => f.write_str("administer the catalog"),
+        }
+    }
+}
+
 /// An authenticated caller and the roles it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

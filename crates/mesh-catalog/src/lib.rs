@@ -2,30 +2,40 @@
 //!
 //! - [`store`]: the narrow storage trait ([`store::CatalogStore`], transactions of rows) and its
 //!   SQLite and PostgreSQL implementations;
-//! - [`Catalog`]: every business rule, above the trait — validation (strict lint), semantic
-//!   versions, per-port contract history and compatibility, the lifecycle draft → active →
-//!   deprecated → retired, authorization, and the event log. Writers use optimistic concurrency:
-//!   every publish bumps the product's revision, a writer that lost the race re-reads and
-//!   decides again, so no publish is lost and exactly one document wins per version;
-//! - [`access`]: requests to read an output port, the owners' decisions, time-boxed grants;
-//! - [`runs`]: the ledger of pipeline runs and the snapshot of each output port readers get;
-//! - [`sla`]: service levels per output port, measured from runs, reads and probes; violations;
-//! - [`governance`]: the policies publishes and audits are judged by, versioned per scope;
-//! - [`auth`]: principals, roles and API tokens (stored hashed).
+//! - [`Catalog`]: every business rule, above the trait, one module per area, each with its own
+//!   error enum whose variants carry ids ([`error`] maps every one to a problem code):
+//!   - [`publish`]: strict lint, semantic versions, per-port compatibility, the policies, and
+//!     the version stored — writers use optimistic concurrency, so no publish is lost and
+//!     exactly one document wins per version;
+//!   - [`products`]: products, versions, contracts, changelogs, domains and teams, read back;
+//!   - [`lifecycle`]: draft → active → deprecated → retired;
+//!   - [`search`], [`lineage`]: derived from the event log, never out of step with it;
+//!   - [`access`]: requests to read an output port, the owners' decisions, time-boxed grants,
+//!     and the one decision on which ports a reader may read, and which columns;
+//!   - [`runs`]: the ledger of pipeline runs and the snapshot of each output port readers get;
+//!   - [`sla`]: service levels per output port, measured from runs, reads and probes;
+//!   - [`governance`]: the policies publishes and audits are judged by, versioned per scope;
+//!   - [`tokens`]: API tokens; [`auth`]: principals, roles and what each may do;
+//!   - [`audit`]: the event log, every read and refused read, the catalog-wide policy audit.
 
 pub mod access;
+pub mod audit;
 pub mod auth;
 mod catalog;
+pub mod error;
 pub mod governance;
+pub mod lifecycle;
 pub mod lineage;
+pub mod products;
+pub mod publish;
 pub mod runs;
 pub mod search;
 pub mod sla;
 pub mod store;
+pub mod tokens;
 
 pub use auth::{Action, Principal, Role};
-pub use catalog::{
-    AuditReport, Bundle, Catalog, CatalogError, Clock, Compliance, ConsumerRef, Deprecation,
-    FixedClock, ImpactReport, ProductView, PublishOutcome, PublishReport, Recommendation, Source,
-    SystemClock, VersionView,
-};
+pub use catalog::{Catalog, Clock, FixedClock, SystemClock};
+pub use error::{Denied, ErrorCode, Missing, Problem, ToProblem};
+pub use products::{ProductView, VersionView};
+pub use publish::{Bundle, PublishOutcome, PublishReport, Source};

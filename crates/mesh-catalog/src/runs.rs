@@ -9,11 +9,54 @@
 //! ([`Catalog::settle_run`]): its commit is there, and the snapshot moves; or it is not, and the
 //! run failed (its files were never committed, so no reader ever saw them).
 
+use mesh_model::names::RunState;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Action;
-use crate::catalog::{Catalog, CatalogError, stamp};
-use crate::store::{NewEvent, RunRow, SnapshotRow};
+use crate::catalog::{Catalog, stamp};
+use crate::error::{Denied, ErrorCode, Missing, ToProblem};
+use crate::store::{NewEvent, RunRow, SnapshotRow, StoreError};
+
+/// Why the run ledger refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunsError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("not found: {0}")]
+    NotFound(#[from] Missing),
+    /// Another run of the port has not finished.
+    #[error(
+        "run {run} of {product}.{port} ({owner}, started {started_at} by {actor}) is still {state}"
+    )]
+    RunOpen {
+        run: String,
+        product: String,
+        port: String,
+        owner: String,
+        started_at: String,
+        actor: String,
+        state: String,
+    },
+    #[error("run {run} is {state}, not running")]
+    NotRunning { run: String, state: String },
+    #[error("run {run} is already {state}")]
+    Finished { run: String, state: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ToProblem for RunsError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            RunsError::Denied(_) => ErrorCode::Forbidden,
+            RunsError::NotFound(_) => ErrorCode::NotFound,
+            RunsError::RunOpen { .. }
+            | RunsError::NotRunning { .. }
+            | RunsError::Finished { .. } => ErrorCode::Lifecycle,
+            RunsError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
 
 /// What a run read from one input port (or source).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,39 +208,42 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         start: &RunStart,
-    ) -> Result<RunView, CatalogError> {
+    ) -> Result<RunView, RunsError> {
         let mut tx = self.store.write().await?;
         let product = tx
             .product(&start.product)
             .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("product {}", start.product)))?;
+            .ok_or_else(|| Missing::Product {
+                product: start.product.clone(),
+            })?;
         Self::allow(
             who,
             Action::Publish {
                 domain: &product.domain,
             },
         )?;
-        let version = product.latest.clone().ok_or_else(|| {
-            CatalogError::NotFound(format!("a published version of {}", start.product))
+        let version = product.latest.clone().ok_or_else(|| Missing::NoVersion {
+            product: start.product.clone(),
         })?;
         let ports = tx.ports(&start.product, &version).await?;
-        let port = ports.iter().find(|p| p.port == start.port).ok_or_else(|| {
-            CatalogError::NotFound(format!(
-                "output port `{}` in {}@{version}",
-                start.port, start.product
-            ))
-        })?;
+        let port = ports
+            .iter()
+            .find(|p| p.port == start.port)
+            .ok_or_else(|| Missing::Port {
+                product: start.product.clone(),
+                version: version.clone(),
+                port: start.port.clone(),
+            })?;
         if let Some(open) = tx.open_runs(&start.product, &start.port).await?.first() {
-            return Err(CatalogError::Lifecycle(format!(
-                "run {} of {}.{} ({}, started {} by {}) is still {}",
-                open.id,
-                open.product,
-                open.port,
-                open.owner,
-                open.started_at,
-                open.actor,
-                open.state
-            )));
+            return Err(RunsError::RunOpen {
+                run: open.id.clone(),
+                product: open.product.clone(),
+                port: open.port.clone(),
+                owner: open.owner.clone(),
+                started_at: open.started_at.clone(),
+                actor: open.actor.clone(),
+                state: open.state.clone(),
+            });
         }
         let now = stamp(self.clock.now());
         let row = RunRow {
@@ -207,7 +253,7 @@ impl Catalog {
             port: start.port.clone(),
             major: port.major,
             location: start.location.clone(),
-            state: "running".into(),
+            state: RunState::Running.as_str().into(),
             started_at: now.clone(),
             heartbeat_at: now.clone(),
             finished_at: None,
@@ -242,19 +288,19 @@ impl Catalog {
         who: &crate::Principal,
         id: &str,
         delta_version: i64,
-    ) -> Result<RunView, CatalogError> {
+    ) -> Result<RunView, RunsError> {
         let mut tx = self.store.write().await?;
         let mut row = self.own_run(tx.as_mut(), who, id).await?;
-        if row.state != "running" {
-            return Err(CatalogError::Lifecycle(format!(
-                "run {id} is {}, not running",
-                row.state
-            )));
+        if row.state != RunState::Running.as_str() {
+            return Err(RunsError::NotRunning {
+                run: id.to_owned(),
+                state: row.state,
+            });
         }
-        row.state = "committing".into();
+        row.state = RunState::Committing.as_str().into();
         row.delta_version = Some(delta_version);
         row.heartbeat_at = stamp(self.clock.now());
-        tx.update_run(&row, "running").await?;
+        tx.update_run(&row, RunState::Running.as_str()).await?;
         tx.commit().await?;
         Ok(RunView::of(row))
     }
@@ -266,14 +312,15 @@ impl Catalog {
         who: &crate::Principal,
         id: &str,
         end: &RunEnd,
-    ) -> Result<RunView, CatalogError> {
+    ) -> Result<RunView, RunsError> {
         let mut tx = self.store.write().await?;
         let mut row = self.own_run(tx.as_mut(), who, id).await?;
         let expected = row.state.clone();
-        if !matches!(expected.as_str(), "running" | "committing") {
-            return Err(CatalogError::Lifecycle(format!(
-                "run {id} is already {expected}"
-            )));
+        if !RunState::parse(&expected).is_ok_and(RunState::is_open) {
+            return Err(RunsError::Finished {
+                run: id.to_owned(),
+                state: expected,
+            });
         }
         let now = stamp(self.clock.now());
         row.finished_at = Some(now.clone());
@@ -285,7 +332,7 @@ impl Catalog {
         row.error = end.error.clone();
         match end.delta_version {
             Some(v) => {
-                row.state = "succeeded".into();
+                row.state = RunState::Succeeded.as_str().into();
                 row.delta_version = Some(v);
                 tx.put_snapshot(&SnapshotRow {
                     product: row.product.clone(),
@@ -300,7 +347,7 @@ impl Catalog {
                 .await?;
             }
             None => {
-                row.state = "failed".into();
+                row.state = RunState::Failed.as_str().into();
             }
         }
         tx.update_run(&row, &expected).await?;
@@ -328,7 +375,7 @@ impl Catalog {
         who: &crate::Principal,
         id: &str,
         delta_version: Option<i64>,
-    ) -> Result<RunView, CatalogError> {
+    ) -> Result<RunView, RunsError> {
         let end = RunEnd {
             delta_version,
             rows_in: None,
@@ -348,7 +395,7 @@ impl Catalog {
         who: &crate::Principal,
         product: &str,
         port: &str,
-    ) -> Result<Vec<RunView>, CatalogError> {
+    ) -> Result<Vec<RunView>, RunsError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         Ok(tx
@@ -366,7 +413,7 @@ impl Catalog {
         product: &str,
         port: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<RunView>, CatalogError> {
+    ) -> Result<Vec<RunView>, RunsError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         Ok(tx
@@ -378,13 +425,13 @@ impl Catalog {
     }
 
     /// One run.
-    pub async fn run(&self, who: &crate::Principal, id: &str) -> Result<RunView, CatalogError> {
+    pub async fn run(&self, who: &crate::Principal, id: &str) -> Result<RunView, RunsError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         tx.run(id)
             .await?
             .map(RunView::of)
-            .ok_or_else(|| CatalogError::NotFound(format!("run {id}")))
+            .ok_or_else(|| Missing::Run { run: id.to_owned() }.into())
     }
 
     /// Every output port's current snapshot (per major version) of a product.
@@ -392,7 +439,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         product: &str,
-    ) -> Result<Vec<Snapshot>, CatalogError> {
+    ) -> Result<Vec<Snapshot>, RunsError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         Ok(tx
@@ -410,7 +457,7 @@ impl Catalog {
         product: &str,
         port: &str,
         major: Option<i64>,
-    ) -> Result<Snapshot, CatalogError> {
+    ) -> Result<Snapshot, RunsError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         let found = match major {
@@ -423,10 +470,12 @@ impl Catalog {
                 .max_by_key(|s| s.major),
         };
         found.map(Snapshot::from).ok_or_else(|| {
-            CatalogError::NotFound(format!(
-                "a published snapshot of {product}.{port}{}: run the product first",
-                major.map(|m| format!(" (major {m})")).unwrap_or_default()
-            ))
+            Missing::Snapshot {
+                product: product.to_owned(),
+                port: port.to_owned(),
+                major,
+            }
+            .into()
         })
     }
 
@@ -436,15 +485,17 @@ impl Catalog {
         tx: &mut dyn crate::store::Tx,
         who: &crate::Principal,
         id: &str,
-    ) -> Result<RunRow, CatalogError> {
+    ) -> Result<RunRow, RunsError> {
         let row = tx
             .run(id)
             .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("run {id}")))?;
+            .ok_or_else(|| Missing::Run { run: id.to_owned() })?;
         let product = tx
             .product(&row.product)
             .await?
-            .ok_or_else(|| CatalogError::NotFound(format!("product {}", row.product)))?;
+            .ok_or_else(|| Missing::Product {
+                product: row.product.clone(),
+            })?;
         Self::allow(
             who,
             Action::Publish {

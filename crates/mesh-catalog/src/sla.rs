@@ -22,10 +22,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::Action;
-use crate::catalog::{Catalog, CatalogError, stamp};
+use crate::catalog::{Catalog, stamp};
+use crate::error::{Denied, ErrorCode, Missing, ToProblem};
 use crate::store::{
     DeliveryRow, NewEvent, ObservationRow, ObservationStats, PortRow, ProductRow, RunRow,
-    SnapshotRow, VersionRow, ViolationRow,
+    SnapshotRow, StoreError, VersionRow, ViolationRow,
 };
 
 /// Products evaluated per page of a pass.
@@ -38,6 +39,108 @@ pub const KEEP_DAYS: i64 = 90;
 /// The runs a volume drop is judged against, and the share of their median below which it is one.
 const VOLUME_RUNS: usize = 5;
 const VOLUME_DROP: f64 = 0.5;
+
+/// Why service levels could not be reported.
+#[derive(Debug, thiserror::Error)]
+pub enum SlaError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("not found: {0}")]
+    NotFound(#[from] Missing),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ToProblem for SlaError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            SlaError::Denied(_) => ErrorCode::Forbidden,
+            SlaError::NotFound(_) => ErrorCode::NotFound,
+            SlaError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+/// A breach of one service-level objective of one output port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Violation {
+    pub id: String,
+    pub product: String,
+    pub port: String,
+    pub major: i64,
+    /// The SLA property (`latency`, `availability`, ...), `completeness` or `volume`.
+    pub property: String,
+    /// What the contract promises, e.g. `<= 1 d`.
+    pub objective: String,
+    /// What was measured when the breach was detected.
+    pub observed: String,
+    /// When the objective stopped being met (as far as the monitor can tell).
+    pub started_at: String,
+    pub detected_at: String,
+    /// When it was met again; absent while the violation lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<String>,
+}
+
+impl From<ViolationRow> for Violation {
+    fn from(r: ViolationRow) -> Violation {
+        Violation {
+            id: r.id,
+            product: r.product,
+            port: r.port,
+            major: r.major,
+            property: r.property,
+            objective: r.objective,
+            observed: r.observed,
+            started_at: r.started_at,
+            detected_at: r.detected_at,
+            ended_at: r.ended_at,
+        }
+    }
+}
+
+/// One webhook delivery and how it went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Delivery {
+    pub id: String,
+    pub url: String,
+    /// The event sent, e.g. `sla.violated`.
+    pub event: String,
+    /// The product (or request) it is about.
+    pub subject: String,
+    /// The JSON body sent.
+    pub payload: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    /// The receiver's last HTTP status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Delivery {
+        Delivery {
+            id: r.id,
+            url: r.url,
+            event: r.event,
+            subject: r.subject,
+            payload: r.payload,
+            state: r.state,
+            attempts: r.attempts,
+            last_status: r.last_status,
+            last_error: r.last_error,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
 
 /// What a pass looks at.
 #[derive(Debug, Clone)]
@@ -151,9 +254,9 @@ pub struct SlaReport {
     /// Ports with a violated objective.
     pub violated: usize,
     /// Violations this pass opened (only when it records: `mesh sla check`, the monitor).
-    pub opened: Vec<ViolationRow>,
+    pub opened: Vec<Violation>,
     /// Violations this pass closed.
-    pub recovered: Vec<ViolationRow>,
+    pub recovered: Vec<Violation>,
 }
 
 impl Catalog {
@@ -162,7 +265,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         options: &SlaOptions,
-    ) -> Result<SlaReport, CatalogError> {
+    ) -> Result<SlaReport, SlaError> {
         Self::allow(who, Action::Read)?;
         self.sla_pass(who, options, false).await
     }
@@ -174,7 +277,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         options: &SlaOptions,
-    ) -> Result<SlaReport, CatalogError> {
+    ) -> Result<SlaReport, SlaError> {
         Self::allow(who, Action::Administer)?;
         self.sla_pass(who, options, true).await
     }
@@ -185,10 +288,11 @@ impl Catalog {
         who: &crate::Principal,
         product: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<ViolationRow>, CatalogError> {
+    ) -> Result<Vec<Violation>, SlaError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
-        Ok(tx.violations(product, limit.clamp(1, 1000)).await?)
+        let rows = tx.violations(product, limit.clamp(1, 1000)).await?;
+        Ok(rows.into_iter().map(Violation::from).collect())
     }
 
     /// Records monitor probes of output ports. For admins.
@@ -196,7 +300,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         probes: &[ObservationRow],
-    ) -> Result<(), CatalogError> {
+    ) -> Result<(), SlaError> {
         Self::allow(who, Action::Administer)?;
         let mut tx = self.store.write().await?;
         tx.insert_observations(probes).await?;
@@ -208,7 +312,7 @@ impl Catalog {
     pub async fn served_snapshots(
         &self,
         who: &crate::Principal,
-    ) -> Result<Vec<crate::runs::Snapshot>, CatalogError> {
+    ) -> Result<Vec<crate::runs::Snapshot>, SlaError> {
         Self::allow(who, Action::Administer)?;
         let mut tx = self.store.read().await?;
         let rows = tx.all_snapshots().await?;
@@ -216,17 +320,14 @@ impl Catalog {
     }
 
     /// How many runs ended in each state (`running`, `committing`, `succeeded`, `failed`).
-    pub async fn run_counts(
-        &self,
-        who: &crate::Principal,
-    ) -> Result<Vec<(String, i64)>, CatalogError> {
+    pub async fn run_counts(&self, who: &crate::Principal) -> Result<Vec<(String, i64)>, SlaError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         Ok(tx.run_counts().await?)
     }
 
     /// Records a webhook delivery (`first`: a new one; else its next attempt).
-    pub async fn log_delivery(&self, row: &DeliveryRow, first: bool) -> Result<(), CatalogError> {
+    pub async fn log_delivery(&self, row: &DeliveryRow, first: bool) -> Result<(), StoreError> {
         let mut tx = self.store.write().await?;
         if first {
             tx.insert_delivery(row).await?;
@@ -242,10 +343,11 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         limit: i64,
-    ) -> Result<Vec<DeliveryRow>, CatalogError> {
+    ) -> Result<Vec<Delivery>, SlaError> {
         Self::allow(who, Action::Administer)?;
         let mut tx = self.store.read().await?;
-        Ok(tx.deliveries(limit.clamp(1, 1000)).await?)
+        let rows = tx.deliveries(limit.clamp(1, 1000)).await?;
+        Ok(rows.into_iter().map(Delivery::from).collect())
     }
 
     async fn sla_pass(
@@ -253,7 +355,7 @@ impl Catalog {
         who: &crate::Principal,
         options: &SlaOptions,
         record: bool,
-    ) -> Result<SlaReport, CatalogError> {
+    ) -> Result<SlaReport, SlaError> {
         let now = self.clock.now();
         let keep = Duration::days(KEEP_DAYS);
         let window = options.window.clamp(Duration::seconds(1), keep);
@@ -315,24 +417,26 @@ impl Catalog {
         options: &SlaOptions,
         after: Option<&str>,
         since: &str,
-    ) -> Result<Option<Page>, CatalogError> {
+    ) -> Result<Option<Page>, SlaError> {
         let mut tx = self.store.read().await?;
         let products: Vec<(ProductRow, VersionRow)> = match &options.product {
             Some(id) => {
                 if after.is_some() {
                     return Ok(None);
                 }
-                let product = tx
-                    .product(id)
-                    .await?
-                    .ok_or_else(|| CatalogError::NotFound(format!("data product `{id}`")))?;
+                let product = tx.product(id).await?.ok_or_else(|| Missing::Product {
+                    product: id.clone(),
+                })?;
                 let Some(latest) = product.latest.clone() else {
                     return Ok(Some(Page::empty(id)));
                 };
                 let version = tx
                     .version(id, &latest)
                     .await?
-                    .ok_or_else(|| CatalogError::NotFound(format!("version {latest} of `{id}`")))?;
+                    .ok_or_else(|| Missing::Version {
+                        product: id.clone(),
+                        version: latest.clone(),
+                    })?;
                 vec![(product, version)]
             }
             None => tx.latest_versions(after, PAGE).await?,
@@ -385,7 +489,7 @@ impl Catalog {
         page: &Page,
         ports: &mut [PortSla],
         report: &mut SlaReport,
-    ) -> Result<(), CatalogError> {
+    ) -> Result<(), SlaError> {
         let at = stamp(now);
         let mut tx = self.store.write().await?;
         let mut seen = std::collections::HashSet::new();
@@ -416,10 +520,12 @@ impl Catalog {
                             .await?;
                         o.violation = Some(row.id.clone());
                         o.since = Some(row.started_at.clone());
-                        report.opened.push(row);
+                        report.opened.push(row.into());
                     }
                     ("met", Some(v)) => {
-                        report.recovered.extend(close(&mut *tx, v, &at, who).await?);
+                        report
+                            .recovered
+                            .extend(close(&mut *tx, v, &at, who).await?.map(Violation::from));
                     }
                     _ => {}
                 }
@@ -429,7 +535,9 @@ impl Catalog {
         // the product was retired) is not breached any more either.
         for (k, v) in &page.open {
             if !seen.contains(k) {
-                report.recovered.extend(close(&mut *tx, v, &at, who).await?);
+                report
+                    .recovered
+                    .extend(close(&mut *tx, v, &at, who).await?.map(Violation::from));
             }
         }
         tx.commit().await?;
@@ -454,7 +562,7 @@ async fn close(
     v: &ViolationRow,
     at: &str,
     who: &crate::Principal,
-) -> Result<Option<ViolationRow>, CatalogError> {
+) -> Result<Option<ViolationRow>, StoreError> {
     if !tx.end_violation(&v.id, at).await? {
         return Ok(None);
     }
@@ -471,7 +579,7 @@ fn violation_event(kind: &str, v: &ViolationRow, at: &str, who: &crate::Principa
         kind: kind.to_owned(),
         subject: v.product.clone(),
         actor: who.name.clone(),
-        payload: serde_json::to_value(v).unwrap_or_default(),
+        payload: serde_json::to_value(Violation::from(v.clone())).unwrap_or_default(),
     }
 }
 

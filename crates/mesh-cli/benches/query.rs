@@ -255,6 +255,8 @@ fn main() {
             location: mesh_engine::source::Location::from_path(&location, Some("delta")).unwrap(),
             delta_version: Some(version),
             columns: None,
+            masks: Vec::new(),
+            mask: mesh_engine::mask::Mask::Null,
         };
         mesh_engine::pipeline::register_input(
             &ctx,

@@ -1,34 +1,39 @@
-//! The catalog a command talks to: the local database (as its admin), or a `mesh serve` over HTTP
-//! with a token. Both give the same typed answers, so every command prints the same either way.
+//! The catalog a command talks to, behind one trait ([`CatalogApi`]): the local database (as its
+//! admin, or as the principal a `--token` names), or a `mesh serve` over HTTP with a token. Both
+//! give the same typed answers and fail with the same problem documents, so every command prints
+//! the same either way. The remote side calls the paths `mesh_service::routes` lists, the same
+//! list the server serves.
 
 use std::fmt;
+use std::sync::Arc;
 
 use mesh_catalog::access::{AccessAsk, AccessDecision, GrantView, RequestView};
+use mesh_catalog::audit::{AuditReport, Event, Usage};
 use mesh_catalog::governance::{
     EffectivePolicies, PolicyBundle, PolicyBundleView, PolicyPublishReport, PolicyScope,
 };
+use mesh_catalog::lifecycle::Deprecation;
+use mesh_catalog::lineage::{Direction, Graph};
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::search::{SearchQuery, SearchResults};
-use mesh_catalog::store::DeliveryRow;
+use mesh_catalog::sla::{Delivery, SlaOptions, SlaReport, Violation};
 use mesh_catalog::{
-    AuditReport, Bundle, Catalog, CatalogError, Deprecation, Principal, ProductView, PublishReport,
-    VersionView,
+    Bundle, ErrorCode, Principal, Problem, ProductView, PublishReport, ToProblem, VersionView,
 };
+use mesh_engine::query::ResultFormat;
+use mesh_service::routes::{self, path, with_query};
+use mesh_service::{ResolvedInput, Service};
 use serde::de::DeserializeOwned;
-
-fn bad_request(message: String) -> Failure {
-    Failure::Catalog(CatalogError::BadRequest(message))
-}
 
 /// Why a catalog call failed.
 #[derive(Debug)]
 pub(crate) enum Failure {
-    /// The local catalog refused or failed.
-    Catalog(CatalogError),
-    /// The server answered with a problem document.
-    Remote {
-        status: u16,
-        problem: serde_json::Value,
+    /// A refusal or failure as a problem document: the server's, or built from the local
+    /// catalog's error by the same mapping the server uses.
+    Problem {
+        problem: Box<Problem>,
+        /// A server sent it (its HTTP status is shown).
+        remote: bool,
     },
     /// The server could not be reached, or answered something that is not mesh.
     Transport(String),
@@ -37,107 +42,462 @@ pub(crate) enum Failure {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Failure::Catalog(e) => write!(f, "{e}"),
-            Failure::Remote { status, problem } => write!(
-                f,
-                "{} ({status})",
-                problem["detail"]
-                    .as_str()
-                    .unwrap_or("the server refused the request")
-            ),
+            Failure::Problem {
+                problem,
+                remote: true,
+            } => {
+                let detail = if problem.detail.is_empty() {
+                    "the server refused the request"
+                } else {
+                    &problem.detail
+                };
+                write!(f, "{detail} ({})", problem.status)
+            }
+            Failure::Problem { problem, .. } => f.write_str(&problem.detail),
             Failure::Transport(e) => f.write_str(e),
         }
     }
 }
 
-impl From<CatalogError> for Failure {
-    fn from(e: CatalogError) -> Self {
-        Failure::Catalog(e)
+impl std::error::Error for Failure {}
+
+impl<E: ToProblem> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Problem {
+            problem: Box::new(e.problem()),
+            remote: false,
+        }
     }
 }
 
 impl Failure {
+    fn local(code: ErrorCode, detail: String) -> Failure {
+        Failure::Problem {
+            problem: Box::new(Problem::new(code, detail)),
+            remote: false,
+        }
+    }
+
     /// A problem code, the same for both kinds (`not_found`, `incompatible`, ...).
     pub(crate) fn code(&self) -> &str {
         match self {
-            Failure::Catalog(e) => crate::cmd::show::error_code(e),
-            Failure::Remote { problem, .. } => problem["code"].as_str().unwrap_or("error"),
+            Failure::Problem { problem, .. } if !problem.code.is_empty() => &problem.code,
+            Failure::Problem { .. } => "error",
             Failure::Transport(_) => "unreachable",
         }
     }
 
     /// Refusals are findings about the user's input (exit 1); anything else is an error (exit 2).
     pub(crate) fn is_refusal(&self) -> bool {
-        matches!(
-            self.code(),
-            "invalid"
-                | "policy"
-                | "invalid_policies"
-                | "version_exists"
-                | "incompatible"
-                | "lifecycle"
-                | "bad_request"
-                | "not_found"
-        )
+        ErrorCode::parse(self.code()).is_some_and(ErrorCode::is_refusal)
+    }
+
+    /// The problem document, when there is one.
+    pub(crate) fn problem(&self) -> Option<&Problem> {
+        match self {
+            Failure::Problem { problem, .. } => Some(problem),
+            Failure::Transport(_) => None,
+        }
     }
 
     /// The problem's list of problems (`invalid_policies`), one line each.
     pub(crate) fn problems(&self) -> Vec<String> {
-        match self {
-            Failure::Catalog(CatalogError::InvalidPolicies(p)) => p.clone(),
-            Failure::Remote { problem, .. } => problem["problems"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|p| p.as_str().map(str::to_owned))
-                .collect(),
-            _ => Vec::new(),
-        }
+        self.problem()
+            .and_then(|p| p.problems.clone())
+            .unwrap_or_default()
     }
 
     /// The policy violations of a `policy` refusal, as (policy, enforcement, message).
     pub(crate) fn violations(&self) -> Vec<(String, String, String)> {
-        match self {
-            Failure::Catalog(CatalogError::PolicyViolation { violations, .. }) => violations
-                .iter()
-                .map(|v| {
-                    (
-                        v.policy.clone(),
-                        v.enforcement.as_str().to_owned(),
-                        v.message.clone(),
-                    )
-                })
-                .collect(),
-            Failure::Remote { problem, .. } => problem["violations"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| {
-                    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
-                    (text("policy"), text("enforcement"), text("message"))
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
+        self.problem()
+            .and_then(|p| p.violations.as_ref())
+            .and_then(|v| v.as_array())
+            .into_iter()
+            .flatten()
+            .map(|v| {
+                let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+                (text("policy"), text("enforcement"), text("message"))
+            })
+            .collect()
     }
 
-    /// The problem as JSON (what the API returns; built locally for the local catalog).
+    /// The problem as JSON (what the API returns).
     pub(crate) fn to_json(&self) -> serde_json::Value {
         match self {
-            Failure::Catalog(e) => crate::cmd::show::error_json(e),
-            Failure::Remote { problem, .. } => problem.clone(),
+            Failure::Problem { problem, .. } => serde_json::to_value(problem).unwrap_or_default(),
             Failure::Transport(e) => serde_json::json!({ "code": "unreachable", "detail": e }),
         }
     }
 }
 
-/// A catalog: local or remote.
-#[derive(Debug)]
-pub(crate) enum Client {
-    Local(Catalog, Principal),
-    Remote(Remote),
+/// Every catalog operation a command uses, on the local catalog or a server.
+#[async_trait::async_trait]
+pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
+    /// A server, rather than the catalog database.
+    fn is_remote(&self) -> bool {
+        false
+    }
+    async fn publish(&self, bundle: &Bundle, dry_run: bool) -> Result<PublishReport, Failure>;
+    async fn product(&self, id: &str) -> Result<ProductView, Failure>;
+    async fn versions(&self, id: &str) -> Result<Vec<VersionView>, Failure>;
+    async fn version(&self, id: &str, selector: &str) -> Result<VersionView, Failure>;
+    async fn deprecate(
+        &self,
+        id: &str,
+        version: &str,
+        sunset: chrono::NaiveDate,
+        guide: &str,
+    ) -> Result<Deprecation, Failure>;
+    async fn retire(&self, id: &str, version: &str) -> Result<VersionView, Failure>;
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, Failure>;
+    async fn lineage(
+        &self,
+        product: &str,
+        depth: usize,
+        direction: Direction,
+        column: Option<&str>,
+    ) -> Result<Graph, Failure>;
+    async fn ingest_lineage(&self, event: &serde_json::Value) -> Result<(), Failure>;
+    async fn publish_policies(
+        &self,
+        scope: &PolicyScope,
+        bundle: PolicyBundle,
+        dry_run: bool,
+    ) -> Result<PolicyPublishReport, Failure>;
+    async fn policy_versions(&self, scope: &PolicyScope) -> Result<Vec<PolicyBundleView>, Failure>;
+    async fn effective_policies(&self, domain: Option<&str>) -> Result<EffectivePolicies, Failure>;
+    async fn audit(&self) -> Result<AuditReport, Failure>;
+    async fn events(
+        &self,
+        after: i64,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> Result<Vec<Event>, Failure>;
+    async fn begin_run(&self, start: &RunStart) -> Result<RunView, Failure>;
+    async fn committing_run(&self, id: &str, version: i64) -> Result<RunView, Failure>;
+    async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<RunView, Failure>;
+    async fn settle_run(&self, id: &str, version: Option<i64>) -> Result<RunView, Failure>;
+    async fn run(&self, id: &str) -> Result<RunView, Failure>;
+    /// A product's runs, newest first; with `open`, only the unfinished ones of `port`.
+    async fn runs(
+        &self,
+        product: &str,
+        port: Option<&str>,
+        open: bool,
+        limit: i64,
+    ) -> Result<Vec<RunView>, Failure>;
+    async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure>;
+    /// The input ports of a product's latest version, resolved for a run (grants checked).
+    async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure>;
+    async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure>;
+    async fn access_requests(
+        &self,
+        product: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<RequestView>, Failure>;
+    async fn decide_access(
+        &self,
+        id: &str,
+        decision: &AccessDecision,
+    ) -> Result<RequestView, Failure>;
+    async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure>;
+    async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure>;
+    /// Who reads a product's ports through the query port.
+    async fn usage(&self, product: &str) -> Result<Vec<Usage>, Failure>;
+    /// A governed read, as `{columns, rows}`.
+    async fn query(&self, sql: &str) -> Result<serde_json::Value, Failure>;
+    /// A governed read as CSV, Arrow IPC or Parquet, written to `out` as it is produced.
+    async fn query_to(
+        &self,
+        sql: &str,
+        format: ResultFormat,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), Failure>;
+    /// The service levels of every product's output ports (or one product's), measured now.
+    async fn sla(&self, product: Option<&str>, window: &str) -> Result<SlaReport, Failure>;
+    /// One monitor pass that records violations and recoveries: locally with these options
+    /// (and the webhook deliveries it made), or the server's own pass.
+    async fn sla_check(
+        &self,
+        options: &mesh_service::monitor::MonitorOptions,
+    ) -> Result<(SlaReport, Vec<Delivery>), Failure>;
+    async fn sla_violations(
+        &self,
+        product: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Violation>, Failure>;
+    async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, Failure>;
 }
 
+/// The catalog database itself, as one principal.
+#[derive(Debug)]
+pub(crate) struct Local {
+    service: Service,
+    who: Principal,
+}
+
+impl Local {
+    pub(crate) fn new(service: Service, who: Principal) -> Local {
+        Local { service, who }
+    }
+}
+
+/// A window such as `28d`, or a bad request.
+fn window(text: &str) -> Result<chrono::Duration, Failure> {
+    mesh_service::monitor::parse_window(text).map_err(|e| Failure::local(ErrorCode::BadRequest, e))
+}
+
+fn written(e: std::io::Error) -> Failure {
+    Failure::Transport(format!("writing the result: {e}"))
+}
+
+#[async_trait::async_trait]
+impl CatalogApi for Local {
+    async fn publish(&self, bundle: &Bundle, dry_run: bool) -> Result<PublishReport, Failure> {
+        Ok(self.catalog().publish(&self.who, bundle, dry_run).await?)
+    }
+
+    async fn product(&self, id: &str) -> Result<ProductView, Failure> {
+        Ok(self.catalog().product(&self.who, id).await?)
+    }
+
+    async fn versions(&self, id: &str) -> Result<Vec<VersionView>, Failure> {
+        Ok(self.catalog().versions(&self.who, id).await?)
+    }
+
+    async fn version(&self, id: &str, selector: &str) -> Result<VersionView, Failure> {
+        Ok(self.catalog().version(&self.who, id, selector).await?)
+    }
+
+    async fn deprecate(
+        &self,
+        id: &str,
+        version: &str,
+        sunset: chrono::NaiveDate,
+        guide: &str,
+    ) -> Result<Deprecation, Failure> {
+        Ok(self
+            .catalog()
+            .deprecate(&self.who, id, version, sunset, guide)
+            .await?)
+    }
+
+    async fn retire(&self, id: &str, version: &str) -> Result<VersionView, Failure> {
+        Ok(self.catalog().retire(&self.who, id, version).await?)
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, Failure> {
+        Ok(self.catalog().search(&self.who, query).await?)
+    }
+
+    async fn lineage(
+        &self,
+        product: &str,
+        depth: usize,
+        direction: Direction,
+        column: Option<&str>,
+    ) -> Result<Graph, Failure> {
+        Ok(self
+            .catalog()
+            .product_lineage(&self.who, product, depth, direction, column)
+            .await?)
+    }
+
+    async fn ingest_lineage(&self, event: &serde_json::Value) -> Result<(), Failure> {
+        self.catalog().ingest_lineage(&self.who, event).await?;
+        Ok(())
+    }
+
+    async fn publish_policies(
+        &self,
+        scope: &PolicyScope,
+        bundle: PolicyBundle,
+        dry_run: bool,
+    ) -> Result<PolicyPublishReport, Failure> {
+        Ok(self
+            .catalog()
+            .publish_policies(&self.who, scope, bundle, dry_run)
+            .await?)
+    }
+
+    async fn policy_versions(&self, scope: &PolicyScope) -> Result<Vec<PolicyBundleView>, Failure> {
+        Ok(self.catalog().policy_bundles(&self.who, scope).await?)
+    }
+
+    async fn effective_policies(&self, domain: Option<&str>) -> Result<EffectivePolicies, Failure> {
+        Ok(self.catalog().effective_policies(&self.who, domain).await?)
+    }
+
+    async fn audit(&self) -> Result<AuditReport, Failure> {
+        Ok(self.catalog().audit(&self.who).await?)
+    }
+
+    async fn events(
+        &self,
+        after: i64,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> Result<Vec<Event>, Failure> {
+        Ok(self
+            .catalog()
+            .events(&self.who, after, limit, subject)
+            .await?)
+    }
+
+    async fn begin_run(&self, start: &RunStart) -> Result<RunView, Failure> {
+        Ok(self.catalog().begin_run(&self.who, start).await?)
+    }
+
+    async fn committing_run(&self, id: &str, version: i64) -> Result<RunView, Failure> {
+        Ok(self
+            .catalog()
+            .committing_run(&self.who, id, version)
+            .await?)
+    }
+
+    async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<RunView, Failure> {
+        Ok(self.catalog().finish_run(&self.who, id, end).await?)
+    }
+
+    async fn settle_run(&self, id: &str, version: Option<i64>) -> Result<RunView, Failure> {
+        Ok(self.catalog().settle_run(&self.who, id, version).await?)
+    }
+
+    async fn run(&self, id: &str) -> Result<RunView, Failure> {
+        Ok(self.catalog().run(&self.who, id).await?)
+    }
+
+    async fn runs(
+        &self,
+        product: &str,
+        port: Option<&str>,
+        open: bool,
+        limit: i64,
+    ) -> Result<Vec<RunView>, Failure> {
+        Ok(match (open, port) {
+            (true, Some(port)) => self.catalog().open_runs(&self.who, product, port).await?,
+            _ => self.catalog().runs(&self.who, product, port, limit).await?,
+        })
+    }
+
+    async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure> {
+        Ok(self.catalog().snapshots(&self.who, product).await?)
+    }
+
+    async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure> {
+        Ok(self.service.pipeline_inputs(&self.who, product).await?)
+    }
+
+    async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {
+        Ok(self.catalog().request_access(&self.who, ask).await?)
+    }
+
+    async fn access_requests(
+        &self,
+        product: Option<&str>,
+        state: Option<&str>,
+    ) -> Result<Vec<RequestView>, Failure> {
+        Ok(self
+            .catalog()
+            .access_requests(&self.who, product, state)
+            .await?)
+    }
+
+    async fn decide_access(
+        &self,
+        id: &str,
+        decision: &AccessDecision,
+    ) -> Result<RequestView, Failure> {
+        Ok(self
+            .catalog()
+            .decide_access(&self.who, id, decision)
+            .await?)
+    }
+
+    async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure> {
+        Ok(self.catalog().access_grants(&self.who, product).await?)
+    }
+
+    async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
+        Ok(self.catalog().revoke_access(&self.who, id, reason).await?)
+    }
+
+    async fn usage(&self, product: &str) -> Result<Vec<Usage>, Failure> {
+        Ok(self.catalog().usage(&self.who, product).await?)
+    }
+
+    async fn query(&self, sql: &str) -> Result<serde_json::Value, Failure> {
+        let (schema, batches) = self.service.read_all(&self.who, sql).await?;
+        let rows =
+            mesh_engine::query::json_rows(&batches).map_err(mesh_service::ReadError::from)?;
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+        Ok(serde_json::json!({ "columns": columns, "rows": rows }))
+    }
+
+    async fn query_to(
+        &self,
+        sql: &str,
+        format: ResultFormat,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<(), Failure> {
+        use futures::StreamExt as _;
+        let encoding = |e| Failure::from(mesh_service::ReadError::from(e));
+        let mut read = self.service.read(&self.who, sql).await?;
+        let mut encoder =
+            mesh_engine::query::Encoder::new(format, read.schema).map_err(encoding)?;
+        while let Some(batch) = read.batches.next().await {
+            out.write_all(&encoder.push(&batch?).map_err(encoding)?)
+                .map_err(written)?;
+        }
+        out.write_all(&encoder.finish().map_err(encoding)?)
+            .map_err(written)?;
+        Ok(())
+    }
+
+    async fn sla(&self, product: Option<&str>, window_text: &str) -> Result<SlaReport, Failure> {
+        let options = SlaOptions {
+            window: window(window_text)?,
+            product: product.map(str::to_owned),
+        };
+        Ok(self.catalog().sla(&self.who, &options).await?)
+    }
+
+    async fn sla_check(
+        &self,
+        options: &mesh_service::monitor::MonitorOptions,
+    ) -> Result<(SlaReport, Vec<Delivery>), Failure> {
+        let monitor = mesh_service::monitor::Monitor::new(
+            options.clone(),
+            Arc::new(mesh_server::notify::HttpSender::new()),
+        );
+        let (report, deliveries) =
+            Box::pin(monitor.check(self.catalog(), &self.who, false)).await?;
+        Ok((report, deliveries.into_iter().map(Delivery::from).collect()))
+    }
+
+    async fn sla_violations(
+        &self,
+        product: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Violation>, Failure> {
+        Ok(self
+            .catalog()
+            .sla_violations(&self.who, product, limit)
+            .await?)
+    }
+
+    async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, Failure> {
+        Ok(self.catalog().deliveries(&self.who, limit).await?)
+    }
+}
+
+impl Local {
+    fn catalog(&self) -> &mesh_catalog::Catalog {
+        self.service.catalog()
+    }
+}
+
+/// A `mesh serve`, with a token.
 #[derive(Debug)]
 pub(crate) struct Remote {
     base: String,
@@ -176,9 +536,11 @@ impl Remote {
             ))
         })
     }
-}
 
-impl Remote {
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
     /// A POST of `body` as JSON, answered with JSON.
     async fn post<T: DeserializeOwned>(
         &self,
@@ -217,34 +579,17 @@ impl Remote {
             .bytes()
             .await
             .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?;
-        let problem = serde_json::from_slice(&bytes).unwrap_or_else(
-            |_| serde_json::json!({ "code": "error", "detail": String::from_utf8_lossy(&bytes) }),
-        );
-        Err(Failure::Remote {
-            status: status.as_u16(),
-            problem,
+        let mut problem: Problem = serde_json::from_slice(&bytes).unwrap_or_else(|_| Problem {
+            code: "error".into(),
+            detail: String::from_utf8_lossy(&bytes).into_owned(),
+            ..Problem::default()
+        });
+        problem.status = status.as_u16();
+        Err(Failure::Problem {
+            problem: Box::new(problem),
+            remote: true,
         })
     }
-}
-
-/// A governed read on the local catalog: the server's own path.
-async fn local_read(
-    catalog: &Catalog,
-    who: &Principal,
-    sql: &str,
-) -> Result<
-    (
-        mesh_engine::query::SchemaRef,
-        Vec<mesh_engine::query::RecordBatch>,
-    ),
-    Failure,
-> {
-    Ok(mesh_server::governed_read(catalog, who, sql).await?)
-}
-
-/// Percent-encodes one path segment.
-fn segment(text: &str) -> String {
-    mesh_server::percent_encode(text)
 }
 
 fn bundle_json(bundle: &Bundle) -> serde_json::Value {
@@ -256,578 +601,318 @@ fn bundle_json(bundle: &Bundle) -> serde_json::Value {
     })
 }
 
-impl Client {
-    pub(crate) async fn publish(
-        &self,
-        bundle: &Bundle,
-        dry_run: bool,
-    ) -> Result<PublishReport, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.publish(who, bundle, dry_run).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/products?dry_run={dry_run}");
-                r.call(reqwest::Method::POST, &path, Some(bundle_json(bundle)))
-                    .await
-            }
-        }
+fn product_path(template: &str, product: &str) -> String {
+    path(template, &[("product", product)])
+}
+
+fn id_path(template: &str, id: &str) -> String {
+    path(template, &[("id", id)])
+}
+
+#[async_trait::async_trait]
+impl CatalogApi for Remote {
+    fn is_remote(&self) -> bool {
+        true
     }
 
-    pub(crate) async fn product(&self, id: &str) -> Result<ProductView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.product(who, id).await?),
-            Client::Remote(r) => {
-                r.call(
-                    reqwest::Method::GET,
-                    &format!("/api/v1/products/{}", segment(id)),
-                    None,
-                )
-                .await
-            }
-        }
+    async fn publish(&self, bundle: &Bundle, dry_run: bool) -> Result<PublishReport, Failure> {
+        let path = with_query(routes::PRODUCTS, &[("dry_run", Some(&dry_run.to_string()))]);
+        self.call(reqwest::Method::POST, &path, Some(bundle_json(bundle)))
+            .await
     }
 
-    pub(crate) async fn versions(&self, id: &str) -> Result<Vec<VersionView>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.versions(who, id).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/products/{}/versions", segment(id));
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn product(&self, id: &str) -> Result<ProductView, Failure> {
+        self.get(&product_path(routes::PRODUCT, id)).await
     }
 
-    pub(crate) async fn version(&self, id: &str, selector: &str) -> Result<VersionView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.version(who, id, selector).await?),
-            Client::Remote(r) => {
-                let path = format!(
-                    "/api/v1/products/{}/versions/{}",
-                    segment(id),
-                    segment(selector)
-                );
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn versions(&self, id: &str) -> Result<Vec<VersionView>, Failure> {
+        self.get(&product_path(routes::PRODUCT_VERSIONS, id)).await
     }
 
-    pub(crate) async fn deprecate(
+    async fn version(&self, id: &str, selector: &str) -> Result<VersionView, Failure> {
+        let path = path(
+            routes::PRODUCT_VERSION,
+            &[("product", id), ("version", selector)],
+        );
+        self.get(&path).await
+    }
+
+    async fn deprecate(
         &self,
         id: &str,
         version: &str,
         sunset: chrono::NaiveDate,
         guide: &str,
     ) -> Result<Deprecation, Failure> {
-        match self {
-            Client::Local(catalog, who) => {
-                Ok(catalog.deprecate(who, id, version, sunset, guide).await?)
-            }
-            Client::Remote(r) => {
-                let path = format!(
-                    "/api/v1/products/{}/versions/{}/deprecate",
-                    segment(id),
-                    segment(version)
-                );
-                let body =
-                    serde_json::json!({ "sunset": sunset.to_string(), "migration_guide": guide });
-                r.call(reqwest::Method::POST, &path, Some(body)).await
-            }
-        }
+        let path = path(routes::DEPRECATE, &[("product", id), ("version", version)]);
+        let body = serde_json::json!({ "sunset": sunset.to_string(), "migration_guide": guide });
+        self.post(&path, &body).await
     }
 
-    pub(crate) async fn search(&self, query: &SearchQuery) -> Result<SearchResults, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.search(who, query).await?),
-            Client::Remote(r) => {
-                let mut path = format!("/api/v1/search?q={}", segment(&query.q));
-                for (key, value) in [
-                    ("domain", &query.domain),
-                    ("tag", &query.tag),
-                    ("type", &query.product_type),
-                    ("classification", &query.classification),
-                    ("status", &query.status),
-                ] {
-                    if let Some(value) = value {
-                        path.push_str(&format!("&{key}={}", segment(value)));
-                    }
-                }
-                if let Some(limit) = query.limit {
-                    path.push_str(&format!("&limit={limit}"));
-                }
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn retire(&self, id: &str, version: &str) -> Result<VersionView, Failure> {
+        let path = path(routes::RETIRE, &[("product", id), ("version", version)]);
+        self.call(reqwest::Method::POST, &path, None).await
     }
 
-    pub(crate) async fn lineage(
+    async fn search(&self, query: &SearchQuery) -> Result<SearchResults, Failure> {
+        let limit = query.limit.map(|l| l.to_string());
+        let path = with_query(
+            routes::SEARCH,
+            &[
+                ("q", Some(query.q.as_str())),
+                ("domain", query.domain.as_deref()),
+                ("tag", query.tag.as_deref()),
+                ("type", query.product_type.as_deref()),
+                ("classification", query.classification.as_deref()),
+                ("status", query.status.as_deref()),
+                ("limit", limit.as_deref()),
+            ],
+        );
+        self.get(&path).await
+    }
+
+    async fn lineage(
         &self,
         product: &str,
         depth: usize,
-        direction: mesh_catalog::lineage::Direction,
+        direction: Direction,
         column: Option<&str>,
-    ) -> Result<mesh_catalog::lineage::Graph, Failure> {
-        use mesh_catalog::lineage::Direction;
-        match self {
-            Client::Local(catalog, who) => Ok(catalog
-                .product_lineage(who, product, depth, direction, column)
-                .await?),
-            Client::Remote(r) => {
-                let direction = match direction {
-                    Direction::Upstream => "upstream",
-                    Direction::Downstream => "downstream",
-                    Direction::Both => "both",
-                };
-                let mut path = format!(
-                    "/api/v1/products/{}/lineage?direction={direction}&depth={depth}",
-                    segment(product)
-                );
-                if let Some(column) = column {
-                    path.push_str(&format!("&column={}", segment(column)));
-                }
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    ) -> Result<Graph, Failure> {
+        let direction = match direction {
+            Direction::Upstream => "upstream",
+            Direction::Downstream => "downstream",
+            Direction::Both => "both",
+        };
+        let depth = depth.to_string();
+        let path = with_query(
+            &product_path(routes::PRODUCT_LINEAGE, product),
+            &[
+                ("direction", Some(direction)),
+                ("depth", Some(&depth)),
+                ("column", column),
+            ],
+        );
+        self.get(&path).await
     }
 
-    pub(crate) async fn retire(&self, id: &str, version: &str) -> Result<VersionView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.retire(who, id, version).await?),
-            Client::Remote(r) => {
-                let path = format!(
-                    "/api/v1/products/{}/versions/{}/retire",
-                    segment(id),
-                    segment(version)
-                );
-                r.call(reqwest::Method::POST, &path, None).await
-            }
-        }
+    async fn ingest_lineage(&self, event: &serde_json::Value) -> Result<(), Failure> {
+        let _: serde_json::Value = self.post(routes::LINEAGE, event).await?;
+        Ok(())
     }
 
-    pub(crate) async fn publish_policies(
+    async fn publish_policies(
         &self,
         scope: &PolicyScope,
         bundle: PolicyBundle,
         dry_run: bool,
     ) -> Result<PolicyPublishReport, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog
-                .publish_policies(who, scope, bundle, dry_run)
-                .await?),
-            Client::Remote(r) => {
-                let path = format!(
-                    "/api/v1/policies/{}?dry_run={dry_run}",
-                    segment(scope.name())
-                );
-                r.post(&path, &bundle).await
-            }
-        }
+        let path = with_query(
+            &path(routes::POLICY_SCOPE, &[("scope", scope.name())]),
+            &[("dry_run", Some(&dry_run.to_string()))],
+        );
+        self.post(&path, &bundle).await
     }
 
-    pub(crate) async fn policy_versions(
+    async fn policy_versions(&self, scope: &PolicyScope) -> Result<Vec<PolicyBundleView>, Failure> {
+        self.get(&path(routes::POLICY_VERSIONS, &[("scope", scope.name())]))
+            .await
+    }
+
+    async fn effective_policies(&self, domain: Option<&str>) -> Result<EffectivePolicies, Failure> {
+        self.get(&with_query(routes::POLICIES, &[("domain", domain)]))
+            .await
+    }
+
+    async fn audit(&self) -> Result<AuditReport, Failure> {
+        self.call(reqwest::Method::POST, routes::AUDIT, None).await
+    }
+
+    async fn events(
         &self,
-        scope: &PolicyScope,
-    ) -> Result<Vec<PolicyBundleView>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.policy_bundles(who, scope).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/policies/{}/versions", segment(scope.name()));
-                r.call(reqwest::Method::GET, &path, None).await
-            }
+        after: i64,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> Result<Vec<Event>, Failure> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            items: Vec<Event>,
         }
+        let (after, limit) = (after.to_string(), limit.to_string());
+        let path = with_query(
+            routes::EVENTS,
+            &[
+                ("after", Some(&after)),
+                ("limit", Some(&limit)),
+                ("subject", subject),
+            ],
+        );
+        let page: Page = self.get(&path).await?;
+        Ok(page.items)
     }
 
-    pub(crate) async fn effective_policies(
-        &self,
-        domain: Option<&str>,
-    ) -> Result<EffectivePolicies, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.effective_policies(who, domain).await?),
-            Client::Remote(r) => {
-                let path = match domain {
-                    Some(d) => format!("/api/v1/policies?domain={}", segment(d)),
-                    None => "/api/v1/policies".to_owned(),
-                };
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn begin_run(&self, start: &RunStart) -> Result<RunView, Failure> {
+        self.post(routes::RUNS, start).await
     }
 
-    pub(crate) async fn audit(&self) -> Result<AuditReport, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.audit(who).await?),
-            Client::Remote(r) => r.call(reqwest::Method::POST, "/api/v1/audit", None).await,
-        }
+    async fn committing_run(&self, id: &str, version: i64) -> Result<RunView, Failure> {
+        let body = serde_json::json!({ "delta_version": version });
+        self.post(&id_path(routes::RUN_COMMITTING, id), &body).await
     }
 
-    pub(crate) async fn begin_run(&self, start: &RunStart) -> Result<RunView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.begin_run(who, start).await?),
-            Client::Remote(r) => r.post("/api/v1/runs", start).await,
-        }
+    async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<RunView, Failure> {
+        self.post(&id_path(routes::RUN_FINISH, id), end).await
     }
 
-    pub(crate) async fn committing_run(&self, id: &str, version: i64) -> Result<RunView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.committing_run(who, id, version).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/runs/{}/committing", segment(id));
-                let body = serde_json::json!({ "delta_version": version });
-                r.call(reqwest::Method::POST, &path, Some(body)).await
-            }
-        }
+    async fn settle_run(&self, id: &str, version: Option<i64>) -> Result<RunView, Failure> {
+        let body = serde_json::json!({ "delta_version": version });
+        self.post(&id_path(routes::RUN_SETTLE, id), &body).await
     }
 
-    pub(crate) async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<RunView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.finish_run(who, id, end).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/runs/{}/finish", segment(id));
-                r.post(&path, end).await
-            }
-        }
+    async fn run(&self, id: &str) -> Result<RunView, Failure> {
+        self.get(&id_path(routes::RUN, id)).await
     }
 
-    pub(crate) async fn settle_run(
-        &self,
-        id: &str,
-        version: Option<i64>,
-    ) -> Result<RunView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.settle_run(who, id, version).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/runs/{}/settle", segment(id));
-                let body = serde_json::json!({ "delta_version": version });
-                r.call(reqwest::Method::POST, &path, Some(body)).await
-            }
-        }
-    }
-
-    pub(crate) async fn run(&self, id: &str) -> Result<RunView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.run(who, id).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/runs/{}", segment(id));
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
-    }
-
-    /// A product's runs, newest first; with `open`, only the unfinished ones of `port`.
-    pub(crate) async fn runs(
+    async fn runs(
         &self,
         product: &str,
         port: Option<&str>,
         open: bool,
         limit: i64,
     ) -> Result<Vec<RunView>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(match (open, port) {
-                (true, Some(port)) => catalog.open_runs(who, product, port).await?,
-                _ => catalog.runs(who, product, port, limit).await?,
-            }),
-            Client::Remote(r) => {
-                let mut path = format!(
-                    "/api/v1/products/{}/runs?limit={limit}&open={open}",
-                    segment(product)
-                );
-                if let Some(port) = port {
-                    path.push_str(&format!("&port={}", segment(port)));
-                }
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+        let (limit, open) = (limit.to_string(), open.to_string());
+        let path = with_query(
+            &product_path(routes::PRODUCT_RUNS, product),
+            &[
+                ("limit", Some(&limit)),
+                ("open", Some(&open)),
+                ("port", port),
+            ],
+        );
+        self.get(&path).await
     }
 
-    pub(crate) async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.snapshots(who, product).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/products/{}/snapshots", segment(product));
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure> {
+        self.get(&product_path(routes::PRODUCT_SNAPSHOTS, product))
+            .await
     }
 
-    pub(crate) async fn ingest_lineage(&self, event: &serde_json::Value) -> Result<(), Failure> {
-        match self {
-            Client::Local(catalog, who) => {
-                catalog.ingest_lineage(who, event).await?;
-                Ok(())
-            }
-            Client::Remote(r) => {
-                let _: serde_json::Value = r
-                    .call(
-                        reqwest::Method::POST,
-                        "/api/v1/lineage",
-                        Some(event.clone()),
-                    )
-                    .await?;
-                Ok(())
-            }
-        }
+    async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure> {
+        self.get(&product_path(routes::PRODUCT_INPUTS, product))
+            .await
     }
 
-    pub(crate) async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.request_access(who, ask).await?),
-            Client::Remote(r) => r.post("/api/v1/access/requests", ask).await,
-        }
+    async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {
+        self.post(routes::ACCESS_REQUESTS, ask).await
     }
 
-    pub(crate) async fn access_requests(
+    async fn access_requests(
         &self,
         product: Option<&str>,
         state: Option<&str>,
     ) -> Result<Vec<RequestView>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.access_requests(who, product, state).await?),
-            Client::Remote(r) => {
-                let mut path = "/api/v1/access/requests?".to_owned();
-                if let Some(p) = product {
-                    path.push_str(&format!("product={}&", segment(p)));
-                }
-                if let Some(s) = state {
-                    path.push_str(&format!("state={}", segment(s)));
-                }
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+        let path = with_query(
+            routes::ACCESS_REQUESTS,
+            &[("product", product), ("state", state)],
+        );
+        self.get(&path).await
     }
 
-    pub(crate) async fn decide_access(
+    async fn decide_access(
         &self,
         id: &str,
         decision: &AccessDecision,
     ) -> Result<RequestView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.decide_access(who, id, decision).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/access/requests/{}/decision", segment(id));
-                r.post(&path, decision).await
-            }
-        }
+        self.post(&id_path(routes::ACCESS_DECISION, id), decision)
+            .await
     }
 
-    pub(crate) async fn access_grants(
-        &self,
-        product: Option<&str>,
-    ) -> Result<Vec<GrantView>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.access_grants(who, product).await?),
-            Client::Remote(r) => {
-                let path = match product {
-                    Some(p) => format!("/api/v1/access/grants?product={}", segment(p)),
-                    None => "/api/v1/access/grants".to_owned(),
-                };
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure> {
+        self.get(&with_query(routes::ACCESS_GRANTS, &[("product", product)]))
+            .await
     }
 
-    /// Who reads a product's ports through the query port.
-    pub(crate) async fn usage(
-        &self,
-        product: &str,
-    ) -> Result<Vec<mesh_catalog::store::UsageRow>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.usage(who, product).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/products/{}/usage", segment(product));
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
+        let body = serde_json::json!({ "reason": reason });
+        self.post(&id_path(routes::ACCESS_REVOKE, id), &body).await
     }
 
-    /// The grants of a consuming product's service identity.
-    pub(crate) async fn consumer_grants(&self, consumer: &str) -> Result<Vec<GrantView>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.consumer_grants(who, consumer).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/access/grants?consumer={}", segment(consumer));
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    async fn usage(&self, product: &str) -> Result<Vec<Usage>, Failure> {
+        self.get(&product_path(routes::PRODUCT_USAGE, product))
+            .await
     }
 
-    pub(crate) async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.revoke_access(who, id, reason).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/access/grants/{}/revoke", segment(id));
-                r.call(
-                    reqwest::Method::POST,
-                    &path,
-                    Some(serde_json::json!({ "reason": reason })),
-                )
-                .await
-            }
-        }
+    async fn query(&self, sql: &str) -> Result<serde_json::Value, Failure> {
+        self.post(routes::QUERY, &serde_json::json!({ "sql": sql }))
+            .await
     }
 
-    /// A governed read as CSV, Arrow IPC or Parquet, written to `out` as it is produced.
-    pub(crate) async fn query_to(
+    async fn query_to(
         &self,
         sql: &str,
-        format: &str,
-        out: &mut dyn std::io::Write,
+        format: ResultFormat,
+        out: &mut (dyn std::io::Write + Send),
     ) -> Result<(), Failure> {
-        let parsed = mesh_engine::query::ResultFormat::parse(format).ok_or_else(|| {
-            Failure::Catalog(CatalogError::BadRequest(format!(
-                "format `{format}` is not json, csv, arrow or parquet"
-            )))
-        })?;
-        let written = |e: std::io::Error| Failure::Transport(format!("writing the result: {e}"));
-        match self {
-            Client::Local(catalog, who) => {
-                use futures::StreamExt as _;
-                let bad = |e: mesh_engine::pipeline::RunError| {
-                    Failure::Catalog(CatalogError::BadRequest(e.to_string()))
-                };
-                let mut read = mesh_server::governed_stream(catalog, who, sql).await?;
-                let mut encoder =
-                    mesh_engine::query::Encoder::new(parsed, read.schema).map_err(bad)?;
-                while let Some(batch) = read.batches.next().await {
-                    out.write_all(&encoder.push(&batch?).map_err(bad)?)
-                        .map_err(written)?;
-                }
-                out.write_all(&encoder.finish().map_err(bad)?)
-                    .map_err(written)?;
-                Ok(())
-            }
-            Client::Remote(r) => {
-                let path = format!("/api/v1/query?format={format}");
-                let mut response = r
-                    .send(
-                        reqwest::Method::POST,
-                        &path,
-                        Some(serde_json::json!({ "sql": sql })),
-                    )
-                    .await?;
-                while let Some(chunk) = response.chunk().await.map_err(|e| {
-                    Failure::Transport(format!("reading the answer of {}: {e}", r.base))
-                })? {
-                    out.write_all(&chunk).map_err(written)?;
-                }
-                Ok(())
-            }
+        let name = match format {
+            ResultFormat::Json => "json",
+            ResultFormat::Csv => "csv",
+            ResultFormat::Arrow => "arrow",
+            ResultFormat::Parquet => "parquet",
+        };
+        let path = with_query(routes::QUERY, &[("format", Some(name))]);
+        let mut response = self
+            .send(
+                reqwest::Method::POST,
+                &path,
+                Some(serde_json::json!({ "sql": sql })),
+            )
+            .await?;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?
+        {
+            out.write_all(&chunk).map_err(written)?;
         }
+        Ok(())
     }
 
-    /// The event log, oldest first: every event after `after`, about `subject` when given.
-    pub(crate) async fn events(
+    async fn sla(&self, product: Option<&str>, window: &str) -> Result<SlaReport, Failure> {
+        let path = with_query(
+            routes::SLA,
+            &[("window", Some(window)), ("product", product)],
+        );
+        self.get(&path).await
+    }
+
+    async fn sla_check(
         &self,
-        after: i64,
-        limit: i64,
-        subject: Option<&str>,
-    ) -> Result<Vec<mesh_catalog::store::EventRow>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.events(who, after, limit, subject).await?),
-            Client::Remote(r) => {
-                let mut path = format!("/api/v1/events?after={after}&limit={limit}");
-                if let Some(subject) = subject {
-                    path.push_str(&format!("&subject={}", segment(subject)));
-                }
-                #[derive(serde::Deserialize)]
-                struct Page {
-                    items: Vec<mesh_catalog::store::EventRow>,
-                }
-                let page: Page = r.call(reqwest::Method::GET, &path, None).await?;
-                Ok(page.items)
-            }
-        }
+        _options: &mesh_service::monitor::MonitorOptions,
+    ) -> Result<(SlaReport, Vec<Delivery>), Failure> {
+        let report = self
+            .call(reqwest::Method::POST, routes::SLA_CHECK, None)
+            .await?;
+        Ok((report, Vec::new()))
     }
 
-    /// The service levels of every product's output ports (or one product's), measured now.
-    pub(crate) async fn sla(
-        &self,
-        product: Option<&str>,
-        window: &str,
-    ) -> Result<mesh_catalog::sla::SlaReport, Failure> {
-        match self {
-            Client::Local(catalog, who) => {
-                let options = mesh_catalog::sla::SlaOptions {
-                    window: mesh_server::sla::parse_window(window).map_err(bad_request)?,
-                    product: product.map(str::to_owned),
-                };
-                Ok(catalog.sla(who, &options).await?)
-            }
-            Client::Remote(r) => {
-                let mut path = format!("/api/v1/sla?window={}", segment(window));
-                if let Some(product) = product {
-                    path.push_str(&format!("&product={}", segment(product)));
-                }
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
-    }
-
-    /// One monitor pass that records violations and recoveries: locally with these options
-    /// (and the webhook deliveries it made), or the server's own pass.
-    pub(crate) async fn sla_check(
-        &self,
-        options: &mesh_server::sla::MonitorOptions,
-    ) -> Result<(mesh_catalog::sla::SlaReport, Vec<DeliveryRow>), Failure> {
-        match self {
-            Client::Local(catalog, who) => {
-                let monitor = mesh_server::sla::Monitor::new(options.clone());
-                Ok(Box::pin(monitor.check(catalog, who, false)).await?)
-            }
-            Client::Remote(r) => {
-                let report = r
-                    .call(reqwest::Method::POST, "/api/v1/sla/check", None)
-                    .await?;
-                Ok((report, Vec::new()))
-            }
-        }
-    }
-
-    /// SLA violations, open and closed, the most recently started first.
-    pub(crate) async fn sla_violations(
+    async fn sla_violations(
         &self,
         product: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<mesh_catalog::store::ViolationRow>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.sla_violations(who, product, limit).await?),
-            Client::Remote(r) => {
-                let mut path = format!("/api/v1/sla/violations?limit={limit}");
-                if let Some(product) = product {
-                    path.push_str(&format!("&product={}", segment(product)));
-                }
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
+    ) -> Result<Vec<Violation>, Failure> {
+        let limit = limit.to_string();
+        let path = with_query(
+            routes::SLA_VIOLATIONS,
+            &[("limit", Some(&limit)), ("product", product)],
+        );
+        self.get(&path).await
     }
 
-    /// Webhook deliveries, the most recent first.
-    pub(crate) async fn deliveries(&self, limit: i64) -> Result<Vec<DeliveryRow>, Failure> {
-        match self {
-            Client::Local(catalog, who) => Ok(catalog.deliveries(who, limit).await?),
-            Client::Remote(r) => {
-                let path = format!("/api/v1/webhooks/deliveries?limit={limit}");
-                r.call(reqwest::Method::GET, &path, None).await
-            }
-        }
-    }
-
-    /// A governed read: local (as the catalog's admin) or through the server (as the token).
-    pub(crate) async fn query(&self, sql: &str) -> Result<serde_json::Value, Failure> {
-        match self {
-            Client::Local(catalog, who) => {
-                let (schema, batches) = local_read(catalog, who, sql).await?;
-                let rows = mesh_engine::query::json_rows(&batches)
-                    .map_err(|e| Failure::Catalog(CatalogError::BadRequest(e.to_string())))?;
-                let columns: Vec<String> =
-                    schema.fields().iter().map(|f| f.name().clone()).collect();
-                Ok(serde_json::json!({ "columns": columns, "rows": rows }))
-            }
-            Client::Remote(r) => {
-                r.call(
-                    reqwest::Method::POST,
-                    "/api/v1/query",
-                    Some(serde_json::json!({ "sql": sql })),
-                )
-                .await
-            }
-        }
+    async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, Failure> {
+        let limit = limit.to_string();
+        self.get(&with_query(routes::DELIVERIES, &[("limit", Some(&limit))]))
+            .await
     }
 }
+
+/// The client a command uses.
+pub(crate) type Client = Box<dyn CatalogApi>;

@@ -6,6 +6,7 @@
 
 mod client;
 mod cmd;
+mod files;
 mod output;
 mod workspace;
 

@@ -28,14 +28,9 @@ pub(crate) struct CatalogArgs {
     )]
     server: Option<String>,
 
-    /// The API token for --server.
-    #[arg(
-        long,
-        env = "MESH_TOKEN",
-        hide_env_values = true,
-        requires = "server",
-        global = true
-    )]
+    /// An API token: the one `--server` is called with; with the catalog database, act as its
+    /// principal (its roles and grants) instead of as the catalog's admin.
+    #[arg(long, env = "MESH_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
 }
 
@@ -114,16 +109,24 @@ impl CatalogArgs {
     }
 
     /// The catalog the command talks to: a server when `--server` is given, else the database
-    /// (as its local admin).
+    /// (as its local admin, or as the principal of `--token`).
     pub(crate) async fn connect(&self) -> anyhow::Result<crate::client::Client> {
-        use crate::client::{Client, Remote};
+        use crate::client::{Local, Remote};
         if let Some(server) = &self.server {
-            return Ok(Client::Remote(Remote::new(server, self.token.clone())?));
+            return Ok(Box::new(Remote::new(server, self.token.clone())?));
         }
-        Ok(Client::Local(
-            self.open().await?,
-            mesh_catalog::Principal::local(),
-        ))
+        let catalog = self.open().await?;
+        let who = match &self.token {
+            Some(token) => catalog
+                .authenticate(token)
+                .await
+                .map_err(|e| anyhow::anyhow!("--token: {e}"))?,
+            None => mesh_catalog::Principal::local(),
+        };
+        Ok(Box::new(Local::new(
+            mesh_service::Service::new(catalog),
+            who,
+        )))
     }
 
     /// Opens (and migrates) the catalog database.

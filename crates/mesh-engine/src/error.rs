@@ -1,6 +1,5 @@
-//! Errors of the data plane, each naming what the user can fix.
-
-use crate::source::Location;
+//! Errors of the data plane, each naming what the user can fix — and, for a query, whose fault
+//! it is: the query's (a 4xx: the caller fixes it), the data's or the platform's (a 5xx).
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -45,12 +44,90 @@ pub enum EngineError {
     Query(#[from] datafusion::error::DataFusionError),
 }
 
-impl EngineError {
-    pub(crate) fn read(location: &Location, source: datafusion::error::DataFusionError) -> Self {
-        EngineError::Read {
-            target: location.target.clone(),
-            format: location.format.name(),
-            source,
+/// A Delta table that could not be opened, read or written.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the Delta table at {location}: {reason}")]
+pub struct DeltaError {
+    pub location: String,
+    pub reason: String,
+}
+
+impl DeltaError {
+    pub(crate) fn at(location: &str) -> impl Fn(deltalake::DeltaTableError) -> DeltaError + '_ {
+        move |e| DeltaError {
+            location: location.to_owned(),
+            reason: e.to_string(),
         }
+    }
+}
+
+/// Why a governed query failed, and whose fault it is.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query's: it does not parse or plan (a refused statement, an unknown table or column),
+    /// or cannot be computed (a bad cast, a division by zero). The caller fixes it.
+    #[error("{0}")]
+    Invalid(String),
+    /// It needs more than a query may have (memory).
+    #[error("{0}")]
+    Resources(String),
+    /// The data's: a port's table could not be opened or read (storage unreachable, a file gone,
+    /// a corrupt file, the Delta log). It counts against the port's availability.
+    #[error("the data could not be read: {reason}")]
+    Data {
+        /// The table, when known.
+        location: Option<String>,
+        reason: String,
+    },
+    /// The platform's (an engine bug, an encoder failure).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl QueryError {
+    /// A DataFusion error, by whose fault it is.
+    pub fn of(e: datafusion::error::DataFusionError) -> QueryError {
+        use datafusion::error::DataFusionError as E;
+        if is_storage_error(&e) {
+            return QueryError::Data {
+                location: None,
+                reason: e.to_string(),
+            };
+        }
+        match e.find_root() {
+            E::ResourcesExhausted(_) => QueryError::Resources(e.to_string()),
+            E::Internal(_) => QueryError::Internal(e.to_string()),
+            _ => QueryError::Invalid(e.to_string()),
+        }
+    }
+
+    /// The data's fault (or the storage's): counted against the ports read.
+    pub fn is_data(&self) -> bool {
+        matches!(self, QueryError::Data { .. })
+    }
+}
+
+impl From<DeltaError> for QueryError {
+    fn from(e: DeltaError) -> QueryError {
+        QueryError::Data {
+            location: Some(e.location),
+            reason: e.reason,
+        }
+    }
+}
+
+/// Whether a failed read is the data's fault (a file gone, storage unreachable, a corrupt
+/// Parquet file, the Delta log) rather than the query's (a bad cast, a division by zero, memory):
+/// only those count against a port's availability.
+pub fn is_storage_error(e: &datafusion::error::DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as E;
+    match e.find_root() {
+        E::ObjectStore(_) | E::IoError(_) | E::ParquetError(_) | E::External(_) => true,
+        E::ArrowError(a, _) => matches!(
+            a.as_ref(),
+            ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::ParquetError(_)
+        ),
+        _ => false,
     }
 }

@@ -5,10 +5,12 @@
 //! [`test_contract`] is the whole of `mesh test`.
 
 pub mod checks;
+pub mod delta;
 pub mod dup;
 pub mod error;
 pub mod exec;
 pub mod lineage;
+pub mod mask;
 pub mod pipeline;
 pub mod progress;
 pub mod query;
@@ -21,7 +23,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use mesh_model::odcs::Contract;
 
 pub use checks::Categories;
-pub use error::EngineError;
+pub use error::{EngineError, QueryError};
 pub use report::{CheckResult, Outcome, Run};
 pub use source::{Format, Location};
 
@@ -184,18 +186,15 @@ pub async fn test_contract(
     })
 }
 
-/// Columns never shown in failed samples: classified as PII or sensitive.
+/// Columns never shown in failed samples: classified as sensitive.
 pub(crate) fn hidden_columns(contract: &Contract, model: &str) -> Vec<String> {
-    const SENSITIVE: &[&str] = &["pii", "sensitive", "confidential", "restricted", "secret"];
     contract
         .schema_object(model)
         .map(|o| {
             o.properties
                 .iter()
                 .filter(|p| {
-                    p.classification
-                        .as_deref()
-                        .is_some_and(|c| SENSITIVE.contains(&c.to_ascii_lowercase().as_str()))
+                    mesh_model::names::Sensitivity::of(p.classification.as_deref()).is_sensitive()
                 })
                 .map(|p| p.name().to_owned())
                 .collect()

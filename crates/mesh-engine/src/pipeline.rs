@@ -30,7 +30,9 @@ use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use mesh_model::odcs::Contract;
 
 use crate::checks::{self, Categories};
-use crate::error::EngineError;
+pub use crate::delta::{open, table_url};
+use crate::error::{DeltaError, EngineError};
+use crate::mask::{Mask, masked};
 use crate::report::{CheckResult, Outcome};
 
 /// The key of the run id in a Delta commit's info.
@@ -49,8 +51,12 @@ pub struct Input {
     /// For an input port: the Delta version readers get (the catalog's snapshot).
     pub delta_version: Option<i64>,
     /// For an input port read through a grant with a column scope: the columns the transform
-    /// sees; the others are there, masked (null). `None`: all.
+    /// sees; the others are there, masked as `masks` says (else `mask`). `None`: all.
     pub columns: Option<Vec<String>>,
+    /// How each masked column is hidden (the contract's `mask` custom properties).
+    pub masks: Vec<(String, Mask)>,
+    /// How the other masked columns are hidden.
+    pub mask: Mask,
 }
 
 /// Where a transform runs. Either way the plan is DataFusion's; only the session differs.
@@ -153,9 +159,15 @@ pub enum RunError {
 }
 
 fn delta(location: &str) -> impl Fn(deltalake::DeltaTableError) -> RunError + '_ {
-    move |e| RunError::Delta {
-        location: location.to_owned(),
-        reason: e.to_string(),
+    move |e| DeltaError::at(location)(e).into()
+}
+
+impl From<DeltaError> for RunError {
+    fn from(e: DeltaError) -> RunError {
+        RunError::Delta {
+            location: e.location,
+            reason: e.reason,
+        }
     }
 }
 
@@ -205,33 +217,6 @@ fn rows_read(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
             .unwrap_or_default() as u64;
     }
     children.into_iter().map(rows_read).sum()
-}
-
-/// `file:///abs/path/` or an object-store URL, for a table location.
-pub fn table_url(location: &str) -> Result<url::Url, RunError> {
-    let bad = |reason: String| RunError::Delta {
-        location: location.to_owned(),
-        reason,
-    };
-    if location.contains("://") && !location.starts_with("file://") {
-        return url::Url::parse(location).map_err(|e| bad(e.to_string()));
-    }
-    let path = std::path::PathBuf::from(location.trim_start_matches("file://"));
-    std::fs::create_dir_all(&path).map_err(|e| bad(e.to_string()))?;
-    let path = std::fs::canonicalize(&path).map_err(|e| bad(e.to_string()))?;
-    url::Url::from_directory_path(&path).map_err(|()| bad("not an absolute path".into()))
-}
-
-/// Opens a Delta table (uninitialized when there is none yet). On S3, deltalake's own store is
-/// used, configured from the `AWS_*` environment (`AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP` for an
-/// S3-compatible store).
-pub async fn open(location: &str) -> Result<DeltaTable, RunError> {
-    let url = table_url(location)?;
-    if matches!(url.scheme(), "s3" | "s3a") {
-        static HANDLERS: std::sync::Once = std::sync::Once::new();
-        HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
-    }
-    DeltaTable::try_from_url(url).await.map_err(delta(location))
 }
 
 /// Opens the port's table, creating it (an empty version 0) with `schema` when it is not there.
@@ -532,7 +517,14 @@ pub async fn register_input(
     };
     let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
     let df = ctx.table(input.name.as_str()).await.map_err(query)?;
-    let view = crate::query::masked(df, Some(columns), &|_| crate::query::Mask::Null)
+    let mask_of = |name: &str| {
+        input
+            .masks
+            .iter()
+            .find(|(c, _)| c == name)
+            .map_or(input.mask, |(_, m)| *m)
+    };
+    let view = masked(df, Some(columns), &mask_of)
         .map_err(query)?
         .into_view();
     ctx.deregister_table(input.name.as_str()).map_err(query)?;

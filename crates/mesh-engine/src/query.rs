@@ -14,36 +14,13 @@ pub use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
 use datafusion::execution::context::SQLOptions;
 pub use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::prelude::SessionConfig;
 pub use datafusion::prelude::SessionContext;
-use datafusion::prelude::{SessionConfig, cast, col, lit};
-use datafusion::scalar::ScalarValue;
+use mesh_model::names::TableName;
 
-use crate::pipeline::{RunError, open};
-
-/// How a column outside a grant is hidden.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mask {
-    /// NULL of the column's type.
-    #[default]
-    Null,
-    /// The column's type kept, every value replaced by `***` (text) or NULL (other types).
-    Redacted,
-    /// Text replaced by the hex SHA-256 of the value (joins and distinct counts still work,
-    /// the value is not shown); other types NULL.
-    Hash,
-}
-
-impl Mask {
-    /// `null`, `redacted` or `hash` (as contracts declare it).
-    pub fn parse(text: &str) -> Option<Mask> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "null" => Some(Mask::Null),
-            "redacted" | "redact" => Some(Mask::Redacted),
-            "hash" | "sha256" => Some(Mask::Hash),
-            _ => None,
-        }
-    }
-}
+pub use crate::error::QueryError;
+use crate::error::QueryError as E;
+pub use crate::mask::{Mask, masked};
 
 /// An output port a reader may read, and how.
 #[derive(Debug, Clone)]
@@ -61,6 +38,16 @@ pub struct Readable {
     pub mask: Mask,
 }
 
+impl Readable {
+    /// The table's name, as references in a query are matched against it.
+    pub fn name(&self) -> TableName {
+        TableName {
+            domain: self.domain.clone(),
+            table: self.table.clone(),
+        }
+    }
+}
+
 fn bare() -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(false)
@@ -71,53 +58,73 @@ fn bare() -> SessionContext {
 /// A session for `sql` in which, of `readable`, exactly the tables the query names exist,
 /// masked as their grants say. (Opening only those keeps a query fast however many ports a
 /// reader may read, and a broken table affects only the queries that name it.)
-pub async fn session(readable: &[Readable], sql: &str) -> Result<SessionContext, RunError> {
+pub async fn session(readable: &[Readable], sql: &str) -> Result<SessionContext, QueryError> {
     let named = named(sql);
     let wanted: Vec<&Readable> = readable
         .iter()
-        .filter(|r| named.iter().any(|n| names(n, &r.domain, &r.table)))
+        .filter(|r| named.iter().any(|n| r.name().is_named_by(n)))
         .collect();
     session_with(&wanted).await
 }
 
-/// The tables `sql` names (see [`tables_named`]).
-pub fn named(sql: &str) -> Vec<String> {
-    tables_named(&bare(), sql)
-}
-
-/// Whether a table reference of a query (`mesh.domain.table`, `domain.table` or `table`) is
-/// `domain`'s `table`.
-pub fn names(reference: &str, domain: &str, table: &str) -> bool {
-    let reference = reference.trim_start_matches("mesh.");
-    reference == table
-        || reference
-            .strip_prefix(domain)
-            .and_then(|rest| rest.strip_prefix('.'))
-            == Some(table)
-}
-
-/// Whether a failed read is the data's fault (a file gone, storage unreachable, a corrupt
-/// Parquet file, the Delta log) rather than the query's (a bad cast, a division by zero, memory):
-/// only those count against a port's availability.
-pub fn is_storage_error(e: &datafusion::error::DataFusionError) -> bool {
-    use datafusion::arrow::error::ArrowError;
-    use datafusion::error::DataFusionError as E;
-    match e.find_root() {
-        E::ObjectStore(_) | E::IoError(_) | E::ParquetError(_) | E::External(_) => true,
-        E::ArrowError(a, _) => matches!(
-            a.as_ref(),
-            ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::ParquetError(_)
-        ),
-        _ => false,
+/// Whether `sql` is a read: one query (`SELECT`, `WITH`, `VALUES`, or `EXPLAIN` of one).
+/// Anything else — DDL, DML, `SET`, `COPY`, external tables — is refused with what it is. SQL
+/// that does not parse, or holds several statements, is left to planning, which says why.
+pub fn read_only(sql: &str) -> Result<(), QueryError> {
+    use datafusion::sql::parser::{DFParser, Statement as DF};
+    use datafusion::sql::sqlparser::ast::Statement as S;
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    fn query(s: &S) -> bool {
+        match s {
+            S::Query(_) => true,
+            S::Explain { statement, .. } => query(statement),
+            _ => false,
+        }
     }
+    let Ok(statements) = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) else {
+        return Ok(());
+    };
+    let (1, Some(statement)) = (statements.len(), statements.front()) else {
+        return Ok(());
+    };
+    let read = match statement {
+        DF::Statement(s) => query(s),
+        DF::Explain(e) => matches!(&*e.statement, DF::Statement(s) if query(s)),
+        DF::CreateExternalTable(_) | DF::CopyTo(_) | DF::Reset(_) => false,
+    };
+    if read {
+        return Ok(());
+    }
+    let what: Vec<String> = sql
+        .split_whitespace()
+        .take(2)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    Err(QueryError::Invalid(format!(
+        "`{}` is not supported: a governed read is one query (SELECT, WITH, VALUES); DDL, DML and other statements are refused",
+        what.join(" ")
+    )))
+}
+
+/// The tables `sql` names (see [`tables_named`]), without the table functions it calls
+/// (`generate_series(1, 10)` is not a table).
+pub fn named(sql: &str) -> Vec<String> {
+    let ctx = bare();
+    let state = ctx.state();
+    let functions = state.table_functions();
+    tables_named(&ctx, sql)
+        .into_iter()
+        .filter(|n| n.contains('.') || !functions.contains_key(n.as_str()))
+        .collect()
 }
 
 /// A session in which exactly `readable` exist, masked as their grants say.
-pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunError> {
+pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, QueryError> {
     let ctx = bare();
+    let internal = |e: datafusion::error::DataFusionError| E::Internal(e.to_string());
     let catalog = ctx
         .catalog("mesh")
-        .ok_or_else(|| RunError::Transform("no catalog `mesh`".into()))?;
+        .ok_or_else(|| E::Internal("no catalog `mesh`".into()))?;
     for &r in readable {
         let schema = match catalog.schema(&r.domain) {
             Some(s) => s,
@@ -125,31 +132,19 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
                 let s: Arc<dyn SchemaProvider> = Arc::new(MemorySchemaProvider::new());
                 catalog
                     .register_schema(&r.domain, Arc::clone(&s))
-                    .map_err(|e| RunError::Transform(e.to_string()))?;
+                    .map_err(internal)?;
                 s
             }
         };
-        let mut table = open(&r.location).await?;
+        let at = crate::error::DeltaError::at(&r.location);
+        let mut table = crate::delta::open(&r.location).await?;
         table
             .load_version(r.delta_version.max(0) as u64)
             .await
-            .map_err(|e| RunError::Delta {
-                location: r.location.clone(),
-                reason: e.to_string(),
-            })?;
-        table
-            .update_datafusion_session(&ctx.state())
-            .map_err(|e| RunError::Delta {
-                location: r.location.clone(),
-                reason: e.to_string(),
-            })?;
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| RunError::Transform(e.to_string()))?;
-        let df = ctx
-            .read_table(provider)
-            .map_err(|e| RunError::Transform(e.to_string()))?;
+            .map_err(&at)?;
+        table.update_datafusion_session(&ctx.state()).map_err(&at)?;
+        let provider = table.table_provider().await.map_err(E::of)?;
+        let df = ctx.read_table(provider).map_err(E::of)?;
         let mask_of = |name: &str| {
             r.masks
                 .iter()
@@ -157,72 +152,30 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, RunE
                 .map_or(r.mask, |(_, m)| *m)
         };
         let view = masked(df, r.columns.as_deref(), &mask_of)
-            .map_err(|e| RunError::Transform(e.to_string()))?
+            .map_err(internal)?
             .into_view();
         schema
             .register_table(r.table.clone(), view)
-            .map_err(|e| RunError::Transform(e.to_string()))?;
+            .map_err(internal)?;
     }
     Ok(ctx)
 }
 
-/// `df` with every column outside `columns` (`None`: all are shown) masked as `mask_of` says:
-/// same name, same type, no data.
-pub fn masked(
-    df: datafusion::dataframe::DataFrame,
-    columns: Option<&[String]>,
-    mask_of: &dyn Fn(&str) -> Mask,
-) -> datafusion::error::Result<datafusion::dataframe::DataFrame> {
-    let Some(columns) = columns else {
-        return Ok(df);
-    };
-    let exprs: Vec<datafusion::prelude::Expr> = df
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| {
-            let column = col(datafusion::common::Column::from_name(f.name()));
-            if columns.iter().any(|c| c == f.name()) {
-                return column;
-            }
-            let text = matches!(
-                f.data_type(),
-                datafusion::arrow::datatypes::DataType::Utf8
-                    | datafusion::arrow::datatypes::DataType::LargeUtf8
-                    | datafusion::arrow::datatypes::DataType::Utf8View
-            );
-            let masked = match mask_of(f.name()) {
-                Mask::Redacted if text => lit("***"),
-                Mask::Hash if text => datafusion::functions::encoding::expr_fn::encode(
-                    datafusion::functions::crypto::expr_fn::sha256(column),
-                    lit("hex"),
-                ),
-                _ => lit(ScalarValue::Null),
-            };
-            cast(masked, f.data_type().clone()).alias(f.name())
-        })
-        .collect();
-    df.select(exprs)
-}
-
 /// The schema of each of `readable` as its reader sees it, in order.
-pub async fn table_schemas(readable: &[&Readable]) -> Result<Vec<SchemaRef>, RunError> {
+pub async fn table_schemas(readable: &[&Readable]) -> Result<Vec<SchemaRef>, QueryError> {
     let ctx = session_with(readable).await?;
     let mut out = Vec::with_capacity(readable.len());
     for r in readable {
         let table =
             datafusion::common::TableReference::full("mesh", r.domain.as_str(), r.table.as_str());
-        let df = ctx
-            .table(table)
-            .await
-            .map_err(|e| RunError::Transform(e.to_string()))?;
+        let df = ctx.table(table).await.map_err(E::of)?;
         out.push(Arc::new(df.schema().as_arrow().clone()));
     }
     Ok(out)
 }
 
 /// Runs one read-only query: no DDL, no DML, no `SET`/`COPY` or other statements.
-pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, RunError> {
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     Ok(run_with_schema(ctx, sql).await?.1)
 }
 
@@ -230,18 +183,15 @@ pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, Ru
 pub async fn run_with_schema(
     ctx: &SessionContext,
     sql: &str,
-) -> Result<(SchemaRef, Vec<RecordBatch>), RunError> {
+) -> Result<(SchemaRef, Vec<RecordBatch>), QueryError> {
     let df = plan(ctx, sql).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let batches = df
-        .collect()
-        .await
-        .map_err(|e| RunError::Transform(e.to_string()))?;
+    let batches = df.collect().await.map_err(E::of)?;
     Ok((schema, batches))
 }
 
 /// The schema `sql`'s result will have, without running it.
-pub async fn schema_of(ctx: &SessionContext, sql: &str) -> Result<SchemaRef, RunError> {
+pub async fn schema_of(ctx: &SessionContext, sql: &str) -> Result<SchemaRef, QueryError> {
     Ok(Arc::new(plan(ctx, sql).await?.schema().as_arrow().clone()))
 }
 
@@ -249,13 +199,10 @@ pub async fn schema_of(ctx: &SessionContext, sql: &str) -> Result<SchemaRef, Run
 pub async fn stream(
     ctx: &SessionContext,
     sql: &str,
-) -> Result<(SchemaRef, SendableRecordBatchStream), RunError> {
+) -> Result<(SchemaRef, SendableRecordBatchStream), QueryError> {
     let df = plan(ctx, sql).await?;
     let schema = Arc::new(df.schema().as_arrow().clone());
-    let stream = df
-        .execute_stream()
-        .await
-        .map_err(|e| RunError::Transform(e.to_string()))?;
+    let stream = df.execute_stream().await.map_err(E::of)?;
     Ok((schema, stream))
 }
 
@@ -263,14 +210,12 @@ pub async fn stream(
 async fn plan(
     ctx: &SessionContext,
     sql: &str,
-) -> Result<datafusion::dataframe::DataFrame, RunError> {
+) -> Result<datafusion::dataframe::DataFrame, QueryError> {
     let options = SQLOptions::new()
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    ctx.sql_with_options(sql, options)
-        .await
-        .map_err(|e| RunError::Transform(e.to_string()))
+    ctx.sql_with_options(sql, options).await.map_err(E::of)
 }
 
 /// The tables a query names, as `schema.table` (or `table`, or `catalog.schema.table`).
@@ -296,7 +241,7 @@ pub fn tables_named(ctx: &SessionContext, sql: &str) -> Vec<String> {
 /// `batch` with its string and binary views holding only the bytes they show. A filter over
 /// Parquet data yields views into whole data pages; sent as they are (Arrow IPC, Flight), each
 /// batch would carry every page it points into: 200 MB for 100k short rows out of 10M.
-pub fn compact(batch: RecordBatch) -> Result<RecordBatch, RunError> {
+pub fn compact(batch: RecordBatch) -> Result<RecordBatch, QueryError> {
     use datafusion::arrow::array::{Array, ArrayRef, AsArray};
     let needs = batch.columns().iter().any(|c| {
         matches!(
@@ -321,24 +266,20 @@ pub fn compact(batch: RecordBatch) -> Result<RecordBatch, RunError> {
             }
         })
         .collect();
-    RecordBatch::try_new(batch.schema(), columns).map_err(|e| RunError::Transform(e.to_string()))
+    RecordBatch::try_new(batch.schema(), columns).map_err(|e| E::Internal(e.to_string()))
 }
 
 /// Record batches as JSON rows.
-pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, RunError> {
+pub fn json_rows(batches: &[RecordBatch]) -> Result<Vec<serde_json::Value>, QueryError> {
     let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    writer
-        .write_batches(&refs)
-        .map_err(|e| RunError::Transform(e.to_string()))?;
-    writer
-        .finish()
-        .map_err(|e| RunError::Transform(e.to_string()))?;
+    writer.write_batches(&refs).map_err(|e| encoding(&e))?;
+    writer.finish().map_err(|e| encoding(&e))?;
     let bytes = writer.into_inner();
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
-    serde_json::from_slice(&bytes).map_err(|e| RunError::Transform(e.to_string()))
+    serde_json::from_slice(&bytes).map_err(|e| encoding(&e))
 }
 
 /// How query results are returned.
@@ -380,7 +321,7 @@ pub fn encode(
     batches: &[RecordBatch],
     schema: SchemaRef,
     format: ResultFormat,
-) -> Result<Vec<u8>, RunError> {
+) -> Result<Vec<u8>, QueryError> {
     let mut encoder = Encoder::new(format, schema)?;
     let mut out = Vec::new();
     for batch in batches {
@@ -444,12 +385,12 @@ impl std::io::Write for Shared {
     }
 }
 
-fn encoding(e: &dyn std::fmt::Display) -> RunError {
-    RunError::Transform(format!("encoding the result: {e}"))
+fn encoding(e: &dyn std::fmt::Display) -> QueryError {
+    E::Internal(format!("encoding the result: {e}"))
 }
 
 impl Encoder {
-    pub fn new(format: ResultFormat, schema: SchemaRef) -> Result<Encoder, RunError> {
+    pub fn new(format: ResultFormat, schema: SchemaRef) -> Result<Encoder, QueryError> {
         let buf = Shared::default();
         let inner = match format {
             ResultFormat::Json => {
@@ -480,7 +421,7 @@ impl Encoder {
     }
 
     /// Encodes `batch`; the bytes that are ready.
-    pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, RunError> {
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, QueryError> {
         match &mut self.inner {
             Inner::Json { header, rows } => {
                 let mut out = header.take().unwrap_or_default();
@@ -508,7 +449,7 @@ impl Encoder {
     }
 
     /// The bytes that end the result.
-    pub fn finish(self) -> Result<Vec<u8>, RunError> {
+    pub fn finish(self) -> Result<Vec<u8>, QueryError> {
         match self.inner {
             Inner::Json { header, .. } => {
                 let mut out = header.unwrap_or_default();

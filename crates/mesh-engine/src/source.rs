@@ -363,7 +363,7 @@ pub async fn register(
             let inferred = ctx
                 .read_csv(table_path, options.clone())
                 .await
-                .map_err(|e| EngineError::read(location, e))?;
+                .map_err(|e| read_error(location, e))?;
             let text_schema = Schema::new(
                 inferred
                     .schema()
@@ -388,7 +388,7 @@ pub async fn register(
         }
         Format::Delta => return register_delta(ctx, name, location).await,
     };
-    result.map_err(|e| EngineError::read(location, e))
+    result.map_err(|e| read_error(location, e))
 }
 
 /// The files of a local folder or glob when their CSV headers differ (files written before and
@@ -497,7 +497,7 @@ async fn register_csv_by_name(
         let df = ctx
             .read_csv(path.as_str(), options)
             .await
-            .map_err(|e| EngineError::read(location, e))?;
+            .map_err(|e| read_error(location, e))?;
         let select = columns
             .iter()
             .map(|c| {
@@ -512,19 +512,17 @@ async fn register_csv_by_name(
                 }
             })
             .collect::<Vec<_>>();
-        let df = df
-            .select(select)
-            .map_err(|e| EngineError::read(location, e))?;
+        let df = df.select(select).map_err(|e| read_error(location, e))?;
         union = Some(match union {
             None => df,
-            Some(u) => u.union(df).map_err(|e| EngineError::read(location, e))?,
+            Some(u) => u.union(df).map_err(|e| read_error(location, e))?,
         });
     }
     let df = union.ok_or_else(|| EngineError::NoData {
         target: location.target.clone(),
     })?;
     ctx.register_table(name, df.into_view())
-        .map_err(|e| EngineError::read(location, e))?;
+        .map_err(|e| read_error(location, e))?;
     Ok(())
 }
 
@@ -602,7 +600,7 @@ async fn register_object_glob(
         .with_listing_options(options.clone())
         .infer_schema(&ctx.state())
         .await
-        .map_err(|e| EngineError::read(location, e))?;
+        .map_err(|e| read_error(location, e))?;
     let config = if location.format.text_read() == Some(TextRead::AllColumns) {
         let schema = inferred
             .file_schema
@@ -621,9 +619,9 @@ async fn register_object_glob(
     } else {
         inferred
     };
-    let table = ListingTable::try_new(config).map_err(|e| EngineError::read(location, e))?;
+    let table = ListingTable::try_new(config).map_err(|e| read_error(location, e))?;
     ctx.register_table(name, Arc::new(table))
-        .map_err(|e| EngineError::read(location, e))?;
+        .map_err(|e| read_error(location, e))?;
     Ok(())
 }
 
@@ -665,9 +663,9 @@ fn register_json_array(
         }
     }
     let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])
-        .map_err(|e| EngineError::read(location, e))?;
+        .map_err(|e| read_error(location, e))?;
     ctx.register_table(name, Arc::new(table))
-        .map_err(|e| EngineError::read(location, e))?;
+        .map_err(|e| read_error(location, e))?;
     Ok(())
 }
 
@@ -709,7 +707,7 @@ async fn register_delta(
         .await
         .map_err(|e| bad(e.to_string()))?;
     ctx.register_table(name, provider)
-        .map_err(|e| EngineError::read(location, e))?;
+        .map_err(|e| read_error(location, e))?;
     Ok(())
 }
 
@@ -743,6 +741,15 @@ pub(crate) fn register_object_store(
         other => Err(location.bad(format!(
             "`{other}://` is not supported; use a local path or s3://"
         ))),
+    }
+}
+
+/// `location` could not be read as its format.
+fn read_error(location: &Location, source: datafusion::error::DataFusionError) -> EngineError {
+    EngineError::Read {
+        target: location.target.clone(),
+        format: location.format.name(),
+        source,
     }
 }
 

@@ -7,7 +7,8 @@
 //! - [`source`] / [`yaml`]: text → located [`source::Node`] tree;
 //! - [`de`]: located tree → typed model, collecting every problem ([`diag::Diagnostic`]);
 //! - [`odcs`], [`odps`]: the standards' types;
-//! - [`document`]: parse entry points; [`lint`]: structural, semantic and readiness checks.
+//! - [`document`]: parse entry points; [`lint`]: structural, semantic and readiness checks;
+//! - [`names`]: the names users type (`domain.product`, ports, versions, tables), parsed once.
 
 // Lets `#[derive(Model)]` name this crate as `::mesh_model` from inside it too.
 extern crate self as mesh_model;
@@ -18,6 +19,7 @@ pub mod diag;
 pub mod document;
 pub mod formats;
 pub mod lint;
+pub mod names;
 pub mod odcs;
 pub mod odps;
 pub mod source;

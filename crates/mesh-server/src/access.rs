@@ -164,13 +164,13 @@ pub(crate) async fn revoke(
 #[utoipa::path(get, path = "/api/v1/products/{product}/usage", tag = "access",
     params(("product" = String, Path, description = "`domain.product`")),
     security(("token" = [])),
-    responses((status = 200, body = [mesh_catalog::store::UsageRow]), (status = 401, body = Problem),
+    responses((status = 200, body = [mesh_catalog::audit::Usage]), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub(crate) async fn usage(
     State(state): State<AppState>,
     caller: Caller,
     path: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
-) -> ApiResult<Json<Vec<mesh_catalog::store::UsageRow>>> {
+) -> ApiResult<Json<Vec<mesh_catalog::audit::Usage>>> {
     let who = caller.principal()?;
     let axum::extract::Path(product) = path?;
     Ok(Json(state.catalog.usage(&who, &product).await?))

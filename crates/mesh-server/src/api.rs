@@ -6,13 +6,15 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
+use mesh_catalog::audit::Event;
+use mesh_catalog::lifecycle::Deprecation;
+use mesh_catalog::lineage::ImpactReport;
 use mesh_catalog::lineage::{Direction as LineageDirection, Graph};
+use mesh_catalog::products::{Domain, ProductSummary, Team};
+use mesh_catalog::search::Recommendation;
 use mesh_catalog::search::{SearchQuery, SearchResults};
-use mesh_catalog::store::{DomainRow, EventRow, ProductQuery, ProductRow, TeamRow};
-use mesh_catalog::{
-    Bundle, Deprecation, ImpactReport, ProductView, PublishOutcome, PublishReport, Recommendation,
-    Role, Source, VersionView,
-};
+use mesh_catalog::store::ProductQuery;
+use mesh_catalog::{Bundle, ProductView, PublishOutcome, PublishReport, Role, Source, VersionView};
 use mesh_model::changelog::{self, Change, Impact, SummaryLine};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -94,6 +96,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::runs::settle_run))
         .routes(routes!(crate::runs::product_runs))
         .routes(routes!(crate::runs::product_snapshots))
+        .routes(routes!(crate::runs::product_inputs))
         .routes(routes!(
             crate::access::request_access,
             crate::access::list_requests
@@ -122,12 +125,7 @@ pub(crate) struct Health {
 #[utoipa::path(get, path = "/health", tag = "catalog",
     responses((status = 200, body = Health), (status = 500, body = Problem)))]
 async fn health(State(state): State<AppState>) -> ApiResult<Json<Health>> {
-    state
-        .catalog
-        .store()
-        .read()
-        .await
-        .map_err(|e| ApiError::from(mesh_catalog::CatalogError::Store(e)))?;
+    state.catalog.store().read().await.map_err(ApiError::from)?;
     Ok(Json(Health {
         status: "ok",
         backend: state.catalog.store().backend().as_str(),
@@ -282,7 +280,7 @@ fn next_cursor<T, K>(items: &[T], limit: i64, key: impl Fn(&T) -> K) -> Option<K
 /// A page of products, in id order.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ProductPage {
-    items: Vec<ProductRow>,
+    items: Vec<ProductSummary>,
     /// Pass as `after` for the next page; absent on the last page.
     next: Option<String>,
 }
@@ -493,9 +491,10 @@ async fn changelog_of(
 ) -> ApiResult<Json<ChangelogResponse>> {
     let who = caller.principal()?;
     if !who.may(mesh_catalog::Action::Read) {
-        return Err(
-            mesh_catalog::CatalogError::Forbidden(format!("{} may not read", who.name)).into(),
-        );
+        return Err(ApiError::of(&mesh_catalog::Denied {
+            principal: who.name.clone(),
+            action: mesh_catalog::Action::Read.to_string(),
+        }));
     }
     let Json(body) = body?;
     let parse = |doc: &Document, name: &str| -> ApiResult<mesh_model::source::Node> {
@@ -503,14 +502,25 @@ async fn changelog_of(
         let parsed = mesh_model::yaml::parse(&source.text);
         match parsed.root {
             Some(root) if !parsed.diagnostics.iter().any(|d| d.is_error()) => Ok(root),
-            _ => Err(mesh_catalog::CatalogError::Invalid(
-                parsed
-                    .diagnostics
-                    .into_iter()
-                    .map(|d| (source.path.clone(), d))
-                    .collect(),
-            )
-            .into()),
+            _ => {
+                let errors: Vec<_> = parsed.diagnostics.iter().filter(|d| d.is_error()).collect();
+                let mut problem = mesh_catalog::Problem::new(
+                    mesh_catalog::ErrorCode::Invalid,
+                    format!(
+                        "{} is not a readable contract ({} errors)",
+                        source.path,
+                        errors.len()
+                    ),
+                );
+                problem.diagnostics = Some(
+                    parsed
+                        .diagnostics
+                        .iter()
+                        .map(|d| d.to_json(&source.path))
+                        .collect(),
+                );
+                Err(ApiError::from_problem(problem))
+            }
         }
     };
     let old = parse(&body.old, "old.odcs.yaml")?;
@@ -718,11 +728,11 @@ async fn recommendations(
 /// The domains, by name.
 #[utoipa::path(get, path = "/api/v1/domains", tag = "catalog",
     security(("token" = [])),
-    responses((status = 200, body = Vec<DomainRow>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = Vec<Domain>), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn list_domains(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<Vec<DomainRow>>> {
+) -> ApiResult<Json<Vec<Domain>>> {
     let who = caller.principal()?;
     Ok(Json(state.catalog.domains(&who).await?))
 }
@@ -730,11 +740,8 @@ async fn list_domains(
 /// The owning teams, by name.
 #[utoipa::path(get, path = "/api/v1/teams", tag = "catalog",
     security(("token" = [])),
-    responses((status = 200, body = Vec<TeamRow>), (status = 401, body = Problem), (status = 403, body = Problem)))]
-async fn list_teams(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<Vec<TeamRow>>> {
+    responses((status = 200, body = Vec<Team>), (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_teams(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Team>>> {
     let who = caller.principal()?;
     Ok(Json(state.catalog.teams(&who).await?))
 }
@@ -753,7 +760,7 @@ pub(crate) struct EventQuery {
 /// A page of events, oldest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct EventPage {
-    items: Vec<EventRow>,
+    items: Vec<Event>,
     /// Pass as `after` for the next page; absent on the last page.
     next: Option<i64>,
 }

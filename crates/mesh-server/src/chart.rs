@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
-use mesh_catalog::store::ViolationRow;
+use mesh_catalog::sla::Violation;
 
 use crate::graph::xml;
 
@@ -21,14 +21,14 @@ fn time(text: &str) -> Option<DateTime<Utc>> {
 /// The violations between `from` and `to`, one row per port and objective; `None` when there
 /// is nothing to draw.
 pub(crate) fn timeline(
-    violations: &[ViolationRow],
+    violations: &[Violation],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Option<String> {
     let span = (to - from).num_seconds().max(1) as f64;
     let x =
         |t: DateTime<Utc>| LEFT + ((t - from).num_seconds() as f64 / span).clamp(0.0, 1.0) * WIDTH;
-    let mut rows: Vec<(String, Vec<&ViolationRow>)> = Vec::new();
+    let mut rows: Vec<(String, Vec<&Violation>)> = Vec::new();
     for v in violations {
         let name = format!("{} {}", v.port, v.property);
         match rows.iter_mut().find(|(n, _)| *n == name) {
@@ -101,8 +101,8 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn violation(property: &str, start: &str, end: Option<&str>) -> ViolationRow {
-        ViolationRow {
+    fn violation(property: &str, start: &str, end: Option<&str>) -> Violation {
+        Violation {
             id: "v".into(),
             product: "d.p".into(),
             port: "p".into(),

@@ -27,15 +27,18 @@ use arrow_flight::{
 };
 use base64::Engine;
 use futures::{Stream, StreamExt};
-use mesh_catalog::{Catalog, CatalogError, Principal};
+use mesh_catalog::{Catalog, Principal, ToProblem};
 use mesh_engine::query::arrow::datatypes::Schema;
 use mesh_engine::query::arrow::ipc::writer::IpcWriteOptions;
 use prost::Message;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
+use mesh_service::Service;
+use mesh_service::limits::Limits;
+
 use crate::ApiError;
-use crate::query::{Cut, Limits, governed_schema, governed_stream, until};
+use crate::query::{Cut, until};
 
 /// The catalog and schemas Flight SQL clients see: catalog `mesh`, one schema per domain.
 const CATALOG: &str = "mesh";
@@ -45,18 +48,21 @@ type DoGetStream = <FlightSql as FlightService>::DoGetStream;
 #[derive(Debug, Clone)]
 pub(crate) struct FlightSql {
     pub(crate) catalog: Catalog,
+    pub(crate) service: Service,
     pub(crate) limits: Arc<Limits>,
 }
 
-/// A catalog error as a gRPC status, with the same code and detail as the HTTP problem.
-fn status(e: CatalogError) -> Status {
-    let e = ApiError::from(e);
-    let message = format!("{}: {}", e.code, e.detail);
+/// A failure as a gRPC status, with the same code and detail as the HTTP problem (and, for the
+/// platform's own failures, the same logged error id).
+fn status(e: impl ToProblem) -> Status {
+    let e = ApiError::of(&e);
+    let message = format!("{}: {}", e.code(), e.detail());
     match e.status.as_u16() {
         400 | 422 => Status::invalid_argument(message),
         401 => Status::unauthenticated(message),
         403 => Status::permission_denied(message),
         404 => Status::not_found(message),
+        408 => Status::deadline_exceeded(message),
         409 => Status::failed_precondition(message),
         429 => Status::resource_exhausted(message),
         503 => Status::unavailable(message),
@@ -94,24 +100,17 @@ impl FlightSql {
     /// Runs `sql` for the caller of `request` and streams the result as Flight data.
     async fn read<T>(&self, request: &Request<T>, sql: &str) -> Result<DoGetStream, Status> {
         let who = self.caller(request).await?;
-        if let Err(wait) = self.limits.take(&who.name) {
-            return Err(Status::resource_exhausted(format!(
-                "rate_limited: {} has used up {} queries a minute; try again in {} s",
-                who.name,
-                self.limits.limits.per_minute,
-                wait.as_secs() + 1
-            )));
-        }
-        let timeout = self.limits.limits.timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let read = tokio::time::timeout_at(deadline, governed_stream(&self.catalog, &who, sql))
+        self.limits.take(&who.name).map_err(status)?;
+        let deadline = tokio::time::Instant::now() + self.limits.limits.timeout;
+        let read = tokio::time::timeout_at(deadline, self.service.read(&who, sql))
             .await
-            .map_err(|_| timed_out(timeout))?
+            .map_err(|_| status(self.limits.timed_out()))?
             .map_err(status)?;
+        let timed_out = self.limits.timed_out();
         let batches = until(read.batches, deadline).map(move |item| {
             item.map_err(|cut| match cut {
                 Cut::Failed(e) => FlightError::Tonic(Box::new(status(e))),
-                Cut::TimedOut => FlightError::Tonic(Box::new(timed_out(timeout))),
+                Cut::TimedOut => FlightError::Tonic(Box::new(status(timed_out.clone()))),
             })
         });
         let stream = FlightDataEncoderBuilder::new()
@@ -129,9 +128,7 @@ impl FlightSql {
         ticket: Vec<u8>,
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.caller(&request).await?;
-        let schema = governed_schema(&self.catalog, &who, sql)
-            .await
-            .map_err(status)?;
+        let schema = self.service.read_schema(&who, sql).await.map_err(status)?;
         info(&schema, ticket, request.into_inner())
     }
 
@@ -153,15 +150,8 @@ impl FlightSql {
         request: &Request<T>,
     ) -> Result<Vec<mesh_catalog::access::ReadablePort>, Status> {
         let who = self.caller(request).await?;
-        self.catalog.readable_ports(&who).await.map_err(status)
+        self.service.readable(&who).await.map_err(status)
     }
-}
-
-fn timed_out(timeout: std::time::Duration) -> Status {
-    Status::deadline_exceeded(format!(
-        "timeout: the query ran longer than {} s and was stopped",
-        timeout.as_secs_f64()
-    ))
 }
 
 fn info(
@@ -303,7 +293,9 @@ impl FlightSqlService for FlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let who = self.caller(&request).await?;
-        let schema = governed_schema(&self.catalog, &who, &query.query)
+        let schema = self
+            .service
+            .read_schema(&who, &query.query)
             .await
             .map_err(status)?;
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
@@ -413,12 +405,12 @@ impl FlightSqlService for FlightSql {
         let ports = self.readable(&request).await?;
         let include_schema = query.include_schema;
         let readable: Vec<mesh_engine::query::Readable> =
-            ports.iter().map(crate::query::readable).collect();
+            ports.iter().map(mesh_service::read::readable).collect();
         let schemas = if include_schema {
             let refs: Vec<&mesh_engine::query::Readable> = readable.iter().collect();
             mesh_engine::query::table_schemas(&refs)
                 .await
-                .map_err(|e| Status::internal(e.to_string()))?
+                .map_err(|e| status(mesh_service::ReadError::from(e)))?
         } else {
             Vec::new()
         };

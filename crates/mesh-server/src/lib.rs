@@ -1,6 +1,8 @@
-//! `mesh serve`: the catalog over HTTP. Every endpoint authenticates (bearer tokens, stored
-//! hashed), every operation is authorized by the catalog itself, every error is one JSON problem
-//! document, and the OpenAPI 3.1 document is generated from the handlers (`/openapi.json`).
+//! `mesh serve`: the catalog over HTTP and Arrow Flight SQL, and the portal. Every endpoint
+//! authenticates (bearer tokens, stored hashed); every decision is the catalog's or the
+//! service's (`mesh-service`), never a handler's own — handlers only translate requests in and
+//! answers out; every error is one JSON problem document; the OpenAPI 3.1 document is generated
+//! from the handlers (`/openapi.json`), its paths those `mesh_service::routes` lists.
 
 mod access;
 mod api;
@@ -19,23 +21,28 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use mesh_catalog::{Catalog, Principal};
+use mesh_service::Service;
+use mesh_service::limits::Limits;
+pub use mesh_service::limits::QueryLimits;
+use mesh_service::monitor::Monitor;
+use mesh_service::notify::Webhook;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
-pub use query::{GovernedRead, governed_read, governed_schema, governed_stream};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub catalog: Catalog,
+    pub service: Service,
     openapi: Arc<String>,
-    limits: Arc<query::Limits>,
-    webhook: Option<Arc<notify::Webhook>>,
-    monitor: Arc<sla::Monitor>,
+    limits: Arc<Limits>,
+    webhook: Option<Arc<Webhook>>,
+    monitor: Arc<Monitor>,
     /// Anyone may read the catalog in the portal (as a reader), without signing in.
     open_portal: bool,
     /// The portal's policy-compliance counts and when they were computed (an audit of every
@@ -50,29 +57,10 @@ pub struct Options {
     /// A URL that gets every access request, decision and revocation as a JSON POST (the
     /// owning domain's chat or ticket system), retried with backoff.
     pub access_webhook: Option<String>,
-    pub monitor: sla::MonitorOptions,
+    pub monitor: mesh_service::monitor::MonitorOptions,
     /// Let anyone who reaches the server read the catalog in the portal without signing in
     /// (asking for and deciding on access still needs a sign-in).
     pub open_portal: bool,
-}
-
-/// How much querying a consumer may do: queries per minute (with this burst), and how long one
-/// query may run.
-#[derive(Debug, Clone, Copy)]
-pub struct QueryLimits {
-    pub per_minute: u32,
-    pub burst: u32,
-    pub timeout: std::time::Duration,
-}
-
-impl Default for QueryLimits {
-    fn default() -> Self {
-        QueryLimits {
-            per_minute: 120,
-            burst: 20,
-            timeout: std::time::Duration::from_secs(60),
-        }
-    }
 }
 
 /// The largest request body accepted (a product with its contracts is a few hundred kilobytes).
@@ -96,26 +84,34 @@ pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
 
 /// [`app`] with these options.
 pub fn app_with_options(catalog: Catalog, options: Options) -> Router {
-    let monitor = Arc::new(sla::Monitor::new(options.monitor.clone()));
+    let monitor = Arc::new(monitor(&options));
     app_with_monitor(catalog, options, monitor)
 }
 
-fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<sla::Monitor>) -> Router {
+/// The SLA monitor of a server with these options, sending its webhooks over HTTP.
+fn monitor(options: &Options) -> Monitor {
+    Monitor::new(options.monitor.clone(), Arc::new(notify::HttpSender::new()))
+}
+
+fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -> Router {
     let limits = options.limits;
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let limits = Arc::new(query::Limits::new(limits));
+    let limits = Arc::new(Limits::new(limits));
+    let service = Service::new(catalog.clone());
     let flight = arrow_flight::flight_service_server::FlightServiceServer::new(flight::FlightSql {
         catalog: catalog.clone(),
+        service: service.clone(),
         limits: Arc::clone(&limits),
     });
     let state = AppState {
         catalog,
+        service,
         openapi,
         limits,
         webhook: options
             .access_webhook
-            .map(|url| Arc::new(notify::Webhook::new(url))),
+            .map(|url| Arc::new(Webhook::new(url, Arc::new(notify::HttpSender::new())))),
         monitor,
         open_portal: options.open_portal,
         compliance: Arc::default(),
@@ -154,8 +150,7 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        mesh_catalog::ErrorCode::MethodNotAllowed,
         "this endpoint does not take that method; see /openapi.json",
     )
 }
@@ -193,20 +188,6 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// `text` percent-encoded for a URL path segment or query value (everything but RFC 3986's
-/// unreserved characters).
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::new();
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Serves `app` on `listener` until `shutdown` completes, with the SLA monitor running on its
 /// schedule beside it.
 pub async fn serve(
@@ -215,7 +196,7 @@ pub async fn serve(
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let monitor = Arc::new(sla::Monitor::new(options.monitor.clone()));
+    let monitor = Arc::new(monitor(&options));
     let monitoring = tokio::spawn(Arc::clone(&monitor).run(catalog.clone()));
     let served = axum::serve(listener, app_with_monitor(catalog, options, monitor))
         .with_graceful_shutdown(shutdown)

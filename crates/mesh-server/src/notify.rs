@@ -1,139 +1,51 @@
-//! Events to webhooks: access requests and decisions (to the owning domain's chat or tickets),
-//! SLA violations and recoveries (to whoever is on call). Sent after the catalog has committed,
-//! retried with backoff, and every delivery is logged in the catalog: what was sent where, how
-//! many attempts it took, the receiver's last answer (`GET /api/v1/webhooks/deliveries`).
+//! Webhooks over HTTP: the [`Sender`] the service's webhooks post with, and the access events a
+//! server sends to its access webhook (requests, decisions, revocations) after the catalog has
+//! committed them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_catalog::Catalog;
-use mesh_catalog::store::DeliveryRow;
+use mesh_service::notify::Sender;
 use serde::Serialize;
 
-/// Attempts per event: the first, then after 0.5, 1 and 2 seconds.
-const ATTEMPTS: i64 = 4;
-
-/// Deliveries in flight to one receiver at most (each retries on its own).
-const IN_FLIGHT: usize = 8;
-
-/// One receiver of events.
+/// Posts JSON with reqwest: a 10 s timeout per attempt, the delivery id in `x-mesh-delivery`.
 #[derive(Debug, Clone)]
-pub struct Webhook {
-    url: String,
+pub struct HttpSender {
     http: reqwest::Client,
-    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
-impl Webhook {
-    pub fn new(url: String) -> Webhook {
+impl HttpSender {
+    pub fn new() -> HttpSender {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mesh/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Webhook {
-            url,
-            http,
-            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
-        }
+        HttpSender { http }
     }
+}
 
-    pub fn url(&self) -> &str {
-        &self.url
+impl Default for HttpSender {
+    fn default() -> Self {
+        HttpSender::new()
     }
+}
 
-    /// POSTs `{delivery, event, at, subject, data}` until the receiver answers 2xx or the
-    /// attempts run out, logging each attempt in the catalog. The delivery as it ended.
-    pub async fn deliver(
+#[async_trait::async_trait]
+impl Sender for HttpSender {
+    async fn post(
         &self,
-        catalog: &Catalog,
-        event: &str,
-        subject: &str,
-        data: &impl Serialize,
-    ) -> DeliveryRow {
-        let id = uuid::Uuid::new_v4().to_string();
-        let at = catalog.now();
-        let body = serde_json::json!({
-            "delivery": id, "event": event, "at": at, "subject": subject, "data": data,
-        });
-        let mut row = DeliveryRow {
-            id,
-            url: self.url.clone(),
-            event: event.to_owned(),
-            subject: subject.to_owned(),
-            payload: body.to_string(),
-            state: "pending".into(),
-            attempts: 0,
-            last_status: None,
-            last_error: None,
-            created_at: at.clone(),
-            updated_at: at,
-        };
-        logged(catalog.log_delivery(&row, true).await);
-        // Logged as pending at once; sent when one of the receiver's slots is free.
-        let _slot = self.in_flight.acquire().await;
-        let mut wait = Duration::from_millis(500);
-        while row.attempts < ATTEMPTS {
-            row.attempts += 1;
-            let sent = self
-                .http
-                .post(&self.url)
-                .header("x-mesh-delivery", &row.id)
-                .json(&body)
-                .send()
-                .await;
-            match sent {
-                Ok(r) => {
-                    row.last_status = Some(i64::from(r.status().as_u16()));
-                    row.last_error = (!r.status().is_success())
-                        .then(|| format!("the receiver answered {}", r.status()));
-                }
-                Err(e) => {
-                    row.last_status = None;
-                    row.last_error = Some(e.to_string());
-                }
-            }
-            let done = row.last_error.is_none();
-            row.state = match (done, row.attempts < ATTEMPTS) {
-                (true, _) => "delivered",
-                (false, true) => "pending",
-                (false, false) => "failed",
-            }
-            .into();
-            row.updated_at = catalog.now();
-            logged(catalog.log_delivery(&row, false).await);
-            if done {
-                break;
-            }
-            if row.attempts < ATTEMPTS {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
-        if row.state == "failed" {
-            log(&format!(
-                "{event} was not delivered to {} after {ATTEMPTS} attempts: {}",
-                self.url,
-                row.last_error.as_deref().unwrap_or_default()
-            ));
-        }
-        row
-    }
-
-    /// [`Webhook::deliver`] in the background: the caller's answer never waits for a receiver.
-    pub fn spawn(
-        self: &Arc<Self>,
-        catalog: &Catalog,
-        event: &str,
-        subject: &str,
-        data: &impl Serialize,
-    ) {
-        let (hook, catalog) = (Arc::clone(self), catalog.clone());
-        let (event, subject) = (event.to_owned(), subject.to_owned());
-        let data = serde_json::to_value(data).unwrap_or_default();
-        tokio::spawn(async move {
-            hook.deliver(&catalog, &event, &subject, &data).await;
-        });
+        url: &str,
+        delivery: &str,
+        body: &serde_json::Value,
+    ) -> Result<u16, String> {
+        self.http
+            .post(url)
+            .header("x-mesh-delivery", delivery)
+            .json(body)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -142,15 +54,4 @@ pub(crate) fn send(state: &crate::AppState, event: &str, subject: &str, what: &i
     if let Some(hook) = &state.webhook {
         hook.spawn(&state.catalog, event, subject, what);
     }
-}
-
-fn logged(result: Result<(), mesh_catalog::CatalogError>) {
-    if let Err(e) = result {
-        log(&format!("could not log a webhook delivery: {e}"));
-    }
-}
-
-#[allow(clippy::print_stderr)]
-fn log(message: &str) {
-    eprintln!("mesh serve: {message}");
 }

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use mesh_catalog::AuditReport;
+use mesh_catalog::audit::AuditReport;
 use mesh_catalog::governance::{
     EffectivePolicies, PolicyBundle, PolicyBundleView, PolicyPublishReport, PolicyScope,
 };

@@ -17,7 +17,9 @@ use mesh_catalog::access::{AccessAsk, AccessDecision};
 use mesh_catalog::lineage::{Direction, Graph};
 use mesh_catalog::search::SearchQuery;
 use mesh_catalog::store::RoleBinding;
-use mesh_catalog::{CatalogError, Principal};
+use mesh_catalog::{ErrorCode, Principal};
+
+use crate::error::ApiError;
 use minijinja::Environment;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -119,21 +121,20 @@ fn render(name: &str, viewer: &Viewer, mut context: Value) -> Response {
     }
 }
 
-fn error_page(viewer: &Viewer, e: &CatalogError) -> Response {
-    let (status, title) = match e {
-        CatalogError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
-        CatalogError::Forbidden(_) | CatalogError::Unauthenticated(_) => {
-            (StatusCode::FORBIDDEN, "Not allowed")
-        }
-        CatalogError::BadRequest(_) | CatalogError::PolicyViolation { .. } => {
-            (StatusCode::BAD_REQUEST, "Not done")
-        }
+/// A failure as a page: its problem's detail (for the platform's own failures, only the error id
+/// the server logged it under), under a title that says what kind it is.
+fn error_page(viewer: &Viewer, e: ApiError) -> Response {
+    let code = e.problem.error_code().unwrap_or(ErrorCode::Internal);
+    let (status, title) = match code {
+        ErrorCode::NotFound => (StatusCode::NOT_FOUND, "Not found"),
+        ErrorCode::Forbidden | ErrorCode::Unauthenticated => (StatusCode::FORBIDDEN, "Not allowed"),
+        c if c.is_client_error() => (StatusCode::BAD_REQUEST, "Not done"),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong"),
     };
     let mut page = render(
         "error.html",
         viewer,
-        json!({ "title": title, "detail": e.to_string() }),
+        json!({ "title": title, "detail": e.detail() }),
     );
     *page.status_mut() = status;
     page
@@ -174,7 +175,7 @@ macro_rules! tried {
     ($viewer:expr, $result:expr) => {
         match $result {
             Ok(v) => v,
-            Err(e) => return error_page(&$viewer, &e),
+            Err(e) => return error_page(&$viewer, ApiError::from(e)),
         }
     };
 }
@@ -210,7 +211,14 @@ async fn dashboard(
     };
     let products = tried!(viewer, catalog.search(&who, &everything).await).total;
     let domains = tried!(viewer, catalog.domains(&who).await);
-    let sla = tried!(viewer, crate::sla::current(&state, &who).await);
+    let sla = tried!(
+        viewer,
+        state
+            .monitor
+            .current(&state.catalog, &who)
+            .await
+            .map(|p| p.report)
+    );
     let violated: Vec<_> = sla
         .ports
         .iter()
@@ -306,7 +314,7 @@ async fn search(
 fn encode(params: &[(String, String)]) -> String {
     params
         .iter()
-        .map(|(k, v)| format!("{k}={}", crate::percent_encode(v)))
+        .map(|(k, v)| format!("{k}={}", mesh_service::routes::encode(v)))
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -554,10 +562,17 @@ async fn domain(
     {
         return error_page(
             &viewer,
-            &CatalogError::NotFound(format!("domain `{domain}`")),
+            ApiError::not_found(format!("not found: domain `{domain}`")),
         );
     }
-    let sla = tried!(viewer, crate::sla::current(&state, &who).await);
+    let sla = tried!(
+        viewer,
+        state
+            .monitor
+            .current(&state.catalog, &who)
+            .await
+            .map(|p| p.report)
+    );
     let mut status: BTreeMap<&str, &str> = BTreeMap::new();
     for p in &sla.ports {
         let entry = status.entry(p.product.as_str()).or_insert("met");
@@ -605,7 +620,7 @@ async fn request_access(
             Err(_) => {
                 return error_page(
                     &viewer,
-                    &CatalogError::BadRequest(format!("`{d}` is not a number of days")),
+                    ApiError::bad_request(format!("`{d}` is not a number of days")),
                 );
             }
         },
@@ -664,7 +679,7 @@ async fn decide(
     let done = if approve { "approved" } else { "denied" };
     Redirect::to(&format!(
         "/products/{}?done={done}",
-        crate::percent_encode(&form.product)
+        mesh_service::routes::encode(&form.product)
     ))
     .into_response()
 }

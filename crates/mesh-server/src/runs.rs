@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
+use mesh_service::ResolvedInput;
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
@@ -197,4 +198,24 @@ pub(crate) async fn product_snapshots(
     let who = caller.principal()?;
     let Path(product) = path?;
     Ok(Json(state.catalog.snapshots(&who, &product).await?))
+}
+
+/// The input ports of the product's latest published version, resolved for a run by the caller:
+/// each the upstream snapshot it reads and which of its columns, through the same decision as a
+/// query (another domain's port only through a grant to the product). 403 when one is refused.
+#[utoipa::path(get, path = "/api/v1/products/{product}/inputs", tag = "runs",
+    params(("product" = String, Path, description = "`domain.product`")),
+    security(("token" = [])),
+    responses((status = 200, body = [ResolvedInput]), (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, description = "An input port the product may not read", body = Problem),
+        (status = 404, description = "No such product, or an input port with no snapshot yet", body = Problem)))]
+pub(crate) async fn product_inputs(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Vec<ResolvedInput>>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    Ok(Json(state.service.pipeline_inputs(&who, &product).await?))
 }

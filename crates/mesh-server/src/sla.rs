@@ -1,218 +1,21 @@
-//! Service levels over HTTP, the monitor that keeps them, and `/metrics`.
-//!
-//! The monitor runs inside `mesh serve` on a schedule (and once per `mesh sla check`): it probes
-//! every served snapshot (opens the Delta table at the snapshot's version and reads a row, as a
-//! reader would), evaluates every product's service levels ([`Catalog::sla_check`]), and sends
-//! each violation and recovery to the SLA webhook (logged deliveries, retried with backoff).
-//! `/metrics` shows the last pass in Prometheus' text format, with the run counters and a
-//! histogram of governed reads' latency per port.
+//! Service levels over HTTP, and `/metrics`: the monitor's last pass (or a pass now) in
+//! Prometheus' text format, with the run counters and a histogram of governed reads' latency per
+//! port. The monitor itself — probes, passes, webhooks — is `mesh_service::monitor`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, LazyLock, Mutex, RwLock};
-use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use futures::{StreamExt, TryStreamExt};
-use mesh_catalog::sla::{SlaOptions, SlaReport};
-use mesh_catalog::store::{DeliveryRow, ObservationRow, ViolationRow};
-use mesh_catalog::{Catalog, CatalogError, Principal};
+use mesh_catalog::sla::{Delivery, SlaOptions, SlaReport, Violation};
+use mesh_service::metrics::BUCKETS;
+use mesh_service::monitor::parse_window;
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
-use crate::notify::Webhook;
 use crate::{AppState, Caller};
-
-/// How the monitor runs.
-#[derive(Debug, Clone)]
-pub struct MonitorOptions {
-    /// Time between passes; `None`: no monitor loop (`/metrics` then evaluates on each scrape).
-    pub interval: Option<Duration>,
-    /// The rolling window of availability, error rate, latency and volume.
-    pub window: chrono::Duration,
-    /// Where violations and recoveries are POSTed.
-    pub webhook: Option<String>,
-    /// Probe every served snapshot before each pass.
-    pub probes: bool,
-}
-
-impl Default for MonitorOptions {
-    fn default() -> Self {
-        MonitorOptions {
-            interval: None,
-            window: SlaOptions::default().window,
-            webhook: None,
-            probes: true,
-        }
-    }
-}
-
-/// The monitor: its options, its webhook, and its last pass (for `/metrics`).
-#[derive(Debug)]
-pub struct Monitor {
-    pub options: MonitorOptions,
-    webhook: Option<Arc<Webhook>>,
-    last: RwLock<Option<Pass>>,
-}
-
-#[derive(Debug, Clone)]
-struct Pass {
-    report: Arc<SlaReport>,
-    seconds: f64,
-}
-
-impl Monitor {
-    pub fn new(options: MonitorOptions) -> Monitor {
-        let webhook = options
-            .webhook
-            .clone()
-            .map(|url| Arc::new(Webhook::new(url)));
-        Monitor {
-            options,
-            webhook,
-            last: RwLock::new(None),
-        }
-    }
-
-    /// One pass: probes (if enabled), evaluation with history, and the webhook told of every
-    /// violation opened and closed (awaited, or in the `background`).
-    pub async fn check(
-        &self,
-        catalog: &Catalog,
-        who: &Principal,
-        background: bool,
-    ) -> Result<(SlaReport, Vec<DeliveryRow>), CatalogError> {
-        let started = Instant::now();
-        if self.options.probes {
-            probe_all(catalog, who).await?;
-        }
-        let options = SlaOptions {
-            window: self.options.window,
-            product: None,
-        };
-        let report = catalog.sla_check(who, &options).await?;
-        *self.last.write().unwrap_or_else(|e| e.into_inner()) = Some(Pass {
-            report: Arc::new(report.clone()),
-            seconds: started.elapsed().as_secs_f64(),
-        });
-        let mut deliveries = Vec::new();
-        if let Some(hook) = &self.webhook {
-            let events = report
-                .opened
-                .iter()
-                .map(|v| ("sla.violated", v))
-                .chain(report.recovered.iter().map(|v| ("sla.recovered", v)));
-            for (event, v) in events {
-                if background {
-                    hook.spawn(catalog, event, &v.product, v);
-                } else {
-                    deliveries.push(hook.deliver(catalog, event, &v.product, v).await);
-                }
-            }
-        }
-        Ok((report, deliveries))
-    }
-
-    /// Passes every `interval` until the task is dropped; a failed pass is logged and retried
-    /// at the next tick.
-    pub async fn run(self: Arc<Self>, catalog: Catalog) {
-        let Some(interval) = self.options.interval else {
-            return;
-        };
-        let who = Principal::system("mesh-monitor");
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            // Deliveries in the background: a receiver that is down never holds up a pass.
-            if let Err(e) = Box::pin(self.check(&catalog, &who, true)).await {
-                log(&format!("the SLA pass failed: {e}"));
-            }
-        }
-    }
-}
-
-/// How long one probe may take before it counts as failed (an object store that hangs is down).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Probes each served snapshot, a few at a time, and records the outcomes.
-async fn probe_all(catalog: &Catalog, who: &Principal) -> Result<(), CatalogError> {
-    let snapshots = catalog.served_snapshots(who).await?;
-    let probes: Vec<ObservationRow> =
-        futures::stream::iter(snapshots)
-            .map(|s| async move {
-                let started = Instant::now();
-                let outcome =
-                    match tokio::time::timeout(PROBE_TIMEOUT, probe(&s.location, s.delta_version))
-                        .await
-                    {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
-                    };
-                ObservationRow {
-                    product: s.product,
-                    port: s.port,
-                    major: s.major,
-                    at: catalog.now(),
-                    kind: "probe".into(),
-                    latency_ms: started.elapsed().as_secs_f64() * 1000.0,
-                    rows_read: outcome.as_ref().ok().copied(),
-                    error: outcome.err(),
-                }
-            })
-            .buffer_unordered(4)
-            .collect()
-            .await;
-    catalog.record_probes(who, &probes).await
-}
-
-/// Reads one row of a Delta table at `version`, as a reader would: the log, then a data file.
-async fn probe(location: &str, version: i64) -> Result<i64, String> {
-    let readable = mesh_engine::query::Readable {
-        domain: "probe".into(),
-        table: "port".into(),
-        location: location.to_owned(),
-        delta_version: version,
-        columns: None,
-        masks: Vec::new(),
-        mask: mesh_engine::query::Mask::default(),
-    };
-    let ctx = mesh_engine::query::session_with(&[&readable])
-        .await
-        .map_err(|e| e.to_string())?;
-    let (_, stream) = mesh_engine::query::stream(&ctx, "SELECT * FROM probe.port LIMIT 1")
-        .await
-        .map_err(|e| e.to_string())?;
-    let batches: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
-    Ok(batches.iter().map(|b| b.num_rows() as i64).sum())
-}
-
-#[allow(clippy::print_stderr)]
-fn log(message: &str) {
-    eprintln!("mesh serve: {message}");
-}
-
-/// A duration such as `28d`, `12h` or `90m`: at least a second, at most the 90 days
-/// observations are kept.
-pub fn parse_window(text: &str) -> Result<chrono::Duration, String> {
-    let span = mesh_model::odcs::sla::span(&serde_json::Value::String(text.to_owned()), None)?;
-    if span.seconds < 1.0 {
-        return Err(format!("the window `{text}` is shorter than a second"));
-    }
-    let keep = mesh_catalog::sla::KEEP_DAYS;
-    if span.seconds > (keep * 86_400) as f64 {
-        return Err(format!(
-            "the window `{text}` is longer than the {keep} days observations are kept"
-        ));
-    }
-    Ok(chrono::Duration::milliseconds(
-        (span.seconds * 1000.0) as i64,
-    ))
-}
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -281,13 +84,13 @@ pub(crate) struct ViolationParams {
 #[utoipa::path(get, path = "/api/v1/sla/violations", tag = "sla",
     params(ViolationParams),
     security(("token" = [])),
-    responses((status = 200, body = [ViolationRow]), (status = 400, body = Problem),
+    responses((status = 200, body = [Violation]), (status = 400, body = Problem),
         (status = 401, body = Problem)))]
 pub(crate) async fn violations(
     State(state): State<AppState>,
     caller: Caller,
     params: Result<Query<ViolationParams>, QueryRejection>,
-) -> Result<Json<Vec<ViolationRow>>, ApiError> {
+) -> Result<Json<Vec<Violation>>, ApiError> {
     let who = caller.principal()?;
     let Query(params) = params?;
     let limit = params.limit.unwrap_or(100).clamp(1, 1000);
@@ -311,13 +114,13 @@ pub(crate) struct DeliveryParams {
 #[utoipa::path(get, path = "/api/v1/webhooks/deliveries", tag = "sla",
     params(DeliveryParams),
     security(("token" = [])),
-    responses((status = 200, body = [DeliveryRow]), (status = 400, body = Problem),
+    responses((status = 200, body = [Delivery]), (status = 400, body = Problem),
         (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub(crate) async fn deliveries(
     State(state): State<AppState>,
     caller: Caller,
     params: Result<Query<DeliveryParams>, QueryRejection>,
-) -> Result<Json<Vec<DeliveryRow>>, ApiError> {
+) -> Result<Json<Vec<Delivery>>, ApiError> {
     let who = caller.principal()?;
     let Query(params) = params?;
     Ok(Json(
@@ -339,7 +142,7 @@ pub(crate) async fn metrics(
     caller: Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     let who = caller.principal()?;
-    let pass = pass(&state, &who).await?;
+    let pass = state.monitor.current(&state.catalog, &who).await?;
     let runs = state.catalog.run_counts(&who).await?;
     Ok((
         [(
@@ -348,83 +151,6 @@ pub(crate) async fn metrics(
         )],
         render(&pass.report, pass.seconds, &runs),
     ))
-}
-
-/// The monitor's last pass while it runs; without it, a pass now (a pass someone asked for once
-/// would otherwise be served forever).
-async fn pass(state: &AppState, who: &Principal) -> Result<Pass, CatalogError> {
-    let last = state.monitor.options.interval.and_then(|_| {
-        state
-            .monitor
-            .last
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    });
-    if let Some(pass) = last {
-        return Ok(pass);
-    }
-    let started = Instant::now();
-    let options = SlaOptions {
-        window: state.monitor.options.window,
-        product: None,
-    };
-    let report = Box::pin(state.catalog.sla(who, &options)).await?;
-    Ok(Pass {
-        report: Arc::new(report),
-        seconds: started.elapsed().as_secs_f64(),
-    })
-}
-
-/// The service levels as the monitor last saw them (or as they are now, without a monitor),
-/// checked against `who`'s right to read the catalog.
-pub(crate) async fn current(
-    state: &AppState,
-    who: &Principal,
-) -> Result<Arc<SlaReport>, CatalogError> {
-    if !who.may(mesh_catalog::Action::Read) {
-        return Err(CatalogError::Forbidden(format!(
-            "{} may not read the catalog",
-            who.name
-        )));
-    }
-    Ok(pass(state, who).await?.report)
-}
-
-/// Upper bounds (seconds) of the read-latency histogram's buckets.
-const BUCKETS: [f64; 12] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-];
-
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    buckets: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-    errors: u64,
-}
-
-/// Governed reads since the process started, per `(product, port)`.
-static READS: LazyLock<Mutex<BTreeMap<(String, String), Histogram>>> =
-    LazyLock::new(Default::default);
-
-/// Counts one governed read of a port in the latency histogram.
-pub(crate) fn observe_read(product: &str, port: &str, seconds: f64, failed: bool) {
-    let mut reads = READS.lock().unwrap_or_else(|e| e.into_inner());
-    let h = reads
-        .entry((product.to_owned(), port.to_owned()))
-        .or_default();
-    if failed {
-        h.errors += 1;
-        return;
-    }
-    h.count += 1;
-    h.sum += seconds;
-    for (i, le) in BUCKETS.iter().enumerate() {
-        if seconds <= *le {
-            h.buckets[i] += 1;
-        }
-    }
 }
 
 /// A label value, escaped as the text format says.
@@ -623,7 +349,7 @@ fn render(report: &SlaReport, seconds: f64, runs: &[(String, i64)]) -> String {
         .sum();
     let _ = writeln!(out, "mesh_runs_open {open}");
 
-    let reads = READS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let reads = mesh_service::metrics::reads();
     family(
         &mut out,
         "mesh_query_duration_seconds",
@@ -676,6 +402,7 @@ fn render(report: &SlaReport, seconds: f64, runs: &[(String, i64)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh_service::metrics::observe_read;
 
     #[test]
     fn labels_are_escaped() {
@@ -781,15 +508,5 @@ mod tests {
         assert!(text.contains("mesh_runs_total{outcome=\"succeeded\"} 3"));
         assert!(text.contains("mesh_runs_open 1"));
         assert!(text.contains("quantile=\"0.95\"} 0.04"));
-    }
-
-    #[test]
-    fn windows() {
-        assert_eq!(parse_window("28d"), Ok(chrono::Duration::days(28)));
-        assert_eq!(parse_window("90m"), Ok(chrono::Duration::minutes(90)));
-        assert!(parse_window("soon").is_err());
-        assert!(parse_window("0s").is_err());
-        assert!(parse_window("91d").is_err());
-        assert!(parse_window("300000y").is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! The storage trait under the catalog: rows in, rows out, inside transactions. No business rule
-//! lives here — validation, compatibility, lifecycle, audit and events are in [`crate::Catalog`],
+//! The storage trait under the catalog: rows in, rows out, inside transactions. Rows are the
+//! store's, never API bodies (the areas' view types are). No business rule lives here — validation, compatibility, lifecycle, audit and events are in [`crate::Catalog`],
 //! so no backend can skip them. Two implementations: SQLite (the embedded default) and PostgreSQL,
 //! both generated from one body of SQL (see [`sql`]), both run by one conformance suite.
 
@@ -311,8 +311,7 @@ pub struct ObservationStats {
 }
 
 /// A breach of one service-level objective of one output port.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViolationRow {
     pub id: String,
     pub product: String,
@@ -328,13 +327,11 @@ pub struct ViolationRow {
     pub started_at: String,
     pub detected_at: String,
     /// When it was met again; absent while the violation lasts.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<String>,
 }
 
 /// One webhook delivery and how it went.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryRow {
     pub id: String,
     pub url: String,
@@ -348,17 +345,14 @@ pub struct DeliveryRow {
     pub state: String,
     pub attempts: i64,
     /// The receiver's last HTTP status.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_status: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
 
 /// How much one reader has read of one output port (per major version).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRow {
     pub reader: String,
     pub product: String,
@@ -475,16 +469,14 @@ pub struct PolicyBundleRow {
     pub published_at: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DomainRow {
     pub name: String,
     pub description: Option<String>,
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamRow {
     pub name: String,
     pub domain: String,
@@ -492,8 +484,7 @@ pub struct TeamRow {
 }
 
 /// A data product: identity, ownership, and the version a reader gets by default.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductRow {
     /// `domain.product`.
     pub id: String,
@@ -569,8 +560,7 @@ pub struct NewEvent {
     pub payload: serde_json::Value,
 }
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EventRow {
     pub seq: i64,
     pub at: String,

@@ -9,7 +9,5 @@ mod conformance;
 mod fixtures;
 mod lineage;
 mod search;
-// The same access rules to ../shared/vectors as mesh-model's tests (skip, or fail under CI=true).
-#[allow(dead_code)]
-#[path = "../../../mesh-model/tests/it/vectors.rs"]
-mod vectors;
+// The conformance vectors in ../shared (skip, or fail under CI=true), as every crate reads them.
+use mesh_testkit::vectors;

@@ -9,7 +9,8 @@ use mesh_model::DocKind;
 use mesh_model::changelog::{Change, ChangeType, Changelog, Impact, diff};
 use mesh_model::source::Node;
 
-use crate::cmd::lint::{read_text, styled};
+use crate::cmd::lint::styled;
+use crate::files::read_text;
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::{Outcome, OutputFormat};
 

@@ -4,12 +4,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use mesh_model::DocKind;
 use mesh_model::diag::{Code, Diagnostic, Part, Severity};
 use mesh_model::lint::{LintOptions, LintReport, SourceFile, lint};
 
 use crate::cmd::policy;
+use crate::files::read_text;
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::{Outcome, OutputFormat};
 
@@ -280,21 +281,6 @@ fn is_candidate(path: &Path) -> bool {
 fn display(path: &Path) -> String {
     let text = path.display().to_string();
     text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
-}
-
-pub(crate) fn read_text(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read {}: not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok(text
-        .strip_prefix('\u{feff}')
-        .map(str::to_owned)
-        .unwrap_or(text))
 }
 
 fn print_text(report: &LintReport) -> anyhow::Result<()> {

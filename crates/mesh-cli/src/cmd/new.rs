@@ -12,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use mesh_model::names::{Sensitivity, TeamName, is_snake as snake};
 use mesh_model::source::Node;
 
 use crate::output::{self, LOCATION, OK, paint};
@@ -94,12 +95,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     }
 }
 
-fn snake(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
 /// An upstream port: `domain.product[.port]`.
 #[derive(Debug, Clone)]
 struct Input {
@@ -146,12 +141,7 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
             bail!("{what} `{value}` is not snake_case (lower-case letters, digits and `_`)");
         }
     }
-    let team_ok = !args.owner.is_empty()
-        && args
-            .owner
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !team_ok {
+    if TeamName::parse(&args.owner).is_err() {
         bail!(
             "--owner `{}` is not a team name (lower-case letters, digits, `-`, `_`)",
             args.owner
@@ -340,7 +330,7 @@ async fn upstream_contract(
         .join("contracts")
         .join(format!("{}.odcs.yaml", input.port));
     let contract: serde_json::Value = if file.is_file() {
-        let text = crate::cmd::lint::read_text(&file)?;
+        let text = crate::files::read_text(&file)?;
         crate::cmd::policy::parse(&text, &file.display().to_string())?.to_json()
     } else {
         let id = format!("{}.{}", input.domain, input.product);
@@ -478,10 +468,7 @@ fn render(
     let masked: Vec<&str> = columns
         .iter()
         .filter(|c| {
-            c.classification
-                .as_deref()
-                .is_some_and(|k| matches!(k, "confidential" | "restricted"))
-                && c.encrypted.is_none()
+            Sensitivity::of(c.classification.as_deref()).is_sensitive() && c.encrypted.is_none()
         })
         .map(|c| c.name.as_str())
         .collect();

@@ -13,9 +13,8 @@ use mesh_catalog::governance::{PolicyBundle, PolicyFile, PolicyScope};
 use mesh_model::source::{Node, Span, Value};
 use mesh_policy::{Decision, Enforcement, Overrides, PolicySet, Source};
 
-use crate::cmd::lint::read_text;
-use crate::cmd::publish::load_bundle;
 use crate::cmd::show::finish;
+use crate::files::{load_bundle, read_text};
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::{Outcome, OutputFormat};
 

@@ -4,14 +4,13 @@
 //! stores the version — or refuses with the reasons. Exits 1 when a product is refused.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use mesh_catalog::{Bundle, CatalogError, PublishOutcome, PublishReport, Source};
+use mesh_catalog::{Bundle, PublishOutcome, PublishReport};
 use mesh_model::changelog::Impact;
 
 use crate::client::Failure;
-use crate::cmd::lint::{read_text, styled};
+use crate::files::load_bundle;
 use crate::output::{self, ERROR, HINT, LOCATION, OK, WARNING, paint};
 use crate::workspace::CatalogArgs;
 use crate::{Outcome, OutputFormat};
@@ -65,71 +64,6 @@ async fn publish_all(args: &Args) -> anyhow::Result<Outcome> {
         writeln!(out)?;
     }
     Ok(outcome)
-}
-
-/// Reads a product folder (or a descriptor file and its folder) into a bundle.
-pub(crate) fn load_bundle(path: &Path) -> anyhow::Result<Bundle> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let (dir, descriptor) = if meta.is_file() {
-        (
-            path.parent().unwrap_or(Path::new(".")).to_path_buf(),
-            path.to_path_buf(),
-        )
-    } else {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && has_suffix(p, ".odps.yaml"))
-            .collect();
-        found.sort();
-        match found.len() {
-            1 => (path.to_path_buf(), found.remove(0)),
-            0 => bail!(
-                "no data product descriptor (*.odps.yaml) in {}",
-                path.display()
-            ),
-            _ => bail!(
-                "more than one data product descriptor in {}: {}",
-                path.display(),
-                found
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }
-    };
-    let mut contracts = Vec::new();
-    for entry in ignore::WalkBuilder::new(&dir).require_git(false).build() {
-        let entry = entry.with_context(|| format!("cannot search {}", dir.display()))?;
-        let p = entry.path();
-        if p.is_file() && has_suffix(p, ".odcs.yaml") {
-            contracts.push(Source {
-                path: shown(p),
-                text: read_text(p)?,
-            });
-        }
-    }
-    contracts.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Bundle {
-        descriptor: Source {
-            path: shown(&descriptor),
-            text: read_text(&descriptor)?,
-        },
-        contracts,
-    })
-}
-
-fn has_suffix(path: &Path, suffix: &str) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.ends_with(suffix) || n.ends_with(&suffix.replace(".yaml", ".yml")))
-}
-
-fn shown(path: &Path) -> String {
-    let text = path.display().to_string();
-    text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
 
 fn print_text(bundle: &Bundle, result: &Result<PublishReport, Failure>) -> anyhow::Result<()> {
@@ -193,184 +127,124 @@ fn print_text(bundle: &Bundle, result: &Result<PublishReport, Failure>) -> anyho
                 }
             }
         }
-        Err(Failure::Catalog(e)) => {
+        Err(failure) => {
             out.flush()?;
             drop(out);
-            print_refusal(bundle, e);
-        }
-        Err(other) => {
-            out.flush()?;
-            drop(out);
-            print_remote_refusal(bundle, other);
+            print_refusal(bundle, failure);
         }
     }
     Ok(())
 }
 
-/// Prints why the catalog refused a bundle, with file:line:col where the documents say it.
-pub(crate) fn print_refusal(bundle: &Bundle, e: &CatalogError) {
-    let mut err = anstream::stderr();
-    match e {
-        CatalogError::PolicyViolation { violations, .. } => {
-            for v in violations {
-                let _ = writeln!(
-                    err,
-                    "{} [{}] {}{}",
-                    paint(
-                        if v.enforcement == mesh_policy::Enforcement::Block {
-                            ERROR
-                        } else {
-                            WARNING
-                        },
-                        v.enforcement.as_str()
-                    ),
-                    v.policy,
-                    v.message,
-                    v.path
-                        .as_deref()
-                        .map(|p| format!(" ({p})"))
-                        .unwrap_or_default()
-                );
-            }
-        }
-        CatalogError::Invalid(findings) => {
-            for (path, d) in findings {
-                let _ = writeln!(err, "{}", styled(d, path));
-            }
-        }
-        CatalogError::Incompatible { ports, .. } => {
-            for port in ports {
-                for failure in &port.failures {
-                    let _ = writeln!(
-                        err,
-                        "port {} ({}): {} changes against {} ({}):",
-                        port.port,
-                        port.mode,
-                        failure.changes.len(),
-                        failure.against,
-                        match failure.direction {
-                            mesh_model::changelog::Direction::Backward =>
-                                "readers of it would break",
-                            mesh_model::changelog::Direction::Forward =>
-                                "it could not be rolled back to",
-                        }
-                    );
-                    for change in &failure.changes {
-                        // The old contract comes from the catalog: a removal shows at the
-                        // nearest node that is still in the new file.
-                        let pos = if change.in_old {
-                            change.anchor
-                        } else {
-                            change.span
-                        }
-                        .start;
-                        let at = if pos.is_known() {
-                            let at = format!("{}:{}:{}", port.source, pos.line, pos.col);
-                            format!("{}: ", paint(LOCATION, &at))
-                        } else {
-                            String::new()
-                        };
-                        let _ = writeln!(
-                            err,
-                            "  {at}{} {} {}: {}",
-                            paint(ERROR, "breaking"),
-                            change.change,
-                            change.path,
-                            change.reason
-                        );
-                    }
-                }
-            }
-            for port in ports {
-                let hurt = &port.affected;
-                if !hurt.products.is_empty()
-                    || !hurt.columns.is_empty()
-                    || !hurt.external.is_empty()
-                {
-                    let mut who: Vec<&str> = hurt.products.iter().map(String::as_str).collect();
-                    who.extend(hurt.external.iter().map(String::as_str));
-                    who.extend(hurt.columns.iter().map(String::as_str));
-                    let _ = writeln!(
-                        err,
-                        "  port {} is read downstream by: {}",
-                        port.port,
-                        who.join(", ")
-                    );
-                }
-            }
-            let _ = writeln!(
-                err,
-                "  = {}: publish the change under a new major version; the current one stays served until you deprecate it",
-                paint(HINT, "hint")
-            );
-        }
-        _ => {}
-    }
-    output::error(&format!("{}: {e}", bundle.descriptor.path));
-}
-
-/// Prints a server's refusal: its findings and breaking changes, from the problem document.
-fn print_remote_refusal(bundle: &Bundle, failure: &Failure) {
+/// Prints why the catalog refused a bundle — the local catalog or a server, from the one problem
+/// document both give — with file:line:col where the documents say it.
+pub(crate) fn print_refusal(bundle: &Bundle, failure: &Failure) {
     let mut err = anstream::stderr();
     let problem = failure.to_json();
+    let text = |v: &serde_json::Value, k: &str, or: &'static str| -> String {
+        v[k].as_str().unwrap_or(or).to_owned()
+    };
     for d in problem["diagnostics"].as_array().into_iter().flatten() {
         let at = format!(
             "{}:{}:{}:",
-            d["file"].as_str().unwrap_or("?"),
-            d["line"].as_u64().unwrap_or(0),
-            d["column"].as_u64().unwrap_or(0)
+            text(d, "file", "?"),
+            d["line"].as_u64().unwrap_or(1),
+            d["column"].as_u64().unwrap_or(1)
         );
+        let severity = text(d, "severity", "error");
+        let style = if severity == "warning" {
+            WARNING
+        } else {
+            ERROR
+        };
         let _ = writeln!(
             err,
             "{} {}: {}",
             paint(LOCATION, &at),
-            paint(ERROR, d["severity"].as_str().unwrap_or("error")),
-            d["message"].as_str().unwrap_or("")
+            paint(style, &severity),
+            text(d, "message", "")
         );
+        if let Some(hint) = d["hint"].as_str() {
+            let _ = writeln!(err, "  = {}: {hint}", paint(HINT, "hint"));
+        }
     }
     for v in problem["violations"].as_array().into_iter().flatten() {
+        let enforcement = text(v, "enforcement", "block");
         let _ = writeln!(
             err,
-            "{} [{}] {}",
-            paint(ERROR, v["enforcement"].as_str().unwrap_or("block")),
-            v["policy"].as_str().unwrap_or("?"),
-            v["message"].as_str().unwrap_or("")
+            "{} [{}] {}{}",
+            paint(
+                if enforcement == "block" {
+                    ERROR
+                } else {
+                    WARNING
+                },
+                &enforcement
+            ),
+            text(v, "policy", "?"),
+            text(v, "message", ""),
+            v["path"]
+                .as_str()
+                .map(|p| format!(" ({p})"))
+                .unwrap_or_default()
         );
     }
-    for port in problem["ports"].as_array().into_iter().flatten() {
-        let affected: Vec<&str> = ["products", "external", "columns"]
+    let ports = problem["ports"].as_array().cloned().unwrap_or_default();
+    for port in &ports {
+        for failure in port["failures"].as_array().into_iter().flatten() {
+            let changes = failure["changes"].as_array().cloned().unwrap_or_default();
+            let _ = writeln!(
+                err,
+                "port {} ({}): {} changes against {} ({}):",
+                text(port, "port", "?"),
+                text(port, "mode", "?"),
+                changes.len(),
+                text(failure, "against", "?"),
+                match failure["direction"].as_str() {
+                    Some("forward") => "it could not be rolled back to",
+                    _ => "readers of it would break",
+                }
+            );
+            for change in &changes {
+                let at = match (change["line"].as_u64(), change["column"].as_u64()) {
+                    (Some(line), Some(col)) => {
+                        let at = format!("{}:{line}:{col}", text(port, "source", "?"));
+                        format!("{}: ", paint(LOCATION, &at))
+                    }
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    err,
+                    "  {at}{} {} {}: {}",
+                    paint(ERROR, "breaking"),
+                    text(change, "type", "?"),
+                    text(change, "path", "?"),
+                    text(change, "reason", "")
+                );
+            }
+        }
+    }
+    for port in &ports {
+        let hurt: Vec<&str> = ["products", "external", "columns"]
             .iter()
             .flat_map(|k| port["affected"][k].as_array().into_iter().flatten())
             .filter_map(|v| v.as_str())
             .collect();
-        if !affected.is_empty() {
+        if !hurt.is_empty() {
             let _ = writeln!(
                 err,
-                "port {} is read downstream by: {}",
-                port["port"].as_str().unwrap_or("?"),
-                affected.join(", ")
+                "  port {} is read downstream by: {}",
+                text(port, "port", "?"),
+                hurt.join(", ")
             );
         }
-        for failure in port["failures"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                err,
-                "port {} ({}): breaking changes against {} ({}):",
-                port["port"].as_str().unwrap_or("?"),
-                port["mode"].as_str().unwrap_or("?"),
-                failure["against"].as_str().unwrap_or("?"),
-                failure["direction"].as_str().unwrap_or("?")
-            );
-            for change in failure["changes"].as_array().into_iter().flatten() {
-                let _ = writeln!(
-                    err,
-                    "  {} {} {}: {}",
-                    paint(ERROR, "breaking"),
-                    change["type"].as_str().unwrap_or("?"),
-                    change["path"].as_str().unwrap_or("?"),
-                    change["reason"].as_str().unwrap_or("")
-                );
-            }
-        }
+    }
+    if !ports.is_empty() {
+        let _ = writeln!(
+            err,
+            "  = {}: publish the change under a new major version; the current one stays served until you deprecate it",
+            paint(HINT, "hint")
+        );
     }
     output::error(&format!("{}: {failure}", bundle.descriptor.path));
 }

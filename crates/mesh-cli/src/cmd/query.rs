@@ -28,7 +28,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
         if let Some(format) = &args.format {
-            let mut out = std::io::stdout().lock();
+            let Some(format) = mesh_engine::query::ResultFormat::parse(format) else {
+                output::error(&format!(
+                    "format `{format}` is not json, csv, arrow or parquet"
+                ));
+                return Ok(Outcome::Findings);
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout());
             let result = client.query_to(&args.sql, format, &mut out).await;
             out.flush()?;
             return match result {

@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use mesh_catalog::runs::{RunEnd as CatalogEnd, RunInput, RunStart};
 use mesh_engine::Location;
+use mesh_engine::mask::Mask;
 use mesh_engine::pipeline::{self, Input, Ledger, OpenRun, RunEnd, RunPlan};
+use mesh_model::names::props;
 use mesh_model::source::Node;
 
 use crate::client::{Client, Failure};
-use crate::cmd::publish::load_bundle;
+use crate::files::load_bundle;
 use crate::output::{self, ERROR, LOCATION, OK, WARNING, paint};
 use crate::workspace::CatalogArgs;
 use crate::{Outcome, OutputFormat};
@@ -189,15 +191,6 @@ fn dead(run: &OpenRun) -> bool {
         .unwrap_or(true)
 }
 
-/// `major` of a semantic version (`1.4.0` → 1).
-fn major(version: &str) -> i64 {
-    version
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .unwrap_or(0)
-}
-
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let bundle = load_bundle(&args.dir)?;
     let product = crate::cmd::policy::parse(&bundle.descriptor.text, &bundle.descriptor.path)?;
@@ -249,74 +242,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let location = format!(
         "{}/{domain}/{name}/{port}/v{}",
         storage.trim_end_matches('/'),
-        major(&version)
+        mesh_model::names::major_of(&version)
     );
     let mut inputs = sources(&product, &args.dir)?;
 
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
-        // The product's grants, read once, when an input port needs one.
-        let mut grants: Option<Vec<mesh_catalog::access::GrantView>> = None;
-        for input in product.get("inputPorts").and_then(Node::as_seq).unwrap_or_default() {
-            let input_name = text(input, "name").context("an input port has no `name`")?;
-            let contract = text(input, "contractId")
-                .with_context(|| format!("input port `{input_name}` has no `contractId`"))?;
-            let pinned = text(input, "version").map(|v| major(&v));
-            let (upstream, upstream_port) = contract.rsplit_once('.').with_context(|| {
-                format!("input port `{input_name}`: `{contract}` is not domain.product.port")
-            })?;
-            let snapshot = client
-                .snapshots(upstream)
-                .await
-                .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?
-                .into_iter()
-                .filter(|s| s.port == upstream_port && pinned.is_none_or(|m| s.major == m))
-                .max_by_key(|s| s.major)
-                .with_context(|| {
-                    format!(
-                        "input port `{input_name}`: no published snapshot of {contract}{}: run {upstream} first",
-                        pinned.map(|m| format!(" (major {m})")).unwrap_or_default()
-                    )
-                })?;
-            // Another domain's data is read only through a grant to this product's service
-            // identity, and only the columns the grant covers; a product's own domain needs none.
-            let upstream_domain = upstream.split('.').next().unwrap_or_default();
-            let columns = if upstream_domain == domain {
-                None
-            } else {
-                if grants.is_none() {
-                    grants = Some(
-                        client
-                            .consumer_grants(&id)
-                            .await
-                            .map_err(|e| anyhow::anyhow!("input port `{input_name}`: {e}"))?,
-                    );
-                }
-                let grant = grants
-                    .iter()
-                    .flatten()
-                    .find(|g| {
-                        g.active
-                            && g.product == upstream
-                            && g.port == upstream_port
-                            && g.major == snapshot.major
-                    })
-                    .with_context(|| {
-                        format!(
-                            "input port `{input_name}`: {id} has no active grant to read {contract} (major {major}) of domain `{upstream_domain}`; \
-                             ask for one: mesh access request {contract}@{major} --for {id} --purpose \"...\" (an owner of `{upstream_domain}` approves it)",
-                            major = snapshot.major
-                        )
-                    })?;
-                (!grant.columns.is_empty()).then(|| grant.columns.clone())
-            };
+        // What each input port reads, and which columns: decided by the catalog's one rule on
+        // reads (another domain's port only through a grant to this product), locally or by the
+        // server.
+        let resolved = client
+            .pipeline_inputs(&id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for input in resolved {
             inputs.push(Input {
-                name: input_name,
-                product: Some(upstream.to_owned()),
-                contract: Some(contract.clone()),
-                location: Location::from_path(&snapshot.location, Some("delta"))?,
-                delta_version: Some(snapshot.delta_version),
-                columns,
+                location: Location::from_path(&input.location, Some("delta"))?,
+                delta_version: Some(input.delta_version),
+                masks: input
+                    .masks
+                    .iter()
+                    .filter_map(|(c, m)| Some((c.clone(), Mask::parse(m)?)))
+                    .collect(),
+                mask: input
+                    .masks
+                    .get("*")
+                    .and_then(|m| Mask::parse(m))
+                    .unwrap_or_default(),
+                columns: input.columns,
+                name: input.name,
+                product: Some(input.product),
+                contract: Some(input.contract),
             });
         }
         let openlineage = args
@@ -405,7 +361,7 @@ fn retention_days(product: &Node) -> Option<i64> {
         .and_then(Node::as_seq)
         .unwrap_or_default()
         .iter()
-        .find(|cp| cp.get("property").and_then(Node::as_str) == Some("retentionDays"))
+        .find(|cp| cp.get("property").and_then(Node::as_str) == Some(props::RETENTION_DAYS))
         .and_then(|cp| cp.get("value"))
         .and_then(|v| match &v.value {
             mesh_model::source::Value::Int(i) => Some(*i),
@@ -445,7 +401,7 @@ fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
         .and_then(Node::as_seq)
         .unwrap_or_default()
     {
-        if cp.get("property").and_then(Node::as_str) != Some("sources") {
+        if cp.get("property").and_then(Node::as_str) != Some(props::SOURCES) {
             continue;
         }
         for source in cp.get("value").and_then(Node::as_seq).unwrap_or_default() {
@@ -469,6 +425,8 @@ fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
                 location: Location::from_path(&path, field("format"))?,
                 delta_version: None,
                 columns: None,
+                masks: Vec::new(),
+                mask: Mask::Null,
             });
         }
     }

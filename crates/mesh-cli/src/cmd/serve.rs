@@ -63,7 +63,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     crate::runtime()?.block_on(async {
         let catalog = args.catalog.open().await?;
         // Checked before listening: a typo in a flag is not a server that half starts.
-        let window = mesh_server::sla::parse_window(&args.sla_window)
+        let window = mesh_service::monitor::parse_window(&args.sla_window)
             .map_err(|e| anyhow::anyhow!("--sla-window: {e}"))?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -88,7 +88,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             burst: args.query_burst,
             timeout: std::time::Duration::from_secs_f64(args.query_timeout.max(0.001)),
         };
-        let monitor = mesh_server::sla::MonitorOptions {
+        let monitor = mesh_service::monitor::MonitorOptions {
             interval: (args.sla_interval > 0.0)
                 .then(|| std::time::Duration::from_secs_f64(args.sla_interval)),
             window,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use mesh_catalog::{CatalogError, ProductView, VersionView};
+use mesh_catalog::{ProductView, VersionView};
 
 use crate::client::Failure;
 
@@ -93,45 +93,6 @@ pub(crate) fn finish<T: serde::Serialize>(
             })
         }
     }
-}
-
-/// The problem code of a catalog error (the same the HTTP API uses).
-pub(crate) fn error_code(e: &CatalogError) -> &'static str {
-    match e {
-        CatalogError::Unauthenticated(_) => "unauthenticated",
-        CatalogError::Forbidden(_) => "forbidden",
-        CatalogError::NotFound(_) => "not_found",
-        CatalogError::Invalid(_) | CatalogError::InvalidDocument(_) => "invalid",
-        CatalogError::BadRequest(_) => "bad_request",
-        CatalogError::VersionExists { .. } => "version_exists",
-        CatalogError::Incompatible { .. } => "incompatible",
-        CatalogError::Lifecycle(_) => "lifecycle",
-        CatalogError::PolicyViolation { .. } => "policy",
-        CatalogError::InvalidPolicies(_) => "invalid_policies",
-        CatalogError::Busy(_) => "busy",
-        CatalogError::Store(_) => "internal",
-    }
-}
-
-/// The JSON form of a catalog error (the shape the HTTP API uses).
-pub(crate) fn error_json(e: &CatalogError) -> serde_json::Value {
-    let mut doc = serde_json::json!({ "code": error_code(e), "detail": e.to_string() });
-    match e {
-        CatalogError::Invalid(findings) => {
-            doc["diagnostics"] = findings.iter().map(|(path, d)| d.to_json(path)).collect();
-        }
-        CatalogError::Incompatible { ports, .. } => {
-            doc["ports"] = serde_json::to_value(ports).unwrap_or_default();
-        }
-        CatalogError::PolicyViolation { violations, .. } => {
-            doc["violations"] = serde_json::to_value(violations).unwrap_or_default();
-        }
-        CatalogError::InvalidPolicies(problems) => {
-            doc["problems"] = serde_json::to_value(problems).unwrap_or_default();
-        }
-        _ => {}
-    }
-    doc
 }
 
 fn status(status: &str) -> String {

@@ -6,8 +6,8 @@
 
 use std::io::Write;
 
+use mesh_catalog::sla::{Delivery, Violation};
 use mesh_catalog::sla::{PortSla, SlaReport};
-use mesh_catalog::store::{DeliveryRow, ViolationRow};
 
 use crate::cmd::show::finish;
 use crate::output::{self, ERROR, HINT, OK, WARNING};
@@ -81,7 +81,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 fn status(args: &Args) -> anyhow::Result<Outcome> {
-    if let Err(e) = mesh_server::sla::parse_window(&args.window) {
+    if let Err(e) = mesh_service::monitor::parse_window(&args.window) {
         output::error(&format!("--window: {e}"));
         return Ok(Outcome::Findings);
     }
@@ -110,14 +110,14 @@ fn status(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 fn run_check(args: &CheckArgs) -> anyhow::Result<Outcome> {
-    let window = match mesh_server::sla::parse_window(&args.window) {
+    let window = match mesh_service::monitor::parse_window(&args.window) {
         Ok(w) => w,
         Err(e) => {
             output::error(&format!("--window: {e}"));
             return Ok(Outcome::Findings);
         }
     };
-    let options = mesh_server::sla::MonitorOptions {
+    let options = mesh_service::monitor::MonitorOptions {
         interval: None,
         window,
         webhook: args.webhook.clone(),
@@ -125,7 +125,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Outcome> {
     };
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
-        if !matches!(client, crate::client::Client::Local(..)) {
+        if client.is_remote() {
             let ignored: Vec<&str> = [
                 (args.webhook.is_some(), "--webhook"),
                 (args.window != "28d", "--window"),
@@ -169,7 +169,7 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<Outcome> {
 #[derive(serde::Serialize)]
 struct Checked {
     report: SlaReport,
-    deliveries: Vec<DeliveryRow>,
+    deliveries: Vec<Delivery>,
 }
 
 /// A command's outcome, and exit 1 while a port is in violation.
@@ -215,14 +215,14 @@ fn deliveries(args: &ListArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-fn line(v: &ViolationRow) -> String {
+fn line(v: &Violation) -> String {
     format!(
         "{}.{} v{} {} {} (observed: {})",
         v.product, v.port, v.major, v.property, v.objective, v.observed
     )
 }
 
-fn print_violation(out: &mut impl Write, v: &ViolationRow) -> anyhow::Result<()> {
+fn print_violation(out: &mut impl Write, v: &Violation) -> anyhow::Result<()> {
     let until = match &v.ended_at {
         Some(end) => format!("until {end}"),
         None => output::paint(ERROR, "open"),
@@ -231,7 +231,7 @@ fn print_violation(out: &mut impl Write, v: &ViolationRow) -> anyhow::Result<()>
     Ok(())
 }
 
-fn print_delivery(out: &mut impl Write, d: &DeliveryRow) -> anyhow::Result<()> {
+fn print_delivery(out: &mut impl Write, d: &Delivery) -> anyhow::Result<()> {
     let state = match d.state.as_str() {
         "delivered" => output::paint(OK, &d.state),
         "failed" => output::paint(ERROR, &d.state),

@@ -16,9 +16,8 @@ mod policy;
 mod run;
 mod s3;
 mod sla;
-// The same access rules to ../shared/vectors as mesh-model's tests (skip, or fail under CI=true).
-#[path = "../../../mesh-model/tests/it/vectors.rs"]
-mod vectors;
+// The conformance vectors in ../shared (skip, or fail under CI=true), as every crate reads them.
+use mesh_testkit::vectors;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -40,14 +39,7 @@ pub(crate) fn mesh_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> 
         .expect("the mesh binary runs")
 }
 
-/// Prints past the test harness's capture (a skipped test must be seen).
-pub(crate) fn notice(message: &str) {
-    use std::io::Write;
-    use std::os::fd::AsFd;
-    if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
-        let _ = writeln!(std::fs::File::from(fd), "{message}");
-    }
-}
+pub(crate) use mesh_testkit::notice;
 
 /// A workspace in `dir` with the source product `ecommerce.orders` and, when given, a product
 /// `(name, type)` of the analytics domain reading it: scaffolded by `mesh new`, not published.
@@ -83,29 +75,9 @@ pub(crate) fn two_domains(dir: &Path, reader: Option<(&str, &str)>, env: &[(&str
     }
 }
 
-/// `python3` when it can `import` these modules; otherwise `None` with a printed notice, or a
-/// failure under `CI=true` (`.ci/run` installs `packages` from PyPI).
-fn python_with(modules: &str, packages: &str, part: &str) -> Option<&'static str> {
-    let ok = Command::new("python3")
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some("python3");
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true needs python3 with {packages}: pip install {packages}"
-    );
-    notice(&format!(
-        "skipping {part}: pip install {packages} to run it"
-    ));
-    None
-}
-
 /// `python3` with ADBC's Flight SQL driver and pyarrow.
 pub(crate) fn python_adbc() -> Option<&'static str> {
-    python_with(
+    mesh_testkit::python(
         "adbc_driver_flightsql.dbapi, pyarrow",
         "adbc-driver-flightsql pyarrow",
         "the ADBC part",
@@ -115,7 +87,7 @@ pub(crate) fn python_adbc() -> Option<&'static str> {
 /// `python3` with `prometheus_client` (Prometheus' Python client, whose parser reads the text
 /// format).
 pub(crate) fn python_prometheus() -> Option<&'static str> {
-    python_with(
+    mesh_testkit::python(
         "prometheus_client.parser",
         "prometheus_client",
         "the Prometheus parser part",

@@ -439,6 +439,8 @@ async fn ungranted_data_cannot_be_read_any_way() {
         location: mesh_engine::source::Location::from_path(&orders_at, Some("delta")).unwrap(),
         delta_version: Some(1),
         columns: Some(vec!["order_id".into(), "amount".into()]),
+        masks: Vec::new(),
+        mask: Mask::Null,
     };
     let ctx = datafusion::prelude::SessionContext::new();
     mesh_engine::pipeline::register_input(&ctx, &input, mesh_engine::pipeline::Executor::InProcess)

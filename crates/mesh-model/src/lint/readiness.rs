@@ -8,6 +8,7 @@
 //! `version`.
 
 use crate::diag::{Code, Diagnostic, suggest};
+use crate::names::is_snake;
 use crate::odcs::Contract;
 use crate::odps::{DataClassification, DataProduct, PlatformProperty, ProductType};
 use crate::source::{Node, Span};
@@ -223,10 +224,4 @@ fn semver(version: Option<&str>, root: &Node, what: &str, out: &mut Vec<Diagnost
         }
         Some(_) => {}
     }
-}
-
-fn is_snake(text: &str) -> bool {
-    let mut chars = text.chars();
-    chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }

@@ -8,4 +8,5 @@ mod conformance;
 mod differential;
 mod fuzz;
 mod roundtrip;
-mod vectors;
+
+use mesh_testkit::vectors;

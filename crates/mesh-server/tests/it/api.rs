@@ -362,6 +362,12 @@ fn endpoints() -> Vec<Endpoint> {
             request: |_, _| ("/api/v1/products/sales.c0/snapshots".into(), None),
         },
         Endpoint {
+            method: "GET",
+            template: "/api/v1/products/{product}/inputs",
+            allowed: Allowed::SalesPublishers,
+            request: |_, _| ("/api/v1/products/sales.c0/inputs".into(), None),
+        },
+        Endpoint {
             method: "POST",
             template: "/api/v1/access/requests",
             allowed: Allowed::Readers,
@@ -1135,6 +1141,21 @@ async fn publish_flow_over_http() {
             .status,
         StatusCode::OK
     );
+}
+
+/// The client's paths and the server's are one list (`mesh_service::routes`): the OpenAPI
+/// document declares exactly those.
+#[test]
+fn openapi_paths_are_the_shared_routes() {
+    let doc: serde_json::Value = serde_json::from_str(&mesh_server::openapi_document()).unwrap();
+    let declared: BTreeSet<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let shared: BTreeSet<&str> = mesh_service::routes::ALL.iter().copied().collect();
+    assert_eq!(declared, shared);
 }
 
 #[test]

@@ -11,16 +11,94 @@
 //! read in the transaction of each publish, so every catalog instance on one database judges a
 //! publish by the same policies.
 
+pub(crate) mod sets;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use mesh_model::names::DomainName;
 use mesh_policy::{Enforcement, Overrides, PolicySet, Source};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::auth::Action;
-use crate::catalog::{Catalog, CatalogError, retry_pause, stamp};
+use crate::catalog::{Catalog, Step, retry_on_conflict, stamp};
+use crate::error::{Denied, ErrorCode, Missing, Problem, ToProblem, wraps};
 use crate::store::{NewEvent, PolicyBundleRow, StoreError, Tx};
+
+pub use sets::BundleVersions;
+use sets::CACHED_SETS;
+
+/// Why a governance operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error("not found: {0}")]
+    NotFound(#[from] Missing),
+    /// Neither `global` nor a domain name.
+    #[error("`{scope}` is neither `global` nor a domain name (snake_case)")]
+    BadScope { scope: String },
+    /// Policies that do not load with the ones they join, or whose Rego tests fail; every
+    /// problem is listed.
+    #[error("the policies are refused: {}", .problems.join("; "))]
+    InvalidPolicies { problems: Vec<String> },
+    /// The policies failed while judging (a Rego runtime error).
+    #[error("{0}")]
+    Evaluation(mesh_policy::PolicyError),
+    /// Compiling policies failed unexpectedly (a crashed worker).
+    #[error("loading policies: {0}")]
+    Internal(String),
+    #[error("the catalog is busy: {0}")]
+    Busy(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+retry_on_conflict!(GovernanceError);
+
+impl ToProblem for GovernanceError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            GovernanceError::Denied(_) => ErrorCode::Forbidden,
+            GovernanceError::NotFound(_) => ErrorCode::NotFound,
+            GovernanceError::BadScope { .. } | GovernanceError::Evaluation(_) => {
+                ErrorCode::BadRequest
+            }
+            GovernanceError::InvalidPolicies { .. } => ErrorCode::InvalidPolicies,
+            GovernanceError::Busy(_) => ErrorCode::Busy,
+            GovernanceError::Internal(_) | GovernanceError::Store(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn extend(&self, problem: &mut Problem) {
+        if let GovernanceError::InvalidPolicies { problems } = self {
+            problem.problems = Some(problems.clone());
+        }
+    }
+}
+
+/// A request or a product version refused by a blocking policy: every violation (blocking and
+/// not), and the bundle versions that decided.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{subject}@{version} violates {} blocking polic(y/ies)", .violations.iter().filter(|v| v.enforcement == Enforcement::Block).count())]
+pub struct PolicyRefusal {
+    /// The product, or `the request for domain.product.port`.
+    pub subject: String,
+    /// The version, or `v<major>` for a request.
+    pub version: String,
+    pub violations: Vec<mesh_policy::Violation>,
+    pub bundles: BundleVersions,
+}
+
+impl PolicyRefusal {
+    /// Its violations in the problem document.
+    pub(crate) fn extend(&self, problem: &mut Problem) {
+        problem.violations = serde_json::to_value(&self.violations).ok();
+    }
+}
+
+wraps!(GovernanceError: mesh_policy::PolicyError => Evaluation);
 
 /// Whose policies: the platform's, or one domain's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -31,21 +109,14 @@ pub enum PolicyScope {
 
 impl PolicyScope {
     /// `global`, or a domain name.
-    pub fn parse(text: &str) -> Result<PolicyScope, CatalogError> {
+    pub fn parse(text: &str) -> Result<PolicyScope, GovernanceError> {
         if text == "global" {
             return Ok(PolicyScope::Global);
         }
-        let valid = !text.is_empty()
-            && text.len() <= 64
-            && text
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
-        if !valid {
-            return Err(CatalogError::BadRequest(format!(
-                "`{text}` is neither `global` nor a domain name (lower-case letters, digits, `_`, `-`)"
-            )));
-        }
-        Ok(PolicyScope::Domain(text.to_owned()))
+        let domain = DomainName::parse(text).map_err(|_| GovernanceError::BadScope {
+            scope: text.to_owned(),
+        })?;
+        Ok(PolicyScope::Domain(domain.to_string()))
     }
 
     /// How the store keys it.
@@ -174,14 +245,6 @@ pub struct EffectivePolicies {
     pub policies: Vec<PolicyInfo>,
 }
 
-/// The bundle versions a decision was made with (none: no bundle was published yet).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct BundleVersions {
-    pub global: Option<i64>,
-    pub domain: Option<i64>,
-}
-
 /// The current bundle of every scope.
 #[derive(Debug, Default)]
 pub(crate) struct Bundles {
@@ -195,27 +258,21 @@ impl Bundles {
     }
 }
 
-/// Compiled policy sets by what they were built from.
-pub(crate) type SetCache =
-    std::sync::Mutex<std::collections::HashMap<(String, BundleVersions), Arc<PolicySet>>>;
-
-/// At most this many compiled sets are kept (one per domain and version pair in use).
-const CACHED_SETS: usize = 512;
 /// A bundle's files together may not exceed this.
 const MAX_BUNDLE_BYTES: usize = 1 << 20;
 
-fn files_of(row: &PolicyBundleRow) -> Result<Vec<PolicyFile>, CatalogError> {
+fn files_of(row: &PolicyBundleRow) -> Result<Vec<PolicyFile>, GovernanceError> {
     serde_json::from_str(&row.files).map_err(|e| {
-        CatalogError::Store(StoreError::Corrupt(format!(
+        GovernanceError::Store(StoreError::Corrupt(format!(
             "policy bundle {}@{}: {e}",
             row.scope, row.version
         )))
     })
 }
 
-fn overrides_of(row: &PolicyBundleRow) -> Result<BTreeMap<String, String>, CatalogError> {
+fn overrides_of(row: &PolicyBundleRow) -> Result<BTreeMap<String, String>, GovernanceError> {
     serde_json::from_str(&row.overrides).map_err(|e| {
-        CatalogError::Store(StoreError::Corrupt(format!(
+        GovernanceError::Store(StoreError::Corrupt(format!(
             "policy bundle {}@{}: {e}",
             row.scope, row.version
         )))
@@ -233,18 +290,21 @@ fn sources(scope: &PolicyScope, version: i64, files: &[PolicyFile]) -> Vec<Sourc
         .collect()
 }
 
-fn parse_overrides(raw: &BTreeMap<String, String>) -> Result<Overrides, CatalogError> {
-    raw.iter()
-        .map(|(id, level)| {
-            Enforcement::parse(level)
-                .map(|e| (id.clone(), e))
-                .ok_or_else(|| {
-                    CatalogError::BadRequest(format!(
-                        "override of `{id}`: `{level}` is not block, warn or audit"
-                    ))
-                })
-        })
-        .collect()
+/// The overrides of a bundle, or every one that is not `block`, `warn` or `audit`.
+fn parse_overrides(raw: &BTreeMap<String, String>) -> Result<Overrides, Vec<String>> {
+    let mut bad = Vec::new();
+    let mut out = Overrides::new();
+    for (id, level) in raw {
+        match Enforcement::parse(level) {
+            Some(e) => {
+                out.insert(id.clone(), e);
+            }
+            None => bad.push(format!(
+                "override of `{id}`: `{level}` is not block, warn or audit"
+            )),
+        }
+    }
+    if bad.is_empty() { Ok(out) } else { Err(bad) }
 }
 
 fn digest(bundle: &PolicyBundle) -> String {
@@ -263,7 +323,7 @@ fn build(
     base: &[Source],
     global: Option<&PolicyBundleRow>,
     domain: Option<(&str, &PolicyBundleRow)>,
-) -> Result<PolicySet, CatalogError> {
+) -> Result<PolicySet, GovernanceError> {
     let mut all = base.to_vec();
     if let Some(row) = global {
         all.extend(sources(&PolicyScope::Global, row.version, &files_of(row)?));
@@ -275,13 +335,17 @@ fn build(
                 row.version,
                 &files_of(row)?,
             ),
-            parse_overrides(&overrides_of(row)?)?,
+            parse_overrides(&overrides_of(row)?)
+                .map_err(|problems| GovernanceError::InvalidPolicies { problems })?,
             name,
         ),
         None => (Vec::new(), Overrides::new(), ""),
     };
-    PolicySet::load(&all, Some((name, &own)), &overrides)
-        .map_err(|errors| CatalogError::InvalidPolicies(load_errors(errors)))
+    PolicySet::load(&all, Some((name, &own)), &overrides).map_err(|errors| {
+        GovernanceError::InvalidPolicies {
+            problems: load_errors(errors),
+        }
+    })
 }
 
 impl Catalog {
@@ -291,7 +355,7 @@ impl Catalog {
         &self,
         tx: &mut dyn Tx,
         domain: &str,
-    ) -> Result<Option<(Arc<PolicySet>, BundleVersions)>, CatalogError> {
+    ) -> Result<Option<(Arc<PolicySet>, BundleVersions)>, GovernanceError> {
         let global = tx.policy_bundle("global", None).await?;
         let own = tx
             .policy_bundle(&PolicyScope::Domain(domain.to_owned()).key(), None)
@@ -300,7 +364,7 @@ impl Catalog {
     }
 
     /// Every scope's current bundle, read once, to judge many products by (the audit).
-    pub(crate) async fn current_bundles(&self, tx: &mut dyn Tx) -> Result<Bundles, CatalogError> {
+    pub(crate) async fn current_bundles(&self, tx: &mut dyn Tx) -> Result<Bundles, StoreError> {
         let mut out = Bundles::default();
         for row in tx.current_policy_bundles().await? {
             match PolicyScope::from_key(&row.scope) {
@@ -318,7 +382,7 @@ impl Catalog {
         &self,
         bundles: &Bundles,
         domain: &str,
-    ) -> Result<Option<(Arc<PolicySet>, BundleVersions)>, CatalogError> {
+    ) -> Result<Option<(Arc<PolicySet>, BundleVersions)>, GovernanceError> {
         self.set_for(bundles.global.as_ref(), bundles.domains.get(domain), domain)
             .await
     }
@@ -328,7 +392,7 @@ impl Catalog {
         global: Option<&PolicyBundleRow>,
         own: Option<&PolicyBundleRow>,
         domain: &str,
-    ) -> Result<Option<(Arc<PolicySet>, BundleVersions)>, CatalogError> {
+    ) -> Result<Option<(Arc<PolicySet>, BundleVersions)>, GovernanceError> {
         if self.base_policies.is_none() && global.is_none() && own.is_none() {
             return Ok(None);
         }
@@ -363,7 +427,7 @@ impl Catalog {
             )
         })
         .await
-        .map_err(|e| CatalogError::BadRequest(format!("loading policies: {e}")))??;
+        .map_err(|e| GovernanceError::Internal(e.to_string()))??;
         let set = Arc::new(set);
         if let Ok(mut cache) = self.policy_sets.lock() {
             if cache.len() >= CACHED_SETS {
@@ -383,7 +447,7 @@ impl Catalog {
         scope: &PolicyScope,
         bundle: PolicyBundle,
         dry_run: bool,
-    ) -> Result<PolicyPublishReport, CatalogError> {
+    ) -> Result<PolicyPublishReport, GovernanceError> {
         Self::allow(
             who,
             match scope {
@@ -393,27 +457,14 @@ impl Catalog {
         )?;
         validate(scope, &bundle)?;
         let digest = digest(&bundle);
-        let mut attempt = 0usize;
-        loop {
-            attempt += 1;
-            let mut tx = self.store.write().await?;
+        let (bundle, digest) = (&bundle, digest.as_str());
+        self.retrying(|mut tx| async move {
             let result = self
-                .publish_policies_in(tx.as_mut(), who, scope, &bundle, &digest, dry_run)
+                .publish_policies_in(tx.as_mut(), who, scope, bundle, digest, dry_run)
                 .await;
-            let result = match result {
-                Ok((report, true)) => tx.commit().await.map(|()| report).map_err(Into::into),
-                Ok((report, false)) => Ok(report),
-                Err(e) => Err(e),
-            };
-            match result {
-                Err(CatalogError::Store(StoreError::Conflict(why))) => {
-                    if !retry_pause(attempt).await {
-                        return Err(CatalogError::Busy(why));
-                    }
-                }
-                other => return other,
-            }
-        }
+            (tx, result)
+        })
+        .await
     }
 
     async fn publish_policies_in(
@@ -424,7 +475,7 @@ impl Catalog {
         bundle: &PolicyBundle,
         digest: &str,
         dry_run: bool,
-    ) -> Result<(PolicyPublishReport, bool), CatalogError> {
+    ) -> Result<Step<PolicyPublishReport>, GovernanceError> {
         let current = tx.policy_bundle(&scope.key(), None).await?;
         let version = current.as_ref().map_or(1, |r| r.version + 1);
         let now = stamp(self.clock.now());
@@ -460,7 +511,7 @@ impl Catalog {
         let checked =
             tokio::task::spawn_blocking(move || check(&base, global.as_ref(), &domains, own))
                 .await
-                .map_err(|e| CatalogError::BadRequest(format!("loading policies: {e}")))??;
+                .map_err(|e| GovernanceError::Internal(e.to_string()))??;
         let (policies, tests) = checked;
         let unchanged = current.as_ref().is_some_and(|c| c.digest == digest);
         let shown = if unchanged {
@@ -483,7 +534,7 @@ impl Catalog {
             event: None,
         };
         if dry_run || unchanged {
-            return Ok((report, false));
+            return Ok(Step::Rollback(report));
         }
         tx.insert_policy_bundle(&row).await?;
         let ids: Vec<&str> = report
@@ -505,7 +556,7 @@ impl Catalog {
             })
             .await?;
         report.event = Some(event);
-        Ok((report, true))
+        Ok(Step::Commit(report))
     }
 
     /// Every version of a scope's bundle, oldest first (without the files' text).
@@ -513,7 +564,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         scope: &PolicyScope,
-    ) -> Result<Vec<PolicyBundleView>, CatalogError> {
+    ) -> Result<Vec<PolicyBundleView>, GovernanceError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         tx.policy_bundles(&scope.key())
@@ -529,17 +580,15 @@ impl Catalog {
         who: &crate::Principal,
         scope: &PolicyScope,
         version: i64,
-    ) -> Result<PolicyBundleView, CatalogError> {
+    ) -> Result<PolicyBundleView, GovernanceError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
         let row = tx
             .policy_bundle(&scope.key(), Some(version))
             .await?
-            .ok_or_else(|| {
-                CatalogError::NotFound(format!(
-                    "version {version} of the {} policies",
-                    scope.name()
-                ))
+            .ok_or_else(|| Missing::PolicyBundle {
+                scope: scope.name().to_owned(),
+                version,
             })?;
         view(&row, true)
     }
@@ -549,7 +598,7 @@ impl Catalog {
         &self,
         who: &crate::Principal,
         domain: Option<&str>,
-    ) -> Result<EffectivePolicies, CatalogError> {
+    ) -> Result<EffectivePolicies, GovernanceError> {
         Self::allow(who, Action::Read)?;
         if let Some(d) = domain {
             PolicyScope::parse(d)?;
@@ -574,7 +623,7 @@ impl Catalog {
     }
 }
 
-fn view(row: &PolicyBundleRow, with_files: bool) -> Result<PolicyBundleView, CatalogError> {
+fn view(row: &PolicyBundleRow, with_files: bool) -> Result<PolicyBundleView, GovernanceError> {
     let files = files_of(row)?;
     Ok(PolicyBundleView {
         scope: PolicyScope::from_key(&row.scope).name().to_owned(),
@@ -589,7 +638,7 @@ fn view(row: &PolicyBundleRow, with_files: bool) -> Result<PolicyBundleView, Cat
 }
 
 /// What a bundle may hold before anything is compiled.
-fn validate(scope: &PolicyScope, bundle: &PolicyBundle) -> Result<(), CatalogError> {
+fn validate(scope: &PolicyScope, bundle: &PolicyBundle) -> Result<(), GovernanceError> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut bytes = 0;
@@ -619,13 +668,13 @@ fn validate(scope: &PolicyScope, bundle: &PolicyBundle) -> Result<(), CatalogErr
             "overrides tighten global policies for one domain; the global bundle has none".into(),
         );
     }
-    if let Err(CatalogError::BadRequest(why)) = parse_overrides(&bundle.overrides) {
-        problems.push(why);
+    if let Err(bad) = parse_overrides(&bundle.overrides) {
+        problems.extend(bad);
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(CatalogError::InvalidPolicies(problems))
+        Err(GovernanceError::InvalidPolicies { problems })
     }
 }
 
@@ -638,7 +687,7 @@ fn check(
     global: Option<&PolicyBundleRow>,
     domains: &[(String, PolicyBundleRow)],
     domain_scope: bool,
-) -> Result<(Vec<PolicyInfo>, usize), CatalogError> {
+) -> Result<(Vec<PolicyInfo>, usize), GovernanceError> {
     let mut problems = Vec::new();
     let mut first: Option<(Vec<PolicyInfo>, usize)> = None;
     let mut sets: Vec<Option<(&str, &PolicyBundleRow)>> =
@@ -649,7 +698,7 @@ fn check(
     for domain in sets {
         let set = match build(base, global, domain) {
             Ok(set) => set,
-            Err(CatalogError::InvalidPolicies(errors)) => {
+            Err(GovernanceError::InvalidPolicies { problems: errors }) => {
                 let whose = domain.map_or("the global policies".to_owned(), |(d, _)| {
                     format!("with the policies of domain `{d}`")
                 });
@@ -673,7 +722,7 @@ fn check(
     }
     problems.dedup();
     if !problems.is_empty() {
-        return Err(CatalogError::InvalidPolicies(problems));
+        return Err(GovernanceError::InvalidPolicies { problems });
     }
     Ok(first.unwrap_or_default())
 }

@@ -564,8 +564,8 @@ pub(crate) fn document(
             .find(|c| c["property"] == name)
             .and_then(|c| c["value"].as_str().map(str::to_owned))
     };
-    doc.product_type = custom(d, "productType");
-    doc.classification = custom(d, "dataClassification");
+    doc.product_type = custom(d, mesh_model::names::props::PRODUCT_TYPE);
+    doc.classification = custom(d, mesh_model::names::props::DATA_CLASSIFICATION);
     let mut push = |field: Field, value: &serde_json::Value| {
         if let Some(text) = value.as_str() {
             doc.texts.push((field, text.to_owned()));

@@ -3,22 +3,22 @@
 //! They are not part of this repository. When they are absent a test prints a notice and skips —
 //! unless `CI=true`, where a missing oracle must fail the run rather than pass it silently.
 
-use std::io::Write;
-use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use crate::{ci, notice};
 
 /// The vectors directory, or `None` (after printing why) when the test should skip.
-pub(crate) fn dir() -> Option<PathBuf> {
+pub fn dir() -> Option<PathBuf> {
     let dir = match std::env::var_os("MESH_VECTORS") {
         Some(dir) => PathBuf::from(dir),
+        // This crate is crates/mesh-testkit: the repository's parent holds `shared/`.
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors"),
     };
     if dir.join("EXPECTED.tsv").is_file() {
         return Some(dir);
     }
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     assert!(
-        !ci,
+        !ci(),
         "CI=true but the conformance vectors are missing at {}",
         dir.display()
     );
@@ -31,14 +31,14 @@ pub(crate) fn dir() -> Option<PathBuf> {
 
 /// One row of `EXPECTED.tsv`.
 #[derive(Debug, Clone)]
-pub(crate) struct Row {
-    pub(crate) path: String,
-    pub(crate) standard: String,
-    pub(crate) valid: bool,
+pub struct Row {
+    pub path: String,
+    pub standard: String,
+    pub valid: bool,
 }
 
 /// The ODCS and ODPS rows of `EXPECTED.tsv`.
-pub(crate) fn rows(dir: &std::path::Path) -> Vec<Row> {
+pub fn rows(dir: &Path) -> Vec<Row> {
     let text = std::fs::read_to_string(dir.join("EXPECTED.tsv")).expect("EXPECTED.tsv is readable");
     text.lines()
         .skip(1)
@@ -60,12 +60,4 @@ pub(crate) fn rows(dir: &std::path::Path) -> Vec<Row> {
             })
         })
         .collect()
-}
-
-/// Prints to the process's real standard error: the test harness captures `eprintln!` of passing
-/// tests, and a skipped conformance test must be seen.
-fn notice(message: &str) {
-    if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
-        let _ = writeln!(std::fs::File::from(fd), "{message}");
-    }
 }

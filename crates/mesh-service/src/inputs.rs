@@ -1,0 +1,214 @@
+//! What a product's pipeline reads: each input port of its latest published version resolved to
+//! the upstream port's snapshot (at the major the port pins, else the newest), read only through
+//! the same decision as every query ([`mesh_catalog::Catalog::readable_ports`], with the
+//! product's service identity as the reader): its own domain's ports whole, another domain's only
+//! through an active grant made out to the product, showing the grant's columns and masking the
+//! rest as the contract says. A run started from the CLI, over HTTP or by a scheduler is judged
+//! by this one function; a refusal is recorded in the audit log like a refused query.
+
+use mesh_catalog::access::{AccessError, ReadablePort, Reader};
+use mesh_catalog::audit::{DeniedRead, ReadBy};
+use mesh_catalog::products::ProductError;
+use mesh_catalog::runs::RunsError;
+use mesh_catalog::store::StoreError;
+use mesh_catalog::{Action, Denied, ErrorCode, Principal, Problem, ToProblem};
+use mesh_model::names::{PortRef, ProductId, TableName, major_of};
+use serde::{Deserialize, Serialize};
+
+use crate::Service;
+
+/// Why a pipeline's inputs could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("`{product}` is not a product id: {reason}")]
+    BadProduct { product: String, reason: String },
+    /// An input port of the published descriptor that names no port.
+    #[error("input port `{input}`: {reason}")]
+    BadInput { input: String, reason: String },
+    #[error("input port `{input}`: no published snapshot of {contract}{}: run {upstream} first", .major.map(|m| format!(" (major {m})")).unwrap_or_default())]
+    NoSnapshot {
+        input: String,
+        contract: String,
+        upstream: String,
+        major: Option<u64>,
+    },
+    /// Another domain's port, and no active grant to the product's service identity.
+    #[error(
+        "input port `{input}`: {consumer} has no active grant to read {contract} (major {major}) of domain `{domain}`; ask for one: mesh access request {contract}@{major} --for {consumer} --purpose \"...\" (an owner of `{domain}` approves it)"
+    )]
+    NoGrant {
+        input: String,
+        consumer: String,
+        contract: String,
+        major: i64,
+        domain: String,
+    },
+    #[error(transparent)]
+    Product(#[from] ProductError),
+    #[error(transparent)]
+    Runs(#[from] RunsError),
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("recording the refusal: {0}")]
+    Audit(#[from] StoreError),
+}
+
+impl ToProblem for InputError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            InputError::BadProduct { .. } | InputError::BadInput { .. } => ErrorCode::BadRequest,
+            InputError::NoSnapshot { .. } => ErrorCode::NotFound,
+            InputError::NoGrant { .. } => ErrorCode::Forbidden,
+            InputError::Product(e) => e.code(),
+            InputError::Runs(e) => e.code(),
+            InputError::Access(e) => e.code(),
+            InputError::Audit(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn extend(&self, problem: &mut Problem) {
+        if let InputError::Access(e) = self {
+            e.extend(problem);
+        }
+    }
+}
+
+/// An input port resolved: the upstream snapshot the transform reads as table `name`, and what
+/// of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolvedInput {
+    /// The input port: the table `transform.sql` reads.
+    pub name: String,
+    /// The upstream product, `domain.product`.
+    pub product: String,
+    /// The upstream port's contract id (`domain.product.port`).
+    pub contract: String,
+    /// The upstream port's Delta table and the version readers get.
+    pub location: String,
+    pub delta_version: i64,
+    pub major: i64,
+    /// The columns shown; absent: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    /// How the masked columns are hidden (per column, `*` for the rest).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub masks: std::collections::BTreeMap<String, String>,
+    /// Why it may read it: `owner` (its own domain) or the grant id.
+    pub through: String,
+}
+
+impl Service {
+    /// The input ports of `product`'s latest published version, resolved for a run by `who`
+    /// (someone of the product's domain).
+    pub async fn pipeline_inputs(
+        &self,
+        who: &Principal,
+        product: &str,
+    ) -> Result<Vec<ResolvedInput>, InputError> {
+        let id = ProductId::parse(product).map_err(|e| InputError::BadProduct {
+            product: product.to_owned(),
+            reason: e.to_string(),
+        })?;
+        // Only the people of a product's domain run its pipeline.
+        if !who.may(Action::Publish {
+            domain: id.domain(),
+        }) {
+            return Err(AccessError::Denied(Denied {
+                principal: who.name.clone(),
+                action: format!("run {id}: it is domain `{}`'s", id.domain()),
+            })
+            .into());
+        }
+        let latest = self.catalog.version(who, product, "latest").await?;
+        let descriptor = latest.descriptor.unwrap_or_default();
+        let inputs = descriptor["inputPorts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let readable = self
+            .catalog
+            .readable_ports(Reader::Product {
+                id: &id,
+                run_by: who,
+            })
+            .await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for input in &inputs {
+            let name = input["name"].as_str().unwrap_or_default().to_owned();
+            let bad = |reason: String| InputError::BadInput {
+                input: name.clone(),
+                reason,
+            };
+            let contract = input["contractId"]
+                .as_str()
+                .ok_or_else(|| bad("it has no `contractId`".into()))?;
+            let port = PortRef::parse(contract).map_err(|e| bad(e.to_string()))?;
+            let upstream = port.product.as_str();
+            let pinned = input["version"].as_str().map(major_of);
+            let snapshot = self
+                .catalog
+                .snapshots(who, upstream)
+                .await?
+                .into_iter()
+                .filter(|s| {
+                    s.port == port.port
+                        && pinned.is_none_or(|m| u64::try_from(s.major).is_ok_and(|s| s == m))
+                })
+                .max_by_key(|s| s.major)
+                .ok_or_else(|| InputError::NoSnapshot {
+                    input: name.clone(),
+                    contract: contract.to_owned(),
+                    upstream: upstream.to_owned(),
+                    major: pinned,
+                })?;
+            let found = readable.iter().find(|r| {
+                r.product == upstream && r.port == port.port && r.major == snapshot.major
+            });
+            let Some(found) = found else {
+                // The same refusal a query gets, in the same audit log.
+                let table = TableName::of(
+                    &port.product,
+                    &port.port,
+                    u64::try_from(snapshot.major).unwrap_or_default(),
+                    true,
+                );
+                let denied = DeniedRead {
+                    table: table.to_string(),
+                    by: ReadBy::Pipeline {
+                        input: name.clone(),
+                    },
+                };
+                self.catalog
+                    .record_denied_reads(id.as_str(), &[denied])
+                    .await?;
+                return Err(InputError::NoGrant {
+                    input: name,
+                    consumer: id.to_string(),
+                    contract: contract.to_owned(),
+                    major: snapshot.major,
+                    domain: port.product.domain().to_owned(),
+                });
+            };
+            out.push(resolved(name, contract, found));
+        }
+        Ok(out)
+    }
+}
+
+fn resolved(name: String, contract: &str, p: &ReadablePort) -> ResolvedInput {
+    ResolvedInput {
+        name,
+        product: p.product.clone(),
+        contract: contract.to_owned(),
+        location: p.location.clone(),
+        delta_version: p.delta_version,
+        major: p.major,
+        columns: p.columns.clone(),
+        masks: p.masks.clone(),
+        through: p.through.clone(),
+    }
+}

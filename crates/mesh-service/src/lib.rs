@@ -1,0 +1,47 @@
+//! The operations of mesh that combine the catalog, the engine and the policies — one gate for
+//! every way in. HTTP, Flight SQL, the CLI on a local catalog (and later a scheduler or a
+//! PostgreSQL-wire port) ask these functions for each decision and add no rule of their own;
+//! they only translate requests in and answers out. No HTTP and no CLI here.
+//!
+//! - [`read`]: the governed read — [`Service::authorize_read`] resolves the tables a query names
+//!   to the ports the reader may read (and records the refused ones), the engine reads exactly
+//!   those snapshots, masked as their grants say, and every read is recorded;
+//! - [`inputs`]: what a product's pipeline reads — its input ports resolved to the upstream
+//!   snapshots, read only through the same decision as queries (a grant to the product's service
+//!   identity, outside its domain);
+//! - [`monitor`]: the SLA monitor (probes, a pass over every port, violations to a webhook) and
+//!   [`notify`], the webhook deliveries it and the access workflow send;
+//! - [`limits`]: what one consumer may spend on reads (a rate and a time limit), the same at
+//!   every way in;
+//! - [`metrics`]: the read-latency histograms `/metrics` shows;
+//! - [`routes`]: the HTTP API's paths, shared by the server that serves them and the CLI's
+//!   client that calls them, so they cannot drift apart.
+
+pub mod inputs;
+pub mod limits;
+pub mod metrics;
+pub mod monitor;
+pub mod notify;
+pub mod read;
+pub mod routes;
+
+use mesh_catalog::Catalog;
+
+pub use inputs::{InputError, ResolvedInput};
+pub use read::{GovernedRead, ReadError, ReadPlan, ReadRequest};
+
+/// The operations every way in calls, over one catalog.
+#[derive(Debug, Clone)]
+pub struct Service {
+    catalog: Catalog,
+}
+
+impl Service {
+    pub fn new(catalog: Catalog) -> Service {
+        Service { catalog }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+}
