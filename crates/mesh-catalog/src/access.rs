@@ -76,6 +76,11 @@ pub enum AccessError {
     BadApprovalDays { asked: i64, days: i64 },
     #[error("grant {grant} is already revoked")]
     Revoked { grant: String },
+    /// The approvals of a request share no column: it would grant nothing.
+    #[error(
+        "{principal}'s approval of access request {request} has no column in common with the approvals before it; approve what they approved, or deny it"
+    )]
+    NothingInCommon { request: String, principal: String },
     #[error(
         "forbidden: {principal} may not list the grants of {consumer}: only its domain `{domain}` runs it"
     )]
@@ -115,7 +120,8 @@ impl ToProblem for AccessError {
             AccessError::Policies(e) => e.code(),
             AccessError::Decided { .. }
             | AccessError::ApprovedAlready { .. }
-            | AccessError::Revoked { .. } => ErrorCode::Lifecycle,
+            | AccessError::Revoked { .. }
+            | AccessError::NothingInCommon { .. } => ErrorCode::Lifecycle,
             AccessError::Store(_) => ErrorCode::Internal,
         }
     }
@@ -276,8 +282,11 @@ fn request_view(row: RequestRow, grant: Option<GrantView>) -> RequestView {
 struct PortFacts {
     domain: String,
     major: i64,
-    /// Each column with its classification (lower case; `public` when none).
+    /// Each column with its classification: the strictest of its own and its nested fields',
+    /// or the product's (lower case; `public` when neither says).
     columns: Vec<(String, String)>,
+    /// The product's `dataClassification`.
+    product_class: Option<String>,
     first: Vec<String>,
     second: Vec<String>,
 }
@@ -323,7 +332,10 @@ impl Catalog {
                 port: port.to_owned(),
             })?;
         let contract: serde_json::Value = serde_json::from_str(&found.contract).unwrap_or_default();
-        let columns = contract_columns(&contract);
+        let descriptor: serde_json::Value =
+            serde_json::from_str(&version.descriptor).unwrap_or_default();
+        let product_class = product_classification(&descriptor);
+        let columns = classified_columns(&contract, product_class.clone());
         let (mut first, mut second) = (Vec::new(), Vec::new());
         for role in contract["roles"].as_array().into_iter().flatten() {
             first.extend(names(role["firstLevelApprovers"].as_str()));
@@ -333,6 +345,7 @@ impl Catalog {
             domain: row.domain,
             major: version.major,
             columns,
+            product_class,
             first,
             second,
         })
@@ -380,7 +393,9 @@ impl Catalog {
             .filter(|(_, s)| s.is_sensitive())
             .map(|(n, _)| *n)
             .collect();
-        let restricted = asked.iter().any(|(_, s)| *s == Sensitivity::Restricted);
+        // The strictest of the product's classification and every column asked for decides.
+        let restricted = asked.iter().any(|(_, s)| *s == Sensitivity::Restricted)
+            || Sensitivity::of(facts.product_class.as_deref()) == Sensitivity::Restricted;
         if let Some(consumer) = &ask.consumer {
             let domain = domain_of(consumer);
             if !who.may(Action::Publish { domain }) {
@@ -585,22 +600,22 @@ impl Catalog {
                 approvals.push(serde_json::json!({
                     "by": who.name, "at": at, "columns": narrowed, "days": granted_days,
                 }));
+                // What every approver so far agreed to: the intersection of their columns (an
+                // approval of every column leaves the others' as they are). Nothing in common
+                // is no approval at all.
+                let agreed = agreed_columns(&approvals);
+                if agreed.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(AccessError::NothingInCommon {
+                        request: row.id.clone(),
+                        principal: who.name.clone(),
+                    });
+                }
                 if approvals.len() as i64 >= row.needed {
-                    // The grant is what every approver agreed to: the narrowest of them.
-                    let mut cols = narrowed;
-                    let mut span = granted_days;
-                    for a in &approvals {
-                        let theirs: Vec<String> =
-                            serde_json::from_value(a["columns"].clone()).unwrap_or_default();
-                        if !theirs.is_empty() {
-                            cols = if cols.is_empty() {
-                                theirs
-                            } else {
-                                cols.into_iter().filter(|c| theirs.contains(c)).collect()
-                            };
-                        }
-                        span = span.min(a["days"].as_i64().unwrap_or(span));
-                    }
+                    let cols = agreed.unwrap_or_default();
+                    let span = approvals
+                        .iter()
+                        .filter_map(|a| a["days"].as_i64())
+                        .fold(granted_days, i64::min);
                     let g = GrantRow {
                         id: uuid::Uuid::new_v4().to_string(),
                         request: row.id.clone(),
@@ -876,6 +891,74 @@ pub fn decision_event(state: &str, granted: bool) -> &'static str {
         (_, true) => "access.granted",
         _ => "access.approved",
     }
+}
+
+/// The columns (at most one `None`, "every column") every approval agreed to: the intersection
+/// of their column lists, an empty list standing for every column.
+fn agreed_columns(approvals: &[serde_json::Value]) -> Option<Vec<String>> {
+    let mut agreed: Option<Vec<String>> = None;
+    for a in approvals {
+        let theirs: Vec<String> = serde_json::from_value(a["columns"].clone()).unwrap_or_default();
+        if theirs.is_empty() {
+            continue;
+        }
+        agreed = Some(match agreed {
+            None => theirs,
+            Some(cols) => cols.into_iter().filter(|c| theirs.contains(c)).collect(),
+        });
+    }
+    agreed
+}
+
+/// The product's `dataClassification` custom property, lower case.
+fn product_classification(descriptor: &serde_json::Value) -> Option<String> {
+    descriptor["customProperties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|cp| cp["property"] == props::DATA_CLASSIFICATION)
+        .and_then(|cp| cp["value"].as_str())
+        .map(str::to_ascii_lowercase)
+}
+
+/// Each top-level column of a contract with the classification access decisions use: the
+/// strictest of its own and its nested fields' (`properties`, `items`), or, where none of them
+/// says, the product's (`public` when the product says nothing either).
+fn classified_columns(
+    contract: &serde_json::Value,
+    product: Option<String>,
+) -> Vec<(String, String)> {
+    fn strictest(node: &serde_json::Value, found: &mut Option<String>) {
+        if let Some(c) = node["classification"].as_str() {
+            let c = c.to_ascii_lowercase();
+            let stricter = found
+                .as_deref()
+                .is_none_or(|f| Sensitivity::of(Some(&c)) > Sensitivity::of(Some(f)));
+            if stricter {
+                *found = Some(c);
+            }
+        }
+        for child in node["properties"].as_array().into_iter().flatten() {
+            strictest(child, found);
+        }
+        if !node["items"].is_null() {
+            strictest(&node["items"], found);
+        }
+    }
+    let mut columns = Vec::new();
+    for table in contract["schema"].as_array().into_iter().flatten() {
+        for prop in table["properties"].as_array().into_iter().flatten() {
+            if let Some(name) = prop["name"].as_str() {
+                let mut found = None;
+                strictest(prop, &mut found);
+                let class = found
+                    .or_else(|| product.clone())
+                    .unwrap_or_else(|| "public".to_owned());
+                columns.push((name.to_owned(), class));
+            }
+        }
+    }
+    columns
 }
 
 /// Each column of a contract, with its classification (lower case; `public` when none).
