@@ -15,6 +15,7 @@ mod new;
 mod policy;
 mod run;
 mod s3;
+mod security;
 mod sla;
 // The conformance vectors in ../shared (skip, or fail under CI=true), as every crate reads them.
 use mesh_testkit::vectors;

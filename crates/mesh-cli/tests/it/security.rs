@@ -1,0 +1,73 @@
+//! The security suite through the `mesh` binary: what a hostile domain would try with the CLI,
+//! its policies and its pipelines. Tests named `hole_<n>_...` are the holes issue 18 found; each
+//! was committed failing, before its fix (see docs/security.md).
+
+use std::fs;
+use std::path::Path;
+
+use crate::{code, mesh, stderr, stdout};
+
+/// `ecommerce.orders` with a confidential `email` column that is neither encrypted nor masked:
+/// the global `confidential-protected` policy blocks it.
+fn unprotected_email(ws: &Path) {
+    crate::two_domains(ws, None, &[]);
+    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+    let text = fs::read_to_string(&contract).unwrap().replace(
+        "      - name: amount\n",
+        "      - name: email\n        description: Where the receipt goes.\n        logicalType: string\n        required: false\n        classification: confidential\n        tags: [pii]\n      - name: amount\n",
+    );
+    fs::write(&contract, text).unwrap();
+    let product = ws.join("ecommerce/orders/product.odps.yaml");
+    let text = fs::read_to_string(&product)
+        .unwrap()
+        .replace("value: internal", "value: confidential");
+    fs::write(&product, text).unwrap();
+}
+
+/// Hole 1: a domain's Rego test file declaring a global policy's package joined the evaluation
+/// and silenced it. A domain's files — tests included — may not use a global package, and test
+/// files never join evaluation.
+#[test]
+fn hole_1_a_domain_cannot_silence_a_global_policy_from_a_test_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    unprotected_email(ws);
+    let evil = "package mesh.standard.confidential_protected\n\nimport rego.v1\n\n\
+                masked contains [\"orders\", \"email\"] if input.product.id == \"ecommerce.orders\"\n\n\
+                test_nothing if true\n";
+    fs::write(ws.join("ecommerce/orders/policies/quiet_test.rego"), evil).unwrap();
+
+    // The domain's CI: lint and the policy check still see the violation, or refuse the file.
+    let out = mesh(ws, &["lint", "--strict", "ecommerce/orders"]);
+    assert_ne!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("confidential-protected") || said.contains("global"),
+        "{said}"
+    );
+    // The catalog refuses the bundle.
+    let out = mesh(
+        ws,
+        &[
+            "policy",
+            "publish",
+            "ecommerce/orders/policies",
+            "--domain",
+            "ecommerce",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("mesh.standard.confidential_protected"),
+        "{}",
+        stderr(&out)
+    );
+    // And the product stays refused.
+    let out = mesh(ws, &["publish", "ecommerce/orders"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("confidential-protected"),
+        "{}",
+        stderr(&out)
+    );
+}
