@@ -300,7 +300,9 @@ pub type Overrides = BTreeMap<String, Enforcement>;
 #[derive(Clone)]
 pub struct PolicySet {
     policies: Vec<Policy>,
-    tests: Vec<(String, String)>,
+    /// The Rego test files: (package, path, text). They never join the evaluation engine; only
+    /// the engine [`PolicySet::run_tests`] builds has them.
+    tests: Vec<(String, String, String)>,
     engine: regorus::Engine,
     /// The policies judging products.
     publish: Judge,
@@ -347,18 +349,45 @@ impl PolicySet {
         if let Some((name, files)) = domain {
             sources.extend(files.iter().map(|s| (s, Scope::Domain(name.to_owned()))));
         }
+        // Every package a global file (policy or test) declares is the global set's: a domain's
+        // file — whatever its name — may not add rules to it, or to a package within it.
+        let owned: Vec<String> = global.iter().filter_map(|s| package_of(&s.text)).collect();
         for (source, scope) in sources {
+            if let (Scope::Domain(_), Some(package)) = (&scope, package_of(&source.text))
+                && let Some(global) = owned.iter().find(|g| {
+                    **g == package
+                        || package.starts_with(&format!("{g}."))
+                        || g.starts_with(&format!("{package}."))
+                })
+            {
+                errors.push(PolicyError::Federation(format!(
+                    "{}: package `{package}` belongs to the global policies (`{global}`); a domain adds policies, it cannot replace one: its files, tests included, use packages of their own",
+                    source.path
+                )));
+                continue;
+            }
+            // Test files are parsed here (so their errors say where), but only ever run in the
+            // engine `run_tests` builds: a test file never changes what a policy decides.
+            if is_test(&source.path) {
+                let mut check = regorus::Engine::new();
+                match check.add_policy(source.path.clone(), source.text.clone()) {
+                    Ok(package) => tests.push((
+                        package.trim_start_matches("data.").to_owned(),
+                        source.path.clone(),
+                        source.text.clone(),
+                    )),
+                    Err(e) => errors.push(PolicyError::Rego {
+                        path: source.path.clone(),
+                        message: e.to_string().trim().to_owned(),
+                    }),
+                }
+                continue;
+            }
             if let Err(e) = engine.add_policy(source.path.clone(), source.text.clone()) {
                 errors.push(PolicyError::Rego {
                     path: source.path.clone(),
                     message: e.to_string().trim().to_owned(),
                 });
-                continue;
-            }
-            if is_test(&source.path) {
-                if let Some(package) = package_of(&source.text) {
-                    tests.push((package, source.text.clone()));
-                }
                 continue;
             }
             match policy(source, scope) {
@@ -463,16 +492,29 @@ impl PolicySet {
         Ok(self.publish.decision(&self.policies, &result))
     }
 
-    /// Runs every `test_` rule of the loaded test files (`*_test.rego`) and policies.
+    /// Runs every `test_` rule of the loaded test files (`*_test.rego`) and policies, in an
+    /// engine of their own: the policies plus the test files.
     pub fn run_tests(&self) -> Vec<TestResult> {
         let rule = regex::Regex::new(r"(?m)^(test_[A-Za-z0-9_]+)").expect("a constant pattern");
         let mut out = Vec::new();
         let mut engine = self.engine.clone();
-        let files = self.tests.iter().cloned().chain(
-            self.policies
-                .iter()
-                .map(|p| (p.package.clone(), String::new())),
-        );
+        for (_, path, text) in &self.tests {
+            if let Err(e) = engine.add_policy(path.clone(), text.clone()) {
+                out.push(TestResult {
+                    test: path.clone(),
+                    outcome: Err(e.to_string().trim().to_owned()),
+                });
+            }
+        }
+        let files = self
+            .tests
+            .iter()
+            .map(|(package, _, text)| (package.clone(), text.clone()))
+            .chain(
+                self.policies
+                    .iter()
+                    .map(|p| (p.package.clone(), String::new())),
+            );
         for (package, text) in files {
             let mut names: Vec<String> =
                 rule.captures_iter(&text).map(|c| c[1].to_owned()).collect();

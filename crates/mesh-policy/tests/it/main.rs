@@ -248,3 +248,37 @@ deny contains msg if {
         "{errors:?}"
     );
 }
+
+/// A test file never changes a decision: it runs in the tests' own engine, even when it shares
+/// its policy's package (issue 18, hole 1).
+#[test]
+fn test_files_never_join_evaluation() {
+    let own = Source {
+        path: "sales/policies/notes.rego".into(),
+        text: "# METADATA\n# title: Notes\n# description: Nothing.\n# custom:\n#   id: sales-notes\n#   type: other\n#   enforcement: warn\npackage sales.notes\n\nimport rego.v1\n\ndeny contains \"never\" if false\n".into(),
+    };
+    let test = Source {
+        path: "sales/policies/notes_test.rego".into(),
+        text: "package sales.notes\n\nimport rego.v1\n\ndeny contains \"from a test file\" if true\n\ntest_runs if true\n".into(),
+    };
+    let domain = [own, test];
+    let set = PolicySet::load(&standard(), Some(("sales", &domain)), &Overrides::new()).unwrap();
+    let (product, contract) = compliant();
+    let decision = set
+        .evaluate(&input(&product, &contract, serde_json::json!({})))
+        .unwrap();
+    assert!(
+        decision
+            .violations
+            .iter()
+            .all(|v| v.message != "from a test file"),
+        "{decision:?}"
+    );
+    let results = set.run_tests();
+    assert!(
+        results
+            .iter()
+            .any(|r| r.test == "data.sales.notes.test_runs" && r.outcome.is_ok()),
+        "{results:?}"
+    );
+}
