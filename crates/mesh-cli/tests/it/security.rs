@@ -71,3 +71,43 @@ fn hole_1_a_domain_cannot_silence_a_global_policy_from_a_test_file() {
         stderr(&out)
     );
 }
+
+/// Hole 10: retention beyond seven years is a warning by default, as the seed has it; the
+/// platform may make it block for every domain with an override in its global bundle.
+#[test]
+fn hole_10_retention_warns_by_default_and_the_platform_may_make_it_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::two_domains(ws, None, &[]);
+    let product = ws.join("ecommerce/orders/product.odps.yaml");
+    let text = fs::read_to_string(&product).unwrap();
+    assert!(text.contains("property: retentionDays"), "{text}");
+    let long = text.replace(
+        "  - property: retentionDays\n    value: 365",
+        "  - property: retentionDays\n    value: 4000",
+    );
+    assert_ne!(long, text, "{text}");
+    fs::write(&product, long).unwrap();
+    let out = mesh(ws, &["publish", "ecommerce/orders"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("warn [retention-limit]"),
+        "{}",
+        stdout(&out)
+    );
+    // The platform tightens it for every domain.
+    let platform = ws.join("platform-policies");
+    fs::create_dir_all(&platform).unwrap();
+    fs::write(platform.join("overrides.yaml"), "retention-limit: block\n").unwrap();
+    let out = mesh(ws, &["policy", "publish", "platform-policies", "--global"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let text = fs::read_to_string(&product).unwrap();
+    fs::write(&product, text.replace("version: 0.1.0", "version: 0.2.0")).unwrap();
+    let out = mesh(ws, &["publish", "ecommerce/orders"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("block [retention-limit]"),
+        "{}",
+        stderr(&out)
+    );
+}
