@@ -158,7 +158,8 @@ pub struct PolicyFile {
 pub struct PolicyBundle {
     #[serde(default)]
     pub files: Vec<PolicyFile>,
-    /// A domain's tightenings of global policies: policy id → `block`, `warn` or `audit`.
+    /// Tightenings of global policies: policy id → `block`, `warn` or `audit`. A domain's hold
+    /// for its products; the global bundle's for every domain.
     #[serde(default)]
     pub overrides: BTreeMap<String, String>,
 }
@@ -324,22 +325,34 @@ fn build(
     global: Option<&PolicyBundleRow>,
     domain: Option<(&str, &PolicyBundleRow)>,
 ) -> Result<PolicySet, GovernanceError> {
+    let overrides_of_row = |row: &PolicyBundleRow| -> Result<Overrides, GovernanceError> {
+        parse_overrides(&overrides_of(row)?)
+            .map_err(|problems| GovernanceError::InvalidPolicies { problems })
+    };
     let mut all = base.to_vec();
+    // The platform's overrides tighten global policies for every domain; a domain's tighten them
+    // further for its own products (the stricter of the two holds).
+    let mut overrides = Overrides::new();
     if let Some(row) = global {
         all.extend(sources(&PolicyScope::Global, row.version, &files_of(row)?));
+        overrides = overrides_of_row(row)?;
     }
-    let (own, overrides, name) = match domain {
-        Some((name, row)) => (
-            sources(
-                &PolicyScope::Domain(name.to_owned()),
-                row.version,
-                &files_of(row)?,
-            ),
-            parse_overrides(&overrides_of(row)?)
-                .map_err(|problems| GovernanceError::InvalidPolicies { problems })?,
-            name,
-        ),
-        None => (Vec::new(), Overrides::new(), ""),
+    let (own, name) = match domain {
+        Some((name, row)) => {
+            for (id, level) in overrides_of_row(row)? {
+                let stricter = overrides.get(&id).map_or(level, |l| (*l).max(level));
+                overrides.insert(id, stricter);
+            }
+            (
+                sources(
+                    &PolicyScope::Domain(name.to_owned()),
+                    row.version,
+                    &files_of(row)?,
+                ),
+                name,
+            )
+        }
+        None => (Vec::new(), ""),
     };
     PolicySet::load(&all, Some((name, &own)), &overrides).map_err(|errors| {
         GovernanceError::InvalidPolicies {
@@ -455,7 +468,7 @@ impl Catalog {
                 PolicyScope::Domain(d) => Action::Govern { domain: d },
             },
         )?;
-        validate(scope, &bundle)?;
+        validate(&bundle)?;
         let digest = digest(&bundle);
         let (bundle, digest) = (&bundle, digest.as_str());
         self.retrying(|mut tx| async move {
@@ -638,7 +651,7 @@ fn view(row: &PolicyBundleRow, with_files: bool) -> Result<PolicyBundleView, Gov
 }
 
 /// What a bundle may hold before anything is compiled.
-fn validate(scope: &PolicyScope, bundle: &PolicyBundle) -> Result<(), GovernanceError> {
+fn validate(bundle: &PolicyBundle) -> Result<(), GovernanceError> {
     let mut problems = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut bytes = 0;
@@ -662,11 +675,6 @@ fn validate(scope: &PolicyScope, bundle: &PolicyBundle) -> Result<(), Governance
         problems.push(format!(
             "the bundle's files hold {bytes} bytes; at most {MAX_BUNDLE_BYTES} are accepted"
         ));
-    }
-    if *scope == PolicyScope::Global && !bundle.overrides.is_empty() {
-        problems.push(
-            "overrides tighten global policies for one domain; the global bundle has none".into(),
-        );
     }
     if let Err(bad) = parse_overrides(&bundle.overrides) {
         problems.extend(bad);

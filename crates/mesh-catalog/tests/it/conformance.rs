@@ -674,6 +674,24 @@ async fn ports_and_history_cannot_be_sidestepped(t: TestStore) {
     publish(m("1.2.0", &["id!"], "NONE")).await.unwrap();
 }
 
+/// The platform's override that makes the standard `retention-limit` (a warning by default)
+/// block in every domain.
+async fn block_retention(catalog: &Catalog, who: &Principal) {
+    let bundle = mesh_catalog::governance::PolicyBundle {
+        files: Vec::new(),
+        overrides: [("retention-limit".to_owned(), "block".to_owned())].into(),
+    };
+    catalog
+        .publish_policies(
+            who,
+            &mesh_catalog::governance::PolicyScope::Global,
+            bundle,
+            false,
+        )
+        .await
+        .unwrap();
+}
+
 async fn policies_block_warn_or_audit_at_publish(t: TestStore) {
     use mesh_policy::{Source, standard};
     let name = t.name;
@@ -686,6 +704,8 @@ async fn policies_block_warn_or_audit_at_publish(t: TestStore) {
         .with_policies(global)
         .unwrap();
     let who = admin();
+    // Retention beyond seven years warns by default; this platform makes it block everywhere.
+    block_retention(&catalog, &who).await;
 
     // Blocking: refused with every violation, nothing stored, the refusal audited.
     let mut keeps_forever = product("sales.orders", "1.0.0", &["id!", "amount"]).bundle();
@@ -752,6 +772,7 @@ async fn audit_reports_compliance_per_domain_and_policy(t: TestStore) {
     old.descriptor.text = old.descriptor.text.replace("value: 365", "value: 9999");
     plain.publish(&who, &old, false).await.unwrap();
     let catalog = plain.with_policies(standard()).unwrap();
+    block_retention(&catalog, &who).await;
     catalog
         .publish(
             &who,

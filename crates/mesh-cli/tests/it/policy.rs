@@ -226,16 +226,19 @@ fn exercise_two_policies_compliance_and_violations() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
 
     // 3. Publish: the catalog enforces the standard pack; a violation is refused and logged.
-    let text = fs::read_to_string(&product).unwrap();
-    fs::write(&product, text.replace("value: 730", "value: 5000")).unwrap();
+    // (Retention beyond seven years only warns by default: an unprotected e-mail blocks.)
+    let text = fs::read_to_string(&contract).unwrap();
+    let exposed = text.replace("        encryptedName: customer_email_enc\n", "");
+    assert_ne!(exposed, text);
+    fs::write(&contract, exposed).unwrap();
     let out = mesh(ws, &["publish", "sales/orders"]);
     assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
     assert!(
-        stderr(&out).contains("block [retention-limit]"),
+        stderr(&out).contains("block [confidential-protected]"),
         "{}",
         stderr(&out)
     );
-    fs::write(&product, text).unwrap();
+    fs::write(&contract, text).unwrap();
     let out = mesh(ws, &["publish", "sales/orders"]);
     assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
 

@@ -4,7 +4,7 @@
 # custom:
 #   id: retention-limit
 #   type: retention
-#   enforcement: block
+#   enforcement: warn
 package mesh.standard.retention_limit
 
 import rego.v1
