@@ -2130,3 +2130,68 @@ on_every_backend!(
     usage_feeds_recommendations_and_deprecation_notices,
     service_levels_are_measured_and_breaches_recorded_once,
 );
+
+/// Hole 9 of issue 18: a reader's rights are decided on every grant it holds, not the first
+/// thousand.
+async fn hole_9_readable_ports_see_every_grant(t: TestStore) {
+    use mesh_catalog::access::Reader;
+    use mesh_catalog::store::{GrantRow, SnapshotRow};
+    let name = t.name;
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+    let who = admin();
+    catalog
+        .publish(
+            &who,
+            &product("sales.orders", "1.0.0", &["id!"]).bundle(),
+            false,
+        )
+        .await
+        .unwrap();
+    let ana = principal(&catalog, "ana", Role::Consumer, None).await;
+    let grant = |i: usize, product: &str| GrantRow {
+        id: format!("g{i:05}"),
+        request: format!("r{i:05}"),
+        product: product.into(),
+        port: "orders".into(),
+        major: 1,
+        grantee: "ana".into(),
+        columns: "[]".into(),
+        granted_by: "olga".into(),
+        granted_at: format!("2026-10-01T00:{:02}:{:02}.000Z", i / 60 % 60, i % 60),
+        expires_at: "2027-01-01T00:00:00.000Z".into(),
+        revoked_at: None,
+        revoked_by: None,
+        reason: None,
+    };
+    let mut tx = t.store.write().await.unwrap();
+    tx.put_snapshot(&SnapshotRow {
+        product: "sales.orders".into(),
+        port: "orders".into(),
+        major: 1,
+        version: "1.0.0".into(),
+        run: "r".into(),
+        location: "/nowhere".into(),
+        delta_version: 0,
+        updated_at: "2026-10-01T00:00:00.000Z".into(),
+    })
+    .await
+    .unwrap();
+    // The real grant is the oldest; a thousand newer ones cover ports that are gone.
+    tx.insert_grant(&grant(0, "sales.orders")).await.unwrap();
+    for i in 1..=1000 {
+        tx.insert_grant(&grant(i, &format!("gone.p{i}")))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let readable = catalog
+        .readable_ports(Reader::Principal(&ana))
+        .await
+        .unwrap();
+    assert!(
+        readable.iter().any(|p| p.product == "sales.orders"),
+        "{name}: {readable:?}"
+    );
+}
+
+on_every_backend!(hole_9_readable_ports_see_every_grant);

@@ -111,3 +111,69 @@ fn hole_10_retention_warns_by_default_and_the_platform_may_make_it_block() {
         stderr(&out)
     );
 }
+
+/// Base64 without padding, as some clients (ADBC among them) send basic auth.
+fn base64_unpadded(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Hole 9: the Flight SQL handshake takes basic auth in base64 with or without its padding.
+#[test]
+fn hole_9_flight_basic_auth_takes_unpadded_base64() {
+    use arrow_flight::HandshakeRequest;
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::two_domains(ws, None, &[]);
+    let out = mesh(
+        ws,
+        &[
+            "token",
+            "create",
+            "ana",
+            "--role",
+            "member",
+            "--domain",
+            "analytics",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let token = stdout(&out).trim().to_owned();
+    let credentials = base64_unpadded(format!("ana:{token}").as_bytes());
+    assert_eq!(credentials.len() % 4, 1 + 1, "the padded form ends in ==");
+    let server = crate::serve(ws, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let answer = runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = FlightServiceClient::new(channel);
+        let mut request =
+            tonic::Request::new(futures::stream::iter(vec![HandshakeRequest::default()]));
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Basic {credentials}").parse().unwrap(),
+        );
+        client.handshake(request).await
+    });
+    let answer = answer.expect("the handshake accepts unpadded base64");
+    assert!(answer.metadata().get("authorization").is_some());
+}

@@ -177,3 +177,138 @@ async fn hole_4_restricted_products_and_nested_columns_need_two_approvers() {
         assert_eq!(r.json["needed"], 2, "{product}: {}", r.json);
     }
 }
+
+/// A tiny HTTP endpoint: answers every request with `answer` and counts what it got.
+fn endpoint(answer: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    (url, hits)
+}
+
+/// Hole 9: a webhook receiver that answers with a redirect does not get the payload sent on to
+/// wherever it points.
+#[tokio::test]
+async fn hole_9_webhooks_never_follow_redirects() {
+    let h = Harness::new().await;
+    let admin = Principal::local();
+    h.catalog
+        .publish(
+            &admin,
+            &bundle("sales.orders", "1.0.0", &["id", "amount"]),
+            false,
+        )
+        .await
+        .unwrap();
+    let (elsewhere, stolen) = endpoint("HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".into());
+    let (hook, asked) = endpoint(format!(
+        "HTTP/1.1 307 Temporary Redirect\r\nlocation: {elsewhere}\r\ncontent-length: 0\r\n\r\n"
+    ));
+    let app = mesh_server::app_with_options(
+        h.catalog.clone(),
+        mesh_server::Options {
+            access_webhook: Some(hook),
+            ..mesh_server::Options::default()
+        },
+    );
+    let ask = serde_json::json!({
+        "product": "sales.orders", "port": "orders", "columns": [], "days": 30,
+        "purpose": "Reconciling the ledger every month.",
+    });
+    let request = axum::http::Request::post("/api/v1/access/requests")
+        .header(
+            "authorization",
+            format!("Bearer {}", h.token("consumer").unwrap()),
+        )
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(ask.to_string()))
+        .unwrap();
+    use tower::ServiceExt as _;
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    // The delivery is retried in the background: give it its attempts.
+    for _ in 0..80 {
+        if asked.load(std::sync::atomic::Ordering::SeqCst) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(
+        stolen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the payload followed the redirect"
+    );
+}
+
+/// Hole 9: the event log is read per domain: its owners and members see their domain's events
+/// (other readers' SQL included), admins everyone's.
+#[tokio::test]
+async fn hole_9_events_are_read_per_domain() {
+    let h = Harness::new().await;
+    let admin = Principal::local();
+    for id in ["sales.orders", "hr.people"] {
+        h.catalog
+            .publish(&admin, &bundle(id, "1.0.0", &["id"]), false)
+            .await
+            .unwrap();
+    }
+    let subjects = |reply: &crate::harness::Reply| -> Vec<String> {
+        reply.json["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["subject"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let member = h
+        .send(
+            "GET",
+            "/api/v1/events?limit=1000",
+            h.token("sales_member"),
+            None,
+        )
+        .await;
+    assert_eq!(member.status.as_u16(), 200, "{}", member.json);
+    let seen = subjects(&member);
+    assert!(seen.contains(&"sales.orders".to_owned()), "{seen:?}");
+    assert!(seen.iter().all(|s| s.starts_with("sales.")), "{seen:?}");
+    let hr = h
+        .send(
+            "GET",
+            "/api/v1/events?limit=1000",
+            h.token("hr_owner"),
+            None,
+        )
+        .await;
+    let seen = subjects(&hr);
+    assert!(seen.contains(&"hr.people".to_owned()), "{seen:?}");
+    assert!(seen.iter().all(|s| s.starts_with("hr.")), "{seen:?}");
+    let all = h
+        .send("GET", "/api/v1/events?limit=1000", h.token("admin"), None)
+        .await;
+    let seen = subjects(&all);
+    assert!(seen.contains(&"hr.people".to_owned()) && seen.contains(&"sales.orders".to_owned()));
+}
