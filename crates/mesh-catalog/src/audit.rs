@@ -4,7 +4,7 @@
 //! ([`Catalog::usage`]), and the catalog-wide policy audit ([`Catalog::audit`]), kept in the log
 //! as the compliance history.
 
-use mesh_model::names::{TableName, VersionStatus};
+use mesh_model::names::{DomainName, ProductId, TableName, VersionStatus, domain_of};
 use serde::{Deserialize, Serialize};
 
 use crate::access::ReadablePort;
@@ -122,6 +122,19 @@ impl From<UsageRow> for Usage {
     }
 }
 
+/// The domain whose owners and members may read an event: the domain of the product it is about,
+/// or of the policies it publishes. Others (tokens, the global policies, the catalog-wide audit,
+/// lineage reported from outside) are for admins.
+fn event_domain(event: &EventRow) -> Option<&str> {
+    if ProductId::parse(&event.subject).is_ok() {
+        return Some(domain_of(&event.subject));
+    }
+    if event.kind.starts_with("policy.") && DomainName::parse(&event.subject).is_ok() {
+        return Some(&event.subject);
+    }
+    None
+}
+
 /// A read refused: the table as the reader named it, and how it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeniedRead {
@@ -164,13 +177,29 @@ impl Catalog {
     ) -> Result<Vec<Event>, AuditError> {
         Self::allow(who, Action::ReadEvents)?;
         let limit = limit.clamp(1, 1000);
-        let rows = self
-            .store
-            .read()
-            .await?
-            .events(after, limit, subject)
-            .await?;
-        Ok(rows.into_iter().map(Event::from).collect())
+        let everything = who.may(Action::Administer);
+        let mut tx = self.store.read().await?;
+        let mut out = Vec::new();
+        let mut after = after;
+        // Pages of the log until `limit` events the caller may see (or its end).
+        loop {
+            let rows = tx.events(after, limit, subject).await?;
+            let full = rows.len() as i64 == limit;
+            for row in rows {
+                after = row.seq;
+                if everything
+                    || event_domain(&row).is_some_and(|d| who.may(Action::Publish { domain: d }))
+                {
+                    out.push(Event::from(row));
+                    if out.len() as i64 == limit {
+                        return Ok(out);
+                    }
+                }
+            }
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 
     /// Records a read in the audit log: who read which ports, how many rows, and whether the

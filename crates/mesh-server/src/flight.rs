@@ -221,7 +221,13 @@ impl FlightSqlService for FlightSql {
             .unwrap_or_default()
             .to_owned();
         let token = if let Some(basic) = header.strip_prefix("Basic ") {
-            let decoded = base64::engine::general_purpose::STANDARD
+            // With or without its padding: some clients (ADBC) leave it off.
+            let lenient = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            let decoded = lenient
                 .decode(basic.trim())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())

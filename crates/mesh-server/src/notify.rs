@@ -7,7 +7,8 @@ use std::time::Duration;
 use mesh_service::notify::Sender;
 use serde::Serialize;
 
-/// Posts JSON with reqwest: a 10 s timeout per attempt, the delivery id in `x-mesh-delivery`.
+/// Posts JSON with reqwest: a 10 s timeout per attempt, the delivery id in `x-mesh-delivery`,
+/// redirects not followed (a 3xx is a failed attempt).
 #[derive(Debug, Clone)]
 pub struct HttpSender {
     http: reqwest::Client,
@@ -18,6 +19,8 @@ impl HttpSender {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mesh/", env!("CARGO_PKG_VERSION")))
             .timeout(Duration::from_secs(10))
+            // A receiver's redirect is its answer, never somewhere else to send the payload.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_default();
         HttpSender { http }
