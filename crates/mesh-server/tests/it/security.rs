@@ -312,3 +312,136 @@ async fn hole_9_events_are_read_per_domain() {
     let seen = subjects(&all);
     assert!(seen.contains(&"hr.people".to_owned()) && seen.contains(&"sales.orders".to_owned()));
 }
+
+/// Issues a token over HTTP as the admin: `(principal, [(role, domain)])`.
+async fn issue(h: &Harness, principal: &str, roles: &[(&str, Option<&str>)]) -> String {
+    let body = serde_json::json!({
+        "principal": principal,
+        "roles": roles.iter().map(|(r, d)| serde_json::json!({"role": r, "domain": d})).collect::<Vec<_>>(),
+    });
+    let r = h
+        .send("POST", "/api/v1/tokens", h.token("admin"), Some(&body))
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.json);
+    r.json["token"].as_str().unwrap().to_owned()
+}
+
+/// Hole 5: a credential holds the roles it was issued with, not every role its principal holds:
+/// a consumer token made for a member cannot publish.
+#[tokio::test]
+async fn hole_5_a_token_holds_only_its_own_roles() {
+    let h = Harness::new().await;
+    let reader = issue(&h, "sales_member", &[("consumer", None)]).await;
+    let publish = crate::harness::publish_body(&bundle("sales.orders", "1.0.0", &["id"]));
+    let r = h
+        .send("POST", "/api/v1/products", Some(&reader), Some(&publish))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.json);
+    // The member's own token still publishes.
+    let r = h
+        .send(
+            "POST",
+            "/api/v1/products",
+            h.token("sales_member"),
+            Some(&publish),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.json);
+}
+
+/// Hole 5: revoking a principal revokes what it held — its tokens, roles and grants — so a
+/// fresh token under the same name starts with nothing.
+#[tokio::test]
+async fn hole_5_a_revoked_principal_leaves_nothing_behind() {
+    let h = Harness::new().await;
+    let admin = Principal::local();
+    h.catalog
+        .publish(
+            &admin,
+            &bundle("sales.orders", "1.0.0", &["id", "amount"]),
+            false,
+        )
+        .await
+        .unwrap();
+    let ana = issue(&h, "ana", &[("consumer", None)]).await;
+    let ask = serde_json::json!({
+        "product": "sales.orders", "port": "orders", "columns": [], "days": 30,
+        "purpose": "Reconciling the ledger every month.",
+    });
+    let r = h
+        .send("POST", "/api/v1/access/requests", Some(&ana), Some(&ask))
+        .await;
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let approve = serde_json::json!({"decision": "approve"});
+    let r = h
+        .send(
+            "POST",
+            &format!("/api/v1/access/requests/{id}/decision"),
+            h.token("sales_owner"),
+            Some(&approve),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.json);
+    let r = h
+        .send(
+            "POST",
+            "/api/v1/principals/ana/revoke",
+            h.token("admin"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.json);
+    let r = h
+        .send("GET", "/api/v1/access/grants", Some(&ana), None)
+        .await;
+    assert_eq!(r.status.as_u16(), 401, "{}", r.json);
+    let again = issue(&h, "ana", &[("consumer", None)]).await;
+    let r = h
+        .send("GET", "/api/v1/access/grants", Some(&again), None)
+        .await;
+    assert_eq!(r.status.as_u16(), 200, "{}", r.json);
+    assert!(
+        r.json
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["active"] == false),
+        "{}",
+        r.json
+    );
+}
+
+/// Hole 5: names are one name whatever their case: `ANA` is `ana`, and may not approve ana's
+/// own request.
+#[tokio::test]
+async fn hole_5_names_are_compared_without_case() {
+    let h = Harness::new().await;
+    let admin = Principal::local();
+    h.catalog
+        .publish(
+            &admin,
+            &bundle("sales.orders", "1.0.0", &["id", "amount"]),
+            false,
+        )
+        .await
+        .unwrap();
+    let ana = issue(&h, "ana", &[("consumer", None)]).await;
+    let upper = issue(&h, "ANA", &[("owner", Some("sales"))]).await;
+    let ask = serde_json::json!({
+        "product": "sales.orders", "port": "orders", "columns": [], "days": 30,
+        "purpose": "Reconciling the ledger every month.",
+    });
+    let r = h
+        .send("POST", "/api/v1/access/requests", Some(&ana), Some(&ask))
+        .await;
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let r = h
+        .send(
+            "POST",
+            &format!("/api/v1/access/requests/{id}/decision"),
+            Some(&upper),
+            Some(&serde_json::json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.json);
+}
