@@ -520,7 +520,7 @@ impl Catalog {
                 domain: &facts.domain,
             },
         )?;
-        if row.requester == who.name {
+        if row.requester.eq_ignore_ascii_case(&who.name) {
             return Err(AccessError::OwnRequest {
                 principal: who.name.clone(),
             });
@@ -566,7 +566,11 @@ impl Catalog {
                         principal: who.name.clone(),
                     });
                 }
-                if approvals.iter().any(|a| a["by"] == who.name) {
+                if approvals.iter().any(|a| {
+                    a["by"]
+                        .as_str()
+                        .is_some_and(|by| by.eq_ignore_ascii_case(&who.name))
+                }) {
                     return Err(AccessError::ApprovedAlready {
                         principal: who.name.clone(),
                     });
@@ -673,7 +677,7 @@ impl Catalog {
         let row = tx.grant(grant).await?.ok_or_else(|| Missing::Grant {
             grant: grant.to_owned(),
         })?;
-        if row.grantee != who.name {
+        if !row.grantee.eq_ignore_ascii_case(&who.name) {
             let domain = tx
                 .product(&row.product)
                 .await?
@@ -767,7 +771,7 @@ impl Catalog {
     ) -> Result<Vec<GrantView>, AccessError> {
         Self::allow(who, Action::Read)?;
         let domain = domain_of(consumer);
-        if who.name != consumer && !who.may(Action::Publish { domain }) {
+        if !who.name.eq_ignore_ascii_case(consumer) && !who.may(Action::Publish { domain }) {
             return Err(AccessError::ConsumerGrants {
                 principal: who.name.clone(),
                 consumer: consumer.to_owned(),

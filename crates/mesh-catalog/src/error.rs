@@ -281,6 +281,8 @@ pub enum Missing {
     Grant { grant: String },
     #[error("live token `{token}`")]
     Token { token: String },
+    #[error("principal `{principal}` (no token, role, grant or request)")]
+    Principal { principal: String },
     #[error("version {version} of the {scope} policies")]
     PolicyBundle { scope: String, version: i64 },
     #[error("lineage node `{node}`")]

@@ -1,5 +1,11 @@
 //! API tokens: issued to a principal with its roles (shown once, stored as SHA-256), revoked at
 //! once, and turned back into the principal on every request ([`Catalog::authenticate`]).
+//!
+//! A token holds the roles it was issued with and no more: a request made with it holds those of
+//! its principal's roles (its *scope*), so a consumer token made for a member reads, and does not
+//! publish. Principal names are one name whatever their case (stored lower case). Revoking a
+//! principal ([`Catalog::revoke_principal`]) revokes what it held — its tokens, roles and grants
+//! — so a fresh token under the same name starts with nothing.
 
 use chrono::{DateTime, Utc};
 
@@ -59,7 +65,9 @@ impl Catalog {
         roles: &[(Role, Option<String>)],
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<String, TokenError> {
-        if principal.trim().is_empty() {
+        let principal = principal.trim().to_lowercase();
+        let principal = principal.as_str();
+        if principal.is_empty() {
             return Err(TokenError::NoPrincipal);
         }
         if let Some((role, _)) = roles
@@ -78,6 +86,7 @@ impl Catalog {
             created_at: now.clone(),
             expires_at: expires_at.map(stamp),
             revoked_at: None,
+            scope: Some(scope_json(roles)),
         })
         .await?;
         for (role, domain) in roles {
@@ -139,10 +148,103 @@ impl Catalog {
         {
             return Err(refused());
         }
-        let bindings = tx.bindings(&row.principal).await?;
+        let mut bindings = tx.bindings(&row.principal).await?;
+        if let Some(scope) = &row.scope {
+            // Only the roles the token was issued with (a token's scope that no longer parses
+            // grants nothing).
+            let scope: Vec<(String, String)> = serde_json::from_str(scope).unwrap_or_default();
+            bindings.retain(|b| scope.iter().any(|(r, d)| *r == b.role && *d == b.domain));
+        }
         Ok(Principal {
             name: row.principal,
             bindings,
         })
     }
+
+    /// Revokes a principal and what it held: every token, every role binding, every grant made
+    /// out to it, and its pending access requests (denied). Admins.
+    pub async fn revoke_principal(
+        &self,
+        who: &Principal,
+        principal: &str,
+    ) -> Result<PrincipalRevocation, TokenError> {
+        Self::allow(who, Action::Administer)?;
+        let principal = principal.trim().to_lowercase();
+        let mut tx = self.store.write().await?;
+        let now = self.now();
+        let tokens = tx.revoke_tokens_of(&principal, &now).await?;
+        let roles = tx.delete_bindings(&principal).await?;
+        let mut grants = Vec::new();
+        for g in tx.grants(None, Some(&principal), i64::MAX).await? {
+            if g.revoked_at.is_none()
+                && tx
+                    .revoke_grant(&g.id, &now, &who.name, "the principal was revoked")
+                    .await?
+            {
+                grants.push(g.id);
+            }
+        }
+        let mut requests = Vec::new();
+        for mut r in tx
+            .requests(None, Some(&principal), Some("pending"), i64::MAX)
+            .await?
+        {
+            let expected = r.revision;
+            r.state = "denied".into();
+            r.reason = Some("the requester was revoked".into());
+            r.decided_at = Some(now.clone());
+            r.revision += 1;
+            tx.update_request(&r, expected).await?;
+            requests.push(r.id);
+        }
+        if tokens == 0 && roles == 0 && grants.is_empty() && requests.is_empty() {
+            return Err(Missing::Principal { principal }.into());
+        }
+        let revocation = PrincipalRevocation {
+            principal: principal.clone(),
+            tokens,
+            roles,
+            grants,
+            requests,
+        };
+        tx.append_event(&NewEvent {
+            at: now,
+            kind: "principal.revoked".into(),
+            subject: principal,
+            actor: who.name.clone(),
+            payload: serde_json::to_value(&revocation).unwrap_or_default(),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(revocation)
+    }
+}
+
+/// What revoking a principal took away.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PrincipalRevocation {
+    pub principal: String,
+    /// Live tokens revoked.
+    pub tokens: u64,
+    /// Role bindings removed.
+    pub roles: u64,
+    /// Grants revoked, by id.
+    pub grants: Vec<String>,
+    /// Pending access requests denied, by id.
+    pub requests: Vec<String>,
+}
+
+/// A token's scope as stored: `[["role", "domain"], ...]`.
+fn scope_json(roles: &[(Role, Option<String>)]) -> String {
+    let scope: Vec<(&str, String)> = roles
+        .iter()
+        .map(|(r, d)| {
+            (
+                r.as_str(),
+                d.clone().unwrap_or_else(|| ANY_DOMAIN.to_owned()),
+            )
+        })
+        .collect();
+    serde_json::to_string(&scope).unwrap_or_else(|_| "[]".into())
 }

@@ -84,6 +84,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
         .routes(routes!(issue_token))
         .routes(routes!(revoke_token))
+        .routes(routes!(revoke_principal))
         .routes(routes!(crate::policies::effective_policies))
         .routes(routes!(crate::policies::publish_policies))
         .routes(routes!(crate::policies::policy_versions))
@@ -865,6 +866,25 @@ async fn issue_token(
             id: mesh_catalog::auth::token_id(&token),
             token,
         }),
+    ))
+}
+
+/// Revokes a principal and what it held: every token, role and grant, and its pending
+/// requests (admins only). A token issued under the name later starts with nothing.
+#[utoipa::path(post, path = "/api/v1/principals/{principal}/revoke", tag = "catalog",
+    params(("principal" = String, Path, description = "The principal's name")),
+    security(("token" = [])),
+    responses((status = 200, body = mesh_catalog::tokens::PrincipalRevocation),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn revoke_principal(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<mesh_catalog::tokens::PrincipalRevocation>> {
+    let who = caller.principal()?;
+    let Path(principal) = path?;
+    Ok(Json(
+        state.catalog.revoke_principal(&who, &principal).await?,
     ))
 }
 

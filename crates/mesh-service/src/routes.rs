@@ -30,6 +30,7 @@ pub const ALL: &[&str] = &[
     EVENTS,
     TOKENS,
     TOKEN_REVOKE,
+    PRINCIPAL_REVOKE,
     POLICIES,
     POLICY_SCOPE,
     POLICY_VERSIONS,
@@ -78,6 +79,7 @@ pub const TEAMS: &str = "/api/v1/teams";
 pub const EVENTS: &str = "/api/v1/events";
 pub const TOKENS: &str = "/api/v1/tokens";
 pub const TOKEN_REVOKE: &str = "/api/v1/tokens/{id}/revoke";
+pub const PRINCIPAL_REVOKE: &str = "/api/v1/principals/{principal}/revoke";
 pub const POLICIES: &str = "/api/v1/policies";
 pub const POLICY_SCOPE: &str = "/api/v1/policies/{scope}";
 pub const POLICY_VERSIONS: &str = "/api/v1/policies/{scope}/versions";

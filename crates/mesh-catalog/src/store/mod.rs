@@ -147,8 +147,12 @@ pub trait Tx: Send {
     async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()>;
     /// Marks a token revoked; false when there is no such live token.
     async fn revoke_token(&mut self, id: &str, at: &str) -> StoreResult<bool>;
+    /// Marks every live token of a principal revoked; how many.
+    async fn revoke_tokens_of(&mut self, principal: &str, at: &str) -> StoreResult<u64>;
 
     async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>>;
+    /// Removes every role binding of a principal; how many.
+    async fn delete_bindings(&mut self, principal: &str) -> StoreResult<u64>;
     /// Adds a role binding; adding one that exists is not an error.
     async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()>;
 
@@ -579,6 +583,9 @@ pub struct TokenRow {
     pub created_at: String,
     pub expires_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// The roles it was issued with, JSON `[["role", "domain"], ...]`; `None` for tokens issued
+    /// before scopes (every role of the principal).
+    pub scope: Option<String>,
 }
 
 /// A principal holds a role, globally (`domain` = `*`) or in one domain.

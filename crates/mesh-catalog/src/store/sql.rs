@@ -264,6 +264,7 @@ macro_rules! row_readers {
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
+                scope: r.try_get("scope")?,
             })
         }
     };
@@ -717,7 +718,7 @@ macro_rules! sql_tx {
 
             async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>> {
                 let row = sqlx::query(
-                    "SELECT id, hash, principal, created_at, expires_at, revoked_at FROM tokens WHERE hash = $1",
+                    "SELECT id, hash, principal, created_at, expires_at, revoked_at, scope FROM tokens WHERE hash = $1",
                 )
                 .bind(hash)
                 .fetch_optional(&mut *self.tx)
@@ -727,8 +728,8 @@ macro_rules! sql_tx {
 
             async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO tokens (id, hash, principal, created_at, expires_at, revoked_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO tokens (id, hash, principal, created_at, expires_at, revoked_at, scope) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(&row.id)
                 .bind(&row.hash)
@@ -736,6 +737,7 @@ macro_rules! sql_tx {
                 .bind(&row.created_at)
                 .bind(&row.expires_at)
                 .bind(&row.revoked_at)
+                .bind(&row.scope)
                 .execute(&mut *self.tx)
                 .await
                 .map_err(conflict("token exists"))?;
@@ -751,6 +753,25 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn revoke_tokens_of(&mut self, principal: &str, at: &str) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $2 WHERE principal = $1 AND revoked_at IS NULL",
+                )
+                .bind(principal)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn delete_bindings(&mut self, principal: &str) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM role_bindings WHERE principal = $1")
+                    .bind(principal)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>> {

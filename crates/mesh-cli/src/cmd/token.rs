@@ -19,15 +19,21 @@ pub(crate) struct Args {
 enum TokenCommand {
     /// Create a token for a person or a service identity.
     Create(CreateArgs),
-    /// Revoke a token (by its id, or the token itself); it stops working at once.
+    /// Revoke a token (by its id, or the token itself), or with --principal a principal and
+    /// everything it held (tokens, roles, grants, pending requests); at once.
     Revoke(RevokeArgs),
 }
 
 #[derive(Debug, clap::Args)]
 struct RevokeArgs {
     /// The token's id (printed when it was created) or the token.
-    #[arg(value_name = "ID|TOKEN")]
-    id: String,
+    #[arg(value_name = "ID|TOKEN", required_unless_present = "principal")]
+    id: Option<String>,
+
+    /// Revoke this principal instead: its tokens, roles and grants go, and its pending requests
+    /// are denied; a token issued under the name later starts with nothing.
+    #[arg(long, conflicts_with = "id")]
+    principal: Option<String>,
 
     #[command(flatten)]
     catalog: CatalogArgs,
@@ -62,10 +68,35 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
 }
 
 fn revoke(args: &RevokeArgs) -> anyhow::Result<Outcome> {
-    let id = if args.id.starts_with("mesh_") {
-        mesh_catalog::auth::token_id(&args.id)
+    if let Some(principal) = &args.principal {
+        return crate::runtime()?.block_on(async {
+            let catalog = args.catalog.open().await?;
+            match catalog.revoke_principal(&Principal::local(), principal).await {
+                Ok(r) => {
+                    let mut err = anstream::stderr();
+                    writeln!(
+                        err,
+                        "revoked principal {}: {} token(s), {} role(s), {} grant(s), {} pending request(s)",
+                        r.principal,
+                        r.tokens,
+                        r.roles,
+                        r.grants.len(),
+                        r.requests.len()
+                    )?;
+                    Ok(Outcome::Ok)
+                }
+                Err(e) => {
+                    crate::output::error(&e.to_string());
+                    Ok(Outcome::Findings)
+                }
+            }
+        });
+    }
+    let given = args.id.clone().unwrap_or_default();
+    let id = if given.starts_with("mesh_") {
+        mesh_catalog::auth::token_id(&given)
     } else {
-        args.id.clone()
+        given
     };
     crate::runtime()?.block_on(async {
         let catalog = args.catalog.open().await?;

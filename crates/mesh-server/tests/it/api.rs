@@ -362,6 +362,12 @@ fn endpoints() -> Vec<Endpoint> {
             request: |_, _| ("/api/v1/products/sales.c0/snapshots".into(), None),
         },
         Endpoint {
+            method: "POST",
+            template: "/api/v1/principals/{principal}/revoke",
+            allowed: Allowed::Admins,
+            request: |i, _| (format!("/api/v1/principals/gone{i}/revoke"), None),
+        },
+        Endpoint {
             method: "GET",
             template: "/api/v1/products/{product}/inputs",
             allowed: Allowed::SalesPublishers,
@@ -501,6 +507,15 @@ async fn seed(h: &Harness) -> Vec<String> {
             .await
             .unwrap();
         victims.push(mesh_catalog::auth::token_id(&token));
+        // And a principal to revoke whole.
+        h.catalog
+            .bootstrap_token(
+                &format!("gone{i}"),
+                &[(mesh_catalog::Role::Consumer, None)],
+                None,
+            )
+            .await
+            .unwrap();
     }
     for i in 0..6 {
         h.catalog
