@@ -445,3 +445,88 @@ async fn hole_5_names_are_compared_without_case() {
         .await;
     assert_eq!(r.status.as_u16(), 403, "{}", r.json);
 }
+
+/// An OpenLineage RunEvent of `job` (namespace, name) reading `inputs` and writing `outputs`
+/// (namespace, name each).
+fn run_event(
+    job: (&str, &str),
+    inputs: &[(&str, &str)],
+    outputs: &[(&str, &str)],
+    schema_url: bool,
+) -> serde_json::Value {
+    let datasets = |list: &[(&str, &str)]| {
+        list.iter()
+            .map(|(ns, name)| serde_json::json!({"namespace": ns, "name": name}))
+            .collect::<Vec<_>>()
+    };
+    let mut event = serde_json::json!({
+        "eventType": "COMPLETE", "eventTime": "2026-11-01T10:00:00Z",
+        "run": {"runId": "9d6e2b1c-3f4a-4b5c-8d7e-0f1a2b3c4d5e"},
+        "job": {"namespace": job.0, "name": job.1},
+        "inputs": datasets(inputs), "outputs": datasets(outputs),
+        "producer": "https://example.com/pipeline",
+    });
+    if schema_url {
+        event["schemaURL"] =
+            "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent".into();
+    }
+    event
+}
+
+/// Hole 7: lineage about a product — its job, or its datasets as outputs — is reported by its
+/// own domain (or its service identity) only; and events are held to the OpenLineage 2-0-2
+/// schema's required fields.
+#[tokio::test]
+async fn hole_7_lineage_of_a_product_comes_from_its_domain() {
+    let h = Harness::new().await;
+    let admin = Principal::local();
+    h.catalog
+        .publish(&admin, &bundle("hr.people", "1.0.0", &["id"]), false)
+        .await
+        .unwrap();
+    let member = h.token("sales_member");
+    // A fake upstream on another domain's job.
+    let forged = run_event(
+        ("mesh", "hr.people"),
+        &[("s3://attacker-bucket", "exfil")],
+        &[],
+        true,
+    );
+    let r = h
+        .send("POST", "/api/v1/lineage", member, Some(&forged))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.json);
+    // Another domain's dataset claimed as one's output.
+    let claimed = run_event(
+        ("airflow", "sales_loader"),
+        &[],
+        &[("mesh", "hr.people.people")],
+        true,
+    );
+    let r = h
+        .send("POST", "/api/v1/lineage", member, Some(&claimed))
+        .await;
+    assert_eq!(r.status.as_u16(), 403, "{}", r.json);
+    // Its own domain may, with a schema-valid event.
+    let own = run_event(
+        ("mesh", "hr.people"),
+        &[("postgres://hr", "people")],
+        &[],
+        true,
+    );
+    let r = h
+        .send("POST", "/api/v1/lineage", h.token("hr_owner"), Some(&own))
+        .await;
+    assert_eq!(r.status.as_u16(), 201, "{}", r.json);
+    // An event without its schemaURL is not an OpenLineage 2-0-2 event.
+    let sloppy = run_event(("airflow", "sales_loader"), &[], &[], false);
+    let r = h
+        .send("POST", "/api/v1/lineage", member, Some(&sloppy))
+        .await;
+    assert_eq!(r.status.as_u16(), 422, "{}", r.json);
+    assert!(
+        r.json["detail"].as_str().unwrap().contains("schemaURL"),
+        "{}",
+        r.json
+    );
+}
