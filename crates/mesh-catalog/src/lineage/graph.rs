@@ -139,12 +139,19 @@ fn text<'a>(value: &'a serde_json::Value, what: &str) -> Result<&'a str, Invalid
     })
 }
 
-/// Reads an OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent, leniently as Marquez does
-/// (`schemaURL` and `producer` may be missing, `eventTime` may lack an offset), into edges and
-/// node data.
+/// Reads an OpenLineage 2-0-2 RunEvent, DatasetEvent or JobEvent into edges and node data. The
+/// schema's required fields are required (`producer` and `schemaURL` too, which Marquez lets
+/// go: lineage is evidence, so it states where it came from); `eventTime` may lack an offset.
 pub fn openlineage(event: &serde_json::Value) -> Result<LineageUpdate, InvalidEvent> {
     if !event.is_object() {
         return Err(InvalidEvent("an OpenLineage event is a JSON object".into()));
+    }
+    // OpenLineage 2-0-2's BaseEvent: every event names its producer and its schema.
+    for key in ["producer", "schemaURL"] {
+        let value = text(&event[key], key)?;
+        if !value.contains(':') {
+            return Err(InvalidEvent(format!("{key} `{value}` is not a URI")));
+        }
     }
     let time = text(&event["eventTime"], "eventTime")?;
     if !valid_time(time) {
@@ -489,6 +496,7 @@ mod tests {
     #[test]
     fn openlineage_is_read_leniently_but_needs_a_run_id() {
         let ok = serde_json::json!({
+            "producer": "https://example.com/p", "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json",
             "eventType": "COMPLETE", "eventTime": "2020-12-28T19:52:00.001",
             "run": {"runId": "ea041791-68bc-4ae1-bd89-4c8106a157e4"},
             "job": {"namespace": "ns", "name": "j"},

@@ -18,6 +18,36 @@ pub use graph::{
     openlineage,
 };
 
+/// The products an OpenLineage event speaks for: its job, when the job is a mesh product
+/// (namespace [`MESH_NAMESPACE`]), and the product of every mesh dataset it writes (or, for a
+/// DatasetEvent, describes).
+fn claimed_products(event: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut mesh_name = |node: &serde_json::Value, product_of_dataset: bool| {
+        if node["namespace"] != MESH_NAMESPACE {
+            return;
+        }
+        let Some(name) = node["name"].as_str() else {
+            return;
+        };
+        let product = if product_of_dataset {
+            // A port's dataset is named by its contract id, `domain.product.port`.
+            name.rsplit_once('.').map_or(name, |(p, _)| p)
+        } else {
+            name
+        };
+        out.push(product.to_owned());
+    };
+    mesh_name(&event["job"], false);
+    mesh_name(&event["dataset"], true);
+    for ds in event["outputs"].as_array().into_iter().flatten() {
+        mesh_name(ds, true);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Why a lineage operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LineageError {
@@ -69,6 +99,18 @@ impl Catalog {
         Self::allow(who, Action::ReportLineage)?;
         let update =
             graph::openlineage(event).map_err(|e| LineageError::InvalidEvent { reason: e.0 })?;
+        // What an event says about a product — its job, or its datasets as outputs — only the
+        // product's domain (or its service identity) may say.
+        for product in claimed_products(event) {
+            let domain = mesh_model::names::domain_of(&product);
+            if !who.name.eq_ignore_ascii_case(&product) && !who.may(Action::Publish { domain }) {
+                return Err(Denied {
+                    principal: who.name.clone(),
+                    action: format!("report lineage for {product} of domain `{domain}`"),
+                }
+                .into());
+            }
+        }
         let mut tx = self.store.write().await?;
         let now = self.now();
         tx.add_lineage(&update.origin, &update.edges).await?;

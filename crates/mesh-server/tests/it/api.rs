@@ -179,8 +179,9 @@ fn endpoints() -> Vec<Endpoint> {
                     "run": {"runId": format!("00000000-0000-4000-8000-00000000000{i}")},
                     "job": {"namespace": "airflow", "name": "load_orders"},
                     "inputs": [{"namespace": "postgres://db", "name": "public.orders"}],
-                    "outputs": [{"namespace": "mesh", "name": "sales.orders.orders"}],
+                    "outputs": [{"namespace": "warehouse", "name": "analytics.orders"}],
                     "producer": "https://example.com/test",
+                    "schemaURL": "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent",
                 });
                 ("/api/v1/lineage".into(), Some(event))
             },
