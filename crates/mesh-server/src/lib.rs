@@ -61,6 +61,8 @@ pub struct Options {
     /// Let anyone who reaches the server read the catalog in the portal without signing in
     /// (asking for and deciding on access still needs a sign-in).
     pub open_portal: bool,
+    /// Where people reach the server (`https://mesh.example.com`), when it is behind a proxy.
+    pub public_url: Option<String>,
 }
 
 /// The largest request body accepted (a product with its contracts is a few hundred kilobytes).

@@ -530,3 +530,178 @@ async fn hole_7_lineage_of_a_product_comes_from_its_domain() {
         r.json
     );
 }
+
+/// A portal request: method, path, the cookie (if any), the Origin header (if any), a form body
+/// (if any). Answers (status, set-cookie, headers, body).
+async fn portal(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+    form: Option<&str>,
+) -> (u16, Option<String>, axum::http::HeaderMap, String) {
+    use tower::ServiceExt as _;
+    let mut request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost");
+    if let Some(c) = cookie {
+        request = request.header("cookie", c);
+    }
+    if let Some(o) = origin {
+        request = request.header("origin", o);
+    }
+    let body = match form {
+        Some(f) => {
+            request = request.header("content-type", "application/x-www-form-urlencoded");
+            axum::body::Body::from(f.to_owned())
+        }
+        None => axum::body::Body::empty(),
+    };
+    let response = app
+        .clone()
+        .oneshot(request.body(body).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let cookie = headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        cookie,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// Hole 8: the portal refuses cross-site form posts, keeps no token in its cookie, sends the
+/// browser security headers, and renders no link from user text but http(s) ones.
+#[tokio::test]
+async fn hole_8_the_portal_resists_csrf_and_script_links() {
+    let h = Harness::new().await;
+    let admin = Principal::local();
+    h.catalog
+        .publish(
+            &admin,
+            &bundle("sales.orders", "1.0.0", &["id", "amount"]),
+            false,
+        )
+        .await
+        .unwrap();
+    h.catalog
+        .publish(&admin, &bundle("sales.orders", "2.0.0", &["id"]), false)
+        .await
+        .unwrap();
+    let sunset = chrono::NaiveDate::from_ymd_opt(2027, 6, 1).unwrap();
+    h.catalog
+        .deprecate(
+            &admin,
+            "sales.orders",
+            "1.0.0",
+            sunset,
+            "javascript:alert(document.cookie)",
+        )
+        .await
+        .unwrap();
+    let app = &h.app;
+    let same = Some("http://localhost");
+    let token = h.token("sales_owner").unwrap();
+    let (status, cookie, _, _) = portal(
+        app,
+        "POST",
+        "/signin",
+        None,
+        same,
+        Some(&format!("token={token}")),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let cookie = cookie.unwrap();
+    assert!(
+        !cookie.contains(token),
+        "the cookie carries the token: {cookie}"
+    );
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+
+    // Headers that keep the pages out of frames and sniffing, and scripts out.
+    let (status, _, headers, body) = portal(
+        app,
+        "GET",
+        "/products/sales.orders",
+        Some(&session),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let csp = headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(
+        headers
+            .get("x-content-type-options")
+            .map(|v| v.to_str().unwrap()),
+        Some("nosniff")
+    );
+    assert!(headers.get("referrer-policy").is_some());
+    assert!(
+        !body.contains("href=\"javascript:"),
+        "a script link: {body}"
+    );
+
+    // A cross-site form post with the owner's cookie is refused; so is a same-site one
+    // without the form's CSRF token.
+    let form = "port=orders&purpose=Reconciling+the+ledger+every+month.&days=30";
+    let (status, ..) = portal(
+        app,
+        "POST",
+        "/products/sales.orders/requests",
+        Some(&session),
+        Some("https://evil.example"),
+        Some(form),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, ..) = portal(
+        app,
+        "POST",
+        "/products/sales.orders/requests",
+        Some(&session),
+        same,
+        Some(form),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Served as https://, the cookie is Secure.
+    let secure = mesh_server::app_with_options(
+        h.catalog.clone(),
+        mesh_server::Options {
+            public_url: Some("https://mesh.example.com".into()),
+            ..mesh_server::Options::default()
+        },
+    );
+    let (_, cookie, ..) = portal(
+        &secure,
+        "POST",
+        "/signin",
+        None,
+        Some("https://mesh.example.com"),
+        Some(&format!("token={token}")),
+    )
+    .await;
+    assert!(cookie.unwrap().contains("Secure"));
+}
