@@ -45,6 +45,10 @@ pub struct AppState {
     monitor: Arc<Monitor>,
     /// Anyone may read the catalog in the portal (as a reader), without signing in.
     open_portal: bool,
+    /// The portal's signed-in sessions.
+    sessions: Arc<portal::Sessions>,
+    /// Where people reach the server, when it is behind a proxy (`--public-url`).
+    public_url: Option<Arc<str>>,
     /// The portal's policy-compliance counts and when they were computed (an audit of every
     /// product is too slow to run per page on a large mesh).
     compliance: Arc<std::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
@@ -116,6 +120,8 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -
             .map(|url| Arc::new(Webhook::new(url, Arc::new(notify::HttpSender::new())))),
         monitor,
         open_portal: options.open_portal,
+        sessions: Arc::default(),
+        public_url: options.public_url.as_deref().map(Arc::from),
         compliance: Arc::default(),
     };
     router

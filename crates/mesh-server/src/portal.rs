@@ -1,8 +1,12 @@
 //! The portal: server-rendered pages on the same port as the API. Reading works without
-//! JavaScript; forms post back and redirect. Signing in keeps an API token in an HttpOnly,
-//! SameSite=Strict cookie, and every page acts as that token's principal, so the catalog
-//! authorizes the portal exactly as it does the API. With `--open-portal`, anyone who reaches the
-//! server may read (as a reader); asking for and deciding on access still needs a sign-in.
+//! JavaScript; forms post back and redirect. Signing in opens a session kept on the server: the
+//! cookie holds only its random id (HttpOnly, SameSite=Strict, Secure when the server's public
+//! URL is https), and every page acts as the session token's principal, so the catalog
+//! authorizes the portal exactly as it does the API. Every form post must come from the portal's
+//! own origin (`Origin`, else `Referer`) and, once signed in, carry the session's CSRF token.
+//! Pages forbid framing, sniffing and scripts (CSP), and links from user text are rendered only
+//! when they are http(s). With `--open-portal`, anyone who reaches the server may read (as a
+//! reader); asking for and deciding on access still needs a sign-in.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -26,10 +30,200 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 
-const COOKIE: &str = "mesh_token";
+const COOKIE: &str = "mesh_session";
+
+/// How long a session lasts from sign-in.
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+/// Sessions kept at most (the oldest go first past it).
+const MAX_SESSIONS: usize = 100_000;
+
+/// The portal's sessions, in this server's memory: id → the token signed in with and the CSRF
+/// token its forms carry. Only the id ever leaves the server.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions(std::sync::Mutex<std::collections::HashMap<String, Session>>);
+
+#[derive(Debug, Clone)]
+struct Session {
+    token: String,
+    csrf: String,
+    expires: std::time::Instant,
+}
+
+/// 244 random bits, as hex.
+fn random_id() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl Sessions {
+    /// A new session for `token`: its id.
+    fn open(&self, token: &str) -> String {
+        let id = random_id();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        map.retain(|_, s| s.expires > now);
+        if map.len() >= MAX_SESSIONS
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(
+            id.clone(),
+            Session {
+                token: token.to_owned(),
+                csrf: random_id(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        id
+    }
+
+    fn get(&self, id: &str) -> Option<Session> {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(id) {
+            Some(s) if s.expires > std::time::Instant::now() => Some(s.clone()),
+            Some(_) => {
+                map.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn close(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
+/// The session id a request's cookie names.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then(|| {
+        format!(
+            "{}://{}",
+            scheme.to_ascii_lowercase(),
+            host.to_ascii_lowercase()
+        )
+    })
+}
+
+/// Whether a form post comes from the portal itself: its `Origin` (else its `Referer`) is the
+/// server as the request reached it, or its public URL. Browsers send one of them on every
+/// form post; a request with neither is refused.
+fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(origin) = value(header::ORIGIN)
+        .filter(|o| *o != "null")
+        .and_then(origin_of)
+        .or_else(|| value(header::REFERER).and_then(origin_of))
+    else {
+        return false;
+    };
+    let mut allowed = Vec::new();
+    if let Some(host) = value(header::HOST) {
+        let host = host.to_ascii_lowercase();
+        allowed.push(format!("http://{host}"));
+        allowed.push(format!("https://{host}"));
+    }
+    if let Some(public) = state.public_url.as_deref().and_then(origin_of) {
+        allowed.push(public);
+    }
+    allowed.contains(&origin)
+}
+
+/// Equal, in time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The refusal of a form post that is not the portal's own: from another origin, or, for a
+/// signed-in viewer, without its session's CSRF token.
+fn forged(state: &AppState, headers: &HeaderMap, viewer: &Viewer, csrf: &str) -> Option<Response> {
+    let own = same_origin(state, headers)
+        && viewer
+            .csrf
+            .as_deref()
+            .is_none_or(|expected| same_secret(expected, csrf));
+    if own {
+        return None;
+    }
+    let mut page = render(
+        "error.html",
+        viewer,
+        json!({ "title": "Not allowed", "detail": "This form did not come from this portal (its origin or its form token is missing or wrong); reload the page and try again." }),
+    );
+    *page.status_mut() = StatusCode::FORBIDDEN;
+    Some(page)
+}
+
+/// The cookie that carries a session id (or, with an empty id, ends it).
+fn session_cookie(state: &AppState, id: &str) -> String {
+    let secure = state
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    let end = if id.is_empty() { "; Max-Age=0" } else { "" };
+    format!(
+        "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{}{end}",
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// What every portal response says to the browser: no framing, no sniffing, no scripts, no
+/// referrer beyond this origin.
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        headers.insert(
+            header::HeaderName::from_static(name),
+            header::HeaderValue::from_static(value),
+        );
+    }
+    response
+}
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    // A link from user text (a migration guide) is rendered only when it is http(s).
+    env.add_test("http_url", |value: &str| {
+        let lower = value.trim_start().to_ascii_lowercase();
+        lower.starts_with("https://") || lower.starts_with("http://")
+    });
     for (name, source) in [
         ("base.html", include_str!("../templates/base.html")),
         ("index.html", include_str!("../templates/index.html")),
@@ -57,6 +251,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/domains/{domain}", get(domain))
         .route("/signin", get(signin_form).post(signin))
         .route("/signout", post(signout))
+        .layer(axum::middleware::from_fn(security_headers))
 }
 
 /// Who is looking: the signed-in token's principal, the anonymous reader of an open portal, or
@@ -64,24 +259,25 @@ pub(crate) fn routes() -> Router<AppState> {
 struct Viewer {
     principal: Option<Principal>,
     signed_in: bool,
+    /// The session's CSRF token, which its forms carry.
+    csrf: Option<String>,
 }
 
 async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned());
-    if let Some(token) = token
-        && let Ok(p) = state.catalog.authenticate(&token).await
+    if let Some(id) = session_id(headers)
+        && let Some(session) = state.sessions.get(&id)
     {
-        return Viewer {
-            principal: Some(p),
-            signed_in: true,
-        };
+        // A token revoked since sign-in ends the session.
+        match state.catalog.authenticate(&session.token).await {
+            Ok(p) => {
+                return Viewer {
+                    principal: Some(p),
+                    signed_in: true,
+                    csrf: Some(session.csrf),
+                };
+            }
+            Err(_) => state.sessions.close(&id),
+        }
     }
     let principal = state.open_portal.then(|| Principal {
         name: "anonymous".into(),
@@ -94,11 +290,13 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
     Viewer {
         principal,
         signed_in: false,
+        csrf: None,
     }
 }
 
 fn render(name: &str, viewer: &Viewer, mut context: Value) -> Response {
     if let Value::Object(map) = &mut context {
+        map.insert("csrf".into(), viewer.csrf.clone().into());
         map.insert(
             "user".into(),
             viewer
@@ -597,6 +795,8 @@ async fn domain(
 
 #[derive(Debug, Deserialize)]
 struct RequestForm {
+    #[serde(default)]
+    csrf: String,
     port: String,
     #[serde(default)]
     columns: String,
@@ -612,6 +812,9 @@ async fn request_access(
     Form(form): Form<RequestForm>,
 ) -> Response {
     let viewer = viewer(&state, &headers).await;
+    if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
+        return refused;
+    }
     let who = signed_in!(viewer);
     let days = match form.days.trim() {
         "" => 30,
@@ -647,6 +850,8 @@ async fn request_access(
 
 #[derive(Debug, Deserialize)]
 struct DecisionForm {
+    #[serde(default)]
+    csrf: String,
     product: String,
     approve: String,
 }
@@ -658,6 +863,9 @@ async fn decide(
     Form(form): Form<DecisionForm>,
 ) -> Response {
     let viewer = viewer(&state, &headers).await;
+    if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
+        return refused;
+    }
     let who = signed_in!(viewer);
     let approve = form.approve == "true";
     let decision = if approve {
@@ -694,22 +902,31 @@ struct SignIn {
     token: String,
 }
 
-async fn signin(State(state): State<AppState>, Form(form): Form<SignIn>) -> Response {
+async fn signin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    let nobody = Viewer {
+        principal: None,
+        signed_in: false,
+        csrf: None,
+    };
+    if let Some(refused) = forged(&state, &headers, &nobody, "") {
+        return refused;
+    }
     let token = form.token.trim();
     match state.catalog.authenticate(token).await {
-        Ok(_) => (
-            [(
-                header::SET_COOKIE,
-                format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
-            )],
-            Redirect::to("/?done=signed-in"),
-        )
-            .into_response(),
+        Ok(_) => {
+            let id = state.sessions.open(token);
+            (
+                [(header::SET_COOKIE, session_cookie(&state, &id))],
+                Redirect::to("/?done=signed-in"),
+            )
+                .into_response()
+        }
         Err(e) => {
-            let viewer = Viewer {
-                principal: None,
-                signed_in: false,
-            };
+            let viewer = nobody;
             let mut page = render("signin.html", &viewer, json!({ "error": e.to_string() }));
             *page.status_mut() = StatusCode::UNAUTHORIZED;
             page
@@ -717,12 +934,26 @@ async fn signin(State(state): State<AppState>, Form(form): Form<SignIn>) -> Resp
     }
 }
 
-async fn signout() -> Response {
+#[derive(Debug, Deserialize)]
+struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn signout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignOut>,
+) -> Response {
+    let viewer = viewer(&state, &headers).await;
+    if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
+        return refused;
+    }
+    if let Some(id) = session_id(&headers) {
+        state.sessions.close(&id);
+    }
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )],
+        [(header::SET_COOKIE, session_cookie(&state, ""))],
         Redirect::to("/"),
     )
         .into_response()

@@ -1,5 +1,6 @@
-//! `mesh serve`: the catalog's HTTP API (and, later, the portal) on one port. Many instances can
-//! serve one PostgreSQL catalog; each is stateless.
+//! `mesh serve`: the catalog's HTTP API, the portal and Arrow Flight SQL on one port. Many
+//! instances can serve one PostgreSQL catalog; API and Flight requests are stateless, portal
+//! sessions live in the instance that signed the browser in (route a browser to one instance).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -55,6 +56,12 @@ pub(crate) struct Args {
     #[arg(long, env = "MESH_OPEN_PORTAL")]
     open_portal: bool,
 
+    /// Where people reach the server when it is behind a proxy (`https://mesh.example.com`):
+    /// portal forms are accepted only from this origin, and an https URL makes the session
+    /// cookie Secure.
+    #[arg(long, value_name = "URL", env = "MESH_PUBLIC_URL")]
+    public_url: Option<String>,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -65,6 +72,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         // Checked before listening: a typo in a flag is not a server that half starts.
         let window = mesh_service::monitor::parse_window(&args.sla_window)
             .map_err(|e| anyhow::anyhow!("--sla-window: {e}"))?;
+        if let Some(public) = &args.public_url {
+            let url = reqwest::Url::parse(public)
+                .map_err(|e| anyhow::anyhow!("--public-url {public:?}: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+                anyhow::bail!("--public-url {public:?}: expected http(s)://host[:port]");
+            }
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -100,6 +114,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             access_webhook: args.access_webhook.clone(),
             monitor,
             open_portal: args.open_portal,
+            public_url: args.public_url.clone(),
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await

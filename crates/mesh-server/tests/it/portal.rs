@@ -22,7 +22,14 @@ async fn call(
     cookie: Option<&str>,
     form: Option<&str>,
 ) -> Page {
-    let mut request = Request::builder().method(method).uri(uri);
+    // A browser on the portal's own origin: it names the host, and posts carry the origin.
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "localhost");
+    if method == "POST" {
+        request = request.header(header::ORIGIN, "http://localhost");
+    }
     if let Some(c) = cookie {
         request = request.header(header::COOKIE, c);
     }
@@ -70,6 +77,17 @@ async fn sign_in(h: &Harness, name: &str) -> String {
         "{cookie}"
     );
     cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The anti-forgery value the portal puts in the forms it shows to this session.
+async fn csrf(h: &Harness, cookie: &str) -> String {
+    let page = call(h, "GET", "/", Some(cookie), None).await;
+    page.body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field in the page's forms")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -143,7 +161,10 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
         "POST",
         "/products/sales.orders/requests",
         Some(&hr),
-        Some("port=orders&columns=order_id&purpose=Headcount+cost+per+order+for+planning&days=14"),
+        Some(&format!(
+            "port=orders&columns=order_id&purpose=Headcount+cost+per+order+for+planning&days=14&csrf={}",
+            csrf(&h, &hr).await
+        )),
     )
     .await;
     assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
@@ -166,7 +187,10 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
         "POST",
         &format!("/requests/{id}/decision"),
         Some(&hr),
-        Some("product=sales.orders&approve=true"),
+        Some(&format!(
+            "product=sales.orders&approve=true&csrf={}",
+            csrf(&h, &hr).await
+        )),
     )
     .await;
     assert_eq!(own.status, StatusCode::FORBIDDEN);
@@ -175,7 +199,10 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
         "POST",
         &format!("/requests/{id}/decision"),
         Some(&owner),
-        Some("product=sales.orders&approve=true"),
+        Some(&format!(
+            "product=sales.orders&approve=true&csrf={}",
+            csrf(&h, &owner).await
+        )),
     )
     .await;
     assert_eq!(decided.status, StatusCode::SEE_OTHER, "{}", decided.body);
@@ -189,6 +216,14 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
     assert!(page.body.contains("href=\"/products/sales.orders\""));
 
     // Signing out clears the cookie.
-    let out = call(&h, "POST", "/signout", Some(&hr), None).await;
+    let token = csrf(&h, &hr).await;
+    let out = call(
+        &h,
+        "POST",
+        "/signout",
+        Some(&hr),
+        Some(&format!("csrf={token}")),
+    )
+    .await;
     assert!(out.cookie.unwrap().contains("Max-Age=0"));
 }
