@@ -10,6 +10,11 @@ use crate::{code, mesh, stderr, stdout};
 /// `ecommerce.orders` with a confidential `email` column, published and run; tokens for an
 /// analyst of analytics (`ana`) and an owner of e-commerce (`olga`).
 pub(crate) fn orders_with_email(ws: &Path) -> (String, String) {
+    orders_with_email_masked(ws, None)
+}
+
+/// [`orders_with_email`], the contract saying how a masked e-mail is hidden (`hash`, ...).
+pub(crate) fn orders_with_email_masked(ws: &Path, mask: Option<&str>) -> (String, String) {
     let ok = |args: &[&str]| {
         let out = mesh(ws, args);
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
@@ -18,9 +23,16 @@ pub(crate) fn orders_with_email(ws: &Path) -> (String, String) {
     crate::two_domains(ws, None, &[]);
     // An e-mail column, classified and tagged as the policies want.
     let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+    let mask = mask
+        .map(|m| {
+            format!(
+                "        customProperties:\n          - property: mask\n            value: {m}\n"
+            )
+        })
+        .unwrap_or_default();
     let text = fs::read_to_string(&contract).unwrap().replace(
         "      - name: amount\n",
-        "      - name: email\n        description: Where the receipt goes.\n        logicalType: string\n        required: false\n        classification: confidential\n        encryptedName: email_enc\n        tags: [pii]\n      - name: amount\n",
+        &format!("      - name: email\n        description: Where the receipt goes.\n        logicalType: string\n        required: false\n        classification: confidential\n        encryptedName: email_enc\n        tags: [pii]\n{mask}      - name: amount\n"),
     );
     fs::write(&contract, text).unwrap();
     let product = ws.join("ecommerce/orders/product.odps.yaml");

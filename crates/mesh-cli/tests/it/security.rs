@@ -177,3 +177,110 @@ fn hole_9_flight_basic_auth_takes_unpadded_base64() {
     let answer = answer.expect("the handshake accepts unpadded base64");
     assert!(answer.metadata().get("authorization").is_some());
 }
+
+/// Hole 6: `hash` masking was a bare SHA-256: a dictionary of likely values reversed it, and the
+/// same value hashed alike in every deployment. Hashes are HMAC-SHA256 with the deployment's own
+/// key (made when the catalog is created, rotated by an admin).
+#[test]
+fn hole_6_hashed_columns_are_keyed_per_deployment() {
+    let rows_of = |out: std::process::Output| -> serde_json::Value {
+        assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let sql = "SELECT orders_id, email FROM ecommerce.orders ORDER BY orders_id";
+    let rows = |ws: &Path, args: &[&str]| -> Vec<serde_json::Value> {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        let read: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        read["rows"].as_array().unwrap().clone()
+    };
+    let hashes = |ws: &Path, token: &str| -> Vec<String> {
+        rows(ws, &["query", sql, "--token", token, "--output", "json"])
+            .iter()
+            .map(|r| r["email"].as_str().expect("a hashed e-mail").to_owned())
+            .collect()
+    };
+    // The analyst's grant leaves the e-mail out: it is hashed, as the contract says.
+    let granted = |ws: &Path| -> String {
+        let (analyst, owner) = crate::access::orders_with_email_masked(ws, Some("hash"));
+        let asked = rows_of(mesh(
+            ws,
+            &[
+                "access",
+                "request",
+                "ecommerce.orders.orders",
+                "--purpose",
+                "Repeat customers per week, counted by e-mail.",
+                "--token",
+                &analyst,
+                "--output",
+                "json",
+            ],
+        ));
+        let id = asked["id"].as_str().unwrap().to_owned();
+        rows_of(mesh(
+            ws,
+            &[
+                "access",
+                "approve",
+                &id,
+                "--columns",
+                "orders_id,label,amount,updated_at",
+                "--token",
+                &owner,
+                "--output",
+                "json",
+            ],
+        ));
+        analyst
+    };
+    let first = tempfile::tempdir().unwrap();
+    let analyst = granted(first.path());
+    let hashed = hashes(first.path(), &analyst);
+    assert_eq!(hashed.len(), 10);
+    for h in &hashed {
+        assert!(
+            h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()),
+            "{h}"
+        );
+    }
+    // What anyone could compute from a guess: the bare SHA-256 of each e-mail.
+    let guesses: Vec<String> = rows(
+        first.path(),
+        &[
+            "query",
+            "SELECT orders_id, encode(sha256(email), 'hex') AS email FROM ecommerce.orders ORDER BY orders_id",
+            "--output",
+            "json",
+        ],
+    )
+    .iter()
+    .map(|r| r["email"].as_str().unwrap().to_owned())
+    .collect();
+    assert_eq!(guesses.len(), 10);
+    for (hash, guess) in hashed.iter().zip(&guesses) {
+        assert_ne!(hash, guess, "a dictionary of e-mails reverses the mask");
+    }
+    // Stable within the deployment (joins and distinct counts still work)...
+    assert_eq!(hashes(first.path(), &analyst), hashed);
+    // ...but not across deployments: the same e-mails hash differently elsewhere.
+    let second = tempfile::tempdir().unwrap();
+    let other = granted(second.path());
+    let elsewhere = hashes(second.path(), &other);
+    for (a, b) in hashed.iter().zip(&elsewhere) {
+        assert_ne!(a, b, "the same e-mail links across deployments");
+    }
+    // Only an admin rotates the key; afterwards every hash changes.
+    let out = mesh(
+        first.path(),
+        &["masking-key", "rotate", "--token", &analyst],
+    );
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("admin"), "{}", stderr(&out));
+    let out = mesh(first.path(), &["masking-key", "rotate"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let rotated = hashes(first.path(), &analyst);
+    for (a, b) in hashed.iter().zip(&rotated) {
+        assert_ne!(a, b, "a rotated key hashes anew");
+    }
+}
