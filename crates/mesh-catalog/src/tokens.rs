@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::auth::{self, ANY_DOMAIN, Action, Principal, Role};
 use crate::catalog::{Catalog, stamp};
 use crate::error::{Denied, ErrorCode, Missing, ToProblem};
-use crate::store::{NewEvent, RoleBinding, StoreError, TokenRow};
+use crate::store::{MaskingKeyRow, NewEvent, RoleBinding, StoreError, TokenRow};
 
 /// Why a token operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -247,4 +247,95 @@ fn scope_json(roles: &[(Role, Option<String>)]) -> String {
         })
         .collect();
     serde_json::to_string(&scope).unwrap_or_else(|_| "[]".into())
+}
+
+/// What an admin sees of the deployment's masking key: a fingerprint to tell keys apart, when
+/// and by whom it was made; never the key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MaskingKeyInfo {
+    pub fingerprint: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl MaskingKeyInfo {
+    fn of(row: &MaskingKeyRow) -> MaskingKeyInfo {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("mesh masking key fingerprint {}", row.key));
+        MaskingKeyInfo {
+            fingerprint: auth::hex(&digest)[..16].to_owned(),
+            created_at: row.created_at.clone(),
+            created_by: row.created_by.clone(),
+        }
+    }
+}
+
+/// A new random masking key: 64 hex digits.
+fn new_masking_key() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    auth::hex(&bytes)
+}
+
+impl Catalog {
+    /// The deployment's masking key (64 hex digits), made on first use: every reader's session
+    /// hashes masked values with it. For the service that builds reads, never for a client.
+    pub async fn masking_key(&self) -> Result<String, StoreError> {
+        let mut tx = self.store.read().await?;
+        if let Some(row) = tx.masking_key().await? {
+            return Ok(row.key);
+        }
+        drop(tx);
+        Ok(self.ensure_masking_key().await?.key)
+    }
+
+    /// Makes the masking key when there is none (what `mesh init` does); the one there is.
+    async fn ensure_masking_key(&self) -> Result<MaskingKeyRow, StoreError> {
+        let mut tx = self.store.write().await?;
+        let row = MaskingKeyRow {
+            key: new_masking_key(),
+            created_at: self.now(),
+            created_by: "mesh".into(),
+        };
+        // Two processes may race to make it: the first one's stands.
+        tx.put_masking_key(&row, false).await?;
+        let row = tx
+            .masking_key()
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("the masking key was not stored".into()))?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The masking key's fingerprint and age (made now when there is none). Admins only.
+    pub async fn masking_key_info(&self, who: &Principal) -> Result<MaskingKeyInfo, TokenError> {
+        Self::allow(who, Action::Administer)?;
+        Ok(MaskingKeyInfo::of(&self.ensure_masking_key().await?))
+    }
+
+    /// Replaces the masking key with a new random one: every hash readers see changes (and no
+    /// longer joins with hashes taken before). The old key is not kept. Admins only; audited.
+    pub async fn rotate_masking_key(&self, who: &Principal) -> Result<MaskingKeyInfo, TokenError> {
+        Self::allow(who, Action::Administer)?;
+        let mut tx = self.store.write().await?;
+        let row = MaskingKeyRow {
+            key: new_masking_key(),
+            created_at: self.now(),
+            created_by: who.name.clone(),
+        };
+        tx.put_masking_key(&row, true).await?;
+        let info = MaskingKeyInfo::of(&row);
+        tx.append_event(&NewEvent {
+            at: row.created_at.clone(),
+            kind: "masking_key.rotated".into(),
+            subject: "masking_key".into(),
+            actor: who.name.clone(),
+            payload: serde_json::json!({ "fingerprint": info.fingerprint }),
+        })
+        .await?;
+        tx.commit().await?;
+        Ok(info)
+    }
 }

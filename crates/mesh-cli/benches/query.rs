@@ -257,6 +257,7 @@ fn main() {
             columns: None,
             masks: Vec::new(),
             mask: mesh_engine::mask::Mask::Null,
+            keys: Default::default(),
         };
         mesh_engine::pipeline::register_input(
             &ctx,

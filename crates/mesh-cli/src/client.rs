@@ -17,6 +17,7 @@ use mesh_catalog::lineage::{Direction, Graph};
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::sla::{Delivery, SlaOptions, SlaReport, Violation};
+use mesh_catalog::tokens::MaskingKeyInfo;
 use mesh_catalog::{
     Bundle, ErrorCode, Principal, Problem, ProductView, PublishReport, ToProblem, VersionView,
 };
@@ -227,6 +228,10 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
         limit: i64,
     ) -> Result<Vec<Violation>, Failure>;
     async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, Failure>;
+    /// The masking key's fingerprint and age (admins).
+    async fn masking_key(&self) -> Result<MaskingKeyInfo, Failure>;
+    /// A new masking key (admins).
+    async fn rotate_masking_key(&self) -> Result<MaskingKeyInfo, Failure>;
 }
 
 /// The catalog database itself, as one principal.
@@ -488,6 +493,14 @@ impl CatalogApi for Local {
 
     async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, Failure> {
         Ok(self.catalog().deliveries(&self.who, limit).await?)
+    }
+
+    async fn masking_key(&self) -> Result<MaskingKeyInfo, Failure> {
+        Ok(self.catalog().masking_key_info(&self.who).await?)
+    }
+
+    async fn rotate_masking_key(&self) -> Result<MaskingKeyInfo, Failure> {
+        Ok(self.catalog().rotate_masking_key(&self.who).await?)
     }
 }
 
@@ -910,6 +923,15 @@ impl CatalogApi for Remote {
     async fn deliveries(&self, limit: i64) -> Result<Vec<Delivery>, Failure> {
         let limit = limit.to_string();
         self.get(&with_query(routes::DELIVERIES, &[("limit", Some(&limit))]))
+            .await
+    }
+
+    async fn masking_key(&self) -> Result<MaskingKeyInfo, Failure> {
+        self.get(routes::MASKING_KEY).await
+    }
+
+    async fn rotate_masking_key(&self) -> Result<MaskingKeyInfo, Failure> {
+        self.post(routes::MASKING_KEY_ROTATE, &serde_json::json!({}))
             .await
     }
 }

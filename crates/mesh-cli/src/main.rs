@@ -76,6 +76,8 @@ enum Command {
     Serve(cmd::serve::Args),
     /// API tokens for `mesh serve`.
     Token(cmd::token::Args),
+    /// The deployment's masking key (`hash` masks are HMAC-SHA256 under it): show, rotate.
+    MaskingKey(cmd::masking_key::Args),
     /// Cross-domain access: request, approve or deny, list, revoke.
     Access(cmd::access::Args),
     /// A governed read: SQL over the output ports you may read, columns outside your grant
@@ -150,6 +152,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => cmd::policy::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
+        Command::MaskingKey(args) => cmd::masking_key::run(&args),
         Command::Access(args) => cmd::access::run(&args),
         Command::Query(args) => cmd::query::run(&args),
         Command::Audit(args) => cmd::audit::run(&args),

@@ -63,22 +63,16 @@ impl CatalogArgs {
                 cwd.display()
             );
         };
-        let text = std::fs::read_to_string(&config)
-            .with_context(|| format!("cannot read {}", config.display()))?;
-        let parsed: Config = toml::from_str(&text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| line_col(&text, s.start))
-                .map(|(l, c)| format!(":{l}:{c}"))
-                .unwrap_or_default();
-            anyhow::anyhow!("{}{at}: {}", config.display(), e.message())
-        })?;
-        let url = parsed
-            .catalog
-            .and_then(|c| c.url)
-            .unwrap_or_else(|| "sqlite://.mesh/catalog.db".to_owned());
-        let root = config.parent().unwrap_or(Path::new("."));
-        Ok(resolve(&url, root))
+        config_url(&config)
+    }
+
+    /// The catalog of the workspace whose settings are `config` (what `mesh init` creates).
+    pub(crate) fn of_workspace(config: &Path) -> anyhow::Result<CatalogArgs> {
+        Ok(CatalogArgs {
+            catalog: Some(config_url(config)?),
+            server: None,
+            token: None,
+        })
     }
 
     /// Where output ports' Delta tables go: `MESH_STORAGE`, else mesh.toml's `[storage] url`
@@ -151,6 +145,26 @@ impl CatalogArgs {
             .with_policies(mesh_policy::standard())
             .map_err(|e| anyhow::anyhow!("the standard policy pack does not load: {e:?}"))
     }
+}
+
+/// The catalog URL a settings file names, a relative SQLite path resolved against its folder.
+fn config_url(config: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let parsed: Config = toml::from_str(&text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| line_col(&text, s.start))
+            .map(|(l, c)| format!(":{l}:{c}"))
+            .unwrap_or_default();
+        anyhow::anyhow!("{}{at}: {}", config.display(), e.message())
+    })?;
+    let url = parsed
+        .catalog
+        .and_then(|c| c.url)
+        .unwrap_or_else(|| "sqlite://.mesh/catalog.db".to_owned());
+    let root = config.parent().unwrap_or(Path::new("."));
+    Ok(resolve(&url, root))
 }
 
 fn find_config(start: &Path) -> Option<PathBuf> {

@@ -32,7 +32,7 @@ use mesh_model::odcs::Contract;
 use crate::checks::{self, Categories};
 pub use crate::delta::{open, table_url};
 use crate::error::{DeltaError, EngineError};
-use crate::mask::{Mask, masked};
+use crate::mask::{Mask, MaskKeys, masked};
 use crate::report::{CheckResult, Outcome};
 
 /// The key of the run id in a Delta commit's info.
@@ -57,6 +57,8 @@ pub struct Input {
     pub masks: Vec<(String, Mask)>,
     /// How the other masked columns are hidden.
     pub mask: Mask,
+    /// The keys of hashed columns (a mask whose key is missing is refused).
+    pub keys: MaskKeys,
 }
 
 /// Where a transform runs. Either way the plan is DataFusion's; only the session differs.
@@ -524,7 +526,7 @@ pub async fn register_input(
             .find(|(c, _)| c == name)
             .map_or(input.mask, |(_, m)| *m)
     };
-    let view = masked(df, Some(columns), &mask_of)
+    let view = masked(df, Some(columns), &mask_of, &input.keys)
         .map_err(query)?
         .into_view();
     ctx.deregister_table(input.name.as_str()).map_err(query)?;

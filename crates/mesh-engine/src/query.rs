@@ -20,7 +20,7 @@ use mesh_model::names::TableName;
 
 pub use crate::error::QueryError;
 use crate::error::QueryError as E;
-pub use crate::mask::{Mask, masked};
+pub use crate::mask::{Mask, MaskKey, MaskKeys, masked};
 
 /// An output port a reader may read, and how.
 #[derive(Debug, Clone)]
@@ -36,6 +36,8 @@ pub struct Readable {
     /// How a masked column is hidden: per column, else `mask`.
     pub masks: Vec<(String, Mask)>,
     pub mask: Mask,
+    /// The keys of hashed columns (a mask whose key is missing is refused).
+    pub keys: MaskKeys,
 }
 
 impl Readable {
@@ -151,7 +153,7 @@ pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, Quer
                 .find(|(c, _)| c == name)
                 .map_or(r.mask, |(_, m)| *m)
         };
-        let view = masked(df, r.columns.as_deref(), &mask_of)
+        let view = masked(df, r.columns.as_deref(), &mask_of, &r.keys)
             .map_err(internal)?
             .into_view();
         schema

@@ -85,6 +85,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(issue_token))
         .routes(routes!(revoke_token))
         .routes(routes!(revoke_principal))
+        .routes(routes!(masking_key))
+        .routes(routes!(rotate_masking_key))
         .routes(routes!(crate::policies::effective_policies))
         .routes(routes!(crate::policies::publish_policies))
         .routes(routes!(crate::policies::policy_versions))
@@ -886,6 +888,34 @@ async fn revoke_principal(
     Ok(Json(
         state.catalog.revoke_principal(&who, &principal).await?,
     ))
+}
+
+/// The deployment's masking key as admins see it: its fingerprint, when and by whom it was made
+/// (never the key).
+#[utoipa::path(get, path = "/api/v1/masking-key", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = mesh_catalog::tokens::MaskingKeyInfo),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn masking_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<mesh_catalog::tokens::MaskingKeyInfo>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.masking_key_info(&who).await?))
+}
+
+/// Replaces the masking key with a new random one (admins only): every `hash`-masked value
+/// readers see changes, and no longer joins with hashes taken before.
+#[utoipa::path(post, path = "/api/v1/masking-key/rotate", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = mesh_catalog::tokens::MaskingKeyInfo),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn rotate_masking_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<mesh_catalog::tokens::MaskingKeyInfo>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.rotate_masking_key(&who).await?))
 }
 
 /// Revokes a token by its id (admins only); it stops working at once.

@@ -410,8 +410,15 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let ports = self.readable(&request).await?;
         let include_schema = query.include_schema;
-        let readable: Vec<mesh_engine::query::Readable> =
-            ports.iter().map(mesh_service::read::readable).collect();
+        let key = self
+            .service
+            .mask_key()
+            .await
+            .map_err(|e| status(mesh_service::ReadError::from(e)))?;
+        let readable: Vec<mesh_engine::query::Readable> = ports
+            .iter()
+            .map(|p| mesh_service::read::readable(p, key))
+            .collect();
         let schemas = if include_schema {
             let refs: Vec<&mesh_engine::query::Readable> = readable.iter().collect();
             mesh_engine::query::table_schemas(&refs)

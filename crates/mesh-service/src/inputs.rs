@@ -15,6 +15,8 @@ use mesh_catalog::{Action, Denied, ErrorCode, Principal, Problem, ToProblem};
 use mesh_model::names::{PortRef, ProductId, TableName, major_of};
 use serde::{Deserialize, Serialize};
 
+use mesh_engine::query::{Mask, MaskKey, MaskKeys};
+
 use crate::Service;
 
 /// Why a pipeline's inputs could not be resolved.
@@ -96,6 +98,37 @@ pub struct ResolvedInput {
     pub masks: std::collections::BTreeMap<String, String>,
     /// Why it may read it: `owner` (its own domain) or the grant id.
     pub through: String,
+    /// The key `hash` masks take (the deployment's), sent only when a column is so masked: the
+    /// run masks in its own process, which reads the upstream table's files anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_key: Option<SecretHex>,
+    /// The key `hash_product` masks take (the upstream product's own), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_hash_key: Option<SecretHex>,
+}
+
+/// A key as hex digits, which `Debug` does not print.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct SecretHex(pub String);
+
+impl std::fmt::Debug for SecretHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHex(..)")
+    }
+}
+
+impl ResolvedInput {
+    /// The masking keys it carries, as the engine takes them; an unreadable key is none (and a
+    /// column it masks is then not read).
+    pub fn mask_keys(&self) -> MaskKeys {
+        let key = |k: &Option<SecretHex>| k.as_ref().and_then(|k| MaskKey::from_hex(&k.0));
+        MaskKeys {
+            deployment: key(&self.hash_key),
+            product: key(&self.product_hash_key),
+        }
+    }
 }
 
 impl Service {
@@ -136,6 +169,7 @@ impl Service {
                 run_by: who,
             })
             .await?;
+        let key = crate::read::mask_key(&self.catalog).await?;
         let mut out = Vec::with_capacity(inputs.len());
         for input in &inputs {
             let name = input["name"].as_str().unwrap_or_default().to_owned();
@@ -193,14 +227,20 @@ impl Service {
                     domain: port.product.domain().to_owned(),
                 });
             };
-            out.push(resolved(name, contract, found));
+            out.push(resolved(name, contract, found, key));
         }
         Ok(out)
     }
 }
 
-fn resolved(name: String, contract: &str, p: &ReadablePort) -> ResolvedInput {
+fn resolved(name: String, contract: &str, p: &ReadablePort, key: MaskKey) -> ResolvedInput {
+    let uses =
+        |mask: Mask| p.columns.is_some() && p.masks.values().any(|m| Mask::parse(m) == Some(mask));
+    let keys = MaskKeys::of(key, &p.product);
+    let hex = |k: Option<MaskKey>| k.map(|k| SecretHex(k.to_hex()));
     ResolvedInput {
+        hash_key: uses(Mask::Hash).then(|| hex(keys.deployment)).flatten(),
+        product_hash_key: uses(Mask::ProductHash).then(|| hex(keys.product)).flatten(),
         name,
         product: p.product.clone(),
         contract: contract.to_owned(),

@@ -200,6 +200,7 @@ async fn probe(location: &str, version: i64) -> Result<i64, String> {
         columns: None,
         masks: Vec::new(),
         mask: query::Mask::default(),
+        keys: query::MaskKeys::default(),
     };
     let ctx = query::session_with(&[&readable])
         .await

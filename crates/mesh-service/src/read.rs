@@ -16,7 +16,9 @@ use mesh_catalog::access::{AccessError, ReadablePort, Reader};
 use mesh_catalog::audit::{DeniedRead, ReadBy, ReadOutcome};
 use mesh_catalog::store::StoreError;
 use mesh_catalog::{Catalog, ErrorCode, Principal, ToProblem};
-use mesh_engine::query::{self, QueryError, RecordBatch, SchemaRef, SessionContext};
+use mesh_engine::query::{
+    self, MaskKey, MaskKeys, QueryError, RecordBatch, SchemaRef, SessionContext,
+};
 
 use crate::Service;
 
@@ -87,17 +89,23 @@ pub struct ReadPlan {
     pub reader: Principal,
     pub sql: String,
     pub ports: Vec<ReadablePort>,
+    /// The deployment's masking key, which hashed columns are keyed with.
+    pub mask_key: MaskKey,
 }
 
 impl ReadPlan {
     /// The ports as the engine registers them.
     pub fn readable(&self) -> Vec<query::Readable> {
-        self.ports.iter().map(readable).collect()
+        self.ports
+            .iter()
+            .map(|p| readable(p, self.mask_key))
+            .collect()
     }
 }
 
-/// A port as the engine registers it: its table, snapshot and masking.
-pub fn readable(p: &ReadablePort) -> query::Readable {
+/// A port as the engine registers it: its table, snapshot and masking (hashes keyed by
+/// `mask_key`, or by the product's own key derived from it).
+pub fn readable(p: &ReadablePort, mask_key: MaskKey) -> query::Readable {
     query::Readable {
         domain: p.domain.clone(),
         table: p.table.clone(),
@@ -114,6 +122,7 @@ pub fn readable(p: &ReadablePort) -> query::Readable {
             .get("*")
             .and_then(|m| query::Mask::parse(m))
             .unwrap_or_default(),
+        keys: MaskKeys::of(mask_key, &p.product),
     }
 }
 
@@ -138,6 +147,11 @@ impl Service {
     /// metadata calls and the CLI list).
     pub async fn readable(&self, who: &Principal) -> Result<Vec<ReadablePort>, ReadError> {
         Ok(self.catalog.readable_ports(Reader::Principal(who)).await?)
+    }
+
+    /// The deployment's masking key, as the engine takes it.
+    pub async fn mask_key(&self) -> Result<MaskKey, StoreError> {
+        mask_key(&self.catalog).await
     }
 
     /// The decision on a read: which ports the tables `request` names are, of those `who` may
@@ -181,6 +195,7 @@ impl Service {
             reader: who.clone(),
             sql: request.sql.clone(),
             ports,
+            mask_key: self.mask_key().await?,
         })
     }
 
@@ -256,6 +271,13 @@ impl Service {
             }
         }
     }
+}
+
+/// The deployment's masking key of `catalog`.
+pub(crate) async fn mask_key(catalog: &Catalog) -> Result<MaskKey, StoreError> {
+    let key = catalog.masking_key().await?;
+    MaskKey::from_hex(&key)
+        .ok_or_else(|| StoreError::Corrupt("the masking key is not 64 hex digits".into()))
 }
 
 /// Whether a query's table reference names port `p`.

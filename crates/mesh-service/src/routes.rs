@@ -31,6 +31,8 @@ pub const ALL: &[&str] = &[
     TOKENS,
     TOKEN_REVOKE,
     PRINCIPAL_REVOKE,
+    MASKING_KEY,
+    MASKING_KEY_ROTATE,
     POLICIES,
     POLICY_SCOPE,
     POLICY_VERSIONS,
@@ -80,6 +82,8 @@ pub const EVENTS: &str = "/api/v1/events";
 pub const TOKENS: &str = "/api/v1/tokens";
 pub const TOKEN_REVOKE: &str = "/api/v1/tokens/{id}/revoke";
 pub const PRINCIPAL_REVOKE: &str = "/api/v1/principals/{principal}/revoke";
+pub const MASKING_KEY: &str = "/api/v1/masking-key";
+pub const MASKING_KEY_ROTATE: &str = "/api/v1/masking-key/rotate";
 pub const POLICIES: &str = "/api/v1/policies";
 pub const POLICY_SCOPE: &str = "/api/v1/policies/{scope}";
 pub const POLICY_VERSIONS: &str = "/api/v1/policies/{scope}/versions";

@@ -150,6 +150,12 @@ pub trait Tx: Send {
     /// Marks every live token of a principal revoked; how many.
     async fn revoke_tokens_of(&mut self, principal: &str, at: &str) -> StoreResult<u64>;
 
+    /// The deployment's masking key, when one was made.
+    async fn masking_key(&mut self) -> StoreResult<Option<MaskingKeyRow>>;
+    /// Stores the masking key: only when there is none (`replace` false; false when one was
+    /// there), or in place of the one there is.
+    async fn put_masking_key(&mut self, row: &MaskingKeyRow, replace: bool) -> StoreResult<bool>;
+
     async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>>;
     /// Removes every role binding of a principal; how many.
     async fn delete_bindings(&mut self, principal: &str) -> StoreResult<u64>;
@@ -586,6 +592,23 @@ pub struct TokenRow {
     /// The roles it was issued with, JSON `[["role", "domain"], ...]`; `None` for tokens issued
     /// before scopes (every role of the principal).
     pub scope: Option<String>,
+}
+
+/// The deployment's masking key (64 hex digits) and when and by whom it was made.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaskingKeyRow {
+    pub key: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+impl std::fmt::Debug for MaskingKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MaskingKeyRow")
+            .field("created_at", &self.created_at)
+            .field("created_by", &self.created_by)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A principal holds a role, globally (`domain` = `*`) or in one domain.

@@ -10,10 +10,10 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
-    Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, NewEvent,
-    ObservationRow, ObservationStats, PolicyBundleRow, PortRow, ProductQuery, ProductRow,
-    RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError, StoreResult, TeamRow, TokenRow, Tx,
-    UsageRow, VersionRow, ViolationRow,
+    Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow,
+    MaskingKeyRow, NewEvent, ObservationRow, ObservationStats, PolicyBundleRow, PortRow,
+    ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError,
+    StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow, ViolationRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -764,6 +764,44 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn masking_key(&mut self) -> StoreResult<Option<MaskingKeyRow>> {
+                let row = sqlx::query(
+                    "SELECT key, created_at, created_by FROM masking_key WHERE slot = 1",
+                )
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                row.map(|r| {
+                    Ok(MaskingKeyRow {
+                        key: r.try_get("key")?,
+                        created_at: r.try_get("created_at")?,
+                        created_by: r.try_get("created_by")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn put_masking_key(
+                &mut self,
+                row: &MaskingKeyRow,
+                replace: bool,
+            ) -> StoreResult<bool> {
+                let sql = if replace {
+                    "INSERT INTO masking_key (slot, key, created_at, created_by) VALUES (1, $1, $2, $3) \
+                     ON CONFLICT (slot) DO UPDATE SET key = excluded.key, \
+                     created_at = excluded.created_at, created_by = excluded.created_by"
+                } else {
+                    "INSERT INTO masking_key (slot, key, created_at, created_by) VALUES (1, $1, $2, $3) \
+                     ON CONFLICT (slot) DO NOTHING"
+                };
+                let done = sqlx::query(sql)
+                    .bind(&row.key)
+                    .bind(&row.created_at)
+                    .bind(&row.created_by)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() > 0)
             }
 
             async fn delete_bindings(&mut self, principal: &str) -> StoreResult<u64> {

@@ -67,6 +67,27 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         created.push(".gitignore entry .mesh/");
     }
 
+    // The catalog, and with it the deployment's masking key (`hash` masks are HMAC-SHA256
+    // under it). Any command would make both on first use; init makes them now.
+    let masking_key = crate::runtime()?.block_on(async {
+        let catalog = crate::workspace::CatalogArgs::of_workspace(&config)?
+            .open()
+            .await?;
+        catalog
+            .masking_key_info(&mesh_catalog::Principal::local())
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let masking_key = match masking_key {
+        Ok(info) => Some(info),
+        Err(e) => {
+            output::warning(&format!(
+                "the catalog was not created now (it will be on first use): {e:#}"
+            ));
+            None
+        }
+    };
+
     let root = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
     match args.output {
         OutputFormat::Json => {
@@ -75,17 +96,23 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 "config": CONFIG_FILE,
                 "created": created,
                 "kept": kept,
+                "masking_key": masking_key,
             });
             let mut out = std::io::stdout().lock();
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
-        OutputFormat::Text => print_text(&root, &created, &kept)?,
+        OutputFormat::Text => print_text(&root, &created, &kept, masking_key.as_ref())?,
     }
     Ok(Outcome::Ok)
 }
 
-fn print_text(root: &Path, created: &[&str], kept: &[&str]) -> anyhow::Result<()> {
+fn print_text(
+    root: &Path,
+    created: &[&str],
+    kept: &[&str],
+    masking_key: Option<&mesh_catalog::tokens::MaskingKeyInfo>,
+) -> anyhow::Result<()> {
     let mut out = output::stdout();
     if kept.contains(&CONFIG_FILE) {
         writeln!(
@@ -103,6 +130,13 @@ fn print_text(root: &Path, created: &[&str], kept: &[&str]) -> anyhow::Result<()
     }
     for item in created {
         writeln!(out, "  + {item}")?;
+    }
+    if let Some(key) = masking_key {
+        writeln!(
+            out,
+            "  masking key {} (made {}; `mesh masking-key rotate` replaces it)",
+            key.fingerprint, key.created_at
+        )?;
     }
     writeln!(out)?;
     writeln!(out, "Next:")?;

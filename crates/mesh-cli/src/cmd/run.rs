@@ -269,6 +269,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     .get("*")
                     .and_then(|m| Mask::parse(m))
                     .unwrap_or_default(),
+                keys: input.mask_keys(),
                 columns: input.columns,
                 name: input.name,
                 product: Some(input.product),
@@ -427,6 +428,7 @@ fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
                 columns: None,
                 masks: Vec::new(),
                 mask: Mask::Null,
+                keys: Default::default(),
             });
         }
     }

@@ -28,6 +28,9 @@ fn init_creates_a_workspace_and_is_safe_to_repeat() {
     );
     assert!(config.contains("url = \"file://.mesh/data\""), "{config}");
     assert!(ws.join(".mesh/data").is_dir());
+    // The catalog exists, with the deployment's masking key (its fingerprint shown, never it).
+    assert!(ws.join(".mesh/catalog.db").is_file());
+    assert!(stdout(&out).contains("masking key "), "{}", stdout(&out));
     let ignore = fs::read_to_string(ws.join(".gitignore")).expect(".gitignore");
     assert!(ignore.lines().any(|l| l == ".mesh/"), "{ignore}");
 
@@ -56,6 +59,12 @@ fn init_appends_to_an_existing_gitignore() {
     assert_eq!(out.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json output");
     assert_eq!(doc["config"], "mesh.toml");
+    let fingerprint = doc["masking_key"]["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 16, "{doc}");
+    // Running it again keeps the key.
+    let again = mesh(tmp.path(), &["init", "--output", "json"]);
+    let again: serde_json::Value = serde_json::from_str(&stdout(&again)).expect("json output");
+    assert_eq!(again["masking_key"]["fingerprint"], fingerprint);
     assert_eq!(
         fs::read_to_string(tmp.path().join(".gitignore")).expect("read"),
         "target\n# mesh: local catalog and data\n.mesh/\n"

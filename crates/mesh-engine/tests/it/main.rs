@@ -304,6 +304,8 @@ async fn ungranted_data_cannot_be_read_any_way() {
     delta_table(&orders_at, orders).await;
     delta_table(&salaries_at, salaries).await;
     // The reader may read orders without e-mail; salaries do not exist for them.
+    let deployment = mesh_engine::mask::MaskKey([7; 32]);
+    let keys = mesh_engine::mask::MaskKeys::of(deployment, "ecommerce.orders");
     let readable = [Readable {
         domain: "ecommerce".into(),
         table: "orders".into(),
@@ -312,6 +314,7 @@ async fn ungranted_data_cannot_be_read_any_way() {
         columns: Some(vec!["order_id".into(), "amount".into()]),
         masks: Vec::new(),
         mask: Mask::Null,
+        keys,
     }];
     let run = |sql: &'static str| {
         let readable = readable.clone();
@@ -428,6 +431,36 @@ async fn ungranted_data_cannot_be_read_any_way() {
         assert!(!h.contains('@'));
     }
     assert_ne!(hashed[0], hashed[1], "distinct values stay distinct");
+    // The hash is HMAC-SHA256 under the deployment key, never the bare SHA-256 a dictionary
+    // reverses; a product's own key hashes differently (no joins across products).
+    let hmac = |key: &mesh_engine::mask::MaskKey, value: &str| {
+        mesh_engine::mask::hmac_sha256(&key.0, value.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        hashed,
+        [
+            Some(hmac(&deployment, "a@x.io")),
+            Some(hmac(&deployment, "b@x.io"))
+        ]
+    );
+    let per_product = with_mask(Mask::ProductHash).await;
+    assert_eq!(
+        per_product,
+        [
+            Some(hmac(keys.product.as_ref().unwrap(), "a@x.io")),
+            Some(hmac(keys.product.as_ref().unwrap(), "b@x.io"))
+        ]
+    );
+    assert_ne!(per_product, hashed);
+    // No key, no hash: the read is refused rather than hashed without one.
+    let mut keyless = readable[0].clone();
+    keyless.masks = vec![("email".into(), Mask::Hash)];
+    keyless.keys = mesh_engine::mask::MaskKeys::default();
+    let sql = "SELECT email FROM ecommerce.orders";
+    assert!(query::session(&[keyless], sql).await.is_err());
     let redacted = with_mask(Mask::Redacted).await;
     assert_eq!(redacted, [Some("***".to_owned()), Some("***".to_owned())]);
 
@@ -441,6 +474,7 @@ async fn ungranted_data_cannot_be_read_any_way() {
         columns: Some(vec!["order_id".into(), "amount".into()]),
         masks: Vec::new(),
         mask: Mask::Null,
+        keys,
     };
     let ctx = datafusion::prelude::SessionContext::new();
     mesh_engine::pipeline::register_input(&ctx, &input, mesh_engine::pipeline::Executor::InProcess)
@@ -483,4 +517,52 @@ fn results_are_compacted_before_they_are_sent() {
         mesh_engine::query::json_rows(&[batch]).unwrap()
     );
     assert!(after * 10 < before, "{after} bytes after, {before} before");
+}
+
+/// The masking HMAC is RFC 2104's: RFC 4231's test case 2 (a short key is zero-padded, so it
+/// holds for the 32-byte form), and the plan expression agrees with it byte for byte on empty,
+/// non-ASCII and long values.
+#[tokio::test]
+async fn masking_hmac_is_rfc_4231_hmac_sha256() {
+    use datafusion::arrow::array::{Array, StringArray};
+    use mesh_engine::mask::{MaskKey, hmac_expr, hmac_sha256};
+    let mut jefe = [0u8; 32];
+    jefe[..4].copy_from_slice(b"Jefe");
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    assert_eq!(
+        hex(&hmac_sha256(&jefe, b"what do ya want for nothing?")),
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    let key = MaskKey([0xa5; 32]);
+    let long = "x".repeat(10_000);
+    let values = ["", "ana@example.org", "Zoë Ünïcødé 名前", long.as_str()];
+    let ctx = datafusion::prelude::SessionContext::new();
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_from_iter([(
+        "v",
+        std::sync::Arc::new(StringArray::from(values.to_vec())) as _,
+    )])
+    .unwrap();
+    let df = ctx.read_batch(batch).unwrap();
+    let df = df
+        .select(vec![
+            hmac_expr(&key, datafusion::prelude::col("v")).alias("h"),
+        ])
+        .unwrap();
+    let batches = df.collect().await.unwrap();
+    let column = datafusion::arrow::compute::cast(
+        batches[0].column(0),
+        &datafusion::arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
+    let column = column.as_any().downcast_ref::<StringArray>().unwrap();
+    assert_eq!(column.len(), values.len());
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(
+            column.value(i),
+            hex(&hmac_sha256(&key.0, v.as_bytes())),
+            "{v:?}"
+        );
+    }
+    assert_eq!(MaskKey::from_hex(&key.to_hex()), Some(key));
+    assert_eq!(MaskKey::from_hex("zz"), None);
 }

@@ -459,6 +459,18 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/masking-key",
+            allowed: Allowed::Admins,
+            request: |_, _| ("/api/v1/masking-key".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/masking-key/rotate",
+            allowed: Allowed::Admins,
+            request: |_, _| ("/api/v1/masking-key/rotate".into(), None),
+        },
+        Endpoint {
+            method: "GET",
             template: "/metrics",
             allowed: Allowed::Readers,
             request: |_, _| ("/metrics".into(), None),
