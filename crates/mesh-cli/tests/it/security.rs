@@ -284,3 +284,103 @@ fn hole_6_hashed_columns_are_keyed_per_deployment() {
         assert_ne!(a, b, "a rotated key hashes anew");
     }
 }
+
+/// Hole 3: a member pointed its own product's run at another domain's Delta table and
+/// finished it with a version of that table's log; the product's snapshot then served
+/// e-commerce's data as analytics' own. The catalog decides where a port's table is, and a run
+/// finishes only with a version of that table its own commit made.
+#[test]
+fn hole_3_a_run_cannot_point_a_snapshot_at_another_domains_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let (analyst, _) = crate::access::orders_with_email(ws);
+    for args in [
+        &[
+            "new",
+            "product",
+            "behaviour",
+            "--domain",
+            "analytics",
+            "--owner",
+            "analytics-team",
+        ][..],
+        &["publish", "analytics/behaviour"][..],
+    ] {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+    }
+    // E-commerce's table, as anyone who knows the layout could name it.
+    let theirs = ws.join(".mesh/data/ecommerce/orders/orders/v0");
+    assert!(theirs.join("_delta_log").is_dir(), "{}", theirs.display());
+    let theirs = std::fs::canonicalize(theirs).unwrap().display().to_string();
+
+    let server = crate::serve(ws, &[]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: serde_json::Value| {
+        let request = http
+            .post(format!("{}{path}", server.url))
+            .bearer_auth(&analyst)
+            .json(&body);
+        runtime.block_on(async {
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.json::<serde_json::Value>().await.unwrap())
+        })
+    };
+    let (status, answer) = post(
+        "/api/v1/runs",
+        serde_json::json!({
+            "product": "analytics.behaviour", "port": "behaviour", "location": theirs,
+            "inputs": [], "owner": "elsewhere:1",
+        }),
+    );
+    assert_eq!(
+        status, 400,
+        "another domain's table as a run location: {answer}"
+    );
+    assert!(
+        answer["detail"].as_str().unwrap().contains("location"),
+        "{answer}"
+    );
+
+    // Without a location the catalog names it: the product's own folder.
+    let (status, run) = post(
+        "/api/v1/runs",
+        serde_json::json!({
+            "product": "analytics.behaviour", "port": "behaviour",
+            "inputs": [], "owner": "elsewhere:1",
+        }),
+    );
+    assert_eq!(status, 201, "{run}");
+    let location = run["location"].as_str().unwrap();
+    assert!(
+        location.ends_with("/analytics/behaviour/behaviour/v0"),
+        "{location}"
+    );
+    // A version its own commit did not make is not a snapshot.
+    let id = run["id"].as_str().unwrap();
+    let (status, answer) = post(
+        &format!("/api/v1/runs/{id}/finish"),
+        serde_json::json!({ "delta_version": 0, "rows_out": 10 }),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["detail"].as_str().unwrap().contains("Delta"),
+        "{answer}"
+    );
+    let out = mesh(
+        ws,
+        &[
+            "query",
+            "SELECT * FROM analytics.behaviour",
+            "--token",
+            &analyst,
+        ],
+    );
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
+    assert!(!stdout(&out).contains("@mail.example"), "{}", stdout(&out));
+}
