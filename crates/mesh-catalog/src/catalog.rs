@@ -65,6 +65,10 @@ pub struct Catalog {
     pub(crate) base_policies: Option<Arc<Vec<mesh_policy::Source>>>,
     /// Compiled policy sets by the bundle versions they were built from.
     pub(crate) policy_sets: Arc<SetCache>,
+    /// Where output ports' tables are: runs write under it, at a place the catalog names.
+    pub(crate) storage: Option<Arc<str>>,
+    /// What the catalog reads Delta logs with, to check what a run says it committed.
+    pub(crate) delta_log: Option<Arc<dyn crate::runs::DeltaLog>>,
 }
 
 /// The lineage graph and the last event it reflects.
@@ -222,7 +226,29 @@ impl Catalog {
             lineage: Arc::default(),
             base_policies: None,
             policy_sets: Arc::default(),
+            storage: None,
+            delta_log: None,
         }
+    }
+
+    /// Output ports' tables live under `root` (`file:///...`, `s3://bucket/prefix` or a
+    /// folder): a run of port `p` of `domain.name` at major `m` writes
+    /// `<root>/<domain>/<name>/<p>/v<m>`, and nowhere else.
+    pub fn with_storage(mut self, root: &str) -> Catalog {
+        self.storage = Some(Arc::from(root.trim_end_matches('/')));
+        self
+    }
+
+    /// Checks what runs say they committed with `log` (without one, no run can finish with a
+    /// version).
+    pub fn with_delta_log(mut self, log: Arc<dyn crate::runs::DeltaLog>) -> Catalog {
+        self.delta_log = Some(log);
+        self
+    }
+
+    /// Whether runs' commits can be checked (a Delta log reader is set).
+    pub fn reads_delta_logs(&self) -> bool {
+        self.delta_log.is_some()
     }
 
     /// Judges every publish by these global policies (with the global and domain bundles

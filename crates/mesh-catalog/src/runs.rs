@@ -41,8 +41,67 @@ pub enum RunsError {
     NotRunning { run: String, state: String },
     #[error("run {run} is already {state}")]
     Finished { run: String, state: String },
+    /// A run asked to write somewhere else than the catalog's place for the port.
+    #[error(
+        "the catalog decides where a port's table is: {product}.{port} is written at {expected}, not at location {given}"
+    )]
+    Location {
+        product: String,
+        port: String,
+        expected: String,
+        given: String,
+    },
+    /// The catalog was not told where output ports' tables are.
+    #[error(
+        "this catalog has no storage location for output ports (the [storage] url of mesh.toml, or MESH_STORAGE)"
+    )]
+    NoStorage,
+    /// A port (or product) name that cannot be a folder name.
+    #[error("`{port}` cannot name a folder (letters, digits, `_` and `-` only)")]
+    BadPort { port: String },
+    /// The version a run says it committed is not its own commit in the port's table.
+    #[error(
+        "run {run} did not commit version {version} of the Delta table at {location}: {reason}"
+    )]
+    NotCommitted {
+        run: String,
+        version: i64,
+        location: String,
+        reason: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Where the table of port `port` of `domain.name` at major `major` is, under `root`; the error
+/// is `None` without a root, else the part that cannot be a folder name.
+fn port_location(
+    root: Option<&str>,
+    domain: &str,
+    name: &str,
+    port: &str,
+    major: i64,
+) -> Result<String, Option<String>> {
+    let root = root.ok_or(None)?;
+    // Product ids are checked names already; checked again, as they become folders.
+    for part in [domain, name, port] {
+        let folder = !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !folder {
+            return Err(Some(part.to_owned()));
+        }
+    }
+    Ok(format!("{root}/{domain}/{name}/{port}/v{major}"))
+}
+
+/// Reads Delta logs for the catalog: which run made a version of a table.
+#[async_trait::async_trait]
+pub trait DeltaLog: Send + Sync + std::fmt::Debug {
+    /// The run id in the commit info of version `version` of the table at `location` (`None`
+    /// when it has none); an error (why) when there is no such table or version.
+    async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String>;
 }
 
 impl ToProblem for RunsError {
@@ -52,8 +111,10 @@ impl ToProblem for RunsError {
             RunsError::NotFound(_) => ErrorCode::NotFound,
             RunsError::RunOpen { .. }
             | RunsError::NotRunning { .. }
-            | RunsError::Finished { .. } => ErrorCode::Lifecycle,
-            RunsError::Store(_) => ErrorCode::Internal,
+            | RunsError::Finished { .. }
+            | RunsError::NotCommitted { .. } => ErrorCode::Lifecycle,
+            RunsError::Location { .. } | RunsError::BadPort { .. } => ErrorCode::BadRequest,
+            RunsError::NoStorage | RunsError::Store(_) => ErrorCode::Internal,
         }
     }
 }
@@ -178,8 +239,10 @@ pub struct RunStart {
     /// `domain.product`; its latest version is what runs.
     pub product: String,
     pub port: String,
-    /// The output port's Delta table.
-    pub location: String,
+    /// Where the run expects the port's table to be: the catalog names it (see
+    /// [`RunView::location`]); one that differs is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     pub inputs: Vec<RunInput>,
     /// `host:pid` of the running process.
     pub owner: String,
@@ -234,6 +297,31 @@ impl Catalog {
                 version: version.clone(),
                 port: start.port.clone(),
             })?;
+        let (domain, name) = product
+            .id
+            .split_once('.')
+            .ok_or_else(|| StoreError::Corrupt(format!("`{}` is not a product id", product.id)))?;
+        let location = port_location(
+            self.storage.as_deref(),
+            domain,
+            name,
+            &port.port,
+            port.major,
+        )
+        .map_err(|bad| match bad {
+            None => RunsError::NoStorage,
+            Some(port) => RunsError::BadPort { port },
+        })?;
+        if let Some(given) = &start.location
+            && given.trim_end_matches('/') != location
+        {
+            return Err(RunsError::Location {
+                product: start.product.clone(),
+                port: start.port.clone(),
+                expected: location,
+                given: given.clone(),
+            });
+        }
         if let Some(open) = tx.open_runs(&start.product, &start.port).await?.first() {
             return Err(RunsError::RunOpen {
                 run: open.id.clone(),
@@ -252,7 +340,7 @@ impl Catalog {
             version: version.clone(),
             port: start.port.clone(),
             major: port.major,
-            location: start.location.clone(),
+            location,
             state: RunState::Running.as_str().into(),
             started_at: now.clone(),
             heartbeat_at: now.clone(),
@@ -313,6 +401,14 @@ impl Catalog {
         id: &str,
         end: &RunEnd,
     ) -> Result<RunView, RunsError> {
+        // The version must be the run's own commit in the port's table: checked before the write
+        // (reading a log may take a while), against the location the catalog gave the run.
+        if let Some(version) = end.delta_version {
+            let mut tx = self.store.read().await?;
+            let row = self.own_run(tx.as_mut(), who, id).await?;
+            drop(tx);
+            self.check_commit(&row, version).await?;
+        }
         let mut tx = self.store.write().await?;
         let mut row = self.own_run(tx.as_mut(), who, id).await?;
         let expected = row.state.clone();
@@ -366,6 +462,26 @@ impl Catalog {
         .await?;
         tx.commit().await?;
         Ok(RunView::of(row))
+    }
+
+    /// That version `version` of the run's table is a commit of the run.
+    async fn check_commit(&self, row: &RunRow, version: i64) -> Result<(), RunsError> {
+        let refused = |reason: String| RunsError::NotCommitted {
+            run: row.id.clone(),
+            version,
+            location: row.location.clone(),
+            reason,
+        };
+        let log = self
+            .delta_log
+            .as_ref()
+            .ok_or_else(|| refused("this catalog cannot read Delta logs to check it".to_owned()))?;
+        match log.committed_by(&row.location, version).await {
+            Ok(Some(run)) if run == row.id => Ok(()),
+            Ok(Some(other)) => Err(refused(format!("that commit is run {other}'s"))),
+            Ok(None) => Err(refused("that commit carries no run id".to_owned())),
+            Err(reason) => Err(refused(reason)),
+        }
     }
 
     /// Settles a run whose process is gone, from what the Delta log says: committed as

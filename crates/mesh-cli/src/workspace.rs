@@ -141,7 +141,10 @@ impl CatalogArgs {
             .with_context(|| format!("cannot open the catalog at {}", redact(&url)))?;
         // The standard policy pack governs every publish, with the global and domain policies
         // published to the catalog.
+        // Output ports' tables go where the catalog says: under this storage.
+        let storage = self.storage()?;
         Catalog::new(Arc::clone(&store))
+            .with_storage(&storage)
             .with_policies(mesh_policy::standard())
             .map_err(|e| anyhow::anyhow!("the standard policy pack does not load: {e:?}"))
     }

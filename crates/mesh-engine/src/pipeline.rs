@@ -105,7 +105,9 @@ pub struct RunPlan {
     pub contract: String,
     /// The owning team, for OpenLineage's ownership facets.
     pub team: Option<String>,
-    /// The Delta table URL of the port.
+    /// Where the runner expects the port's Delta table (empty: no expectation). The ledger
+    /// names the table: [`run_port`] and [`rollback`] write where its `begin` says, and a ledger
+    /// refuses an expectation that differs.
     pub location: String,
     pub inputs: Vec<Input>,
     /// `host:pid`.
@@ -135,8 +137,9 @@ pub struct OpenRun {
 /// Where runs are recorded (the catalog, local or over HTTP). Errors are messages for people.
 #[async_trait::async_trait]
 pub trait Ledger: Send + Sync {
-    /// Records the run; returns its id. Refused while another run of the port is open.
-    async fn begin(&self, plan: &RunPlan) -> Result<String, String>;
+    /// Records the run; returns its id and where the port's table is. Refused while another
+    /// run of the port is open.
+    async fn begin(&self, plan: &RunPlan) -> Result<Begun, String>;
     async fn committing(&self, run: &str, delta_version: i64) -> Result<(), String>;
     async fn finish(&self, run: &str, end: &RunEnd) -> Result<(), String>;
     async fn open_runs(&self, product: &str, port: &str) -> Result<Vec<OpenRun>, String>;
@@ -144,6 +147,13 @@ pub trait Ledger: Send + Sync {
     async fn settle(&self, run: &str, delta_version: Option<i64>) -> Result<(), String>;
     /// Records an OpenLineage RunEvent of a run (START, then COMPLETE or FAIL).
     async fn lineage(&self, event: &serde_json::Value) -> Result<(), String>;
+}
+
+/// A run the ledger recorded: its id, and the table it writes (the ledger's to decide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Begun {
+    pub run: String,
+    pub location: String,
 }
 
 /// Why a run did not publish.
@@ -177,6 +187,8 @@ impl From<DeltaError> for RunError {
 #[derive(Debug, Clone)]
 pub struct RunReport {
     pub run: String,
+    /// The port's Delta table, where the ledger said.
+    pub location: String,
     /// The Delta version committed, when it published.
     pub delta_version: Option<i64>,
     pub rows_out: u64,
@@ -380,7 +392,12 @@ pub async fn rollback(
     plan: &RunPlan,
     to_version: i64,
 ) -> Result<i64, RunError> {
-    let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    let begun = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    let run = begun.run;
+    let plan = &RunPlan {
+        location: begun.location,
+        ..plan.clone()
+    };
     let result = async {
         let table = open(&plan.location).await?;
         let latest = table.version().ok_or_else(|| RunError::Delta {
@@ -446,6 +463,33 @@ pub async fn vacuum(location: &str, retention_days: i64, keep: i64) -> Result<us
         .await
         .map_err(delta(location))?;
     Ok(metrics.files_deleted.len())
+}
+
+/// The run that made version `version` of the Delta table at `location`: the `mesh.run` of the
+/// version's commit info (`None` when the commit carries none). An error when there is no table
+/// there or no such version in its log.
+pub async fn committed_by(location: &str, version: i64) -> Result<Option<String>, RunError> {
+    if version < 0 {
+        return Err(RunError::Delta {
+            location: location.to_owned(),
+            reason: format!("version {version} is not a Delta version"),
+        });
+    }
+    let table = open(location).await?;
+    let bytes = table
+        .log_store()
+        .read_commit_entry(version as u64)
+        .await
+        .map_err(delta(location))?
+        .ok_or_else(|| RunError::Delta {
+            location: location.to_owned(),
+            reason: format!("version {version} is not in the table's log"),
+        })?;
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(text.lines().find_map(|line| {
+        let entry = serde_json::from_str::<serde_json::Value>(line).ok()?;
+        entry["commitInfo"][RUN_KEY].as_str().map(str::to_owned)
+    }))
 }
 
 /// The version whose commit carries run `run`, among the table's last 100 commits.
@@ -650,7 +694,12 @@ pub async fn run_port(
     partition_by: &[String],
     progress: &(dyn Fn(Stage) + Send + Sync),
 ) -> Result<RunReport, RunError> {
-    let run = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    let begun = ledger.begin(plan).await.map_err(RunError::Ledger)?;
+    let run = begun.run;
+    let plan = &RunPlan {
+        location: begun.location,
+        ..plan.clone()
+    };
     failpoint("after-begin");
     let start = openlineage("START", &run, plan, transform_sql, None, None);
     ledger.lineage(&start).await.map_err(RunError::Ledger)?;
@@ -962,6 +1011,7 @@ async fn write_check_commit(
         ledger.lineage(&fail).await.map_err(RunError::Ledger)?;
         return Ok(RunReport {
             run: run.to_owned(),
+            location: plan.location.clone(),
             delta_version: None,
             rows_out: rows,
             bytes_out: bytes,
@@ -999,6 +1049,7 @@ async fn write_check_commit(
     ledger.lineage(&complete).await.map_err(RunError::Ledger)?;
     Ok(RunReport {
         run: run.to_owned(),
+        location: plan.location.clone(),
         delta_version: Some(version),
         rows_out: rows,
         bytes_out: bytes,

@@ -104,7 +104,9 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let limits = Arc::new(Limits::new(limits));
-    let service = Service::new(catalog.clone());
+    // One catalog for every handler: the service's (which checks what runs committed).
+    let service = Service::new(catalog);
+    let catalog = service.catalog().clone();
     let flight = arrow_flight::flight_service_server::FlightServiceServer::new(flight::FlightSql {
         catalog: catalog.clone(),
         service: service.clone(),

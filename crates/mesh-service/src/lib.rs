@@ -37,11 +37,31 @@ pub struct Service {
 }
 
 impl Service {
+    /// The service over `catalog`; a catalog that cannot yet check what runs committed gets the
+    /// engine's Delta log reader.
     pub fn new(catalog: Catalog) -> Service {
+        let catalog = if catalog.reads_delta_logs() {
+            catalog
+        } else {
+            catalog.with_delta_log(std::sync::Arc::new(EngineDeltaLog))
+        };
         Service { catalog }
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
+    }
+}
+
+/// The catalog's view of Delta logs, through the engine: which run made a version of a table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EngineDeltaLog;
+
+#[async_trait::async_trait]
+impl mesh_catalog::runs::DeltaLog for EngineDeltaLog {
+    async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String> {
+        mesh_engine::pipeline::committed_by(location, version)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -12,6 +12,32 @@ use mesh_catalog::{Catalog, ErrorCode, FixedClock, Principal, PublishOutcome, Ro
 use crate::backends::{TestStore, on_every_backend};
 use crate::fixtures::product;
 
+/// Delta logs as a test writes them: (location, version) → the run whose commit it is.
+#[derive(Debug, Default)]
+struct Commits(std::sync::Mutex<std::collections::HashMap<(String, i64), String>>);
+
+impl Commits {
+    fn commit(&self, location: &str, version: i64, run: &str) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert((location.to_owned(), version), run.to_owned());
+    }
+}
+
+#[async_trait::async_trait]
+impl mesh_catalog::runs::DeltaLog for Commits {
+    async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&(location.to_owned(), version))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("version {version} is not in the table's log"))
+    }
+}
+
 fn clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(
         Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
@@ -1200,7 +1226,12 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog(t: TestStore) {
 async fn runs_move_the_snapshot_only_when_they_succeed(t: TestStore) {
     use mesh_catalog::runs::{RunEnd, RunStart};
     let name = t.name;
-    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+    let commits = Arc::new(Commits::default());
+    let bare = Catalog::with_clock(Arc::clone(&t.store), clock());
+    let catalog = bare
+        .clone()
+        .with_storage("file:///data/")
+        .with_delta_log(Arc::clone(&commits) as _);
     let who = admin();
     catalog
         .publish(
@@ -1213,10 +1244,22 @@ async fn runs_move_the_snapshot_only_when_they_succeed(t: TestStore) {
     let start = RunStart {
         product: "sales.orders".into(),
         port: "orders".into(),
-        location: "file:///data/sales/orders/orders/v1".into(),
+        location: None,
         inputs: vec![],
         owner: "host:1".into(),
     };
+    let table = "file:///data/sales/orders/orders/v1";
+    // The catalog names the table; a run that expects another one is refused, and a catalog
+    // that knows no storage starts no run.
+    let elsewhere = RunStart {
+        location: Some("file:///data/hr/salaries/salaries/v1".into()),
+        ..start.clone()
+    };
+    assert!(is(
+        &catalog.begin_run(&who, &elsewhere).await,
+        ErrorCode::BadRequest
+    ));
+    assert!(is(&bare.begin_run(&who, &start).await, ErrorCode::Internal));
     assert!(is(
         &catalog.snapshot(&who, "sales.orders", "orders", None).await,
         ErrorCode::NotFound
@@ -1229,11 +1272,32 @@ async fn runs_move_the_snapshot_only_when_they_succeed(t: TestStore) {
         ("running", 1),
         "{name}"
     );
+    assert_eq!(first.location, table, "{name}");
     assert!(is(
         &catalog.begin_run(&who, &start).await,
         ErrorCode::Lifecycle
     ));
     catalog.committing_run(&who, &first.id, 1).await.unwrap();
+    // A version that is not the run's own commit in its table does not finish it: not in the
+    // log, another run's, or checked by a catalog that cannot read logs.
+    let claim = |v| RunEnd {
+        delta_version: Some(v),
+        ..RunEnd::default()
+    };
+    assert!(is(
+        &catalog.finish_run(&who, &first.id, &claim(1)).await,
+        ErrorCode::Lifecycle
+    ));
+    commits.commit(table, 1, "someone-else");
+    assert!(is(
+        &catalog.finish_run(&who, &first.id, &claim(1)).await,
+        ErrorCode::Lifecycle
+    ));
+    commits.commit(table, 1, &first.id);
+    assert!(is(
+        &bare.finish_run(&who, &first.id, &claim(1)).await,
+        ErrorCode::Lifecycle
+    ));
     let done = catalog
         .finish_run(
             &who,
@@ -1287,6 +1351,7 @@ async fn runs_move_the_snapshot_only_when_they_succeed(t: TestStore) {
     // A run whose process died is settled from the Delta log: committed after all.
     let third = catalog.begin_run(&who, &start).await.unwrap();
     catalog.committing_run(&who, &third.id, 2).await.unwrap();
+    commits.commit(table, 2, &third.id);
     let open = catalog
         .open_runs(&who, "sales.orders", "orders")
         .await
@@ -1834,19 +1899,26 @@ async fn succeed(catalog: &Catalog, product: &str, version: i64, checks: serde_j
     use mesh_catalog::runs::{RunEnd, RunStart};
     let who = admin();
     let port = product.rsplit('.').next().unwrap();
+    // The same catalog (its store, clock and caches), with storage and the commit in its log.
+    let commits = Arc::new(Commits::default());
+    let catalog = &catalog
+        .clone()
+        .with_storage("file:///data")
+        .with_delta_log(Arc::clone(&commits) as _);
     let run = catalog
         .begin_run(
             &who,
             &RunStart {
                 product: product.into(),
                 port: port.into(),
-                location: format!("file:///data/{product}/v1"),
+                location: None,
                 inputs: vec![],
                 owner: "host:1".into(),
             },
         )
         .await
         .unwrap();
+    commits.commit(&run.location, version, &run.id);
     catalog
         .committing_run(&who, &run.id, version)
         .await

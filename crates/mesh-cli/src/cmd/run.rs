@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use mesh_catalog::runs::{RunEnd as CatalogEnd, RunInput, RunStart};
 use mesh_engine::Location;
 use mesh_engine::mask::Mask;
-use mesh_engine::pipeline::{self, Input, Ledger, OpenRun, RunEnd, RunPlan};
+use mesh_engine::pipeline::{self, Begun, Input, Ledger, OpenRun, RunEnd, RunPlan};
 use mesh_model::names::props;
 use mesh_model::source::Node;
 
@@ -72,11 +72,11 @@ fn message(e: Failure) -> String {
 
 #[async_trait::async_trait]
 impl Ledger for CatalogLedger {
-    async fn begin(&self, plan: &RunPlan) -> Result<String, String> {
+    async fn begin(&self, plan: &RunPlan) -> Result<Begun, String> {
         let start = RunStart {
             product: plan.product.clone(),
             port: plan.port.clone(),
-            location: plan.location.clone(),
+            location: (!plan.location.is_empty()).then(|| plan.location.clone()),
             inputs: plan
                 .inputs
                 .iter()
@@ -92,7 +92,10 @@ impl Ledger for CatalogLedger {
         self.client
             .begin_run(&start)
             .await
-            .map(|r| r.id)
+            .map(|r| Begun {
+                run: r.id,
+                location: r.location,
+            })
             .map_err(message)
     }
 
@@ -196,10 +199,9 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let product = crate::cmd::policy::parse(&bundle.descriptor.text, &bundle.descriptor.path)?;
     let text = |n: &Node, k: &str| n.get(k).and_then(Node::as_str).map(str::to_owned);
     let id = text(&product, "id").context("the descriptor has no `id`")?;
-    let version = text(&product, "version").context("the descriptor has no `version`")?;
-    let (domain, name) = id
-        .split_once('.')
-        .with_context(|| format!("product id `{id}` is not domain.product"))?;
+    if !id.contains('.') {
+        bail!("product id `{id}` is not domain.product");
+    }
     let outputs = product
         .get("outputPorts")
         .and_then(Node::as_seq)
@@ -238,12 +240,6 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot read {}", transform_path.display()))?;
     let partition_by = partitions(&contract);
 
-    let storage = args.catalog.storage()?;
-    let location = format!(
-        "{}/{domain}/{name}/{port}/v{}",
-        storage.trim_end_matches('/'),
-        mesh_model::names::major_of(&version)
-    );
     let mut inputs = sources(&product, &args.dir)?;
 
     crate::runtime()?.block_on(async {
@@ -300,7 +296,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 .and_then(|t| t.get("name"))
                 .and_then(Node::as_str)
                 .map(str::to_owned),
-            location: location.clone(),
+            // The catalog names the port's table.
+            location: String::new(),
             inputs,
             owner: format!("{}:{}", host(), std::process::id()),
         };
@@ -314,7 +311,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let report = report?;
         // Old versions go once the product's retention has passed.
         if let (Some(days), Some(version)) = (retention_days(&product), report.delta_version) {
-            match pipeline::vacuum(&location, days, version).await {
+            match pipeline::vacuum(&report.location, days, version).await {
                 Ok(0) => {}
                 Ok(n) => output::warning(&format!(
                     "vacuumed {n} file(s) older than the product's {days}-day retention"
@@ -322,7 +319,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 Err(e) => output::warning(&format!("vacuum: {e}")),
             }
         }
-        print(args.output, &id, &port, &location, &report)
+        print(args.output, &id, &port, &report.location, &report)
     })
 }
 

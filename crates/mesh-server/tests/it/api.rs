@@ -297,7 +297,7 @@ fn endpoints() -> Vec<Endpoint> {
             request: |i, _| {
                 let start = serde_json::json!({
                     "product": format!("sales.r{i}"), "port": format!("r{i}"),
-                    "location": format!("file:///data/sales/r{i}"), "inputs": [], "owner": "host:1",
+                    "inputs": [], "owner": "host:1",
                 });
                 ("/api/v1/runs".into(), Some(start))
             },
@@ -325,7 +325,8 @@ fn endpoints() -> Vec<Endpoint> {
             template: "/api/v1/runs/{id}/finish",
             allowed: Allowed::SalesPublishers,
             request: |i, ids| {
-                let body = serde_json::json!({"delta_version": 1, "rows_out": 1});
+                // A failed run: a version would have to be the run's own commit.
+                let body = serde_json::json!({"error": "the transform failed"});
                 (
                     format!("/api/v1/runs/{}/finish", ids[RUNS + 6 + i]),
                     Some(body),
@@ -592,7 +593,7 @@ async fn seed(h: &Harness) -> Vec<String> {
             let start = mesh_catalog::runs::RunStart {
                 product: id.clone(),
                 port: format!("{group}{i}"),
-                location: format!("file:///data/{id}"),
+                location: None,
                 inputs: vec![],
                 owner: "host:1".into(),
             };

@@ -34,7 +34,8 @@ impl Harness {
         let clock = Arc::new(FixedClock::new(
             Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap(),
         ));
-        let catalog = Catalog::with_clock(Arc::new(store), clock.clone());
+        let storage = format!("file://{}", dir.path().join("data").display());
+        let catalog = Catalog::with_clock(Arc::new(store), clock.clone()).with_storage(&storage);
         let mut callers = vec![("anonymous", None)];
         for (name, role, domain) in [
             ("admin", Role::Admin, None),
