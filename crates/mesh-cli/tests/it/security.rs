@@ -384,3 +384,151 @@ fn hole_3_a_run_cannot_point_a_snapshot_at_another_domains_table() {
     assert_ne!(code(&out), 0, "{}", stdout(&out));
     assert!(!stdout(&out).contains("@mail.example"), "{}", stdout(&out));
 }
+
+/// Hole 2: a source product read another domain's managed Delta table by naming its folder as
+/// a source, and copied its confidential column unmasked — no grant, no audit event. A source
+/// reads only its product folder's own files or a location a platform admin registered for its
+/// domain; managed storage is never one.
+#[test]
+fn hole_2_a_source_reads_only_registered_locations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let (analyst, _) = crate::access::orders_with_email(ws);
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&[
+        "new",
+        "product",
+        "copycat",
+        "--domain",
+        "analytics",
+        "--owner",
+        "analytics-team",
+    ]);
+    let managed = std::fs::canonicalize(ws.join(".mesh/data/ecommerce/orders/orders/v0"))
+        .unwrap()
+        .display()
+        .to_string();
+    let product = ws.join("analytics/copycat/product.odps.yaml");
+    let point_at = |path: &str, format: &str| {
+        let text = fs::read_to_string(&product).unwrap();
+        let text = regex::Regex::new(r"(?m)^        path: .*$")
+            .unwrap()
+            .replace(&text, format!("        path: {path}"));
+        let text = regex::Regex::new(r"(?m)^        format: .*$")
+            .unwrap()
+            .replace(&text, format!("        format: {format}"));
+        fs::write(&product, text.as_ref()).unwrap();
+    };
+    point_at(&managed, "delta");
+    fs::write(
+        ws.join("analytics/copycat/transform.sql"),
+        "SELECT CAST(orders_id AS VARCHAR) AS copycat_id, email AS label, \
+         CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at \
+         FROM raw_copycat",
+    )
+    .unwrap();
+    ok(&["publish", "analytics/copycat"]);
+    let out = mesh(ws, &["run", "analytics/copycat"]);
+    assert_ne!(
+        code(&out),
+        0,
+        "the run read e-commerce's table: {}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("mesh location add"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !ws.join(".mesh/data/analytics/copycat").exists(),
+        "nothing was written"
+    );
+
+    // Managed storage is never a location, even for an admin; only admins register any.
+    let out = mesh(
+        ws,
+        &[
+            "location",
+            "add",
+            "orders",
+            &managed,
+            "--domain",
+            "analytics",
+        ],
+    );
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
+    assert!(stderr(&out).contains("managed"), "{}", stderr(&out));
+    let landing = ws.join("landing");
+    fs::create_dir_all(&landing).unwrap();
+    let landing = std::fs::canonicalize(landing)
+        .unwrap()
+        .display()
+        .to_string();
+    let out = mesh(
+        ws,
+        &[
+            "location",
+            "add",
+            "landing",
+            &landing,
+            "--domain",
+            "analytics",
+            "--token",
+            &analyst,
+        ],
+    );
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    ok(&[
+        "location",
+        "add",
+        "landing",
+        &landing,
+        "--domain",
+        "analytics",
+    ]);
+    let listed = ok(&["location", "list"]);
+    assert!(
+        listed.contains("landing") && listed.contains(&landing),
+        "{listed}"
+    );
+    let audit = ok(&["audit", "--kind", "location."]);
+    assert!(audit.contains("location.added"), "{audit}");
+
+    // A file under the registered location is read; a path that climbs out of it is not.
+    fs::write(
+        format!("{landing}/clicks.csv"),
+        "copycat_id,label,amount,updated_at\nc1,a,1.5,2026-11-01T00:00:00Z\n",
+    )
+    .unwrap();
+    fs::write(
+        ws.join("analytics/copycat/transform.sql"),
+        "SELECT CAST(copycat_id AS VARCHAR) AS copycat_id, CAST(label AS VARCHAR) AS label, \
+         CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at \
+         FROM raw_copycat",
+    )
+    .unwrap();
+    point_at(&format!("{landing}/clicks.csv"), "csv");
+    let text = fs::read_to_string(&product).unwrap();
+    fs::write(&product, text.replace("version: 0.1.0", "version: 0.2.0")).unwrap();
+    ok(&["publish", "analytics/copycat"]);
+    ok(&["run", "analytics/copycat"]);
+    point_at(
+        &format!("{landing}/../.mesh/data/ecommerce/orders/orders/v0"),
+        "delta",
+    );
+    let text = fs::read_to_string(&product).unwrap();
+    fs::write(&product, text.replace("version: 0.2.0", "version: 0.3.0")).unwrap();
+    ok(&["publish", "analytics/copycat"]);
+    let out = mesh(ws, &["run", "analytics/copycat"]);
+    assert_ne!(code(&out), 0, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("mesh location add"),
+        "{}",
+        stderr(&out)
+    );
+}
