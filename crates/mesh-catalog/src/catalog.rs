@@ -53,6 +53,15 @@ impl Clock for FixedClock {
     }
 }
 
+/// Reads Delta logs for the catalog: which run made a version of a table (so a run finishes
+/// only with its own commit).
+#[async_trait::async_trait]
+pub trait DeltaLog: Send + Sync + std::fmt::Debug {
+    /// The run id in the commit info of version `version` of the table at `location` (`None`
+    /// when it has none); an error (why) when there is no such table or version.
+    async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String>;
+}
+
 /// The catalog: a store, a clock, and the rules.
 #[derive(Debug, Clone)]
 pub struct Catalog {
@@ -68,7 +77,7 @@ pub struct Catalog {
     /// Where output ports' tables are: runs write under it, at a place the catalog names.
     pub(crate) storage: Option<Arc<str>>,
     /// What the catalog reads Delta logs with, to check what a run says it committed.
-    pub(crate) delta_log: Option<Arc<dyn crate::runs::DeltaLog>>,
+    pub(crate) delta_log: Option<Arc<dyn DeltaLog>>,
 }
 
 /// The lineage graph and the last event it reflects.
@@ -241,7 +250,7 @@ impl Catalog {
 
     /// Checks what runs say they committed with `log` (without one, no run can finish with a
     /// version).
-    pub fn with_delta_log(mut self, log: Arc<dyn crate::runs::DeltaLog>) -> Catalog {
+    pub fn with_delta_log(mut self, log: Arc<dyn DeltaLog>) -> Catalog {
         self.delta_log = Some(log);
         self
     }

@@ -96,13 +96,7 @@ fn port_location(
     Ok(format!("{root}/{domain}/{name}/{port}/v{major}"))
 }
 
-/// Reads Delta logs for the catalog: which run made a version of a table.
-#[async_trait::async_trait]
-pub trait DeltaLog: Send + Sync + std::fmt::Debug {
-    /// The run id in the commit info of version `version` of the table at `location` (`None`
-    /// when it has none); an error (why) when there is no such table or version.
-    async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String>;
-}
+pub use crate::catalog::DeltaLog;
 
 impl ToProblem for RunsError {
     fn code(&self) -> ErrorCode {
