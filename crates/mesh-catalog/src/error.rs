@@ -287,6 +287,8 @@ pub enum Missing {
     PolicyBundle { scope: String, version: i64 },
     #[error("lineage node `{node}`")]
     LineageNode { node: String },
+    #[error("location `{location}`")]
+    Location { location: String },
 }
 
 impl ToProblem for Denied {

@@ -26,6 +26,7 @@ pub mod error;
 pub mod governance;
 pub mod lifecycle;
 pub mod lineage;
+pub mod locations;
 pub mod products;
 pub mod publish;
 pub mod runs;

@@ -14,6 +14,7 @@ use mesh_catalog::governance::{
 };
 use mesh_catalog::lifecycle::Deprecation;
 use mesh_catalog::lineage::{Direction, Graph};
+use mesh_catalog::locations::{LocationView, NewLocation};
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::sla::{Delivery, SlaOptions, SlaReport, Violation};
@@ -23,7 +24,7 @@ use mesh_catalog::{
 };
 use mesh_engine::query::ResultFormat;
 use mesh_service::routes::{self, path, with_query};
-use mesh_service::{ResolvedInput, Service};
+use mesh_service::{ResolvedInput, ResolvedSource, Service};
 use serde::de::DeserializeOwned;
 
 /// Why a catalog call failed.
@@ -190,6 +191,11 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
     async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure>;
     /// The input ports of a product's latest version, resolved for a run (grants checked).
     async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure>;
+    /// The sources of a product's latest published version, each allowed for a run.
+    async fn pipeline_sources(&self, product: &str) -> Result<Vec<ResolvedSource>, Failure>;
+    async fn locations(&self) -> Result<Vec<LocationView>, Failure>;
+    async fn add_location(&self, new: &NewLocation) -> Result<LocationView, Failure>;
+    async fn remove_location(&self, name: &str) -> Result<LocationView, Failure>;
     async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure>;
     async fn access_requests(
         &self,
@@ -391,6 +397,22 @@ impl CatalogApi for Local {
 
     async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure> {
         Ok(self.service.pipeline_inputs(&self.who, product).await?)
+    }
+
+    async fn pipeline_sources(&self, product: &str) -> Result<Vec<ResolvedSource>, Failure> {
+        Ok(self.service.pipeline_sources(&self.who, product).await?)
+    }
+
+    async fn locations(&self) -> Result<Vec<LocationView>, Failure> {
+        Ok(self.catalog().locations(&self.who).await?)
+    }
+
+    async fn add_location(&self, new: &NewLocation) -> Result<LocationView, Failure> {
+        Ok(self.catalog().add_location(&self.who, new).await?)
+    }
+
+    async fn remove_location(&self, name: &str) -> Result<LocationView, Failure> {
+        Ok(self.catalog().remove_location(&self.who, name).await?)
     }
 
     async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {
@@ -812,6 +834,28 @@ impl CatalogApi for Remote {
     async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure> {
         self.get(&product_path(routes::PRODUCT_INPUTS, product))
             .await
+    }
+
+    async fn pipeline_sources(&self, product: &str) -> Result<Vec<ResolvedSource>, Failure> {
+        self.get(&product_path(routes::PRODUCT_SOURCES, product))
+            .await
+    }
+
+    async fn locations(&self) -> Result<Vec<LocationView>, Failure> {
+        self.get(routes::LOCATIONS).await
+    }
+
+    async fn add_location(&self, new: &NewLocation) -> Result<LocationView, Failure> {
+        self.post(routes::LOCATIONS, new).await
+    }
+
+    async fn remove_location(&self, name: &str) -> Result<LocationView, Failure> {
+        self.call(
+            reqwest::Method::DELETE,
+            &path(routes::LOCATION, &[("name", name)]),
+            None,
+        )
+        .await
     }
 
     async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure> {

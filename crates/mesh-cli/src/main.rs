@@ -78,6 +78,8 @@ enum Command {
     Token(cmd::token::Args),
     /// The deployment's masking key (`hash` masks are HMAC-SHA256 under it): show, rotate.
     MaskingKey(cmd::masking_key::Args),
+    /// External locations where a domain's sources may read: add (admins), list, remove.
+    Location(cmd::location::Args),
     /// Cross-domain access: request, approve or deny, list, revoke.
     Access(cmd::access::Args),
     /// A governed read: SQL over the output ports you may read, columns outside your grant
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
         Command::MaskingKey(args) => cmd::masking_key::run(&args),
+        Command::Location(args) => cmd::location::run(&args),
         Command::Access(args) => cmd::access::run(&args),
         Command::Query(args) => cmd::query::run(&args),
         Command::Audit(args) => cmd::audit::run(&args),

@@ -69,6 +69,8 @@ pub enum On {
     Publish,
     /// A request for access to an output port ([`access_input`]).
     Access,
+    /// An external location registered for a domain's sources ([`location_input`]).
+    Location,
 }
 
 impl On {
@@ -76,6 +78,7 @@ impl On {
         match self {
             On::Publish => "publish",
             On::Access => "access",
+            On::Location => "location",
         }
     }
 }
@@ -188,6 +191,7 @@ pub fn standard() -> Vec<Source> {
         "sla_defined.rego",
         "access_purpose.rego",
         "access_least_privilege.rego",
+        "location_scheme.rego",
         "standard_test.rego",
     ]
 }
@@ -267,10 +271,11 @@ fn policy(source: &Source, scope: Scope) -> Result<Policy, PolicyError> {
     let on = match custom["on"].as_str() {
         None | Some("publish") => On::Publish,
         Some("access") => On::Access,
+        Some("location") => On::Location,
         Some(other) => {
             return Err(PolicyError::Metadata {
                 path: source.path.clone(),
-                message: format!("on `{other}` is not publish or access"),
+                message: format!("on `{other}` is not publish, access or location"),
             });
         }
     };
@@ -308,6 +313,8 @@ pub struct PolicySet {
     publish: Judge,
     /// The policies judging access requests.
     access: Judge,
+    /// The policies judging external locations.
+    location: Judge,
 }
 
 /// Some policies' `deny` and `warn` behind one entry point, compiled once: one evaluation per
@@ -430,8 +437,12 @@ impl PolicySet {
         // One module that gathers the rules of every policy judging the same thing, so a
         // decision is one evaluation.
         let mut gather = String::from("package mesh_decision\n\nimport rego.v1\n");
-        let mut members = [Vec::new(), Vec::new()];
-        for (on, entry) in [(On::Publish, "publish"), (On::Access, "access")] {
+        let mut members = [Vec::new(), Vec::new(), Vec::new()];
+        for (on, entry) in [
+            (On::Publish, "publish"),
+            (On::Access, "access"),
+            (On::Location, "location"),
+        ] {
             gather.push_str(&format!("\n{entry} := [\n"));
             for (i, p) in policies.iter().enumerate().filter(|(_, p)| p.on == on) {
                 // Reference only the rules a policy defines: asking for `data.<package>` whole
@@ -451,15 +462,17 @@ impl PolicySet {
         engine
             .add_policy("mesh_decision.rego".into(), gather)
             .map_err(|e| vec![PolicyError::Eval(e.to_string().trim().to_owned())])?;
-        let [publish, access] = members;
+        let [publish, access, location] = members;
         let publish = Judge::compile(&mut engine, publish, "data.mesh_decision.publish")?;
         let access = Judge::compile(&mut engine, access, "data.mesh_decision.access")?;
+        let location = Judge::compile(&mut engine, location, "data.mesh_decision.location")?;
         Ok(PolicySet {
             policies,
             tests,
             engine,
             publish,
             access,
+            location,
         })
     }
 
@@ -476,6 +489,11 @@ impl PolicySet {
     /// Evaluates every policy judging access requests on `input` (see [`access_input`]).
     pub fn evaluate_access(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
         self.access.evaluate(&self.policies, input)
+    }
+
+    /// Evaluates every policy judging external locations on `input` (see [`location_input`]).
+    pub fn evaluate_location(&self, input: &serde_json::Value) -> Result<Decision, PolicyError> {
+        self.location.evaluate(&self.policies, input)
     }
 
     /// [`PolicySet::evaluate`] on regorus's tree-walking interpreter: slower, and the reference
@@ -762,6 +780,16 @@ fn messages(value: &regorus::Value) -> Vec<(String, Option<String>)> {
 /// `context.sensitive` those classified confidential or restricted.
 pub fn access_input(request: serde_json::Value, context: serde_json::Value) -> serde_json::Value {
     serde_json::json!({ "request": request, "context": context })
+}
+
+/// The input of the policies judging external locations (`custom.on: location`):
+/// `{location: {name, url, scheme, domain}, context: {storage}}`, `context.storage` being the
+/// platform's managed storage (never a location).
+pub fn location_input(
+    location: serde_json::Value,
+    context: serde_json::Value,
+) -> serde_json::Value {
+    serde_json::json!({ "location": location, "context": context })
 }
 
 /// The input policies see: the descriptor, each output port's contract by port name (matched

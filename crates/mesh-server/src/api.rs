@@ -100,6 +100,9 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::runs::product_runs))
         .routes(routes!(crate::runs::product_snapshots))
         .routes(routes!(crate::runs::product_inputs))
+        .routes(routes!(crate::runs::product_sources))
+        .routes(routes!(list_locations, add_location))
+        .routes(routes!(remove_location))
         .routes(routes!(
             crate::access::request_access,
             crate::access::list_requests
@@ -916,6 +919,59 @@ async fn rotate_masking_key(
 ) -> ApiResult<Json<mesh_catalog::tokens::MaskingKeyInfo>> {
     let who = caller.principal()?;
     Ok(Json(state.catalog.rotate_masking_key(&who).await?))
+}
+
+/// The external locations the caller may see: every one for admins, their domains' for the
+/// people of a domain.
+#[utoipa::path(get, path = "/api/v1/locations", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = [mesh_catalog::locations::LocationView]),
+        (status = 401, body = Problem)))]
+async fn list_locations(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<mesh_catalog::locations::LocationView>>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.locations(&who).await?))
+}
+
+/// Registers an external location for a domain's sources (admins only): judged by the
+/// policies `on: location`; managed storage is refused; audited.
+#[utoipa::path(post, path = "/api/v1/locations", tag = "catalog",
+    request_body = mesh_catalog::locations::NewLocation,
+    security(("token" = [])),
+    responses((status = 201, body = mesh_catalog::locations::LocationView),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem),
+        (status = 422, description = "A blocking policy refuses it", body = Problem)))]
+async fn add_location(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<mesh_catalog::locations::NewLocation>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<mesh_catalog::locations::LocationView>)> {
+    let who = caller.principal()?;
+    let Json(new) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.catalog.add_location(&who, &new).await?),
+    ))
+}
+
+/// Removes an external location (admins only; audited): sources under it are no longer read.
+#[utoipa::path(delete, path = "/api/v1/locations/{name}", tag = "catalog",
+    params(("name" = String, Path, description = "The location's name")),
+    security(("token" = [])),
+    responses((status = 200, body = mesh_catalog::locations::LocationView),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn remove_location(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<mesh_catalog::locations::LocationView>> {
+    let who = caller.principal()?;
+    let Path(name) = path?;
+    Ok(Json(state.catalog.remove_location(&who, &name).await?))
 }
 
 /// Revokes a token by its id (admins only); it stops working at once.

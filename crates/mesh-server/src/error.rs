@@ -116,6 +116,7 @@ problems!(
     mesh_catalog::governance::GovernanceError,
     mesh_catalog::lifecycle::LifecycleError,
     mesh_catalog::lineage::LineageError,
+    mesh_catalog::locations::LocationError,
     mesh_catalog::products::ProductError,
     mesh_catalog::publish::PublishError,
     mesh_catalog::runs::RunsError,

@@ -6,7 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
-use mesh_service::ResolvedInput;
+use mesh_service::{ResolvedInput, ResolvedSource};
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
@@ -218,4 +218,25 @@ pub(crate) async fn product_inputs(
     let who = caller.principal()?;
     let Path(product) = path?;
     Ok(Json(state.service.pipeline_inputs(&who, &product).await?))
+}
+
+/// The sources of the product's latest published version, each allowed for a run by the
+/// caller: a file of the product's own folder, or data under a location registered for its
+/// domain (never managed storage). 403 when one is neither, naming the command that registers
+/// its location.
+#[utoipa::path(get, path = "/api/v1/products/{product}/sources", tag = "runs",
+    params(("product" = String, Path, description = "`domain.product`")),
+    security(("token" = [])),
+    responses((status = 200, body = [ResolvedSource]), (status = 400, body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, description = "A source outside the product's folder and its domain's locations", body = Problem),
+        (status = 404, body = Problem)))]
+pub(crate) async fn product_sources(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<Vec<ResolvedSource>>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    Ok(Json(state.service.pipeline_sources(&who, &product).await?))
 }

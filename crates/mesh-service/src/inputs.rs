@@ -8,6 +8,7 @@
 
 use mesh_catalog::access::{AccessError, ReadablePort, Reader};
 use mesh_catalog::audit::{DeniedRead, ReadBy};
+use mesh_catalog::locations::LocationError;
 use mesh_catalog::products::ProductError;
 use mesh_catalog::runs::RunsError;
 use mesh_catalog::store::StoreError;
@@ -48,11 +49,27 @@ pub enum InputError {
     #[error(transparent)]
     Product(#[from] ProductError),
     #[error(transparent)]
-    Runs(#[from] RunsError),
+    Runs(Box<RunsError>),
     #[error(transparent)]
     Access(#[from] AccessError),
     #[error("recording the refusal: {0}")]
     Audit(#[from] StoreError),
+    /// A source that is no file of the product's folder and under no location of its domain.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// A source without a name or a path, or a relative path that climbs out of the folder.
+    #[error("source `{source_name}` of {product}: {reason}")]
+    BadSource {
+        source_name: String,
+        product: String,
+        reason: String,
+    },
+}
+
+impl From<RunsError> for InputError {
+    fn from(e: RunsError) -> InputError {
+        InputError::Runs(Box::new(e))
+    }
 }
 
 impl ToProblem for InputError {
@@ -64,13 +81,17 @@ impl ToProblem for InputError {
             InputError::Product(e) => e.code(),
             InputError::Runs(e) => e.code(),
             InputError::Access(e) => e.code(),
+            InputError::Location(e) => e.code(),
+            InputError::BadSource { .. } => ErrorCode::Forbidden,
             InputError::Audit(_) => ErrorCode::Internal,
         }
     }
 
     fn extend(&self, problem: &mut Problem) {
-        if let InputError::Access(e) = self {
-            e.extend(problem);
+        match self {
+            InputError::Access(e) => e.extend(problem),
+            InputError::Location(e) => e.extend(problem),
+            _ => {}
         }
     }
 }
@@ -131,19 +152,109 @@ impl ResolvedInput {
     }
 }
 
+/// A source of a product resolved: what the run reads as table `name`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ResolvedSource {
+    pub name: String,
+    /// As the published descriptor declares it: relative to the product folder, or an absolute
+    /// path or URL under `location`.
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The registered location it is under; absent for a file of the product's own folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// That location's URL (normalized), so a runner can check again where a path leads once
+    /// links are resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_url: Option<String>,
+}
+
 impl Service {
-    /// The input ports of `product`'s latest published version, resolved for a run by `who`
-    /// (someone of the product's domain).
-    pub async fn pipeline_inputs(
+    /// The sources of `product`'s latest published version, each allowed: a relative path that
+    /// stays in the product's folder (its repository's own files), or an absolute path or URL
+    /// under a location registered for the product's domain (never managed storage). A source
+    /// outside them is refused, and the refusal recorded like a refused read; so a product
+    /// reads another domain's data only through an input port and a grant.
+    pub async fn pipeline_sources(
         &self,
         who: &Principal,
         product: &str,
-    ) -> Result<Vec<ResolvedInput>, InputError> {
+    ) -> Result<Vec<ResolvedSource>, InputError> {
+        let id = self.runnable(who, product)?;
+        let latest = self.catalog.version(who, product, "latest").await?;
+        let descriptor = latest.descriptor.unwrap_or_default();
+        let mut out = Vec::new();
+        for cp in descriptor["customProperties"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if cp["property"] != mesh_model::names::props::SOURCES {
+                continue;
+            }
+            for source in cp["value"].as_array().into_iter().flatten() {
+                let field = |k: &str| source[k].as_str().map(str::to_owned);
+                let name = field("name").unwrap_or_default();
+                let bad = |reason: &str| InputError::BadSource {
+                    source_name: name.clone(),
+                    product: id.to_string(),
+                    reason: reason.to_owned(),
+                };
+                let Some(path) = field("path") else {
+                    return Err(bad("no `path`"));
+                };
+                let external = path.contains("://") || path.starts_with('/');
+                let (location, location_url) = if external {
+                    match self
+                        .catalog
+                        .source_location(id.as_str(), id.domain(), &name, &path)
+                        .await
+                    {
+                        Ok(l) => (Some(l.name), Some(l.url)),
+                        Err(e) => {
+                            let denied = DeniedRead {
+                                table: path.clone(),
+                                by: ReadBy::Pipeline {
+                                    input: name.clone(),
+                                },
+                            };
+                            self.catalog
+                                .record_denied_reads(id.as_str(), &[denied])
+                                .await?;
+                            return Err(e.into());
+                        }
+                    }
+                } else {
+                    if path
+                        .split(['/', '\\'])
+                        .any(|part| part == ".." || part.contains(':'))
+                    {
+                        return Err(bad(
+                            "a relative path stays in the product's folder (no `..`); data elsewhere is read from a registered location: mesh location add NAME URL --domain DOMAIN",
+                        ));
+                    }
+                    (None, None)
+                };
+                out.push(ResolvedSource {
+                    name,
+                    path,
+                    format: field("format"),
+                    location,
+                    location_url,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// `product` as a product id, when `who` may run its pipeline (people of its domain).
+    fn runnable(&self, who: &Principal, product: &str) -> Result<ProductId, InputError> {
         let id = ProductId::parse(product).map_err(|e| InputError::BadProduct {
             product: product.to_owned(),
             reason: e.to_string(),
         })?;
-        // Only the people of a product's domain run its pipeline.
         if !who.may(Action::Publish {
             domain: id.domain(),
         }) {
@@ -153,6 +264,18 @@ impl Service {
             })
             .into());
         }
+        Ok(id)
+    }
+
+    /// The input ports of `product`'s latest published version, resolved for a run by `who`
+    /// (someone of the product's domain).
+    pub async fn pipeline_inputs(
+        &self,
+        who: &Principal,
+        product: &str,
+    ) -> Result<Vec<ResolvedInput>, InputError> {
+        // Only the people of a product's domain run its pipeline.
+        let id = self.runnable(who, product)?;
         let latest = self.catalog.version(who, product, "latest").await?;
         let descriptor = latest.descriptor.unwrap_or_default();
         let inputs = descriptor["inputPorts"]

@@ -27,7 +27,7 @@ pub mod routes;
 
 use mesh_catalog::Catalog;
 
-pub use inputs::{InputError, ResolvedInput};
+pub use inputs::{InputError, ResolvedInput, ResolvedSource};
 pub use read::{GovernedRead, ReadError, ReadPlan, ReadRequest};
 
 /// The operations every way in calls, over one catalog.

@@ -20,6 +20,7 @@ pub const ALL: &[&str] = &[
     PRODUCT_RUNS,
     PRODUCT_SNAPSHOTS,
     PRODUCT_INPUTS,
+    PRODUCT_SOURCES,
     PRODUCT_USAGE,
     CHANGELOG,
     COMPATIBILITY,
@@ -33,6 +34,8 @@ pub const ALL: &[&str] = &[
     PRINCIPAL_REVOKE,
     MASKING_KEY,
     MASKING_KEY_ROTATE,
+    LOCATIONS,
+    LOCATION,
     POLICIES,
     POLICY_SCOPE,
     POLICY_VERSIONS,
@@ -71,6 +74,7 @@ pub const RECOMMENDATIONS: &str = "/api/v1/products/{product}/recommendations";
 pub const PRODUCT_RUNS: &str = "/api/v1/products/{product}/runs";
 pub const PRODUCT_SNAPSHOTS: &str = "/api/v1/products/{product}/snapshots";
 pub const PRODUCT_INPUTS: &str = "/api/v1/products/{product}/inputs";
+pub const PRODUCT_SOURCES: &str = "/api/v1/products/{product}/sources";
 pub const PRODUCT_USAGE: &str = "/api/v1/products/{product}/usage";
 pub const CHANGELOG: &str = "/api/v1/changelog";
 pub const COMPATIBILITY: &str = "/api/v1/compatibility";
@@ -84,6 +88,8 @@ pub const TOKEN_REVOKE: &str = "/api/v1/tokens/{id}/revoke";
 pub const PRINCIPAL_REVOKE: &str = "/api/v1/principals/{principal}/revoke";
 pub const MASKING_KEY: &str = "/api/v1/masking-key";
 pub const MASKING_KEY_ROTATE: &str = "/api/v1/masking-key/rotate";
+pub const LOCATIONS: &str = "/api/v1/locations";
+pub const LOCATION: &str = "/api/v1/locations/{name}";
 pub const POLICIES: &str = "/api/v1/policies";
 pub const POLICY_SCOPE: &str = "/api/v1/policies/{scope}";
 pub const POLICY_VERSIONS: &str = "/api/v1/policies/{scope}/versions";

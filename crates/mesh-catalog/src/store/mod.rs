@@ -150,6 +150,13 @@ pub trait Tx: Send {
     /// Marks every live token of a principal revoked; how many.
     async fn revoke_tokens_of(&mut self, principal: &str, at: &str) -> StoreResult<u64>;
 
+    /// External locations, of one domain or all, by name.
+    async fn locations(&mut self, domain: Option<&str>) -> StoreResult<Vec<LocationRow>>;
+    /// [`StoreError::Conflict`] when the name is taken.
+    async fn insert_location(&mut self, row: &LocationRow) -> StoreResult<()>;
+    /// Removes a location; the removed row.
+    async fn delete_location(&mut self, name: &str) -> StoreResult<Option<LocationRow>>;
+
     /// The deployment's masking key, when one was made.
     async fn masking_key(&mut self) -> StoreResult<Option<MaskingKeyRow>>;
     /// Stores the masking key: only when there is none (`replace` false; false when one was
@@ -592,6 +599,16 @@ pub struct TokenRow {
     /// The roles it was issued with, JSON `[["role", "domain"], ...]`; `None` for tokens issued
     /// before scopes (every role of the principal).
     pub scope: Option<String>,
+}
+
+/// An external location a domain's sources may read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocationRow {
+    pub name: String,
+    pub url: String,
+    pub domain: String,
+    pub created_at: String,
+    pub created_by: String,
 }
 
 /// The deployment's masking key (64 hex digits) and when and by whom it was made.

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use super::{
-    Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow,
+    Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, LocationRow,
     MaskingKeyRow, NewEvent, ObservationRow, ObservationStats, PolicyBundleRow, PortRow,
     ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError,
     StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow, ViolationRow,
@@ -764,6 +764,58 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn locations(&mut self, domain: Option<&str>) -> StoreResult<Vec<LocationRow>> {
+                let rows = sqlx::query(
+                    "SELECT name, url, domain, created_at, created_by FROM locations \
+                     WHERE ($1 IS NULL OR domain = $1) ORDER BY name",
+                )
+                .bind(domain)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(LocationRow {
+                            name: r.try_get("name")?,
+                            url: r.try_get("url")?,
+                            domain: r.try_get("domain")?,
+                            created_at: r.try_get("created_at")?,
+                            created_by: r.try_get("created_by")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_location(&mut self, row: &LocationRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO locations (name, url, domain, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&row.name)
+                .bind(&row.url)
+                .bind(&row.domain)
+                .bind(&row.created_at)
+                .bind(&row.created_by)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("location exists"))?;
+                Ok(())
+            }
+
+            async fn delete_location(&mut self, name: &str) -> StoreResult<Option<LocationRow>> {
+                let found = self
+                    .locations(None)
+                    .await?
+                    .into_iter()
+                    .find(|l| l.name == name);
+                if found.is_some() {
+                    sqlx::query("DELETE FROM locations WHERE name = $1")
+                        .bind(name)
+                        .execute(&mut *self.tx)
+                        .await?;
+                }
+                Ok(found)
             }
 
             async fn masking_key(&mut self) -> StoreResult<Option<MaskingKeyRow>> {

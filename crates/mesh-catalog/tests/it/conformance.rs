@@ -932,8 +932,8 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog(t: TestStore) {
         "{name}"
     );
     assert_eq!(
-        v1.tests, 29,
-        "{name}: the pack's 28 tests and the domain's one"
+        v1.tests, 32,
+        "{name}: the pack's 31 tests and the domain's one"
     );
     assert!(
         v1.policies
@@ -2267,3 +2267,150 @@ async fn hole_9_readable_ports_see_every_grant(t: TestStore) {
 }
 
 on_every_backend!(hole_9_readable_ports_see_every_grant);
+
+/// Hole 2 of issue 18: external locations. Only admins register one, for one domain; never
+/// managed storage or a folder around it; the standard policies judge the scheme; a source is
+/// allowed only under a location of its own domain; every change is audited.
+async fn hole_2_sources_read_only_their_domains_locations(t: TestStore) {
+    use mesh_catalog::locations::{LocationError, NewLocation};
+    use mesh_policy::standard;
+    let name = t.name;
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock())
+        .with_storage("/srv/mesh/data/")
+        .with_policies(standard())
+        .unwrap();
+    let who = admin();
+    let sales_owner = principal(&catalog, "frank", Role::Owner, Some("sales")).await;
+    let hr_owner = principal(&catalog, "dave", Role::Owner, Some("hr")).await;
+    let new = |name: &str, url: &str, domain: &str| NewLocation {
+        name: name.into(),
+        url: url.into(),
+        domain: domain.into(),
+    };
+    let landing = new("landing", "S3://raw/sales/", "Sales");
+    assert!(
+        matches!(
+            catalog.add_location(&sales_owner, &landing).await,
+            Err(LocationError::Denied(_))
+        ),
+        "{name}: a domain's owner registers no location"
+    );
+    let added = catalog.add_location(&who, &landing).await.unwrap();
+    assert_eq!(
+        (added.url.as_str(), added.domain.as_str()),
+        ("s3://raw/sales", "sales"),
+        "{name}"
+    );
+    assert!(
+        is(
+            &catalog.add_location(&who, &landing).await,
+            ErrorCode::Lifecycle
+        ),
+        "{name}: names are unique"
+    );
+    for (url, code) in [
+        ("/srv/mesh/data/hr/people", ErrorCode::BadRequest),
+        ("file:///srv/mesh", ErrorCode::BadRequest),
+        ("/srv/../mesh/data", ErrorCode::BadRequest),
+        ("relative/folder", ErrorCode::BadRequest),
+        ("http://intranet/exports", ErrorCode::Policy),
+    ] {
+        let result = catalog.add_location(&who, &new("x", url, "sales")).await;
+        assert!(is(&result, code), "{name}: {url}: {result:?}");
+    }
+    assert!(
+        is(
+            &catalog
+                .add_location(&who, &new("bad name!", "s3://b", "sales"))
+                .await,
+            ErrorCode::BadRequest
+        ),
+        "{name}"
+    );
+    catalog
+        .add_location(&who, &new("people", "/srv/hr-exports", "hr"))
+        .await
+        .unwrap();
+
+    // Each domain sees its own; admins every one.
+    let names = |v: Vec<mesh_catalog::locations::LocationView>| {
+        v.into_iter().map(|l| l.name).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(catalog.locations(&sales_owner).await.unwrap()),
+        ["landing"],
+        "{name}"
+    );
+    assert_eq!(
+        names(catalog.locations(&who).await.unwrap()).len(),
+        2,
+        "{name}"
+    );
+
+    // A source is allowed under its own domain's location, never another's or managed storage.
+    let source = |domain: &'static str, url: &'static str| {
+        let catalog = &catalog;
+        async move {
+            catalog
+                .source_location(&format!("{domain}.p"), domain, "raw", url)
+                .await
+        }
+    };
+    assert_eq!(
+        source("sales", "s3://raw/sales/2026/orders.parquet")
+            .await
+            .unwrap()
+            .name,
+        "landing",
+        "{name}"
+    );
+    for (domain, url) in [
+        ("sales", "s3://raw/salesforce/x.csv"),
+        ("sales", "/srv/hr-exports/people.csv"),
+        ("hr", "s3://raw/sales/orders.csv"),
+        ("sales", "/srv/mesh/data/hr/people/people/v1"),
+        ("sales", "s3://raw/sales/../hr/x.csv"),
+    ] {
+        let result = source(domain, url).await;
+        assert!(
+            matches!(result, Err(LocationError::Unregistered { .. })),
+            "{name}: {domain} reads {url}: {result:?}"
+        );
+    }
+    assert!(
+        matches!(
+            catalog.remove_location(&hr_owner, "people").await,
+            Err(LocationError::Denied(_))
+        ),
+        "{name}"
+    );
+    catalog.remove_location(&who, "people").await.unwrap();
+    assert!(
+        source("hr", "/srv/hr-exports/people.csv").await.is_err(),
+        "{name}: a removed location allows nothing"
+    );
+    assert!(
+        is(
+            &catalog.remove_location(&who, "people").await,
+            ErrorCode::NotFound
+        ),
+        "{name}"
+    );
+    let events = catalog.events(&who, 0, 100, None).await.unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("location."))
+        .map(|e| (e.kind.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("location.added", "landing"),
+            ("location.added", "people"),
+            ("location.removed", "people")
+        ],
+        "{name}"
+    );
+}
+
+on_every_backend!(hole_2_sources_read_only_their_domains_locations);

@@ -8,6 +8,7 @@ pub(crate) mod init;
 pub(crate) mod lifecycle;
 pub(crate) mod lineage;
 pub(crate) mod lint;
+pub(crate) mod location;
 pub(crate) mod masking_key;
 pub(crate) mod new;
 pub(crate) mod policy;

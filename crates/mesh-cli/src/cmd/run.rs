@@ -15,6 +15,7 @@ use mesh_engine::mask::Mask;
 use mesh_engine::pipeline::{self, Begun, Input, Ledger, OpenRun, RunEnd, RunPlan};
 use mesh_model::names::props;
 use mesh_model::source::Node;
+use mesh_service::ResolvedSource;
 
 use crate::client::{Client, Failure};
 use crate::files::load_bundle;
@@ -240,10 +241,15 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot read {}", transform_path.display()))?;
     let partition_by = partitions(&contract);
 
-    let mut inputs = sources(&product, &args.dir)?;
-
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
+        // What the sources read: the published version's, each in the product folder or under a
+        // location registered for the domain (never another domain's tables).
+        let allowed = client
+            .pipeline_sources(&id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut inputs = sources(allowed, &args.dir)?;
         // What each input port reads, and which columns: decided by the catalog's one rule on
         // reads (another domain's port only through a grant to this product), locally or by the
         // server.
@@ -390,44 +396,59 @@ fn partitions(contract: &mesh_model::odcs::Contract) -> Vec<String> {
     keyed.into_iter().map(|(_, n)| n).collect()
 }
 
-/// A source product's external data: the `sources` custom property, paths relative to the
-/// product folder.
-fn sources(product: &Node, dir: &Path) -> anyhow::Result<Vec<Input>> {
+/// A product's sources as the catalog allowed them (from its published version): a relative
+/// path must stay in the product folder once links are resolved, and an absolute one under the
+/// registered location the catalog found it under.
+fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input>> {
+    let root = std::fs::canonicalize(dir)
+        .with_context(|| format!("cannot open the product folder {}", dir.display()))?;
     let mut out = Vec::new();
-    for cp in product
-        .get("customProperties")
-        .and_then(Node::as_seq)
-        .unwrap_or_default()
-    {
-        if cp.get("property").and_then(Node::as_str) != Some(props::SOURCES) {
-            continue;
-        }
-        for source in cp.get("value").and_then(Node::as_seq).unwrap_or_default() {
-            let field = |k: &str| source.get(k).and_then(Node::as_str);
-            let name = field("name").context("a source has no `name`")?;
-            let path = field("path").with_context(|| format!("source `{name}` has no `path`"))?;
-            // Absolute, so the run records (and OpenLineage names) where the data really is.
-            let path = if path.contains("://") || Path::new(path).is_absolute() {
-                path.to_owned()
-            } else {
-                let joined = dir.join(path);
-                std::fs::canonicalize(&joined)
-                    .unwrap_or(joined)
-                    .display()
-                    .to_string()
-            };
-            out.push(Input {
-                name: name.to_owned(),
-                product: None,
-                contract: None,
-                location: Location::from_path(&path, field("format"))?,
-                delta_version: None,
-                columns: None,
-                masks: Vec::new(),
-                mask: Mask::Null,
-                keys: Default::default(),
-            });
-        }
+    for source in allowed {
+        // Absolute, so the run records (and OpenLineage names) where the data really is.
+        let local = source.path.strip_prefix("file://").unwrap_or(&source.path);
+        let path = match (&source.location_url, local.contains("://")) {
+            (_, true) => source.path.clone(),
+            (Some(location), false) => {
+                // A folder under a location could hold a link to anywhere: check where it leads.
+                let real = std::fs::canonicalize(local)
+                    .with_context(|| format!("source `{}`: cannot read {local}", source.name))?;
+                let real_url = format!("file://{}", real.display());
+                if !mesh_catalog::locations::under(&real_url, location) {
+                    bail!(
+                        "source `{}` leads to {}, outside location `{}` ({location}); a platform admin registers locations with: mesh location add NAME URL --domain DOMAIN",
+                        source.name,
+                        real.display(),
+                        source.location.as_deref().unwrap_or_default(),
+                    );
+                }
+                real.display().to_string()
+            }
+            (None, false) => {
+                let joined = root.join(&source.path);
+                let real = std::fs::canonicalize(&joined).with_context(|| {
+                    format!("source `{}`: cannot read {}", source.name, joined.display())
+                })?;
+                if !real.starts_with(&root) {
+                    bail!(
+                        "source `{}` leads to {}, outside the product folder; data elsewhere is read from a registered location: mesh location add NAME URL --domain DOMAIN",
+                        source.name,
+                        real.display()
+                    );
+                }
+                real.display().to_string()
+            }
+        };
+        out.push(Input {
+            name: source.name,
+            product: None,
+            contract: None,
+            location: Location::from_path(&path, source.format.as_deref())?,
+            delta_version: None,
+            columns: None,
+            masks: Vec::new(),
+            mask: Mask::Null,
+            keys: Default::default(),
+        });
     }
     Ok(out)
 }

@@ -205,3 +205,17 @@ test_asking_for_everything_sensitive_warns if {
 	count(data.mesh.standard.access_least_privilege.warn) == 0 with input as access_ask(["amount"], "Churn model of the loyalty programme.", [])
 	count(data.mesh.standard.access_least_privilege.warn) == 0 with input as access_ask([], "Revenue per segment.", [])
 }
+
+location(url, scheme) := {"location": {"name": "landing", "url": url, "scheme": scheme, "domain": "sales"}, "context": {"storage": "s3://platform/data"}}
+
+test_location_scheme_accepts_object_stores if {
+	count(data.mesh.standard.location_scheme.deny) == 0 with input as location("s3://sales-landing/in", "s3")
+}
+
+test_location_scheme_refuses_http if {
+	count(data.mesh.standard.location_scheme.deny) == 1 with input as location("https://example.com/x", "https")
+}
+
+test_location_scheme_refuses_climbing if {
+	count(data.mesh.standard.location_scheme.deny) == 1 with input as location("file:///srv/landing/../data", "file")
+}

@@ -472,6 +472,36 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/products/{product}/sources",
+            allowed: Allowed::SalesPublishers,
+            request: |_, _| ("/api/v1/products/sales.c0/sources".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/locations",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/locations".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/locations",
+            allowed: Allowed::Admins,
+            request: |i, _| {
+                let body = serde_json::json!({
+                    "name": format!("new{i}"), "url": format!("s3://landing/new{i}"),
+                    "domain": "sales",
+                });
+                ("/api/v1/locations".into(), Some(body))
+            },
+        },
+        Endpoint {
+            method: "DELETE",
+            template: "/api/v1/locations/{name}",
+            allowed: Allowed::Admins,
+            request: |i, _| (format!("/api/v1/locations/old{i}"), None),
+        },
+        Endpoint {
+            method: "GET",
             template: "/metrics",
             allowed: Allowed::Readers,
             request: |_, _| ("/metrics".into(), None),
@@ -642,6 +672,14 @@ async fn seed(h: &Harness) -> Vec<String> {
         }
     }
     victims.extend(granted);
+    for i in 0..6 {
+        let old = mesh_catalog::locations::NewLocation {
+            name: format!("old{i}"),
+            url: format!("s3://landing/old{i}"),
+            domain: "sales".into(),
+        };
+        h.catalog.add_location(&admin, &old).await.unwrap();
+    }
     h.clock
         .set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
     victims
