@@ -17,11 +17,11 @@ pub(crate) struct Args {
     listen: SocketAddr,
 
     /// Queries (`POST /api/v1/query`) each consumer may run per minute, on average.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, env = "MESH_QUERIES_PER_MINUTE")]
     queries_per_minute: u32,
 
     /// How many queries a consumer may run at once before the per-minute rate applies.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, env = "MESH_QUERY_BURST")]
     query_burst: u32,
 
     /// Also POST every access request, decision and revocation as JSON to this URL (the
@@ -29,7 +29,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "URL", env = "MESH_ACCESS_WEBHOOK")]
     access_webhook: Option<String>,
     /// Seconds one query may run before it is stopped.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    #[arg(
+        long,
+        default_value_t = 60.0,
+        value_name = "SECONDS",
+        env = "MESH_QUERY_TIMEOUT"
+    )]
     query_timeout: f64,
 
     /// Seconds between SLA monitor passes (probe every served snapshot, evaluate every

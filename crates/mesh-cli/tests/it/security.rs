@@ -532,3 +532,314 @@ fn hole_2_a_source_reads_only_registered_locations() {
         stderr(&out)
     );
 }
+
+/// A reader's two ways in over the network, as `token`: the HTTP query API (status, body) and
+/// Arrow Flight SQL (rows as JSON, or the error).
+struct Wire {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl Wire {
+    fn new(url: &str) -> Wire {
+        Wire {
+            url: url.to_owned(),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// `POST /api/v1/query`: (status, body as text).
+    fn http(&self, token: &str, sql: &str) -> (u16, String) {
+        let request = self
+            .http
+            .post(format!("{}/api/v1/query", self.url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "sql": sql }));
+        self.runtime.block_on(async {
+            let answer = request.send().await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        })
+    }
+
+    /// The rows of a read over HTTP that must succeed.
+    fn rows(&self, token: &str, sql: &str) -> Vec<serde_json::Value> {
+        let (status, body) = self.http(token, sql);
+        assert_eq!(status, 200, "{sql}: {body}");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        doc["rows"].as_array().unwrap().clone()
+    }
+
+    /// A statement over Flight SQL (GetFlightInfo, then DoGet of every endpoint): the rows, or
+    /// the error's text (with its gRPC code).
+    fn flight(&self, token: &str, sql: &str) -> Result<Vec<serde_json::Value>, String> {
+        use arrow_flight::sql::client::FlightSqlServiceClient;
+        use futures::TryStreamExt;
+        self.runtime.block_on(async {
+            let channel = tonic::transport::Endpoint::from_shared(self.url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut client = FlightSqlServiceClient::new(channel);
+            client.set_token(token.to_owned());
+            let info = client
+                .execute(sql.to_owned(), None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut batches = Vec::new();
+            for endpoint in info.endpoint {
+                let stream = client
+                    .do_get(endpoint.ticket.unwrap())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                batches.extend(
+                    stream
+                        .try_collect::<Vec<mesh_engine::query::RecordBatch>>()
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            Ok(mesh_engine::query::json_rows(&batches).unwrap())
+        })
+    }
+}
+
+/// Whether a Flight SQL error is the server's fault (or the server is gone), not the client's.
+fn server_side(error: &str) -> bool {
+    [
+        "Internal error",
+        "Unknown error",
+        "transport error",
+        "Unavailable",
+    ]
+    .iter()
+    .any(|code| error.contains(code))
+}
+
+/// Asks for `ecommerce.orders.orders` as `analyst` and has `owner` approve `columns`.
+fn grant(ws: &Path, analyst: &str, owner: &str, columns: &str) {
+    let access = |token: &str, args: &[&str]| {
+        let mut all = vec!["access"];
+        all.extend_from_slice(args);
+        all.extend(["--token", token, "--output", "json"]);
+        let out = mesh(ws, &all);
+        assert_eq!(code(&out), 0, "{all:?}\n{}{}", stdout(&out), stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap()
+    };
+    let request = access(
+        analyst,
+        &[
+            "request",
+            "ecommerce.orders.orders",
+            "--purpose",
+            "Customer lifetime value per segment.",
+        ],
+    );
+    access(
+        owner,
+        &[
+            "approve",
+            request["id"].as_str().unwrap(),
+            "--columns",
+            columns,
+        ],
+    );
+}
+
+/// The attacks that held before issue 18, tried at both network ways in so that they keep
+/// holding: another domain's table by every spelling (quoted, upper-case, three-part, bare),
+/// through CTEs, unions and subqueries; the catalog's own tables; files and folders as tables
+/// and table functions; DDL, DML and settings; EXPLAIN; several statements. Then, granted the port without its e-mail column, the e-mail stays hidden through
+/// expressions, filters, joins, GROUP BY and aggregates. Revoked and expired tokens read nothing.
+/// No answer is a server error, and no answer holds an e-mail.
+#[test]
+fn attacks_that_already_hold_keep_holding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let (analyst, owner) = crate::access::orders_with_email(ws);
+    let server = crate::serve(ws, &[("MESH_QUERY_BURST", "1000")]);
+    let wire = Wire::new(&server.url);
+    let table = std::fs::canonicalize(ws.join(".mesh/data/ecommerce/orders/orders/v0"))
+        .unwrap()
+        .display()
+        .to_string();
+    let file = fs::read_dir(&table)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path().display().to_string())
+        .find(|p| p.ends_with(".parquet"))
+        .unwrap();
+    let leaks = |text: &str| text.contains("@mail.example");
+
+    // Without a grant: every way of naming e-commerce's data, or reaching past the catalog.
+    let refused = [
+        "SELECT * FROM ecommerce.orders".to_owned(),
+        "SELECT * FROM \"ecommerce\".\"orders\"".to_owned(),
+        "SELECT * FROM ECOMMERCE.ORDERS".to_owned(),
+        "SELECT * FROM mesh.ecommerce.orders".to_owned(),
+        "SELECT * FROM \"mesh\".\"ecommerce\".\"orders\"".to_owned(),
+        "SELECT * FROM orders".to_owned(),
+        "SELECT * FROM ecommerce.orders__v1".to_owned(),
+        "WITH o AS (SELECT * FROM ecommerce.orders) SELECT * FROM o".to_owned(),
+        "SELECT 1 AS n UNION ALL SELECT COUNT(*) FROM ecommerce.orders".to_owned(),
+        "SELECT (SELECT MAX(email) FROM ecommerce.orders) AS m".to_owned(),
+        "SELECT 1 AS n WHERE EXISTS (SELECT 1 FROM ecommerce.orders WHERE email LIKE 'o1%')"
+            .to_owned(),
+        "SELECT * FROM information_schema.tables".to_owned(),
+        "SELECT * FROM information_schema.columns".to_owned(),
+        "SHOW TABLES".to_owned(),
+        "SHOW COLUMNS FROM ecommerce.orders".to_owned(),
+        format!("SELECT * FROM '{table}'"),
+        format!("SELECT * FROM '{file}'"),
+        format!("SELECT * FROM read_parquet('{file}')"),
+        format!("SELECT * FROM read_csv('{file}')"),
+        format!("CREATE EXTERNAL TABLE stolen STORED AS PARQUET LOCATION '{table}'"),
+        "CREATE TABLE t AS SELECT 1 AS one".to_owned(),
+        "CREATE VIEW v AS SELECT * FROM ecommerce.orders".to_owned(),
+        "INSERT INTO ecommerce.orders VALUES ('x', 'x@mail.example', 1.0)".to_owned(),
+        "UPDATE ecommerce.orders SET amount = 0".to_owned(),
+        "DELETE FROM ecommerce.orders".to_owned(),
+        "DROP TABLE ecommerce.orders".to_owned(),
+        "COPY (SELECT * FROM ecommerce.orders) TO '/tmp/stolen.csv'".to_owned(),
+        "SET datafusion.catalog.information_schema = true".to_owned(),
+        "EXPLAIN SELECT * FROM ecommerce.orders".to_owned(),
+        "EXPLAIN ANALYZE SELECT email FROM ecommerce.orders".to_owned(),
+        "SELECT 1; SELECT * FROM ecommerce.orders".to_owned(),
+        "SELEC * FRM".to_owned(),
+        String::new(),
+    ];
+    for sql in &refused {
+        let shown = &sql[..sql.len().min(80)];
+        let (status, body) = wire.http(&analyst, sql);
+        assert!(
+            (400..500).contains(&status),
+            "HTTP {shown}: {status} {body}"
+        );
+        assert!(!leaks(&body), "HTTP {shown}: {body}");
+        let problem: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("HTTP {shown}: not a problem document ({e}): {body}"));
+        assert_eq!(problem["status"], status, "{shown}: {body}");
+        let e = wire
+            .flight(&analyst, sql)
+            .expect_err(&format!("Flight SQL {shown} is refused"));
+        assert!(!leaks(&e), "Flight SQL {shown}: {e}");
+        assert!(
+            !server_side(&e),
+            "Flight SQL {shown}: a client error, not {e}"
+        );
+    }
+    // The server is still there, and reads what is the analyst's to read.
+    assert_eq!(wire.rows(&analyst, "SELECT 1 AS one").len(), 1);
+    assert!(
+        !fs::exists("/tmp/stolen.csv").unwrap_or(false),
+        "COPY wrote nothing"
+    );
+
+    // Granted every column but the e-mail: what the port hides stays hidden however it is
+    // reached.
+    grant(ws, &analyst, &owner, "orders_id,label,amount,updated_at");
+    for sql in [
+        "SELECT * FROM ecommerce.orders",
+        "SELECT * FROM \"ecommerce\".\"orders\"",
+        "SELECT * FROM mesh.ecommerce.orders",
+        "SELECT email FROM ecommerce.orders UNION ALL SELECT email FROM mesh.ecommerce.orders",
+        "WITH o AS (SELECT * FROM ecommerce.orders) SELECT email FROM o",
+        "SELECT s.email FROM (SELECT * FROM ecommerce.orders) AS s",
+        "SELECT upper(email) AS u, lower(email) AS l, substr(email, 1, 3) AS s, \
+         email || '' AS c, concat(email, '') AS d, CAST(email AS BYTEA) AS b, \
+         length(email) AS n, md5(email) AS h, regexp_replace(email, 'x', 'y') AS r \
+         FROM ecommerce.orders",
+        "SELECT CASE WHEN email LIKE 'o1%' THEN 'yes' ELSE 'no' END AS hit, \
+         coalesce(email, 'none') AS e FROM ecommerce.orders",
+        "SELECT a.orders_id, b.email FROM ecommerce.orders a \
+         LEFT JOIN ecommerce.orders b ON a.email = b.email",
+        "SELECT email, COUNT(*) AS n FROM ecommerce.orders GROUP BY email",
+        "SELECT MAX(email) AS hi, MIN(email) AS lo, string_agg(email, ',') AS all_of_them, \
+         array_agg(email) AS list, COUNT(DISTINCT email) AS distinct_emails \
+         FROM ecommerce.orders",
+        "SELECT COUNT(*) AS n FROM ecommerce.orders WHERE email LIKE '%@mail.example'",
+        "SELECT orders_id FROM ecommerce.orders WHERE email = concat(orders_id, '@mail.example')",
+    ] {
+        let (status, body) = wire.http(&analyst, sql);
+        assert_eq!(status, 200, "HTTP {sql}: {body}");
+        assert!(!leaks(&body), "HTTP {sql}: {body}");
+        let rows = wire
+            .flight(&analyst, sql)
+            .unwrap_or_else(|e| panic!("Flight SQL {sql}: {e}"));
+        assert!(!leaks(&serde_json::to_string(&rows).unwrap()), "{sql}");
+    }
+    // What a guess can tell: nothing (the e-mail is null to the analyst, so nothing matches).
+    let one = |sql: &str| wire.rows(&analyst, sql)[0].clone();
+    assert_eq!(
+        one("SELECT COUNT(*) AS n FROM ecommerce.orders WHERE email LIKE '%@mail.example'")["n"],
+        0
+    );
+    assert_eq!(
+        one("SELECT COUNT(DISTINCT email) AS n FROM ecommerce.orders")["n"],
+        0
+    );
+    assert_eq!(
+        wire.rows(
+            &analyst,
+            "SELECT email, COUNT(*) AS n FROM ecommerce.orders GROUP BY email"
+        )
+        .len(),
+        1,
+        "one group: the e-mail is the same (null) in every row"
+    );
+    assert_eq!(
+        wire.rows(
+            &analyst,
+            "SELECT a.orders_id FROM ecommerce.orders a JOIN ecommerce.orders b ON a.email = b.email"
+        )
+        .len(),
+        0
+    );
+    assert!(
+        !wire
+            .rows(&analyst, "SELECT * FROM ecommerce.orders")
+            .is_empty(),
+        "the granted columns are there"
+    );
+    // The grant is to read: writing is still refused.
+    for sql in [
+        "INSERT INTO ecommerce.orders SELECT * FROM ecommerce.orders",
+        "DELETE FROM ecommerce.orders",
+    ] {
+        let (status, body) = wire.http(&analyst, sql);
+        assert!((400..500).contains(&status), "{sql}: {status} {body}");
+    }
+
+    // Credentials: revoked and expired tokens read nothing, on either way in.
+    let token = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let expired = token(&[
+        "token",
+        "create",
+        "eve",
+        "--role",
+        "admin",
+        "--expires",
+        "2020-01-01",
+    ]);
+    let revoked = token(&["token", "create", "mallory", "--role", "admin"]);
+    assert_eq!(wire.http(&revoked, "SELECT 1 AS one").0, 200);
+    let out = mesh(ws, &["token", "revoke", "--principal", "mallory"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for (who, credential) in [("expired", &expired), ("revoked", &revoked)] {
+        let (status, body) = wire.http(credential, "SELECT * FROM ecommerce.orders");
+        assert_eq!(status, 401, "{who}: {body}");
+        let e = wire
+            .flight(credential, "SELECT * FROM ecommerce.orders")
+            .expect_err(who);
+        assert!(e.to_lowercase().contains("unauthenticated"), "{who}: {e}");
+    }
+}
