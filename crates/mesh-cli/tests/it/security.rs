@@ -843,3 +843,130 @@ fn attacks_that_already_hold_keep_holding() {
         assert!(e.to_lowercase().contains("unauthenticated"), "{who}: {e}");
     }
 }
+
+/// Found while writing the suite above: a reader granted the port without its `hash`-masked
+/// e-mail asked for `EXPLAIN SELECT email ...`. The plan printed the masking expression, whose
+/// HMAC pads are the deployment's masking key XOR 0x36 and 0x5c — the key, in 128 hex digits,
+/// and with it the dictionary attack keyed masking exists to stop. No answer to a reader,
+/// success or error, shows a plan's masking literals.
+#[test]
+fn explain_never_shows_the_masking_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let (analyst, owner) = crate::access::orders_with_email_masked(ws, Some("hash"));
+    let server = crate::serve(ws, &[("MESH_QUERY_BURST", "1000")]);
+    let wire = Wire::new(&server.url);
+    grant(ws, &analyst, &owner, "orders_id,label,amount,updated_at");
+    let hashed = wire.rows(&analyst, "SELECT email FROM ecommerce.orders");
+    assert!(
+        hashed
+            .iter()
+            .all(|r| r["email"].as_str().is_some_and(|h| h.len() == 64)),
+        "the e-mail is hashed: {hashed:?}"
+    );
+    let key_material = regex::Regex::new("[0-9a-fA-F]{128}").unwrap();
+    for sql in [
+        "EXPLAIN SELECT email FROM ecommerce.orders",
+        "EXPLAIN VERBOSE SELECT * FROM ecommerce.orders",
+        "EXPLAIN ANALYZE SELECT email FROM ecommerce.orders",
+        "EXPLAIN FORMAT INDENT SELECT upper(email) FROM ecommerce.orders",
+        "SELECT email + 1 FROM ecommerce.orders",
+        "SELECT CAST(email AS INT) FROM ecommerce.orders",
+        "SELECT email FROM ecommerce.orders WHERE email = 1",
+    ] {
+        let (status, body) = wire.http(&analyst, sql);
+        assert!(status < 500, "HTTP {sql}: {status} {body}");
+        assert!(
+            !key_material.is_match(&body),
+            "HTTP {sql} shows the masking key's pads: {body}"
+        );
+        let answer = match wire.flight(&analyst, sql) {
+            Ok(rows) => serde_json::to_string(&rows).unwrap(),
+            Err(e) => e,
+        };
+        assert!(
+            !key_material.is_match(&answer),
+            "Flight SQL {sql} shows the masking key's pads: {answer}"
+        );
+    }
+}
+
+/// Found while writing the suite above: `SELECT 1 AS n UNION ALL SELECT 1 AS n ...` 2,000 times
+/// (46 KB) overflowed a server thread's stack while the statement was planned, and the whole
+/// server aborted — one small request by any reader took it down for everyone. Statements too
+/// deep to plan safely are refused with a 400 that says so; statements of a normal size, even
+/// long ones, are read; and whatever is sent, the server stays up.
+#[test]
+fn one_huge_or_deep_statement_never_takes_the_server_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let (analyst, _) = crate::access::orders_with_email(ws);
+    let server = crate::serve(ws, &[("MESH_QUERY_BURST", "1000")]);
+    let wire = Wire::new(&server.url);
+    let chain =
+        |head: &str, link: &str, n: usize, tail: &str| format!("{head}{}{tail}", link.repeat(n));
+    let alive = |after: &str| {
+        let (status, body) = wire.http(&analyst, "SELECT 1 AS one");
+        assert_eq!(status, 200, "the server is gone after {after}: {body}");
+    };
+    // Long, but what a generated query may hold: read.
+    for sql in [
+        chain("SELECT 1 AS n", " UNION ALL SELECT 1 AS n", 200, ""),
+        chain("SELECT 1 AS n WHERE ", "1 = 1 AND ", 300, "1 = 1"),
+        chain("SELECT 1", " + 1", 300, " AS n"),
+        chain("SELECT 1 AS n WHERE 1 IN (", "1, ", 20_000, "1)"),
+    ] {
+        let shown = &sql[..60];
+        let (status, body) = wire.http(&analyst, &sql);
+        assert_eq!(status, 200, "{shown}...: {body}");
+    }
+    // Too deep to plan: refused, and the server stays up.
+    for (what, sql) in [
+        (
+            "20,000 UNIONs",
+            chain("SELECT 1 AS n", " UNION ALL SELECT 1 AS n", 20_000, ""),
+        ),
+        (
+            "50,000 additions",
+            chain("SELECT 1", " + 1", 50_000, " AS n"),
+        ),
+        (
+            "20,000 ANDs",
+            chain("SELECT 1 AS n WHERE ", "1 = 1 AND ", 20_000, "1 = 1"),
+        ),
+        (
+            "20,000 casts",
+            chain("SELECT 1", "::BIGINT", 20_000, " AS n"),
+        ),
+        (
+            "5,000 joins",
+            chain(
+                "SELECT 1 AS n FROM (VALUES (1)) t",
+                " JOIN (VALUES (1)) u ON true",
+                5_000,
+                "",
+            ),
+        ),
+        (
+            "5,000 parentheses",
+            format!("SELECT {}1{} AS n", "(".repeat(5_000), ")".repeat(5_000)),
+        ),
+        (
+            "2,000 nested subqueries",
+            format!(
+                "SELECT * FROM {}SELECT 1 AS n{}",
+                "(".repeat(2_000),
+                ") s".repeat(2_000)
+            ),
+        ),
+    ] {
+        let (status, body) = wire.http(&analyst, &sql);
+        assert!((400..500).contains(&status), "{what}: {status} {body}");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["status"], status, "{what}: {body}");
+        alive(what);
+        let e = wire.flight(&analyst, &sql).expect_err(what);
+        assert!(!server_side(&e), "Flight SQL {what}: {e}");
+        alive(what);
+    }
+}
