@@ -177,6 +177,9 @@ fn main() -> ExitCode {
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Planning SQL recurses over the statement's tree: room for the deepest one a governed
+        // read takes (mesh_engine::query::MAX_SQL_OPERATORS) in debug builds too, with margin.
+        .thread_stack_size(8 << 20)
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
 }

@@ -122,12 +122,77 @@ impl From<DeltaError> for QueryError {
 pub fn is_storage_error(e: &datafusion::error::DataFusionError) -> bool {
     use datafusion::arrow::error::ArrowError;
     use datafusion::error::DataFusionError as E;
+    use datafusion::parquet::errors::ParquetError;
     match e.find_root() {
-        E::ObjectStore(_) | E::IoError(_) | E::ParquetError(_) | E::External(_) => true,
+        // A filter pushed into the Parquet reader fails inside it: a bad cast or a division
+        // by zero there is still the query's.
+        E::ParquetError(p) => match p.as_ref() {
+            ParquetError::External(inner) => !computed(inner.as_ref()),
+            _ => true,
+        },
+        E::External(inner) => !computed(inner.as_ref()),
+        E::ObjectStore(_) | E::IoError(_) => true,
         E::ArrowError(a, _) => matches!(
             a.as_ref(),
             ArrowError::IoError(..) | ArrowError::ExternalError(_) | ArrowError::ParquetError(_)
         ),
         _ => false,
+    }
+}
+
+/// Whether `e` (wrapped by a reader) is an error of computing over the data — a cast, a division,
+/// an overflow — rather than of reading it.
+fn computed(e: &(dyn std::error::Error + 'static)) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as E;
+    if let Some(a) = e.downcast_ref::<ArrowError>() {
+        return match a {
+            ArrowError::ComputeError(_)
+            | ArrowError::CastError(_)
+            | ArrowError::DivideByZero
+            | ArrowError::ArithmeticOverflow(_)
+            | ArrowError::InvalidArgumentError(_) => true,
+            ArrowError::ExternalError(inner) => computed(inner.as_ref()),
+            _ => false,
+        };
+    }
+    if let Some(d) = e.downcast_ref::<E>() {
+        return !is_storage_error(d);
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError as E;
+    use datafusion::parquet::errors::ParquetError;
+
+    use super::*;
+
+    #[test]
+    fn a_bad_cast_inside_the_parquet_reader_is_the_querys_fault() {
+        // As the Parquet reader reports a pushed-down filter that fails.
+        let cast = ArrowError::ComputeError(
+            "Error evaluating filter predicate: ArrowError(CastError(\"Cannot cast string 'x' to value of Int64 type\"))".into(),
+        );
+        let pushed = E::ParquetError(Box::new(ParquetError::External(Box::new(cast))));
+        assert!(!is_storage_error(&pushed));
+        assert!(matches!(QueryError::of(pushed), QueryError::Invalid(_)));
+        let wrapped = E::External(Box::new(E::ArrowError(
+            Box::new(ArrowError::DivideByZero),
+            None,
+        )));
+        assert!(!is_storage_error(&wrapped));
+        // A file that is not Parquet, storage that fails: the data's.
+        let corrupt = E::ParquetError(Box::new(ParquetError::EOF("truncated".into())));
+        assert!(is_storage_error(&corrupt));
+        let gone = E::ObjectStore(Box::new(object_store::Error::NotFound {
+            path: "x".into(),
+            source: "gone".into(),
+        }));
+        assert!(is_storage_error(&gone));
+        let io = E::External(Box::new(std::io::Error::other("reset")));
+        assert!(is_storage_error(&io));
     }
 }

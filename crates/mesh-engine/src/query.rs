@@ -69,20 +69,106 @@ pub async fn session(readable: &[Readable], sql: &str) -> Result<SessionContext,
     session_with(&wanted).await
 }
 
-/// Whether `sql` is a read: one query (`SELECT`, `WITH`, `VALUES`, or `EXPLAIN` of one).
-/// Anything else — DDL, DML, `SET`, `COPY`, external tables — is refused with what it is. SQL
-/// that does not parse, or holds several statements, is left to planning, which says why.
+/// The longest statement a governed read takes, in bytes.
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// The most operators a governed read's statement may chain (binary and set operators, joins,
+/// casts, subscripts). Each one is a level of the statement's tree; the SQL parser, its span
+/// computation and the planner walk that tree recursively, and a few thousand levels overflow a
+/// thread's stack and abort the process. Parentheses are bounded by the parser (50 deep).
+pub const MAX_SQL_OPERATORS: usize = 1_000;
+
+/// Refuses a statement too big or too deep to plan safely, from its tokens alone (the tokenizer
+/// does not recurse), before anything builds its tree.
+pub fn within_limits(sql: &str) -> Result<(), QueryError> {
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword as K;
+    use datafusion::sql::sqlparser::tokenizer::{Token as T, Tokenizer};
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(QueryError::Invalid(format!(
+            "the statement is {} bytes; a governed read takes at most {MAX_SQL_BYTES}",
+            sql.len()
+        )));
+    }
+    // SQL that does not tokenize is left to the parser, which says where.
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return Ok(());
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            T::Word(w) => matches!(
+                w.keyword,
+                K::AND
+                    | K::OR
+                    | K::XOR
+                    | K::NOT
+                    | K::UNION
+                    | K::INTERSECT
+                    | K::EXCEPT
+                    | K::JOIN
+                    | K::LIKE
+                    | K::ILIKE
+                    | K::SIMILAR
+                    | K::IS
+                    | K::IN
+                    | K::BETWEEN
+                    | K::COLLATE
+                    | K::AT
+            ),
+            T::Plus
+            | T::Minus
+            | T::Mul
+            | T::Div
+            | T::DuckIntDiv
+            | T::Mod
+            | T::StringConcat
+            | T::Eq
+            | T::DoubleEq
+            | T::Neq
+            | T::Lt
+            | T::Gt
+            | T::LtEq
+            | T::GtEq
+            | T::Spaceship
+            | T::Ampersand
+            | T::Pipe
+            | T::Caret
+            | T::ShiftLeft
+            | T::ShiftRight
+            | T::DoubleColon
+            | T::LBracket
+            | T::Arrow
+            | T::LongArrow
+            | T::Tilde
+            | T::ExclamationMark => true,
+            _ => false,
+        })
+        .count();
+    if operators > MAX_SQL_OPERATORS {
+        return Err(QueryError::Invalid(format!(
+            "the statement chains {operators} operators (joins, set operations, casts and operators); a governed read takes at most {MAX_SQL_OPERATORS}: split it, or use IN lists and temporary results"
+        )));
+    }
+    Ok(())
+}
+
+fn explain_refused() -> QueryError {
+    QueryError::Invalid(
+        "`EXPLAIN` is not supported: a governed read's plan holds how columns are masked and where tables are stored; ask the owning domain or the platform team".into(),
+    )
+}
+
+/// Whether `sql` is a read: one query (`SELECT`, `WITH`, `VALUES`). Anything else — DDL, DML,
+/// `SET`, `COPY`, external tables — is refused with what it is, and so is `EXPLAIN`: a governed
+/// read's plan holds its masking (a keyed hash's pads are the masking key) and the storage
+/// paths of the tables it reads, neither of which is the reader's to see. SQL that does not
+/// parse, or holds several statements, is left to planning, which says why.
 pub fn read_only(sql: &str) -> Result<(), QueryError> {
     use datafusion::sql::parser::{DFParser, Statement as DF};
+    within_limits(sql)?;
     use datafusion::sql::sqlparser::ast::Statement as S;
     use datafusion::sql::sqlparser::dialect::GenericDialect;
-    fn query(s: &S) -> bool {
-        match s {
-            S::Query(_) => true,
-            S::Explain { statement, .. } => query(statement),
-            _ => false,
-        }
-    }
     let Ok(statements) = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) else {
         return Ok(());
     };
@@ -90,8 +176,12 @@ pub fn read_only(sql: &str) -> Result<(), QueryError> {
         return Ok(());
     };
     let read = match statement {
-        DF::Statement(s) => query(s),
-        DF::Explain(e) => matches!(&*e.statement, DF::Statement(s) if query(s)),
+        DF::Statement(s) => match &**s {
+            S::Query(_) => true,
+            S::Explain { .. } => return Err(explain_refused()),
+            _ => false,
+        },
+        DF::Explain(_) => return Err(explain_refused()),
         DF::CreateExternalTable(_) | DF::CopyTo(_) | DF::Reset(_) => false,
     };
     if read {
@@ -109,8 +199,12 @@ pub fn read_only(sql: &str) -> Result<(), QueryError> {
 }
 
 /// The tables `sql` names (see [`tables_named`]), without the table functions it calls
-/// (`generate_series(1, 10)` is not a table).
+/// (`generate_series(1, 10)` is not a table). None for a statement beyond [`within_limits`]
+/// (which [`read_only`] refuses).
 pub fn named(sql: &str) -> Vec<String> {
+    if within_limits(sql).is_err() {
+        return Vec::new();
+    }
     let ctx = bare();
     let state = ctx.state();
     let functions = state.table_functions();

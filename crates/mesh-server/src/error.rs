@@ -128,10 +128,7 @@ problems!(
     mesh_service::InputError,
 );
 
-#[allow(clippy::print_stderr)]
-pub(crate) fn log(message: &str) {
-    eprintln!("mesh serve: {message}");
-}
+pub(crate) use mesh_service::log;
 
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {

@@ -19,6 +19,7 @@
 
 pub mod inputs;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
@@ -28,6 +29,7 @@ pub mod routes;
 use mesh_catalog::Catalog;
 
 pub use inputs::{InputError, ResolvedInput, ResolvedSource};
+pub use logging::log;
 pub use read::{GovernedRead, ReadError, ReadPlan, ReadRequest};
 
 /// The operations every way in calls, over one catalog.

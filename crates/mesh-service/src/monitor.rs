@@ -12,6 +12,7 @@ use mesh_catalog::sla::{SlaError, SlaOptions, SlaReport};
 use mesh_catalog::store::{DeliveryRow, ObservationRow};
 use mesh_catalog::{Action, Catalog, Denied, Principal};
 
+use crate::logging::log;
 use crate::notify::{Sender, Webhook};
 
 /// How the monitor runs.
@@ -210,11 +211,6 @@ async fn probe(location: &str, version: i64) -> Result<i64, String> {
         .map_err(|e| e.to_string())?;
     let batches: Vec<_> = stream.try_collect().await.map_err(|e| e.to_string())?;
     Ok(batches.iter().map(|b| b.num_rows() as i64).sum())
-}
-
-#[allow(clippy::print_stderr)]
-fn log(message: &str) {
-    eprintln!("mesh serve: {message}");
 }
 
 /// A duration such as `28d`, `12h` or `90m`: at least a second, at most the 90 days

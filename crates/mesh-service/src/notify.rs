@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_catalog::Catalog;
+
+use crate::logging::log;
 use mesh_catalog::store::{DeliveryRow, StoreError};
 use serde::Serialize;
 
@@ -143,9 +145,4 @@ fn logged(result: Result<(), StoreError>) {
     if let Err(e) = result {
         log(&format!("could not log a webhook delivery: {e}"));
     }
-}
-
-#[allow(clippy::print_stderr)]
-fn log(message: &str) {
-    eprintln!("mesh: {message}");
 }

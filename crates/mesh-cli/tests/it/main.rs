@@ -226,9 +226,12 @@ pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
         .expect("mesh serve starts");
     let stderr = child.stderr.take().expect("stderr");
     let mut line = String::new();
-    std::io::BufReader::new(stderr)
+    let mut stderr = std::io::BufReader::new(stderr);
+    stderr
         .read_line(&mut line)
         .expect("mesh serve prints where it listens");
+    // The rest of what it logs is read, so that it never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
