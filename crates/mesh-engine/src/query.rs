@@ -94,6 +94,9 @@ pub fn within_limits(sql: &str) -> Result<(), QueryError> {
     let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
         return Ok(());
     };
+    // Every token that is not a name, a literal or punctuation that lists (`,`, `(`, `.`) can
+    // join what is left of it to what is right of it: counted, so that no operator — a known
+    // one or a dialect's — is left out.
     let operators = tokens
         .iter()
         .filter(|t| match t {
@@ -106,43 +109,53 @@ pub fn within_limits(sql: &str) -> Result<(), QueryError> {
                     | K::UNION
                     | K::INTERSECT
                     | K::EXCEPT
+                    | K::MINUS
                     | K::JOIN
                     | K::LIKE
                     | K::ILIKE
                     | K::SIMILAR
+                    | K::REGEXP
+                    | K::RLIKE
                     | K::IS
                     | K::IN
                     | K::BETWEEN
                     | K::COLLATE
                     | K::AT
+                    | K::OVERLAPS
+                    | K::DIV
+                    | K::OPERATOR
             ),
-            T::Plus
-            | T::Minus
-            | T::Mul
-            | T::Div
-            | T::DuckIntDiv
-            | T::Mod
-            | T::StringConcat
-            | T::Eq
-            | T::DoubleEq
-            | T::Neq
-            | T::Lt
-            | T::Gt
-            | T::LtEq
-            | T::GtEq
-            | T::Spaceship
-            | T::Ampersand
-            | T::Pipe
-            | T::Caret
-            | T::ShiftLeft
-            | T::ShiftRight
-            | T::DoubleColon
-            | T::LBracket
-            | T::Arrow
-            | T::LongArrow
-            | T::Tilde
-            | T::ExclamationMark => true,
-            _ => false,
+            T::EOF
+            | T::Number(..)
+            | T::Char(_)
+            | T::SingleQuotedString(_)
+            | T::DoubleQuotedString(_)
+            | T::TripleSingleQuotedString(_)
+            | T::TripleDoubleQuotedString(_)
+            | T::DollarQuotedString(_)
+            | T::SingleQuotedByteStringLiteral(_)
+            | T::DoubleQuotedByteStringLiteral(_)
+            | T::TripleSingleQuotedByteStringLiteral(_)
+            | T::TripleDoubleQuotedByteStringLiteral(_)
+            | T::SingleQuotedRawStringLiteral(_)
+            | T::DoubleQuotedRawStringLiteral(_)
+            | T::TripleSingleQuotedRawStringLiteral(_)
+            | T::TripleDoubleQuotedRawStringLiteral(_)
+            | T::NationalStringLiteral(_)
+            | T::QuoteDelimitedStringLiteral(_)
+            | T::NationalQuoteDelimitedStringLiteral(_)
+            | T::EscapedStringLiteral(_)
+            | T::UnicodeStringLiteral(_)
+            | T::HexStringLiteral(_)
+            | T::Whitespace(_)
+            | T::Comma
+            | T::LParen
+            | T::RParen
+            | T::Period
+            | T::SemiColon
+            | T::RBracket
+            | T::Placeholder(_) => false,
+            _ => true,
         })
         .count();
     if operators > MAX_SQL_OPERATORS {
@@ -150,7 +163,92 @@ pub fn within_limits(sql: &str) -> Result<(), QueryError> {
             "the statement chains {operators} operators (joins, set operations, casts and operators); a governed read takes at most {MAX_SQL_OPERATORS}: split it, or use IN lists and temporary results"
         )));
     }
+    let set_operations = tokens
+        .iter()
+        .filter(
+            |t| matches!(t, T::Word(w) if matches!(w.keyword, K::UNION | K::INTERSECT | K::EXCEPT)),
+        )
+        .count();
+    if set_operations > MAX_SQL_SET_OPERATIONS {
+        return Err(QueryError::Invalid(format!(
+            "the statement has {set_operations} set operations (UNION, INTERSECT, EXCEPT); a governed read takes at most {MAX_SQL_SET_OPERATIONS}"
+        )));
+    }
+    let (tables, ctes) = from_items_and_ctes(&tokens);
+    if tables > MAX_SQL_TABLES {
+        return Err(QueryError::Invalid(format!(
+            "one FROM of the statement reads {tables} tables; a governed read takes at most {MAX_SQL_TABLES} in one FROM"
+        )));
+    }
+    if ctes > MAX_SQL_CTES {
+        return Err(QueryError::Invalid(format!(
+            "the statement defines {ctes} common table expressions; a governed read takes at most {MAX_SQL_CTES}"
+        )));
+    }
     Ok(())
+}
+
+/// The most tables one `FROM` may list (by commas and joins), and the most CTEs a statement
+/// may define: DataFusion's SQL planner takes time quadratic in both (2,000 comma joins took 2.5
+/// s to plan in a debug build, 2,000 chained CTEs 35 s), time a request would hold a server
+/// thread for.
+pub const MAX_SQL_TABLES: usize = 256;
+/// The most set operations a statement may chain: each is a level of its plan, and planning
+/// 1,000 took 2.5 s in a debug build.
+pub const MAX_SQL_SET_OPERATIONS: usize = 250;
+pub const MAX_SQL_CTES: usize = 256;
+
+/// The largest number of tables one `FROM` lists (commas and `JOIN`s at its own level of
+/// parentheses), and the number of CTEs (`name AS (`), from the tokens.
+fn from_items_and_ctes(tokens: &[datafusion::sql::sqlparser::tokenizer::Token]) -> (usize, usize) {
+    use datafusion::sql::sqlparser::keywords::Keyword as K;
+    use datafusion::sql::sqlparser::tokenizer::Token as T;
+    // Per level of parentheses: the tables of the FROM being read there, if one is.
+    let mut levels: Vec<Option<usize>> = vec![None];
+    let (mut widest, mut ctes) = (0, 0);
+    let mut previous_as = false;
+    for token in tokens.iter().filter(|t| !matches!(t, T::Whitespace(_))) {
+        let as_then_paren = previous_as && matches!(token, T::LParen);
+        previous_as = matches!(token, T::Word(w) if w.keyword == K::AS);
+        if as_then_paren {
+            ctes += 1;
+        }
+        match token {
+            T::LParen => levels.push(None),
+            // The outermost level stays, whatever the parentheses.
+            T::RParen if levels.len() > 1 => {
+                levels.pop();
+            }
+            _ => {
+                let Some(level) = levels.last_mut() else {
+                    continue;
+                };
+                match token {
+                    T::Word(w) => match w.keyword {
+                        K::FROM => *level = Some(1),
+                        K::JOIN => *level = level.map(|n| n + 1),
+                        K::WHERE
+                        | K::GROUP
+                        | K::HAVING
+                        | K::ORDER
+                        | K::LIMIT
+                        | K::OFFSET
+                        | K::UNION
+                        | K::INTERSECT
+                        | K::EXCEPT
+                        | K::WINDOW
+                        | K::QUALIFY
+                        | K::SELECT => *level = None,
+                        _ => {}
+                    },
+                    T::Comma => *level = level.map(|n| n + 1),
+                    _ => {}
+                }
+            }
+        }
+        widest = widest.max(levels.last().copied().flatten().unwrap_or(0));
+    }
+    (widest, ctes)
 }
 
 fn explain_refused() -> QueryError {
@@ -311,7 +409,46 @@ async fn plan(
         .with_allow_ddl(false)
         .with_allow_dml(false)
         .with_allow_statements(false);
-    ctx.sql_with_options(sql, options).await.map_err(E::of)
+    let df = ctx.sql_with_options(sql, options).await.map_err(E::of)?;
+    // Deep plans (many joins, chained CTEs) overflow the optimizer's recursion: refused before
+    // it runs. The depth is measured with DataFusion's own traversal, which grows its stack.
+    let depth = plan_depth(df.logical_plan()).map_err(E::of)?;
+    if depth > MAX_PLAN_DEPTH {
+        return Err(QueryError::Invalid(format!(
+            "the statement plans {depth} levels deep (joins, CTEs reading CTEs, subqueries); a governed read takes at most {MAX_PLAN_DEPTH}"
+        )));
+    }
+    Ok(df)
+}
+
+/// How deep a governed read's plan may be: far beyond a 50-table join, far below what the
+/// optimizer's recursion can take on a server thread.
+pub const MAX_PLAN_DEPTH: usize = 500;
+
+/// The depth of `plan`, subqueries included.
+fn plan_depth(plan: &datafusion::logical_expr::LogicalPlan) -> datafusion::error::Result<usize> {
+    use datafusion::common::tree_node::{TreeNodeRecursion, TreeNodeVisitor};
+    use datafusion::logical_expr::LogicalPlan;
+    #[derive(Default)]
+    struct Depth {
+        now: usize,
+        max: usize,
+    }
+    impl<'n> TreeNodeVisitor<'n> for Depth {
+        type Node = LogicalPlan;
+        fn f_down(&mut self, _: &'n LogicalPlan) -> datafusion::error::Result<TreeNodeRecursion> {
+            self.now += 1;
+            self.max = self.max.max(self.now);
+            Ok(TreeNodeRecursion::Continue)
+        }
+        fn f_up(&mut self, _: &'n LogicalPlan) -> datafusion::error::Result<TreeNodeRecursion> {
+            self.now -= 1;
+            Ok(TreeNodeRecursion::Continue)
+        }
+    }
+    let mut depth = Depth::default();
+    plan.visit_with_subqueries(&mut depth)?;
+    Ok(depth.max)
 }
 
 /// The tables a query names, as `schema.table` (or `table`, or `catalog.schema.table`).

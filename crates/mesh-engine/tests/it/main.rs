@@ -566,3 +566,77 @@ async fn masking_hmac_is_rfc_4231_hmac_sha256() {
     assert_eq!(MaskKey::from_hex(&key.to_hex()), Some(key));
     assert_eq!(MaskKey::from_hex("zz"), None);
 }
+
+#[test]
+fn statements_are_bounded_before_they_are_parsed() {
+    use mesh_engine::query::{
+        MAX_SQL_BYTES, MAX_SQL_CTES, MAX_SQL_OPERATORS, MAX_SQL_SET_OPERATIONS, MAX_SQL_TABLES,
+        within_limits,
+    };
+    let tables = |n: usize| {
+        (0..n)
+            .map(|i| format!("t{i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let ctes = |n: usize| {
+        format!(
+            "WITH c0 AS (SELECT 1 AS n), {} SELECT n FROM c{}",
+            (1..n)
+                .map(|i| format!("c{i} AS (SELECT n FROM c{})", i - 1))
+                .collect::<Vec<_>>()
+                .join(", "),
+            n - 1
+        )
+    };
+    // What real queries look like passes, however wide.
+    let wide_select = format!(
+        "SELECT {} FROM a JOIN b ON a.id = b.id, c WHERE a.x IN ({}) ORDER BY 1",
+        (0..2_000)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        (0..50_000)
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for sql in [
+        "SELECT 1".to_owned(),
+        wide_select,
+        format!("SELECT * FROM {}", tables(MAX_SQL_TABLES)),
+        ctes(MAX_SQL_CTES),
+        format!("SELECT 1{}", " + 1".repeat(MAX_SQL_OPERATORS)),
+        format!(
+            "SELECT 1{}",
+            " UNION ALL SELECT 1".repeat(MAX_SQL_SET_OPERATIONS)
+        ),
+        // Parentheses close what they opened: a FROM inside does not count outside.
+        format!(
+            "SELECT * FROM ({}) s, ({}) u",
+            format_args!("SELECT * FROM {}", tables(200)),
+            format_args!("SELECT * FROM {}", tables(200))
+        ),
+        "SELECT 'it''s (' || ')))' AS odd FROM t".to_owned(),
+    ] {
+        assert!(within_limits(&sql).is_ok(), "{}", &sql[..sql.len().min(80)]);
+    }
+    for sql in [
+        format!("SELECT * FROM {}", tables(MAX_SQL_TABLES + 1)),
+        format!(
+            "SELECT * FROM a{}",
+            " JOIN b ON true".repeat(MAX_SQL_TABLES + 1)
+        ),
+        ctes(MAX_SQL_CTES + 1),
+        format!(
+            "SELECT 1{}",
+            " UNION ALL SELECT 1".repeat(MAX_SQL_SET_OPERATIONS + 1)
+        ),
+        format!("SELECT 1{}", " + 1".repeat(MAX_SQL_OPERATORS + 1)),
+        format!("SELECT '{{}}'{}", " #> '{a}'".repeat(MAX_SQL_OPERATORS + 1)),
+        format!("SELECT '{}'", "x".repeat(MAX_SQL_BYTES)),
+    ] {
+        let e = within_limits(&sql).expect_err(&sql[..60]);
+        assert!(e.to_string().contains("at most"), "{e}");
+    }
+}
