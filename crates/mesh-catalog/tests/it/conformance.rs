@@ -2414,3 +2414,61 @@ async fn hole_2_sources_read_only_their_domains_locations(t: TestStore) {
 }
 
 on_every_backend!(hole_2_sources_read_only_their_domains_locations);
+
+/// Hole 2, second round (a review of the first fix): a source that percent-encodes `..`
+/// (`s3://raw/sales/%2e%2e/hr/...`, which URL parsing resolves) passed the string check; a
+/// location could hold glob characters that match its siblings; `s3a://` named managed storage
+/// under another scheme; and a managed storage root given with `.` segments was not recognized
+/// at all, so the check was skipped.
+async fn hole_2_locations_cannot_be_climbed_out_of_by_encoding(t: TestStore) {
+    use mesh_catalog::locations::{LocationError, NewLocation};
+    let name = t.name;
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock()).with_storage("s3://lake/mesh");
+    let who = admin();
+    let new = |name: &str, url: &str| NewLocation {
+        name: name.into(),
+        url: url.into(),
+        domain: "sales".into(),
+    };
+    catalog
+        .add_location(&who, &new("landing", "s3://raw/sales"))
+        .await
+        .unwrap();
+    for url in [
+        "s3://raw/sales/%2e%2e/hr/people.csv",
+        "s3://raw/sales/%2E%2E/hr/people.csv",
+        "s3://raw/sales/.%2e/hr/people.csv",
+        "s3://raw/sales/%252e%252e/hr/people.csv",
+    ] {
+        let result = catalog
+            .source_location("sales.p", "sales", "raw", url)
+            .await;
+        assert!(
+            matches!(result, Err(LocationError::Unregistered { .. })),
+            "{name}: {url}: {result:?}"
+        );
+    }
+    for (url, why) in [
+        ("s3://raw/land*", "glob"),
+        ("s3://raw/[a-z]ales", "glob"),
+        ("s3://raw/sales%2f..", "percent"),
+        ("s3a://lake", "managed storage under another scheme"),
+        ("S3A://LAKE/mesh/sales", "managed storage in capitals"),
+    ] {
+        let result = catalog.add_location(&who, &new("x", url)).await;
+        assert!(result.is_err(), "{name}: {url} ({why}) was registered");
+    }
+
+    // Storage given as `file://./x` or with `.` segments is still managed storage.
+    let local =
+        Catalog::with_clock(Arc::clone(&t.store), clock()).with_storage("/srv/ws/./.mesh/data/");
+    for url in ["/srv/ws", "/srv/ws/.mesh/data/hr"] {
+        let result = local.add_location(&who, &new("y", url)).await;
+        assert!(
+            matches!(result, Err(LocationError::Managed { .. })),
+            "{name}: {url}: {result:?}"
+        );
+    }
+}
+
+on_every_backend!(hole_2_locations_cannot_be_climbed_out_of_by_encoding);

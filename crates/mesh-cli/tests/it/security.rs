@@ -1010,3 +1010,127 @@ fn one_huge_or_deep_statement_never_takes_the_server_down() {
         alive(what);
     }
 }
+
+/// Hole 2, second round (a review of the first fix): the runner checked where a source's own path
+/// leads, but not what is inside it. A link in a source folder to e-commerce's Parquet file, or
+/// a Delta log in a registered location whose files are `../` another domain's table, still read
+/// e-commerce's e-mails. Every file a source reads is checked, after links are resolved.
+#[test]
+fn hole_2_a_source_cannot_climb_out_through_links_or_a_delta_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::access::orders_with_email(ws);
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    ok(&[
+        "new",
+        "product",
+        "copycat",
+        "--domain",
+        "analytics",
+        "--owner",
+        "analytics-team",
+    ]);
+    let managed = std::fs::canonicalize(ws.join(".mesh/data/ecommerce/orders/orders/v0")).unwrap();
+    let parquet = fs::read_dir(&managed)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.ends_with(".parquet"))
+        .unwrap();
+    let product = ws.join("analytics/copycat/product.odps.yaml");
+    let mut version = 0;
+    let mut point_at = |path: &str, format: &str| {
+        let text = fs::read_to_string(&product).unwrap();
+        let text = regex::Regex::new(r"(?m)^        path: .*$")
+            .unwrap()
+            .replace(&text, format!("        path: {path}"));
+        let text = regex::Regex::new(r"(?m)^        format: .*$")
+            .unwrap()
+            .replace(&text, format!("        format: {format}"));
+        let text = regex::Regex::new(r"(?m)^version: .*$")
+            .unwrap()
+            .replace(&text, format!("version: 0.{version}.0"));
+        version += 1;
+        fs::write(&product, text.as_ref()).unwrap();
+    };
+    fs::write(
+        ws.join("analytics/copycat/transform.sql"),
+        "SELECT CAST(orders_id AS VARCHAR) AS copycat_id, email AS label, \
+         CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at \
+         FROM raw_copycat",
+    )
+    .unwrap();
+    let refused = |what: &str| {
+        ok(&["publish", "analytics/copycat"]);
+        let out = mesh(ws, &["run", "analytics/copycat"]);
+        assert_ne!(code(&out), 0, "{what}: the run read e-commerce's table");
+        assert!(
+            stderr(&out).contains("outside"),
+            "{what}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            !ws.join(".mesh/data/analytics/copycat").exists(),
+            "{what}: nothing was written"
+        );
+    };
+
+    // A link inside the product's own folder.
+    let stash = ws.join("analytics/copycat/stash");
+    fs::create_dir_all(&stash).unwrap();
+    std::os::unix::fs::symlink(managed.join(&parquet), stash.join("orders.parquet")).unwrap();
+    point_at("stash", "parquet");
+    refused("a link in the product folder");
+
+    // A Delta log under a registered location whose files are another domain's.
+    let landing = ws.join("landing");
+    fs::create_dir_all(landing.join("fake/_delta_log")).unwrap();
+    let landing = std::fs::canonicalize(landing).unwrap();
+    ok(&[
+        "location",
+        "add",
+        "landing",
+        &landing.display().to_string(),
+        "--domain",
+        "analytics",
+    ]);
+    // E-commerce's table as one commit: its protocol, metadata and live files, each `../` it.
+    let mut commits: Vec<_> = fs::read_dir(managed.join("_delta_log"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    commits.sort();
+    let mut head = Vec::new();
+    let mut files: Vec<serde_json::Value> = Vec::new();
+    for commit in commits {
+        for line in fs::read_to_string(commit).unwrap().lines() {
+            let mut action: serde_json::Value = serde_json::from_str(line).unwrap();
+            if let Some(path) = action["add"]["path"].as_str() {
+                action["add"]["path"] =
+                    format!("../../.mesh/data/ecommerce/orders/orders/v0/{path}").into();
+                files.push(action);
+            } else if let Some(path) = action["remove"]["path"].as_str() {
+                let gone = format!("../../.mesh/data/ecommerce/orders/orders/v0/{path}");
+                files.retain(|f| f["add"]["path"] != gone.as_str());
+            } else if action.get("protocol").is_some() || action.get("metaData").is_some() {
+                head.push(action);
+            }
+        }
+    }
+    assert!(!files.is_empty(), "e-commerce's table has files");
+    let forged: Vec<String> = head.iter().chain(&files).map(|a| a.to_string()).collect();
+    fs::write(
+        landing.join("fake/_delta_log/00000000000000000000.json"),
+        forged.join("\n") + "\n",
+    )
+    .unwrap();
+    point_at(&landing.join("fake").display().to_string(), "delta");
+    refused("a Delta log pointing out of its location");
+}
