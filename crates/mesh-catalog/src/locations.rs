@@ -139,6 +139,11 @@ pub fn normalize(text: &str) -> Result<(String, String), String> {
     {
         return Err(format!("`{scheme}` is not a URL scheme"));
     }
+    // One name per store: Hadoop's `s3a://` and `s3n://` are the same buckets as `s3://`.
+    let scheme = match scheme.as_str() {
+        "s3a" | "s3n" => "s3".to_owned(),
+        _ => scheme,
+    };
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() {
         return Err("no bucket or folder".into());
@@ -146,12 +151,61 @@ pub fn normalize(text: &str) -> Result<(String, String), String> {
     if rest.split('/').any(|part| part == ".." || part == ".") {
         return Err("`.` and `..` are not allowed in a location".into());
     }
+    // URL parsing decodes `%2e%2e` into `..` after this check would have passed it.
+    if rest.contains('%') {
+        return Err("percent-encoding is not allowed in a location".into());
+    }
     if rest.contains(['?', '#', '\\']) || rest.chars().any(char::is_control) {
         return Err("a location has no query, fragment, backslash or control character".into());
     }
+    // Bucket and host names are case-insensitive: compared in lower case.
+    let rest = match rest.split_once('/') {
+        Some((authority, path)) if scheme != "file" => {
+            format!("{}/{path}", authority.to_ascii_lowercase())
+        }
+        None if scheme != "file" => rest.to_ascii_lowercase(),
+        _ => rest.to_owned(),
+    };
     Ok((scheme.clone(), format!("{scheme}://{rest}")))
 }
 
+/// `text` (managed storage, as the platform configures it) normalized, its `.` segments
+/// dropped and `..` resolved: the platform's own setting, compared with what others give.
+pub fn normalize_storage(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let (head, path) = match text.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("file") => ("file://", rest),
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            return normalize(&format!("{scheme}://{authority}/{}", clean(path)?))
+                .map(|(_, url)| url);
+        }
+        None => ("file://", text),
+    };
+    if !path.starts_with('/') {
+        return Err(format!(
+            "managed storage `{text}` is not an absolute path or a URL"
+        ));
+    }
+    normalize(&format!("{head}/{}", clean(path)?)).map(|(_, url)| url)
+}
+
+/// A path's segments without `.` and empty ones, `..` resolved.
+fn clean(path: &str) -> Result<String, String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts
+                    .pop()
+                    .ok_or_else(|| format!("`{path}` climbs above its root"))?;
+            }
+            _ => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
+}
 /// Whether normalized `url` is `prefix` or inside it.
 pub fn under(url: &str, prefix: &str) -> bool {
     url == prefix
@@ -187,7 +241,13 @@ impl Catalog {
             url: new.url.clone(),
             reason,
         })?;
-        let storage = self.managed_storage();
+        if new.url.contains(['*', '?', '[', ']', '{', '}']) {
+            return Err(LocationError::BadUrl {
+                url: new.url.clone(),
+                reason: "a location has no glob characters (`*`, `?`, `[`, `{`)".into(),
+            });
+        }
+        let storage = self.managed_storage()?;
         if let Some(storage) = &storage
             && (under(&url, storage) || under(storage, &url))
         {
@@ -291,8 +351,12 @@ impl Catalog {
             url: url.to_owned(),
             domain: domain.to_owned(),
         };
+        // Brace alternatives of a glob could spell a way out; nobody needs them in a source.
+        if url.contains(['{', '}']) {
+            return Err(unregistered());
+        }
         let (_, normalized) = normalize(url).map_err(|_| unregistered())?;
-        if let Some(storage) = self.managed_storage()
+        if let Some(storage) = self.managed_storage()?
             && (under(&normalized, &storage) || under(&storage, &normalized))
         {
             return Err(unregistered());
@@ -305,12 +369,18 @@ impl Catalog {
             .ok_or_else(unregistered)
     }
 
-    /// Managed storage, normalized.
-    fn managed_storage(&self) -> Option<String> {
+    /// Managed storage, normalized; an error when it is set but cannot be compared (so the
+    /// check fails closed).
+    fn managed_storage(&self) -> Result<Option<String>, LocationError> {
         self.storage
             .as_deref()
-            .and_then(|s| normalize(s).ok())
-            .map(|(_, url)| url)
+            .map(|s| {
+                normalize_storage(s).map_err(|reason| LocationError::BadUrl {
+                    url: s.to_owned(),
+                    reason: format!("managed storage cannot be compared with locations: {reason}"),
+                })
+            })
+            .transpose()
     }
 }
 

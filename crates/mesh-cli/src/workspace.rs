@@ -82,8 +82,14 @@ impl CatalogArgs {
             return Ok(url);
         }
         let cwd = std::env::current_dir().context("cannot read the current folder")?;
+        // The real folder (links resolved), so that managed storage is recognized however a
+        // path to it is spelled.
+        let real = |folder: &Path| std::fs::canonicalize(folder).unwrap_or(folder.to_path_buf());
         let Some(config) = find_config(&cwd) else {
-            return Ok(format!("file://{}", cwd.join(".mesh/data").display()));
+            return Ok(format!(
+                "file://{}",
+                real(&cwd).join(".mesh/data").display()
+            ));
         };
         let text = std::fs::read_to_string(&config)
             .with_context(|| format!("cannot read {}", config.display()))?;
@@ -96,7 +102,7 @@ impl CatalogArgs {
         let root = config.parent().unwrap_or(Path::new("."));
         Ok(match url.strip_prefix("file://") {
             Some(path) if Path::new(path).is_relative() => {
-                format!("file://{}", root.join(path).display())
+                format!("file://{}", real(root).join(path).display())
             }
             _ => url,
         })

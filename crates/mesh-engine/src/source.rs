@@ -694,11 +694,39 @@ async fn register_delta(
                 options.insert("AWS_ALLOW_HTTP".to_owned(), "true".to_owned());
             }
         }
-        deltalake::open_table_with_storage_options(url, options).await
+        deltalake::open_table_with_storage_options(url.clone(), options).await
     } else {
-        deltalake::open_table(url).await
+        deltalake::open_table(url.clone()).await
     }
     .map_err(|e| bad(format!("not a readable Delta table: {e}")))?;
+    // A log may name files anywhere (`../other/part-0.parquet`, an absolute path, another
+    // bucket): a source table reads only its own folder's, links resolved.
+    let local_root = (!location.is_object_store())
+        .then(|| url.to_file_path().ok())
+        .flatten();
+    let root = url.as_str().trim_end_matches('/').to_owned() + "/";
+    let state = table
+        .snapshot()
+        .map_err(|e| bad(format!("not a readable Delta table: {e}")))?;
+    for file in state.log_data() {
+        let name = file.path();
+        let climbs = |rest: &str| rest.split('/').any(|part| part == ".." || part == ".");
+        let inside = if let Some(rest) = name.strip_prefix(&root) {
+            !climbs(rest)
+        } else {
+            !name.contains("://") && !name.starts_with('/') && !climbs(&name)
+        };
+        // Where a link leads (a file that is gone fails when it is read).
+        let linked_out = local_root.as_ref().is_some_and(|dir| {
+            let relative = name.strip_prefix(&root).unwrap_or(&name);
+            std::fs::canonicalize(dir.join(relative)).is_ok_and(|real| !real.starts_with(dir))
+        });
+        if !inside || linked_out {
+            return Err(bad(format!(
+                "its log names {name}, outside the table's folder; a source table reads only its own files"
+            )));
+        }
+    }
     table
         .update_datafusion_session(&ctx.state())
         .map_err(|e| bad(e.to_string()))?;

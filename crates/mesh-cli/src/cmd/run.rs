@@ -409,34 +409,28 @@ fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input
         let path = match (&source.location_url, local.contains("://")) {
             (_, true) => source.path.clone(),
             (Some(location), false) => {
-                // A folder under a location could hold a link to anywhere: check where it leads.
-                let real = std::fs::canonicalize(local)
-                    .with_context(|| format!("source `{}`: cannot read {local}", source.name))?;
-                let real_url = format!("file://{}", real.display());
-                if !mesh_catalog::locations::under(&real_url, location) {
-                    bail!(
-                        "source `{}` leads to {}, outside location `{}` ({location}); a platform admin registers locations with: mesh location add NAME URL --domain DOMAIN",
-                        source.name,
-                        real.display(),
-                        source.location.as_deref().unwrap_or_default(),
-                    );
-                }
-                real.display().to_string()
-            }
-            (None, false) => {
-                let joined = root.join(&source.path);
-                let real = std::fs::canonicalize(&joined).with_context(|| {
-                    format!("source `{}`: cannot read {}", source.name, joined.display())
+                let name = source.location.as_deref().unwrap_or_default();
+                let folder = location.strip_prefix("file://").with_context(|| {
+                    format!(
+                        "source `{}`: location `{name}` ({location}) is not a folder",
+                        source.name
+                    )
                 })?;
-                if !real.starts_with(&root) {
-                    bail!(
-                        "source `{}` leads to {}, outside the product folder; data elsewhere is read from a registered location: mesh location add NAME URL --domain DOMAIN",
-                        source.name,
+                let folder = std::fs::canonicalize(folder)
+                    .with_context(|| format!("location `{name}`: cannot read {folder}"))?;
+                confine(&source.name, Path::new(local), &folder, &|real| {
+                    format!(
+                        "leads to {}, outside location `{name}` ({location}); a platform admin registers locations with: mesh location add NAME URL --domain DOMAIN",
                         real.display()
-                    );
-                }
-                real.display().to_string()
+                    )
+                })?
             }
+            (None, false) => confine(&source.name, &root.join(&source.path), &root, &|real| {
+                format!(
+                    "leads to {}, outside the product folder; data elsewhere is read from a registered location: mesh location add NAME URL --domain DOMAIN",
+                    real.display()
+                )
+            })?,
         };
         out.push(Input {
             name: source.name,
@@ -451,6 +445,68 @@ fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input
         });
     }
     Ok(out)
+}
+
+/// `path` (a file, a folder or a glob) as the engine should read it, once everything it could
+/// read — the path itself, and every file and folder under it, links followed — is known to be
+/// inside `root`; `outside` says why not. (Links are checked now; one made between this check and
+/// the read is not: keep writes to source folders to their domain.)
+fn confine(
+    source: &str,
+    path: &Path,
+    root: &Path,
+    outside: &dyn Fn(&Path) -> String,
+) -> anyhow::Result<String> {
+    /// Past this many entries under one source, the walk stops (a source that large belongs in
+    /// object storage).
+    const MAX_ENTRIES: usize = 1_000_000;
+    let text = path.display().to_string();
+    // A glob reads what matches under the folder before its first pattern character.
+    let (base, pattern) = match text.find(['*', '?', '[']) {
+        Some(i) => {
+            let cut = text[..i].rfind('/').unwrap_or(0);
+            (text[..cut].to_owned(), text[cut..].to_owned())
+        }
+        None => (text.clone(), String::new()),
+    };
+    let real = std::fs::canonicalize(&base)
+        .with_context(|| format!("source `{source}`: cannot read {base}"))?;
+    if !real.starts_with(root) {
+        bail!("source `{source}` {}", outside(&real));
+    }
+    let mut folders = vec![real.clone()];
+    let mut seen = std::collections::HashSet::new();
+    let mut entries = 0;
+    while let Some(folder) = folders.pop() {
+        if !folder.is_dir() || !seen.insert(folder.clone()) {
+            continue;
+        }
+        for entry in std::fs::read_dir(&folder)
+            .with_context(|| format!("source `{source}`: cannot read {}", folder.display()))?
+        {
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                bail!("source `{source}` holds more than {MAX_ENTRIES} files and folders");
+            }
+            let entry = entry
+                .with_context(|| format!("source `{source}`: cannot read {}", folder.display()))?;
+            // A link that leads nowhere reads nothing.
+            let Ok(target) = std::fs::canonicalize(entry.path()) else {
+                continue;
+            };
+            if !target.starts_with(root) {
+                bail!(
+                    "source `{source}`: {} {}",
+                    entry.path().display(),
+                    outside(&target)
+                );
+            }
+            if target.is_dir() {
+                folders.push(target);
+            }
+        }
+    }
+    Ok(format!("{}{pattern}", real.display()))
 }
 
 fn print(
