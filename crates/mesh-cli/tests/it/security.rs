@@ -1134,3 +1134,50 @@ fn hole_2_a_source_cannot_climb_out_through_links_or_a_delta_log() {
     point_at(&landing.join("fake").display().to_string(), "delta");
     refused("a Delta log pointing out of its location");
 }
+
+/// Found while closing issue 18: `transform.sql` ran with every kind of statement allowed. A
+/// domain's `COPY (...) TO 'path'` wrote wherever the runner can write — another domain's
+/// managed table included — instead of the product's port, past its contract checks. A
+/// transform is one query; its result goes only where the catalog names.
+#[test]
+fn a_transform_writes_only_through_its_port() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::two_domains(ws, None, &[]);
+    let ok = |args: &[&str]| {
+        let out = mesh(ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+    };
+    ok(&["publish", "ecommerce/orders"]);
+    ok(&["run", "ecommerce/orders"]);
+    let forged = ws.join("forged.csv");
+    for (what, sql) in [
+        (
+            "COPY",
+            format!(
+                "COPY (SELECT 'x' AS orders_id) TO '{}' STORED AS CSV",
+                forged.display()
+            ),
+        ),
+        (
+            "an external table",
+            format!(
+                "CREATE EXTERNAL TABLE stolen STORED AS CSV LOCATION '{}'",
+                forged.display()
+            ),
+        ),
+        ("INSERT", "INSERT INTO raw_orders VALUES ('x')".to_owned()),
+        ("SET", "SET datafusion.execution.batch_size = 1".to_owned()),
+    ] {
+        fs::write(ws.join("ecommerce/orders/transform.sql"), &sql).unwrap();
+        let out = mesh(ws, &["run", "ecommerce/orders"]);
+        assert_ne!(code(&out), 0, "{what} ran: {}", stdout(&out));
+        assert!(
+            stderr(&out).contains("not supported") || stderr(&out).contains("not allowed"),
+            "{what}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(!forged.exists(), "{what} wrote {}", forged.display());
+    }
+}
