@@ -918,8 +918,15 @@ async fn write_check_commit(
     for input in &plan.inputs {
         register_input(&ctx, input, plan.executor).await?;
     }
+    // One query: its result goes to the port the catalog names, through the contract checks.
+    // A `COPY ... TO`, an external table or an `INSERT` would write or read wherever the runner's
+    // credentials reach.
+    let only_queries = datafusion::execution::context::SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
     let df = ctx
-        .sql(transform_sql)
+        .sql_with_options(transform_sql, only_queries)
         .await
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let df = for_delta(df).map_err(|e| RunError::Transform(e.to_string()))?;

@@ -1166,7 +1166,10 @@ fn a_transform_writes_only_through_its_port() {
                 forged.display()
             ),
         ),
-        ("INSERT", "INSERT INTO raw_orders VALUES ('x')".to_owned()),
+        (
+            "INSERT",
+            "INSERT INTO raw_orders SELECT * FROM raw_orders".to_owned(),
+        ),
         ("SET", "SET datafusion.execution.batch_size = 1".to_owned()),
     ] {
         fs::write(ws.join("ecommerce/orders/transform.sql"), &sql).unwrap();
