@@ -705,3 +705,57 @@ async fn hole_8_the_portal_resists_csrf_and_script_links() {
     .await;
     assert!(cookie.unwrap().contains("Secure"));
 }
+
+/// Found while closing issue 18: Rego's parser backtracks on every `[` and `{` (a literal or a
+/// comprehension?), so time doubles with each level of nesting. A domain owner's bundle with
+/// `x := [[[[...1...]]]]` 50 deep held a server core for over five minutes and went on; a few
+/// such requests stop the server. Nesting and size are bounded before anything parses a file.
+#[tokio::test]
+async fn hole_14_a_policy_bundle_cannot_pin_a_server_core() {
+    let h = Harness::new().await;
+    let owner = h.token("sales_owner").unwrap().to_owned();
+    let deep = |open: &str, close: &str, n: usize| {
+        format!(
+            "package sales.deep\n\nimport rego.v1\n\nx := {}1{}\n",
+            open.repeat(n),
+            close.repeat(n)
+        )
+    };
+    for text in [
+        deep("[", "]", 18),
+        deep("{\"a\": ", "}", 18),
+        deep("{", "}", 18),
+    ] {
+        let body = serde_json::json!({"files": [{"path": "deep.rego", "text": text}]});
+        let reply = h
+            .send("POST", "/api/v1/policies/sales", Some(&owner), Some(&body))
+            .await;
+        assert_eq!(reply.status.as_u16(), 422, "{}", reply.json);
+        let detail = reply.json.to_string();
+        assert!(
+            detail.contains("deep.rego:5") && detail.contains("nest"),
+            "{detail}"
+        );
+    }
+    // Real policies nest a few levels: still published.
+    let fine = serde_json::json!({"files": [{"path": "fine.rego", "text": deep("[", "]", 6)}]});
+    let reply = h
+        .send("POST", "/api/v1/policies/sales", Some(&owner), Some(&fine))
+        .await;
+    assert_eq!(reply.status.as_u16(), 201, "{}", reply.json);
+    // And a bundle is policies, not data: a few hundred KiB at most.
+    let big = format!(
+        "package sales.big\n\nimport rego.v1\n\nx := [{}1]\n",
+        "1, ".repeat(400_000)
+    );
+    let body = serde_json::json!({"files": [{"path": "big.rego", "text": big}]});
+    let reply = h
+        .send("POST", "/api/v1/policies/sales", Some(&owner), Some(&body))
+        .await;
+    assert!(
+        reply.status.is_client_error(),
+        "{} {}",
+        reply.status,
+        reply.json
+    );
+}
