@@ -167,6 +167,75 @@ pub enum PolicyError {
     Eval(String),
 }
 
+/// The largest policy file: policies are rules, not data.
+pub const MAX_REGO_BYTES: usize = 256 * 1024;
+
+/// How deep `[` and `{` may nest in a policy file. Rego's parser tries each as a literal and as
+/// a comprehension, so its time doubles with every level (16 levels: seconds; 50: hours); real
+/// policies nest a few.
+pub const MAX_REGO_NESTING: usize = 10;
+
+/// Refuses a policy file too big, or nested too deep, to parse in reasonable time — from its
+/// characters, before the parser sees it; the error says where (`path:line:col`).
+pub fn within_limits(source: &Source) -> Result<(), PolicyError> {
+    let refuse = |message: String| PolicyError::Rego {
+        path: source.path.clone(),
+        message,
+    };
+    if source.text.len() > MAX_REGO_BYTES {
+        return Err(refuse(format!(
+            "the file is {} bytes; a policy file is at most {MAX_REGO_BYTES}",
+            source.text.len()
+        )));
+    }
+    let (mut line, mut column, mut depth) = (1, 0, 0usize);
+    let mut chars = source.text.chars();
+    while let Some(c) = chars.next() {
+        column += 1;
+        match c {
+            '\n' => (line, column) = (line + 1, 0),
+            // A comment, to the end of its line.
+            '#' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        (line, column) = (line + 1, 0);
+                        break;
+                    }
+                }
+            }
+            // A string: `"` with escapes, or a raw one between backquotes.
+            '"' | '`' => {
+                let mut escaped = false;
+                for inner in chars.by_ref() {
+                    column += 1;
+                    if inner == '\n' {
+                        (line, column) = (line + 1, 0);
+                    }
+                    if c == '"' && escaped {
+                        escaped = false;
+                    } else if c == '"' && inner == '\\' {
+                        escaped = true;
+                    } else if inner == c {
+                        break;
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                if depth > MAX_REGO_NESTING {
+                    return Err(refuse(format!(
+                        "{}:{line}:{column}: `[` and `{{` nest {depth} deep here; a policy nests them at most {MAX_REGO_NESTING} deep (each level doubles the time to parse it)",
+                        source.path
+                    )));
+                }
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// The standard policy pack shipped in the binary: (file name, Rego).
 pub fn standard() -> Vec<Source> {
     macro_rules! pack {
@@ -360,6 +429,11 @@ impl PolicySet {
         // file — whatever its name — may not add rules to it, or to a package within it.
         let owned: Vec<String> = global.iter().filter_map(|s| package_of(&s.text)).collect();
         for (source, scope) in sources {
+            // Before anything parses it: what would take the parser too long is refused.
+            if let Err(e) = within_limits(source) {
+                errors.push(e);
+                continue;
+            }
             if let (Scope::Domain(_), Some(package)) = (&scope, package_of(&source.text))
                 && let Some(global) = owned.iter().find(|g| {
                     **g == package

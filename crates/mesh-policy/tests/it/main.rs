@@ -282,3 +282,52 @@ fn test_files_never_join_evaluation() {
         "{results:?}"
     );
 }
+
+#[test]
+fn policy_files_too_deep_or_too_big_are_refused_before_parsing() {
+    use mesh_policy::{MAX_REGO_BYTES, MAX_REGO_NESTING, Source, within_limits};
+    let source = |text: String| Source {
+        path: "sales/deep.rego".into(),
+        text,
+    };
+    let nested = |n: usize| {
+        format!(
+            "package sales.deep\n\nimport rego.v1\n\nx := {}1{}\n",
+            "[".repeat(n),
+            "]".repeat(n)
+        )
+    };
+    assert!(within_limits(&source(nested(MAX_REGO_NESTING))).is_ok());
+    let e = within_limits(&source(nested(MAX_REGO_NESTING + 1))).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains(&format!("sales/deep.rego:5:{}", 6 + MAX_REGO_NESTING)),
+        "{e}"
+    );
+    // Brackets in strings and comments are text, and closed ones do not add up.
+    let text = format!(
+        "package sales.deep\n\n# {}\nmsg := \"{}\"\nraw := `{}`\nx := [{{}}, [{{\"a\": [1]}}]]\ny := [{{}}, [{{\"a\": [1]}}]]\n",
+        "[".repeat(50),
+        "{\\\"[[[[[[[[[[[[[[[".repeat(3),
+        "{{{{{{{{{{{{{{{{{{{{{{{{"
+    );
+    assert!(within_limits(&source(text)).is_ok());
+    // Objects and sets count as arrays do.
+    let objects = format!(
+        "package sales.deep\n\nx := {}1{}\n",
+        "{\"a\": ".repeat(MAX_REGO_NESTING + 1),
+        "}".repeat(MAX_REGO_NESTING + 1)
+    );
+    assert!(within_limits(&source(objects)).is_err());
+    let big = format!(
+        "package sales.big\n\nx := [{}1]\n",
+        "1, ".repeat(MAX_REGO_BYTES / 3)
+    );
+    assert!(within_limits(&source(big)).is_err());
+    // Loading refuses them too, with the others' errors.
+    let errors =
+        mesh_policy::PolicySet::load(&[source(nested(40))], None, &mesh_policy::Overrides::new())
+            .err()
+            .unwrap();
+    assert!(errors[0].to_string().contains("nest"), "{errors:?}");
+}
