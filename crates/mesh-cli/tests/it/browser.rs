@@ -54,14 +54,23 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Types `text` into the field with this id.
+/// Types `text` into the field with this id, once the page shows it (a loaded CI machine can be
+/// slow); when it never does, the failure shows the page that came instead.
 async fn type_into(c: &Client, id: &str, text: &str) {
-    c.find(Locator::Id(id))
+    let field = match c
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id(id))
         .await
-        .unwrap()
-        .send_keys(text)
-        .await
-        .unwrap();
+    {
+        Ok(field) => field,
+        Err(e) => {
+            let url = c.current_url().await.map(|u| u.to_string());
+            let page = c.source().await.unwrap_or_default();
+            panic!("no #{id} on {url:?}: {e}\n{page}");
+        }
+    };
+    field.send_keys(text).await.unwrap();
 }
 
 async fn click(c: &Client, locator: Locator<'_>) {
