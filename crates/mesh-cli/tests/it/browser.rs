@@ -269,6 +269,9 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
     )
     .await;
     click(&c, Locator::XPath("//button[text()='Sign out']")).await;
+    // Signed out once the page after it offers to sign in (a navigation started before that
+    // lands would be overtaken by the sign-out's redirect).
+    wait_for(&c, Locator::XPath("//header//a[@href='/signin']")).await;
 
     // olga (e-commerce's owner) approves it on the product page.
     sign_in("olga").await;
