@@ -163,26 +163,23 @@ pub fn within_limits(sql: &str) -> Result<(), QueryError> {
             "the statement chains {operators} operators (joins, set operations, casts and operators); a governed read takes at most {MAX_SQL_OPERATORS}: split it, or use IN lists and temporary results"
         )));
     }
-    let set_operations = tokens
-        .iter()
-        .filter(
-            |t| matches!(t, T::Word(w) if matches!(w.keyword, K::UNION | K::INTERSECT | K::EXCEPT)),
-        )
-        .count();
-    if set_operations > MAX_SQL_SET_OPERATIONS {
+    let shape = Shape::of(&tokens);
+    if shape.set_operations > MAX_SQL_SET_OPERATIONS {
         return Err(QueryError::Invalid(format!(
-            "the statement has {set_operations} set operations (UNION, INTERSECT, EXCEPT); a governed read takes at most {MAX_SQL_SET_OPERATIONS}"
+            "the statement has {} set operations (UNION, INTERSECT, EXCEPT); a governed read takes at most {MAX_SQL_SET_OPERATIONS}",
+            shape.set_operations
         )));
     }
-    let (tables, ctes) = from_items_and_ctes(&tokens);
-    if tables > MAX_SQL_TABLES {
+    if shape.widest_from > MAX_SQL_TABLES {
         return Err(QueryError::Invalid(format!(
-            "one FROM of the statement reads {tables} tables; a governed read takes at most {MAX_SQL_TABLES} in one FROM"
+            "one FROM of the statement reads {} tables; a governed read takes at most {MAX_SQL_TABLES} in one FROM",
+            shape.widest_from
         )));
     }
-    if ctes > MAX_SQL_CTES {
+    if shape.ctes > MAX_SQL_CTES {
         return Err(QueryError::Invalid(format!(
-            "the statement defines {ctes} common table expressions; a governed read takes at most {MAX_SQL_CTES}"
+            "the statement defines {} common table expressions; a governed read takes at most {MAX_SQL_CTES}",
+            shape.ctes
         )));
     }
     Ok(())
@@ -193,62 +190,76 @@ pub fn within_limits(sql: &str) -> Result<(), QueryError> {
 /// s to plan in a debug build, 2,000 chained CTEs 35 s), time a request would hold a server
 /// thread for.
 pub const MAX_SQL_TABLES: usize = 256;
+pub const MAX_SQL_CTES: usize = 256;
 /// The most set operations a statement may chain: each is a level of its plan, and planning
 /// 1,000 took 2.5 s in a debug build.
 pub const MAX_SQL_SET_OPERATIONS: usize = 250;
-pub const MAX_SQL_CTES: usize = 256;
 
-/// The largest number of tables one `FROM` lists (commas and `JOIN`s at its own level of
-/// parentheses), and the number of CTEs (`name AS (`), from the tokens.
-fn from_items_and_ctes(tokens: &[datafusion::sql::sqlparser::tokenizer::Token]) -> (usize, usize) {
-    use datafusion::sql::sqlparser::keywords::Keyword as K;
-    use datafusion::sql::sqlparser::tokenizer::Token as T;
-    // Per level of parentheses: the tables of the FROM being read there, if one is.
-    let mut levels: Vec<Option<usize>> = vec![None];
-    let (mut widest, mut ctes) = (0, 0);
-    let mut previous_as = false;
-    for token in tokens.iter().filter(|t| !matches!(t, T::Whitespace(_))) {
-        let as_then_paren = previous_as && matches!(token, T::LParen);
-        previous_as = matches!(token, T::Word(w) if w.keyword == K::AS);
-        if as_then_paren {
-            ctes += 1;
-        }
-        match token {
-            T::LParen => levels.push(None),
-            // The outermost level stays, whatever the parentheses.
-            T::RParen if levels.len() > 1 => {
-                levels.pop();
+/// What makes a statement slow to plan, read from its tokens in one pass.
+struct Shape {
+    /// `UNION`, `INTERSECT` and `EXCEPT`.
+    set_operations: usize,
+    /// The most tables one `FROM` lists (commas and `JOIN`s at its own level of parentheses).
+    widest_from: usize,
+    /// CTEs (`name AS (`).
+    ctes: usize,
+}
+
+impl Shape {
+    fn of(tokens: &[datafusion::sql::sqlparser::tokenizer::Token]) -> Shape {
+        use datafusion::sql::sqlparser::keywords::Keyword as K;
+        use datafusion::sql::sqlparser::tokenizer::Token as T;
+        let mut shape = Shape {
+            set_operations: 0,
+            widest_from: 0,
+            ctes: 0,
+        };
+        // Per level of parentheses: the tables of the FROM being read there, if one is. The
+        // outermost level stays, whatever the parentheses.
+        let mut levels: Vec<Option<usize>> = vec![None];
+        let mut previous_as = false;
+        for token in tokens.iter().filter(|t| !matches!(t, T::Whitespace(_))) {
+            if previous_as && matches!(token, T::LParen) {
+                shape.ctes += 1;
             }
-            _ => {
-                let Some(level) = levels.last_mut() else {
-                    continue;
-                };
-                match token {
-                    T::Word(w) => match w.keyword {
-                        K::FROM => *level = Some(1),
-                        K::JOIN => *level = level.map(|n| n + 1),
-                        K::WHERE
-                        | K::GROUP
-                        | K::HAVING
-                        | K::ORDER
-                        | K::LIMIT
-                        | K::OFFSET
-                        | K::UNION
-                        | K::INTERSECT
-                        | K::EXCEPT
-                        | K::WINDOW
-                        | K::QUALIFY
-                        | K::SELECT => *level = None,
-                        _ => {}
-                    },
-                    T::Comma => *level = level.map(|n| n + 1),
-                    _ => {}
+            previous_as = matches!(token, T::Word(w) if w.keyword == K::AS);
+            match token {
+                T::LParen => levels.push(None),
+                T::RParen if levels.len() > 1 => {
+                    levels.pop();
+                }
+                _ => {
+                    if let Some(level) = levels.last_mut() {
+                        match token {
+                            T::Word(w) => match w.keyword {
+                                K::FROM => *level = Some(1),
+                                K::JOIN => *level = level.map(|n| n + 1),
+                                K::UNION | K::INTERSECT | K::EXCEPT => {
+                                    shape.set_operations += 1;
+                                    *level = None;
+                                }
+                                K::WHERE
+                                | K::GROUP
+                                | K::HAVING
+                                | K::ORDER
+                                | K::LIMIT
+                                | K::OFFSET
+                                | K::WINDOW
+                                | K::QUALIFY
+                                | K::SELECT => *level = None,
+                                _ => {}
+                            },
+                            T::Comma => *level = level.map(|n| n + 1),
+                            _ => {}
+                        }
+                    }
                 }
             }
+            let here = levels.last().copied().flatten().unwrap_or(0);
+            shape.widest_from = shape.widest_from.max(here);
         }
-        widest = widest.max(levels.last().copied().flatten().unwrap_or(0));
+        shape
     }
-    (widest, ctes)
 }
 
 fn explain_refused() -> QueryError {
@@ -264,9 +275,9 @@ fn explain_refused() -> QueryError {
 /// parse, or holds several statements, is left to planning, which says why.
 pub fn read_only(sql: &str) -> Result<(), QueryError> {
     use datafusion::sql::parser::{DFParser, Statement as DF};
-    within_limits(sql)?;
     use datafusion::sql::sqlparser::ast::Statement as S;
     use datafusion::sql::sqlparser::dialect::GenericDialect;
+    within_limits(sql)?;
     let Ok(statements) = DFParser::parse_sql_with_dialect(sql, &GenericDialect {}) else {
         return Ok(());
     };
