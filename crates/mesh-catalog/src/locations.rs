@@ -214,6 +214,12 @@ pub fn under(url: &str, prefix: &str) -> bool {
             .is_some_and(|rest| rest.starts_with('/'))
 }
 
+/// Whether one of two normalized URLs is inside the other (managed storage may be neither a
+/// location nor inside one).
+fn overlaps(a: &str, b: &str) -> bool {
+    under(a, b) || under(b, a)
+}
+
 fn good_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -249,7 +255,7 @@ impl Catalog {
         }
         let storage = self.managed_storage()?;
         if let Some(storage) = &storage
-            && (under(&url, storage) || under(storage, &url))
+            && overlaps(&url, storage)
         {
             return Err(LocationError::Managed {
                 url,
@@ -357,7 +363,7 @@ impl Catalog {
         }
         let (_, normalized) = normalize(url).map_err(|_| unregistered())?;
         if let Some(storage) = self.managed_storage()?
-            && (under(&normalized, &storage) || under(&storage, &normalized))
+            && overlaps(&normalized, &storage)
         {
             return Err(unregistered());
         }
