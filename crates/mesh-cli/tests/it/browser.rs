@@ -54,23 +54,13 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Types `text` into the field with this id, once the page shows it (a loaded CI machine can be
-/// slow); when it never does, the failure shows the page that came instead.
+/// Types `text` into the field with this id, once the page shows it.
 async fn type_into(c: &Client, id: &str, text: &str) {
-    let field = match c
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Id(id))
+    wait_for(c, Locator::Id(id))
         .await
-    {
-        Ok(field) => field,
-        Err(e) => {
-            let url = c.current_url().await.map(|u| u.to_string());
-            let page = c.source().await.unwrap_or_default();
-            panic!("no #{id} on {url:?}: {e}\n{page}");
-        }
-    };
-    field.send_keys(text).await.unwrap();
+        .send_keys(text)
+        .await
+        .unwrap();
 }
 
 async fn click(c: &Client, locator: Locator<'_>) {
@@ -78,12 +68,22 @@ async fn click(c: &Client, locator: Locator<'_>) {
 }
 
 /// Waits (up to 20 s) for an element to appear.
+/// The element, once the page shows it (a loaded CI machine can be slow); when it never does,
+/// the failure shows the page that came instead.
 async fn wait_for(c: &Client, locator: Locator<'_>) -> fantoccini::elements::Element {
-    c.wait()
+    match c
+        .wait()
         .at_most(Duration::from_secs(20))
         .for_element(locator)
         .await
-        .unwrap()
+    {
+        Ok(element) => element,
+        Err(e) => {
+            let url = c.current_url().await.map(|u| u.to_string());
+            let page = c.source().await.unwrap_or_default();
+            panic!("no {locator:?} on {url:?}: {e}\n{page}");
+        }
+    }
 }
 
 fn screenshots() -> PathBuf {

@@ -3,7 +3,7 @@
 //! was committed failing, before its fix (see docs/security.md).
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::{code, mesh, stderr, stdout};
 
@@ -385,6 +385,44 @@ fn hole_3_a_run_cannot_point_a_snapshot_at_another_domains_table() {
     assert!(!stdout(&out).contains("@mail.example"), "{}", stdout(&out));
 }
 
+/// `analytics.copycat`, a new source product whose transform copies the `email` of whatever its
+/// source reads into its `label`: its descriptor.
+fn copycat(ws: &Path) -> PathBuf {
+    let out = mesh(
+        ws,
+        &[
+            "new",
+            "product",
+            "copycat",
+            "--domain",
+            "analytics",
+            "--owner",
+            "analytics-team",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    fs::write(
+        ws.join("analytics/copycat/transform.sql"),
+        "SELECT CAST(orders_id AS VARCHAR) AS copycat_id, email AS label, \
+         CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at \
+         FROM raw_copycat",
+    )
+    .unwrap();
+    ws.join("analytics/copycat/product.odps.yaml")
+}
+
+/// Points the source of the product described at `product` to `path`, read as `format`.
+fn point_source_at(product: &Path, path: &str, format: &str) {
+    let text = fs::read_to_string(product).unwrap();
+    let text = regex::Regex::new(r"(?m)^        path: .*$")
+        .unwrap()
+        .replace(&text, format!("        path: {path}"));
+    let text = regex::Regex::new(r"(?m)^        format: .*$")
+        .unwrap()
+        .replace(&text, format!("        format: {format}"));
+    fs::write(product, text.as_ref()).unwrap();
+}
+
 /// Hole 2: a source product read another domain's managed Delta table by naming its folder as
 /// a source, and copied its confidential column unmasked — no grant, no audit event. A source
 /// reads only its product folder's own files or a location a platform admin registered for its
@@ -399,38 +437,13 @@ fn hole_2_a_source_reads_only_registered_locations() {
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
         stdout(&out)
     };
-    ok(&[
-        "new",
-        "product",
-        "copycat",
-        "--domain",
-        "analytics",
-        "--owner",
-        "analytics-team",
-    ]);
     let managed = std::fs::canonicalize(ws.join(".mesh/data/ecommerce/orders/orders/v0"))
         .unwrap()
         .display()
         .to_string();
-    let product = ws.join("analytics/copycat/product.odps.yaml");
-    let point_at = |path: &str, format: &str| {
-        let text = fs::read_to_string(&product).unwrap();
-        let text = regex::Regex::new(r"(?m)^        path: .*$")
-            .unwrap()
-            .replace(&text, format!("        path: {path}"));
-        let text = regex::Regex::new(r"(?m)^        format: .*$")
-            .unwrap()
-            .replace(&text, format!("        format: {format}"));
-        fs::write(&product, text.as_ref()).unwrap();
-    };
+    let product = copycat(ws);
+    let point_at = |path: &str, format: &str| point_source_at(&product, path, format);
     point_at(&managed, "delta");
-    fs::write(
-        ws.join("analytics/copycat/transform.sql"),
-        "SELECT CAST(orders_id AS VARCHAR) AS copycat_id, email AS label, \
-         CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at \
-         FROM raw_copycat",
-    )
-    .unwrap();
     ok(&["publish", "analytics/copycat"]);
     let out = mesh(ws, &["run", "analytics/copycat"]);
     assert_ne!(
@@ -1025,15 +1038,6 @@ fn hole_2_a_source_cannot_climb_out_through_links_or_a_delta_log() {
         assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
         stdout(&out)
     };
-    ok(&[
-        "new",
-        "product",
-        "copycat",
-        "--domain",
-        "analytics",
-        "--owner",
-        "analytics-team",
-    ]);
     let managed = std::fs::canonicalize(ws.join(".mesh/data/ecommerce/orders/orders/v0")).unwrap();
     let parquet = fs::read_dir(&managed)
         .unwrap()
@@ -1041,29 +1045,17 @@ fn hole_2_a_source_cannot_climb_out_through_links_or_a_delta_log() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .find(|n| n.ends_with(".parquet"))
         .unwrap();
-    let product = ws.join("analytics/copycat/product.odps.yaml");
+    let product = copycat(ws);
     let mut version = 0;
     let mut point_at = |path: &str, format: &str| {
+        point_source_at(&product, path, format);
         let text = fs::read_to_string(&product).unwrap();
-        let text = regex::Regex::new(r"(?m)^        path: .*$")
-            .unwrap()
-            .replace(&text, format!("        path: {path}"));
-        let text = regex::Regex::new(r"(?m)^        format: .*$")
-            .unwrap()
-            .replace(&text, format!("        format: {format}"));
         let text = regex::Regex::new(r"(?m)^version: .*$")
             .unwrap()
             .replace(&text, format!("version: 0.{version}.0"));
         version += 1;
         fs::write(&product, text.as_ref()).unwrap();
     };
-    fs::write(
-        ws.join("analytics/copycat/transform.sql"),
-        "SELECT CAST(orders_id AS VARCHAR) AS copycat_id, email AS label, \
-         CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at \
-         FROM raw_copycat",
-    )
-    .unwrap();
     let refused = |what: &str| {
         ok(&["publish", "analytics/copycat"]);
         let out = mesh(ws, &["run", "analytics/copycat"]);
