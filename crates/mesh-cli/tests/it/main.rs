@@ -13,6 +13,7 @@ mod init;
 mod lint;
 mod new;
 mod policy;
+mod resilience;
 mod run;
 mod s3;
 mod security;

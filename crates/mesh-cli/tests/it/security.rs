@@ -548,26 +548,31 @@ fn hole_2_a_source_reads_only_registered_locations() {
 
 /// A reader's two ways in over the network, as `token`: the HTTP query API (status, body) and
 /// Arrow Flight SQL (rows as JSON, or the error).
-struct Wire {
+pub(crate) struct Wire {
     url: String,
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
 }
 
 impl Wire {
-    fn new(url: &str) -> Wire {
+    pub(crate) fn new(url: &str) -> Wire {
         Wire {
             url: url.to_owned(),
             runtime: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .unwrap(),
-            http: reqwest::Client::new(),
+            // A connection per request: between calls this runtime does not run, so a pooled
+            // connection the server closed (idle past its timeout) would not be noticed.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 
     /// `POST /api/v1/query`: (status, body as text).
-    fn http(&self, token: &str, sql: &str) -> (u16, String) {
+    pub(crate) fn http(&self, token: &str, sql: &str) -> (u16, String) {
         let request = self
             .http
             .post(format!("{}/api/v1/query", self.url))
@@ -589,7 +594,7 @@ impl Wire {
 
     /// A statement over Flight SQL (GetFlightInfo, then DoGet of every endpoint): the rows, or
     /// the error's text (with its gRPC code).
-    fn flight(&self, token: &str, sql: &str) -> Result<Vec<serde_json::Value>, String> {
+    pub(crate) fn flight(&self, token: &str, sql: &str) -> Result<Vec<serde_json::Value>, String> {
         use arrow_flight::sql::client::FlightSqlServiceClient;
         use futures::TryStreamExt;
         self.runtime.block_on(async {
@@ -623,7 +628,7 @@ impl Wire {
 }
 
 /// Whether a Flight SQL error is the server's fault (or the server is gone), not the client's.
-fn server_side(error: &str) -> bool {
+pub(crate) fn server_side(error: &str) -> bool {
     [
         "Internal error",
         "Unknown error",
