@@ -145,6 +145,7 @@ async fn populate(store: &Arc<dyn CatalogStore>, products: usize, now: chrono::D
                     checks: Some(checks.to_string()),
                     error: None,
                     actor: "bench".into(),
+                    note: None,
                 })
                 .await
                 .expect("run");

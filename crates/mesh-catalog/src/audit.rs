@@ -135,6 +135,25 @@ fn event_domain(event: &EventRow) -> Option<&str> {
     None
 }
 
+/// The most `access.read_denied` events one refused read writes (one per product named).
+pub const MAX_DENIED_EVENTS: usize = 10;
+/// The most table names one `access.read_denied` event lists.
+const MAX_DENIED_NAMES: usize = 20;
+/// The most bytes of a statement the audit log keeps per event.
+pub const MAX_AUDIT_SQL: usize = 4096;
+
+/// `sql` as the audit log keeps it: whole, or its first [`MAX_AUDIT_SQL`] bytes and its size.
+fn shown(sql: &str) -> String {
+    if sql.len() <= MAX_AUDIT_SQL {
+        return sql.to_owned();
+    }
+    let mut end = MAX_AUDIT_SQL;
+    while !sql.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &sql[..end], sql.len())
+}
+
 /// A read refused: the table as the reader named it, and how it was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeniedRead {
@@ -220,7 +239,7 @@ impl Catalog {
             let mut payload = serde_json::json!({
                 "port": p.port, "major": p.major, "through": p.through,
                 "masked": p.columns.is_some(), "rows": read.rows, "complete": read.complete,
-                "query": sql, "latency_ms": read.latency_ms,
+                "query": shown(sql), "latency_ms": read.latency_ms,
             });
             if let Some(e) = read.error {
                 payload["error"] = e.into();
@@ -260,8 +279,10 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records reads refused (to the reader, what it named does not exist): one event per table
-    /// named, whose subject is the product the name would be.
+    /// Records reads refused (to the reader, what it named does not exist): one event per
+    /// product the names would be (its subject, so that product's domain sees it), each with
+    /// the names and the SQL; at most [`MAX_DENIED_EVENTS`] per refusal, however many names a
+    /// statement holds, and the SQL cut to [`MAX_AUDIT_SQL`] bytes.
     pub async fn record_denied_reads(
         &self,
         reader: &str,
@@ -270,19 +291,44 @@ impl Catalog {
         if denied.is_empty() {
             return Ok(());
         }
-        let mut tx = self.store.write().await?;
-        let at = stamp(self.clock.now());
+        // By product, in the order first named.
+        let mut by_product: Vec<(String, Vec<&str>, &ReadBy)> = Vec::new();
         for d in denied {
             let table = d.table.strip_prefix("mesh.").unwrap_or(&d.table);
-            let mut payload = serde_json::json!({ "table": table });
-            match &d.by {
-                ReadBy::Query(sql) => payload["query"] = sql.as_str().into(),
+            let product = TableName::product_of(table);
+            match by_product
+                .iter_mut()
+                .find(|(p, _, by)| *p == product && *by == &d.by)
+            {
+                Some((_, tables, _)) => {
+                    if !tables.contains(&table) {
+                        tables.push(table);
+                    }
+                }
+                None => by_product.push((product, vec![table], &d.by)),
+            }
+        }
+        let more = by_product.len().saturating_sub(MAX_DENIED_EVENTS);
+        by_product.truncate(MAX_DENIED_EVENTS);
+        let last = by_product.len() - 1;
+        let mut tx = self.store.write().await?;
+        let at = stamp(self.clock.now());
+        for (i, (product, tables, by)) in by_product.into_iter().enumerate() {
+            let mut payload = serde_json::json!({
+                "table": tables[0],
+                "tables": tables.iter().take(MAX_DENIED_NAMES).collect::<Vec<_>>(),
+            });
+            match by {
+                ReadBy::Query(sql) => payload["query"] = shown(sql).into(),
                 ReadBy::Pipeline { input } => payload["input"] = input.as_str().into(),
+            }
+            if i == last && more > 0 {
+                payload["more_products"] = more.into();
             }
             tx.append_event(&NewEvent {
                 at: at.clone(),
                 kind: "access.read_denied".into(),
-                subject: TableName::product_of(table),
+                subject: product,
                 actor: reader.to_owned(),
                 payload,
             })

@@ -60,6 +60,12 @@ pub trait DeltaLog: Send + Sync + std::fmt::Debug {
     /// The run id in the commit info of version `version` of the table at `location` (`None`
     /// when it has none); an error (why) when there is no such table or version.
     async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String>;
+
+    /// The rows and bytes version `version` of the table wrote, as its commit records them
+    /// (`None` when it does not say).
+    async fn written(&self, _location: &str, _version: i64) -> Result<Option<(i64, i64)>, String> {
+        Ok(None)
+    }
 }
 
 /// The catalog: a store, a clock, and the rules.

@@ -163,6 +163,9 @@ pub struct RunView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub actor: String,
+    /// How it ended when no one saw it end: settled by a later run, from the Delta log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl RunView {
@@ -190,6 +193,7 @@ impl RunView {
             bytes_out: row.bytes_out,
             error: row.error,
             actor: row.actor,
+            note: row.note,
         }
     }
 }
@@ -348,6 +352,7 @@ impl Catalog {
             checks: None,
             error: None,
             actor: who.name.clone(),
+            note: None,
         };
         tx.insert_run(&row).await?;
         tx.append_event(&NewEvent {
@@ -395,6 +400,16 @@ impl Catalog {
         id: &str,
         end: &RunEnd,
     ) -> Result<RunView, RunsError> {
+        self.end_run(who, id, end, None).await
+    }
+
+    async fn end_run(
+        &self,
+        who: &crate::Principal,
+        id: &str,
+        end: &RunEnd,
+        note: Option<String>,
+    ) -> Result<RunView, RunsError> {
         // The version must be the run's own commit in the port's table: checked before the write
         // (reading a log may take a while), against the location the catalog gave the run.
         if let Some(version) = end.delta_version {
@@ -420,6 +435,7 @@ impl Catalog {
         row.bytes_out = end.bytes_out;
         row.checks = end.checks.as_ref().map(ToString::to_string);
         row.error = end.error.clone();
+        row.note = note;
         match end.delta_version {
             Some(v) => {
                 row.state = RunState::Succeeded.as_str().into();
@@ -450,7 +466,7 @@ impl Catalog {
                 "run": row.id, "version": row.version, "port": row.port,
                 "delta_version": row.delta_version, "rows_in": row.rows_in,
                 "rows_out": row.rows_out,
-                "error": row.error,
+                "error": row.error, "note": row.note,
             }),
         })
         .await?;
@@ -479,24 +495,62 @@ impl Catalog {
     }
 
     /// Settles a run whose process is gone, from what the Delta log says: committed as
-    /// `delta_version` (it succeeded), or never committed (it failed).
+    /// `delta_version` (it succeeded; its rows and bytes are read from that commit), or never
+    /// committed (it failed). The run's note says it was settled, and why.
     pub async fn settle_run(
         &self,
         who: &crate::Principal,
         id: &str,
         delta_version: Option<i64>,
     ) -> Result<RunView, RunsError> {
+        let written = match (delta_version, &self.delta_log) {
+            (Some(version), Some(log)) => {
+                let mut tx = self.store.read().await?;
+                let row = self.own_run(tx.as_mut(), who, id).await?;
+                drop(tx);
+                log.written(&row.location, version).await.ok().flatten()
+            }
+            _ => None,
+        };
         let end = RunEnd {
             delta_version,
             rows_in: None,
-            rows_out: None,
-            bytes_out: None,
+            rows_out: written.map(|(rows, _)| rows),
+            bytes_out: written.map(|(_, bytes)| bytes),
             checks: None,
             error: delta_version
                 .is_none()
                 .then(|| "interrupted before its commit; nothing of it was published".to_owned()),
         };
-        self.finish_run(who, id, &end).await
+        let note = match delta_version {
+            Some(v) => format!(
+                "settled by a later run: its process stopped after committing Delta version {v}, before recording its end"
+            ),
+            None => "settled by a later run: its process stopped before committing".to_owned(),
+        };
+        self.end_run(who, id, &end, Some(note)).await
+    }
+
+    /// Records that a run is still at work (its process heartbeats while it runs, so that no
+    /// other host takes it for dead).
+    pub async fn heartbeat_run(
+        &self,
+        who: &crate::Principal,
+        id: &str,
+    ) -> Result<RunView, RunsError> {
+        let mut tx = self.store.write().await?;
+        let mut row = self.own_run(tx.as_mut(), who, id).await?;
+        let state = row.state.clone();
+        if !RunState::parse(&state).is_ok_and(RunState::is_open) {
+            return Err(RunsError::Finished {
+                run: id.to_owned(),
+                state,
+            });
+        }
+        row.heartbeat_at = stamp(self.clock.now());
+        tx.update_run(&row, &state).await?;
+        tx.commit().await?;
+        Ok(RunView::of(row))
     }
 
     /// The runs of a port that have not finished.

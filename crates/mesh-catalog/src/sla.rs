@@ -1182,6 +1182,7 @@ mod tests {
             checks: Some(serde_json::json!({ "checks": checks }).to_string()),
             error: None,
             actor: "t".into(),
+            note: None,
         }
     }
 

@@ -179,6 +179,7 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
     async fn committing_run(&self, id: &str, version: i64) -> Result<RunView, Failure>;
     async fn finish_run(&self, id: &str, end: &RunEnd) -> Result<RunView, Failure>;
     async fn settle_run(&self, id: &str, version: Option<i64>) -> Result<RunView, Failure>;
+    async fn heartbeat_run(&self, id: &str) -> Result<RunView, Failure>;
     async fn run(&self, id: &str) -> Result<RunView, Failure>;
     /// A product's runs, newest first; with `open`, only the unfinished ones of `port`.
     async fn runs(
@@ -372,6 +373,10 @@ impl CatalogApi for Local {
 
     async fn settle_run(&self, id: &str, version: Option<i64>) -> Result<RunView, Failure> {
         Ok(self.catalog().settle_run(&self.who, id, version).await?)
+    }
+
+    async fn heartbeat_run(&self, id: &str) -> Result<RunView, Failure> {
+        Ok(self.catalog().heartbeat_run(&self.who, id).await?)
     }
 
     async fn run(&self, id: &str) -> Result<RunView, Failure> {
@@ -801,6 +806,11 @@ impl CatalogApi for Remote {
     async fn settle_run(&self, id: &str, version: Option<i64>) -> Result<RunView, Failure> {
         let body = serde_json::json!({ "delta_version": version });
         self.post(&id_path(routes::RUN_SETTLE, id), &body).await
+    }
+
+    async fn heartbeat_run(&self, id: &str) -> Result<RunView, Failure> {
+        self.post(&id_path(routes::RUN_HEARTBEAT, id), &serde_json::json!({}))
+            .await
     }
 
     async fn run(&self, id: &str) -> Result<RunView, Failure> {

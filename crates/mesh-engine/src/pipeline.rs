@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -37,6 +37,22 @@ use crate::report::{CheckResult, Outcome};
 
 /// The key of the run id in a Delta commit's info.
 pub const RUN_KEY: &str = "mesh.run";
+/// The keys of the rows and bytes a run's commit wrote, in its commit info.
+pub const ROWS_KEY: &str = "mesh.rows";
+pub const BYTES_KEY: &str = "mesh.bytes";
+
+/// How often a run tells its ledger it is still at work: every minute, or every
+/// `MESH_RUN_HEARTBEAT` seconds.
+pub fn heartbeat_interval() -> std::time::Duration {
+    std::env::var("MESH_RUN_HEARTBEAT")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(
+            std::time::Duration::from_secs(60),
+            std::time::Duration::from_secs_f64,
+        )
+}
 
 /// A table a transform reads: a source (files) or an upstream port's Delta table at a version.
 #[derive(Debug, Clone)]
@@ -145,6 +161,8 @@ pub trait Ledger: Send + Sync {
     async fn open_runs(&self, product: &str, port: &str) -> Result<Vec<OpenRun>, String>;
     /// Settles a run whose process is gone: committed as this version, or not at all.
     async fn settle(&self, run: &str, delta_version: Option<i64>) -> Result<(), String>;
+    /// Says the run is still at work (every [`heartbeat_interval`] while it runs).
+    async fn heartbeat(&self, run: &str) -> Result<(), String>;
     /// Records an OpenLineage RunEvent of a run (START, then COMPLETE or FAIL).
     async fn lineage(&self, event: &serde_json::Value) -> Result<(), String>;
 }
@@ -259,7 +277,7 @@ pub async fn open_or_create(
         .map_err(delta(location))
 }
 
-/// The data files of a new snapshot, written but not committed.
+/// The data files of a new snapshot, written but not committed, and the shape they have.
 #[derive(Debug)]
 pub struct Staged {
     actions: Vec<Action>,
@@ -267,18 +285,138 @@ pub struct Staged {
     paths: Vec<String>,
     /// The new files' URLs, to check them.
     files: Vec<String>,
+    /// The schema the files were written with (the table's next schema).
+    schema: SchemaRef,
+    /// The table's partition columns.
+    partition_by: Vec<String>,
     pub rows: u64,
     pub bytes: u64,
 }
 
-/// Writes `batches` as data files of `table`, committing nothing. With `overwrite`, the commit
-/// replaces every file of the current version.
+/// Why a run's output cannot become the next snapshot of the table it writes: readers of the
+/// table's major version would lose a column or read a type they do not expect.
+fn incompatible(location: &str, reason: String) -> RunError {
+    RunError::Delta {
+        location: location.to_owned(),
+        reason: format!(
+            "{reason}; within a major version a run may add columns and widen types (integers to \
+             wider integers, FLOAT to DOUBLE, a DECIMAL to more digits), nothing else: publish \
+             a new major version for a breaking change"
+        ),
+    }
+}
+
+/// Whether values of `old` are read unchanged as `new`: the same type (nullability of nested
+/// fields aside), or one Delta's type widening allows.
+fn widens(old: &DataType, new: &DataType) -> bool {
+    use DataType as T;
+    match (old, new) {
+        (T::Int8, T::Int16 | T::Int32 | T::Int64)
+        | (T::Int16, T::Int32 | T::Int64)
+        | (T::Int32, T::Int64)
+        | (T::Float32, T::Float64) => true,
+        (T::Decimal128(p1, s1), T::Decimal128(p2, s2)) => s1 == s2 && p2 >= p1,
+        (T::List(a), T::List(b)) | (T::LargeList(a), T::LargeList(b)) => {
+            a.data_type() == b.data_type() || widens(a.data_type(), b.data_type())
+        }
+        (T::Struct(a), T::Struct(b)) => a.iter().all(|fa| {
+            b.iter()
+                .any(|fb| fb.name() == fa.name() && widens(fa.data_type(), fb.data_type()))
+        }),
+        (T::Map(a, _), T::Map(b, _)) => widens(a.data_type(), b.data_type()),
+        _ => old == new || loose(old) == loose(new),
+    }
+}
+
+/// `dt` with every nested field nullable (runs differ in what the planner can prove non-null).
+fn loose(dt: &DataType) -> DataType {
+    use datafusion::arrow::datatypes::Field;
+    let field = |f: &Field| {
+        Arc::new(
+            f.clone()
+                .with_nullable(true)
+                .with_data_type(loose(f.data_type())),
+        )
+    };
+    match dt {
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
+        DataType::Struct(fs) => DataType::Struct(fs.iter().map(|f| field(f)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The schema a run writes, checked against the table's current one: every column of the
+/// table is still there, of the same or a wider type. Columns may be added.
+fn evolves(table: &DeltaTable, schema: &SchemaRef, location: &str) -> Result<(), RunError> {
+    use deltalake::kernel::engine::arrow_conversion::TryIntoArrow as _;
+    let Ok(snapshot) = table.snapshot() else {
+        return Ok(());
+    };
+    let current: datafusion::arrow::datatypes::Schema = snapshot
+        .schema()
+        .as_ref()
+        .try_into_arrow()
+        .map_err(|e| RunError::Delta {
+            location: location.to_owned(),
+            reason: format!("the table's schema has no Arrow form: {e}"),
+        })?;
+    for old in current.fields() {
+        match schema.field_with_name(old.name()) {
+            Err(_) => {
+                return Err(incompatible(
+                    location,
+                    format!(
+                        "this run's output has no column `{}`, which the published table has",
+                        old.name()
+                    ),
+                ));
+            }
+            Ok(new) if !widens(old.data_type(), new.data_type()) => {
+                return Err(incompatible(
+                    location,
+                    format!(
+                        "column `{}` is {} in the published table and {} in this run's output",
+                        old.name(),
+                        old.data_type(),
+                        new.data_type()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Writes `batches` (of `schema`) as data files of `table`, committing nothing and creating no
+/// table: a run whose checks fail leaves no trace in the table, not even its schema. The files
+/// replace every file of the current version when committed. An existing table keeps its
+/// partition columns, and its schema may only evolve as [`evolves`] allows; a new one takes
+/// `partition_by`.
 pub async fn stage(
     table: &DeltaTable,
+    schema: &SchemaRef,
+    partition_by: &[String],
     batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
     location: &str,
 ) -> Result<Staged, RunError> {
-    let mut writer = RecordBatchWriter::for_table(table).map_err(delta(location))?;
+    let partition_by: Vec<String> = match table.snapshot() {
+        Ok(snapshot) => {
+            evolves(table, schema, location)?;
+            snapshot.metadata().partition_columns().to_vec()
+        }
+        Err(_) => partition_by.to_vec(),
+    };
+    let mut writer = RecordBatchWriter::try_new(
+        table.table_url().as_str(),
+        Arc::clone(schema),
+        Some(partition_by.clone()),
+        None,
+    )
+    .map_err(delta(location))?;
     let mut rows = 0u64;
     for batch in batches {
         rows += batch.num_rows() as u64;
@@ -304,6 +442,8 @@ pub async fn stage(
         actions,
         paths,
         files,
+        schema: Arc::clone(schema),
+        partition_by,
         rows,
         bytes,
     })
@@ -357,18 +497,53 @@ pub async fn register_staged(
     Ok(())
 }
 
-/// Commits the staged files as the table's new version, tagged with the run id; returns it.
+/// Commits the staged files as the table's new version, tagged with the run id; returns it. A
+/// table that is not there yet is created first (an empty version 0, of the staged schema); a
+/// table whose schema the staged files evolve gets the new schema in the same commit.
 pub async fn commit(
     table: &DeltaTable,
     staged: Staged,
     run: &str,
     location: &str,
 ) -> Result<i64, RunError> {
+    let created;
+    let table = if table.version().is_some() {
+        table
+    } else {
+        created = open_or_create(location, &staged.schema, &staged.partition_by).await?;
+        &created
+    };
     let snapshot = table.snapshot().map_err(delta(location))?;
     let partition_by: Vec<String> = snapshot.metadata().partition_columns().to_vec();
-    let metadata = HashMap::from([(RUN_KEY.to_owned(), serde_json::Value::from(run))]);
+    let next: StructType =
+        staged
+            .schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| RunError::Delta {
+                location: location.to_owned(),
+                reason: format!("the output's schema has no Delta form: {e}"),
+            })?;
+    let mut actions = staged.actions;
+    if snapshot.schema().as_ref() != &next {
+        use deltalake::kernel::MetadataExt as _;
+        let metadata = snapshot
+            .metadata()
+            .clone()
+            .with_schema(&next)
+            .map_err(|e| RunError::Delta {
+                location: location.to_owned(),
+                reason: format!("cannot evolve the table's schema: {e}"),
+            })?;
+        actions.insert(0, Action::Metadata(metadata));
+    }
+    let metadata = HashMap::from([
+        (RUN_KEY.to_owned(), serde_json::Value::from(run)),
+        (ROWS_KEY.to_owned(), serde_json::Value::from(staged.rows)),
+        (BYTES_KEY.to_owned(), serde_json::Value::from(staged.bytes)),
+    ]);
     let done = CommitBuilder::default()
-        .with_actions(staged.actions)
+        .with_actions(actions)
         .with_app_metadata(metadata)
         .build(
             Some(snapshot),
@@ -469,6 +644,19 @@ pub async fn vacuum(location: &str, retention_days: i64, keep: i64) -> Result<us
 /// version's commit info (`None` when the commit carries none). An error when there is no table
 /// there or no such version in its log.
 pub async fn committed_by(location: &str, version: i64) -> Result<Option<String>, RunError> {
+    let info = commit_info(location, version).await?;
+    Ok(info[RUN_KEY].as_str().map(str::to_owned))
+}
+
+/// The rows and bytes version `version` of the table at `location` wrote, as a run's commit
+/// records them (`None` for a commit that does not say).
+pub async fn written(location: &str, version: i64) -> Result<Option<(i64, i64)>, RunError> {
+    let info = commit_info(location, version).await?;
+    Ok(info[ROWS_KEY].as_i64().zip(info[BYTES_KEY].as_i64()))
+}
+
+/// The commit info of version `version` (`null` when it has none).
+async fn commit_info(location: &str, version: i64) -> Result<serde_json::Value, RunError> {
     if version < 0 {
         return Err(RunError::Delta {
             location: location.to_owned(),
@@ -486,10 +674,113 @@ pub async fn committed_by(location: &str, version: i64) -> Result<Option<String>
             reason: format!("version {version} is not in the table's log"),
         })?;
     let text = String::from_utf8_lossy(&bytes);
-    Ok(text.lines().find_map(|line| {
-        let entry = serde_json::from_str::<serde_json::Value>(line).ok()?;
-        entry["commitInfo"][RUN_KEY].as_str().map(str::to_owned)
-    }))
+    Ok(text
+        .lines()
+        .find_map(|line| {
+            let mut entry = serde_json::from_str::<serde_json::Value>(line).ok()?;
+            entry.get_mut("commitInfo").map(serde_json::Value::take)
+        })
+        .unwrap_or(serde_json::Value::Null))
+}
+
+/// Deletes the table's data files that no version in its log has ever named and that are
+/// older than `before`: what a run killed between writing its files and committing them left
+/// behind (the catalog lets one run write a port at a time, so a run that has just committed
+/// knows every such file is an orphan). Returns how many were deleted.
+pub async fn sweep_orphans(
+    location: &str,
+    before: std::time::SystemTime,
+) -> Result<usize, RunError> {
+    use futures::TryStreamExt as _;
+    let table = open(location).await?;
+    let Some(latest) = table.version() else {
+        return Ok(0);
+    };
+    let mut named: std::collections::HashSet<String> = table
+        .snapshot()
+        .map_err(delta(location))?
+        .log_data()
+        .iter()
+        .map(|f| f.path().to_string())
+        .collect();
+    let store = table.log_store();
+    for version in 0..=latest {
+        let Some(bytes) = store
+            .read_commit_entry(version)
+            .await
+            .map_err(delta(location))?
+        else {
+            continue;
+        };
+        for line in String::from_utf8_lossy(&bytes).lines() {
+            let Ok(entry) = serde_json::from_str::<serde_json::Value>(line) else {
+                continue;
+            };
+            for kind in ["add", "remove"] {
+                if let Some(path) = entry[kind]["path"].as_str() {
+                    named.insert(path.to_owned());
+                    if let Ok(decoded) = urlencoding_decode(path) {
+                        named.insert(decoded);
+                    }
+                }
+            }
+        }
+    }
+    let objects = table.object_store();
+    let before: chrono::DateTime<chrono::Utc> = before.into();
+    let files: Vec<object_store::ObjectMeta> =
+        objects
+            .list(None)
+            .try_collect()
+            .await
+            .map_err(|e| RunError::Delta {
+                location: location.to_owned(),
+                reason: format!("cannot list the table's files: {e}"),
+            })?;
+    let mut deleted = 0;
+    for file in files {
+        let path = file.location.to_string();
+        let hidden = path
+            .split('/')
+            .any(|part| part.starts_with('_') || part.starts_with('.'));
+        if hidden || !path.ends_with(".parquet") || file.last_modified >= before {
+            continue;
+        }
+        if named.contains(&path) || named.contains(file.location.as_ref()) {
+            continue;
+        }
+        if object_store::ObjectStoreExt::delete(&objects, &file.location)
+            .await
+            .is_ok()
+        {
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
+/// `%XX` escapes decoded (Delta logs store paths URL-encoded).
+fn urlencoding_decode(path: &str) -> Result<String, std::string::FromUtf8Error> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| Some(hex(*bytes.get(i + 1)?)? * 16 + hex(*bytes.get(i + 2)?)?))
+            .flatten();
+        match escaped {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
 }
 
 /// The version whose commit carries run `run`, among the table's last 100 commits.
@@ -607,6 +898,8 @@ async fn register_unmasked(
                 actions: Vec::new(),
                 paths: Vec::new(),
                 files,
+                schema: Arc::clone(&schema),
+                partition_by: Vec::new(),
                 rows: 0,
                 bytes: 0,
             };
@@ -670,6 +963,19 @@ fn for_delta(
     df.select(exprs)
 }
 
+/// For tests of a run in progress: when `MESH_PAUSE` names this point, the run waits
+/// `MESH_PAUSE_SECONDS` (default 5) here, heartbeating as it would while working.
+async fn pause(name: &str) {
+    if std::env::var("MESH_PAUSE").is_ok_and(|p| p == name) {
+        let seconds = std::env::var("MESH_PAUSE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .unwrap_or(5.0);
+        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+    }
+}
+
 /// Fault injection for crash tests: when `MESH_FAILPOINT` names this point, the process aborts
 /// here, as a `kill -9` would stop it (no destructor, no cleanup).
 fn failpoint(name: &str) {
@@ -703,7 +1009,7 @@ pub async fn run_port(
     failpoint("after-begin");
     let start = openlineage("START", &run, plan, transform_sql, None, None);
     ledger.lineage(&start).await.map_err(RunError::Ledger)?;
-    match write_check_commit(
+    let work = write_check_commit(
         ledger,
         &run,
         plan,
@@ -711,9 +1017,21 @@ pub async fn run_port(
         contract,
         partition_by,
         progress,
-    )
-    .await
-    {
+    );
+    // While it works, the run says so every interval: a run on another host is not taken for
+    // dead (and settled) while it is alive. A heartbeat that fails is retried at the next one.
+    let heartbeat = async {
+        let interval = heartbeat_interval();
+        loop {
+            tokio::time::sleep(interval).await;
+            let _ = ledger.heartbeat(&run).await;
+        }
+    };
+    let outcome = tokio::select! {
+        outcome = work => outcome,
+        () = heartbeat => Err(RunError::Ledger("the run's heartbeat stopped".into())),
+    };
+    match outcome {
         Ok(report) => Ok(report),
         Err(e) => {
             // Record the failure; the ledger's own error would hide the real one.
@@ -943,9 +1261,11 @@ async fn write_check_commit(
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
     progress(Stage::Writing);
-    let table = open_or_create(&plan.location, &schema, partition_by).await?;
-    let staged = stage(&table, batches, &plan.location).await?;
+    // Nothing of the table, not even its schema, changes until the checks pass.
+    let table = open(&plan.location).await?;
+    let staged = stage(&table, &schema, partition_by, batches, &plan.location).await?;
     failpoint("after-stage");
+    pause("after-stage").await;
 
     // The checks, on exactly the staged files.
     progress(Stage::Checking);
@@ -1028,7 +1348,8 @@ async fn write_check_commit(
         });
     }
     progress(Stage::Committing);
-    let next = table.version().map_or(0, |v| v as i64 + 1);
+    // A new table is created (version 0) just before its first snapshot (version 1).
+    let next = table.version().map_or(1, |v| v as i64 + 1);
     ledger
         .committing(run, next)
         .await

@@ -51,10 +51,145 @@ impl Readable {
 }
 
 fn bare() -> SessionContext {
+    bare_with(None)
+}
+
+fn bare_with(memory: Option<&Memory>) -> SessionContext {
     let config = SessionConfig::new()
         .with_information_schema(false)
         .with_default_catalog_and_schema("mesh", "public");
-    SessionContext::new_with_config(config)
+    match memory {
+        None => SessionContext::new_with_config(config),
+        Some(memory) => {
+            let runtime = datafusion::execution::runtime_env::RuntimeEnvBuilder::new()
+                .with_memory_pool(memory.for_query())
+                .build_arc();
+            match runtime {
+                Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+                Err(_) => SessionContext::new_with_config(config),
+            }
+        }
+    }
+}
+
+/// The memory governed reads may hold in their operators (hash tables of joins and aggregates,
+/// sort buffers): all of them together at most the server's pool, each at most its own limit.
+/// Sorts and aggregates spill to disk past it; what cannot spill fails with a
+/// [`QueryError::Resources`] that names the limit, never the process.
+#[derive(Debug, Clone)]
+pub struct Memory {
+    server: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    per_query: usize,
+}
+
+impl Memory {
+    pub fn new(server_bytes: usize, per_query_bytes: usize) -> Memory {
+        use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(server_bytes.max(1 << 20)),
+            std::num::NonZeroUsize::new(3).unwrap_or(std::num::NonZeroUsize::MIN),
+        );
+        Memory {
+            server: Arc::new(pool),
+            per_query: per_query_bytes.max(1 << 20),
+        }
+    }
+
+    /// Bytes the server's pool holds now.
+    pub fn reserved(&self) -> usize {
+        self.server.reserved()
+    }
+
+    fn for_query(&self) -> Arc<dyn datafusion::execution::memory_pool::MemoryPool> {
+        Arc::new(QueryPool {
+            server: Arc::clone(&self.server),
+            limit: self.per_query,
+            used: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+}
+
+/// One query's share of the server's pool.
+#[derive(Debug)]
+struct QueryPool {
+    server: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
+    limit: usize,
+    used: std::sync::atomic::AtomicUsize,
+}
+
+impl std::fmt::Display for QueryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "a query's share of the server's memory, at most {} bytes",
+            self.limit
+        )
+    }
+}
+
+impl datafusion::execution::memory_pool::MemoryPool for QueryPool {
+    fn name(&self) -> &str {
+        "mesh-query"
+    }
+
+    fn register(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.server.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &datafusion::execution::memory_pool::MemoryConsumer) {
+        self.server.unregister(consumer);
+    }
+
+    fn grow(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        additional: usize,
+    ) {
+        self.server.grow(reservation, additional);
+        self.used
+            .fetch_add(additional, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shrink(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        shrink: usize,
+    ) {
+        self.server.shrink(reservation, shrink);
+        let _ = self.used.fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |used| Some(used.saturating_sub(shrink)),
+        );
+    }
+
+    fn try_grow(
+        &self,
+        reservation: &datafusion::execution::memory_pool::MemoryReservation,
+        additional: usize,
+    ) -> datafusion::error::Result<()> {
+        use std::sync::atomic::Ordering;
+        let used = self.used.load(Ordering::Relaxed);
+        if used.saturating_add(additional) > self.limit {
+            return Err(datafusion::error::DataFusionError::ResourcesExhausted(
+                format!(
+                    "the query needs more than the {} MiB of memory one query may hold (MESH_QUERY_MEMORY)",
+                    self.limit >> 20
+                ),
+            ));
+        }
+        self.server.try_grow(reservation, additional).map_err(|_| {
+            datafusion::error::DataFusionError::ResourcesExhausted(
+                "the server's queries hold all the memory they may (MESH_SERVER_MEMORY); try again shortly".to_owned(),
+            )
+        })?;
+        self.used.fetch_add(additional, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A session for `sql` in which, of `readable`, exactly the tables the query names exist,
@@ -325,7 +460,15 @@ pub fn named(sql: &str) -> Vec<String> {
 
 /// A session in which exactly `readable` exist, masked as their grants say.
 pub async fn session_with(readable: &[&Readable]) -> Result<SessionContext, QueryError> {
-    let ctx = bare();
+    session_within(readable, None).await
+}
+
+/// [`session_with`], its operators' memory drawn from `memory`.
+pub async fn session_within(
+    readable: &[&Readable],
+    memory: Option<&Memory>,
+) -> Result<SessionContext, QueryError> {
+    let ctx = bare_with(memory);
     let internal = |e: datafusion::error::DataFusionError| E::Internal(e.to_string());
     let catalog = ctx
         .catalog("mesh")

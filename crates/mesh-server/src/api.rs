@@ -97,6 +97,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::runs::committing_run))
         .routes(routes!(crate::runs::finish_run))
         .routes(routes!(crate::runs::settle_run))
+        .routes(routes!(crate::runs::heartbeat_run))
         .routes(routes!(crate::runs::product_runs))
         .routes(routes!(crate::runs::product_snapshots))
         .routes(routes!(crate::runs::product_inputs))

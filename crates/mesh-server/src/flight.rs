@@ -94,7 +94,11 @@ impl FlightSql {
                     "unauthenticated: the authorization header must be `Bearer <token>`",
                 )
             })?;
-        self.catalog.authenticate(token).await.map_err(status)
+        let who = self.catalog.authenticate(token).await.map_err(status)?;
+        // Every call counts, so that no call (metadata, planning, a refused statement) can be
+        // made without bound.
+        self.limits.call(&who.name).map_err(status)?;
+        Ok(who)
     }
 
     /// Runs `sql` for the caller of `request` and streams the result as Flight data.
@@ -128,7 +132,11 @@ impl FlightSql {
         ticket: Vec<u8>,
     ) -> Result<Response<FlightInfo>, Status> {
         let who = self.caller(&request).await?;
-        let schema = self.service.read_schema(&who, sql).await.map_err(status)?;
+        let deadline = tokio::time::Instant::now() + self.limits.limits.timeout;
+        let schema = tokio::time::timeout_at(deadline, self.service.read_schema(&who, sql))
+            .await
+            .map_err(|_| status(self.limits.timed_out()))?
+            .map_err(status)?;
         info(&schema, ticket, request.into_inner())
     }
 
@@ -299,11 +307,12 @@ impl FlightSqlService for FlightSql {
         request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let who = self.caller(&request).await?;
-        let schema = self
-            .service
-            .read_schema(&who, &query.query)
-            .await
-            .map_err(status)?;
+        let deadline = tokio::time::Instant::now() + self.limits.limits.timeout;
+        let schema =
+            tokio::time::timeout_at(deadline, self.service.read_schema(&who, &query.query))
+                .await
+                .map_err(|_| status(self.limits.timed_out()))?
+                .map_err(status)?;
         let IpcMessage(dataset_schema) = SchemaAsIpc::new(&schema, &IpcWriteOptions::default())
             .try_into()
             .map_err(internal)?;

@@ -67,6 +67,8 @@ pub struct Options {
     pub open_portal: bool,
     /// Where people reach the server (`https://mesh.example.com`), when it is behind a proxy.
     pub public_url: Option<String>,
+    /// The connection cap and timeouts.
+    pub connections: ConnectionLimits,
 }
 
 /// The largest request body accepted (a product with its contracts is a few hundred kilobytes).
@@ -105,7 +107,7 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
     let limits = Arc::new(Limits::new(limits));
     // One catalog for every handler: the service's (which checks what runs committed).
-    let service = Service::new(catalog);
+    let service = Service::new(catalog).with_limits(&limits.limits);
     let catalog = service.catalog().clone();
     let flight = arrow_flight::flight_service_server::FlightServiceServer::new(flight::FlightSql {
         catalog: catalog.clone(),
@@ -134,7 +136,43 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(unwound))
         .with_state(state)
+}
+
+/// A handler that panicked, as the platform's failure.
+#[derive(Debug, thiserror::Error)]
+#[error("a request handler panicked: {0}")]
+struct Panicked(String);
+
+impl mesh_catalog::ToProblem for Panicked {
+    fn code(&self) -> mesh_catalog::ErrorCode {
+        mesh_catalog::ErrorCode::Internal
+    }
+}
+
+/// Runs a request; a panic in its handler is a 500 problem with an `error_id` (the cause
+/// logged under it) for that request alone, never a dropped connection or a dead process.
+async fn unwound(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use futures::FutureExt as _;
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            ApiError::of(&Panicked(what)).into_response()
+        }
+    }
 }
 
 /// The OpenAPI document, as served at `/openapi.json`.
@@ -198,19 +236,113 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// How `mesh serve` treats connections: how many at once, and how long a client may take to
+/// send a request's headers (also how long an idle keep-alive connection stays open).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    pub header_timeout: std::time::Duration,
+    /// How long a graceful shutdown waits for requests in flight.
+    pub drain: std::time::Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 4096,
+            header_timeout: std::time::Duration::from_secs(10),
+            drain: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a client past the connection cap gets before its connection is closed.
+fn over_capacity(max: usize) -> Vec<u8> {
+    let body = serde_json::json!({
+        "type": "https://mesh.dev/problems/busy",
+        "title": "busy",
+        "status": 503,
+        "detail": format!("the server holds its limit of {max} connections (MESH_MAX_CONNECTIONS); try again shortly"),
+    })
+    .to_string();
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, with the SLA monitor running on its
-/// schedule beside it.
+/// schedule beside it. At most `limits.max_connections` connections are served at once (one
+/// more gets a 503 and is closed); a client that does not finish its request headers within
+/// `limits.header_timeout` is disconnected, as is a keep-alive connection idle that long.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     catalog: Catalog,
     options: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use tokio::io::AsyncWriteExt as _;
+    let limits = options.connections;
     let monitor = Arc::new(monitor(&options));
     let monitoring = tokio::spawn(Arc::clone(&monitor).run(catalog.clone()));
-    let served = axum::serve(listener, app_with_monitor(catalog, options, monitor))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = app_with_monitor(catalog, options, monitor);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(limits.header_timeout))
+        .keep_alive_timeout(limits.header_timeout)
+        .max_concurrent_streams(256);
+    let builder = Arc::new(builder);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before it was accepted: the
+                    // server goes on (briefly backing off so an error does not spin a core).
+                    mesh_service::logging::log(&format!("accepting a connection failed: {e}"));
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            let refusal = over_capacity(limits.max_connections);
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+                    stream.write_all(&refusal).await?;
+                    stream.shutdown().await
+                })
+                .await;
+            });
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let builder = Arc::clone(&builder);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
     monitoring.abort();
-    served
+    let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;
+    Ok(())
 }

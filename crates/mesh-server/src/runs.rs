@@ -138,6 +138,24 @@ pub(crate) async fn settle_run(
     ))
 }
 
+/// Says a run is still at work (its process calls this every minute while it runs, so that a
+/// run on another host is not taken for dead).
+#[utoipa::path(post, path = "/api/v1/runs/{id}/heartbeat", tag = "runs",
+    params(("id" = String, Path, description = "The run id")),
+    security(("token" = [])),
+    responses((status = 200, body = RunView),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The run has finished", body = Problem)))]
+pub(crate) async fn heartbeat_run(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<RunView>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    Ok(Json(state.catalog.heartbeat_run(&who, &id).await?))
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct RunsParams {

@@ -36,6 +36,10 @@ pub use read::{GovernedRead, ReadError, ReadPlan, ReadRequest};
 #[derive(Debug, Clone)]
 pub struct Service {
     catalog: Catalog,
+    /// What governed reads may hold in memory, together and each.
+    memory: mesh_engine::query::Memory,
+    /// Bytes (as Arrow data) one read's result may have.
+    result_bytes: usize,
 }
 
 impl Service {
@@ -47,7 +51,19 @@ impl Service {
         } else {
             catalog.with_delta_log(std::sync::Arc::new(EngineDeltaLog))
         };
-        Service { catalog }
+        let defaults = limits::QueryLimits::default();
+        Service {
+            catalog,
+            memory: mesh_engine::query::Memory::new(defaults.server_memory, defaults.query_memory),
+            result_bytes: defaults.result_memory,
+        }
+    }
+
+    /// This service with the memory and result limits of `limits`.
+    pub fn with_limits(mut self, limits: &limits::QueryLimits) -> Service {
+        self.memory = mesh_engine::query::Memory::new(limits.server_memory, limits.query_memory);
+        self.result_bytes = limits.result_memory;
+        self
     }
 
     pub fn catalog(&self) -> &Catalog {
@@ -63,6 +79,12 @@ pub struct EngineDeltaLog;
 impl mesh_catalog::runs::DeltaLog for EngineDeltaLog {
     async fn committed_by(&self, location: &str, version: i64) -> Result<Option<String>, String> {
         mesh_engine::pipeline::committed_by(location, version)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn written(&self, location: &str, version: i64) -> Result<Option<(i64, i64)>, String> {
+        mesh_engine::pipeline::written(location, version)
             .await
             .map_err(|e| e.to_string())
     }

@@ -12,6 +12,14 @@ pub struct QueryLimits {
     pub per_minute: u32,
     pub burst: u32,
     pub timeout: Duration,
+    /// Bytes one query may hold in its operators (joins, sorts, aggregates).
+    pub query_memory: usize,
+    /// Bytes all queries together may hold.
+    pub server_memory: usize,
+    /// Bytes (as Arrow data) one query's result may have.
+    pub result_memory: usize,
+    /// Flight SQL calls a caller may make per minute (the burst is a tenth of it).
+    pub calls_per_minute: u32,
 }
 
 impl Default for QueryLimits {
@@ -20,6 +28,10 @@ impl Default for QueryLimits {
             per_minute: 120,
             burst: 20,
             timeout: Duration::from_secs(60),
+            query_memory: 1 << 30,
+            server_memory: 4 << 30,
+            result_memory: 1 << 30,
+            calls_per_minute: 600,
         }
     }
 }
@@ -28,15 +40,53 @@ impl Default for QueryLimits {
 #[derive(Debug)]
 pub struct Limits {
     pub limits: QueryLimits,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    buckets: Buckets,
+    calls: Buckets,
+}
+
+type Buckets = Mutex<HashMap<String, (f64, Instant)>>;
+
+/// Takes one token from `who`'s bucket in `buckets` (`per_minute` on average, `burst` at once).
+fn take(
+    buckets: &Buckets,
+    who: &str,
+    per_minute: u32,
+    burst: u32,
+    what: &'static str,
+) -> Result<(), RateLimited> {
+    let rate = f64::from(per_minute.max(1)) / 60.0;
+    let burst = f64::from(burst.max(1));
+    let now = Instant::now();
+    let Ok(mut buckets) = buckets.lock() else {
+        return Ok(());
+    };
+    if buckets.len() > 100_000 {
+        buckets.clear();
+    }
+    let (tokens, at) = buckets.entry(who.to_owned()).or_insert((burst, now));
+    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+    *at = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        Ok(())
+    } else {
+        Err(RateLimited {
+            who: who.to_owned(),
+            per_minute,
+            what,
+            wait: Duration::from_secs_f64((1.0 - *tokens) / rate),
+        })
+    }
 }
 
 /// A consumer that has used up its queries, and how long until the next one.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{who} has used up {per_minute} queries a minute; try again in {} s", .wait.as_secs() + 1)]
+#[error("{who} has used up {per_minute} {what} a minute; try again in {} s", .wait.as_secs() + 1)]
 pub struct RateLimited {
     pub who: String,
     pub per_minute: u32,
+    /// What was counted: `queries` or `calls`.
+    pub what: &'static str,
     pub wait: Duration,
 }
 
@@ -64,33 +114,32 @@ impl Limits {
         Limits {
             limits,
             buckets: Mutex::default(),
+            calls: Mutex::default(),
         }
     }
 
     /// Takes one query from `who`'s bucket, or says how long to wait.
     pub fn take(&self, who: &str) -> Result<(), RateLimited> {
-        let rate = f64::from(self.limits.per_minute.max(1)) / 60.0;
-        let burst = f64::from(self.limits.burst.max(1));
-        let now = Instant::now();
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        if buckets.len() > 100_000 {
-            buckets.clear();
-        }
-        let (tokens, at) = buckets.entry(who.to_owned()).or_insert((burst, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(RateLimited {
-                who: who.to_owned(),
-                per_minute: self.limits.per_minute,
-                wait: Duration::from_secs_f64((1.0 - *tokens) / rate),
-            })
-        }
+        take(
+            &self.buckets,
+            who,
+            self.limits.per_minute,
+            self.limits.burst,
+            "queries",
+        )
+    }
+
+    /// Takes one call (any Flight SQL call) from `who`'s bucket of calls, or says how long to
+    /// wait. Calls that plan or read a statement also take a query ([`Limits::take`]).
+    pub fn call(&self, who: &str) -> Result<(), RateLimited> {
+        let per_minute = self.limits.calls_per_minute;
+        take(
+            &self.calls,
+            who,
+            per_minute,
+            (per_minute / 10).max(10),
+            "calls",
+        )
     }
 
     pub fn timed_out(&self) -> TimedOut {

@@ -206,20 +206,33 @@ impl Service {
         let plan = self.authorize_read(who, &ReadRequest::parse(sql)).await?;
         let ctx = Box::pin(self.open(&plan, started)).await?;
         // A query that does not plan is the caller's mistake, not the ports': nothing is
-        // recorded.
-        let (schema, inner) = Box::pin(query::stream(&ctx, sql)).await?;
+        // recorded. A panic in the engine is this read's failure, not the process's.
+        let (schema, inner) = unwound(Box::pin(query::stream(&ctx, sql))).await??;
         let record = ReadRecord::new(&self.catalog, plan, started);
-        let batches = futures::stream::unfold(Some((inner, record)), |state| async move {
-            let (mut inner, mut record) = state?;
-            match inner.next().await {
+        let cap = self.result_bytes;
+        let batches = futures::stream::unfold(Some((inner, record, 0usize)), move |state| async move {
+            let (mut inner, mut record, mut bytes) = state?;
+            let next = match unwound(inner.next()).await {
+                Ok(next) => next.map(|r| r.map_err(QueryError::of)),
+                Err(e) => Some(Err(e)),
+            };
+            match next {
                 Some(Ok(batch)) => {
                     record.rows += batch.num_rows() as u64;
+                    bytes = bytes.saturating_add(batch.get_array_memory_size());
+                    if bytes > cap {
+                        let e = QueryError::Resources(format!(
+                            "the result is larger than the {} MiB one query may return (MESH_RESULT_MEMORY): select fewer rows or columns, or aggregate",
+                            cap >> 20
+                        ));
+                        let _ = record.finish(false).await;
+                        return Some((Err(e.into()), None));
+                    }
                     // Readers get the rows, not the data pages the rows were filtered from.
                     let batch = query::compact(batch).map_err(ReadError::from);
-                    Some((batch, Some((inner, record))))
+                    Some((batch, Some((inner, record, bytes))))
                 }
                 Some(Err(e)) => {
-                    let e = QueryError::of(e);
                     // The data's fault counts against the port; the query's does not.
                     if e.is_data() {
                         record.error = Some(e.to_string());
@@ -241,7 +254,7 @@ impl Service {
     pub async fn read_schema(&self, who: &Principal, sql: &str) -> Result<SchemaRef, ReadError> {
         let plan = self.authorize_read(who, &ReadRequest::parse(sql)).await?;
         let ctx = self.open(&plan, Instant::now()).await?;
-        Ok(query::schema_of(&ctx, sql).await?)
+        Ok(unwound(Box::pin(query::schema_of(&ctx, sql))).await??)
     }
 
     /// [`Service::read`], collected.
@@ -261,7 +274,7 @@ impl Service {
     async fn open(&self, plan: &ReadPlan, started: Instant) -> Result<SessionContext, ReadError> {
         let readable = plan.readable();
         let refs: Vec<&query::Readable> = readable.iter().collect();
-        match query::session_with(&refs).await {
+        match query::session_within(&refs, Some(&self.memory)).await {
             Ok(ctx) => Ok(ctx),
             Err(e) => {
                 let mut record = ReadRecord::new(&self.catalog, plan.clone(), started);
@@ -271,6 +284,23 @@ impl Service {
             }
         }
     }
+}
+
+/// `work`'s output, or its panic as an internal error: an engine bug on one query fails that
+/// query, and the server goes on.
+async fn unwound<T>(work: impl std::future::Future<Output = T>) -> Result<T, QueryError> {
+    use futures::FutureExt as _;
+    std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned());
+            QueryError::Internal(format!("the query engine failed on this query: {what}"))
+        })
 }
 
 /// The deployment's masking key of `catalog`.

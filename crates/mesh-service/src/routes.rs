@@ -46,6 +46,7 @@ pub const ALL: &[&str] = &[
     RUN_COMMITTING,
     RUN_FINISH,
     RUN_SETTLE,
+    RUN_HEARTBEAT,
     ACCESS_REQUESTS,
     ACCESS_DECISION,
     ACCESS_GRANTS,
@@ -100,6 +101,7 @@ pub const RUN: &str = "/api/v1/runs/{id}";
 pub const RUN_COMMITTING: &str = "/api/v1/runs/{id}/committing";
 pub const RUN_FINISH: &str = "/api/v1/runs/{id}/finish";
 pub const RUN_SETTLE: &str = "/api/v1/runs/{id}/settle";
+pub const RUN_HEARTBEAT: &str = "/api/v1/runs/{id}/heartbeat";
 pub const ACCESS_REQUESTS: &str = "/api/v1/access/requests";
 pub const ACCESS_DECISION: &str = "/api/v1/access/requests/{id}/decision";
 pub const ACCESS_GRANTS: &str = "/api/v1/access/grants";

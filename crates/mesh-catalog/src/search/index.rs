@@ -174,6 +174,20 @@ pub(crate) fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// The different words of a search, in order.
+pub(crate) fn distinct_words(q: &str) -> Vec<String> {
+    let mut seen = HashSet::new();
+    words(q)
+        .into_iter()
+        .filter(|w| seen.insert(w.clone()))
+        .collect()
+}
+
+/// The longest word typos are looked for in: a word has `n·(n-1)/2` double deletions, so a long
+/// one would cost quadratic time and memory (no product's words are that long anyway; longer
+/// words still match exactly and as prefixes).
+const MAX_FUZZY_CHARS: usize = 32;
+
 fn one_deletions(word: &str) -> Vec<String> {
     let chars: Vec<char> = word.chars().collect();
     (0..chars.len())
@@ -198,7 +212,7 @@ impl SearchIndex {
         self.vocabulary.insert(word.to_owned(), t);
         self.words.push(word.to_owned());
         self.postings.push(Vec::new());
-        if word.chars().count() >= 4 {
+        if (4..=MAX_FUZZY_CHARS).contains(&word.chars().count()) {
             for variant in one_deletions(word) {
                 self.deletions.entry(variant).or_default().push(t);
             }
@@ -349,7 +363,7 @@ impl SearchIndex {
                 add(t, 0.8);
             }
         }
-        if len >= 4 {
+        if (4..=MAX_FUZZY_CHARS).contains(&len) {
             let max = if len >= 8 { 2 } else { 1 };
             let mut variants: HashSet<String> = HashSet::from([word.to_owned()]);
             for d in one_deletions(word) {
@@ -402,11 +416,7 @@ impl SearchIndex {
     /// every match. Scores accumulate in dense arrays, so the cost is that of the postings read.
     pub(crate) fn search(&self, q: &SearchQuery) -> SearchResults {
         let limit = q.limit.unwrap_or(20).clamp(1, 100);
-        let mut seen = HashSet::new();
-        let distinct: Vec<String> = words(&q.q)
-            .into_iter()
-            .filter(|w| seen.insert(w.clone()))
-            .collect();
+        let distinct = distinct_words(&q.q);
         let slots = self.entries.len();
         let n = self.live.max(1) as f32;
         let avg = ((self.total_length / self.live.max(1) as f64) as f32).max(1.0);

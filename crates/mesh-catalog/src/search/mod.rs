@@ -26,11 +26,20 @@ pub enum SearchError {
     NotFound(#[from] Missing),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A search beyond the limits: too long, or too many words.
+    #[error("{0}")]
+    TooBig(String),
 }
+
+/// The longest search, in characters.
+pub const MAX_SEARCH_CHARS: usize = 1_000;
+/// The most distinct words a search looks for.
+pub const MAX_SEARCH_WORDS: usize = 32;
 
 impl ToProblem for SearchError {
     fn code(&self) -> ErrorCode {
         match self {
+            SearchError::TooBig(_) => ErrorCode::BadRequest,
             SearchError::Denied(_) => ErrorCode::Forbidden,
             SearchError::NotFound(_) => ErrorCode::NotFound,
             SearchError::Store(_) => ErrorCode::Internal,
@@ -59,9 +68,28 @@ impl Catalog {
         query: &SearchQuery,
     ) -> Result<SearchResults, SearchError> {
         Self::allow(who, Action::Read)?;
+        let chars = query.q.chars().count();
+        if chars > MAX_SEARCH_CHARS {
+            return Err(SearchError::TooBig(format!(
+                "the search is {chars} characters; at most {MAX_SEARCH_CHARS} are searched"
+            )));
+        }
+        let words = index::distinct_words(&query.q).len();
+        if words > MAX_SEARCH_WORDS {
+            return Err(SearchError::TooBig(format!(
+                "the search has {words} different words; at most {MAX_SEARCH_WORDS} are searched"
+            )));
+        }
         self.sync_search().await?;
-        let index = self.search.index.read().unwrap_or_else(|e| e.into_inner());
-        Ok(index.search(query))
+        // Scoring is CPU work: off the threads that serve requests.
+        let search = std::sync::Arc::clone(&self.search);
+        let query = query.clone();
+        tokio::task::spawn_blocking(move || {
+            let index = search.index.read().unwrap_or_else(|e| e.into_inner());
+            index.search(&query)
+        })
+        .await
+        .map_err(|e| SearchError::Store(StoreError::Corrupt(format!("the search failed: {e}"))))
     }
 
     /// How many products the search index holds (after catching up).

@@ -457,6 +457,8 @@ pub struct RunRow {
     pub checks: Option<String>,
     pub error: Option<String>,
     pub actor: String,
+    /// How it ended, when no one saw it end (settled by a later run).
+    pub note: Option<String>,
 }
 
 /// The snapshot of an output port (per major version) that readers get.

@@ -56,7 +56,7 @@ macro_rules! run_cols {
     () => {
         "id, product, version, port, major, location, state, started_at, heartbeat_at, \
          finished_at, owner, delta_version, rows_in, rows_out, bytes_out, inputs, checks, error, \
-         actor"
+         actor, note"
     };
 }
 macro_rules! snapshot_cols {
@@ -185,6 +185,7 @@ macro_rules! row_readers {
                 checks: r.try_get("checks")?,
                 error: r.try_get("error")?,
                 actor: r.try_get("actor")?,
+                note: r.try_get("note")?,
             })
         }
 
@@ -960,7 +961,7 @@ macro_rules! sql_tx {
             async fn insert_run(&mut self, row: &RunRow) -> StoreResult<()> {
                 sqlx::query(concat!(
                     "INSERT INTO runs (", run_cols!(), ") VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
                 ))
                 .bind(&row.id)
                 .bind(&row.product)
@@ -981,6 +982,7 @@ macro_rules! sql_tx {
                 .bind(&row.checks)
                 .bind(&row.error)
                 .bind(&row.actor)
+                .bind(&row.note)
                 .execute(&mut *self.tx)
                 .await
                 .map_err(conflict("run exists"))?;
@@ -1029,7 +1031,7 @@ macro_rules! sql_tx {
                 let done = sqlx::query(
                     "UPDATE runs SET state = $2, heartbeat_at = $3, finished_at = $4, \
                      delta_version = $5, rows_out = $6, bytes_out = $7, checks = $8, error = $9, \
-                     rows_in = $11 WHERE id = $1 AND state = $10",
+                     rows_in = $11, note = $12 WHERE id = $1 AND state = $10",
                 )
                 .bind(&row.id)
                 .bind(&row.state)
@@ -1042,6 +1044,7 @@ macro_rules! sql_tx {
                 .bind(&row.error)
                 .bind(expected)
                 .bind(row.rows_in)
+                .bind(&row.note)
                 .execute(&mut *self.tx)
                 .await?;
                 if done.rows_affected() == 0 {

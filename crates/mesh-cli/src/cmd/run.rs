@@ -149,6 +149,14 @@ impl Ledger for CatalogLedger {
             .map_err(message)
     }
 
+    async fn heartbeat(&self, run: &str) -> Result<(), String> {
+        self.client
+            .heartbeat_run(run)
+            .await
+            .map(|_| ())
+            .map_err(message)
+    }
+
     async fn lineage(&self, event: &serde_json::Value) -> Result<(), String> {
         self.client.ingest_lineage(event).await.map_err(message)?;
         // An external endpoint that fails is reported, not fatal: the catalog has the event.
@@ -309,6 +317,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         };
         let spinner = Spinner::start(args.output == OutputFormat::Text);
         let stage = |s: pipeline::Stage| spinner.stage(s.as_str());
+        let started = std::time::SystemTime::now();
         let report =
             pipeline::run_port(&ledger, &plan, &transform, &contract, &partition_by, &stage)
                 .await
@@ -323,6 +332,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     "vacuumed {n} file(s) older than the product's {days}-day retention"
                 )),
                 Err(e) => output::warning(&format!("vacuum: {e}")),
+            }
+        }
+        // Files a killed run wrote and never committed: this run is the port's only open one,
+        // so whatever no version names and is older than it is garbage.
+        if report.delta_version.is_some() {
+            match pipeline::sweep_orphans(&report.location, started).await {
+                Ok(0) => {}
+                Ok(n) => output::warning(&format!(
+                    "removed {n} file(s) a stopped run wrote and never committed"
+                )),
+                Err(e) => output::warning(&format!("sweeping uncommitted files: {e}")),
             }
         }
         print(args.output, &id, &port, &report.location, &report)

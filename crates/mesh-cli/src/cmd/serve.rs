@@ -67,11 +67,62 @@ pub(crate) struct Args {
     #[arg(long, value_name = "URL", env = "MESH_PUBLIC_URL")]
     public_url: Option<String>,
 
+    /// Connections served at once; one more gets a 503 and is closed.
+    #[arg(long, default_value_t = 4096, env = "MESH_MAX_CONNECTIONS")]
+    max_connections: usize,
+
+    /// Seconds a client has to send a request's headers (and an idle keep-alive connection
+    /// stays open) before it is disconnected.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "SECONDS",
+        env = "MESH_HEADER_TIMEOUT"
+    )]
+    header_timeout: f64,
+
+    /// MiB of memory one query may hold in joins, sorts and aggregates (sorts spill to disk
+    /// past it; what cannot spill is refused).
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "MIB",
+        env = "MESH_QUERY_MEMORY"
+    )]
+    query_memory: usize,
+
+    /// MiB of memory all queries together may hold.
+    #[arg(
+        long,
+        default_value_t = 4096,
+        value_name = "MIB",
+        env = "MESH_SERVER_MEMORY"
+    )]
+    server_memory: usize,
+
+    /// MiB one query's result may have (as Arrow data); a bigger result is cut with an error.
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "MIB",
+        env = "MESH_RESULT_MEMORY"
+    )]
+    result_memory: usize,
+
+    /// Flight SQL calls (metadata, statements, prepared statements) each caller may make per
+    /// minute, on average; queries also count against `--queries-per-minute`.
+    #[arg(long, default_value_t = 600, env = "MESH_CALLS_PER_MINUTE")]
+    calls_per_minute: u32,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    // A panic in a request fails that request (a 500 with an error id); the log gets one line.
+    std::panic::set_hook(Box::new(|info| {
+        mesh_service::logging::log(&format!("panic: {info}"));
+    }));
     crate::runtime()?.block_on(async {
         let catalog = args.catalog.open().await?;
         // Checked before listening: a typo in a flag is not a server that half starts.
@@ -99,13 +150,36 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 "SLA monitor off".to_owned()
             }
         )?;
+        // Ctrl-C or SIGTERM (a supervisor stopping it): stop accepting, finish what is in flight.
         let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{SignalKind, signal};
+                match signal(SignalKind::terminate()) {
+                    Ok(mut term) => {
+                        tokio::select! {
+                            _ = tokio::signal::ctrl_c() => {}
+                            _ = term.recv() => {}
+                        }
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            }
+            #[cfg(not(unix))]
+            {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         };
         let limits = mesh_server::QueryLimits {
             per_minute: args.queries_per_minute,
             burst: args.query_burst,
             timeout: std::time::Duration::from_secs_f64(args.query_timeout.max(0.001)),
+            query_memory: args.query_memory.max(1) << 20,
+            server_memory: args.server_memory.max(1) << 20,
+            result_memory: args.result_memory.max(1) << 20,
+            calls_per_minute: args.calls_per_minute,
         };
         let monitor = mesh_service::monitor::MonitorOptions {
             interval: (args.sla_interval > 0.0)
@@ -120,6 +194,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             monitor,
             open_portal: args.open_portal,
             public_url: args.public_url.clone(),
+            connections: mesh_server::ConnectionLimits {
+                max_connections: args.max_connections,
+                header_timeout: std::time::Duration::from_secs_f64(args.header_timeout.max(0.1)),
+                ..mesh_server::ConnectionLimits::default()
+            },
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await

@@ -204,10 +204,8 @@ async fn vacuum_keeps_what_retention_and_the_snapshot_need() {
         .unwrap()
     };
     for (i, run) in ["r1", "r2", "r3"].iter().enumerate() {
-        let table = pipeline::open_or_create(&location, &schema, &[])
-            .await
-            .unwrap();
-        let staged = pipeline::stage(&table, vec![batch(i as i64)], &location)
+        let table = pipeline::open(&location).await.unwrap();
+        let staged = pipeline::stage(&table, &schema, &[], vec![batch(i as i64)], &location)
             .await
             .unwrap();
         let version = pipeline::commit(&table, staged, run, &location)
@@ -245,14 +243,120 @@ async fn vacuum_keeps_what_retention_and_the_snapshot_need() {
     );
 }
 
+/// Issue 19, items 6 and 7: a run may evolve its table as a compatible version does (added
+/// columns, wider types) and nothing else; a run that is staged and discarded (its checks
+/// failed) leaves no table behind, not even a schema.
+#[tokio::test]
+async fn runs_evolve_their_table_compatibly_and_a_discarded_first_run_leaves_nothing() {
+    use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+    use mesh_engine::pipeline;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("t").display().to_string();
+    let batch = |columns: Vec<(&str, ArrayRef)>| {
+        let schema = Arc::new(Schema::new(
+            columns
+                .iter()
+                .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        ));
+        RecordBatch::try_new(schema, columns.into_iter().map(|(_, a)| a).collect()).unwrap()
+    };
+    let ints = |v: i32| -> ArrayRef { Arc::new(Int32Array::from(vec![v])) };
+    let longs = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
+    let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+    let write = |b: RecordBatch, run: &'static str, keep: bool| {
+        let location = location.clone();
+        async move {
+            let table = pipeline::open(&location).await.unwrap();
+            let staged = pipeline::stage(&table, &b.schema(), &[], vec![b], &location).await?;
+            if !keep {
+                pipeline::discard(&table, &staged).await;
+                return Ok(None);
+            }
+            pipeline::commit(&table, staged, run, &location)
+                .await
+                .map(Some)
+        }
+    };
+    // A first run that fails its checks: no table, no files.
+    write(batch(vec![("n", ints(1))]), "failed", false)
+        .await
+        .unwrap();
+    let root = dir.path().join("t");
+    assert!(
+        !root.join("_delta_log").exists(),
+        "a discarded first run created the table"
+    );
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "its files are gone"
+    );
+    // The fixed run writes another shape, and is the table's first snapshot.
+    let v1 = write(batch(vec![("n", ints(1)), ("s", text("a"))]), "r1", true).await;
+    assert_eq!(v1.unwrap(), Some(1));
+    // Added column and a widened type: evolved in the run's own commit.
+    let v2 = write(
+        batch(vec![
+            ("n", longs(2)),
+            ("s", text("b")),
+            ("added", text("x")),
+        ]),
+        "r2",
+        true,
+    )
+    .await;
+    assert_eq!(v2.unwrap(), Some(2));
+    let table = pipeline::open(&location).await.unwrap();
+    let names: Vec<String> = table
+        .snapshot()
+        .unwrap()
+        .schema()
+        .fields()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(names, ["n", "s", "added"]);
+    // A dropped column, a narrowed or changed type: refused before anything is written.
+    for (what, b) in [
+        (
+            "dropped",
+            batch(vec![("n", longs(3)), ("added", text("x"))]),
+        ),
+        (
+            "narrowed",
+            batch(vec![("n", ints(3)), ("s", text("c")), ("added", text("x"))]),
+        ),
+        (
+            "changed",
+            batch(vec![("n", longs(3)), ("s", longs(1)), ("added", text("x"))]),
+        ),
+    ] {
+        let e = write(b, "bad", true).await.expect_err(what).to_string();
+        assert!(e.contains("publish a new major version"), "{what}: {e}");
+    }
+    let parquet = std::fs::read_dir(&root)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".parquet")
+        })
+        .count();
+    assert_eq!(parquet, 2, "the refused runs wrote nothing");
+    assert_eq!(pipeline::open(&location).await.unwrap().version(), Some(2));
+}
+
 /// Writes a one-version Delta table of `batch` at `location`.
 async fn delta_table(location: &str, batch: datafusion::arrow::record_batch::RecordBatch) {
     use mesh_engine::pipeline;
     let schema = batch.schema();
-    let table = pipeline::open_or_create(location, &schema, &[])
-        .await
-        .unwrap();
-    let staged = pipeline::stage(&table, vec![batch], location)
+    let table = pipeline::open(location).await.unwrap();
+    let staged = pipeline::stage(&table, &schema, &[], vec![batch], location)
         .await
         .unwrap();
     pipeline::commit(&table, staged, "seed", location)

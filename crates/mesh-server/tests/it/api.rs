@@ -346,6 +346,12 @@ fn endpoints() -> Vec<Endpoint> {
             },
         },
         Endpoint {
+            method: "POST",
+            template: "/api/v1/runs/{id}/heartbeat",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| (format!("/api/v1/runs/{}/heartbeat", ids[RUNS + i]), None),
+        },
+        Endpoint {
             method: "GET",
             template: "/api/v1/products/{product}/runs",
             allowed: Allowed::Readers,
@@ -1360,6 +1366,7 @@ async fn queries_are_rate_limited_per_consumer_and_timed_out() {
         per_minute: 60,
         burst: 2,
         timeout: std::time::Duration::from_millis(300),
+        ..mesh_server::QueryLimits::default()
     };
     let app = mesh_server::app_with(h.catalog.clone(), limits);
     let token = |name: &str| {
