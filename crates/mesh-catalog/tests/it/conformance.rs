@@ -2268,6 +2268,35 @@ async fn hole_9_readable_ports_see_every_grant(t: TestStore) {
 
 on_every_backend!(hole_9_readable_ports_see_every_grant);
 
+/// Issue 19: rate limits kept in the catalog hold across servers: 24 takers at once, on two
+/// stores of one database (two servers), get exactly the bucket's burst.
+async fn rate_limits_are_shared_by_every_server(t: TestStore) {
+    let name = t.name;
+    let other = t.reopen().await;
+    let clock = clock();
+    let one = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+    let two = Catalog::with_clock(other, clock);
+    let takes = (0..24).map(|i| {
+        let catalog = if i % 2 == 0 { one.clone() } else { two.clone() };
+        async move { catalog.take_rate("queries:ana", 1, 5).await.unwrap() }
+    });
+    let answers = futures::future::join_all(takes).await;
+    let granted = answers.iter().filter(|a| a.is_none()).count();
+    assert_eq!(granted, 5, "{name}: {answers:?}");
+    assert!(
+        answers.iter().flatten().all(|wait| wait.as_secs() <= 60),
+        "{name}: one token a minute: {answers:?}"
+    );
+    // Another key has its own bucket.
+    assert_eq!(
+        one.take_rate("queries:bob", 1, 5).await.unwrap(),
+        None,
+        "{name}"
+    );
+}
+
+on_every_backend!(rate_limits_are_shared_by_every_server);
+
 /// Hole 2 of issue 18: external locations. Only admins register one, for one domain; never
 /// managed storage or a folder around it; the standard policies judge the scheme; a source is
 /// allowed only under a location of its own domain; every change is audited.

@@ -432,3 +432,28 @@ fn issue_19_runs_heartbeat_settle_with_rows_and_leave_no_orphans() {
     assert_eq!(settled["state"], "failed", "{settled}");
     assert!(settled["note"].as_str().is_some(), "{settled}");
 }
+
+/// Item 8, the last part: two servers on one catalog enforce one rate limit, not one each.
+#[test]
+fn issue_19_two_servers_share_one_rate_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let (analyst, _) = crate::access::orders_with_email(ws);
+    let limits = [("MESH_QUERY_BURST", "3"), ("MESH_QUERIES_PER_MINUTE", "1")];
+    let first = crate::serve(ws, &limits);
+    let second = crate::serve(ws, &limits);
+    let (a, b) = (Wire::new(&first.url), Wire::new(&second.url));
+    let statuses: Vec<u16> = [&a, &b, &a, &b]
+        .iter()
+        .map(|w| w.http(&analyst, "SELECT 1 AS one").0)
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 200, 429],
+        "a burst of 3 across two servers"
+    );
+    let e = b
+        .flight(&analyst, "SELECT 1 AS one")
+        .expect_err("Flight SQL on the other server");
+    assert!(e.contains("queries a minute"), "{e}");
+}
