@@ -338,6 +338,38 @@ impl Catalog {
         Ok(())
     }
 
+    /// Takes one token from the shared bucket `key` (`per_minute` on average, `burst` at once),
+    /// kept in the catalog so that every server on it counts against one limit. `None` when
+    /// taken; otherwise how long until the next token.
+    pub async fn take_rate(
+        &self,
+        key: &str,
+        per_minute: u32,
+        burst: u32,
+    ) -> Result<Option<std::time::Duration>, StoreError> {
+        let rate = f64::from(per_minute.max(1)) / 60_000.0;
+        let burst = f64::from(burst.max(1));
+        let now = self.clock.now().timestamp_millis();
+        let mut tx = self.store.write().await?;
+        let (tokens, at) = tx.rate_bucket(key, (burst, now)).await?;
+        // A server whose clock is behind another's does not take tokens back.
+        let elapsed = (now - at).max(0) as f64;
+        let tokens = (tokens + elapsed * rate).min(burst);
+        let (left, answer) = if tokens >= 1.0 {
+            (tokens - 1.0, None)
+        } else {
+            (
+                tokens,
+                Some(std::time::Duration::from_secs_f64(
+                    (1.0 - tokens) / rate / 1000.0,
+                )),
+            )
+        };
+        tx.put_rate_bucket(key, left, now.max(at)).await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
     /// Who has read a product's output ports, how often and how much, most recent first: for
     /// the people of its domain (members, owners) and admins.
     pub async fn usage(&self, who: &Principal, product: &str) -> Result<Vec<Usage>, AuditError> {

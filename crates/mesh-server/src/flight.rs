@@ -97,14 +97,14 @@ impl FlightSql {
         let who = self.catalog.authenticate(token).await.map_err(status)?;
         // Every call counts, so that no call (metadata, planning, a refused statement) can be
         // made without bound.
-        self.limits.call(&who.name).map_err(status)?;
+        self.limits.call(&who.name).await.map_err(status)?;
         Ok(who)
     }
 
     /// Runs `sql` for the caller of `request` and streams the result as Flight data.
     async fn read<T>(&self, request: &Request<T>, sql: &str) -> Result<DoGetStream, Status> {
         let who = self.caller(request).await?;
-        self.limits.take(&who.name).map_err(status)?;
+        self.limits.take(&who.name).await.map_err(status)?;
         let deadline = tokio::time::Instant::now() + self.limits.limits.timeout;
         let read = tokio::time::timeout_at(deadline, self.service.read(&who, sql))
             .await

@@ -105,7 +105,7 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -
     let limits = options.limits;
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
-    let limits = Arc::new(Limits::new(limits));
+    let limits = Arc::new(Limits::new(limits).shared(catalog.clone()));
     // One catalog for every handler: the service's (which checks what runs committed).
     let service = Service::new(catalog).with_limits(&limits.limits);
     let catalog = service.catalog().clone();

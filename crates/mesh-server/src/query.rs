@@ -70,7 +70,11 @@ pub(crate) async fn query(
             ApiError::bad_request(format!("format `{f}` is not json, csv, arrow or parquet"))
         })?,
     };
-    state.limits.take(&who.name).map_err(|e| ApiError::of(&e))?;
+    state
+        .limits
+        .take(&who.name)
+        .await
+        .map_err(|e| ApiError::of(&e))?;
     let deadline = tokio::time::Instant::now() + state.limits.limits.timeout;
     // Boxed: planning futures are large, and a debug build's 2 MiB stacks are not.
     tokio::time::timeout_at(

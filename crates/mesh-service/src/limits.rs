@@ -42,6 +42,9 @@ pub struct Limits {
     pub limits: QueryLimits,
     buckets: Buckets,
     calls: Buckets,
+    /// The catalog whose buckets every server on it shares; without it (or while it cannot be
+    /// reached), this process's own buckets.
+    shared: Option<mesh_catalog::Catalog>,
 }
 
 type Buckets = Mutex<HashMap<String, (f64, Instant)>>;
@@ -115,31 +118,60 @@ impl Limits {
             limits,
             buckets: Mutex::default(),
             calls: Mutex::default(),
+            shared: None,
         }
     }
 
+    /// These limits, counted in `catalog`'s buckets: N servers on one catalog enforce one limit.
+    pub fn shared(mut self, catalog: mesh_catalog::Catalog) -> Limits {
+        self.shared = Some(catalog);
+        self
+    }
+
     /// Takes one query from `who`'s bucket, or says how long to wait.
-    pub fn take(&self, who: &str) -> Result<(), RateLimited> {
-        take(
-            &self.buckets,
-            who,
-            self.limits.per_minute,
-            self.limits.burst,
-            "queries",
-        )
+    pub async fn take(&self, who: &str) -> Result<(), RateLimited> {
+        let (per_minute, burst) = (self.limits.per_minute, self.limits.burst);
+        self.take_from(&self.buckets, who, per_minute, burst, "queries")
+            .await
     }
 
     /// Takes one call (any Flight SQL call) from `who`'s bucket of calls, or says how long to
     /// wait. Calls that plan or read a statement also take a query ([`Limits::take`]).
-    pub fn call(&self, who: &str) -> Result<(), RateLimited> {
+    pub async fn call(&self, who: &str) -> Result<(), RateLimited> {
         let per_minute = self.limits.calls_per_minute;
-        take(
-            &self.calls,
-            who,
-            per_minute,
-            (per_minute / 10).max(10),
-            "calls",
-        )
+        let burst = (per_minute / 10).max(10);
+        self.take_from(&self.calls, who, per_minute, burst, "calls")
+            .await
+    }
+
+    async fn take_from(
+        &self,
+        buckets: &Buckets,
+        who: &str,
+        per_minute: u32,
+        burst: u32,
+        what: &'static str,
+    ) -> Result<(), RateLimited> {
+        if let Some(catalog) = &self.shared {
+            match catalog
+                .take_rate(&format!("{what}:{who}"), per_minute, burst)
+                .await
+            {
+                Ok(None) => return Ok(()),
+                Ok(Some(wait)) => {
+                    return Err(RateLimited {
+                        who: who.to_owned(),
+                        per_minute,
+                        what,
+                        wait,
+                    });
+                }
+                Err(e) => crate::logging::log(&format!(
+                    "the shared rate limits cannot be read ({e}); this server counts {what} on its own"
+                )),
+            }
+        }
+        take(buckets, who, per_minute, burst, what)
     }
 
     pub fn timed_out(&self) -> TimedOut {

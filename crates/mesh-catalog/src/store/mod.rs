@@ -237,6 +237,14 @@ pub trait Tx: Send {
 
     /// Counts one read of a port by `reader` (`rows` rows, at `at`).
     async fn record_usage(&mut self, read: &UsageRow) -> StoreResult<()>;
+
+    /// The token bucket `key` (tokens, when last filled, in ms since the epoch), created as
+    /// `new` when there is none, and locked for the rest of the transaction where the database
+    /// locks rows (so concurrent takers, on any server, queue for it).
+    async fn rate_bucket(&mut self, key: &str, new: (f64, i64)) -> StoreResult<(f64, i64)>;
+
+    /// Stores token bucket `key`.
+    async fn put_rate_bucket(&mut self, key: &str, tokens: f64, at_ms: i64) -> StoreResult<()>;
     /// Who read what: for a product, a reader, or both; most recent first.
     async fn usage(
         &mut self,

@@ -1277,6 +1277,43 @@ macro_rules! sql_tx {
                 Ok(())
             }
 
+            async fn rate_bucket(&mut self, key: &str, new: (f64, i64)) -> StoreResult<(f64, i64)> {
+                // Created if missing (a concurrent creator waits on the key, then does nothing),
+                // then locked by the UPDATE (PostgreSQL; SQLite's write transaction is already
+                // exclusive) before it is read.
+                sqlx::query(
+                    "INSERT INTO rate_buckets (key, tokens, at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(key)
+                .bind(new.0)
+                .bind(new.1)
+                .execute(&mut *self.tx)
+                .await?;
+                sqlx::query("UPDATE rate_buckets SET at_ms = at_ms WHERE key = $1")
+                    .bind(key)
+                    .execute(&mut *self.tx)
+                    .await?;
+                let r = sqlx::query("SELECT tokens, at_ms FROM rate_buckets WHERE key = $1")
+                    .bind(key)
+                    .fetch_one(&mut *self.tx)
+                    .await?;
+                Ok((r.try_get("tokens")?, r.try_get("at_ms")?))
+            }
+
+            async fn put_rate_bucket(&mut self, key: &str, tokens: f64, at_ms: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO rate_buckets (key, tokens, at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, at_ms = excluded.at_ms",
+                )
+                .bind(key)
+                .bind(tokens)
+                .bind(at_ms)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
             async fn usage(
                 &mut self,
                 product: Option<&str>,
