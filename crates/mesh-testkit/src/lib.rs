@@ -4,7 +4,8 @@
 //!   files): a test skips with a notice when they are absent, and fails under `CI=true`;
 //! - [`notice`]: a line printed past the test harness's capture (a skip must be seen);
 //! - [`python`]: a `python3` that can import what a test drives (ADBC, prometheus_client, ...),
-//!   or a skip with a notice, or a failure under `CI=true`.
+//!   or a skip with a notice, or a failure under `CI=true`;
+//! - [`fuzz`]: bounded fuzz campaigns from the repository's seeds (`fuzz/seeds/`).
 //!
 //! Standard library only: the pure crates' tests use it and must build in seconds.
 
@@ -14,6 +15,7 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::process::Command;
 
+pub mod fuzz;
 pub mod vectors;
 
 /// Whether the tests run in CI (`CI=true`), where a missing service or oracle fails the run

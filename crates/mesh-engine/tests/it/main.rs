@@ -1,5 +1,7 @@
 //! Integration tests of mesh-engine: contracts tested against generated data.
 
+mod fuzz;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
