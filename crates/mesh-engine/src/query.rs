@@ -299,6 +299,12 @@ pub fn within_limits(sql: &str) -> Result<(), QueryError> {
         )));
     }
     let shape = Shape::of(&tokens);
+    if shape.nesting > MAX_SQL_NESTING {
+        return Err(QueryError::Invalid(format!(
+            "the statement nests {} constructs that keywords open (CASE, CAST(, ARRAY[, ...) inside each other; a governed read takes at most {MAX_SQL_NESTING}",
+            shape.nesting
+        )));
+    }
     if shape.set_operations > MAX_SQL_SET_OPERATIONS {
         return Err(QueryError::Invalid(format!(
             "the statement has {} set operations (UNION, INTERSECT, EXCEPT); a governed read takes at most {MAX_SQL_SET_OPERATIONS}",
@@ -338,6 +344,23 @@ struct Shape {
     widest_from: usize,
     /// CTEs (`name AS (`).
     ctes: usize,
+    /// The most constructs a keyword opens (`CASE`, `CAST(`, `ARRAY[`, ...) open at once.
+    nesting: usize,
+}
+
+/// How deep constructs that a keyword opens — `CASE ... END`, `CAST(`, `POSITION(`, `ARRAY[`
+/// and every other keyword followed by a bracket — may nest. The SQL parser tries such a
+/// construct one way, and on failure another, at every level: a statement nesting them without
+/// closing them takes time exponential in the depth to refuse (20 `CASE WHEN 1 THEN`: 15 s; 16
+/// `POSITION(`: 100 s), on a thread no timeout can interrupt.
+pub const MAX_SQL_NESTING: usize = 10;
+
+/// What a bracket or `CASE` opened, for [`Shape::nesting`].
+#[derive(Clone, Copy, PartialEq)]
+enum Opened {
+    /// A bracket; `true` when a keyword opened it (`CAST(`).
+    Bracket(bool),
+    Case,
 }
 
 impl Shape {
@@ -348,7 +371,11 @@ impl Shape {
             set_operations: 0,
             widest_from: 0,
             ctes: 0,
+            nesting: 0,
         };
+        let mut opened: Vec<Opened> = Vec::new();
+        let mut keyword_opened = 0usize;
+        let mut previous_keyword = false;
         // Per level of parentheses: the tables of the FROM being read there, if one is. The
         // outermost level stays, whatever the parentheses.
         let mut levels: Vec<Option<usize>> = vec![None];
@@ -358,6 +385,35 @@ impl Shape {
                 shape.ctes += 1;
             }
             previous_as = matches!(token, T::Word(w) if w.keyword == K::AS);
+            match token {
+                T::LParen | T::LBracket => {
+                    opened.push(Opened::Bracket(previous_keyword));
+                    keyword_opened += usize::from(previous_keyword);
+                }
+                T::RParen | T::RBracket => {
+                    // Closes its bracket, and any CASE left open inside it.
+                    while let Some(o) = opened.pop() {
+                        if o != Opened::Bracket(false) {
+                            keyword_opened -= 1;
+                        }
+                        if matches!(o, Opened::Bracket(_)) {
+                            break;
+                        }
+                    }
+                }
+                T::Word(w) if w.keyword == K::CASE => {
+                    opened.push(Opened::Case);
+                    keyword_opened += 1;
+                }
+                T::Word(w) if w.keyword == K::END && opened.last() == Some(&Opened::Case) => {
+                    opened.pop();
+                    keyword_opened -= 1;
+                }
+                _ => {}
+            }
+            shape.nesting = shape.nesting.max(keyword_opened);
+            previous_keyword =
+                matches!(token, T::Word(w) if w.keyword != K::NoKeyword && w.quote_style.is_none());
             match token {
                 T::LParen => levels.push(None),
                 T::RParen if levels.len() > 1 => {
