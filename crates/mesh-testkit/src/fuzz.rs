@@ -53,7 +53,7 @@ impl Rng {
         Rng(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -65,7 +65,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -90,10 +90,10 @@ pub fn mutate(rng: &mut Rng, text: &str, other: &str, tokens: &[&str]) -> String
                 let token = rng.pick(tokens).as_bytes().to_vec();
                 bytes.splice(at..at, token);
             }
-            2 => bytes.insert(at, rng.next() as u8),
+            2 => bytes.insert(at, rng.next_u64() as u8),
             3 if !bytes.is_empty() => {
                 let i = at.min(bytes.len() - 1);
-                bytes[i] = rng.next() as u8;
+                bytes[i] = rng.next_u64() as u8;
             }
             4 if !bytes.is_empty() => {
                 let from = rng.below(bytes.len());
@@ -142,7 +142,7 @@ pub fn campaign(kind: &str, cases: usize, tokens: &[&str], mut target: impl FnMu
         let input = match rng.below(8) {
             0 => {
                 let n = rng.below(300);
-                let bytes: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             }
             1 => (0..rng.below(80)).map(|_| *rng.pick(tokens)).collect(),

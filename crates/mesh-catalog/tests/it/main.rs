@@ -7,6 +7,7 @@
 mod backends;
 mod conformance;
 mod fixtures;
+mod fuzz;
 mod lineage;
 mod search;
 // The conformance vectors in ../shared (skip, or fail under CI=true), as every crate reads them.

@@ -7,12 +7,53 @@ use mesh_engine::query;
 use mesh_testkit::fuzz;
 
 const TOKENS: &[&str] = &[
-    "SELECT ", "FROM ", "WHERE ", " JOIN ", " ON ", "UNION ALL ", "WITH c AS (", ")", "(", ",",
-    " + 1", " * ", "::BIGINT", " AS x", "CASE WHEN 1 THEN ", " END", "'", "\"", "--", "/*",
-    "*/", ";", "ecommerce.orders", "generate_series(1, 3)", "array_agg(", "repeat('x', 3)",
-    " #> '{a}'", " IN (1, 2)", " BETWEEN 1 AND 2", " OVER (PARTITION BY a)", "EXPLAIN ",
-    "COPY ", "CREATE TABLE t ", "INSERT INTO t ", "VALUES (1)", "$1", "@", "\\", "\u{0}",
-    "\u{1F600}", "1e999", "-", "NOT ", "IS NULL", "LIKE '%'", "ORDER BY 1", "LIMIT 1",
+    "SELECT ",
+    "FROM ",
+    "WHERE ",
+    " JOIN ",
+    " ON ",
+    "UNION ALL ",
+    "WITH c AS (",
+    ")",
+    "(",
+    ",",
+    " + 1",
+    " * ",
+    "::BIGINT",
+    " AS x",
+    "CASE WHEN 1 THEN ",
+    " END",
+    "'",
+    "\"",
+    "--",
+    "/*",
+    "*/",
+    ";",
+    "ecommerce.orders",
+    "generate_series(1, 3)",
+    "array_agg(",
+    "repeat('x', 3)",
+    " #> '{a}'",
+    " IN (1, 2)",
+    " BETWEEN 1 AND 2",
+    " OVER (PARTITION BY a)",
+    "EXPLAIN ",
+    "COPY ",
+    "CREATE TABLE t ",
+    "INSERT INTO t ",
+    "VALUES (1)",
+    "$1",
+    "@",
+    "\\",
+    "\u{0}",
+    "\u{1F600}",
+    "1e999",
+    "-",
+    "NOT ",
+    "IS NULL",
+    "LIKE '%'",
+    "ORDER BY 1",
+    "LIMIT 1",
 ];
 
 /// The threads that serve requests have this stack (`mesh serve`'s runtime).
@@ -23,7 +64,10 @@ fn check(sql: &str) {
     let _ = query::read_only(sql);
     let named = query::named(sql);
     if limited.is_err() {
-        assert!(named.is_empty(), "a statement past the limits names no table");
+        assert!(
+            named.is_empty(),
+            "a statement past the limits names no table"
+        );
         return;
     }
     if sql.len() > 4_000 {
@@ -64,11 +108,17 @@ fn governed_read_sql_never_panics_or_overflows() {
 #[test]
 fn deep_keyword_nesting_is_refused_before_the_parser_backtracks() {
     for (what, sql) in [
-        ("CASE", format!("SELECT {} 1", "CASE WHEN 1 THEN ".repeat(30))),
+        (
+            "CASE",
+            format!("SELECT {} 1", "CASE WHEN 1 THEN ".repeat(30)),
+        ),
         ("CAST(", format!("SELECT {} 1", "CAST(".repeat(30))),
         ("POSITION(", format!("SELECT {} 1", "POSITION(".repeat(30))),
         ("ARRAY[", format!("SELECT {} 1", "ARRAY[".repeat(30))),
-        ("SUBSTRING(", format!("SELECT {} 1", "SUBSTRING(".repeat(30))),
+        (
+            "SUBSTRING(",
+            format!("SELECT {} 1", "SUBSTRING(".repeat(30)),
+        ),
         ("TRY_CAST(", format!("SELECT {} 1", "TRY_CAST(".repeat(30))),
     ] {
         let e = query::within_limits(&sql).expect_err(what).to_string();
@@ -77,9 +127,11 @@ fn deep_keyword_nesting_is_refused_before_the_parser_backtracks() {
     }
     // What queries do: nested a few deep, or many side by side.
     for sql in [
-        "SELECT CASE WHEN a > 1 THEN CASE WHEN b THEN 'x' ELSE 'y' END ELSE 'z' END AS c FROM t".to_owned(),
+        "SELECT CASE WHEN a > 1 THEN CASE WHEN b THEN 'x' ELSE 'y' END ELSE 'z' END AS c FROM t"
+            .to_owned(),
         "SELECT CAST(CAST(CAST(x AS INT) AS BIGINT) AS VARCHAR) AS c FROM t".to_owned(),
-        "SELECT coalesce(nullif(trim(lower(upper(substring(x, 1, 3)))), ''), 'none') AS c FROM t".to_owned(),
+        "SELECT coalesce(nullif(trim(lower(upper(substring(x, 1, 3)))), ''), 'none') AS c FROM t"
+            .to_owned(),
         format!(
             "SELECT {} FROM t",
             (0..200)

@@ -1,6 +1,8 @@
 //! Integration tests of mesh-policy (one binary, see STYLE.md §3): the standard pack's own Rego
 //! tests, every standard policy passing and failing on real product files, and federation.
 
+mod fuzz;
+
 use std::path::Path;
 
 use mesh_policy::{Enforcement, Overrides, PolicyError, PolicySet, Source, standard};

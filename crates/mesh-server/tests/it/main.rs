@@ -2,6 +2,7 @@
 //! router in process; the catalog is a SQLite file (the backends have their own conformance suite).
 
 mod api;
+mod fuzz;
 mod harness;
 mod portal;
 mod security;
