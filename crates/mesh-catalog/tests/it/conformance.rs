@@ -2501,3 +2501,35 @@ async fn hole_2_locations_cannot_be_climbed_out_of_by_encoding(t: TestStore) {
 }
 
 on_every_backend!(hole_2_locations_cannot_be_climbed_out_of_by_encoding);
+
+/// Issue 19: while the catalog database restarts or cannot be reached, every operation's error
+/// is a 503 a client may retry (`busy`), not a 500 — in every area, not only the store's own.
+#[test]
+fn an_unreachable_catalog_database_is_a_retryable_error() {
+    use mesh_catalog::ToProblem as _;
+    use mesh_catalog::store::StoreError;
+    let gone = || {
+        StoreError::Database(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused,
+        )))
+    };
+    let waited = || StoreError::Database(sqlx::Error::PoolTimedOut);
+    for e in [gone(), waited()] {
+        assert_eq!(e.problem().status, 503, "{e}");
+    }
+    let areas: Vec<Box<dyn mesh_catalog::ToProblem>> = vec![
+        Box::new(mesh_catalog::runs::RunsError::Store(gone())),
+        Box::new(mesh_catalog::publish::PublishError::Store(gone())),
+        Box::new(mesh_catalog::access::AccessError::Store(gone())),
+        Box::new(mesh_catalog::search::SearchError::Store(gone())),
+        Box::new(mesh_catalog::products::ProductError::Store(gone())),
+        Box::new(mesh_catalog::tokens::TokenError::Store(gone())),
+        Box::new(mesh_catalog::audit::AuditError::Store(gone())),
+        Box::new(mesh_catalog::lineage::LineageError::Store(gone())),
+    ];
+    for e in areas {
+        assert_eq!(e.problem().status, 503, "{e}");
+    }
+    // A real failure stays a 500.
+    assert_eq!(StoreError::Corrupt("x".into()).problem().status, 500);
+}
