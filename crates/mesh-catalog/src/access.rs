@@ -122,7 +122,7 @@ impl ToProblem for AccessError {
             | AccessError::ApprovedAlready { .. }
             | AccessError::Revoked { .. }
             | AccessError::NothingInCommon { .. } => ErrorCode::Lifecycle,
-            AccessError::Store(_) => ErrorCode::Internal,
+            AccessError::Store(e) => e.code(),
         }
     }
 

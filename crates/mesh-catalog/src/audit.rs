@@ -36,7 +36,7 @@ impl ToProblem for AuditError {
             AuditError::NotFound(_) => ErrorCode::NotFound,
             AuditError::NoPolicies => ErrorCode::BadRequest,
             AuditError::Policies(e) => e.code(),
-            AuditError::Store(_) => ErrorCode::Internal,
+            AuditError::Store(e) => e.code(),
         }
     }
 }

@@ -302,8 +302,31 @@ impl ToProblem for crate::store::StoreError {
         match self {
             // A race the operation did not retry: the caller may.
             crate::store::StoreError::Conflict(_) => ErrorCode::Busy,
+            // The database restarting, unreachable or saturated: the caller may retry.
+            crate::store::StoreError::Database(e) if transient(e) => ErrorCode::Busy,
             _ => ErrorCode::Internal,
         }
+    }
+}
+
+/// Whether a database error passes: the connection failed or was cut (a restart), no
+/// connection was free in time, or the server refused for now (SQLSTATE class 08, connection
+/// exceptions; 57P01–57P03, shutting down or starting up; 53300, too many connections; 40001
+/// and 40P01, a serialization failure or deadlock).
+fn transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08")
+                || matches!(
+                    code.as_ref(),
+                    "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+                )
+        }),
+        _ => false,
     }
 }
 

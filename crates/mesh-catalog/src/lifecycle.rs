@@ -63,7 +63,7 @@ impl ToProblem for LifecycleError {
             | LifecycleError::NotDeprecated { .. }
             | LifecycleError::BeforeSunset { .. } => ErrorCode::Lifecycle,
             LifecycleError::Busy(_) => ErrorCode::Busy,
-            LifecycleError::Store(_) => ErrorCode::Internal,
+            LifecycleError::Store(e) => e.code(),
         }
     }
 }

@@ -72,7 +72,7 @@ impl ToProblem for LocationError {
             LocationError::Exists { .. } => ErrorCode::Lifecycle,
             LocationError::PolicyViolation(_) => ErrorCode::Policy,
             LocationError::Policies(e) => e.code(),
-            LocationError::Store(_) => ErrorCode::Internal,
+            LocationError::Store(e) => e.code(),
         }
     }
 

@@ -33,7 +33,7 @@ impl ToProblem for ProductError {
             ProductError::Denied(_) => ErrorCode::Forbidden,
             ProductError::NotFound(_) => ErrorCode::NotFound,
             ProductError::BadSelector { .. } => ErrorCode::BadRequest,
-            ProductError::Store(_) => ErrorCode::Internal,
+            ProductError::Store(e) => e.code(),
         }
     }
 }

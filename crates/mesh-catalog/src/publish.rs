@@ -116,7 +116,8 @@ impl ToProblem for PublishError {
             PublishError::PolicyViolation(_) => ErrorCode::Policy,
             PublishError::Policies(e) => e.code(),
             PublishError::Busy(_) => ErrorCode::Busy,
-            PublishError::Internal(_) | PublishError::Store(_) => ErrorCode::Internal,
+            PublishError::Internal(_) => ErrorCode::Internal,
+            PublishError::Store(e) => e.code(),
         }
     }
 

@@ -108,7 +108,8 @@ impl ToProblem for RunsError {
             | RunsError::Finished { .. }
             | RunsError::NotCommitted { .. } => ErrorCode::Lifecycle,
             RunsError::Location { .. } | RunsError::BadPort { .. } => ErrorCode::BadRequest,
-            RunsError::NoStorage | RunsError::Store(_) => ErrorCode::Internal,
+            RunsError::NoStorage => ErrorCode::Internal,
+            RunsError::Store(e) => e.code(),
         }
     }
 }

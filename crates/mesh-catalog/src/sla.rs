@@ -56,7 +56,7 @@ impl ToProblem for SlaError {
         match self {
             SlaError::Denied(_) => ErrorCode::Forbidden,
             SlaError::NotFound(_) => ErrorCode::NotFound,
-            SlaError::Store(_) => ErrorCode::Internal,
+            SlaError::Store(e) => e.code(),
         }
     }
 }

@@ -39,7 +39,7 @@ impl ToProblem for TokenError {
             TokenError::Denied(_) => ErrorCode::Forbidden,
             TokenError::NotFound(_) => ErrorCode::NotFound,
             TokenError::NoPrincipal | TokenError::DomainRole { .. } => ErrorCode::BadRequest,
-            TokenError::Store(_) => ErrorCode::Internal,
+            TokenError::Store(e) => e.code(),
         }
     }
 }

@@ -43,7 +43,9 @@ fn generate(rows: usize, out: &str) -> Result<(), Failure> {
     let mut start = 0;
     while start < rows {
         let end = (start + chunk).min(rows);
-        let ids: StringArray = (start..end).map(|i| Some(format!("orders-{i:09}"))).collect();
+        let ids: StringArray = (start..end)
+            .map(|i| Some(format!("orders-{i:09}")))
+            .collect();
         let label: StringArray = (start..end).map(|i| Some(labels[i % 4])).collect();
         let amount: Float64Array = (start..end)
             .map(|i| Some((i % 100_000) as f64 / 100.0))
@@ -56,7 +58,12 @@ fn generate(rows: usize, out: &str) -> Result<(), Failure> {
         .with_timezone("UTC");
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
-            vec![Arc::new(ids), Arc::new(label), Arc::new(amount), Arc::new(at)],
+            vec![
+                Arc::new(ids),
+                Arc::new(label),
+                Arc::new(amount),
+                Arc::new(at),
+            ],
         )?;
         writer.write(&batch)?;
         start = end;

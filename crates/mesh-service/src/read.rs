@@ -57,7 +57,8 @@ impl ToProblem for ReadError {
                 ErrorCode::BadRequest
             }
             ReadError::Query(QueryError::Data { .. }) => ErrorCode::Unavailable,
-            ReadError::Query(QueryError::Internal(_)) | ReadError::Audit(_) => ErrorCode::Internal,
+            ReadError::Query(QueryError::Internal(_)) => ErrorCode::Internal,
+            ReadError::Audit(e) => e.code(),
         }
     }
 }

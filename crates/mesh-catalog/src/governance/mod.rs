@@ -67,7 +67,8 @@ impl ToProblem for GovernanceError {
             }
             GovernanceError::InvalidPolicies { .. } => ErrorCode::InvalidPolicies,
             GovernanceError::Busy(_) => ErrorCode::Busy,
-            GovernanceError::Internal(_) | GovernanceError::Store(_) => ErrorCode::Internal,
+            GovernanceError::Internal(_) => ErrorCode::Internal,
+            GovernanceError::Store(e) => e.code(),
         }
     }
 

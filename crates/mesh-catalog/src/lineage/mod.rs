@@ -71,7 +71,7 @@ impl ToProblem for LineageError {
             LineageError::NotFound(_) => ErrorCode::NotFound,
             LineageError::InvalidEvent { .. } => ErrorCode::Invalid,
             LineageError::Product(e) => e.code(),
-            LineageError::Store(_) => ErrorCode::Internal,
+            LineageError::Store(e) => e.code(),
         }
     }
 }

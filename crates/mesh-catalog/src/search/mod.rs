@@ -42,7 +42,7 @@ impl ToProblem for SearchError {
             SearchError::TooBig(_) => ErrorCode::BadRequest,
             SearchError::Denied(_) => ErrorCode::Forbidden,
             SearchError::NotFound(_) => ErrorCode::NotFound,
-            SearchError::Store(_) => ErrorCode::Internal,
+            SearchError::Store(e) => e.code(),
         }
     }
 }
