@@ -321,6 +321,12 @@ def main():
     for e, n in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
         print(f"refused runs ({n}): {e}")
     print(f"accepted writes: {len(accepted)}, lost: {len(lost)} {lost[:5]}")
+    for op, st in stats.items():
+        codes = {}
+        for _, status in st["5xx"]:
+            codes[status] = codes.get(status, 0) + 1
+        if codes:
+            print(f"{op} 5xx by status: {codes}")
     print(f"5xx outside the restart windows: {outside_total}")
     for op, s in stats.items():
         for at, status in s["5xx"]:
