@@ -457,3 +457,98 @@ fn issue_19_two_servers_share_one_rate_limit() {
         .expect_err("Flight SQL on the other server");
     assert!(e.contains("queries a minute"), "{e}");
 }
+
+/// Unmounts a test file system when the test ends, however it ends.
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system `dir` is on, to the last block.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    let filler = dir.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    for chunk in [1 << 20, 4 << 10, 512, 1] {
+        let block = vec![0u8; chunk];
+        while file.write_all(&block).is_ok() {}
+    }
+    let _ = file.sync_all();
+    filler
+}
+
+/// Faults survived: a full disk under the catalog (SQLite) and the lake refuses the publish and
+/// the run with an error that says so — no panic, no new version half-written, the catalog
+/// still readable — and once there is space again, both go through.
+#[test]
+fn issue_19_a_full_disk_refuses_writes_cleanly_and_recovers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk");
+    fs::create_dir(&disk).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64m", "tmpfs"])
+        .arg(&disk)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        crate::notice("notice: cannot mount a tmpfs (needs root); skipping the full-disk test");
+        return;
+    }
+    let _mounted = Mounted(disk.clone());
+    let ws = disk.join("ws");
+    fs::create_dir(&ws).unwrap();
+    let ws = ws.as_path();
+    crate::two_domains(ws, None, &[]);
+    ok(ws, &["publish", "ecommerce/orders"]);
+    assert_eq!(run(ws, "ecommerce/orders")["published"], true);
+    let table = ws.join(".mesh/data/ecommerce/orders/orders/v0");
+    let versions = || {
+        fs::read_dir(table.join("_delta_log"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .count()
+    };
+    let before = versions();
+    let product = ws.join("ecommerce/orders/product.odps.yaml");
+    let bump = |to: &str| {
+        let text = fs::read_to_string(&product).unwrap();
+        let text = regex::Regex::new(r"(?m)^version: .*$")
+            .unwrap()
+            .replace(&text, format!("version: {to}"));
+        fs::write(&product, text.as_ref()).unwrap();
+    };
+
+    let filler = fill(&disk);
+    bump("0.1.1");
+    let out = mesh(ws, &["publish", "ecommerce/orders"]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert_ne!(code(&out), 0, "a publish on a full disk: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert!(
+        said.contains("full") || said.contains("space"),
+        "the error does not say the disk is full: {said}"
+    );
+    let out = mesh(ws, &["run", "ecommerce/orders"]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert_ne!(code(&out), 0, "a run on a full disk: {said}");
+    assert!(!said.contains("panicked"), "{said}");
+    assert_eq!(versions(), before, "no new Delta version on a full disk");
+    // The catalog still answers.
+    let runs = runs(ws);
+    assert!(runs.iter().any(|r| r["state"] == "succeeded"), "{runs:?}");
+
+    // Space again: both go through.
+    fs::remove_file(filler).unwrap();
+    ok(ws, &["publish", "ecommerce/orders"]);
+    let again = run(ws, "ecommerce/orders");
+    assert_eq!(again["published"], true, "{again}");
+    assert!(versions() > before);
+    assert_eq!(unnamed_files(&table), Vec::<String>::new());
+}
