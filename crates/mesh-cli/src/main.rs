@@ -128,6 +128,18 @@ pub(crate) enum Outcome {
 }
 
 fn main() -> ExitCode {
+    // A panic is a bug: one line that says so and where (the full report with RUST_BACKTRACE
+    // set). One in a library's background task — deltalake 1.1's clean-up after a write that
+    // failed for lack of space panics so — does not change the outcome the command reports.
+    if std::env::var_os("RUST_BACKTRACE").is_none() {
+        std::panic::set_hook(Box::new(|info| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "mesh: internal error (a bug; please report it): {info}"
+            );
+        }));
+    }
     let cli = Cli::parse();
     match cli.color {
         ColorChoice::Auto => {}

@@ -17,7 +17,7 @@ pub enum StoreError {
     #[error("conflict: {0}")]
     Conflict(String),
     /// The database could not be reached or failed.
-    #[error("catalog database: {0}")]
+    #[error("catalog database: {}", describe(.0))]
     Database(#[from] sqlx::Error),
     /// The schema could not be brought up to date; the cause is the error's source (printed
     /// once, by whoever prints the chain).
@@ -29,6 +29,33 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A database error as an operator reads it: SQLite's "disk full" and I/O errors (the files
+/// could not be written or created: the disk is full, or read-only) say so.
+fn describe(e: &sqlx::Error) -> String {
+    let disk = match e {
+        sqlx::Error::Database(db) => db
+            .code()
+            .and_then(|c| c.parse::<i64>().ok())
+            .is_some_and(|code| matches!(code & 0xff, 10 | 13)),
+        _ => false,
+    };
+    if disk {
+        format!(
+            "the disk it is on is full or cannot be written; free space there (the catalog resumes by itself) — {}",
+            db_message(e)
+        )
+    } else {
+        e.to_string()
+    }
+}
+
+fn db_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

