@@ -616,3 +616,198 @@ fn issue_19_a_full_lake_fails_the_run_and_readers_keep_the_snapshot() {
         Vec::<String>::new()
     );
 }
+
+/// A fault to inject: requests with this method whose path holds this text are refused.
+#[derive(Clone)]
+struct Fault {
+    method: &'static str,
+    path: &'static str,
+}
+
+/// An S3 proxy in front of `upstream` (moto) that refuses, with S3's `AccessDenied` (an error
+/// no client retries), the requests the current fault matches, and counts them; one request
+/// per connection.
+struct FaultyS3 {
+    url: String,
+    fault: std::sync::Arc<std::sync::Mutex<Option<Fault>>>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FaultyS3 {
+    fn start(upstream: &str) -> FaultyS3 {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let fault: std::sync::Arc<std::sync::Mutex<Option<Fault>>> = Default::default();
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (f, r) = (fault.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (f, r, upstream) = (f.clone(), r.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = proxy(client, &upstream, &f, &r);
+                });
+            }
+        });
+        let _ = Ordering::Relaxed;
+        FaultyS3 {
+            url,
+            fault,
+            refused,
+        }
+    }
+
+    fn set(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+fn proxy(
+    mut client: std::net::TcpStream,
+    upstream: &str,
+    fault: &std::sync::Mutex<Option<Fault>>,
+    refused: &std::sync::atomic::AtomicUsize,
+) -> std::io::Result<()> {
+    // The request head, then its body (Content-Length).
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut byte)? == 0 {
+            return Ok(());
+        }
+        head.push(byte[0]);
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or_default().to_owned();
+    let length: usize = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    client.read_exact(&mut body)?;
+    let mut parts = first.split(' ');
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let refuse = fault
+        .lock()
+        .unwrap()
+        .as_ref()
+        .is_some_and(|f| f.method == method && path.contains(f.path));
+    if refuse {
+        refused.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code><Message>injected fault</Message></Error>";
+        write!(
+            client,
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{xml}",
+            xml.len()
+        )?;
+        return Ok(());
+    }
+    let mut server = std::net::TcpStream::connect(upstream)?;
+    let head: String = text
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let head = head.trim_end_matches("\r\n").to_owned() + "\r\nConnection: close\r\n\r\n";
+    server.write_all(head.as_bytes())?;
+    server.write_all(&body)?;
+    std::io::copy(&mut server, &mut client)?;
+    Ok(())
+}
+
+/// Faults survived: S3 refusing the run's writes — its data files, or its Delta commit — fails
+/// the run with the storage's error; no version is visible, readers keep the published
+/// snapshot; and once S3 is healthy the next run publishes.
+#[test]
+fn issue_19_s3_errors_mid_run_leave_no_visible_output() {
+    let Some(endpoint) = crate::s3::endpoint() else {
+        return;
+    };
+    let s3 = FaultyS3::start(&endpoint);
+    let bucket = format!("mesh-faults-{}", std::process::id());
+    crate::s3::create_bucket(&endpoint, &bucket);
+    let env = [
+        ("AWS_ENDPOINT_URL", s3.url.as_str()),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::two_domains(ws, None, &env);
+    let toml = fs::read_to_string(ws.join("mesh.toml")).unwrap().replace(
+        "url = \"file://.mesh/data\"",
+        &format!("url = \"s3://{bucket}/data\""),
+    );
+    assert!(toml.contains("s3://"), "{toml}");
+    fs::write(ws.join("mesh.toml"), toml).unwrap();
+    let run_with = |fault: Option<Fault>| {
+        s3.set(fault);
+        let out = crate::mesh_with_env(ws, &["run", "ecommerce/orders", "--output", "json"], &env);
+        s3.set(None);
+        out
+    };
+    let publish = crate::mesh_with_env(ws, &["publish", "ecommerce/orders"], &env);
+    assert_eq!(code(&publish), 0, "{}", stderr(&publish));
+    let first = run_with(None);
+    assert_eq!(code(&first), 0, "{}{}", stdout(&first), stderr(&first));
+    let snapshot = || {
+        let out = crate::mesh_with_env(ws, &["runs", "ecommerce.orders", "--output", "json"], &env);
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        doc["snapshots"][0]["delta_version"].as_i64()
+    };
+    assert_eq!(snapshot(), Some(1));
+    for (what, fault) in [
+        (
+            "data files",
+            Fault {
+                method: "PUT",
+                path: ".parquet",
+            },
+        ),
+        (
+            "the Delta commit",
+            Fault {
+                method: "PUT",
+                path: "_delta_log/",
+            },
+        ),
+    ] {
+        let before = s3.refused.load(std::sync::atomic::Ordering::SeqCst);
+        let out = run_with(Some(fault));
+        let said = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            s3.refused.load(std::sync::atomic::Ordering::SeqCst) > before,
+            "{what}: the fault was never hit: {said}"
+        );
+        assert_eq!(code(&out), 2, "{what}: {said}");
+        assert!(
+            said.contains("AccessDenied") || said.contains("403"),
+            "{what}: {said}"
+        );
+        assert_eq!(
+            snapshot(),
+            Some(1),
+            "{what}: readers keep the published snapshot"
+        );
+        let latest = runs(ws).remove(0);
+        assert_eq!(latest["state"], "failed", "{what}: {latest}");
+    }
+    let healthy = run_with(None);
+    assert_eq!(
+        code(&healthy),
+        0,
+        "{}{}",
+        stdout(&healthy),
+        stderr(&healthy)
+    );
+    assert_eq!(
+        snapshot(),
+        Some(2),
+        "the next version after the failed ones"
+    );
+}
