@@ -635,7 +635,6 @@ struct FaultyS3 {
 
 impl FaultyS3 {
     fn start(upstream: &str) -> FaultyS3 {
-        use std::sync::atomic::Ordering;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
@@ -650,7 +649,6 @@ impl FaultyS3 {
                 });
             }
         });
-        let _ = Ordering::Relaxed;
         FaultyS3 {
             url,
             fault,
