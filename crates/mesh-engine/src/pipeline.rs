@@ -1263,35 +1263,53 @@ async fn write_check_commit(
     progress(Stage::Writing);
     // Nothing of the table, not even its schema, changes until the checks pass.
     let table = open(&plan.location).await?;
-    let staged = stage(&table, &schema, partition_by, batches, &plan.location).await?;
-    failpoint("after-stage");
-    pause("after-stage").await;
-
-    // The checks, on exactly the staged files.
-    progress(Stage::Checking);
+    // The checks run on exactly the rows being written — the same Arrow batches the files are
+    // encoded from — while they are written: encoding is one core's work, and the checks
+    // (DataFusion, over the batches in as many partitions as there are cores) take the others.
     let model = contract
         .schema
         .first()
         .map(|o| o.name.clone())
         .unwrap_or_else(|| plan.port.clone());
     let check_ctx = crate::session();
-    register_staged(&check_ctx, &model, &staged, &schema).await?;
-    let plans = checks::plan(contract, Some(&model), Categories::default());
-    let mut results = Vec::new();
-    for p in &plans {
-        let info = crate::exec::TableInfo {
-            name: p.model.clone(),
-            text: None,
-        };
-        let keys = crate::primary_key(contract, &p.model);
-        let options = crate::exec::RunOptions {
-            filter: None,
-            failed_samples: 5,
-            hidden: &crate::hidden_columns(contract, &p.model),
-            keys: &keys,
-        };
-        results.extend(crate::exec::run_model(&check_ctx, &info, &p.checks, &options).await);
+    let lanes = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut partitions: Vec<Vec<datafusion::arrow::record_batch::RecordBatch>> =
+        vec![Vec::new(); lanes];
+    for (i, batch) in batches.iter().enumerate() {
+        partitions[i % lanes].push(batch.clone());
     }
+    let rows = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), partitions)
+        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+    check_ctx
+        .register_table(model.as_str(), Arc::new(rows))
+        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+    let checking = async {
+        let plans = checks::plan(contract, Some(&model), Categories::default());
+        let mut results = Vec::new();
+        for p in &plans {
+            let info = crate::exec::TableInfo {
+                name: p.model.clone(),
+                text: None,
+            };
+            let keys = crate::primary_key(contract, &p.model);
+            let options = crate::exec::RunOptions {
+                filter: None,
+                failed_samples: 5,
+                hidden: &crate::hidden_columns(contract, &p.model),
+                keys: &keys,
+            };
+            results.extend(crate::exec::run_model(&check_ctx, &info, &p.checks, &options).await);
+        }
+        results
+    };
+    let (staged, results) = tokio::join!(
+        stage(&table, &schema, partition_by, batches, &plan.location),
+        checking
+    );
+    let staged = staged?;
+    failpoint("after-stage");
+    pause("after-stage").await;
+    progress(Stage::Checking);
     let blocking: Vec<CheckResult> = results.iter().filter(|r| blocks(r)).cloned().collect();
     failpoint("after-check");
     let checks_json = crate::report::Run {
