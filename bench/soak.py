@@ -41,7 +41,9 @@ def record(op, status, seconds, at):
         if status is None:
             s["conn"].append(at)
         elif status >= 500:
-            s["5xx"].append((at, status))
+            # When it started and when it ended: a run in flight when PostgreSQL restarts
+            # started before the window.
+            s["5xx"].append(((at, at + seconds), status))
         elif status >= 400:
             s["4xx"] += 1
         else:
@@ -268,8 +270,9 @@ def chaos():
         windows.append((begin - 1, end + 5))
 
 
-def in_window(at):
-    return any(a <= at <= b for a, b in windows)
+def in_window(span):
+    start, end = span
+    return any(start <= b and end >= a for a, b in windows)
 
 
 def pct(values, p):
@@ -331,7 +334,7 @@ def main():
     for op, s in stats.items():
         for at, status in s["5xx"]:
             if not in_window(at):
-                print(f"  {op} {status} at {at - started:.1f} s")
+                print(f"  {op} {status} from {at[0] - started:.1f} s to {at[1] - started:.1f} s")
     for url, kb in peak_rss.items():
         print(f"peak RSS of the server at {url}: {kb / 1024:.0f} MiB")
     sys.exit(1 if lost or outside_total else 0)
