@@ -135,6 +135,25 @@ fn event_domain(event: &EventRow) -> Option<&str> {
     None
 }
 
+/// One take from a token bucket that held `tokens` `elapsed` ago, refilling `per_minute` a
+/// minute up to `burst`: the tokens left, and, when none was there to take, how long until one
+/// is. The arithmetic of every rate limit, in the catalog and in a server's own buckets.
+pub fn take_token(
+    tokens: f64,
+    elapsed: std::time::Duration,
+    per_minute: u32,
+    burst: u32,
+) -> (f64, Option<std::time::Duration>) {
+    let rate = f64::from(per_minute.max(1)) / 60.0;
+    let tokens = (tokens + elapsed.as_secs_f64() * rate).min(f64::from(burst.max(1)));
+    if tokens >= 1.0 {
+        (tokens - 1.0, None)
+    } else {
+        let wait = std::time::Duration::from_secs_f64((1.0 - tokens) / rate);
+        (tokens, Some(wait))
+    }
+}
+
 /// The most `access.read_denied` events one refused read writes (one per product named).
 pub const MAX_DENIED_EVENTS: usize = 10;
 /// The most table names one `access.read_denied` event lists.
@@ -347,24 +366,12 @@ impl Catalog {
         per_minute: u32,
         burst: u32,
     ) -> Result<Option<std::time::Duration>, StoreError> {
-        let rate = f64::from(per_minute.max(1)) / 60_000.0;
-        let burst = f64::from(burst.max(1));
         let now = self.clock.now().timestamp_millis();
         let mut tx = self.store.write().await?;
-        let (tokens, at) = tx.rate_bucket(key, (burst, now)).await?;
+        let (tokens, at) = tx.rate_bucket(key, (f64::from(burst.max(1)), now)).await?;
         // A server whose clock is behind another's does not take tokens back.
-        let elapsed = (now - at).max(0) as f64;
-        let tokens = (tokens + elapsed * rate).min(burst);
-        let (left, answer) = if tokens >= 1.0 {
-            (tokens - 1.0, None)
-        } else {
-            (
-                tokens,
-                Some(std::time::Duration::from_secs_f64(
-                    (1.0 - tokens) / rate / 1000.0,
-                )),
-            )
-        };
+        let elapsed = std::time::Duration::from_millis((now - at).max(0) as u64);
+        let (left, answer) = take_token(tokens, elapsed, per_minute, burst);
         tx.put_rate_bucket(key, left, now.max(at)).await?;
         tx.commit().await?;
         Ok(answer)

@@ -251,6 +251,17 @@ fn rows_read(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
     children.into_iter().map(rows_read).sum()
 }
 
+/// The run's output schema as Delta's.
+fn kernel_schema(schema: &SchemaRef, location: &str) -> Result<StructType, RunError> {
+    schema
+        .as_ref()
+        .try_into_kernel()
+        .map_err(|e| RunError::Delta {
+            location: location.to_owned(),
+            reason: format!("the output's schema has no Delta form: {e}"),
+        })
+}
+
 /// Opens the port's table, creating it (an empty version 0) with `schema` when it is not there.
 pub async fn open_or_create(
     location: &str,
@@ -261,13 +272,7 @@ pub async fn open_or_create(
     if table.version().is_some() {
         return Ok(table);
     }
-    let kernel: StructType = schema
-        .as_ref()
-        .try_into_kernel()
-        .map_err(|e| RunError::Delta {
-            location: location.to_owned(),
-            reason: format!("the output's schema has no Delta form: {e}"),
-        })?;
+    let kernel = kernel_schema(schema, location)?;
     table
         .create()
         .with_columns(kernel.fields().cloned())
@@ -515,15 +520,7 @@ pub async fn commit(
     };
     let snapshot = table.snapshot().map_err(delta(location))?;
     let partition_by: Vec<String> = snapshot.metadata().partition_columns().to_vec();
-    let next: StructType =
-        staged
-            .schema
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|e| RunError::Delta {
-                location: location.to_owned(),
-                reason: format!("the output's schema has no Delta form: {e}"),
-            })?;
+    let next = kernel_schema(&staged.schema, location)?;
     let mut actions = staged.actions;
     if snapshot.schema().as_ref() != &next {
         use deltalake::kernel::MetadataExt as _;

@@ -165,11 +165,7 @@ async fn unwound(
     {
         Ok(response) => response,
         Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let what = mesh_service::logging::panic_message(panic.as_ref());
             ApiError::of(&Panicked(what)).into_response()
         }
     }

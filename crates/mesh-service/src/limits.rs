@@ -49,37 +49,24 @@ pub struct Limits {
 
 type Buckets = Mutex<HashMap<String, (f64, Instant)>>;
 
-/// Takes one token from `who`'s bucket in `buckets` (`per_minute` on average, `burst` at once).
-fn take(
-    buckets: &Buckets,
-    who: &str,
-    per_minute: u32,
-    burst: u32,
-    what: &'static str,
-) -> Result<(), RateLimited> {
-    let rate = f64::from(per_minute.max(1)) / 60.0;
-    let burst = f64::from(burst.max(1));
+/// Takes one token from `who`'s bucket in `buckets` (`per_minute` on average, `burst` at once):
+/// `None`, or how long until the next one.
+fn take(buckets: &Buckets, who: &str, per_minute: u32, burst: u32) -> Option<Duration> {
     let now = Instant::now();
     let Ok(mut buckets) = buckets.lock() else {
-        return Ok(());
+        return None;
     };
     if buckets.len() > 100_000 {
         buckets.clear();
     }
-    let (tokens, at) = buckets.entry(who.to_owned()).or_insert((burst, now));
-    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
+    let (tokens, at) = buckets
+        .entry(who.to_owned())
+        .or_insert((f64::from(burst.max(1)), now));
+    let (left, wait) =
+        mesh_catalog::audit::take_token(*tokens, now.duration_since(*at), per_minute, burst);
+    *tokens = left;
     *at = now;
-    if *tokens >= 1.0 {
-        *tokens -= 1.0;
-        Ok(())
-    } else {
-        Err(RateLimited {
-            who: who.to_owned(),
-            per_minute,
-            what,
-            wait: Duration::from_secs_f64((1.0 - *tokens) / rate),
-        })
-    }
+    wait
 }
 
 /// A consumer that has used up its queries, and how long until the next one.
@@ -152,26 +139,28 @@ impl Limits {
         burst: u32,
         what: &'static str,
     ) -> Result<(), RateLimited> {
-        if let Some(catalog) = &self.shared {
-            match catalog
+        let shared = match &self.shared {
+            Some(catalog) => catalog
                 .take_rate(&format!("{what}:{who}"), per_minute, burst)
                 .await
-            {
-                Ok(None) => return Ok(()),
-                Ok(Some(wait)) => {
-                    return Err(RateLimited {
-                        who: who.to_owned(),
-                        per_minute,
-                        what,
-                        wait,
-                    });
-                }
-                Err(e) => crate::logging::log(&format!(
-                    "the shared rate limits cannot be read ({e}); this server counts {what} on its own"
-                )),
-            }
+                .inspect_err(|e| {
+                    crate::logging::log(&format!(
+                        "the shared rate limits cannot be read ({e}); this server counts {what} on its own"
+                    ));
+                })
+                .ok(),
+            None => None,
+        };
+        let wait = shared.unwrap_or_else(|| take(buckets, who, per_minute, burst));
+        match wait {
+            None => Ok(()),
+            Some(wait) => Err(RateLimited {
+                who: who.to_owned(),
+                per_minute,
+                what,
+                wait,
+            }),
         }
-        take(buckets, who, per_minute, burst, what)
     }
 
     pub fn timed_out(&self) -> TimedOut {

@@ -295,11 +295,7 @@ async fn unwound<T>(work: impl std::future::Future<Output = T>) -> Result<T, Que
         .catch_unwind()
         .await
         .map_err(|panic| {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned());
+            let what = crate::logging::panic_message(panic.as_ref());
             QueryError::Internal(format!("the query engine failed on this query: {what}"))
         })
 }
