@@ -123,7 +123,7 @@ impl Accumulator for DupAccumulator {
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
         // Sorting here runs in every partition at once; the final step only merges.
         let mut all = std::mem::take(&mut self.hashes);
-        all.sort_unstable();
+        sort_hashes(&mut all);
         for run in std::mem::take(&mut self.runs) {
             all = merge_two(&all, &run);
         }
@@ -149,7 +149,7 @@ impl Accumulator for DupAccumulator {
         let mut runs = std::mem::take(&mut self.runs);
         let mut own = std::mem::take(&mut self.hashes);
         if !own.is_empty() {
-            own.sort_unstable();
+            sort_hashes(&mut own);
             runs.push(own);
         }
         Ok(list_of(repeated(&runs)))
@@ -158,6 +158,44 @@ impl Accumulator for DupAccumulator {
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
             + 8 * (self.hashes.capacity() + self.runs.iter().map(Vec::capacity).sum::<usize>())
+    }
+}
+
+/// Sorts hashes by their bits, 11 at a time from the lowest (an LSD radix sort): six linear
+/// passes, several times faster than a comparison sort on millions of evenly spread hashes.
+fn sort_hashes(values: &mut Vec<u64>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if values.len() < 1 << 12 {
+        values.sort_unstable();
+        return;
+    }
+    let mut scratch = vec![0u64; values.len()];
+    let mut shift = 0;
+    while shift < 64 {
+        let digit = |v: u64| ((v >> shift) as usize) & (BUCKETS - 1);
+        let mut starts = [0usize; BUCKETS];
+        for &v in values.iter() {
+            starts[digit(v)] += 1;
+        }
+        // Every value in one bucket: this digit orders nothing.
+        if starts.iter().any(|&n| n == values.len()) {
+            shift += BITS;
+            continue;
+        }
+        let mut sum = 0;
+        for start in &mut starts {
+            let n = *start;
+            *start = sum;
+            sum += n;
+        }
+        for &v in values.iter() {
+            let d = digit(v);
+            scratch[starts[d]] = v;
+            starts[d] += 1;
+        }
+        std::mem::swap(values, &mut scratch);
+        shift += BITS;
     }
 }
 
@@ -257,6 +295,32 @@ mod tests {
         let runs = vec![vec![1, 3, 5, 5, 9], vec![2, 3, 7], vec![9]];
         assert_eq!(repeated(&runs), vec![3, 5, 9]);
         assert!(repeated(&[vec![1, 2], vec![3]]).is_empty());
+    }
+
+    #[test]
+    fn radix_sort_orders_like_a_comparison_sort() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut values: Vec<u64> = (0..50_000)
+            .map(|i| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                // Some repeats, some values sharing their high or low bits.
+                match i % 7 {
+                    0 => 42,
+                    1 => state & 0xffff,
+                    2 => state | 0xffff_0000_0000_0000,
+                    _ => state,
+                }
+            })
+            .collect();
+        let mut expected = values.clone();
+        expected.sort_unstable();
+        sort_hashes(&mut values);
+        assert_eq!(values, expected);
+        let mut same = vec![7u64; 10_000];
+        sort_hashes(&mut same);
+        assert_eq!(same, vec![7u64; 10_000]);
     }
 
     #[test]

@@ -22,11 +22,11 @@ use datafusion::datasource::listing::{
 };
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
+use deltalake::datafile::writer::{DeltaWriter as DataWriter, WriterConfig};
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake::kernel::transaction::CommitBuilder;
 use deltalake::kernel::{Action, StructType};
 use deltalake::protocol::{DeltaOperation, SaveMode};
-use deltalake::writer::{DeltaWriter as _, RecordBatchWriter};
 use mesh_model::odcs::Contract;
 
 use crate::checks::{self, Categories};
@@ -396,6 +396,32 @@ fn evolves(table: &DeltaTable, schema: &SchemaRef, location: &str) -> Result<(),
     Ok(())
 }
 
+/// How the table wants its files written: Snappy, statistics on the columns its
+/// `delta.dataSkipping*` properties name (the first 32 by default).
+fn writer_config(table: &DeltaTable, schema: &SchemaRef, partition_by: &[String]) -> WriterConfig {
+    use delta_kernel::table_properties::DataSkippingNumIndexedCols;
+    let configuration = table
+        .snapshot()
+        .map(|s| s.metadata().configuration().clone())
+        .unwrap_or_default();
+    let indexed = configuration
+        .get("delta.dataSkippingNumIndexedCols")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(32);
+    let stats_columns = configuration
+        .get("delta.dataSkippingStatsColumns")
+        .map(|v| v.split(',').map(|c| c.trim().to_owned()).collect());
+    WriterConfig::new(
+        Arc::clone(schema),
+        partition_by.to_vec(),
+        None,
+        None,
+        None,
+        DataSkippingNumIndexedCols::NumColumns(indexed),
+        stats_columns,
+    )
+}
+
 /// Writes `batches` (of `schema`) as data files of `table`, committing nothing and creating no
 /// table: a run whose checks fail leaves no trace in the table, not even its schema. The files
 /// replace every file of the current version when committed. An existing table keeps its
@@ -415,19 +441,59 @@ pub async fn stage(
         }
         Err(_) => partition_by.to_vec(),
     };
-    let mut writer = RecordBatchWriter::try_new(
-        table.table_url().as_str(),
-        Arc::clone(schema),
-        Some(partition_by.clone()),
-        None,
-    )
-    .map_err(delta(location))?;
-    let mut rows = 0u64;
-    for batch in batches {
-        rows += batch.num_rows() as u64;
-        writer.write(batch).await.map_err(delta(location))?;
+    // The batches are encoded in as many lanes as there are cores, each lane a writer that
+    // streams its file to the store as it encodes it (no whole file held in memory).
+    let config = writer_config(table, schema, &partition_by);
+    let lanes = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(batches.len())
+        .max(1);
+    let mut shares: Vec<Vec<_>> = (0..lanes).map(|_| Vec::new()).collect();
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+    for (i, batch) in batches.into_iter().enumerate() {
+        shares[i % lanes].push(batch);
     }
-    let adds = writer.flush().await.map_err(delta(location))?;
+    let mut writers = tokio::task::JoinSet::new();
+    for share in shares {
+        let mut writer = DataWriter::new(table.object_store(), config.clone());
+        writers.spawn(async move {
+            for batch in &share {
+                if let Err(e) = writer.write(batch).await {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            }
+            writer.close().await
+        });
+    }
+    let mut adds = Vec::new();
+    let mut failed = None;
+    while let Some(lane) = writers.join_next().await {
+        match lane {
+            Ok(Ok(written)) => adds.extend(written),
+            Ok(Err(e)) => {
+                failed.get_or_insert(delta(location)(e));
+            }
+            Err(e) => {
+                failed.get_or_insert(RunError::Delta {
+                    location: location.to_owned(),
+                    reason: format!("a writer stopped: {e}"),
+                });
+            }
+        }
+    }
+    if let Some(e) = failed {
+        // The lanes that finished wrote files nobody will commit.
+        let store = table.object_store();
+        for add in &adds {
+            let _ = object_store::ObjectStoreExt::delete(
+                &store,
+                &deltalake::Path::from(add.path.as_str()),
+            )
+            .await;
+        }
+        return Err(e);
+    }
     let root = table.table_url().to_string();
     let root = root.trim_end_matches('/');
     let files = adds.iter().map(|a| format!("{root}/{}", a.path)).collect();
@@ -923,16 +989,22 @@ async fn register_unmasked(
     }
 }
 
-/// The transform's output in types Delta stores: timestamps as microseconds in UTC, view and
-/// large strings and binaries as plain ones.
+/// The transform's output in types Delta stores: timestamps as microseconds (in UTC once
+/// [`in_utc`] has labelled the naive ones), view and large strings and binaries as plain ones.
 fn for_delta(
     df: datafusion::prelude::DataFrame,
 ) -> datafusion::error::Result<datafusion::prelude::DataFrame> {
     use datafusion::arrow::datatypes::{DataType, TimeUnit};
     use datafusion::prelude::{cast, col};
     let target = |dt: &DataType| match dt {
-        DataType::Timestamp(unit, tz)
-            if *unit != TimeUnit::Microsecond || tz.as_deref() != Some("UTC") =>
+        // A naive timestamp is a time in UTC. Arrow's cast would convert each value from
+        // "local time in UTC" one by one through the time zone database; the values do not
+        // change, so [`in_utc`] only relabels the column.
+        DataType::Timestamp(unit, None) if *unit != TimeUnit::Microsecond => {
+            Some(DataType::Timestamp(TimeUnit::Microsecond, None))
+        }
+        DataType::Timestamp(unit, Some(tz))
+            if *unit != TimeUnit::Microsecond || tz.as_ref() != "UTC" =>
         {
             Some(DataType::Timestamp(
                 TimeUnit::Microsecond,
@@ -958,6 +1030,68 @@ fn for_delta(
         })
         .collect();
     df.select(exprs)
+}
+
+/// `schema` with its naive microsecond timestamps labelled UTC, the Delta `timestamp` type.
+fn utc_schema(schema: &SchemaRef) -> SchemaRef {
+    use datafusion::arrow::datatypes::{Field, Schema, TimeUnit};
+    if !schema.fields().iter().any(|f| is_naive(f.data_type())) {
+        return Arc::clone(schema);
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if is_naive(f.data_type()) {
+                f.as_ref().clone().with_data_type(DataType::Timestamp(
+                    TimeUnit::Microsecond,
+                    Some("UTC".into()),
+                ))
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn is_naive(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
+    )
+}
+
+/// `batch` as `schema` (from [`utc_schema`]): naive microsecond timestamps relabelled UTC,
+/// their values untouched.
+fn in_utc(
+    batch: datafusion::arrow::record_batch::RecordBatch,
+    schema: &SchemaRef,
+) -> datafusion::error::Result<datafusion::arrow::record_batch::RecordBatch> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+    if Arc::ptr_eq(&batch.schema(), schema) || batch.schema() == *schema {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| {
+            if is_naive(c.data_type()) {
+                Arc::new(
+                    c.as_primitive::<TimestampMicrosecondType>()
+                        .clone()
+                        .with_timezone("UTC"),
+                ) as Arc<dyn Array>
+            } else {
+                Arc::clone(c)
+            }
+        })
+        .collect();
+    Ok(datafusion::arrow::record_batch::RecordBatch::try_new(
+        Arc::clone(schema),
+        columns,
+    )?)
 }
 
 /// For tests of a run in progress: when `MESH_PAUSE` names this point, the run waits
@@ -1252,9 +1386,15 @@ async fn write_check_commit(
         .map_err(|e| RunError::Transform(e.to_string()))?;
     // The table takes the schema of the batches as they are produced: the logical plan's can
     // differ (a CASE mixing `0` and a DOUBLE column is BIGINT there, DOUBLE when it runs).
-    let schema: SchemaRef = physical.schema();
+    let schema: SchemaRef = utc_schema(&physical.schema());
     let batches = datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx())
         .await
+        .and_then(|batches| {
+            batches
+                .into_iter()
+                .map(|b| in_utc(b, &schema))
+                .collect::<datafusion::error::Result<Vec<_>>>()
+        })
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
     progress(Stage::Writing);
