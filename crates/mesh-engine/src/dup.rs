@@ -179,7 +179,7 @@ fn sort_hashes(values: &mut Vec<u64>) {
             starts[digit(v)] += 1;
         }
         // Every value in one bucket: this digit orders nothing.
-        if starts.iter().any(|&n| n == values.len()) {
+        if starts.contains(&values.len()) {
             shift += BITS;
             continue;
         }

@@ -13,7 +13,7 @@ pub enum EngineError {
     },
 
     #[error(
-        "server `{server}` is of type `{server_type}`, which `mesh test` does not read yet (it reads `local` and `s3`); pass the data with --data PATH"
+        "server `{server}` is of type `{server_type}`, which `mesh test` does not read yet (it reads `local`, `s3`, `postgres`, `mysql` and `custom` with `format: sqlite`); pass the data with --data PATH"
     )]
     UnsupportedServer { server: String, server_type: String },
 
@@ -42,6 +42,9 @@ pub enum EngineError {
 
     #[error("query failed: {0}")]
     Query(#[from] datafusion::error::DataFusionError),
+
+    #[error("{0}")]
+    Database(crate::db::DbError),
 }
 
 /// A Delta table that could not be opened, read or written.

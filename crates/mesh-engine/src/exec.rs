@@ -314,33 +314,8 @@ async fn run_model_inner(
             Slot::Instant(at) => match &row {
                 Err(e) => error(check, e),
                 Ok(values) => match &values[*at] {
-                    Ok(Cell::Micros(Some(t))) => {
-                        let mut result = judge(check, (now - t) as f64 / 1e6, rows, None);
-                        // The instant itself, so a monitor can age it later (`newest` for
-                        // freshness, `oldest` for retention).
-                        let key = match check.measure {
-                            Measure::NewestAge(_) => "newest",
-                            _ => "oldest",
-                        };
-                        if let (Some(serde_json::Value::Object(d)), Some(at)) = (
-                            result.diagnostics.as_mut(),
-                            chrono::DateTime::<chrono::Utc>::from_timestamp_micros(*t),
-                        ) {
-                            d.insert(
-                                key.into(),
-                                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-                                    .into(),
-                            );
-                        }
-                        result
-                    }
-                    Ok(_) => {
-                        let field = check.field.as_deref().unwrap_or_default();
-                        fail(
-                            check,
-                            format!("field `{field}` has no timestamp values to measure"),
-                        )
-                    }
+                    Ok(Cell::Micros(t)) => judge_age(check, *t, rows, now),
+                    Ok(_) => judge_age(check, None, rows, now),
                     Err(e) => error(check, e),
                 },
             },
@@ -840,7 +815,11 @@ fn is_numeric(dt: &DataType) -> bool {
 }
 
 /// Why `dt` does not fit the contract's types, if it does not.
-fn type_mismatch(lt: LogicalType, physical: Option<&str>, dt: &DataType) -> Option<String> {
+pub(crate) fn type_mismatch(
+    lt: LogicalType,
+    physical: Option<&str>,
+    dt: &DataType,
+) -> Option<String> {
     let ok = match lt {
         _ if *dt == DataType::Null => true,
         LogicalType::String => is_string(dt),
@@ -1067,7 +1046,7 @@ fn violation(predicate: &Predicate, r: &Resolved, text: bool) -> Result<Expr, St
     })
 }
 
-fn judge(check: &Check, value: f64, rows: f64, failed_rows: Option<f64>) -> CheckResult {
+pub(crate) fn judge(check: &Check, value: f64, rows: f64, failed_rows: Option<f64>) -> CheckResult {
     let measured = if check.threshold.percent {
         if rows > 0.0 {
             100.0 * value / rows
@@ -1143,6 +1122,36 @@ fn judge(check: &Check, value: f64, rows: f64, failed_rows: Option<f64>) -> Chec
     result
 }
 
+/// An age check (freshness, retention) on the newest or oldest instant, in microseconds since
+/// the epoch; `None` when the field has no instant.
+pub(crate) fn judge_age(check: &Check, instant: Option<i64>, rows: f64, now: i64) -> CheckResult {
+    let Some(t) = instant else {
+        let field = check.field.as_deref().unwrap_or_default();
+        return fail(
+            check,
+            format!("field `{field}` has no timestamp values to measure"),
+        );
+    };
+    let mut result = judge(check, (now - t) as f64 / 1e6, rows, None);
+    // The instant itself, so a monitor can age it later (`newest` for freshness, `oldest` for
+    // retention).
+    let key = match check.measure {
+        Measure::NewestAge(_) => "newest",
+        _ => "oldest",
+    };
+    if let (Some(serde_json::Value::Object(d)), Some(at)) = (
+        result.diagnostics.as_mut(),
+        chrono::DateTime::<chrono::Utc>::from_timestamp_micros(t),
+    ) {
+        d.insert(
+            key.into(),
+            at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
+    }
+    result
+}
+
 fn threshold_seconds(check: &Check) -> f64 {
     match check.threshold.op {
         crate::checks::Op::Le(s) | crate::checks::Op::Lt(s) => s,
@@ -1193,7 +1202,7 @@ fn metric_name(check: &Check) -> &'static str {
     }
 }
 
-fn fail(check: &Check, reason: String) -> CheckResult {
+pub(crate) fn fail(check: &Check, reason: String) -> CheckResult {
     let outcome = match check.on_fail {
         OnFail::Fail => Outcome::Failed,
         OnFail::Warn => Outcome::Warning,
@@ -1201,11 +1210,11 @@ fn fail(check: &Check, reason: String) -> CheckResult {
     CheckResult::new(check.clone(), outcome, Some(reason))
 }
 
-fn error(check: &Check, e: &str) -> CheckResult {
+pub(crate) fn error(check: &Check, e: &str) -> CheckResult {
     CheckResult::new(check.clone(), Outcome::Error, Some(e.to_owned()))
 }
 
-fn unreachable_result(check: &Check) -> CheckResult {
+pub(crate) fn unreachable_result(check: &Check) -> CheckResult {
     CheckResult::new(
         check.clone(),
         Outcome::Error,
@@ -1213,7 +1222,7 @@ fn unreachable_result(check: &Check) -> CheckResult {
     )
 }
 
-fn chrono_now_micros() -> i64 {
+pub(crate) fn chrono_now_micros() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))

@@ -5,6 +5,7 @@
 //! [`test_contract`] is the whole of `mesh test`.
 
 pub mod checks;
+pub mod db;
 pub mod delta;
 pub mod dup;
 pub mod error;
@@ -105,6 +106,41 @@ pub async fn test_contract(
             plan.checks.retain(|c| options.select.picks(c));
         }
     }
+    // A database server: every check runs in the database.
+    if options.data.is_none() {
+        let server = match &options.server {
+            Some(name) => contract.servers.iter().find(|s| s.server == *name),
+            None => contract.servers.first(),
+        };
+        if let Some(server) = server
+            && let Some(target) = db::Target::from_server(server, contract_dir)?
+        {
+            let mut conn = target.connect().await?;
+            let mut results = Vec::new();
+            for plan in &plans {
+                let hidden = hidden_columns(contract, &plan.model);
+                let keys = primary_key(contract, &plan.model);
+                let db_options = db::checks::Options {
+                    filter: options.filter.as_deref(),
+                    failed_samples: options.failed_samples,
+                    hidden: &hidden,
+                    keys: &keys,
+                };
+                results.extend(db::checks::run_model(&target, &mut conn, plan, &db_options).await);
+            }
+            conn.close().await;
+            return Ok(Run {
+                run_id: uuid::Uuid::new_v4().to_string(),
+                contract_id: contract.id.clone(),
+                contract_version: contract.version.clone(),
+                server: Some(server.server.clone()),
+                started,
+                finished: now_rfc3339(),
+                results,
+            });
+        }
+    }
+
     let (location, server) = match &options.data {
         Some(path) => (Location::from_path(path, options.format.as_deref())?, None),
         None => {

@@ -132,7 +132,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Exit> {
     let bar = ProgressBar::start(progress);
     let run = runtime.block_on(mesh_engine::test_contract(&contract, &base, &options));
     bar.finish();
-    let run = run?;
+    let run = match run {
+        Ok(run) => run,
+        // A database that cannot be used: point at the server entry.
+        Err(mesh_engine::error::EngineError::Database(e)) => {
+            let at = server_position(parsed.root.as_ref(), &e.server)
+                .map(|p| format!("{shown}:{}:{}: ", p.line, p.col))
+                .unwrap_or_else(|| format!("{shown}: "));
+            bail!("{at}{e}");
+        }
+        Err(e) => return Err(e.into()),
+    };
     let elapsed = started.elapsed();
     match args.output {
         TestOutput::Text => print_text(&run, elapsed)?,
@@ -151,6 +161,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Exit> {
         Outcome::Failed => Exit::Findings,
         Outcome::Error => Exit::Error,
     })
+}
+
+/// Where the server entry named `name` starts in the contract.
+fn server_position(
+    root: Option<&mesh_model::source::Node>,
+    name: &str,
+) -> Option<mesh_model::source::Pos> {
+    root?
+        .get("servers")?
+        .as_seq()?
+        .iter()
+        .find(|s| s.get("server").and_then(|n| n.as_str()) == Some(name))
+        .map(|s| s.span.start)
 }
 
 fn categories(names: &[String]) -> anyhow::Result<Categories> {

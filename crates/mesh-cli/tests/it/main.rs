@@ -5,6 +5,7 @@ mod access;
 mod browser;
 mod catalog;
 mod contract_tests;
+mod databases;
 mod demo;
 mod docs;
 mod gate;

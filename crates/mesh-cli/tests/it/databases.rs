@@ -1,0 +1,614 @@
+//! Databases as contract servers (issue 20): `mesh test` runs a contract's checks in PostgreSQL,
+//! MariaDB and SQLite. The tests create their own tables and write their own contracts.
+//!
+//! PostgreSQL and MariaDB come from `MESH_TEST_POSTGRES_URL` and `MESH_TEST_MYSQL_URL` (`.ci/run`
+//! starts both); without them those tests print a notice and skip, and fail under CI=true.
+
+use std::path::Path;
+
+use crate::{code, mesh_with_env, notice, stderr, stdout};
+
+/// A throwaway database of one kind, and how a contract's server entry names it.
+struct Db {
+    kind: &'static str,
+    /// `type:` and the connection keys of the server entry.
+    server: String,
+    /// The database's own spelling of the column types the contract names.
+    varchar20: &'static str,
+    numeric: &'static str,
+    /// Runs statements on the database.
+    url: String,
+    env: Vec<(String, String)>,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().expect("a runtime")
+}
+
+fn required(var: &str, what: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but {var} is not set"
+            );
+            notice(&format!("notice: {var} not set; skipping the {what} tests"));
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Db {
+    fn postgres(type_name: &str) -> Option<Db> {
+        let admin = required("MESH_TEST_POSTGRES_URL", "PostgreSQL server")?;
+        let name = unique("mesh_dbtest");
+        let url = url::Url::parse(&admin).expect("a URL");
+        runtime().block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+        });
+        let mut db_url = url.clone();
+        db_url.set_path(&format!("/{name}"));
+        Some(Db {
+            kind: "postgres",
+            server: format!(
+                "type: {type_name}\n    host: {}\n    port: {}\n    database: {name}\n    schema: Sales",
+                url.host_str().unwrap_or("127.0.0.1"),
+                url.port().unwrap_or(5432)
+            ),
+            varchar20: "varchar(20)",
+            numeric: "numeric(12,2)",
+            url: db_url.to_string(),
+            env: vec![(
+                "DATACONTRACT_POSTGRES_USERNAME".into(),
+                url.username().to_owned(),
+            )],
+        })
+    }
+
+    fn mysql() -> Option<Db> {
+        let admin = required("MESH_TEST_MYSQL_URL", "MariaDB server")?;
+        let name = unique("mesh_dbtest");
+        let url = url::Url::parse(&admin).expect("a URL");
+        runtime().block_on(async {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::MySqlConnection::connect(&admin)
+                .await
+                .expect("connect");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+        });
+        let mut db_url = url.clone();
+        db_url.set_path(&format!("/{name}"));
+        Some(Db {
+            kind: "mysql",
+            server: format!(
+                "type: mysql\n    host: {}\n    port: {}\n    database: {name}",
+                url.host_str().unwrap_or("127.0.0.1"),
+                url.port().unwrap_or(3306)
+            ),
+            varchar20: "varchar(20)",
+            numeric: "decimal(12,2)",
+            url: db_url.to_string(),
+            env: vec![
+                (
+                    "DATACONTRACT_MYSQL_USERNAME".into(),
+                    url.username().to_owned(),
+                ),
+                (
+                    "DATACONTRACT_MYSQL_PASSWORD".into(),
+                    url.password().unwrap_or_default().to_owned(),
+                ),
+            ],
+        })
+    }
+
+    fn sqlite(dir: &Path) -> Db {
+        let file = dir.join("shop.db");
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        Db {
+            kind: "sqlite",
+            server: "type: custom\n    format: sqlite\n    path: shop.db".to_owned(),
+            varchar20: "VARCHAR(20)",
+            numeric: "NUMERIC(12,2)",
+            url,
+            env: vec![],
+        }
+    }
+
+    /// Runs each statement, in order.
+    fn exec(&self, statements: &[String]) {
+        runtime().block_on(async {
+            use sqlx::Connection as _;
+            match self.kind {
+                "postgres" => {
+                    let mut c = sqlx::PgConnection::connect(&self.url)
+                        .await
+                        .expect("connect");
+                    for s in statements {
+                        sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                            .execute(&mut c)
+                            .await
+                            .expect(s);
+                    }
+                }
+                "mysql" => {
+                    let mut c = sqlx::MySqlConnection::connect(&self.url)
+                        .await
+                        .expect("connect");
+                    for s in statements {
+                        sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                            .execute(&mut c)
+                            .await
+                            .expect(s);
+                    }
+                }
+                _ => {
+                    let mut c = sqlx::SqliteConnection::connect(&self.url)
+                        .await
+                        .expect("connect");
+                    for s in statements {
+                        sqlx::query(sqlx::AssertSqlSafe(s.clone()))
+                            .execute(&mut c)
+                            .await
+                            .expect(s);
+                    }
+                }
+            }
+        });
+    }
+
+    /// The `Orders` table (a case-sensitive name), holding `rows`.
+    fn orders(&self, rows: &[(&str, &str, &str, &str, &str)]) {
+        let q = |name: &str| match self.kind {
+            "mysql" => format!("`{name}`"),
+            _ => format!("\"{name}\""),
+        };
+        let table = match self.kind {
+            "postgres" => format!("{}.{}", q("Sales"), q("Orders")),
+            _ => q("Orders"),
+        };
+        let ts = match self.kind {
+            "postgres" => "timestamptz",
+            "mysql" => "datetime(6)",
+            _ => "TIMESTAMP",
+        };
+        let mut statements = Vec::new();
+        if self.kind == "postgres" {
+            statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", q("Sales")));
+        }
+        statements.push(format!("DROP TABLE IF EXISTS {table}"));
+        statements.push(format!(
+            "CREATE TABLE {table} (order_id {} , status varchar(20) NOT NULL, amount {}, \
+             email varchar(100), updated_at {ts})",
+            self.varchar20, self.numeric
+        ));
+        for (id, status, amount, email, at) in rows {
+            let text = |v: &str| {
+                if v == "NULL" {
+                    "NULL".to_owned()
+                } else {
+                    format!("'{v}'")
+                }
+            };
+            statements.push(format!(
+                "INSERT INTO {table} VALUES ({}, '{status}', {amount}, {}, '{at}')",
+                text(id),
+                text(email)
+            ));
+        }
+        self.exec(&statements);
+    }
+
+    fn env(&self) -> Vec<(&str, &str)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+}
+
+fn contract(db: &Db, order_id_type: &str) -> String {
+    format!(
+        r#"apiVersion: v3.1.0
+kind: DataContract
+id: shop.orders
+name: orders
+version: 1.0.0
+status: active
+servers:
+  - server: db
+    {server}
+schema:
+  - name: orders
+    physicalName: Orders
+    physicalType: table
+    properties:
+      - name: order_id
+        logicalType: string
+        physicalType: {order_id_type}
+        required: true
+        unique: true
+        logicalTypeOptions:
+          pattern: "^ORD-[0-9]+$"
+          maxLength: 12
+      - name: status
+        logicalType: string
+        required: true
+        quality:
+          - metric: invalidValues
+            arguments:
+              validValues: [open, shipped, cancelled]
+            mustBe: 0
+      - name: amount
+        logicalType: number
+        physicalType: {numeric}
+        logicalTypeOptions:
+          minimum: 0
+      - name: email
+        logicalType: string
+        logicalTypeOptions:
+          format: email
+      - name: updated_at
+        logicalType: timestamp
+        required: true
+    quality:
+      - metric: rowCount
+        mustBeGreaterThan: 0
+      - type: sql
+        query: SELECT COUNT(*) FROM {{model}} WHERE amount > 1000
+        mustBe: 0
+slaProperties:
+  - property: latency
+    value: 1
+    unit: d
+    element: orders.updated_at
+"#,
+        server = db.server,
+        numeric = db.numeric,
+    )
+}
+
+fn now_minus_hours(hours: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::hours(hours))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// `mesh test` with JSON output: exit code and the checks as (type, field, result).
+fn test(dir: &Path, db: &Db, extra: &[&str]) -> (i32, Vec<(String, String, String)>, String) {
+    let mut args = vec!["test", "orders.odcs.yaml", "--output", "json"];
+    args.extend_from_slice(extra);
+    let out = mesh_with_env(dir, &args, &db.env());
+    let text = stdout(&out);
+    let checks = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["checks"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            (
+                c["type"].as_str().unwrap_or_default().to_owned(),
+                c["field"].as_str().unwrap_or_default().to_owned(),
+                c["result"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    (code(&out), checks, format!("{text}{}", stderr(&out)))
+}
+
+fn outcome<'a>(checks: &'a [(String, String, String)], ty: &str, field: &str) -> &'a str {
+    checks
+        .iter()
+        .find(|(t, f, _)| t == ty && f == field)
+        .map_or("absent", |(_, _, r)| r.as_str())
+}
+
+/// Every check type passing on clean rows, then failing on rows that break each rule.
+fn checks_pass_then_fail(db: &Db, dir: &Path) {
+    let fresh = now_minus_hours(1);
+    let good = [
+        ("ORD-1", "open", "10.50", "a@shop.example", fresh.as_str()),
+        (
+            "ORD-2",
+            "shipped",
+            "99.99",
+            "b@shop.example",
+            fresh.as_str(),
+        ),
+        ("ORD-3", "cancelled", "0", "NULL", fresh.as_str()),
+    ];
+    db.orders(&good);
+    std::fs::write(dir.join("orders.odcs.yaml"), contract(db, db.varchar20)).unwrap();
+    let (status, checks, all) = test(dir, db, &[]);
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert!(
+        checks.iter().all(|(_, _, r)| r == "passed"),
+        "{}: {all}",
+        db.kind
+    );
+    for (ty, field) in [
+        ("field_type", "order_id"),
+        ("field_required", "order_id"),
+        ("field_unique", "order_id"),
+        ("field_regex", "order_id"),
+        ("field_max_length", "order_id"),
+        ("field_invalid_values", "status"),
+        ("field_minimum", "amount"),
+        ("field_format", "email"),
+        ("row_count", ""),
+        ("model_quality_sql", ""),
+        ("servicelevel_freshness", "updated_at"),
+    ] {
+        assert_eq!(
+            outcome(&checks, ty, field),
+            "passed",
+            "{}: {ty} {field}",
+            db.kind
+        );
+    }
+
+    // Rows that break each rule; the newest is still fresh.
+    let mut bad = good.to_vec();
+    bad.extend([
+        ("ORD-1", "open", "5", "c@shop.example", fresh.as_str()),
+        ("NULL", "open", "5", "d@shop.example", fresh.as_str()),
+        ("ord-x", "lost", "-1", "not-an-email", fresh.as_str()),
+        (
+            "ORD-12345678901",
+            "open",
+            "5000",
+            "e@shop.example",
+            fresh.as_str(),
+        ),
+    ]);
+    db.orders(&bad);
+    let (status, checks, all) = test(dir, db, &["--include-failed-samples", "2"]);
+    assert_eq!(status, 1, "{}: {all}", db.kind);
+    for (ty, field) in [
+        ("field_required", "order_id"),
+        ("field_unique", "order_id"),
+        ("field_regex", "order_id"),
+        ("field_max_length", "order_id"),
+        ("field_invalid_values", "status"),
+        ("field_minimum", "amount"),
+        ("field_format", "email"),
+        ("model_quality_sql", ""),
+    ] {
+        assert_eq!(
+            outcome(&checks, ty, field),
+            "failed",
+            "{}: {ty} {field}: {all}",
+            db.kind
+        );
+    }
+    assert_eq!(outcome(&checks, "row_count", ""), "passed", "{}", db.kind);
+    assert_eq!(
+        outcome(&checks, "servicelevel_freshness", "updated_at"),
+        "passed",
+        "{}",
+        db.kind
+    );
+    // Failed samples come from the database, offending rows only.
+    assert!(all.contains("ord-x"), "{}: samples: {all}", db.kind);
+
+    // Old data: the freshness SLA fails on the database column it names.
+    let old = now_minus_hours(72);
+    db.orders(&[("ORD-1", "open", "1", "a@shop.example", old.as_str())]);
+    let (status, checks, all) = test(dir, db, &[]);
+    assert_eq!(status, 1, "{}: {all}", db.kind);
+    assert_eq!(
+        outcome(&checks, "servicelevel_freshness", "updated_at"),
+        "failed",
+        "{}: {all}",
+        db.kind
+    );
+
+    // A physical type other than the column's is reported in the database's words.
+    std::fs::write(dir.join("orders.odcs.yaml"), contract(db, "varchar(40)")).unwrap();
+    let (_, checks, all) = test(dir, db, &["--checks", "schema"]);
+    assert_eq!(
+        outcome(&checks, "field_type", "order_id"),
+        "failed",
+        "{}: {all}",
+        db.kind
+    );
+    assert!(
+        all.contains("expected physical type 'varchar(40)'"),
+        "{all}"
+    );
+}
+
+#[test]
+fn postgres_checks_run_in_the_database() {
+    for type_name in ["postgres", "postgresql"] {
+        let Some(db) = Db::postgres(type_name) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        checks_pass_then_fail(&db, dir.path());
+    }
+}
+
+#[test]
+fn mariadb_checks_run_in_the_database() {
+    let Some(db) = Db::mysql() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    checks_pass_then_fail(&db, dir.path());
+}
+
+#[test]
+fn sqlite_checks_run_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(dir.path());
+    checks_pass_then_fail(&db, dir.path());
+}
+
+/// A rule that writes, in any disguise, is refused or fails on the read-only connection; the
+/// table is intact afterwards.
+#[test]
+fn rules_that_write_cannot_change_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![Db::sqlite(dir.path())];
+    dbs.extend(Db::postgres("postgres"));
+    dbs.extend(Db::mysql());
+    for db in &dbs {
+        let fresh = now_minus_hours(1);
+        db.orders(&[("ORD-1", "open", "1", "a@shop.example", fresh.as_str())]);
+        let writes = [
+            "DELETE FROM {model}",
+            "SELECT 1; DROP TABLE {model}",
+            "WITH d AS (DELETE FROM {model} RETURNING *) SELECT COUNT(*) FROM d",
+            "SELECT * INTO copied FROM {model}",
+        ];
+        let mut text = contract(db, db.varchar20);
+        let rules: String = writes
+            .iter()
+            .map(|w| format!("      - type: sql\n        query: \"{w}\"\n        mustBe: 0\n"))
+            .collect();
+        text = text.replace(
+            "    quality:\n      - metric: rowCount",
+            &format!("    quality:\n{rules}      - metric: rowCount"),
+        );
+        std::fs::write(dir.path().join("orders.odcs.yaml"), &text).unwrap();
+        let (status, checks, all) = test(dir.path(), db, &["--checks", "quality"]);
+        assert_eq!(status, 2, "{}: {all}", db.kind);
+        let errors = checks
+            .iter()
+            .filter(|(t, _, r)| t == "model_quality_sql" && r == "error")
+            .count();
+        assert_eq!(errors, writes.len(), "{}: {all}", db.kind);
+        // A function that writes inside a plain SELECT meets the read-only session.
+        if db.kind == "postgres" {
+            db.exec(&["CREATE SEQUENCE IF NOT EXISTS s".to_owned()]);
+            let text = contract(db, db.varchar20).replace(
+                "SELECT COUNT(*) FROM {model} WHERE amount > 1000",
+                "SELECT nextval('s') - nextval('s')",
+            );
+            std::fs::write(dir.path().join("orders.odcs.yaml"), &text).unwrap();
+            let (_, checks, all) = test(dir.path(), db, &["--checks", "quality"]);
+            assert_eq!(outcome(&checks, "model_quality_sql", ""), "error", "{all}");
+            assert!(all.contains("read-only"), "{all}");
+        }
+        // Still one row.
+        std::fs::write(
+            dir.path().join("orders.odcs.yaml"),
+            contract(db, db.varchar20),
+        )
+        .unwrap();
+        let (status, _, all) = test(dir.path(), db, &[]);
+        assert_eq!(status, 0, "{}: {all}", db.kind);
+    }
+}
+
+/// Connection problems: exit 2, a message naming the server entry (file:line:col) and what to
+/// fix, and never the password.
+#[test]
+fn connection_problems_name_the_server_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens on this port.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let unreachable = Db {
+        kind: "postgres",
+        server: format!(
+            "type: postgres\n    host: 127.0.0.1\n    port: {port}\n    database: shop\n    schema: public"
+        ),
+        varchar20: "varchar(20)",
+        numeric: "numeric(12,2)",
+        url: String::new(),
+        env: vec![
+            ("DATACONTRACT_POSTGRES_USERNAME".into(), "mesh".into()),
+            (
+                "DATACONTRACT_POSTGRES_PASSWORD".into(),
+                "hunter2-secret".into(),
+            ),
+        ],
+    };
+    std::fs::write(
+        dir.path().join("orders.odcs.yaml"),
+        contract(&unreachable, "varchar(20)"),
+    )
+    .unwrap();
+    let (status, _, all) = test(dir.path(), &unreachable, &[]);
+    assert_eq!(status, 2, "{all}");
+    assert!(all.contains("orders.odcs.yaml:8:"), "{all}");
+    assert!(all.contains("server `db`"), "{all}");
+    assert!(all.contains("cannot reach the server"), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+
+    // A missing SQLite file, and a missing table.
+    let sqlite = Db::sqlite(dir.path());
+    std::fs::write(
+        dir.path().join("orders.odcs.yaml"),
+        contract(&sqlite, "VARCHAR(20)"),
+    )
+    .unwrap();
+    let (status, _, all) = test(dir.path(), &sqlite, &[]);
+    assert_eq!(status, 2, "{all}");
+    assert!(all.contains("no such database file"), "{all}");
+    sqlite.exec(&["CREATE TABLE other (a INTEGER)".to_owned()]);
+    let (status, checks, all) = test(dir.path(), &sqlite, &[]);
+    assert_eq!(status, 2, "{all}");
+    assert!(checks.iter().all(|(_, _, r)| r == "error"), "{all}");
+    assert!(all.contains("there is no table `Orders`"), "{all}");
+
+    // A wrong password (MariaDB checks passwords; the test PostgreSQL trusts).
+    if let Some(mut db) = Db::mysql() {
+        db.env.retain(|(k, _)| !k.ends_with("PASSWORD"));
+        db.env
+            .push(("DATACONTRACT_MYSQL_PASSWORD".into(), "wrong-hunter2".into()));
+        std::fs::write(
+            dir.path().join("orders.odcs.yaml"),
+            contract(&db, "varchar(20)"),
+        )
+        .unwrap();
+        let (status, _, all) = test(dir.path(), &db, &[]);
+        assert_eq!(status, 2, "{all}");
+        assert!(all.contains("refused the login"), "{all}");
+        assert!(all.contains("DATACONTRACT_MYSQL_USERNAME"), "{all}");
+        assert!(!all.contains("wrong-hunter2"), "{all}");
+    }
+}
+
+/// A hostile `--filter` cannot smuggle a second statement.
+#[test]
+fn a_filter_is_one_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::sqlite(dir.path());
+    let fresh = now_minus_hours(1);
+    db.orders(&[("ORD-1", "open", "1", "a@shop.example", fresh.as_str())]);
+    std::fs::write(
+        dir.path().join("orders.odcs.yaml"),
+        contract(&db, db.varchar20),
+    )
+    .unwrap();
+    let (status, _, all) = test(
+        dir.path(),
+        &db,
+        &["--filter", "1 = 1; DROP TABLE \"Orders\""],
+    );
+    assert_eq!(status, 2, "{all}");
+    assert!(all.contains("--filter"), "{all}");
+    let (status, _, all) = test(dir.path(), &db, &["--filter", "amount >= 0"]);
+    assert_eq!(status, 0, "{all}");
+}

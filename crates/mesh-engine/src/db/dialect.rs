@@ -1,0 +1,125 @@
+//! The SQL text each database reads: quoting, literals, casts, patterns, lengths, instants.
+
+use datafusion::sql::sqlparser::dialect::{
+    Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect,
+};
+
+/// A database family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Postgres,
+    /// MySQL and MariaDB.
+    MySql,
+    Sqlite,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::MySql => "mysql",
+            Kind::Sqlite => "sqlite",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Kind::Postgres => 5432,
+            Kind::MySql => 3306,
+            Kind::Sqlite => 0,
+        }
+    }
+
+    /// The parser dialect `sql` rules and filters are read in.
+    pub fn parser(self) -> Box<dyn Dialect> {
+        match self {
+            Kind::Postgres => Box::new(PostgreSqlDialect {}),
+            Kind::MySql => Box::new(MySqlDialect {}),
+            Kind::Sqlite => Box::new(SQLiteDialect {}),
+        }
+    }
+
+    /// An identifier, quoted so that case and any character survive.
+    pub fn quote(self, name: &str) -> String {
+        match self {
+            Kind::MySql => format!("`{}`", name.replace('`', "``")),
+            _ => format!("\"{}\"", name.replace('"', "\"\"")),
+        }
+    }
+
+    /// A string literal. MySQL also reads backslashes as escapes (unless NO_BACKSLASH_ESCAPES).
+    pub fn string(self, value: &str) -> String {
+        let quoted = value.replace('\'', "''");
+        match self {
+            Kind::MySql => format!("'{}'", quoted.replace('\\', "\\\\")),
+            _ => format!("'{quoted}'"),
+        }
+    }
+
+    /// `expr` as a double, so every measure decodes the same way.
+    pub fn double(self, expr: &str) -> String {
+        match self {
+            Kind::Postgres => format!("CAST({expr} AS DOUBLE PRECISION)"),
+            // MySQL's CAST AS DOUBLE needs 8.0.17; arithmetic with a float literal is a double
+            // on every MySQL and MariaDB.
+            Kind::MySql => format!("(({expr}) + 0.0E0)"),
+            Kind::Sqlite => format!("CAST({expr} AS REAL)"),
+        }
+    }
+
+    /// `expr` as text (for lengths, patterns and failed samples).
+    pub fn text(self, expr: &str) -> String {
+        match self {
+            Kind::MySql => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// Length in characters.
+    pub fn length(self, expr: &str) -> String {
+        match self {
+            Kind::Sqlite => format!("length({expr})"),
+            _ => format!("char_length({expr})"),
+        }
+    }
+
+    /// Whether `expr` matches the regular expression `pattern`, case-sensitively.
+    pub fn matches(self, expr: &str, pattern: &str) -> String {
+        match self {
+            Kind::Postgres => format!("({expr} ~ {})", self.string(pattern)),
+            // Byte-wise, so a case-insensitive collation does not make `^[a-z]+$` accept `ABC`.
+            Kind::MySql => format!("(CAST({expr} AS BINARY) REGEXP {})", self.string(pattern)),
+            // The REGEXP function sqlx registers (Rust `regex` syntax).
+            Kind::Sqlite => format!("({expr} REGEXP {})", self.string(pattern)),
+        }
+    }
+
+    /// Microseconds since the Unix epoch of an instant (a timestamp, a date, or text that reads
+    /// as one); the session time zone is UTC.
+    pub fn epoch_micros(self, expr: &str) -> String {
+        match self {
+            Kind::Postgres => format!(
+                "CAST(EXTRACT(EPOCH FROM CAST({expr} AS TIMESTAMPTZ)) * 1000000 AS DOUBLE PRECISION)"
+            ),
+            Kind::MySql => format!("((UNIX_TIMESTAMP({expr}) + 0.0E0) * 1000000)"),
+            // SQLite keeps instants as ISO text, or as Unix seconds in numeric columns.
+            Kind::Sqlite => format!(
+                "(CASE WHEN typeof({expr}) IN ('integer', 'real') THEN {expr} * 1000000.0 \
+                 ELSE (julianday({expr}) - 2440587.5) * 86400000000.0 END)"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_cannot_break_out() {
+        assert_eq!(Kind::Postgres.quote("My\"Table"), "\"My\"\"Table\"");
+        assert_eq!(Kind::MySql.quote("a`b"), "`a``b`");
+        assert_eq!(Kind::Postgres.string("it's"), "'it''s'");
+        assert_eq!(Kind::MySql.string(r"\' OR 1=1"), r"'\\'' OR 1=1'");
+    }
+}
