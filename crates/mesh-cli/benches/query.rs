@@ -258,6 +258,7 @@ fn main() {
             masks: Vec::new(),
             mask: mesh_engine::mask::Mask::Null,
             keys: Default::default(),
+            database: None,
         };
         mesh_engine::pipeline::register_input(
             &ctx,

@@ -75,6 +75,8 @@ pub struct Input {
     pub mask: Mask,
     /// The keys of hashed columns (a mask whose key is missing is refused).
     pub keys: MaskKeys,
+    /// A source in a database: read from there (`location` then only names it).
+    pub database: Option<crate::db::source::DbSource>,
 }
 
 /// Where a transform runs. Either way the plan is DataFusion's; only the session differs.
@@ -938,6 +940,21 @@ async fn register_unmasked(
     input: &Input,
     executor: Executor,
 ) -> Result<(), RunError> {
+    if let Some(db) = &input.database {
+        if executor.distributed() {
+            return Err(RunError::Transform(format!(
+                "source `{}` is a database table, which a distributed executor cannot read \
+                 yet; run in process",
+                input.name
+            )));
+        }
+        let table = crate::db::source::DbTable::open(&db.target, &db.relation)
+            .await
+            .map_err(|e| RunError::Engine(EngineError::Database(e)))?;
+        ctx.register_table(input.name.as_str(), Arc::new(table))
+            .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+        return Ok(());
+    }
     match input.delta_version {
         Some(version) if executor.distributed() => {
             let mut table = open(&input.location.target).await?;
@@ -1210,6 +1227,9 @@ fn facet(schema: &str) -> serde_json::Value {
 /// An input's OpenLineage dataset: `mesh` + the upstream contract id for an input port, the
 /// storage scheme + path for a source.
 fn dataset_of(input: &Input) -> (String, String) {
+    if let Some(db) = &input.database {
+        return db.dataset();
+    }
     match &input.contract {
         Some(contract) => ("mesh".to_owned(), contract.clone()),
         None => {

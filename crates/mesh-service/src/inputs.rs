@@ -169,6 +169,12 @@ pub struct ResolvedSource {
     /// links are resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location_url: Option<String>,
+    /// A database source's table (`schema.table` on PostgreSQL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// A database source's read-only query, in the database's dialect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
 }
 
 impl Service {
@@ -243,6 +249,8 @@ impl Service {
                     format: field("format"),
                     location,
                     location_url,
+                    table: field("table"),
+                    query: field("query"),
                 });
             }
         }

@@ -284,6 +284,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 name: input.name,
                 product: Some(input.product),
                 contract: Some(input.contract),
+                database: None,
             });
         }
         let openlineage = args
@@ -424,6 +425,25 @@ fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input
         .with_context(|| format!("cannot open the product folder {}", dir.display()))?;
     let mut out = Vec::new();
     for source in allowed {
+        // A database (the catalog checked its URL is under a location registered for the
+        // domain): a table or a read-only query there.
+        if let Some(relation) = database_relation(&source)? {
+            let target = mesh_engine::db::Target::from_url(&source.path, &source.name)
+                .map_err(|e| anyhow::anyhow!("source `{}`: {}", source.name, e.reason))?;
+            out.push(Input {
+                location: Location::from_path(&source.path, Some("parquet"))?,
+                name: source.name,
+                product: None,
+                contract: None,
+                delta_version: None,
+                columns: None,
+                masks: Vec::new(),
+                mask: Mask::Null,
+                keys: Default::default(),
+                database: Some(mesh_engine::db::source::DbSource { target, relation }),
+            });
+            continue;
+        }
         // Absolute, so the run records (and OpenLineage names) where the data really is.
         let local = source.path.strip_prefix("file://").unwrap_or(&source.path);
         let path = match (&source.location_url, local.contains("://")) {
@@ -462,9 +482,43 @@ fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input
             masks: Vec::new(),
             mask: Mask::Null,
             keys: Default::default(),
+            database: None,
         });
     }
     Ok(out)
+}
+
+/// What a database source reads: its `table`, or its `query` (one read-only query); `None` for
+/// a source of files.
+fn database_relation(
+    source: &ResolvedSource,
+) -> anyhow::Result<Option<mesh_engine::db::source::Relation>> {
+    use mesh_engine::db::source::Relation;
+    let scheme = source
+        .path
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase());
+    let database = matches!(
+        scheme.as_deref(),
+        Some("postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite")
+    );
+    if !database {
+        if source.table.is_some() || source.query.is_some() {
+            bail!(
+                "source `{}`: `table` and `query` are for database sources (postgres://, mysql://, sqlite://)",
+                source.name
+            );
+        }
+        return Ok(None);
+    }
+    match (&source.table, &source.query) {
+        (Some(table), None) => Ok(Some(Relation::Table(table.clone()))),
+        (None, Some(query)) => Ok(Some(Relation::Query(query.clone()))),
+        _ => bail!(
+            "source `{}` reads a database: give it a `table` or a `query` (not both)",
+            source.name
+        ),
+    }
 }
 
 /// `path` (a file, a folder or a glob) as the engine should read it, once everything it could

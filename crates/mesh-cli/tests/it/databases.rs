@@ -612,3 +612,214 @@ fn a_filter_is_one_condition() {
     let (status, _, all) = test(dir.path(), &db, &["--filter", "amount >= 0"]);
     assert_eq!(status, 0, "{all}");
 }
+
+/// A source product whose source is a live database table, run, and a derived product reading
+/// its output; new rows in the table reach the next run. A source query that writes, a URL
+/// with a password and a database outside the registered locations are refused.
+fn source_product_reads_a_live_table(db: &Db, url: &str, table: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let env = db.env();
+    let ok = |args: &[&str]| {
+        let out = mesh_with_env(ws, args, &env);
+        assert_eq!(
+            code(&out),
+            0,
+            "{}: {args:?}\n{}{}",
+            db.kind,
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+    let run = |dir: &str| -> (i32, serde_json::Value, String) {
+        let out = mesh_with_env(ws, &["run", dir, "--output", "json"], &env);
+        let all = format!("{}{}", stdout(&out), stderr(&out));
+        (
+            code(&out),
+            serde_json::from_str(&stdout(&out)).unwrap_or_default(),
+            all,
+        )
+    };
+    let rows = |n: usize| -> Vec<(String, String, String, String)> {
+        (0..n)
+            .map(|i| {
+                (
+                    format!("orders-{i:03}"),
+                    ["north", "south"][i % 2].to_owned(),
+                    format!("{}.25", i * 3),
+                    now_minus_hours(1),
+                )
+            })
+            .collect()
+    };
+    let fill = |n: usize| {
+        let q = |name: &str| match db.kind {
+            "mysql" => format!("`{name}`"),
+            _ => format!("\"{name}\""),
+        };
+        let t = match table.split_once('.') {
+            Some((s, t)) => format!("{}.{}", q(s), q(t)),
+            None => q(table),
+        };
+        let ts = if db.kind == "postgres" {
+            "timestamptz"
+        } else {
+            "TIMESTAMP"
+        };
+        let mut statements = Vec::new();
+        if let Some((schema, _)) = table.split_once('.') {
+            statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", q(schema)));
+        }
+        statements.push(format!("DROP TABLE IF EXISTS {t}"));
+        statements.push(format!(
+            "CREATE TABLE {t} (orders_id varchar(20) NOT NULL, label varchar(20), \
+             amount {}, updated_at {ts})",
+            db.numeric
+        ));
+        for (id, label, amount, at) in rows(n) {
+            statements.push(format!(
+                "INSERT INTO {t} VALUES ('{id}', '{label}', {amount}, '{at}')"
+            ));
+        }
+        db.exec(&statements);
+    };
+    fill(10);
+    crate::two_domains(ws, Some(("customer_orders", "derived")), &env);
+    let descriptor = ws.join("ecommerce/orders/product.odps.yaml");
+    let text = std::fs::read_to_string(&descriptor).unwrap();
+    let source_block =
+        "      - name: raw_orders\n        path: data/orders.csv\n        format: csv\n";
+    assert!(text.contains(source_block), "{text}");
+    // The product's sources at a product version (each change is published as a new one).
+    let with = |version: &str, block: &str| {
+        let changed = text
+            .replacen("version: 0.1.0", &format!("version: {version}"), 1)
+            .replace(source_block, block);
+        std::fs::write(&descriptor, changed).unwrap();
+    };
+
+    // Not under a registered location: refused, as for files.
+    with(
+        "0.1.0",
+        &format!("      - name: raw_orders\n        path: {url}\n        table: {table}\n"),
+    );
+    ok(&["publish", "ecommerce/orders", "analytics/customer_orders"]);
+    let (status, _, all) = run("ecommerce/orders");
+    assert_eq!(status, 2, "{}: {all}", db.kind);
+    assert!(all.contains("mesh location add"), "{}: {all}", db.kind);
+
+    ok(&["location", "add", "crm", url, "--domain", "ecommerce"]);
+    let (status, source, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(source["published"], true, "{}: {source}", db.kind);
+    assert_eq!(
+        (source["rows"].as_i64(), source["rowsIn"].as_i64()),
+        (Some(10), Some(10)),
+        "{}: {source}",
+        db.kind
+    );
+    crate::grant_input(
+        ws,
+        "analytics.customer_orders",
+        "ecommerce.orders.orders",
+        &env,
+        None,
+    );
+    let (status, derived, all) = run("analytics/customer_orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(derived["rows"], 10, "{}: {derived}", db.kind);
+
+    // The table moved on: the next run reads it as it is now.
+    fill(13);
+    let (status, source, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(source["rows"], 13, "{}: {source}", db.kind);
+    let out = ok(&[
+        "query",
+        "SELECT COUNT(*) AS n, SUM(amount) AS total FROM ecommerce.orders",
+        "--output",
+        "json",
+    ]);
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let total: f64 = (0..13).map(|i| (i * 3) as f64 + 0.25).sum();
+    assert_eq!(answer["rows"][0]["n"], 13, "{}: {answer}", db.kind);
+    assert!(
+        (answer["rows"][0]["total"].as_f64().unwrap_or(0.0) - total).abs() < 1e-6,
+        "{}: {answer}",
+        db.kind
+    );
+
+    // A read-only query as the source.
+    let quoted = match db.kind {
+        "postgres" => "\\\"Sales\\\".\\\"Orders\\\"",
+        "mysql" => "`Orders`",
+        _ => "\\\"Orders\\\"",
+    };
+    with(
+        "0.1.1",
+        &format!(
+            "      - name: raw_orders\n        path: {url}\n        query: \"SELECT * FROM {quoted} WHERE label = 'north'\"\n"
+        ),
+    );
+    ok(&["publish", "ecommerce/orders"]);
+    let (status, source, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(source["rows"], 7, "{}: {source}", db.kind);
+
+    // A source query that writes never runs.
+    for (version, bad) in [
+        ("0.1.2", format!("DELETE FROM {quoted}")),
+        ("0.1.3", format!("SELECT 1; DROP TABLE {quoted}")),
+    ] {
+        with(
+            version,
+            &format!("      - name: raw_orders\n        path: {url}\n        query: \"{bad}\"\n"),
+        );
+        ok(&["publish", "ecommerce/orders"]);
+        let (status, _, all) = run("ecommerce/orders");
+        assert_eq!(status, 2, "{}: {bad}: {all}", db.kind);
+        assert!(all.contains("must be one query"), "{}: {all}", db.kind);
+    }
+    // Still all there.
+    let out = ok(&[
+        "query",
+        "SELECT COUNT(*) AS n FROM ecommerce.orders",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        out.contains("\"n\": 7") || out.contains("\"n\":7"),
+        "{}: {out}",
+        db.kind
+    );
+}
+
+#[test]
+fn source_products_read_live_database_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sqlite = Db::sqlite(tmp.path());
+    let file = tmp.path().join("shop.db");
+    sqlite.exec(&["CREATE TABLE IF NOT EXISTS seed (a INTEGER)".to_owned()]);
+    source_product_reads_a_live_table(&sqlite, &format!("sqlite://{}", file.display()), "Orders");
+    if let Some(pg) = Db::postgres("postgres") {
+        let base = url::Url::parse(&pg.url).unwrap();
+        let url = format!(
+            "postgres://{}:{}{}",
+            base.host_str().unwrap(),
+            base.port().unwrap_or(5432),
+            base.path()
+        );
+        source_product_reads_a_live_table(&pg, &url, "Sales.Orders");
+    }
+    if let Some(maria) = Db::mysql() {
+        let base = url::Url::parse(&maria.url).unwrap();
+        let url = format!(
+            "mysql://{}:{}{}",
+            base.host_str().unwrap(),
+            base.port().unwrap_or(3306),
+            base.path()
+        );
+        source_product_reads_a_live_table(&maria, &url, "Orders");
+    }
+}

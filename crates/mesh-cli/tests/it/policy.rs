@@ -128,7 +128,7 @@ fn policy_check_blocks_warns_and_points_at_the_line() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("PASS data.sales.no_amount_test.test_amount_is_found"));
     assert!(
-        stdout(&out).contains("32 passed, 0 failed"),
+        stdout(&out).contains("33 passed, 0 failed"),
         "{}",
         stdout(&out)
     );

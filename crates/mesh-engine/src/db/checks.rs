@@ -691,7 +691,7 @@ fn rule_sql(
 }
 
 /// Stops at anything in a query that is not a plain read.
-struct ReadOnly;
+pub(crate) struct ReadOnly;
 
 impl datafusion::sql::sqlparser::ast::Visitor for ReadOnly {
     type Break = ();

@@ -11,6 +11,7 @@
 
 pub mod checks;
 pub mod dialect;
+pub mod source;
 
 use std::path::Path;
 
@@ -155,6 +156,88 @@ impl Target {
             return Err(target.error("the server entry has no `database`", true));
         }
         Ok(Some(target))
+    }
+
+    /// A database named by a URL (a pipeline source under a registered location):
+    /// `postgres://host:port/database`, `mysql://host:port/database`, `sqlite:///path/file.db`.
+    /// Credentials come from `MESH_SOURCE_<NAME>_USERNAME` / `_PASSWORD` (the source's name in
+    /// upper case, `-` as `_`), else the server type's variables; a password in the URL is
+    /// refused (it would be stored in the catalog).
+    pub fn from_url(url: &str, source: &str) -> Result<Target, DbError> {
+        let bad = |reason: String| DbError {
+            server: source.to_owned(),
+            place: url.split('@').next_back().unwrap_or(url).to_owned(),
+            reason,
+            connection: true,
+        };
+        let (scheme, _) = url
+            .split_once("://")
+            .ok_or_else(|| bad("not a database URL".to_owned()))?;
+        let kind = match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Kind::Postgres,
+            "mysql" | "mariadb" => Kind::MySql,
+            "sqlite" => Kind::Sqlite,
+            other => return Err(bad(format!("`{other}` is not a database this reads"))),
+        };
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let prefix = format!(
+            "MESH_SOURCE_{}",
+            source.to_ascii_uppercase().replace(['-', '.'], "_")
+        );
+        if kind == Kind::Sqlite {
+            let path = url.split_once("://").map(|(_, p)| p).unwrap_or_default();
+            return Ok(Target {
+                kind,
+                server: source.to_owned(),
+                host: None,
+                port: None,
+                database: None,
+                schema: None,
+                path: Some(path.to_owned()),
+                username: None,
+                password: None,
+                ssl_mode: None,
+                ssl_root_cert: None,
+            });
+        }
+        let parsed = url::Url::parse(url).map_err(|e| bad(format!("not a URL: {e}")))?;
+        if parsed.password().is_some() {
+            return Err(bad(format!(
+                "a password does not belong in a source URL; set {prefix}_PASSWORD"
+            )));
+        }
+        let database = parsed.path().trim_start_matches('/').to_owned();
+        if database.is_empty() || database.contains('/') {
+            return Err(bad("the URL names no database (…/DATABASE)".to_owned()));
+        }
+        let (user_var, password_var) = match kind {
+            Kind::Postgres => (
+                "DATACONTRACT_POSTGRES_USERNAME",
+                "DATACONTRACT_POSTGRES_PASSWORD",
+            ),
+            _ => ("DATACONTRACT_MYSQL_USERNAME", "DATACONTRACT_MYSQL_PASSWORD"),
+        };
+        let query = |key: &str| {
+            parsed
+                .query_pairs()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .map(|(_, v)| v.into_owned())
+        };
+        Ok(Target {
+            kind,
+            server: source.to_owned(),
+            host: parsed.host_str().map(str::to_owned),
+            port: parsed.port(),
+            database: Some(database),
+            schema: None,
+            path: None,
+            username: env(&format!("{prefix}_USERNAME"))
+                .or_else(|| (!parsed.username().is_empty()).then(|| parsed.username().to_owned()))
+                .or_else(|| env(user_var)),
+            password: env(&format!("{prefix}_PASSWORD")).or_else(|| env(password_var)),
+            ssl_mode: query("sslmode").or_else(|| query("ssl-mode")),
+            ssl_root_cert: query("sslrootcert"),
+        })
     }
 
     /// Where the server is, for messages: no user, no password.

@@ -581,6 +581,7 @@ async fn ungranted_data_cannot_be_read_any_way() {
         masks: Vec::new(),
         mask: Mask::Null,
         keys,
+        database: None,
     };
     let ctx = datafusion::prelude::SessionContext::new();
     mesh_engine::pipeline::register_input(&ctx, &input, mesh_engine::pipeline::Executor::InProcess)

@@ -212,6 +212,11 @@ test_location_scheme_accepts_object_stores if {
 	count(data.mesh.standard.location_scheme.deny) == 0 with input as location("s3://sales-landing/in", "s3")
 }
 
+test_location_scheme_accepts_databases if {
+	count(data.mesh.standard.location_scheme.deny) == 0 with input as location("postgres://crm.internal:5432/crm", "postgres")
+	count(data.mesh.standard.location_scheme.deny) == 0 with input as location("sqlite:///srv/shop.db", "sqlite")
+}
+
 test_location_scheme_refuses_http if {
 	count(data.mesh.standard.location_scheme.deny) == 1 with input as location("https://example.com/x", "https")
 }
