@@ -992,6 +992,24 @@ mod tests {
     }
 
     #[test]
+    fn a_composite_key_is_unique_as_a_whole_not_column_by_column() {
+        let c = contract(&format!(
+            "{BASE}schema:\n  - name: lines\n    properties:\n      - name: order_id\n        primaryKey: true\n        primaryKeyPosition: 1\n      - name: line_no\n        primaryKey: true\n        primaryKeyPosition: 2\n"
+        ));
+        let plans = plan(&c, None, Categories::default());
+        let types: Vec<&str> = plans[0].checks.iter().map(|c| c.check_type).collect();
+        assert!(!types.contains(&"field_primary_key_unique"), "{types:?}");
+        assert_eq!(
+            types
+                .iter()
+                .filter(|t| **t == "model_primary_key_unique")
+                .count(),
+            1,
+            "{types:?}"
+        );
+    }
+
+    #[test]
     fn between_is_inclusive() {
         assert!(Op::Between(1.0, 3.0).accepts(1.0) && Op::Between(1.0, 3.0).accepts(3.0));
         assert!(!Op::NotBetween(1.0, 3.0).accepts(3.0) && Op::NotBetween(1.0, 3.0).accepts(3.5));
