@@ -345,6 +345,7 @@ pub fn plan(contract: &Contract, only: Option<&str>, categories: Categories) -> 
             let mut planner = Planner {
                 model: &object.name,
                 checks: Vec::new(),
+                composite_key: false,
             };
             planner.object(object, contract);
             let mut checks = planner.checks;
@@ -364,6 +365,8 @@ pub fn plan(contract: &Contract, only: Option<&str>, categories: Categories) -> 
 struct Planner<'a> {
     model: &'a str,
     checks: Vec<Check>,
+    /// The object's primary key has several columns: unique together, not each.
+    composite_key: bool,
 }
 
 impl Planner<'_> {
@@ -416,6 +419,12 @@ impl Planner<'_> {
     }
 
     fn object(&mut self, object: &SchemaObject, contract: &Contract) {
+        self.composite_key = object
+            .properties
+            .iter()
+            .filter(|p| p.is_primary_key())
+            .count()
+            > 1;
         for prop in &object.properties {
             self.property(prop, &FieldPath::top(prop.name()));
         }
@@ -496,7 +505,7 @@ impl Planner<'_> {
                 None,
             );
         }
-        if prop.is_primary_key() && path.0.len() == 1 && !prop.is_unique() {
+        if prop.is_primary_key() && path.0.len() == 1 && !prop.is_unique() && !self.composite_key {
             self.push(
                 Category::Schema,
                 "field_primary_key_unique",
