@@ -46,6 +46,9 @@ enum Command {
     /// Compare two versions of a data contract: every change, classified as breaking,
     /// potentially breaking or info for its readers. Exits 1 on a breaking change.
     Changelog(cmd::changelog::Args),
+    /// Write an ODCS contract from what exists: a PostgreSQL, MySQL/MariaDB or SQLite table
+    /// (columns, types, keys, comments) or data files (their schema).
+    Import(cmd::import::Args),
     /// Publish data products to the catalog: strict lint, compatibility of every output port's
     /// contract with its history, then a new version — or the reasons it was refused.
     Publish(cmd::publish::Args),
@@ -166,6 +169,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => cmd::lint::run(&args),
         Command::Test(args) => cmd::test::run(&args),
         Command::Changelog(args) => cmd::changelog::run(&args),
+        Command::Import(args) => cmd::import::run(&args),
         Command::Publish(args) => cmd::publish::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Runs(args) => cmd::run::runs(&args),

@@ -10,6 +10,7 @@ pub mod delta;
 pub mod dup;
 pub mod error;
 pub mod exec;
+pub mod import;
 pub mod lineage;
 pub mod mask;
 pub mod pipeline;

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::{code, mesh_with_env, notice, stderr, stdout};
+use crate::{code, mesh, mesh_with_env, notice, stderr, stdout};
 
 /// A throwaway database of one kind, and how a contract's server entry names it.
 struct Db {
@@ -822,4 +822,184 @@ fn source_products_read_live_database_tables() {
         );
         source_product_reads_a_live_table(&maria, &url, "Orders");
     }
+}
+
+/// `mesh import` from each database and from files: the contract it writes lints clean and
+/// `mesh test` passes on the data it came from; keys, nullability and comments carry over.
+#[test]
+fn imported_contracts_lint_and_test_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    let sqlite = Db::sqlite(ws);
+    let mut dbs = vec![(sqlite, format!("{}", ws.join("shop.db").display()))];
+    if let Some(pg) = Db::postgres("postgres") {
+        let url = pg.url.clone();
+        dbs.push((pg, url));
+    }
+    if let Some(maria) = Db::mysql() {
+        let base = url::Url::parse(&maria.url).unwrap();
+        let url = format!(
+            "mysql://{}@{}:{}{}",
+            base.username(),
+            base.host_str().unwrap(),
+            base.port().unwrap_or(3306),
+            base.path()
+        );
+        dbs.push((maria, url));
+    }
+    for (db, source) in &dbs {
+        let q = |name: &str| match db.kind {
+            "mysql" => format!("`{name}`"),
+            _ => format!("\"{name}\""),
+        };
+        let (table, at) = match db.kind {
+            "postgres" => (format!("{}.{}", q("Sales"), q("OrderLines")), "timestamptz"),
+            "mysql" => (q("OrderLines"), "datetime(6)"),
+            _ => (q("OrderLines"), "TIMESTAMP"),
+        };
+        let comment = |text: &str| {
+            if db.kind == "mysql" {
+                format!(" COMMENT '{text}'")
+            } else {
+                String::new()
+            }
+        };
+        let mut statements = Vec::new();
+        if db.kind == "postgres" {
+            statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", q("Sales")));
+        }
+        statements.push(format!(
+            "CREATE TABLE {table} (order_id varchar(12) NOT NULL{}, line_no integer NOT NULL, \
+             sku varchar(20) NOT NULL, quantity integer, price {}, shipped_at {at}, \
+             PRIMARY KEY (order_id, line_no), UNIQUE (sku))",
+            comment("The order the line belongs to."),
+            db.numeric
+        ));
+        if db.kind == "postgres" {
+            statements.push(format!(
+                "COMMENT ON COLUMN {table}.order_id IS 'The order the line belongs to.'"
+            ));
+            statements.push(format!(
+                "COMMENT ON TABLE {table} IS 'One row per order line.'"
+            ));
+        }
+        for i in 0..5 {
+            statements.push(format!(
+                "INSERT INTO {table} VALUES ('ORD-{}', {}, 'SKU-{i}', {i}, {i}.5, '2026-12-01 10:00:00')",
+                i / 2,
+                i % 2 + 1
+            ));
+        }
+        db.exec(&statements);
+        let file = format!("contracts/{}.odcs.yaml", db.kind);
+        let table_arg = if db.kind == "postgres" {
+            "Sales.OrderLines"
+        } else {
+            "OrderLines"
+        };
+        let out = mesh_with_env(
+            ws,
+            &[
+                "import", "--from", db.kind, source, "--table", table_arg, "-o", &file,
+            ],
+            &db.env(),
+        );
+        assert_eq!(
+            code(&out),
+            0,
+            "{}: {}{}",
+            db.kind,
+            stdout(&out),
+            stderr(&out)
+        );
+        let text = std::fs::read_to_string(ws.join(&file)).unwrap();
+        assert!(
+            text.contains("physicalName: OrderLines"),
+            "{}: {text}",
+            db.kind
+        );
+        assert!(
+            text.contains("primaryKeyPosition: 2"),
+            "{}: {text}",
+            db.kind
+        );
+        assert!(text.contains("unique: true"), "{}: {text}", db.kind);
+        assert!(
+            !text.contains("mesh-test"),
+            "{}: a password: {text}",
+            db.kind
+        );
+        if db.kind != "sqlite" {
+            assert!(
+                text.contains("The order the line belongs to."),
+                "{}: {text}",
+                db.kind
+            );
+        }
+        let out = mesh_with_env(ws, &["lint", &file], &db.env());
+        assert_eq!(
+            code(&out),
+            0,
+            "{}: lint: {}{}\n{text}",
+            db.kind,
+            stdout(&out),
+            stderr(&out)
+        );
+        let out = mesh_with_env(ws, &["test", &file], &db.env());
+        assert_eq!(
+            code(&out),
+            0,
+            "{}: test: {}{}\n{text}",
+            db.kind,
+            stdout(&out),
+            stderr(&out)
+        );
+        // Writing over an existing contract is refused.
+        let out = mesh_with_env(
+            ws,
+            &[
+                "import", "--from", db.kind, source, "--table", table_arg, "-o", &file,
+            ],
+            &db.env(),
+        );
+        assert_eq!(code(&out), 2, "{}", db.kind);
+    }
+
+    // From files: the schema of the Parquet people, tested where they are.
+    let people = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/test/people/people.parquet")
+        .canonicalize()
+        .unwrap();
+    let out = mesh(
+        ws,
+        &[
+            "import",
+            "--from",
+            "parquet",
+            people.to_str().unwrap(),
+            "--id",
+            "people",
+            "-o",
+            "people.odcs.yaml",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let text = std::fs::read_to_string(ws.join("people.odcs.yaml")).unwrap();
+    assert!(text.contains("logicalType: timestamp"), "{text}");
+    let out = mesh(ws, &["lint", "people.odcs.yaml"]);
+    assert_eq!(code(&out), 0, "{}{}\n{text}", stdout(&out), stderr(&out));
+    let out = mesh(ws, &["test", "people.odcs.yaml"]);
+    assert_eq!(code(&out), 0, "{}{}\n{text}", stdout(&out), stderr(&out));
+
+    // Nothing there: a clear error.
+    let out = mesh(
+        ws,
+        &["import", "--from", "sqlite", "missing.db", "--table", "t"],
+    );
+    assert_eq!(code(&out), 2);
+    assert!(
+        stderr(&out).contains("no such SQLite database file"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -240,6 +240,14 @@ impl Target {
         })
     }
 
+    /// The same server, tables looked up in `schema` (PostgreSQL) when given.
+    pub fn in_schema(&self, schema: Option<String>) -> Target {
+        Target {
+            schema: schema.or_else(|| self.schema.clone()),
+            ..self.clone()
+        }
+    }
+
     /// Where the server is, for messages: no user, no password.
     pub fn describe(&self) -> String {
         match self.kind {
@@ -514,6 +522,123 @@ impl Target {
         ))
     }
 
+    /// The primary key and unique constraints of a table, each with its columns in order.
+    pub async fn keys(&self, conn: &mut Conn, table: &str) -> Result<Vec<Key>, DbError> {
+        let kind = self.kind;
+        let (ns, t) = (kind.string(&self.namespace()), kind.string(table));
+        let sql = match kind {
+            Kind::Postgres => format!(
+                "SELECT c.conname::text, c.contype::text, a.attname::text \
+                 FROM pg_catalog.pg_constraint c \
+                 JOIN pg_catalog.pg_class r ON r.oid = c.conrelid \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace \
+                 CROSS JOIN LATERAL unnest(c.conkey) WITH ORDINALITY AS k(attnum, ord) \
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum = k.attnum \
+                 WHERE n.nspname = {ns} AND r.relname = {t} AND c.contype IN ('p', 'u') \
+                 ORDER BY c.conname, k.ord"
+            ),
+            Kind::MySql => format!(
+                "SELECT CAST(k.CONSTRAINT_NAME AS CHAR), \
+                 CAST(CASE c.CONSTRAINT_TYPE WHEN 'PRIMARY KEY' THEN 'p' ELSE 'u' END AS CHAR), \
+                 CAST(k.COLUMN_NAME AS CHAR) \
+                 FROM information_schema.KEY_COLUMN_USAGE k \
+                 JOIN information_schema.TABLE_CONSTRAINTS c \
+                 ON c.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND c.TABLE_NAME = k.TABLE_NAME \
+                 AND c.CONSTRAINT_NAME = k.CONSTRAINT_NAME \
+                 WHERE k.TABLE_SCHEMA = {ns} AND k.TABLE_NAME = {t} \
+                 AND c.CONSTRAINT_TYPE IN ('PRIMARY KEY', 'UNIQUE') \
+                 ORDER BY k.CONSTRAINT_NAME, k.ORDINAL_POSITION"
+            ),
+            Kind::Sqlite => format!(
+                "SELECT 'primary', 'p', name FROM pragma_table_info({t}) WHERE pk > 0 \
+                 UNION ALL \
+                 SELECT il.name, 'u', ii.name FROM pragma_index_list({t}) il, \
+                 pragma_index_info(il.name) ii WHERE il.\"unique\" = 1 AND il.origin = 'u'"
+            ),
+        };
+        let rows = conn
+            .texts(&sql, usize::MAX)
+            .await
+            .map_err(|e| self.query_error(&e))?;
+        let mut keys: Vec<(String, Key)> = Vec::new();
+        for row in rows {
+            let [Some(name), Some(kind), Some(column)] =
+                <[Option<String>; 3]>::try_from(row).unwrap_or([None, None, None])
+            else {
+                continue;
+            };
+            match keys.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, key)) => key.columns.push(column),
+                None => keys.push((
+                    name,
+                    Key {
+                        primary: kind == "p",
+                        columns: vec![column],
+                    },
+                )),
+            }
+        }
+        Ok(keys.into_iter().map(|(_, k)| k).collect())
+    }
+
+    /// The table's comment and its columns' comments (none on SQLite).
+    pub async fn comments(
+        &self,
+        conn: &mut Conn,
+        table: &str,
+    ) -> Result<(Option<String>, Vec<(String, String)>), DbError> {
+        let kind = self.kind;
+        let (ns, t) = (kind.string(&self.namespace()), kind.string(table));
+        let (table_sql, columns_sql) = match kind {
+            Kind::Postgres => (
+                format!(
+                    "SELECT obj_description(c.oid, 'pg_class') FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = {ns} AND c.relname = {t}"
+                ),
+                format!(
+                    "SELECT a.attname::text, col_description(c.oid, a.attnum) \
+                     FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = {ns} AND c.relname = {t} AND a.attnum > 0 \
+                     AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NOT NULL"
+                ),
+            ),
+            Kind::MySql => (
+                format!(
+                    "SELECT CAST(TABLE_COMMENT AS CHAR) FROM information_schema.TABLES \
+                     WHERE TABLE_SCHEMA = {ns} AND TABLE_NAME = {t}"
+                ),
+                format!(
+                    "SELECT CAST(COLUMN_NAME AS CHAR), CAST(COLUMN_COMMENT AS CHAR) \
+                     FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {ns} \
+                     AND TABLE_NAME = {t} AND COLUMN_COMMENT <> ''"
+                ),
+            ),
+            Kind::Sqlite => return Ok((None, Vec::new())),
+        };
+        let error = |e: sqlx::Error| self.query_error(&e);
+        let comment = conn
+            .texts(&table_sql, 1)
+            .await
+            .map_err(error)?
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten())
+            .filter(|c| !c.trim().is_empty());
+        let columns = conn
+            .texts(&columns_sql, usize::MAX)
+            .await
+            .map_err(error)?
+            .into_iter()
+            .filter_map(|r| match r.as_slice() {
+                [Some(name), Some(comment)] => Some((name.clone(), comment.clone())),
+                _ => None,
+            })
+            .collect();
+        Ok((comment, columns))
+    }
+
     /// A failed query, in the database's words (with its SQLSTATE), never a password.
     pub(crate) fn query_error(&self, e: &sqlx::Error) -> DbError {
         let reason = match e {
@@ -540,6 +665,13 @@ fn scrub(text: &str, password: Option<&str>) -> String {
         Some(p) if p.len() >= 3 => text.replace(p, "***"),
         _ => text.to_owned(),
     }
+}
+
+/// A primary key or a unique constraint.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub primary: bool,
+    pub columns: Vec<String>,
 }
 
 /// A column as the database declares it.

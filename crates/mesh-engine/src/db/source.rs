@@ -113,10 +113,7 @@ impl DbTable {
                         }
                         _ => (None, name.clone()),
                     };
-                    let scoped = Target {
-                        schema: namespace.or_else(|| target.schema.clone()),
-                        ..target.clone()
-                    };
+                    let scoped = target.in_schema(namespace);
                     let columns = scoped.columns(&mut conn, &table).await?.ok_or_else(|| {
                         target.error(
                             format!(
