@@ -506,6 +506,35 @@ fn rules_that_write_cannot_change_the_database() {
             let (_, checks, all) = test(dir.path(), db, &["--checks", "quality"]);
             assert_eq!(outcome(&checks, "model_quality_sql", ""), "error", "{all}");
             assert!(all.contains("read-only"), "{all}");
+            // A rule cannot turn the session read-write for the rules after it.
+            let text = contract(db, db.varchar20).replace(
+                "      - type: sql\n        query: SELECT COUNT(*) FROM {model} WHERE amount > 1000\n        mustBe: 0\n",
+                "      - type: sql\n        query: \"SELECT length(set_config('default_transaction_read_only', 'off', false)) - 3\"\n        mustBe: 0\n      - type: sql\n        query: \"SELECT nextval('s') - nextval('s') + 1\"\n        mustBe: 0\n",
+            );
+            std::fs::write(dir.path().join("orders.odcs.yaml"), &text).unwrap();
+            let (_, checks, all) = test(dir.path(), db, &["--checks", "quality"]);
+            let sql: Vec<&str> = checks
+                .iter()
+                .filter(|(t, _, _)| t == "model_quality_sql")
+                .map(|(_, _, r)| r.as_str())
+                .collect();
+            assert_eq!(sql, ["passed", "error"], "{all}");
+            assert!(all.contains("read-only"), "{all}");
+        }
+        // MariaDB runs what `/*M! ... */` holds; the parser saw a comment. INTO OUTFILE writes a
+        // file even in a read-only session.
+        if db.kind == "mysql" {
+            let target = format!("/tmp/mesh-outfile-{}", std::process::id());
+            let _ = std::fs::remove_file(&target);
+            let text = contract(db, db.varchar20).replace(
+                "SELECT COUNT(*) FROM {model} WHERE amount > 1000",
+                &format!(
+                    "SELECT 0 /*M!)) + 0.0E0 INTO OUTFILE '{target}' FROM DUAL WHERE ((1*/"
+                ),
+            );
+            std::fs::write(dir.path().join("orders.odcs.yaml"), &text).unwrap();
+            let (_, _, all) = test(dir.path(), db, &["--checks", "quality"]);
+            assert!(!Path::new(&target).exists(), "a rule wrote {target}: {all}");
         }
         // Still one row.
         std::fs::write(
@@ -729,6 +758,22 @@ fn source_product_reads_a_live_table(db: &Db, url: &str, table: &str) {
     let (status, derived, all) = run("analytics/customer_orders");
     assert_eq!(status, 0, "{}: {all}", db.kind);
     assert_eq!(derived["rows"], 10, "{}: {derived}", db.kind);
+
+    // A transform that only counts a source's rows (a scan with no columns).
+    let transform = ws.join("ecommerce/orders/transform.sql");
+    let original = std::fs::read_to_string(&transform).unwrap();
+    std::fs::write(
+        &transform,
+        original.replace(
+            "WHERE orders_id IS NOT NULL",
+            "WHERE orders_id IS NOT NULL AND (SELECT COUNT(*) FROM raw_orders) > 0",
+        ),
+    )
+    .unwrap();
+    let (status, counted, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(counted["rows"], 10, "{}: {counted}", db.kind);
+    std::fs::write(&transform, original).unwrap();
 
     // The table moved on: the next run reads it as it is now.
     fill(13);
