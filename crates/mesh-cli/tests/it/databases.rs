@@ -826,6 +826,20 @@ fn source_product_reads_a_live_table(db: &Db, url: &str, table: &str) {
         assert_eq!(status, 2, "{}: {bad}: {all}", db.kind);
         assert!(all.contains("must be one query"), "{}: {all}", db.kind);
     }
+    // On MySQL a database is a schema of the same connection: a source query may not read
+    // another one.
+    if db.kind == "mysql" {
+        with(
+            "0.1.4",
+            &format!(
+                "      - name: raw_orders\n        path: {url}\n        query: \"SELECT * FROM mysql.user\"\n"
+            ),
+        );
+        ok(&["publish", "ecommerce/orders"]);
+        let (status, _, all) = run("ecommerce/orders");
+        assert_eq!(status, 2, "{all}");
+        assert!(all.contains("reads only its own database"), "{all}");
+    }
     // Still all there.
     let out = ok(&[
         "query",
@@ -1047,4 +1061,28 @@ fn imported_contracts_lint_and_test_clean() {
         "{}",
         stderr(&out)
     );
+}
+
+/// A rule that would run for ever ends at the statement timeout, as an error of that rule.
+#[test]
+fn a_rule_that_runs_forever_is_stopped() {
+    let Some(mut db) = Db::postgres("postgres") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = now_minus_hours(1);
+    db.orders(&[("ORD-1", "open", "1", "a@shop.example", fresh.as_str())]);
+    db.env
+        .push(("MESH_DB_STATEMENT_TIMEOUT".into(), "1".into()));
+    let text = contract(&db, db.varchar20).replace(
+        "SELECT COUNT(*) FROM {model} WHERE amount > 1000",
+        "SELECT COUNT(*) FROM pg_sleep(3600)",
+    );
+    std::fs::write(dir.path().join("orders.odcs.yaml"), &text).unwrap();
+    let started = std::time::Instant::now();
+    let (status, checks, all) = test(dir.path(), &db, &["--checks", "quality"]);
+    assert_eq!(status, 2, "{all}");
+    assert_eq!(outcome(&checks, "model_quality_sql", ""), "error", "{all}");
+    assert!(all.contains("statement timeout"), "{all}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(600));
 }

@@ -83,11 +83,16 @@ pub async fn run_model(
         Err(e) => return everything(e.to_string()),
     };
     let table = target.table(&plan.physical_name);
-    if let Some(filter) = options.filter
-        && let Err(reason) = read_condition(kind, filter)
-    {
-        return everything(reason);
-    }
+    // The filter as the parser read it, not as written: MariaDB runs what `/*M! */` comments
+    // hold, which the parser skips.
+    let filter = match options.filter.map(|f| read_condition(kind, f)).transpose() {
+        Ok(filter) => filter,
+        Err(reason) => return everything(reason),
+    };
+    let options = &Options {
+        filter: filter.as_deref(),
+        ..*options
+    };
     let from = match options.filter {
         Some(filter) => format!("{table} WHERE ({filter})"),
         None => table.clone(),
@@ -214,7 +219,7 @@ pub async fn run_model(
                         break;
                     }
                     if let Some(column) = find(&columns, &f.0[0]) {
-                        keys.push(kind.quote(&column.name));
+                        keys.push(kind.exact(&kind.quote(&column.name)));
                     }
                 }
                 if results[i].is_some() {
@@ -500,7 +505,11 @@ fn violation(kind: Kind, predicate: &Predicate, column: &Column) -> Result<Strin
             if listed.is_empty() {
                 format!("{q} IS NULL")
             } else {
-                format!("({q} IS NULL OR {q} IN ({}))", listed.join(", "))
+                format!(
+                    "({q} IS NULL OR {} IN ({}))",
+                    kind.exact(&q),
+                    listed.join(", ")
+                )
             }
         }
         Predicate::Invalid {
@@ -514,7 +523,7 @@ fn violation(kind: Kind, predicate: &Predicate, column: &Column) -> Result<Strin
                 if listed.is_empty() {
                     valid.push("FALSE".to_owned());
                 } else {
-                    valid.push(format!("{q} IN ({})", listed.join(", ")));
+                    valid.push(format!("{} IN ({})", kind.exact(&q), listed.join(", ")));
                 }
             }
             if let Some(p) = pattern {
@@ -624,13 +633,14 @@ fn normalize(kind: Kind, name: &str) -> (String, Vec<String>) {
 }
 
 /// Reads a `--filter` condition in the server's dialect: one expression, nothing after it.
-fn read_condition(kind: Kind, filter: &str) -> Result<(), String> {
+/// Returns it as the parser read it.
+fn read_condition(kind: Kind, filter: &str) -> Result<String, String> {
     use datafusion::sql::sqlparser::parser::Parser;
     let dialect = kind.parser();
     let mut parser = Parser::new(dialect.as_ref())
         .try_with_sql(filter)
         .map_err(|e| format!("--filter is not a {} condition: {e}", kind.name()))?;
-    parser
+    let expr = parser
         .parse_expr()
         .map_err(|e| format!("--filter is not a {} condition: {e}", kind.name()))?;
     if parser.peek_token().token != datafusion::sql::sqlparser::tokenizer::Token::EOF {
@@ -639,7 +649,7 @@ fn read_condition(kind: Kind, filter: &str) -> Result<(), String> {
             kind.name()
         ));
     }
-    Ok(())
+    Ok(expr.to_string())
 }
 
 /// A `sql` rule ready to run: one read-only query in the server's dialect, `{model}` (or
@@ -686,7 +696,9 @@ fn rule_sql(
                 .to_owned(),
         );
     }
-    let sql = sql.trim().trim_end_matches(';');
+    // The query as the parser read it, not as written: MariaDB runs what `/*M! ... */`
+    // comments hold, which the parser skips.
+    let sql = statements[0].to_string();
     Ok(format!("SELECT {}", kind.double(&format!("({sql})"))))
 }
 

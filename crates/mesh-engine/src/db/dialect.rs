@@ -75,6 +75,15 @@ impl Kind {
         }
     }
 
+    /// `expr` compared byte for byte: MySQL's default collations are case-insensitive (and
+    /// MariaDB's pad trailing spaces), which would make `a` a valid `A` and `a`, `A` one key.
+    pub fn exact(self, expr: &str) -> String {
+        match self {
+            Kind::MySql => format!("CAST({expr} AS BINARY)"),
+            _ => expr.to_owned(),
+        }
+    }
+
     /// Length in characters.
     pub fn length(self, expr: &str) -> String {
         match self {
@@ -87,8 +96,12 @@ impl Kind {
     pub fn matches(self, expr: &str, pattern: &str) -> String {
         match self {
             Kind::Postgres => format!("({expr} ~ {})", self.string(pattern)),
-            // Byte-wise, so a case-insensitive collation does not make `^[a-z]+$` accept `ABC`.
-            Kind::MySql => format!("(CAST({expr} AS BINARY) REGEXP {})", self.string(pattern)),
+            // A binary collation, so a case-insensitive one does not make `^[a-z]+$` accept
+            // `ABC`; characters, not bytes, so `.` is one letter of any script.
+            Kind::MySql => format!(
+                "(CAST({expr} AS CHAR CHARACTER SET utf8mb4) COLLATE utf8mb4_bin REGEXP {})",
+                self.string(pattern)
+            ),
             // The REGEXP function sqlx registers (Rust `regex` syntax).
             Kind::Sqlite => format!("({expr} REGEXP {})", self.string(pattern)),
         }
@@ -101,7 +114,10 @@ impl Kind {
             Kind::Postgres => format!(
                 "CAST(EXTRACT(EPOCH FROM CAST({expr} AS TIMESTAMPTZ)) * 1000000 AS DOUBLE PRECISION)"
             ),
-            Kind::MySql => format!("((UNIX_TIMESTAMP({expr}) + 0.0E0) * 1000000)"),
+            // UNIX_TIMESTAMP is 0 before 1970 and NULL after 2038 on MariaDB.
+            Kind::MySql => {
+                format!("(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {expr}) + 0.0E0)")
+            }
             // SQLite keeps instants as ISO text, or as Unix seconds in numeric columns.
             Kind::Sqlite => format!(
                 "(CASE WHEN typeof({expr}) IN ('integer', 'real') THEN {expr} * 1000000.0 \

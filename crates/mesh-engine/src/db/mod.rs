@@ -297,11 +297,19 @@ impl Target {
             match self.kind {
                 Kind::Postgres => {
                     use sqlx::postgres::{PgConnectOptions, PgSslMode};
+                    let timeout = format!("{}s", statement_timeout());
                     // `PgConnectOptions::new` reads PGHOST, PGUSER, PGPASSWORD, PGSSLMODE...:
                     // the entry and the DATACONTRACT_* variables win over them.
                     let mut options = PgConnectOptions::new()
                         .application_name("mesh")
-                        .options([("TimeZone", "UTC"), ("default_transaction_read_only", "on")]);
+                        .options([
+                            ("TimeZone", "UTC"),
+                            ("DateStyle", "ISO"),
+                            ("default_transaction_read_only", "on"),
+                            // `'\''` is an escape only when this is off.
+                            ("standard_conforming_strings", "on"),
+                            ("statement_timeout", timeout.as_str()),
+                        ]);
                     if let Some(host) = &self.host {
                         options = options.host(host);
                     }
@@ -378,6 +386,22 @@ impl Target {
                         .execute(&mut conn)
                         .await
                         .map_err(|e| self.connect_error(&e))?;
+                    // A statement may run this long: MariaDB's setting, else MySQL's.
+                    let seconds = statement_timeout();
+                    if sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SET SESSION max_statement_time = {seconds}"
+                    )))
+                    .execute(&mut conn)
+                    .await
+                    .is_err()
+                    {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "SET SESSION max_execution_time = {}",
+                            seconds * 1000
+                        )))
+                        .execute(&mut conn)
+                        .await;
+                    }
                     Ok(Conn::MySql(conn))
                 }
                 Kind::Sqlite => {
@@ -416,12 +440,9 @@ impl Target {
 
     /// A connection failure in words a user acts on.
     fn connect_error(&self, e: &sqlx::Error) -> DbError {
-        let code = match e {
-            sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
-            _ => None,
-        };
+        let code = error_code(e);
         let reason = match (self.kind, code.as_deref()) {
-            (Kind::Postgres, Some("28P01" | "28000")) | (Kind::MySql, Some("28000" | "1045")) => {
+            (Kind::Postgres, Some("28P01" | "28000")) | (Kind::MySql, Some("1045")) => {
                 let vars = match self.kind {
                     Kind::Postgres => "DATACONTRACT_POSTGRES_USERNAME / _PASSWORD",
                     _ => "DATACONTRACT_MYSQL_USERNAME / _PASSWORD",
@@ -431,7 +452,7 @@ impl Target {
                     self.username.as_deref().unwrap_or("(default)")
                 )
             }
-            (Kind::Postgres, Some("3D000")) | (Kind::MySql, Some("42000" | "1049")) => format!(
+            (Kind::Postgres, Some("3D000")) | (Kind::MySql, Some("1049")) => format!(
                 "there is no database `{}` (or this user may not use it)",
                 self.database.as_deref().unwrap_or("")
             ),
@@ -642,12 +663,16 @@ impl Target {
     /// A failed query, in the database's words (with its SQLSTATE), never a password.
     pub(crate) fn query_error(&self, e: &sqlx::Error) -> DbError {
         let reason = match e {
-            sqlx::Error::Database(d) => match d.code() {
+            sqlx::Error::Database(d) => match error_code(e) {
                 Some(code) if code == "42501" || code == "1142" || code == "1044" => format!(
                     "permission denied ({}): grant this user SELECT on the table",
                     d.message()
                 ),
-                Some(code) => format!("{} (SQLSTATE {code})", d.message()),
+                Some(code) => format!(
+                    "{} ({} {code})",
+                    d.message(),
+                    if self.kind == Kind::MySql { "error" } else { "SQLSTATE" }
+                ),
                 None => d.message().to_owned(),
             },
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
@@ -657,6 +682,27 @@ impl Target {
         };
         self.error(scrub(&reason, self.password.as_deref()), false)
     }
+}
+
+/// How long one statement may run in a database, in seconds: `MESH_DB_STATEMENT_TIMEOUT`, else
+/// 30 minutes (a rule like `SELECT pg_sleep(1e9)` ends there).
+fn statement_timeout() -> u64 {
+    std::env::var("MESH_DB_STATEMENT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(1800)
+}
+
+/// A database error's code: MySQL's error number (`1045`), else the SQLSTATE (`28P01`).
+fn error_code(e: &sqlx::Error) -> Option<String> {
+    let sqlx::Error::Database(d) = e else {
+        return None;
+    };
+    if let Some(my) = d.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return Some(my.number().to_string());
+    }
+    d.code().map(|c| c.into_owned())
 }
 
 /// `text` with any occurrence of the password replaced.
@@ -726,12 +772,16 @@ impl Conn {
         }
         let missing = || sqlx::Error::RowNotFound;
         match self {
+            // Each statement in a read-only transaction of its own, rolled back: a rule that
+            // calls set_config() cannot leave the session read-write for the next one.
             Conn::Postgres(c) => {
+                use sqlx::Connection as _;
+                let mut tx = c.begin_with("BEGIN READ ONLY").await?;
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-                    .fetch_optional(c)
-                    .await?
-                    .ok_or_else(missing)?;
-                read(&row)
+                    .fetch_optional(&mut *tx)
+                    .await;
+                let _ = tx.rollback().await;
+                read(&row?.ok_or_else(missing)?)
             }
             Conn::MySql(c) => {
                 let row = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
@@ -767,13 +817,18 @@ impl Conn {
         let mut out = Vec::new();
         match self {
             Conn::Postgres(c) => {
-                let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch(c);
-                while let Some(row) = rows.try_next().await? {
-                    out.push(read(&row)?);
-                    if out.len() >= limit {
-                        break;
+                use sqlx::Connection as _;
+                let mut tx = c.begin_with("BEGIN READ ONLY").await?;
+                {
+                    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch(&mut *tx);
+                    while let Some(row) = rows.try_next().await? {
+                        out.push(read(&row)?);
+                        if out.len() >= limit {
+                            break;
+                        }
                     }
                 }
+                let _ = tx.rollback().await;
             }
             Conn::MySql(c) => {
                 let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch(c);
@@ -829,6 +884,9 @@ pub fn arrow_type(kind: Kind, db_type: &str) -> DataType {
     };
     let utc = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
     let naive = || DataType::Timestamp(TimeUnit::Microsecond, None);
+    if kind == Kind::Postgres && t.ends_with("[]") {
+        return DataType::new_list(arrow_type(kind, t.trim_end_matches("[]")), true);
+    }
     match kind {
         Kind::Postgres => match base {
             "smallint" | "int2" | "smallserial" => DataType::Int16,
@@ -842,11 +900,8 @@ pub fn arrow_type(kind: Kind, db_type: &str) -> DataType {
             "timestamp" if t.contains("with time zone") => utc(),
             "timestamp" => naive(),
             "timestamptz" => utc(),
-            "time" | "timetz" => DataType::Time64(TimeUnit::Microsecond),
+            "time" if !t.contains("with time zone") => DataType::Time64(TimeUnit::Microsecond),
             "bytea" => DataType::Binary,
-            _ if t.ends_with("[]") => {
-                DataType::new_list(arrow_type(kind, t.trim_end_matches("[]")), true)
-            }
             "json" | "jsonb" | "uuid" | "text" | "character" | "char" | "varchar" | "name"
             | "citext" | "inet" | "cidr" | "interval" | "money" | "xml" => DataType::Utf8,
             _ => DataType::Utf8,
@@ -880,7 +935,7 @@ pub fn arrow_type(kind: Kind, db_type: &str) -> DataType {
                 DataType::Int64
             } else if t.contains("char") || t.contains("clob") || t.contains("text") {
                 DataType::Utf8
-            } else if t.contains("blob") || t.is_empty() {
+            } else if t.contains("blob") {
                 DataType::Binary
             } else if t.contains("real") || t.contains("floa") || t.contains("doub") {
                 DataType::Float64
@@ -893,7 +948,8 @@ pub fn arrow_type(kind: Kind, db_type: &str) -> DataType {
             } else if base == "decimal" || base == "numeric" {
                 decimal()
             } else {
-                DataType::Float64
+                // Undeclared or unknown (JSON, UUID, TIME...): read as the text it is.
+                DataType::Utf8
             }
         }
     }

@@ -130,17 +130,13 @@ impl DbTable {
                     Ok((scoped.table(&table), columns))
                 }
                 Relation::Query(sql) => {
-                    read_only_query(target.kind, sql).map_err(|r| target.error(r, false))?;
-                    let columns = describe(target, &mut conn, sql).await?;
-                    Ok((
-                        format!(
-                            "({}) AS {}",
-                            sql.trim().trim_end_matches(';'),
-                            target.kind.quote("q")
-                        ),
-                        columns,
-                    ))
+                    // As the parser read it (MariaDB runs what `/*M! */` comments hold).
+                    let sql = read_only_query(target.kind, sql, target.database.as_deref())
+                        .map_err(|r| target.error(r, false))?;
+                    let columns = describe(target, &mut conn, &sql).await?;
+                    Ok((format!("({sql}) AS {}", target.kind.quote("q")), columns))
                 }
+
             }
         }
         .await;
@@ -406,7 +402,16 @@ async fn read(
     macro_rules! drain {
         ($c:expr) => {{
             let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).fetch($c);
-            while let Some(row) = rows.try_next().await.map_err(|e| target.query_error(&e))? {
+            loop {
+                // The plan went away (a LIMIT was met, the run failed): stop reading now, not
+                // at the next full batch.
+                let next = tokio::select! {
+                    next = rows.try_next() => next,
+                    () = tx.closed() => return Ok(()),
+                };
+                let Some(row) = next.map_err(|e| target.query_error(&e))? else {
+                    break;
+                };
                 batch.push(&row).map_err(|e| target.query_error(&e))?;
                 if batch.rows == BATCH_ROWS {
                     let done = batch
@@ -430,7 +435,7 @@ async fn read(
             .map_err(|e| target.error(e.to_string(), false))?;
         let _ = tx.send(Ok(done)).await;
     }
-    let _ = conn.execute("COMMIT").await;
+    let _ = conn.execute("ROLLBACK").await;
     conn.close().await;
     Ok(())
 }
@@ -544,8 +549,15 @@ impl Batch {
             };
             arrays.push(array);
         }
-        self.rows = 0;
-        Ok(RecordBatch::try_new(Arc::clone(schema), arrays)?)
+        let rows = std::mem::take(&mut self.rows);
+        // A scan with no columns (`COUNT(*)`) still has rows.
+        let options =
+            datafusion::arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(schema),
+            arrays,
+            &options,
+        )?)
     }
 }
 
@@ -795,8 +807,9 @@ async fn describe(target: &Target, conn: &mut Conn, sql: &str) -> Result<Vec<Col
         .collect())
 }
 
-/// A source query must be one query that only reads.
-pub fn read_only_query(kind: Kind, sql: &str) -> Result<(), String> {
+/// A source query must be one query that only reads, and (MySQL) only tables of its own
+/// database, the one the registered location names; returns it as the parser read it.
+pub fn read_only_query(kind: Kind, sql: &str, database: Option<&str>) -> Result<String, String> {
     use datafusion::sql::sqlparser::ast::Statement;
     use datafusion::sql::sqlparser::parser::Parser;
     let dialect = kind.parser();
@@ -811,7 +824,31 @@ pub fn read_only_query(kind: Kind, sql: &str) -> Result<(), String> {
     {
         return Err("a source query must only read".to_owned());
     }
-    Ok(())
+    // On MySQL a database is a schema the same connection reads (`other.table`): a source
+    // reads only the database its location names.
+    if kind == Kind::MySql {
+        let mut elsewhere = None;
+        let _ = datafusion::sql::sqlparser::ast::visit_relations(&statements, |name| {
+            if name.0.len() > 1 {
+                let db = name.0[0]
+                    .as_ident()
+                    .map(|i| i.value.clone())
+                    .unwrap_or_default();
+                if database != Some(db.as_str()) {
+                    elsewhere = Some(name.to_string());
+                    return std::ops::ControlFlow::Break(());
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        });
+        if let Some(table) = elsewhere {
+            return Err(format!(
+                "a source query reads only its own database: `{table}` is in another one \
+                 (register a location for it)"
+            ));
+        }
+    }
+    Ok(statements[0].to_string())
 }
 
 #[cfg(test)]
