@@ -528,9 +528,7 @@ fn rules_that_write_cannot_change_the_database() {
             let _ = std::fs::remove_file(&target);
             let text = contract(db, db.varchar20).replace(
                 "SELECT COUNT(*) FROM {model} WHERE amount > 1000",
-                &format!(
-                    "SELECT 0 /*M!)) + 0.0E0 INTO OUTFILE '{target}' FROM DUAL WHERE ((1*/"
-                ),
+                &format!("SELECT 0 /*M!)) + 0.0E0 INTO OUTFILE '{target}' FROM DUAL WHERE ((1*/"),
             );
             std::fs::write(dir.path().join("orders.odcs.yaml"), &text).unwrap();
             let (_, _, all) = test(dir.path(), db, &["--checks", "quality"]);

@@ -300,16 +300,14 @@ impl Target {
                     let timeout = format!("{}s", statement_timeout());
                     // `PgConnectOptions::new` reads PGHOST, PGUSER, PGPASSWORD, PGSSLMODE...:
                     // the entry and the DATACONTRACT_* variables win over them.
-                    let mut options = PgConnectOptions::new()
-                        .application_name("mesh")
-                        .options([
-                            ("TimeZone", "UTC"),
-                            ("DateStyle", "ISO"),
-                            ("default_transaction_read_only", "on"),
-                            // `'\''` is an escape only when this is off.
-                            ("standard_conforming_strings", "on"),
-                            ("statement_timeout", timeout.as_str()),
-                        ]);
+                    let mut options = PgConnectOptions::new().application_name("mesh").options([
+                        ("TimeZone", "UTC"),
+                        ("DateStyle", "ISO"),
+                        ("default_transaction_read_only", "on"),
+                        // `'\''` is an escape only when this is off.
+                        ("standard_conforming_strings", "on"),
+                        ("statement_timeout", timeout.as_str()),
+                    ]);
                     if let Some(host) = &self.host {
                         options = options.host(host);
                     }
@@ -671,7 +669,11 @@ impl Target {
                 Some(code) => format!(
                     "{} ({} {code})",
                     d.message(),
-                    if self.kind == Kind::MySql { "error" } else { "SQLSTATE" }
+                    if self.kind == Kind::MySql {
+                        "error"
+                    } else {
+                        "SQLSTATE"
+                    }
                 ),
                 None => d.message().to_owned(),
             },

@@ -136,7 +136,6 @@ impl DbTable {
                     let columns = describe(target, &mut conn, &sql).await?;
                     Ok((format!("({sql}) AS {}", target.kind.quote("q")), columns))
                 }
-
             }
         }
         .await;
