@@ -39,11 +39,7 @@ pub async fn contract(origin: &Origin, id: Option<&str>) -> Result<String, Engin
 }
 
 async fn from_table(target: &Target, table: &str, id: Option<&str>) -> Result<String, DbError> {
-    let (namespace, name) = match (target.kind, table.split_once('.')) {
-        (Kind::Postgres, Some((schema, name))) => (Some(schema.to_owned()), name.to_owned()),
-        _ => (None, table.to_owned()),
-    };
-    let scoped = target.in_schema(namespace);
+    let (scoped, name) = target.locate(table);
     let mut conn = scoped.connect().await?;
     let described = async {
         let columns = scoped

@@ -662,8 +662,6 @@ fn rule_sql(
     table: &str,
     check: &Check,
 ) -> Result<String, String> {
-    use datafusion::sql::sqlparser::ast::Statement;
-    use datafusion::sql::sqlparser::parser::Parser;
     let rows = if from == table {
         table.to_owned()
     } else {
@@ -676,34 +674,42 @@ fn rule_sql(
             .replace("{property}", &column)
             .replace("{field}", &column);
     }
-    let dialect = kind.parser();
-    let statements = Parser::parse_sql(dialect.as_ref(), &sql)
-        .map_err(|e| format!("the rule is not {} SQL: {e}", kind.name()))?;
-    match statements.as_slice() {
-        [Statement::Query(_)] => {}
-        [_] => {
-            return Err(
-                "a sql rule must be a query (SELECT ...): it may not change anything".to_owned(),
-            );
-        }
-        _ => return Err("a sql rule must be one query".to_owned()),
-    }
-    // Nor inside: a data-modifying CTE (`WITH d AS (DELETE ...)`) or `SELECT ... INTO`.
-    if datafusion::sql::sqlparser::ast::Visit::visit(&statements, &mut ReadOnly).is_break() {
-        return Err(
-            "a sql rule must only read: it contains a statement that writes (a data-modifying \
-             WITH, or SELECT ... INTO)"
-                .to_owned(),
-        );
-    }
+    let statements = one_read_only_query(kind, &sql, "a sql rule")?;
     // The query as the parser read it, not as written: MariaDB runs what `/*M! ... */`
     // comments hold, which the parser skips.
     let sql = statements[0].to_string();
     Ok(format!("SELECT {}", kind.double(&format!("({sql})"))))
 }
 
+/// `sql` read in the server's dialect as exactly one query that only reads — nothing that
+/// writes inside either (a data-modifying `WITH`, `SELECT ... INTO`); `what` names it in errors
+/// (`a sql rule`, `a source query`).
+pub(crate) fn one_read_only_query(
+    kind: Kind,
+    sql: &str,
+    what: &str,
+) -> Result<Vec<datafusion::sql::sqlparser::ast::Statement>, String> {
+    use datafusion::sql::sqlparser::ast::Statement;
+    use datafusion::sql::sqlparser::parser::Parser;
+    let dialect = kind.parser();
+    let statements = Parser::parse_sql(dialect.as_ref(), sql)
+        .map_err(|e| format!("{what} is not {} SQL: {e}", kind.name()))?;
+    if !matches!(statements.as_slice(), [Statement::Query(_)]) {
+        return Err(format!(
+            "{what} must be one query (SELECT ...): it may not change anything"
+        ));
+    }
+    if datafusion::sql::sqlparser::ast::Visit::visit(&statements, &mut ReadOnly).is_break() {
+        return Err(format!(
+            "{what} must only read: it contains a statement that writes (a data-modifying \
+             WITH, or SELECT ... INTO)"
+        ));
+    }
+    Ok(statements)
+}
+
 /// Stops at anything in a query that is not a plain read.
-pub(crate) struct ReadOnly;
+struct ReadOnly;
 
 impl datafusion::sql::sqlparser::ast::Visitor for ReadOnly {
     type Break = ();

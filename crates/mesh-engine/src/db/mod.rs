@@ -240,11 +240,18 @@ impl Target {
         })
     }
 
-    /// The same server, tables looked up in `schema` (PostgreSQL) when given.
-    pub fn in_schema(&self, schema: Option<String>) -> Target {
-        Target {
-            schema: schema.or_else(|| self.schema.clone()),
-            ..self.clone()
+    /// A table name as a user writes it: `schema.table` on PostgreSQL (the same server, looked
+    /// up in that schema), else the name itself.
+    pub fn locate(&self, name: &str) -> (Target, String) {
+        match (self.kind, name.split_once('.')) {
+            (Kind::Postgres, Some((schema, table))) => (
+                Target {
+                    schema: Some(schema.to_owned()),
+                    ..self.clone()
+                },
+                table.to_owned(),
+            ),
+            _ => (self.clone(), name.to_owned()),
         }
     }
 

@@ -107,13 +107,7 @@ impl DbTable {
         let described = async {
             match relation {
                 Relation::Table(name) => {
-                    let (namespace, table) = match (target.kind, name.split_once('.')) {
-                        (Kind::Postgres, Some((schema, table))) => {
-                            (Some(schema.to_owned()), table.to_owned())
-                        }
-                        _ => (None, name.clone()),
-                    };
-                    let scoped = target.in_schema(namespace);
+                    let (scoped, table) = target.locate(name);
                     let columns = scoped.columns(&mut conn, &table).await?.ok_or_else(|| {
                         target.error(
                             format!(
@@ -809,20 +803,7 @@ async fn describe(target: &Target, conn: &mut Conn, sql: &str) -> Result<Vec<Col
 /// A source query must be one query that only reads, and (MySQL) only tables of its own
 /// database, the one the registered location names; returns it as the parser read it.
 pub fn read_only_query(kind: Kind, sql: &str, database: Option<&str>) -> Result<String, String> {
-    use datafusion::sql::sqlparser::ast::Statement;
-    use datafusion::sql::sqlparser::parser::Parser;
-    let dialect = kind.parser();
-    let statements = Parser::parse_sql(dialect.as_ref(), sql)
-        .map_err(|e| format!("the source query is not {} SQL: {e}", kind.name()))?;
-    match statements.as_slice() {
-        [Statement::Query(_)] => {}
-        _ => return Err("a source query must be one query (SELECT ...)".to_owned()),
-    }
-    if datafusion::sql::sqlparser::ast::Visit::visit(&statements, &mut super::checks::ReadOnly)
-        .is_break()
-    {
-        return Err("a source query must only read".to_owned());
-    }
+    let statements = super::checks::one_read_only_query(kind, sql, "a source query")?;
     // On MySQL a database is a schema the same connection reads (`other.table`): a source
     // reads only the database its location names.
     if kind == Kind::MySql {
