@@ -1084,3 +1084,142 @@ fn a_rule_that_runs_forever_is_stopped() {
     assert!(all.contains("statement timeout"), "{all}");
     assert!(started.elapsed() < std::time::Duration::from_secs(600));
 }
+
+/// Duplicate keys counted in the database are exact on every path: many repeated keys (PostgreSQL
+/// groups each hash part exactly), a few (the repeated hashes' keys grouped), a composite and a
+/// non-text key (the row hash), a unique constraint (no scan at all), and any number of
+/// PostgreSQL connections. The same table gives the same numbers on all three databases.
+#[test]
+fn duplicates_are_counted_exactly_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![Db::sqlite(dir.path())];
+    dbs.extend(Db::postgres("postgres"));
+    dbs.extend(Db::mysql());
+    for db in &dbs {
+        let q = |name: &str| match db.kind {
+            "mysql" => format!("`{name}`"),
+            _ => format!("\"{name}\""),
+        };
+        let table = match db.kind {
+            "postgres" => format!("{}.{}", q("Sales"), q("Keys")),
+            _ => q("Keys"),
+        };
+        let mut statements = Vec::new();
+        if db.kind == "postgres" {
+            statements.push(format!("CREATE SCHEMA IF NOT EXISTS {}", q("Sales")));
+        }
+        statements.push(format!(
+            "CREATE TABLE {table} (code varchar(20), many varchar(20), region varchar(10), \
+             n integer, uid integer UNIQUE)"
+        ));
+        let rows: Vec<String> = (1..=8000)
+            .map(|i: i64| {
+                let code = if i > 7995 { i - 7995 } else { i };
+                format!(
+                    "('C{code}', 'M{}', 'R{}', {}, {i})",
+                    i % 5000,
+                    i / 6000,
+                    i % 7000
+                )
+            })
+            .collect();
+        for chunk in rows.chunks(500) {
+            statements.push(format!("INSERT INTO {table} VALUES {}", chunk.join(", ")));
+        }
+        // Null keys are never duplicates.
+        statements.push(format!(
+            "INSERT INTO {table} VALUES (NULL, NULL, NULL, NULL, NULL), (NULL, NULL, NULL, NULL, NULL)"
+        ));
+        db.exec(&statements);
+        let contract = format!(
+            r#"apiVersion: v3.1.0
+kind: DataContract
+id: shop.keys
+name: keys
+version: 1.0.0
+status: active
+servers:
+  - server: db
+    {}
+schema:
+  - name: keys
+    physicalName: Keys
+    properties:
+      - name: code
+        logicalType: string
+        unique: true
+      - name: many
+        logicalType: string
+        unique: true
+        primaryKey: true
+        primaryKeyPosition: 2
+      - name: region
+        logicalType: string
+        primaryKey: true
+        primaryKeyPosition: 1
+      - name: n
+        logicalType: integer
+        unique: true
+      - name: uid
+        logicalType: integer
+        unique: true
+"#,
+            db.server
+        );
+        std::fs::write(dir.path().join("keys.odcs.yaml"), &contract).unwrap();
+        let settings: &[&str] = if db.kind == "postgres" {
+            &["1", "2", "3"]
+        } else {
+            &["2"]
+        };
+        for parallel in settings {
+            let mut env = db.env();
+            env.push(("MESH_DB_PARALLEL", parallel));
+            let out = mesh_with_env(
+                dir.path(),
+                &["test", "keys.odcs.yaml", "--output", "json"],
+                &env,
+            );
+            let text = stdout(&out);
+            let all = format!("{text}{}", stderr(&out));
+            assert_eq!(code(&out), 1, "{} {parallel}: {all}", db.kind);
+            let report: serde_json::Value = serde_json::from_str(&text).expect("json");
+            let measured = |ty: &str, field: &str| -> (i64, i64) {
+                let check = report["checks"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == ty && c["field"].as_str().unwrap_or_default() == field)
+                    .unwrap_or_else(|| panic!("{} {ty} {field}: {all}", db.kind));
+                let d = &check["diagnostics"];
+                let rows = d["row_count"].as_f64().unwrap_or(0.0);
+                (
+                    d["value"].as_f64().unwrap_or(-1.0) as i64,
+                    (d["failed_fraction"].as_f64().unwrap_or(0.0) * rows).round() as i64,
+                )
+            };
+            let context = format!("{} with MESH_DB_PARALLEL={parallel}", db.kind);
+            assert_eq!(
+                measured("field_unique", "code"),
+                (5, 10),
+                "{context}: {all}"
+            );
+            assert_eq!(
+                measured("field_unique", "many"),
+                (3000, 6000),
+                "{context}: {all}"
+            );
+            assert_eq!(
+                measured("field_unique", "n"),
+                (1000, 2000),
+                "{context}: {all}"
+            );
+            assert_eq!(measured("field_unique", "uid"), (0, 0), "{context}: {all}");
+            assert_eq!(
+                measured("model_primary_key_unique", ""),
+                (999, 1998),
+                "{context}: {all}"
+            );
+        }
+    }
+}

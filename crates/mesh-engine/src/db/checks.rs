@@ -5,7 +5,8 @@
 //!   `pragma_table_info`) and compare the database's own types with the contract's.
 //! - Every count a check needs (nulls, lengths, patterns, bounds, valid values) and the instants
 //!   of SLA columns become one aggregate: a single scan, one row back.
-//! - Each key set's duplicates is one grouped query that returns two numbers.
+//! - Duplicate keys are counted on connections of their own while the fused aggregate runs
+//!   ([`super::duplicates`]).
 //! - `sql` rules run as written, in the server's dialect, after a parser has read them as one
 //!   query; the connection itself is read-only too.
 //!
@@ -13,6 +14,7 @@
 
 use mesh_model::odcs::Bound;
 
+use super::duplicates::{self, Duplicated, Scope};
 use super::{Column, Conn, DbError, Kind, Target};
 use crate::checks::{Check, FieldPath, Measure, ModelPlan, Predicate};
 use crate::exec::{
@@ -30,9 +32,6 @@ pub struct Options<'a> {
     pub keys: &'a [String],
 }
 
-/// Keys that occur more than once and the rows they span, or why they could not be counted.
-type Duplicated = Result<(f64, f64), String>;
-
 /// Where a check's measure comes from.
 #[derive(Debug, Clone)]
 enum Slot {
@@ -40,7 +39,7 @@ enum Slot {
     Count(usize),
     Instant(usize),
     Zero,
-    /// Duplicates of these quoted key columns.
+    /// Duplicates of these key columns (the table's names).
     Duplicates(Vec<String>),
     Sql(String),
 }
@@ -219,7 +218,7 @@ pub async fn run_model(
                         break;
                     }
                     if let Some(column) = find(&columns, &f.0[0]) {
-                        keys.push(kind.exact(&kind.quote(&column.name)));
+                        keys.push(column.name.clone());
                     }
                 }
                 if results[i].is_some() {
@@ -239,7 +238,33 @@ pub async fn run_model(
         }
     }
 
-    let row = fused(target, conn, &aggregates, &from).await;
+    // Each key set is grouped once, whichever checks share it, beside the fused aggregate.
+    let mut key_sets: Vec<Vec<String>> = Vec::new();
+    for slot in slots.iter().flatten() {
+        if let Slot::Duplicates(keys) = slot
+            && !key_sets.contains(keys)
+        {
+            key_sets.push(keys.clone());
+        }
+    }
+    let scope = Scope {
+        columns: &columns,
+        name: &plan.physical_name,
+        table: &table,
+        filter: options.filter,
+    };
+    let (row, apart) = futures::join!(
+        fused(target, conn, &aggregates, &from),
+        duplicates::count_apart(target, &scope, &key_sets)
+    );
+    let mut duplicates: Vec<(Vec<String>, Duplicated)> = Vec::new();
+    for (keys, found) in key_sets.iter().zip(apart) {
+        let found = match found {
+            Some(found) => found,
+            None => duplicates::exact(target, conn, &scope, keys, None).await,
+        };
+        duplicates.push((keys.clone(), found));
+    }
     let rows = match &row {
         Ok(values) => values
             .first()
@@ -248,8 +273,6 @@ pub async fn run_model(
         Err(_) => 0.0,
     };
     let now = chrono_now_micros();
-    // Each key set is grouped once, whichever checks share it.
-    let mut duplicates: Vec<(Vec<String>, Duplicated)> = Vec::new();
     for (i, check) in plan.checks.iter().enumerate() {
         if results[i].is_some() {
             continue;
@@ -275,15 +298,11 @@ pub async fn run_model(
                 Err(e) => error(check, &e),
             },
             Slot::Duplicates(keys) => {
-                let found = match duplicates.iter().find(|(k, _)| k == keys) {
-                    Some((_, found)) => found.clone(),
-                    None => {
-                        let found =
-                            count_duplicates(target, conn, keys, &table, options.filter).await;
-                        duplicates.push((keys.clone(), found.clone()));
-                        found
-                    }
-                };
+                let found = duplicates
+                    .iter()
+                    .find(|(k, _)| k == keys)
+                    .map(|(_, found)| found.clone())
+                    .unwrap_or_else(|| Err("the keys were not counted".into()));
                 match found {
                     Ok((keys, rows_spanned)) => judge(check, keys, rows, Some(rows_spanned)),
                     Err(e) => error(check, &e),
@@ -312,9 +331,7 @@ pub async fn run_model(
             let check = &plan.checks[i];
             let condition = match (&slots[i], &offending[i]) {
                 (Some(Slot::Duplicates(keys)), _) => {
-                    let listed = keys.join(", ");
-                    let not_null: Vec<String> =
-                        keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
+                    let listed = duplicates::listed(kind, keys);
                     let filter = options
                         .filter
                         .map(|f| format!(" AND ({f})"))
@@ -322,7 +339,7 @@ pub async fn run_model(
                     format!(
                         "({listed}) IN (SELECT {listed} FROM {table} WHERE {}{filter} \
                          GROUP BY {listed} HAVING COUNT(*) > 1)",
-                        not_null.join(" AND ")
+                        duplicates::not_null(kind, keys)
                     )
                 }
                 (_, Some(condition)) => condition.clone(),
@@ -379,34 +396,6 @@ async fn fused(
                 Ok(out)
             }
         }
-    }
-}
-
-/// Keys that occur more than once (over non-null keys) and the rows they span.
-async fn count_duplicates(
-    target: &Target,
-    conn: &mut Conn,
-    keys: &[String],
-    table: &str,
-    filter: Option<&str>,
-) -> Duplicated {
-    let kind = target.kind;
-    let listed = keys.join(", ");
-    let not_null: Vec<String> = keys.iter().map(|k| format!("{k} IS NOT NULL")).collect();
-    let filter = filter.map(|f| format!(" AND ({f})")).unwrap_or_default();
-    let sql = format!(
-        "SELECT {}, {} FROM (SELECT COUNT(*) AS n FROM {table} WHERE {}{filter} \
-         GROUP BY {listed} HAVING COUNT(*) > 1) AS duplicated",
-        kind.double("COUNT(*)"),
-        kind.double("COALESCE(SUM(n), 0)"),
-        not_null.join(" AND ")
-    );
-    match conn.numbers(&sql).await {
-        Ok(values) => Ok((
-            values.first().copied().flatten().unwrap_or(0.0),
-            values.get(1).copied().flatten().unwrap_or(0.0),
-        )),
-        Err(e) => Err(target.query_error(&e).to_string()),
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod checks;
 pub mod dialect;
+mod duplicates;
 pub mod source;
 
 use std::path::Path;
