@@ -15,7 +15,9 @@
 //!    repeated hashes than that, each part groups its keys exactly.
 //! 3. MySQL and SQLite: the exact grouping on one extra connection.
 //!
-//! `MESH_DB_PARALLEL` (default 2) is how many connections PostgreSQL's split uses.
+//! `MESH_DB_PARALLEL` (default 2) is how many connections PostgreSQL's split uses. Those
+//! connections sort their part's hashes in memory (`work_mem` of `MESH_DB_WORK_MEM`, default
+//! 128MB, and a sort rather than a hash table, which PostgreSQL spills sooner).
 
 use super::{Column, Conn, Kind, Target};
 
@@ -32,6 +34,16 @@ fn parallel() -> usize {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .unwrap_or(2)
         .clamp(1, 16)
+}
+
+/// The session settings of the connections that group hashes.
+fn sorting() -> [(&'static str, String); 2] {
+    let work_mem = std::env::var("MESH_DB_WORK_MEM")
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "128MB".to_owned());
+    [("work_mem", work_mem), ("enable_hashagg", "off".to_owned())]
 }
 
 /// What [`count_apart`] reads: the table and the rows checked.
@@ -56,7 +68,9 @@ pub(super) async fn count_apart(
     if key_sets.is_empty() {
         return Vec::new();
     }
-    let Ok(first) = target.connect().await else {
+    let settings = sorting();
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let Ok(first) = target.connect_with(&settings).await else {
         return vec![None; key_sets.len()];
     };
     let mut conns = vec![first];
@@ -76,7 +90,7 @@ pub(super) async fn count_apart(
             match hash_of(target.kind, scope.columns, keys) {
                 Some(hash) => {
                     while conns.len() < parallel() {
-                        match target.connect().await {
+                        match target.connect_with(&settings).await {
                             Ok(c) => conns.push(c),
                             Err(_) => break,
                         }

@@ -301,6 +301,12 @@ impl Target {
 
     /// Opens one connection: UTC session time zone, read-only where the database has it.
     pub async fn connect(&self) -> Result<Conn, DbError> {
+        self.connect_with(&[]).await
+    }
+
+    /// A connection with session settings of its own on PostgreSQL (`work_mem`...), for the
+    /// few statements that need them; other databases ignore them.
+    pub async fn connect_with(&self, settings: &[(&str, &str)]) -> Result<Conn, DbError> {
         let connecting = async {
             match self.kind {
                 Kind::Postgres => {
@@ -316,6 +322,9 @@ impl Target {
                         ("standard_conforming_strings", "on"),
                         ("statement_timeout", timeout.as_str()),
                     ]);
+                    if !settings.is_empty() {
+                        options = options.options(settings.iter().copied());
+                    }
                     if let Some(host) = &self.host {
                         options = options.host(host);
                     }
