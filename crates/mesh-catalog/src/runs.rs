@@ -260,6 +260,10 @@ pub struct RunEnd {
     pub checks: Option<serde_json::Value>,
     /// Why it failed.
     pub error: Option<String>,
+    /// Why it had nothing to commit, when it ended without a version and without failing (an
+    /// incremental source with no new rows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl Catalog {
@@ -436,7 +440,7 @@ impl Catalog {
         row.bytes_out = end.bytes_out;
         row.checks = end.checks.as_ref().map(ToString::to_string);
         row.error = end.error.clone();
-        row.note = note;
+        row.note = note.or_else(|| end.skipped.clone());
         match end.delta_version {
             Some(v) => {
                 row.state = RunState::Succeeded.as_str().into();
@@ -452,6 +456,9 @@ impl Catalog {
                     updated_at: now.clone(),
                 })
                 .await?;
+            }
+            None if end.error.is_none() && end.skipped.is_some() => {
+                row.state = RunState::Skipped.as_str().into();
             }
             None => {
                 row.state = RunState::Failed.as_str().into();
@@ -522,6 +529,7 @@ impl Catalog {
             error: delta_version
                 .is_none()
                 .then(|| "interrupted before its commit; nothing of it was published".to_owned()),
+            skipped: None,
         };
         let note = match delta_version {
             Some(v) => format!(

@@ -40,6 +40,10 @@ pub const RUN_KEY: &str = "mesh.run";
 /// The keys of the rows and bytes a run's commit wrote, in its commit info.
 pub const ROWS_KEY: &str = "mesh.rows";
 pub const BYTES_KEY: &str = "mesh.bytes";
+/// The key of an incremental run's marks in its commit info: per source, the watermark column
+/// and the greatest value read (`{"raw_orders": {"column": "id", "value": "1042"}}`). Kept with
+/// the data, so a mark moves exactly when the rows it covers are committed.
+pub const WATERMARKS_KEY: &str = "mesh.watermarks";
 
 /// How often a run tells its ledger it is still at work: every minute, or every
 /// `MESH_RUN_HEARTBEAT` seconds.
@@ -130,6 +134,8 @@ pub struct RunPlan {
     pub inputs: Vec<Input>,
     /// `host:pid`.
     pub owner: String,
+    /// Read incremental sources in full and replace the table, as on a first run.
+    pub full_refresh: bool,
 }
 
 /// How a run ended, for the ledger.
@@ -141,6 +147,8 @@ pub struct RunEnd {
     pub bytes_out: Option<i64>,
     pub checks: Option<serde_json::Value>,
     pub error: Option<String>,
+    /// Why the run had nothing to commit (not a failure).
+    pub skipped: Option<String>,
 }
 
 /// A run not finished, as the ledger knows it.
@@ -219,6 +227,8 @@ pub struct RunReport {
     /// Rows read from the sources and input ports (unknown on a distributed executor, whose
     /// scans report to their own process).
     pub rows_in: Option<u64>,
+    /// Why nothing was committed although nothing failed: incremental sources without new rows.
+    pub skipped: Option<String>,
 }
 
 /// The steps of a run, for a progress display.
@@ -298,6 +308,8 @@ pub struct Staged {
     partition_by: Vec<String>,
     pub rows: u64,
     pub bytes: u64,
+    /// The files add to the current version instead of replacing it.
+    append: bool,
 }
 
 /// Why a run's output cannot become the next snapshot of the table it writes: readers of the
@@ -426,15 +438,16 @@ fn writer_config(table: &DeltaTable, schema: &SchemaRef, partition_by: &[String]
 
 /// Writes `batches` (of `schema`) as data files of `table`, committing nothing and creating no
 /// table: a run whose checks fail leaves no trace in the table, not even its schema. The files
-/// replace every file of the current version when committed. An existing table keeps its
-/// partition columns, and its schema may only evolve as [`evolves`] allows; a new one takes
-/// `partition_by`.
+/// replace every file of the current version when committed, or, when `append`, are added to
+/// them. An existing table keeps its partition columns, and its schema may only evolve as
+/// [`evolves`] allows; a new one takes `partition_by`.
 pub async fn stage(
     table: &DeltaTable,
     schema: &SchemaRef,
     partition_by: &[String],
     batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
     location: &str,
+    append: bool,
 ) -> Result<Staged, RunError> {
     let partition_by: Vec<String> = match table.snapshot() {
         Ok(snapshot) => {
@@ -502,7 +515,8 @@ pub async fn stage(
     let paths = adds.iter().map(|a| a.path.clone()).collect();
     let bytes = adds.iter().map(|a| a.size.max(0) as u64).sum();
     let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-    if table.version().is_some() {
+    let append = append && table.version().is_some();
+    if table.version().is_some() && !append {
         let snapshot = table.snapshot().map_err(delta(location))?;
         actions.extend(
             snapshot
@@ -519,6 +533,7 @@ pub async fn stage(
         partition_by,
         rows,
         bytes,
+        append,
     })
 }
 
@@ -570,14 +585,16 @@ pub async fn register_staged(
     Ok(())
 }
 
-/// Commits the staged files as the table's new version, tagged with the run id; returns it. A
-/// table that is not there yet is created first (an empty version 0, of the staged schema); a
-/// table whose schema the staged files evolve gets the new schema in the same commit.
+/// Commits the staged files as the table's new version, tagged with the run id (and, for an
+/// incremental run, its sources' `marks`); returns it. A table that is not there yet is created
+/// first (an empty version 0, of the staged schema); a table whose schema the staged files
+/// evolve gets the new schema in the same commit.
 pub async fn commit(
     table: &DeltaTable,
     staged: Staged,
     run: &str,
     location: &str,
+    marks: Option<&serde_json::Value>,
 ) -> Result<i64, RunError> {
     let created;
     let table = if table.version().is_some() {
@@ -602,11 +619,19 @@ pub async fn commit(
             })?;
         actions.insert(0, Action::Metadata(metadata));
     }
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         (RUN_KEY.to_owned(), serde_json::Value::from(run)),
         (ROWS_KEY.to_owned(), serde_json::Value::from(staged.rows)),
         (BYTES_KEY.to_owned(), serde_json::Value::from(staged.bytes)),
     ]);
+    if let Some(marks) = marks {
+        metadata.insert(WATERMARKS_KEY.to_owned(), marks.clone());
+    }
+    let mode = if staged.append {
+        SaveMode::Append
+    } else {
+        SaveMode::Overwrite
+    };
     let done = CommitBuilder::default()
         .with_actions(actions)
         .with_app_metadata(metadata)
@@ -614,7 +639,7 @@ pub async fn commit(
             Some(snapshot),
             table.log_store(),
             DeltaOperation::Write {
-                mode: SaveMode::Overwrite,
+                mode,
                 partition_by: Some(partition_by),
                 predicate: None,
             },
@@ -982,6 +1007,7 @@ async fn register_unmasked(
                 partition_by: Vec::new(),
                 rows: 0,
                 bytes: 0,
+                append: false,
             };
             register_staged(ctx, &input.name, &staged, &schema).await
         }
@@ -1384,8 +1410,27 @@ async fn write_check_commit(
 ) -> Result<RunReport, RunError> {
     progress(Stage::Transforming);
     let ctx = plan.executor.session().await?;
+    // The table first: an incremental run reads above the marks of its latest commit.
+    let table = open(&plan.location).await?;
+    let Increments {
+        append,
+        marks,
+        tables: windows,
+        unchanged,
+    } = increments(plan, &table).await?;
+    if let Some(reason) = unchanged {
+        return skip(ledger, run, plan, transform_sql, reason, Some(0)).await;
+    }
+    let mut windows = windows;
     for input in &plan.inputs {
-        register_input(&ctx, input, plan.executor).await?;
+        match windows.iter().position(|(name, _)| *name == input.name) {
+            Some(at) => {
+                let (name, window) = windows.swap_remove(at);
+                ctx.register_table(name.as_str(), Arc::new(window))
+                    .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
+            }
+            None => register_input(&ctx, input, plan.executor).await?,
+        }
     }
     // One query: its result goes to the port the catalog names, through the contract checks.
     // A `COPY ... TO`, an external table or an `INSERT` would write or read wherever the runner's
@@ -1417,9 +1462,14 @@ async fn write_check_commit(
         })
         .map_err(|e| RunError::Transform(e.to_string()))?;
     let rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
+    if append && batches.iter().all(|b| b.num_rows() == 0) {
+        let reason = "the new rows of the incremental sources gave no rows to add; their marks \
+                      stay where they were"
+            .to_owned();
+        return skip(ledger, run, plan, transform_sql, reason, rows_in).await;
+    }
     progress(Stage::Writing);
     // Nothing of the table, not even its schema, changes until the checks pass.
-    let table = open(&plan.location).await?;
     // The checks run on exactly the rows being written — the same Arrow batches the files are
     // encoded from — while they are written: encoding is one core's work, and the checks
     // (DataFusion, over the batches in as many partitions as there are cores) take the others.
@@ -1460,7 +1510,14 @@ async fn write_check_commit(
         results
     };
     let (staged, results) = tokio::join!(
-        stage(&table, &schema, partition_by, batches, &plan.location),
+        stage(
+            &table,
+            &schema,
+            partition_by,
+            batches,
+            &plan.location,
+            append
+        ),
         checking
     );
     let staged = staged?;
@@ -1492,6 +1549,7 @@ async fn write_check_commit(
                 "{} blocking check(s) failed; nothing was committed",
                 blocking.len()
             )),
+            skipped: None,
         };
         ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
         let produced = Produced {
@@ -1520,6 +1578,7 @@ async fn write_check_commit(
             checks: results,
             blocking,
             rows_in,
+            skipped: None,
         });
     }
     progress(Stage::Committing);
@@ -1530,7 +1589,7 @@ async fn write_check_commit(
         .await
         .map_err(RunError::Ledger)?;
     failpoint("after-committing");
-    let version = commit(&table, staged, run, &plan.location).await?;
+    let version = commit(&table, staged, run, &plan.location, marks.as_ref()).await?;
     failpoint("after-commit");
     let end = RunEnd {
         delta_version: Some(version),
@@ -1539,6 +1598,7 @@ async fn write_check_commit(
         bytes_out: Some(bytes as i64),
         checks: Some(checks_json),
         error: None,
+        skipped: None,
     };
     ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
     let produced = Produced {
@@ -1559,5 +1619,135 @@ async fn write_check_commit(
         checks: results,
         blocking,
         rows_in,
+        skipped: None,
+    })
+}
+
+/// How a run reads its incremental database sources.
+struct Increments {
+    /// The new files add to the table's current version (every incremental source has a mark
+    /// from the latest commit), instead of replacing it.
+    append: bool,
+    /// The marks the commit records (`None` when no source is incremental).
+    marks: Option<serde_json::Value>,
+    /// Each incremental source, opened on the window this run reads.
+    tables: Vec<(String, crate::db::source::DbTable)>,
+    /// Why there is nothing to read: every source is still at its mark.
+    unchanged: Option<String>,
+}
+
+/// The window of each incremental source: above the mark of the table's latest commit (when
+/// every such source has one, and no full refresh is asked) and at most the column's greatest
+/// value now — rows added meanwhile wait for the next run, so each row is read exactly once.
+async fn increments(plan: &RunPlan, table: &DeltaTable) -> Result<Increments, RunError> {
+    let incremental: Vec<(&Input, &crate::db::source::DbSource, &str)> = plan
+        .inputs
+        .iter()
+        .filter_map(|i| {
+            let db = i.database.as_ref()?;
+            Some((i, db, db.incremental.as_deref()?))
+        })
+        .collect();
+    if incremental.is_empty() {
+        return Ok(Increments {
+            append: false,
+            marks: None,
+            tables: Vec::new(),
+            unchanged: None,
+        });
+    }
+    if plan.executor.distributed() {
+        return Err(RunError::Transform(
+            "incremental database sources are read in process only; run in process".into(),
+        ));
+    }
+    let last = match table.version() {
+        Some(v) if !plan.full_refresh => {
+            commit_info(&plan.location, v as i64).await?[WATERMARKS_KEY].clone()
+        }
+        _ => serde_json::Value::Null,
+    };
+    let db_error = |e| RunError::Engine(EngineError::Database(e));
+    let mut opened = Vec::new();
+    for (input, db, column) in &incremental {
+        let source = crate::db::source::DbTable::open(&db.target, &db.relation)
+            .await
+            .map_err(db_error)?;
+        let high = source.high_water(column).await.map_err(db_error)?;
+        let mark = &last[input.name.as_str()];
+        let previous = (mark["column"].as_str() == Some(*column))
+            .then(|| mark["value"].as_str().map(str::to_owned))
+            .flatten();
+        opened.push((input.name.clone(), *column, source, high, previous));
+    }
+    let append = table.version().is_some()
+        && !plan.full_refresh
+        && opened
+            .iter()
+            .all(|(_, _, _, _, previous)| previous.is_some());
+    let unchanged = append
+        && opened
+            .iter()
+            .all(|(_, _, _, high, previous)| high.is_none() || high == previous);
+    let mut marks = serde_json::Map::new();
+    let mut tables = Vec::new();
+    let mut names = Vec::new();
+    for (name, column, source, high, previous) in opened {
+        let after = if append { previous.as_deref() } else { None };
+        // A source left without rows reads nothing new, and keeps its mark.
+        let upto = high.as_deref().or(after);
+        if let Some(value) = upto {
+            marks.insert(
+                name.clone(),
+                serde_json::json!({"column": column, "value": value}),
+            );
+        }
+        let window = source.window(column, after, upto).map_err(db_error)?;
+        names.push(format!("`{name}` ({column} {})", upto.unwrap_or("empty")));
+        tables.push((name, window));
+    }
+    Ok(Increments {
+        append,
+        marks: Some(serde_json::Value::Object(marks)),
+        tables,
+        unchanged: unchanged.then(|| {
+            format!(
+                "no new rows: {} still at the last run's mark",
+                names.join(", ")
+            )
+        }),
+    })
+}
+
+/// Ends a run that has nothing to commit without failing it: the catalog records it as
+/// skipped, the snapshot stays, and OpenLineage hears it completed.
+async fn skip(
+    ledger: &dyn Ledger,
+    run: &str,
+    plan: &RunPlan,
+    transform_sql: &str,
+    reason: String,
+    rows_in: Option<u64>,
+) -> Result<RunReport, RunError> {
+    let end = RunEnd {
+        rows_in: rows_in.map(|r| r as i64),
+        rows_out: Some(0),
+        bytes_out: Some(0),
+        skipped: Some(reason.clone()),
+        ..RunEnd::default()
+    };
+    ledger.finish(run, &end).await.map_err(RunError::Ledger)?;
+    let complete = openlineage("COMPLETE", run, plan, transform_sql, None, None);
+    ledger.lineage(&complete).await.map_err(RunError::Ledger)?;
+    Ok(RunReport {
+        run: run.to_owned(),
+        location: plan.location.clone(),
+        delta_version: None,
+        rows_out: 0,
+        bytes_out: 0,
+        checks: Vec::new(),
+        blocking: Vec::new(),
+        rows_in,
+        skipped: Some(reason),
     })
 }

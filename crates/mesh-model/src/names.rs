@@ -475,12 +475,14 @@ impl VersionStatus {
 }
 
 state_enum! {
-    /// Where a pipeline run is: running → committing → succeeded, or failed.
+    /// Where a pipeline run is: running → committing → succeeded, or failed; or skipped (it
+    /// found nothing to do, such as an incremental source with no new rows).
     RunState ("run state") {
         Running = "running",
         Committing = "committing",
         Succeeded = "succeeded",
         Failed = "failed",
+        Skipped = "skipped",
     }
 }
 

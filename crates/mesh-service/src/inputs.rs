@@ -175,6 +175,10 @@ pub struct ResolvedSource {
     /// A database source's read-only query, in the database's dialect.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// A database source's watermark column: each run reads only rows above the last run's
+    /// greatest value of it, and appends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<String>,
 }
 
 impl Service {
@@ -251,6 +255,7 @@ impl Service {
                     location_url,
                     table: field("table"),
                     query: field("query"),
+                    incremental: field("incremental"),
                 });
             }
         }

@@ -1309,6 +1309,7 @@ async fn runs_move_the_snapshot_only_when_they_succeed(t: TestStore) {
                 bytes_out: Some(1000),
                 checks: Some(serde_json::json!({"result": "passed"})),
                 error: None,
+                skipped: None,
             },
         )
         .await
@@ -1934,6 +1935,7 @@ async fn succeed(catalog: &Catalog, product: &str, version: i64, checks: serde_j
                 bytes_out: Some(4096),
                 checks: Some(checks),
                 error: None,
+                skipped: None,
             },
         )
         .await

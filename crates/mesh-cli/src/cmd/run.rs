@@ -36,6 +36,9 @@ pub(crate) struct Args {
     /// http://host:5000/api/v1/lineage); they always go to the catalog.
     #[arg(long, env = "MESH_OPENLINEAGE_URL", value_name = "URL")]
     openlineage_url: Option<String>,
+    /// Read incremental sources in full and replace the port's table, as on a first run.
+    #[arg(long)]
+    full_refresh: bool,
     #[command(flatten)]
     catalog: CatalogArgs,
     /// Output format.
@@ -116,6 +119,7 @@ impl Ledger for CatalogLedger {
             bytes_out: end.bytes_out,
             checks: end.checks.clone(),
             error: end.error.clone(),
+            skipped: end.skipped.clone(),
         };
         self.client
             .finish_run(run, &end)
@@ -315,6 +319,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             location: String::new(),
             inputs,
             owner: format!("{}:{}", host(), std::process::id()),
+            full_refresh: args.full_refresh,
         };
         let spinner = Spinner::start(args.output == OutputFormat::Text);
         let stage = |s: pipeline::Stage| spinner.stage(s.as_str());
@@ -440,7 +445,11 @@ fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input
                 masks: Vec::new(),
                 mask: Mask::Null,
                 keys: Default::default(),
-                database: Some(mesh_engine::db::source::DbSource { target, relation }),
+                database: Some(mesh_engine::db::source::DbSource {
+                    target,
+                    relation,
+                    incremental: source.incremental.clone(),
+                }),
             });
             continue;
         }
@@ -503,9 +512,9 @@ fn database_relation(
         Some("postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite")
     );
     if !database {
-        if source.table.is_some() || source.query.is_some() {
+        if source.table.is_some() || source.query.is_some() || source.incremental.is_some() {
             bail!(
-                "source `{}`: `table` and `query` are for database sources (postgres://, mysql://, sqlite://)",
+                "source `{}`: `table`, `query` and `incremental` are for database sources (postgres://, mysql://, sqlite://)",
                 source.name
             );
         }
@@ -590,7 +599,7 @@ fn print(
     location: &str,
     report: &pipeline::RunReport,
 ) -> anyhow::Result<Outcome> {
-    let outcome = if report.delta_version.is_some() {
+    let outcome = if report.delta_version.is_some() || report.skipped.is_some() {
         Outcome::Ok
     } else {
         Outcome::Findings
@@ -603,6 +612,7 @@ fn print(
             "location": location,
             "published": report.delta_version.is_some(),
             "deltaVersion": report.delta_version,
+            "skipped": report.skipped,
             "rows": report.rows_out,
             "rowsIn": report.rows_in,
             "bytes": report.bytes_out,
@@ -641,6 +651,13 @@ fn print(
         .filter(|r| r.outcome == mesh_engine::Outcome::Passed)
         .count();
     match report.delta_version {
+        None if report.skipped.is_some() => writeln!(
+            out,
+            "{} {id}.{port}: {}; nothing was committed and readers keep the current snapshot (run {})",
+            paint(OK, "Nothing new"),
+            report.skipped.as_deref().unwrap_or_default(),
+            report.run
+        )?,
         Some(v) => writeln!(
             out,
             "{} {id}.{port}: Delta version {v}, {} rows, {} bytes ({passed} of {} checks passed; run {})",
@@ -787,6 +804,7 @@ pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
             location: target.location.clone(),
             inputs: Vec::new(),
             owner: format!("{}:{}", host(), std::process::id()),
+            full_refresh: false,
         };
         let version = pipeline::rollback(&ledger, &plan, to_version)
             .await

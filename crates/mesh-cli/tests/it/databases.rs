@@ -850,6 +850,136 @@ fn source_product_reads_a_live_table(db: &Db, url: &str, table: &str) {
         "{}: {out}",
         db.kind
     );
+
+    // Incremental: the first run loads every row and records the greatest `amount` in its
+    // commit; each later run appends only the rows above it, and a run with nothing new
+    // commits nothing.
+    fill(5);
+    let add = |rows: &[(&str, &str)]| {
+        let t = match (db.kind, table.split_once('.')) {
+            ("mysql", _) => format!("`{table}`"),
+            (_, Some((s, t))) => format!("\"{s}\".\"{t}\""),
+            (_, None) => format!("\"{table}\""),
+        };
+        let at = now_minus_hours(1);
+        let statements: Vec<String> = rows
+            .iter()
+            .map(|(id, amount)| {
+                format!("INSERT INTO {t} VALUES ('{id}', 'east', {amount}, '{at}')")
+            })
+            .collect();
+        db.exec(&statements);
+    };
+    let count = || -> i64 {
+        let out = ok(&[
+            "query",
+            "SELECT COUNT(*) AS n FROM ecommerce.orders",
+            "--output",
+            "json",
+        ]);
+        let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+        answer["rows"][0]["n"].as_i64().unwrap_or(-1)
+    };
+    with(
+        "0.1.5",
+        &format!(
+            "      - name: raw_orders\n        path: {url}\n        table: {table}\n        incremental: amount\n"
+        ),
+    );
+    ok(&["publish", "ecommerce/orders"]);
+    let (status, first, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(first["rows"], 5, "{}: {first}", db.kind);
+    assert_eq!(count(), 5, "{}: the first run replaces the table", db.kind);
+
+    add(&[
+        ("orders-105", "15.25"),
+        ("orders-106", "18.25"),
+        ("orders-107", "21.25"),
+    ]);
+    let (status, second, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(
+        (second["rows"].as_i64(), second["rowsIn"].as_i64()),
+        (Some(3), Some(3)),
+        "{}: only the new rows are read: {second}",
+        db.kind
+    );
+    assert_eq!(
+        second["deltaVersion"].as_i64(),
+        first["deltaVersion"].as_i64().map(|v| v + 1),
+        "{}: {second}",
+        db.kind
+    );
+    assert_eq!(count(), 8, "{}: appended", db.kind);
+
+    let (status, idle, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(idle["published"], false, "{}: {idle}", db.kind);
+    assert!(
+        idle["skipped"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no new rows"),
+        "{}: {idle}",
+        db.kind
+    );
+    let runs = ok(&["runs", "ecommerce.orders", "--output", "json"]);
+    assert!(runs.contains("\"skipped\""), "{}: {runs}", db.kind);
+    assert_eq!(count(), 8, "{}", db.kind);
+
+    // A row that arrives late below the mark is not read again (documented); rows above it are.
+    add(&[("orders-108", "1.00"), ("orders-109", "99.25")]);
+    let (status, late, all) = run("ecommerce/orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(late["rows"], 1, "{}: {late}", db.kind);
+    assert_eq!(count(), 9, "{}", db.kind);
+
+    // The derived product downstream reads the appended table.
+    let (status, derived, all) = run("analytics/customer_orders");
+    assert_eq!(status, 0, "{}: {all}", db.kind);
+    assert_eq!(derived["rows"], 9, "{}: {derived}", db.kind);
+
+    // A full refresh reads everything again and replaces the table.
+    let out = mesh_with_env(
+        ws,
+        &[
+            "run",
+            "ecommerce/orders",
+            "--full-refresh",
+            "--output",
+            "json",
+        ],
+        &env,
+    );
+    let refreshed: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap_or_default();
+    assert_eq!(
+        code(&out),
+        0,
+        "{}: {}{}",
+        db.kind,
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(refreshed["rows"], 10, "{}: {refreshed}", db.kind);
+    assert_eq!(count(), 10, "{}", db.kind);
+
+    // A watermark column the source does not have is named in the error.
+    with(
+        "0.1.6",
+        &format!(
+            "      - name: raw_orders\n        path: {url}\n        table: {table}\n        incremental: no_such_column\n"
+        ),
+    );
+    ok(&["publish", "ecommerce/orders"]);
+    let (status, _, all) = run("ecommerce/orders");
+    assert_ne!(status, 0, "{}: {all}", db.kind);
+    assert!(
+        all.contains("`incremental: no_such_column` names no column"),
+        "{}: {all}",
+        db.kind
+    );
+    assert_eq!(count(), 10, "{}: nothing lost", db.kind);
 }
 
 #[test]

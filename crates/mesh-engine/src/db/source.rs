@@ -33,6 +33,9 @@ const BATCH_ROWS: usize = 8192;
 pub struct DbSource {
     pub target: Target,
     pub relation: Relation,
+    /// A column that only grows as rows are added: each run reads the rows above the previous
+    /// run's greatest value of it, and appends ([`crate::pipeline`]).
+    pub incremental: Option<String>,
 }
 
 impl DbSource {
@@ -98,6 +101,8 @@ pub struct DbTable {
     from: String,
     columns: Vec<Column>,
     schema: SchemaRef,
+    /// A condition every scan adds: the rows an incremental run reads ([`DbTable::window`]).
+    window: Option<String>,
 }
 
 impl DbTable {
@@ -153,7 +158,90 @@ impl DbTable {
             from,
             columns,
             schema,
+            window: None,
         })
+    }
+
+    /// The column an incremental read is keyed on, by its exact name.
+    fn watermark_column(&self, column: &str) -> Result<&Column, DbError> {
+        self.columns
+            .iter()
+            .find(|c| c.name == column)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+                self.target.error(
+                    format!(
+                        "`incremental: {column}` names no column of it (its columns: {})",
+                        names.join(", ")
+                    ),
+                    false,
+                )
+            })
+    }
+
+    /// The greatest value of `column` now, as the database writes it (its own text form, which
+    /// it reads back exactly); `None` when no row has one.
+    pub async fn high_water(&self, column: &str) -> Result<Option<String>, DbError> {
+        let kind = self.target.kind;
+        let q = kind.quote(&self.watermark_column(column)?.name);
+        let sql = format!(
+            "SELECT {} FROM {}",
+            kind.text(&format!("MAX({q})")),
+            self.from
+        );
+        let mut conn = self.target.connect().await?;
+        let rows = conn.texts(&sql, 1).await;
+        conn.close().await;
+        let rows = rows.map_err(|e| self.target.query_error(&e))?;
+        Ok(rows
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next().flatten()))
+    }
+
+    /// Reads only the rows whose `column` is above `after` (when given) and at most `upto`
+    /// (when given), compared by the database itself: the window of one incremental run.
+    /// The marks are the database's own text forms ([`DbTable::high_water`]); a number is
+    /// written as a number, anything else as an escaped string the database converts.
+    pub fn window(
+        mut self,
+        column: &str,
+        after: Option<&str>,
+        upto: Option<&str>,
+    ) -> Result<DbTable, DbError> {
+        let kind = self.target.kind;
+        let found = self.watermark_column(column)?;
+        let numeric = found.arrow.is_numeric();
+        let q = kind.quote(&found.name);
+        let literal = |mark: &str| -> Result<String, DbError> {
+            if !numeric {
+                return Ok(kind.string(mark));
+            }
+            let number = mark.trim();
+            let plain = !number.is_empty()
+                && number
+                    .trim_start_matches('-')
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+                && number.parse::<f64>().is_ok();
+            if plain {
+                Ok(number.to_owned())
+            } else {
+                Err(self.target.error(
+                    format!("the mark `{mark}` of `incremental: {column}` is not a number"),
+                    false,
+                ))
+            }
+        };
+        let mut conditions = Vec::new();
+        if let Some(after) = after {
+            conditions.push(format!("{q} > {}", literal(after)?));
+        }
+        if let Some(upto) = upto {
+            conditions.push(format!("{q} <= {}", literal(upto)?));
+        }
+        self.window = (!conditions.is_empty()).then(|| conditions.join(" AND "));
+        Ok(self)
     }
 
     /// The `SELECT` for `projection`, `filters` (those [`pushable`] accepts) and `limit`.
@@ -168,9 +256,15 @@ impl DbTable {
                 .map(|&i| wire_expr(kind, &self.columns[i]))
                 .collect()
         };
-        let conditions: Vec<String> = filters
+        let conditions: Vec<String> = self
+            .window
             .iter()
-            .filter_map(|f| condition(kind, &self.columns, f))
+            .cloned()
+            .chain(
+                filters
+                    .iter()
+                    .filter_map(|f| condition(kind, &self.columns, f)),
+            )
             .collect();
         let mut sql = format!("SELECT {} FROM {}", list.join(", "), self.from);
         if !conditions.is_empty() {

@@ -207,10 +207,17 @@ async fn vacuum_keeps_what_retention_and_the_snapshot_need() {
     };
     for (i, run) in ["r1", "r2", "r3"].iter().enumerate() {
         let table = pipeline::open(&location).await.unwrap();
-        let staged = pipeline::stage(&table, &schema, &[], vec![batch(i as i64)], &location)
-            .await
-            .unwrap();
-        let version = pipeline::commit(&table, staged, run, &location)
+        let staged = pipeline::stage(
+            &table,
+            &schema,
+            &[],
+            vec![batch(i as i64)],
+            &location,
+            false,
+        )
+        .await
+        .unwrap();
+        let version = pipeline::commit(&table, staged, run, &location, None)
             .await
             .unwrap();
         assert_eq!(version, i as i64 + 1);
@@ -273,12 +280,13 @@ async fn runs_evolve_their_table_compatibly_and_a_discarded_first_run_leaves_not
         let location = location.clone();
         async move {
             let table = pipeline::open(&location).await.unwrap();
-            let staged = pipeline::stage(&table, &b.schema(), &[], vec![b], &location).await?;
+            let staged =
+                pipeline::stage(&table, &b.schema(), &[], vec![b], &location, false).await?;
             if !keep {
                 pipeline::discard(&table, &staged).await;
                 return Ok(None);
             }
-            pipeline::commit(&table, staged, run, &location)
+            pipeline::commit(&table, staged, run, &location, None)
                 .await
                 .map(Some)
         }
@@ -358,10 +366,10 @@ async fn delta_table(location: &str, batch: datafusion::arrow::record_batch::Rec
     use mesh_engine::pipeline;
     let schema = batch.schema();
     let table = pipeline::open(location).await.unwrap();
-    let staged = pipeline::stage(&table, &schema, &[], vec![batch], location)
+    let staged = pipeline::stage(&table, &schema, &[], vec![batch], location, false)
         .await
         .unwrap();
-    pipeline::commit(&table, staged, "seed", location)
+    pipeline::commit(&table, staged, "seed", location, None)
         .await
         .unwrap();
 }
