@@ -75,6 +75,11 @@ struct ProductArgs {
     /// or `domain.product.port`. Repeat for several.
     #[arg(long = "input", value_name = "DOMAIN.PRODUCT[.PORT]")]
     inputs: Vec<String>,
+    /// A contract to start a source product from (such as one `mesh import` wrote): its columns,
+    /// keys and descriptions become the output's, and its database server (PostgreSQL, MySQL,
+    /// SQLite) the product's source table.
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
+    from_contract: Option<PathBuf>,
     /// The workspace root the product folder goes under (default: the folder of mesh.toml, or
     /// the current folder).
     #[arg(long)]
@@ -129,6 +134,10 @@ struct Column {
     logical: String,
     required: bool,
     key: bool,
+    /// Its place in a key of several columns (`primaryKeyPosition`).
+    key_position: Option<i64>,
+    /// Unique on its own (not being the key).
+    unique: bool,
     classification: Option<String>,
     pii: bool,
     encrypted: Option<String>,
@@ -188,13 +197,28 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
             upstream.push(runtime.block_on(upstream_contract(&root, input, &args.catalog))?);
         }
     }
-    let columns = match upstream.first() {
-        None => source_columns(&args.name),
-        Some((first, _)) if args.kind == Kind::Aggregate => aggregate_columns(first),
-        Some((first, _)) => first.clone(),
+    let (columns, database) = match (&args.from_contract, upstream.first()) {
+        (Some(file), _) => {
+            if args.kind != Kind::Source {
+                bail!("--from-contract starts a source product: drop --type, or use --type source");
+            }
+            from_contract(file)?
+        }
+        (None, None) => (source_columns(&args.name), None),
+        (None, Some((first, _))) if args.kind == Kind::Aggregate => {
+            (aggregate_columns(first), None)
+        }
+        (None, Some((first, _))) => (first.clone(), None),
     };
     let versions: Vec<String> = upstream.into_iter().map(|(_, v)| v).collect();
-    let files = render(args, &inputs, &versions, &columns, &email);
+    let files = render(
+        args,
+        &inputs,
+        &versions,
+        &columns,
+        &email,
+        database.as_ref(),
+    );
 
     // Nothing is written when any file exists (unless --force): all or nothing.
     let existing: Vec<String> = files
@@ -246,6 +270,13 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
         writeln!(out, "  {path}")?;
     }
     let shown = folder.display();
+    if let Some(db) = &database {
+        writeln!(
+            out,
+            "it reads table {} of {}: a platform admin registers that database once with\n  mesh location add NAME {} --domain {}",
+            db.table, db.url, db.url, args.domain
+        )?;
+    }
     writeln!(
         out,
         "next: mesh lint {shown} && mesh publish {shown} && mesh run {shown}"
@@ -280,6 +311,8 @@ fn source_columns(name: &str) -> Vec<Column> {
             logical: logical.to_owned(),
             required,
             key,
+            key_position: None,
+            unique: false,
             classification: None,
             pii: false,
             encrypted: None,
@@ -357,40 +390,17 @@ async fn upstream_contract(
         })?
     };
     let node = Node::from_json(&contract);
-    let props = node
-        .get("schema")
-        .and_then(Node::as_seq)
-        .and_then(|s| s.first())
-        .and_then(|t| t.get("properties"))
-        .and_then(Node::as_seq)
-        .unwrap_or_default();
-    let columns: Vec<Column> = props
-        .iter()
-        .filter_map(|p| {
-            let name = p.get("name").and_then(Node::as_str)?.to_owned();
-            let text = |k: &str| p.get(k).and_then(Node::as_str).map(str::to_owned);
-            let flag = |k: &str| p.get(k).and_then(Node::as_bool).unwrap_or(false);
-            Some(Column {
-                name,
-                logical: text("logicalType").unwrap_or_else(|| "string".into()),
-                required: flag("required"),
-                key: flag("primaryKey"),
-                classification: text("classification"),
-                pii: p
-                    .get("tags")
-                    .and_then(Node::as_seq)
-                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some("pii"))),
-                encrypted: text("encryptedName"),
-                description: text("description").unwrap_or_else(|| {
-                    format!(
-                        "`{}` of {}.",
-                        p.get("name").and_then(Node::as_str).unwrap_or_default(),
-                        input.contract_id()
-                    )
-                }),
-            })
-        })
-        .collect();
+    let columns: Vec<Column> = contract_columns(&node, &|name| {
+        format!("`{name}` of {}.", input.contract_id())
+    })
+    .into_iter()
+    // What is unique upstream need not stay unique after a transform.
+    .map(|c| Column {
+        unique: false,
+        key_position: None,
+        ..c
+    })
+    .collect();
     if columns.is_empty() {
         bail!(
             "the contract of input {} has no columns to start from",
@@ -403,6 +413,131 @@ async fn upstream_contract(
         .unwrap_or("1.0.0")
         .to_owned();
     Ok((columns, version))
+}
+
+/// A database table a source product reads: where (no credentials in it) and which table.
+#[derive(Debug, Clone)]
+struct DbSpec {
+    url: String,
+    table: String,
+}
+
+/// The columns of the contract in `file` and, when its first server is a database, that
+/// database's table as the product's source.
+fn from_contract(file: &Path) -> anyhow::Result<(Vec<Column>, Option<DbSpec>)> {
+    let text = crate::files::read_text(file)?;
+    let shown = file.display().to_string();
+    let node = Node::from_json(&crate::cmd::policy::parse(&text, &shown)?.to_json());
+    let columns = contract_columns(&node, &|name| format!("`{name}`, as {shown} describes it."));
+    if columns.is_empty() {
+        bail!("{shown}: its first schema object has no properties to start from");
+    }
+    let table = node
+        .get("schema")
+        .and_then(Node::as_seq)
+        .and_then(|s| s.first())
+        .and_then(|t| t.get("physicalName").or_else(|| t.get("name")))
+        .and_then(Node::as_str)
+        .map(str::to_owned);
+    let server = node
+        .get("servers")
+        .and_then(Node::as_seq)
+        .and_then(|s| s.first().cloned());
+    let (Some(server), Some(table)) = (server, table) else {
+        return Ok((columns, None));
+    };
+    let field = |k: &str| server.get(k).and_then(Node::as_str).map(str::to_owned);
+    let port = server.get("port").and_then(|v| match &v.value {
+        mesh_model::source::Value::Int(i) => Some(i.to_string()),
+        mesh_model::source::Value::String(s) => Some(s.clone()),
+        _ => None,
+    });
+    let host = field("host").unwrap_or_else(|| "localhost".into());
+    let spec = match field("type")
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("postgres" | "postgresql") => Some(DbSpec {
+            url: format!(
+                "postgres://{host}:{}/{}",
+                port.unwrap_or_else(|| "5432".into()),
+                field("database").unwrap_or_else(|| "postgres".into())
+            ),
+            table: match field("schema") {
+                Some(schema) => format!("{schema}.{table}"),
+                None => table,
+            },
+        }),
+        Some("mysql") => Some(DbSpec {
+            url: format!(
+                "mysql://{host}:{}/{}",
+                port.unwrap_or_else(|| "3306".into()),
+                field("database").unwrap_or_default()
+            ),
+            table,
+        }),
+        Some("custom") if field("format").as_deref() == Some("sqlite") => {
+            let path = field("path").unwrap_or_default();
+            let dir = file.parent().unwrap_or(Path::new("."));
+            let at = std::fs::canonicalize(dir.join(&path))
+                .with_context(|| format!("{shown}: its SQLite server's path {path}"))?;
+            Some(DbSpec {
+                url: format!("sqlite://{}", at.display()),
+                table,
+            })
+        }
+        _ => None,
+    };
+    Ok((columns, spec))
+}
+
+/// A name as a DataFusion identifier: bare when it reads back the same, else double-quoted.
+fn sql_name(name: &str) -> String {
+    if snake(name) {
+        name.to_owned()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// The columns of a contract's first table, each described by its own description or else by
+/// `described(name)`.
+fn contract_columns(node: &Node, described: &dyn Fn(&str) -> String) -> Vec<Column> {
+    let props = node
+        .get("schema")
+        .and_then(Node::as_seq)
+        .and_then(|s| s.first())
+        .and_then(|t| t.get("properties"))
+        .and_then(Node::as_seq)
+        .unwrap_or_default();
+    props
+        .iter()
+        .filter_map(|p| {
+            let name = p.get("name").and_then(Node::as_str)?.to_owned();
+            let text = |k: &str| p.get(k).and_then(Node::as_str).map(str::to_owned);
+            let flag = |k: &str| p.get(k).and_then(Node::as_bool).unwrap_or(false);
+            let position = p.get("primaryKeyPosition").and_then(|v| match &v.value {
+                mesh_model::source::Value::Int(i) => Some(*i),
+                _ => None,
+            });
+            Some(Column {
+                logical: text("logicalType").unwrap_or_else(|| "string".into()),
+                required: flag("required"),
+                key: flag("primaryKey"),
+                key_position: position,
+                unique: flag("unique"),
+                classification: text("classification"),
+                pii: p
+                    .get("tags")
+                    .and_then(Node::as_seq)
+                    .is_some_and(|t| t.iter().any(|t| t.as_str() == Some("pii"))),
+                encrypted: text("encryptedName"),
+                description: text("description").unwrap_or_else(|| described(&name)),
+                name,
+            })
+        })
+        .collect()
 }
 
 /// An aggregate: rows per value of the first non-key text column (or of the key).
@@ -418,6 +553,8 @@ fn aggregate_columns(upstream: &[Column]) -> Vec<Column> {
             logical: "string".into(),
             required: true,
             key: true,
+            key_position: None,
+            unique: false,
             classification: None,
             pii: false,
             encrypted: None,
@@ -428,6 +565,8 @@ fn aggregate_columns(upstream: &[Column]) -> Vec<Column> {
             logical: "integer".into(),
             required: true,
             key: false,
+            key_position: None,
+            unique: false,
             classification: None,
             pii: false,
             encrypted: None,
@@ -444,6 +583,7 @@ fn render(
     versions: &[String],
     columns: &[Column],
     email: &str,
+    database: Option<&DbSpec>,
 ) -> Vec<(String, String)> {
     let (domain, name, team) = (&args.domain, &args.name, &args.owner);
     let id = format!("{domain}.{name}");
@@ -495,8 +635,19 @@ customProperties:
 ",
         kind = args.kind.as_str(),
     );
-    if args.kind == Kind::Source {
-        descriptor.push_str(&format!(
+    match (args.kind, database) {
+        (Kind::Source, Some(db)) => descriptor.push_str(&format!(
+            "  - property: sources
+    description: External data this product reads; each is a table in transform.sql.
+    value:
+      - name: raw_{name}
+        path: {}
+        table: {}
+",
+            yaml_text(&db.url),
+            yaml_text(&db.table)
+        )),
+        (Kind::Source, None) => descriptor.push_str(&format!(
             "  - property: sources
     description: External data this product reads; each is a table in transform.sql.
     value:
@@ -504,7 +655,8 @@ customProperties:
         path: data/{name}.csv
         format: csv
 "
-        ));
+        )),
+        _ => {}
     }
     descriptor.push_str(&format!(
         "team:
@@ -564,10 +716,11 @@ schema:
 ",
         key = key.name
     );
+    let composite = columns.iter().filter(|c| c.key).count() > 1;
     for c in columns {
         contract.push_str(&format!(
             "      - name: {}\n        description: {}\n        logicalType: {}\n        required: {}\n",
-            c.name,
+            yaml_text(&c.name),
             yaml_text(&c.description),
             c.logical,
             c.required
@@ -581,7 +734,15 @@ schema:
         if let Some(e) = &c.encrypted {
             contract.push_str(&format!("        encryptedName: {e}\n"));
         }
-        if c.key {
+        if c.key && composite {
+            // A key of several columns: unique together (a model-level check), not each.
+            contract.push_str("        primaryKey: true\n");
+            if let Some(position) = c.key_position {
+                contract.push_str(&format!("        primaryKeyPosition: {position}\n"));
+            }
+        } else if c.unique && !c.key {
+            contract.push_str("        unique: true\n");
+        } else if c.key {
             contract.push_str(
                 "        primaryKey: true
         unique: true
@@ -602,7 +763,23 @@ schema:
         "    quality:
       - metric: rowCount
         mustBeGreaterThan: 0
-slaProperties:
+",
+    );
+    if composite {
+        let mut keys: Vec<&Column> = columns.iter().filter(|c| c.key).collect();
+        keys.sort_by_key(|c| c.key_position.unwrap_or(i64::MAX));
+        let listed: Vec<String> = keys.iter().map(|c| yaml_text(&c.name)).collect();
+        contract.push_str(&format!(
+            "      - metric: duplicateValues
+        arguments:
+          properties: [{}]
+        mustBe: 0
+",
+            listed.join(", ")
+        ));
+    }
+    contract.push_str(
+        "slaProperties:
   - property: latency
     value: 1
     unit: d
@@ -631,6 +808,23 @@ slaProperties:
         .collect::<Vec<_>>()
         .join(",\n       ");
     let transform = match args.kind {
+        Kind::Source if database.is_some() => {
+            // A database's columns arrive typed: no casts.
+            let list = columns
+                .iter()
+                .map(|c| sql_name(&c.name))
+                .collect::<Vec<_>>()
+                .join(",\n       ");
+            format!(
+                "-- {id}: one row per {key}, from the database table (the `sources` of product.odps.yaml).
+-- Each source and each input port is a table named after it. DataFusion SQL.
+SELECT {list}
+FROM raw_{name}
+WHERE {key} IS NOT NULL
+",
+                key = sql_name(&key.name)
+            )
+        }
         Kind::Source => {
             // Raw files carry text: each column is cast to its contract type.
             let casts = columns
@@ -712,7 +906,7 @@ FROM {from}
         ".github/workflows/mesh.yml".to_owned(),
         workflow(args, name),
     ));
-    files.push(("README.md".to_owned(), readme(args, &id, &title)));
+    files.push(("README.md".to_owned(), readme(args, &id, &title, database)));
     files
 }
 
@@ -753,7 +947,9 @@ fn sample(columns: &[Column]) -> String {
                 "number" => format!("{}.{:02}", 10 * i, (i * 7) % 100),
                 "integer" => i.to_string(),
                 "timestamp" => format!("2026-11-{:02}T{:02}:00:00Z", i, 8 + i),
-                _ if c.key => format!("{}-{i:04}", c.name.trim_end_matches("_id")),
+                "date" => format!("2026-11-{i:02}"),
+                "boolean" => (i % 2 == 0).to_string(),
+                _ if c.key || c.unique => format!("{}-{i:04}", c.name.trim_end_matches("_id")),
                 _ => labels[i % labels.len()].to_owned(),
             })
             .collect();
@@ -854,8 +1050,20 @@ jobs:
     )
 }
 
-fn readme(args: &ProductArgs, id: &str, title: &str) -> String {
-    let inputs = if args.inputs.is_empty() {
+fn readme(args: &ProductArgs, id: &str, title: &str, database: Option<&DbSpec>) -> String {
+    let inputs = if let Some(db) = database {
+        format!(
+            "It reads table `{}` of `{}` (see `sources` in `product.odps.yaml`; a platform admin \
+             registers the database with `mesh location add NAME {} --domain {}`); credentials \
+             come from the runner's environment (`MESH_SOURCE_RAW_{}_USERNAME` / `_PASSWORD`). \
+             `data/` holds sample rows for the contract's CI test.",
+            db.table,
+            db.url,
+            db.url,
+            args.domain,
+            args.name.to_uppercase()
+        )
+    } else if args.inputs.is_empty() {
         "It reads the raw extract in `data/` (see `sources` in `product.odps.yaml`); point `path` at \
          your real data (a file, a folder, a glob or an `s3://` URL)."
             .to_owned()

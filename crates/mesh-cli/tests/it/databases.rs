@@ -1034,6 +1034,8 @@ fn imported_contracts_lint_and_test_clean() {
         );
         dbs.push((maria, url));
     }
+    let out = mesh(ws, &["init"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
     for (db, source) in &dbs {
         let q = |name: &str| match db.kind {
             "mysql" => format!("`{name}`"),
@@ -1150,6 +1152,70 @@ fn imported_contracts_lint_and_test_clean() {
             &db.env(),
         );
         assert_eq!(code(&out), 2, "{}", db.kind);
+
+        // A source product scaffolded around the imported contract reads the table it came
+        // from: it lints, publishes and runs as generated (once the database is registered).
+        let name = format!("lines_{}", db.kind);
+        let folder = format!("shop/{name}");
+        let ok = |args: &[&str]| {
+            let out = mesh_with_env(ws, args, &db.env());
+            assert_eq!(
+                code(&out),
+                0,
+                "{}: {args:?}: {}{}",
+                db.kind,
+                stdout(&out),
+                stderr(&out)
+            );
+            stdout(&out)
+        };
+        let said = ok(&[
+            "new",
+            "product",
+            &name,
+            "--domain",
+            "shop",
+            "--owner",
+            "shop-team",
+            "--from-contract",
+            &file,
+        ]);
+        assert!(said.contains("mesh location add"), "{}: {said}", db.kind);
+        let descriptor =
+            std::fs::read_to_string(ws.join(&folder).join("product.odps.yaml")).unwrap();
+        let url = descriptor
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix("path: "))
+            .map(|p| p.trim_matches('"').to_owned())
+            .unwrap_or_default();
+        assert!(
+            url.starts_with(&format!("{}://", db.kind)),
+            "{}: {descriptor}",
+            db.kind
+        );
+        assert!(!url.contains('@'), "{}: no user in {url}", db.kind);
+        let contract =
+            std::fs::read_to_string(ws.join(&folder).join(format!("contracts/{name}.odcs.yaml")))
+                .unwrap();
+        assert!(
+            contract.contains("primaryKeyPosition: 2"),
+            "{}: the composite key stays composite: {contract}",
+            db.kind
+        );
+        ok(&["lint", &folder]);
+        ok(&[
+            "location",
+            "add",
+            &format!("crm_{}", db.kind),
+            &url,
+            "--domain",
+            "shop",
+        ]);
+        ok(&["publish", &folder]);
+        let out = ok(&["run", &folder, "--output", "json"]);
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        assert_eq!(report["published"], true, "{}: {out}", db.kind);
+        assert_eq!(report["rows"], 5, "{}: {out}", db.kind);
     }
 
     // From files: the schema of the Parquet people, tested where they are.
