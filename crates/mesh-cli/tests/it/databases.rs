@@ -1419,3 +1419,103 @@ schema:
         }
     }
 }
+
+/// A filter pushed into the database never loses a row the read itself keeps: values the read
+/// converts are compared as read — SQLite text in an INTEGER column (read as 0), a boolean
+/// stored as 2 (read as true), a MySQL JSON document compared as its text — and a text literal
+/// against a PostgreSQL `uuid` is no error.
+#[test]
+fn pushed_filters_keep_every_row_the_read_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dbs = vec![Db::sqlite(dir.path())];
+    dbs.extend(Db::postgres("postgres"));
+    dbs.extend(Db::mysql());
+    for db in &dbs {
+        let (create, rows, url, table) = match db.kind {
+            "sqlite" => (
+                "CREATE TABLE odd (n INTEGER, flag BOOLEAN, doc TEXT)",
+                vec!["INSERT INTO odd VALUES ('abc', 2, '{\"a\": 1}')"],
+                format!("sqlite://{}", dir.path().join("shop.db").display()),
+                "odd",
+            ),
+            "postgres" => (
+                "CREATE TABLE odd (n integer, flag boolean, doc text, u uuid)",
+                vec![
+                    "INSERT INTO odd VALUES (0, true, '{\"a\": 1}', \
+                     'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')",
+                ],
+                db.url.clone(),
+                "public.odd",
+            ),
+            _ => (
+                "CREATE TABLE odd (n int, flag tinyint(1), doc json)",
+                vec!["INSERT INTO odd VALUES (0, 2, '{\"a\": 1}')"],
+                {
+                    let mut url = url::Url::parse(&db.url).unwrap();
+                    let _ = url.set_password(None);
+                    url.to_string()
+                },
+                "odd",
+            ),
+        };
+        let mut statements = vec!["DROP TABLE IF EXISTS odd".to_owned(), create.to_owned()];
+        statements.extend(rows.iter().map(|s| s.to_string()));
+        db.exec(&statements);
+        let login = |suffix: &str| {
+            db.env
+                .iter()
+                .find(|(k, _)| k.ends_with(suffix))
+                .map(|(_, v)| v.clone())
+        };
+        let (user, password) = (login("_USERNAME"), login("_PASSWORD"));
+        let counted = |sql: &str| -> Result<usize, String> {
+            runtime().block_on(async {
+                let mut target =
+                    mesh_engine::db::Target::from_url(&url, "odd").map_err(|e| e.to_string())?;
+                if let Some(user) = &user {
+                    target = target.with_login(user, password.as_deref());
+                }
+                let table = mesh_engine::db::source::DbTable::open(
+                    &target,
+                    &mesh_engine::db::source::Relation::Table(table.to_owned()),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                let ctx = mesh_engine::session();
+                ctx.register_table("odd", std::sync::Arc::new(table))
+                    .map_err(|e| e.to_string())?;
+                let batches = ctx
+                    .sql(sql)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(batches.iter().map(|b| b.num_rows()).sum())
+            })
+        };
+        let context = db.kind;
+        assert_eq!(
+            counted("SELECT * FROM odd WHERE n < 5"),
+            Ok(1),
+            "{context}: n < 5"
+        );
+        assert_eq!(
+            counted("SELECT * FROM odd WHERE flag = true"),
+            Ok(1),
+            "{context}: flag = true"
+        );
+        assert_eq!(
+            counted("SELECT * FROM odd WHERE doc = '{\"a\": 1}'"),
+            Ok(1),
+            "{context}: doc as text"
+        );
+        if db.kind == "postgres" {
+            assert_eq!(
+                counted("SELECT * FROM odd WHERE u = 'not-a-uuid'"),
+                Ok(0),
+                "{context}: a uuid compared with other text"
+            );
+        }
+    }
+}

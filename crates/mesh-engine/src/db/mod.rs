@@ -300,6 +300,14 @@ impl Target {
     }
 
     /// Opens one connection: UTC session time zone, read-only where the database has it.
+    /// The same server with this login instead of the one the environment gave (for callers
+    /// that hold credentials themselves).
+    pub fn with_login(mut self, username: &str, password: Option<&str>) -> Target {
+        self.username = Some(username.to_owned());
+        self.password = password.map(str::to_owned);
+        self
+    }
+
     pub async fn connect(&self) -> Result<Conn, DbError> {
         self.connect_with(&[]).await
     }
