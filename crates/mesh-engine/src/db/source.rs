@@ -712,6 +712,10 @@ fn wire_expr(kind: Kind, column: &Column) -> String {
 /// collation only lets more rows through, which DataFusion filters again), `IS [NOT] NULL`, and
 /// `AND`/`OR`/`NOT` of those. Text ranges are left to DataFusion: collations order text
 /// differently.
+///
+/// The database must never drop a row DataFusion keeps, so it compares the value as the read
+/// brings it ([`compared`]): on MySQL and SQLite the read converts (SQLite's `'abc'` in an
+/// INTEGER column reads as 0, a boolean stored as 2 reads as true, a JSON document as its text).
 fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
     let column_of = |e: &Expr| -> Option<&Column> {
         match e {
@@ -723,7 +727,11 @@ fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
         if v.is_null() {
             return None;
         }
-        let text_column = matches!(column.arrow, DataType::Utf8);
+        let text_column = matches!(column.arrow, DataType::Utf8) && plain_text(kind, column);
+        // Numbers compare as numbers only when they travel as numbers (a decimal read as text
+        // would compare as text on SQLite).
+        let numeric_column = column.arrow.is_numeric()
+            && (kind == Kind::Postgres || matches!(wire(&column.arrow), Wire::Int | Wire::Double));
         match v {
             ScalarValue::Int8(Some(_))
             | ScalarValue::Int16(Some(_))
@@ -733,11 +741,11 @@ fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
             | ScalarValue::UInt16(Some(_))
             | ScalarValue::UInt32(Some(_))
             | ScalarValue::UInt64(Some(_))
-                if column.arrow.is_numeric() =>
+                if numeric_column =>
             {
                 Some(v.to_string())
             }
-            ScalarValue::Float64(Some(f)) if column.arrow.is_numeric() && f.is_finite() => {
+            ScalarValue::Float64(Some(f)) if numeric_column && f.is_finite() => {
                 Some(format!("{f:?}"))
             }
             ScalarValue::Utf8(Some(s))
@@ -747,7 +755,10 @@ fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
             {
                 Some(kind.string(s))
             }
-            ScalarValue::Boolean(Some(b)) if column.arrow == DataType::Boolean => {
+            // Elsewhere a boolean is any integer, read as `<> 0`.
+            ScalarValue::Boolean(Some(b))
+                if column.arrow == DataType::Boolean && kind == Kind::Postgres =>
+            {
                 Some(if *b { "TRUE" } else { "FALSE" }.to_owned())
             }
             ScalarValue::Date32(Some(_)) if column.arrow == DataType::Date32 => {
@@ -794,7 +805,7 @@ fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
                     (Operator::GtEq, false) | (Operator::LtEq, true) => ">=",
                     _ => return None,
                 };
-                Some(format!("{} {op} {lit}", kind.quote(&column.name)))
+                Some(format!("{} {op} {lit}", compared(kind, column)))
             }
             _ => None,
         },
@@ -806,8 +817,8 @@ fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
             }
             Some(format!("NOT ({inner_sql})"))
         }
-        Expr::IsNull(e) => Some(format!("{} IS NULL", kind.quote(&column_of(e)?.name))),
-        Expr::IsNotNull(e) => Some(format!("{} IS NOT NULL", kind.quote(&column_of(e)?.name))),
+        Expr::IsNull(e) => Some(format!("{} IS NULL", compared(kind, column_of(e)?))),
+        Expr::IsNotNull(e) => Some(format!("{} IS NOT NULL", compared(kind, column_of(e)?))),
         Expr::InList(list) if !list.negated => {
             let column = column_of(&list.expr)?;
             let values: Option<Vec<String>> = list
@@ -824,12 +835,39 @@ fn condition(kind: Kind, columns: &[Column], expr: &Expr) -> Option<String> {
             }
             Some(format!(
                 "{} IN ({})",
-                kind.quote(&column.name),
+                compared(kind, column),
                 values.join(", ")
             ))
         }
         _ => None,
     }
+}
+
+/// What a pushed condition compares: the column itself on PostgreSQL (the read converts nothing
+/// that compares differently, and an index still serves), else the value exactly as the read
+/// selects it.
+fn compared(kind: Kind, column: &Column) -> String {
+    match kind {
+        Kind::Postgres => kind.quote(&column.name),
+        _ => wire_expr(kind, column),
+    }
+}
+
+/// Whether text literals may be compared with `column` in the database: on PostgreSQL only
+/// character types (`uuid`, `json`, `inet`... read a literal as their own type, and fail on one
+/// that is not); elsewhere the comparison is on the text the read brings ([`compared`]).
+fn plain_text(kind: Kind, column: &Column) -> bool {
+    if kind != Kind::Postgres {
+        return true;
+    }
+    let t = column.db_type.to_ascii_lowercase();
+    t == "text"
+        || t == "name"
+        || t == "citext"
+        || t.starts_with("character")
+        || t.starts_with("varchar")
+        || t.starts_with("char")
+        || t.starts_with("bpchar")
 }
 
 fn contains_text(columns: &[Column], expr: &Expr) -> bool {
@@ -931,16 +969,19 @@ mod tests {
     use datafusion::prelude::{col, lit};
 
     fn columns() -> Vec<Column> {
-        let c = |name: &str, arrow: DataType| Column {
+        let c = |name: &str, db_type: &str, arrow: DataType| Column {
             name: name.to_owned(),
-            db_type: String::new(),
+            db_type: db_type.to_owned(),
             not_null: false,
             arrow,
         };
         vec![
-            c("amount", DataType::Float64),
-            c("label", DataType::Utf8),
-            c("day", DataType::Date32),
+            c("amount", "double precision", DataType::Float64),
+            c("label", "text", DataType::Utf8),
+            c("day", "date", DataType::Date32),
+            c("id", "uuid", DataType::Utf8),
+            c("flag", "boolean", DataType::Boolean),
+            c("price", "numeric(12,2)", DataType::Decimal128(12, 2)),
         ]
     }
 
@@ -981,7 +1022,26 @@ mod tests {
                 &col("label").in_list(vec![lit("a"), lit("b\\")], false)
             )
             .as_deref(),
-            Some("`label` IN ('a', 'b\\\\')")
+            Some("CAST(`label` AS CHAR) IN ('a', 'b\\\\')")
+        );
+        // A uuid (or json...) reads a text literal as its own type, and fails on other text.
+        assert_eq!(pushed(col("id").eq(lit("not-a-uuid"))), None);
+        assert_eq!(
+            pushed(col("flag").eq(lit(true))).as_deref(),
+            Some("\"flag\" = TRUE")
+        );
+        // MySQL and SQLite compare the value as read: SQLite's 'abc' in an INTEGER column
+        // reads as 0, a boolean is any integer, a decimal travels as text.
+        let sqlite = |e: Expr| condition(Kind::Sqlite, &cols, &e);
+        assert_eq!(
+            sqlite(col("amount").lt(lit(5.0f64))).as_deref(),
+            Some("CAST(\"amount\" AS REAL) < 5.0")
+        );
+        assert_eq!(sqlite(col("flag").eq(lit(true))), None);
+        assert_eq!(sqlite(col("price").gt(lit(1i64))), None);
+        assert_eq!(
+            sqlite(col("label").is_null()).as_deref(),
+            Some("CAST(\"label\" AS TEXT) IS NULL")
         );
     }
 }
