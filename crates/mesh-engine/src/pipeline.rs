@@ -1410,14 +1410,27 @@ async fn write_check_commit(
 ) -> Result<RunReport, RunError> {
     progress(Stage::Transforming);
     let ctx = plan.executor.session().await?;
-    // The table first: an incremental run reads above the marks of its latest commit.
-    let table = open(&plan.location).await?;
+    // An incremental run reads above the marks of the table's latest commit, so it opens the
+    // table first; any other run opens it only once the transform has run (a refused source
+    // leaves no folder behind).
+    let incremental = plan
+        .inputs
+        .iter()
+        .any(|i| i.database.as_ref().is_some_and(|d| d.incremental.is_some()));
+    let early = if incremental {
+        Some(open(&plan.location).await?)
+    } else {
+        None
+    };
     let Increments {
         append,
         marks,
         tables: windows,
         unchanged,
-    } = increments(plan, &table).await?;
+    } = match &early {
+        Some(table) => increments(plan, table).await?,
+        None => Increments::none(),
+    };
     if let Some(reason) = unchanged {
         return skip(ledger, run, plan, transform_sql, reason, Some(0)).await;
     }
@@ -1470,6 +1483,10 @@ async fn write_check_commit(
     }
     progress(Stage::Writing);
     // Nothing of the table, not even its schema, changes until the checks pass.
+    let table = match early {
+        Some(table) => table,
+        None => open(&plan.location).await?,
+    };
     // The checks run on exactly the rows being written — the same Arrow batches the files are
     // encoded from — while they are written: encoding is one core's work, and the checks
     // (DataFusion, over the batches in as many partitions as there are cores) take the others.
@@ -1636,6 +1653,18 @@ struct Increments {
     unchanged: Option<String>,
 }
 
+impl Increments {
+    /// No incremental source: read everything, replace the table.
+    fn none() -> Increments {
+        Increments {
+            append: false,
+            marks: None,
+            tables: Vec::new(),
+            unchanged: None,
+        }
+    }
+}
+
 /// The window of each incremental source: above the mark of the table's latest commit (when
 /// every such source has one, and no full refresh is asked) and at most the column's greatest
 /// value now — rows added meanwhile wait for the next run, so each row is read exactly once.
@@ -1649,12 +1678,7 @@ async fn increments(plan: &RunPlan, table: &DeltaTable) -> Result<Increments, Ru
         })
         .collect();
     if incremental.is_empty() {
-        return Ok(Increments {
-            append: false,
-            marks: None,
-            tables: Vec::new(),
-            unchanged: None,
-        });
+        return Ok(Increments::none());
     }
     if plan.executor.distributed() {
         return Err(RunError::Transform(
