@@ -1519,3 +1519,58 @@ fn pushed_filters_keep_every_row_the_read_keeps() {
         }
     }
 }
+
+/// MySQL's zero dates (`0000-00-00`, allowed by a lax `sql_mode`) read as null even in a
+/// `NOT NULL` column: the read must say so instead of failing the whole scan.
+#[test]
+fn zero_dates_read_as_null_in_not_null_columns() {
+    let Some(db) = Db::mysql() else { return };
+    db.exec(&[
+        "SET SESSION sql_mode = ''".to_owned(),
+        "DROP TABLE IF EXISTS zd".to_owned(),
+        "CREATE TABLE zd (id int NOT NULL, d date NOT NULL, t datetime NOT NULL)".to_owned(),
+        "INSERT INTO zd VALUES (1, '0000-00-00', '0000-00-00 00:00:00'), \
+         (2, '2026-12-05', '2026-12-05 10:00:00')"
+            .to_owned(),
+    ]);
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let _ = url.set_password(None);
+    let login = |suffix: &str| {
+        db.env
+            .iter()
+            .find(|(k, _)| k.ends_with(suffix))
+            .map(|(_, v)| v.clone())
+    };
+    let (user, password) = (login("_USERNAME"), login("_PASSWORD"));
+    let counted = |sql: &str| -> Result<usize, String> {
+        runtime().block_on(async {
+            let mut target =
+                mesh_engine::db::Target::from_url(url.as_str(), "zd").map_err(|e| e.to_string())?;
+            if let Some(user) = &user {
+                target = target.with_login(user, password.as_deref());
+            }
+            let table = mesh_engine::db::source::DbTable::open(
+                &target,
+                &mesh_engine::db::source::Relation::Table("zd".to_owned()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            let ctx = mesh_engine::session();
+            ctx.register_table("zd", std::sync::Arc::new(table))
+                .map_err(|e| e.to_string())?;
+            let batches = ctx
+                .sql(sql)
+                .await
+                .map_err(|e| e.to_string())?
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(batches.iter().map(|b| b.num_rows()).sum())
+        })
+    };
+    assert_eq!(counted("SELECT * FROM zd"), Ok(2));
+    assert_eq!(
+        counted("SELECT id FROM zd WHERE d IS NULL AND t IS NULL"),
+        Ok(1)
+    );
+}
