@@ -150,7 +150,13 @@ impl DbTable {
         let schema = Arc::new(Schema::new(
             columns
                 .iter()
-                .map(|c| Field::new(&c.name, c.arrow.clone(), !c.not_null))
+                .map(|c| {
+                    Field::new(
+                        &c.name,
+                        c.arrow.clone(),
+                        !c.not_null || zero_dated(target.kind, c),
+                    )
+                })
                 .collect::<Vec<_>>(),
         ));
         Ok(DbTable {
@@ -680,6 +686,12 @@ fn wire(dt: &DataType) -> Wire {
     }
 }
 
+/// Whether a column may read as null although the database declares it `NOT NULL`: MySQL's
+/// dates and times, whose zero value (`0000-00-00`) reads as null.
+fn zero_dated(kind: Kind, column: &Column) -> bool {
+    kind == Kind::MySql && matches!(column.arrow, DataType::Date32 | DataType::Timestamp(..))
+}
+
 /// The select-list expression that brings a column over the wire in its [`Wire`] type.
 fn wire_expr(kind: Kind, column: &Column) -> String {
     let q = kind.quote(&column.name);
@@ -692,6 +704,10 @@ fn wire_expr(kind: Kind, column: &Column) -> String {
         (Wire::Int, Kind::Sqlite) => format!("CAST({q} AS INTEGER)"),
         (Wire::UInt, _) => kind.text(&q),
         (Wire::Double, _) => kind.double(&q),
+        // MySQL's zero date (allowed by a lax `sql_mode`) means no date, as its connectors read it.
+        (Wire::Text, Kind::MySql) if column.arrow == DataType::Date32 => {
+            format!("NULLIF({}, '0000-00-00')", kind.text(&q))
+        }
         (Wire::Text, _) => kind.text(&q),
         (Wire::Bytes, _) => q,
         (Wire::Micros, Kind::Postgres) => {
