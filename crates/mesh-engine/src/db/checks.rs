@@ -6,7 +6,8 @@
 //! - Every count a check needs (nulls, lengths, patterns, bounds, valid values) and the instants
 //!   of SLA columns become one aggregate: a single scan, one row back.
 //! - Duplicate keys are counted on connections of their own while the fused aggregate runs
-//!   ([`super::duplicates`]).
+//!   ([`super::duplicates`]); a large PostgreSQL table is split over connections, each a core of
+//!   the server ([`super::split`]).
 //! - `sql` rules run as written, in the server's dialect, after a parser has read them as one
 //!   query; the connection itself is read-only too.
 //!
@@ -15,6 +16,7 @@
 use mesh_model::odcs::Bound;
 
 use super::duplicates::{self, Duplicated, Scope};
+use super::split::{self, Combine};
 use super::{Column, Conn, DbError, Kind, Target};
 use crate::checks::{Check, FieldPath, Measure, ModelPlan, Predicate};
 use crate::exec::{
@@ -98,6 +100,8 @@ pub async fn run_model(
     };
 
     let mut aggregates: Vec<String> = vec![kind.double("COUNT(*)")];
+    // How each aggregate's values over parts of the table combine.
+    let mut combine: Vec<Combine> = vec![Combine::Sum];
     let mut slots: Vec<Option<Slot>> = vec![None; plan.checks.len()];
     let mut results: Vec<Option<CheckResult>> = vec![None; plan.checks.len()];
     // The rows each count check counts, for failed samples.
@@ -182,9 +186,8 @@ pub async fn run_model(
                 Some(column) => match violation(kind, predicate, column) {
                     Ok(condition) => {
                         slots[i] = Some(Slot::Count(aggregates.len()));
-                        aggregates.push(
-                            kind.double(&format!("SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)")),
-                        );
+                        combine.push(Combine::Sum);
+                        aggregates.push(kind.double(&kind.count_where(&condition)));
                         offending[i] = Some(condition);
                     }
                     Err(reason) => results[i] = done(Outcome::Skipped, reason),
@@ -200,12 +203,13 @@ pub async fn run_model(
                     }
                     Some(column) => {
                         let q = kind.quote(&column.name);
-                        let agg = if matches!(check.measure, Measure::NewestAge(_)) {
-                            format!("MAX({q})")
+                        let (agg, how) = if matches!(check.measure, Measure::NewestAge(_)) {
+                            (format!("MAX({q})"), Combine::Max)
                         } else {
-                            format!("MIN({q})")
+                            (format!("MIN({q})"), Combine::Min)
                         };
                         slots[i] = Some(Slot::Instant(aggregates.len()));
+                        combine.push(how);
                         aggregates.push(kind.epoch_micros(&agg));
                     }
                 }
@@ -253,12 +257,40 @@ pub async fn run_model(
         table: &table,
         filter: options.filter,
     };
-    let (row, apart) = futures::join!(
-        fused(target, conn, &aggregates, &from),
-        duplicates::count_apart(target, &scope, &key_sets)
-    );
+    // A large PostgreSQL table is split over connections of its own ([`split`]).
+    let measured = match split::blocks(target, conn, &table).await {
+        Some(blocks) => {
+            let parts: Vec<(String, Combine)> = aggregates
+                .iter()
+                .cloned()
+                .zip(combine.iter().copied())
+                .collect();
+            split::run(target, &scope, &key_sets, &parts, blocks).await
+        }
+        None => None,
+    };
+    let (row, found) = match measured {
+        Some(split::Measured {
+            row: Some(row),
+            duplicates,
+        }) => (
+            Ok(row.into_iter().map(Ok).collect()),
+            duplicates.into_iter().map(Some).collect(),
+        ),
+        Some(split::Measured {
+            row: None,
+            duplicates,
+        }) => (
+            fused(target, conn, &aggregates, &from).await,
+            duplicates.into_iter().map(Some).collect(),
+        ),
+        None => futures::join!(
+            fused(target, conn, &aggregates, &from),
+            duplicates::count_apart(target, &scope, &key_sets)
+        ),
+    };
     let mut duplicates: Vec<(Vec<String>, Duplicated)> = Vec::new();
-    for (keys, found) in key_sets.iter().zip(apart) {
+    for (keys, found) in key_sets.iter().zip(found) {
         let found = match found {
             Some(found) => found,
             None => duplicates::exact(target, conn, &scope, keys, None).await,

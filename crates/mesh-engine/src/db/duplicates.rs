@@ -28,7 +28,7 @@ pub(super) type Duplicated = Result<(f64, f64), String>;
 const CANDIDATES: usize = 1000;
 
 /// How many connections PostgreSQL's split uses: `MESH_DB_PARALLEL`, 1 to 16, default 2.
-fn parallel() -> usize {
+pub(super) fn parallel() -> usize {
     std::env::var("MESH_DB_PARALLEL")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
@@ -37,7 +37,7 @@ fn parallel() -> usize {
 }
 
 /// The session settings of the connections that group hashes.
-fn sorting() -> [(&'static str, String); 2] {
+pub(super) fn sorting() -> [(&'static str, String); 2] {
     let work_mem = std::env::var("MESH_DB_WORK_MEM")
         .ok()
         .map(|v| v.trim().to_owned())
@@ -161,7 +161,7 @@ fn and(condition: Option<&str>) -> String {
 /// hash for one text column (its collation's equality), else the row hash, which uses each
 /// type's own hash (so `1.0` and `1.00` hash alike). `citext` and other types are left to the
 /// row hash, which fails for types without one — and then the exact grouping answers.
-fn hash_of(kind: Kind, columns: &[Column], keys: &[String]) -> Option<String> {
+pub(super) fn hash_of(kind: Kind, columns: &[Column], keys: &[String]) -> Option<String> {
     if kind != Kind::Postgres {
         return None;
     }
@@ -180,20 +180,32 @@ fn hash_of(kind: Kind, columns: &[Column], keys: &[String]) -> Option<String> {
     })
 }
 
-/// PostgreSQL: hash groups per part, one part per connection, then the repeated hashes' keys.
-async fn split(
+/// What grouping the keys' hashes found.
+pub(super) enum Repeated {
+    /// The duplicates, counted already: no hash repeated, or too many did and each part grouped
+    /// its keys exactly, or the keys have no hash and were grouped exactly.
+    Counted(Duplicated),
+    /// These hashes repeated: the rows whose keys hash to them (`rows` in all) hold every
+    /// duplicate.
+    Hashes { hashes: Vec<i64>, rows: f64 },
+}
+
+/// PostgreSQL: the keys' hashes grouped, one part of them per connection (equal keys have equal
+/// hashes, so they meet in one part).
+pub(super) async fn repeated(
     target: &Target,
     conns: &mut [Conn],
     scope: &Scope<'_>,
     keys: &[String],
     hash: &str,
-) -> Duplicated {
+) -> Repeated {
     let kind = target.kind;
     let parts = conns.len();
     let part = |i: usize| format!("abs({hash} % {parts}) = {i}");
     let repeated = |i: usize| {
         format!(
-            "SELECT CAST(h AS text) FROM (SELECT {hash} AS h FROM {} WHERE {}{} OFFSET 0) AS s \
+            "SELECT CAST(h AS text), CAST(COUNT(*) AS text) \
+             FROM (SELECT {hash} AS h FROM {} WHERE {}{} OFFSET 0) AS s \
              WHERE abs(h % {parts}) = {i} GROUP BY h HAVING COUNT(*) > 1 LIMIT {}",
             scope.table,
             not_null(kind, keys),
@@ -208,19 +220,22 @@ async fn split(
             .map(|(i, c)| async move { c.texts(&repeated(i), CANDIDATES + 1).await }),
     )
     .await;
-    let mut candidates: Vec<i64> = Vec::new();
+    let mut hashes: Vec<i64> = Vec::new();
+    let mut rows = 0.0;
     let mut overflow = false;
-    for rows in found {
-        let Ok(rows) = rows else {
+    for found in found {
+        let Ok(found) = found else {
             // No hash for these types (json, point...): group the keys themselves.
-            return exact(target, &mut conns[0], scope, keys, None).await;
+            return Repeated::Counted(exact(target, &mut conns[0], scope, keys, None).await);
         };
-        overflow |= rows.len() > CANDIDATES;
-        candidates.extend(
-            rows.iter()
-                .filter_map(|r| r.first().cloned().flatten())
-                .filter_map(|h| h.parse::<i64>().ok()),
-        );
+        overflow |= found.len() > CANDIDATES;
+        for row in &found {
+            let cell = |at: usize| row.get(at).cloned().flatten();
+            if let Some(h) = cell(0).and_then(|h| h.parse::<i64>().ok()) {
+                hashes.push(h);
+                rows += cell(1).and_then(|n| n.parse::<f64>().ok()).unwrap_or(0.0);
+            }
+        }
     }
     if overflow {
         // Many duplicates: each part groups its own keys exactly; equal keys share a part.
@@ -231,26 +246,47 @@ async fn split(
         .await;
         let mut total = (0.0, 0.0);
         for c in counted {
-            let (k, r) = c?;
-            total.0 += k;
-            total.1 += r;
+            match c {
+                Ok((k, r)) => {
+                    total.0 += k;
+                    total.1 += r;
+                }
+                Err(e) => return Repeated::Counted(Err(e)),
+            }
         }
-        return Ok(total);
+        return Repeated::Counted(Ok(total));
     }
-    if candidates.is_empty() {
-        return Ok((0.0, 0.0));
+    if hashes.is_empty() {
+        return Repeated::Counted(Ok((0.0, 0.0)));
     }
-    let list = candidates
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    exact(
-        target,
-        &mut conns[0],
-        scope,
-        keys,
-        Some(&format!("{hash} IN ({list})")),
-    )
-    .await
+    Repeated::Hashes { hashes, rows }
+}
+
+/// PostgreSQL: hash groups per part, one part per connection, then one scan restricted to the
+/// repeated hashes groups their keys.
+async fn split(
+    target: &Target,
+    conns: &mut [Conn],
+    scope: &Scope<'_>,
+    keys: &[String],
+    hash: &str,
+) -> Duplicated {
+    match repeated(target, conns, scope, keys, hash).await {
+        Repeated::Counted(found) => found,
+        Repeated::Hashes { hashes, .. } => {
+            let list = hashes
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            exact(
+                target,
+                &mut conns[0],
+                scope,
+                keys,
+                Some(&format!("{hash} IN ({list})")),
+            )
+            .await
+        }
+    }
 }

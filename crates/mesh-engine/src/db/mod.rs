@@ -13,6 +13,7 @@ pub mod checks;
 pub mod dialect;
 mod duplicates;
 pub mod source;
+mod split;
 
 use std::path::Path;
 
