@@ -367,6 +367,8 @@ pub mod props {
     pub const DATA_CLASSIFICATION: &str = "dataClassification";
     /// Product: how many days data is kept (old Delta versions are vacuumed after).
     pub const RETENTION_DAYS: &str = "retentionDays";
+    /// Product: when its pipeline runs, `{cron, timezone, on: upstream, retries}`.
+    pub const SCHEDULE: &str = "schedule";
     /// Product: a source product's external data, `[{name, path, format}]`.
     pub const SOURCES: &str = "sources";
     /// Output port: the columns masked for readers outside the domain, even on a grant of all.
@@ -606,6 +608,7 @@ mod tests {
         assert_eq!(props::PRODUCT_TYPE, P::ProductType.as_str());
         assert_eq!(props::DATA_CLASSIFICATION, P::DataClassification.as_str());
         assert_eq!(props::RETENTION_DAYS, P::RetentionDays.as_str());
+        assert_eq!(props::SCHEDULE, P::Schedule.as_str());
     }
 
     #[test]

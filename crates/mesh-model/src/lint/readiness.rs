@@ -163,6 +163,22 @@ pub(crate) fn product(
                 value.as_str().and_then(DataClassification::parse).is_some(),
                 DataClassification::ALL,
             ),
+            PlatformProperty::Schedule => {
+                if let Err(problems) = crate::schedule::Schedule::read(value) {
+                    for p in problems {
+                        out.push(
+                            Diagnostic::error(
+                                Code::Format,
+                                p.span,
+                                format!("{pointer}{}", p.pointer),
+                                p.message,
+                            )
+                            .with_hint_opt(p.hint),
+                        );
+                    }
+                }
+                continue;
+            }
             PlatformProperty::RetentionDays => {
                 let days = match value.value {
                     crate::source::Value::Int(d) => d > 0,

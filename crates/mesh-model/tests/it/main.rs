@@ -8,5 +8,6 @@ mod conformance;
 mod differential;
 mod fuzz;
 mod roundtrip;
+mod schedule;
 
 use mesh_testkit::vectors;
