@@ -30,6 +30,7 @@ pub mod locations;
 pub mod products;
 pub mod publish;
 pub mod runs;
+pub mod schedule;
 pub mod search;
 pub mod sla;
 pub mod store;

@@ -272,6 +272,14 @@ pub trait Tx: Send {
 
     /// Stores token bucket `key`.
     async fn put_rate_bucket(&mut self, key: &str, tokens: f64, at_ms: i64) -> StoreResult<()>;
+
+    /// Claims a schedule slot; false when any server claimed it before (the slot's key decides,
+    /// whatever the isolation level).
+    async fn claim_slot(&mut self, row: &SlotRow) -> StoreResult<bool>;
+    /// Records how a claimed slot ended; false when it is not claimed by `by`.
+    async fn finish_slot(&mut self, row: &SlotRow) -> StoreResult<bool>;
+    /// A product's slots, the latest first.
+    async fn slots(&mut self, product: &str, limit: i64) -> StoreResult<Vec<SlotRow>>;
     /// Who read what: for a product, a reader, or both; most recent first.
     async fn usage(
         &mut self,
@@ -401,6 +409,20 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+}
+
+/// One scheduled slot of a product, as claimed by a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRow {
+    pub product: String,
+    pub slot_at: String,
+    pub claimed_by: String,
+    pub claimed_at: String,
+    /// `claimed`, `succeeded`, `skipped` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub run_id: Option<String>,
+    pub finished_at: Option<String>,
 }
 
 /// How much one reader has read of one output port (per major version).

@@ -12,7 +12,7 @@ use sqlx::Row;
 use super::{
     Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, LocationRow,
     MaskingKeyRow, NewEvent, ObservationRow, ObservationStats, PolicyBundleRow, PortRow,
-    ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SnapshotRow, StoreError,
+    ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SlotRow, SnapshotRow, StoreError,
     StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow, ViolationRow,
 };
 
@@ -1299,6 +1299,68 @@ macro_rules! sql_tx {
                     .fetch_one(&mut *self.tx)
                     .await?;
                 Ok((r.try_get("tokens")?, r.try_get("at_ms")?))
+            }
+
+            async fn claim_slot(&mut self, row: &SlotRow) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO schedule_slots (product, slot_at, claimed_by, claimed_at, state, \
+                     attempts, run_id, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (product, slot_at) DO NOTHING",
+                )
+                .bind(&row.product)
+                .bind(&row.slot_at)
+                .bind(&row.claimed_by)
+                .bind(&row.claimed_at)
+                .bind(&row.state)
+                .bind(row.attempts)
+                .bind(&row.run_id)
+                .bind(&row.finished_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn finish_slot(&mut self, row: &SlotRow) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE schedule_slots SET state = $4, attempts = $5, run_id = $6, \
+                     finished_at = $7 WHERE product = $1 AND slot_at = $2 AND claimed_by = $3",
+                )
+                .bind(&row.product)
+                .bind(&row.slot_at)
+                .bind(&row.claimed_by)
+                .bind(&row.state)
+                .bind(row.attempts)
+                .bind(&row.run_id)
+                .bind(&row.finished_at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn slots(&mut self, product: &str, limit: i64) -> StoreResult<Vec<SlotRow>> {
+                let rows = sqlx::query(
+                    "SELECT product, slot_at, claimed_by, claimed_at, state, attempts, run_id, \
+                     finished_at FROM schedule_slots WHERE product = $1 \
+                     ORDER BY slot_at DESC LIMIT $2",
+                )
+                .bind(product)
+                .bind(limit)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(SlotRow {
+                            product: r.try_get("product")?,
+                            slot_at: r.try_get("slot_at")?,
+                            claimed_by: r.try_get("claimed_by")?,
+                            claimed_at: r.try_get("claimed_at")?,
+                            state: r.try_get("state")?,
+                            attempts: r.try_get("attempts")?,
+                            run_id: r.try_get("run_id")?,
+                            finished_at: r.try_get("finished_at")?,
+                        })
+                    })
+                    .collect()
             }
 
             async fn put_rate_bucket(&mut self, key: &str, tokens: f64, at_ms: i64) -> StoreResult<()> {

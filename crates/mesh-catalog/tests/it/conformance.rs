@@ -2535,3 +2535,86 @@ fn an_unreachable_catalog_database_is_a_retryable_error() {
     // A real failure stays a 500.
     assert_eq!(StoreError::Corrupt("x".into()).problem().status, 500);
 }
+
+/// Issue 21: two servers on one catalog (two stores of one database) claim the same schedule
+/// slots at once, 3 products x 100 slots, each twice: every slot is claimed exactly once, only
+/// its claimer records how it ended, and the ledger lists a product's slots latest first.
+async fn schedule_slots_are_claimed_once_by_every_server(t: TestStore) {
+    use mesh_catalog::schedule::SlotState;
+    let name = t.name;
+    let other = t.reopen().await;
+    let clock = clock();
+    let one = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+    let two = Catalog::with_clock(other, clock);
+    let base = chrono::DateTime::parse_from_rfc3339("2026-12-05T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let products = ["sales.orders", "sales.refunds", "ops.stock"];
+    let claims = (0..100i64).flat_map(|slot| {
+        products.iter().flat_map(move |product| {
+            [("server-1", 0usize), ("server-2", 1usize)].map(|(server, which)| {
+                (
+                    *product,
+                    base + chrono::Duration::minutes(15 * slot),
+                    server,
+                    which,
+                )
+            })
+        })
+    });
+    let tries = claims.map(|(product, at, server, which)| {
+        let catalog = if which == 0 { one.clone() } else { two.clone() };
+        async move {
+            let won = catalog.claim_slot(product, at, server).await.unwrap();
+            (product, at, server, won)
+        }
+    });
+    let outcomes = futures::future::join_all(tries).await;
+    let won: Vec<_> = outcomes.iter().filter(|o| o.3).collect();
+    assert_eq!(won.len(), 300, "{name}: one claim per slot");
+    let mut seen = std::collections::HashSet::new();
+    for (product, at, _, _) in &won {
+        assert!(
+            seen.insert((*product, *at)),
+            "{name}: {product} {at} claimed twice"
+        );
+    }
+    // Only the claimer finishes a slot.
+    let (product, at, server, _) = won[0];
+    let stranger = if *server == "server-1" {
+        "server-2"
+    } else {
+        "server-1"
+    };
+    assert!(
+        !one.finish_slot(product, *at, stranger, SlotState::Succeeded, 1, None)
+            .await
+            .unwrap(),
+        "{name}"
+    );
+    assert!(
+        two.finish_slot(product, *at, server, SlotState::Failed, 3, Some("run-1"))
+            .await
+            .unwrap(),
+        "{name}"
+    );
+    let listed = one.slots(product, 5).await.unwrap();
+    assert_eq!(listed.len(), 5, "{name}");
+    assert!(
+        listed.windows(2).all(|w| w[0].slot_at > w[1].slot_at),
+        "{name}: latest first: {listed:?}"
+    );
+    let finished = one.slots(product, 1000).await.unwrap();
+    let slot = finished
+        .iter()
+        .find(|s| s.state == SlotState::Failed)
+        .unwrap_or_else(|| panic!("{name}: {finished:?}"));
+    assert_eq!(
+        (slot.attempts, slot.run_id.as_deref()),
+        (3, Some("run-1")),
+        "{name}"
+    );
+    assert!(slot.finished_at.is_some(), "{name}");
+}
+
+on_every_backend!(schedule_slots_are_claimed_once_by_every_server);
