@@ -57,6 +57,8 @@ enum Command {
     Run(cmd::run::Args),
     /// A product's runs, newest first, and the snapshot readers get of each output port.
     Runs(cmd::run::RunsArgs),
+    /// Each data product's schedule (its `schedule` custom property) and next slots.
+    Schedule(cmd::schedule::Args),
     /// Make an earlier run's snapshot of a product's output port current again.
     Rollback(cmd::run::RollbackArgs),
     /// Show a data product (or one version, with its output ports and contracts).
@@ -173,6 +175,7 @@ fn main() -> ExitCode {
         Command::Publish(args) => cmd::publish::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Runs(args) => cmd::run::runs(&args),
+        Command::Schedule(args) => cmd::schedule::run(&args),
         Command::Rollback(args) => cmd::run::rollback(&args),
         Command::Show(args) => cmd::show::show(&args),
         Command::Versions(args) => cmd::show::versions(&args),

@@ -213,16 +213,16 @@ fn governance(
 }
 
 #[derive(Debug)]
-struct Found {
-    path: PathBuf,
+pub(crate) struct Found {
+    pub(crate) path: PathBuf,
     /// The path as printed: as the user typed it, without a leading `./`.
-    display: String,
-    explicit: bool,
+    pub(crate) display: String,
+    pub(crate) explicit: bool,
 }
 
 /// Expands the command-line paths into the files to lint, in a stable order; paths that cannot
 /// be read or searched go to `problems`.
-fn discover(paths: &[PathBuf], problems: &mut Vec<String>) -> Vec<Found> {
+pub(crate) fn discover(paths: &[PathBuf], problems: &mut Vec<String>) -> Vec<Found> {
     let mut out: Vec<Found> = Vec::new();
     for path in paths {
         let meta = match std::fs::metadata(path) {

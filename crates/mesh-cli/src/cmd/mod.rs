@@ -16,6 +16,7 @@ pub(crate) mod policy;
 pub(crate) mod publish;
 pub(crate) mod query;
 pub(crate) mod run;
+pub(crate) mod schedule;
 pub(crate) mod search;
 pub(crate) mod serve;
 pub(crate) mod show;

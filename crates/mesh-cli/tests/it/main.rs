@@ -17,6 +17,7 @@ mod policy;
 mod resilience;
 mod run;
 mod s3;
+mod schedule;
 mod security;
 mod sla;
 // The conformance vectors in ../shared (skip, or fail under CI=true), as every crate reads them.

@@ -1,0 +1,202 @@
+//! `mesh schedule [PATHS]`: each data product's schedule as its descriptor declares it, and its
+//! next slots — what the orchestrator will run, checked before anything is published.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use mesh_model::document::{AnyParsed, parse_document};
+use mesh_model::odps::PlatformProperty;
+use mesh_model::schedule::Schedule;
+use mesh_model::source::Node;
+
+use crate::cmd::lint::discover;
+use crate::files::read_text;
+use crate::output::{self, ERROR, HINT, LOCATION, paint};
+use crate::{Outcome, OutputFormat};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Files or folders holding data product descriptors (`*.odps.yaml`), honouring .gitignore.
+    #[arg(default_value = ".")]
+    paths: Vec<PathBuf>,
+    /// The instant the next slots follow (RFC 3339, e.g. 2026-12-05T10:00:00Z); default now.
+    #[arg(long, value_parser = parse_instant)]
+    at: Option<DateTime<Utc>>,
+    /// How many next slots to show per product.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    next: u16,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    output: OutputFormat,
+}
+
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!("`{text}` is not an RFC 3339 instant ({e}), e.g. 2026-12-05T10:00:00Z")
+        })
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let mut problems = Vec::new();
+    let files = discover(&args.paths, &mut problems);
+    let at = args.at.unwrap_or_else(Utc::now);
+    let mut products = Vec::new();
+    let mut findings = Vec::new();
+    for file in files {
+        let text = match read_text(&file.path) {
+            Ok(text) => text,
+            Err(e) if file.explicit => {
+                problems.push(format!("{e:#}"));
+                continue;
+            }
+            Err(_) => continue,
+        };
+        let AnyParsed::Product(parsed) = parse_document(&file.display, &text) else {
+            continue;
+        };
+        let (Some(root), Some(product)) = (&parsed.root, &parsed.model) else {
+            continue;
+        };
+        let id = product.id.clone().unwrap_or_default();
+        let Some((index, value)) = schedule_node(root) else {
+            products
+                .push(serde_json::json!({ "product": id, "file": file.display, "schedule": null }));
+            continue;
+        };
+        match Schedule::read(value) {
+            Ok(schedule) => {
+                let mut next = Vec::new();
+                let mut from = at;
+                for _ in 0..args.next {
+                    let Some(slot) = schedule.next_after(from) else {
+                        break;
+                    };
+                    next.push(serde_json::json!({
+                        "at": slot.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        "local": slot.with_timezone(&schedule.timezone).format("%Y-%m-%d %H:%M %Z").to_string(),
+                    }));
+                    from = slot;
+                }
+                products.push(serde_json::json!({
+                    "product": id,
+                    "file": file.display,
+                    "schedule": {
+                        "cron": schedule.cron.as_ref().map(|c| c.as_str().to_owned()),
+                        "timezone": schedule.timezone.name(),
+                        "upstream": schedule.upstream,
+                        "retries": schedule.retries,
+                    },
+                    "next": next,
+                }));
+            }
+            Err(found) => {
+                for p in found {
+                    findings.push(serde_json::json!({
+                        "file": file.display,
+                        "line": p.span.start.line,
+                        "column": p.span.start.col,
+                        "pointer": format!("/customProperties/{index}/value{}", p.pointer),
+                        "message": p.message,
+                        "hint": p.hint,
+                    }));
+                }
+            }
+        }
+    }
+    let doc = serde_json::json!({
+        "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "products": products,
+        "errors": findings,
+        "problems": problems,
+    });
+    match args.output {
+        OutputFormat::Json => {
+            let mut out = output::stdout();
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+            out.flush()?;
+        }
+        OutputFormat::Text => print_text(&doc)?,
+    }
+    for p in &problems {
+        output::error(p);
+    }
+    Ok(if !problems.is_empty() {
+        Outcome::Error
+    } else if !findings.is_empty() {
+        Outcome::Findings
+    } else {
+        Outcome::Ok
+    })
+}
+
+/// The `schedule` custom property's value and its index, when the descriptor has one.
+fn schedule_node(root: &Node) -> Option<(usize, &Node)> {
+    let props = root.get("customProperties")?.as_seq()?;
+    props.iter().enumerate().find_map(|(i, p)| {
+        (p.get("property")?.as_str()? == PlatformProperty::Schedule.as_str())
+            .then(|| p.get("value").map(|v| (i, v)))
+            .flatten()
+    })
+}
+
+fn print_text(doc: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    for e in doc["errors"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "{}: {}: {}",
+            paint(
+                LOCATION,
+                &format!(
+                    "{}:{}:{}",
+                    e["file"].as_str().unwrap_or_default(),
+                    e["line"],
+                    e["column"]
+                )
+            ),
+            paint(ERROR, "error"),
+            e["message"].as_str().unwrap_or_default()
+        )?;
+        if let Some(hint) = e["hint"].as_str() {
+            writeln!(out, "  {}", paint(HINT, &format!("hint: {hint}")))?;
+        }
+    }
+    for p in doc["products"].as_array().into_iter().flatten() {
+        let id = p["product"].as_str().unwrap_or_default();
+        let s = &p["schedule"];
+        if s.is_null() {
+            writeln!(out, "{}: not scheduled", paint(LOCATION, id))?;
+            continue;
+        }
+        let mut how = Vec::new();
+        if let Some(cron) = s["cron"].as_str() {
+            how.push(format!(
+                "cron `{cron}` in {}",
+                s["timezone"].as_str().unwrap_or("UTC")
+            ));
+        }
+        if s["upstream"].as_bool() == Some(true) {
+            how.push("when an input port's snapshot moves".to_owned());
+        }
+        writeln!(
+            out,
+            "{}: {}; {} retries",
+            paint(LOCATION, id),
+            how.join(", and "),
+            s["retries"]
+        )?;
+        for n in p["next"].as_array().into_iter().flatten() {
+            writeln!(
+                out,
+                "  next {} ({})",
+                n["local"].as_str().unwrap_or_default(),
+                n["at"].as_str().unwrap_or_default()
+            )?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
