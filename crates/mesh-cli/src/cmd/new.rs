@@ -635,6 +635,18 @@ customProperties:
 ",
         kind = args.kind.as_str(),
     );
+    // The contract below promises data at most a day old: hourly runs keep that promise with
+    // a day of retries to spare; a product that reads other products also runs when they move.
+    descriptor.push_str(&format!(
+        "  - property: schedule
+    description: When the pipeline runs (see `mesh schedule`); the contract promises data at most 1 day old.
+    value:
+      cron: \"0 * * * *\"
+      timezone: UTC
+{}      retries: 2
+",
+        if inputs.is_empty() { "" } else { "      on: upstream\n" }
+    ));
     match (args.kind, database) {
         (Kind::Source, Some(db)) => descriptor.push_str(&format!(
             "  - property: sources

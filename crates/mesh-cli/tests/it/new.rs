@@ -73,6 +73,29 @@ fn new_products_lint_test_and_publish_as_generated() {
 
     // Lint (with the policies, strict as publish is), the Rego tests, the contract on the sample.
     assert!(ok(&["lint", "--strict", "."]).contains("checked 6 files: no problems"));
+    // Each runs hourly (the contract promises data at most a day old); a product that reads
+    // another also runs when its input moves.
+    let schedules: serde_json::Value = serde_json::from_str(&ok(&[
+        "schedule",
+        "--at",
+        "2026-12-05T10:20:00Z",
+        "--next",
+        "1",
+        "--output",
+        "json",
+    ]))
+    .expect("json");
+    for p in schedules["products"].as_array().unwrap() {
+        let product = p["product"].as_str().unwrap();
+        assert_eq!(p["schedule"]["cron"], "0 * * * *", "{product}");
+        assert_eq!(
+            p["schedule"]["upstream"],
+            product.starts_with("analytics."),
+            "{product}"
+        );
+        assert_eq!(p["next"][0]["at"], "2026-12-05T11:00:00Z", "{product}");
+    }
+    assert_eq!(schedules["products"].as_array().map(Vec::len), Some(3));
     assert!(ok(&["policy", "test", "ecommerce/orders/policies"]).contains("0 failed"));
     let out = mesh(
         &ws.join("ecommerce/orders"),
