@@ -259,14 +259,7 @@ pub async fn run_model(
     };
     // A large PostgreSQL table is split over connections of its own ([`split`]).
     let measured = match split::blocks(target, conn, &table).await {
-        Some(blocks) => {
-            let parts: Vec<(String, Combine)> = aggregates
-                .iter()
-                .cloned()
-                .zip(combine.iter().copied())
-                .collect();
-            split::run(target, &scope, &key_sets, &parts, blocks).await
-        }
+        Some(blocks) => split::run(target, &scope, &key_sets, &aggregates, &combine, blocks).await,
         None => None,
     };
     let (row, found) = match measured {

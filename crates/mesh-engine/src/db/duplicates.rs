@@ -19,7 +19,7 @@
 //! connections sort their part's hashes in memory (`work_mem` of `MESH_DB_WORK_MEM`, default
 //! 128MB, and a sort rather than a hash table, which PostgreSQL spills sooner).
 
-use super::{Column, Conn, Kind, Target};
+use super::{Column, Conn, Key, Kind, Target};
 
 /// Keys that occur more than once and the rows they span, or why they could not be counted.
 pub(super) type Duplicated = Result<(f64, f64), String>;
@@ -81,10 +81,7 @@ pub(super) async fn count_apart(
         .unwrap_or_default();
     let mut out = Vec::with_capacity(key_sets.len());
     for keys in key_sets {
-        let unique = constraints
-            .iter()
-            .any(|c| !c.columns.is_empty() && c.columns.iter().all(|k| keys.contains(k)));
-        out.push(Some(if unique {
+        out.push(Some(if covered(&constraints, keys) {
             Ok((0.0, 0.0))
         } else {
             match hash_of(target.kind, scope.columns, keys) {
@@ -105,6 +102,24 @@ pub(super) async fn count_apart(
         conn.close().await;
     }
     out
+}
+
+/// Whether a primary key or unique constraint on a subset of `keys` makes them unique already
+/// (step 1 above).
+pub(super) fn covered(constraints: &[Key], keys: &[String]) -> bool {
+    constraints
+        .iter()
+        .any(|c| !c.columns.is_empty() && c.columns.iter().all(|k| keys.contains(k)))
+}
+
+/// `hash IN (...)` of the repeated hashes: the rows that hold every duplicate.
+pub(super) fn among(hash: &str, hashes: &[i64]) -> String {
+    let list = hashes
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{hash} IN ({list})")
 }
 
 /// The keys' exact duplicates and the rows they span, over rows where every key is set and, when
@@ -153,7 +168,7 @@ pub(super) fn not_null(kind: Kind, keys: &[String]) -> String {
         .join(" AND ")
 }
 
-fn and(condition: Option<&str>) -> String {
+pub(super) fn and(condition: Option<&str>) -> String {
     condition.map(|c| format!(" AND ({c})")).unwrap_or_default()
 }
 
@@ -274,17 +289,12 @@ async fn split(
     match repeated(target, conns, scope, keys, hash).await {
         Repeated::Counted(found) => found,
         Repeated::Hashes { hashes, .. } => {
-            let list = hashes
-                .iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
             exact(
                 target,
                 &mut conns[0],
                 scope,
                 keys,
-                Some(&format!("{hash} IN ({list})")),
+                Some(&among(hash, &hashes)),
             )
             .await
         }

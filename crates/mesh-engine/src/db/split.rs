@@ -79,13 +79,15 @@ enum Pending<'k> {
     },
 }
 
-/// Runs the three steps for `aggregates` (each with how its parts combine) and `key_sets` over
-/// `blocks` blocks of `scope.table`. `None` when fewer than two connections could be opened.
+/// Runs the three steps for `aggregates` (`combine[i]` says how aggregate `i` of each part
+/// combines) and `key_sets` over `blocks` blocks of `scope.table`. `None` when fewer than two
+/// connections could be opened.
 pub(super) async fn run(
     target: &Target,
     scope: &Scope<'_>,
     key_sets: &[Vec<String>],
-    aggregates: &[(String, Combine)],
+    aggregates: &[String],
+    combine: &[Combine],
     blocks: u64,
 ) -> Option<Measured> {
     let kind = target.kind;
@@ -117,10 +119,7 @@ pub(super) async fn run(
     };
     let mut pending = Vec::with_capacity(key_sets.len());
     for keys in key_sets {
-        let unique = constraints
-            .iter()
-            .any(|c| !c.columns.is_empty() && c.columns.iter().all(|k| keys.contains(k)));
-        pending.push(if unique {
+        pending.push(if duplicates::covered(&constraints, keys) {
             Pending::Counted(Ok((0.0, 0.0)))
         } else {
             match duplicates::hash_of(kind, scope.columns, keys) {
@@ -149,16 +148,16 @@ pub(super) async fn run(
         .filter(|(_, p)| matches!(p, Pending::Candidates { rows, .. } if *rows <= ADDRESSES))
         .map(|(i, _)| i)
         .collect();
-    let mut select: Vec<String> = aggregates.iter().map(|(a, _)| kind.text(a)).collect();
+    let mut select: Vec<String> = aggregates.iter().map(|a| kind.text(a)).collect();
     for &i in &gathered {
         if let Pending::Candidates {
             keys, hash, hashes, ..
         } = &pending[i]
         {
             select.push(format!(
-                "string_agg(CAST(ctid AS text), ' ') FILTER (WHERE {} AND {hash} IN ({}))",
+                "string_agg(CAST(ctid AS text), ' ') FILTER (WHERE {} AND {})",
                 duplicates::not_null(kind, keys),
-                listed(hashes)
+                duplicates::among(hash, hashes)
             ));
         }
     }
@@ -172,16 +171,13 @@ pub(super) async fn run(
             _ => format!("ctid >= '({start},0)' AND ctid < '({end},0)'"),
         }
     };
-    let filter = scope
-        .filter
-        .map(|f| format!(" AND ({f})"))
-        .unwrap_or_default();
     let sql = |i: u64| {
         format!(
-            "SELECT {} FROM {} WHERE {}{filter}",
+            "SELECT {} FROM {} WHERE {}{}",
             select.join(", "),
             scope.table,
-            range(i)
+            range(i),
+            duplicates::and(scope.filter)
         )
     };
     let answers = futures::future::join_all(
@@ -199,7 +195,7 @@ pub(super) async fn run(
             row = None;
             break;
         };
-        for (at, (_, combine)) in aggregates.iter().enumerate() {
+        for (at, how) in combine.iter().enumerate() {
             let part = cells
                 .get(at)
                 .cloned()
@@ -207,7 +203,7 @@ pub(super) async fn run(
                 .and_then(|v| v.parse::<f64>().ok());
             values[at] = match (values[at], part) {
                 (None, v) | (v, None) => v,
-                (Some(a), Some(b)) => Some(match combine {
+                (Some(a), Some(b)) => Some(match how {
                     Combine::Sum => a + b,
                     Combine::Min => a.min(b),
                     Combine::Max => a.max(b),
@@ -247,7 +243,7 @@ pub(super) async fn run(
                     .join(", ");
                 format!("ctid = ANY(CAST(ARRAY[{tids}] AS tid[]))")
             }
-            _ => format!("{hash} IN ({})", listed(&hashes)),
+            _ => duplicates::among(&hash, &hashes),
         };
         duplicates
             .push(duplicates::exact(target, &mut conns[0], scope, keys, Some(&restrict)).await);
@@ -256,12 +252,4 @@ pub(super) async fn run(
         c.close().await;
     }
     Some(Measured { row, duplicates })
-}
-
-fn listed(hashes: &[i64]) -> String {
-    hashes
-        .iter()
-        .map(i64::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
