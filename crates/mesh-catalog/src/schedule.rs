@@ -9,40 +9,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub use mesh_model::names::SlotState;
+
 use crate::catalog::{Catalog, stamp};
 use crate::store::{SlotRow, StoreError};
-
-/// How a slot ended, or that it is still being run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SlotState {
-    Claimed,
-    Succeeded,
-    Skipped,
-    Failed,
-}
-
-impl SlotState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SlotState::Claimed => "claimed",
-            SlotState::Succeeded => "succeeded",
-            SlotState::Skipped => "skipped",
-            SlotState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Option<SlotState> {
-        [
-            SlotState::Claimed,
-            SlotState::Succeeded,
-            SlotState::Skipped,
-            SlotState::Failed,
-        ]
-        .into_iter()
-        .find(|state| state.as_str() == s)
-    }
-}
 
 /// One slot of a product's schedule as the ledger has it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -488,6 +488,17 @@ state_enum! {
     }
 }
 
+state_enum! {
+    /// Where a slot of a product's schedule is: claimed by one server, then how its run ended
+    /// (skipped: nothing changed since the last success).
+    SlotState ("slot state") {
+        Claimed = "claimed",
+        Succeeded = "succeeded",
+        Skipped = "skipped",
+        Failed = "failed",
+    }
+}
+
 impl RunState {
     /// Not finished yet.
     pub fn is_open(self) -> bool {

@@ -96,12 +96,6 @@ impl DataProduct {
             .filter(|d| *d > 0)
     }
 
-    /// The product's schedule (`schedule` custom property), when set and valid.
-    pub fn schedule(&self) -> Option<crate::schedule::Schedule> {
-        let value = self.platform_property(PlatformProperty::Schedule)?;
-        crate::schedule::Schedule::read(&Node::from_json(value)).ok()
-    }
-
     /// The output port called `name` (the latest listed, when several versions are listed).
     pub fn output_port(&self, name: &str) -> Option<&OutputPort> {
         self.output_ports.iter().rev().find(|p| p.name == name)

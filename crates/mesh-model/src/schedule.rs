@@ -19,6 +19,7 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 
+use crate::diag::{Code, Diagnostic};
 use crate::source::{Node, Span, Value};
 
 /// The most retries a schedule may ask for.
@@ -44,6 +45,19 @@ pub struct Problem {
     pub pointer: String,
     pub message: String,
     pub hint: Option<String>,
+}
+
+impl Problem {
+    /// The lint error it is, `base` being the pointer of the property's value.
+    pub fn diagnostic(self, base: &str) -> Diagnostic {
+        Diagnostic::error(
+            Code::Format,
+            self.span,
+            format!("{base}{}", self.pointer),
+            self.message,
+        )
+        .with_hint_opt(self.hint)
+    }
 }
 
 impl Schedule {

@@ -5,14 +5,15 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use mesh_model::Diagnostic;
 use mesh_model::document::{AnyParsed, parse_document};
 use mesh_model::odps::PlatformProperty;
 use mesh_model::schedule::Schedule;
 use mesh_model::source::Node;
 
-use crate::cmd::lint::discover;
+use crate::cmd::lint::{discover, styled};
 use crate::files::read_text;
-use crate::output::{self, ERROR, HINT, LOCATION, paint};
+use crate::output::{self, LOCATION, paint};
 use crate::{Outcome, OutputFormat};
 
 #[derive(Debug, clap::Args)]
@@ -93,23 +94,19 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 }));
             }
             Err(found) => {
-                for p in found {
-                    findings.push(serde_json::json!({
-                        "file": file.display,
-                        "line": p.span.start.line,
-                        "column": p.span.start.col,
-                        "pointer": format!("/customProperties/{index}/value{}", p.pointer),
-                        "message": p.message,
-                        "hint": p.hint,
-                    }));
-                }
+                let base = format!("/customProperties/{index}/value");
+                findings.extend(
+                    found
+                        .into_iter()
+                        .map(|p| (file.display.clone(), p.diagnostic(&base))),
+                );
             }
         }
     }
     let doc = serde_json::json!({
         "at": at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "products": products,
-        "errors": findings,
+        "errors": findings.iter().map(|(file, d)| d.to_json(file)).collect::<Vec<_>>(),
         "problems": problems,
     });
     match args.output {
@@ -118,7 +115,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
             out.flush()?;
         }
-        OutputFormat::Text => print_text(&doc)?,
+        OutputFormat::Text => print_text(&findings, &doc)?,
     }
     for p in &problems {
         output::error(p);
@@ -142,27 +139,10 @@ fn schedule_node(root: &Node) -> Option<(usize, &Node)> {
     })
 }
 
-fn print_text(doc: &serde_json::Value) -> anyhow::Result<()> {
+fn print_text(findings: &[(String, Diagnostic)], doc: &serde_json::Value) -> anyhow::Result<()> {
     let mut out = output::stdout();
-    for e in doc["errors"].as_array().into_iter().flatten() {
-        writeln!(
-            out,
-            "{}: {}: {}",
-            paint(
-                LOCATION,
-                &format!(
-                    "{}:{}:{}",
-                    e["file"].as_str().unwrap_or_default(),
-                    e["line"],
-                    e["column"]
-                )
-            ),
-            paint(ERROR, "error"),
-            e["message"].as_str().unwrap_or_default()
-        )?;
-        if let Some(hint) = e["hint"].as_str() {
-            writeln!(out, "  {}", paint(HINT, &format!("hint: {hint}")))?;
-        }
+    for (file, d) in findings {
+        writeln!(out, "{}", styled(d, file))?;
     }
     for p in doc["products"].as_array().into_iter().flatten() {
         let id = p["product"].as_str().unwrap_or_default();

@@ -165,17 +165,7 @@ pub(crate) fn product(
             ),
             PlatformProperty::Schedule => {
                 if let Err(problems) = crate::schedule::Schedule::read(value) {
-                    for p in problems {
-                        out.push(
-                            Diagnostic::error(
-                                Code::Format,
-                                p.span,
-                                format!("{pointer}{}", p.pointer),
-                                p.message,
-                            )
-                            .with_hint_opt(p.hint),
-                        );
-                    }
+                    out.extend(problems.into_iter().map(|p| p.diagnostic(&pointer)));
                 }
                 continue;
             }
