@@ -67,7 +67,7 @@ impl Kind {
         }
     }
 
-    /// How many rows `condition` holds for (`NULL` over no rows on MySQL). PostgreSQL's
+    /// How many rows `condition` holds for (`NULL` over no rows, but on PostgreSQL). PostgreSQL's
     /// aggregate filter skips the other rows sooner than a `CASE` does (about 10% of a 10M-row
     /// fused aggregate).
     pub fn count_where(self, condition: &str) -> String {
