@@ -89,6 +89,8 @@ async fn populate(store: &Arc<dyn CatalogStore>, products: usize, now: chrono::D
                 migration_guide: None,
                 deprecated_at: None,
                 revision: 1,
+                transform: None,
+                schedule: None,
             })
             .await
             .expect("version");

@@ -145,6 +145,7 @@ slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n  - property: 
             path: "contracts/out.odcs.yaml".into(),
             text: contract,
         }],
+        transform: None,
     }
 }
 

@@ -288,6 +288,11 @@ impl Catalog {
         stamp(self.clock.now())
     }
 
+    /// The catalog's clock's time, as an instant (what a scheduler compares slots with).
+    pub fn instant(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Whether `who` may do `action`; the refusal names both.
     pub(crate) fn allow(who: &Principal, action: Action<'_>) -> Result<(), Denied> {
         if who.may(action) {

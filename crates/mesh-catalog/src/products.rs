@@ -143,6 +143,9 @@ pub struct VersionView {
     pub descriptor: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<PortView>,
+    /// The pipeline's SQL (`transform.sql`) published with this version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -189,6 +192,7 @@ pub(crate) fn version_view(
         deprecated_at: row.deprecated_at,
         descriptor,
         ports,
+        transform: if full { row.transform } else { None },
     })
 }
 

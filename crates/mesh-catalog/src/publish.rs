@@ -59,6 +59,13 @@ pub enum PublishError {
     NoContractId { port: String },
     #[error("contract `{contract}` of output port `{port}` is not in the bundle")]
     ContractNotInBundle { contract: String, port: String },
+    /// A schedule the orchestrator could not carry out.
+    #[error("{path}: {product} has a schedule but no runnable pipeline: {reason}")]
+    NotRunnable {
+        path: String,
+        product: String,
+        reason: String,
+    },
     #[error("output port `{port}`: compatibility {value} is not one of {}", Compatibility::ALL.map(Compatibility::as_str).join(", "))]
     BadCompatibility { port: String, value: String },
     /// A different document is already published under this version.
@@ -108,6 +115,7 @@ impl ToProblem for PublishError {
             | PublishError::DuplicatePort { .. }
             | PublishError::NoContractId { .. }
             | PublishError::ContractNotInBundle { .. }
+            | PublishError::NotRunnable { .. }
             | PublishError::BadCompatibility { .. }
             | PublishError::WrongDomain { .. } => ErrorCode::BadRequest,
             PublishError::BadStatus { .. } => ErrorCode::Lifecycle,
@@ -162,6 +170,10 @@ pub struct Source {
 pub struct Bundle {
     pub descriptor: Source,
     pub contracts: Vec<Source>,
+    /// The pipeline's `transform.sql`: published and versioned with the product, so the
+    /// orchestrator of any server runs what was reviewed. Required when the product has a
+    /// schedule.
+    pub transform: Option<Source>,
 }
 
 /// What a publish did.
@@ -238,6 +250,10 @@ struct Prepared {
     ports: Vec<PreparedPort>,
     inputs: Vec<(String, String)>,
     digest: String,
+    /// The pipeline's SQL, when the bundle has one.
+    transform: Option<String>,
+    /// The `schedule` custom property's value.
+    schedule: Option<serde_json::Value>,
 }
 
 #[derive(Debug)]
@@ -408,10 +424,31 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, PublishError> {
         .iter()
         .map(|p| (p.port.clone(), p.json.clone()))
         .collect();
-    let digest = digest(&serde_json::json!({
+    let transform = bundle
+        .transform
+        .as_ref()
+        .map(|t| t.text.clone())
+        .filter(|t| !t.trim().is_empty());
+    let schedule = scheduled(&root);
+    if let Some(reason) = schedule
+        .as_ref()
+        .and_then(|_| not_runnable(transform.is_some(), product.output_ports.len()))
+    {
+        return Err(PublishError::NotRunnable {
+            path: bundle.descriptor.path.clone(),
+            product: id,
+            reason,
+        });
+    }
+    let mut digested = serde_json::json!({
         "descriptor": descriptor,
         "contracts": contracts_json,
-    }));
+    });
+    // (Only when there is one: the digests of bundles without a pipeline stay what they were.)
+    if let Some(sql) = &transform {
+        digested["transform"] = sql.clone().into();
+    }
+    let digest = digest(&digested);
     Ok(Prepared {
         descriptor_path: bundle.descriptor.path.clone(),
         id,
@@ -424,6 +461,33 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, PublishError> {
         ports,
         inputs,
         digest,
+        transform,
+        schedule: schedule.map(|(_, value)| value),
+    })
+}
+
+/// The `schedule` custom property: its node and its value as JSON.
+fn scheduled(root: &Node) -> Option<(Node, serde_json::Value)> {
+    let props = root.get("customProperties")?.as_seq()?;
+    props.iter().find_map(|p| {
+        let name = p.get("property")?.as_str()?;
+        (name == mesh_model::odps::PlatformProperty::Schedule.as_str())
+            .then(|| p.get("value").map(|v| (v.clone(), v.to_json())))
+            .flatten()
+    })
+}
+
+/// Why a scheduled product could not be run by the orchestrator, if it could not.
+fn not_runnable(has_transform: bool, outputs: usize) -> Option<String> {
+    if !has_transform {
+        return Some(
+            "the bundle has no transform.sql (the orchestrator runs the published pipeline); \
+             add one to the product folder, or remove the `schedule` property"
+                .to_owned(),
+        );
+    }
+    (outputs != 1).then(|| {
+        format!("a pipeline writes exactly one output port, and this product has {outputs}")
     })
 }
 
@@ -804,6 +868,8 @@ impl Catalog {
             migration_guide: None,
             deprecated_at: None,
             revision: 1,
+            transform: p.transform.clone(),
+            schedule: p.schedule.as_ref().map(|s| s.to_string()),
         })
         .await?;
         for port in &p.ports {

@@ -7,25 +7,85 @@
 //! retries. The ledger is also what `mesh schedule` shows as the last runs.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use mesh_model::names::SlotState;
 
+use crate::auth::{Action, Principal};
 use crate::catalog::{Catalog, stamp};
-use crate::store::{SlotRow, StoreError};
+use crate::products::ProductError;
+use crate::store::{ScheduledRow, SlotRow, StoreError};
 
 /// One slot of a product's schedule as the ledger has it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Slot {
     pub product: String,
     /// The slot's instant, RFC 3339 in UTC.
     pub slot_at: String,
     pub claimed_by: String,
     pub claimed_at: String,
+    /// `claimed` (running), `succeeded`, `skipped` (nothing it reads or runs changed) or
+    /// `failed` (after its retries).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub state: SlotState,
     pub attempts: u32,
     pub run_id: Option<String>,
     pub finished_at: Option<String>,
+    /// Why it ran: `cron` or `upstream`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Why it failed (its last attempt's error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// How a claimed slot ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotEnd<'a> {
+    pub state: SlotState,
+    /// Tries, retries included.
+    pub attempts: u32,
+    /// The catalog's run of the last attempt, when one started.
+    pub run_id: Option<&'a str>,
+    /// What the run read and ran, hashed.
+    pub fingerprint: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// A product whose latest version declares a schedule, as the orchestrator needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scheduled {
+    pub product: String,
+    pub domain: String,
+    /// The product's status; a retired product is not run.
+    pub status: String,
+    pub version: String,
+    /// The version's digest: a new publish (a new schedule) changes it.
+    pub digest: String,
+    /// When it was published: no cron slot before it runs.
+    pub published_at: DateTime<Utc>,
+    /// The `schedule` property's value.
+    pub schedule: serde_json::Value,
+    /// The products whose ports its input ports read.
+    pub upstream: Vec<String>,
+}
+
+impl Scheduled {
+    fn from_row(row: ScheduledRow) -> Scheduled {
+        Scheduled {
+            schedule: serde_json::from_str(&row.schedule).unwrap_or_default(),
+            product: row.product,
+            domain: row.domain,
+            status: row.status,
+            version: row.version,
+            published_at: DateTime::parse_from_rfc3339(&row.published_at)
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or_default(),
+            digest: row.digest,
+            upstream: row.upstream,
+        }
+    }
 }
 
 impl Slot {
@@ -39,18 +99,21 @@ impl Slot {
             claimed_at: row.claimed_at,
             run_id: row.run_id,
             finished_at: row.finished_at,
+            cause: row.cause,
+            error: row.error,
         }
     }
 }
 
 impl Catalog {
     /// Claims `product`'s slot at `slot_at` for `server`: true for exactly one claimer of a slot,
-    /// on any server of this catalog.
+    /// on any server of this catalog. `cause` says why it runs (`cron`, `upstream`).
     pub async fn claim_slot(
         &self,
         product: &str,
         slot_at: DateTime<Utc>,
         server: &str,
+        cause: &str,
     ) -> Result<bool, StoreError> {
         let mut tx = self.store.write().await?;
         let claimed = tx
@@ -63,22 +126,22 @@ impl Catalog {
                 attempts: 0,
                 run_id: None,
                 finished_at: None,
+                cause: Some(cause.to_owned()),
+                fingerprint: None,
+                error: None,
             })
             .await?;
         tx.commit().await?;
         Ok(claimed)
     }
 
-    /// Records how `server`'s slot ended (its run, after `attempts` tries); false when the slot
-    /// is not `server`'s.
+    /// Records how `server`'s slot ended; false when the slot is not `server`'s.
     pub async fn finish_slot(
         &self,
         product: &str,
         slot_at: DateTime<Utc>,
         server: &str,
-        state: SlotState,
-        attempts: u32,
-        run_id: Option<&str>,
+        end: &SlotEnd<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.store.write().await?;
         let done = tx
@@ -87,10 +150,14 @@ impl Catalog {
                 slot_at: stamp(slot_at),
                 claimed_by: server.to_owned(),
                 claimed_at: String::new(),
-                state: state.as_str().to_owned(),
-                attempts: i64::from(attempts),
-                run_id: run_id.map(str::to_owned),
+                state: end.state.as_str().to_owned(),
+                attempts: i64::from(end.attempts),
+                run_id: end.run_id.map(str::to_owned),
                 finished_at: Some(self.now()),
+                cause: None,
+                fingerprint: end.fingerprint.map(str::to_owned),
+                // A reason is for people: the first few kilobytes of it.
+                error: end.error.map(|e| truncate(e, 4096)),
             })
             .await?;
         tx.commit().await?;
@@ -102,5 +169,117 @@ impl Catalog {
         let mut tx = self.store.read().await?;
         let rows = tx.slots(product, i64::from(limit.clamp(1, 1000))).await?;
         Ok(rows.into_iter().map(Slot::from_row).collect())
+    }
+}
+
+impl Catalog {
+    /// Every product whose latest version declares a schedule (what the orchestrator of each
+    /// server considers on each tick), in id order.
+    pub async fn scheduled(&self) -> Result<Vec<Scheduled>, StoreError> {
+        let mut tx = self.store.read().await?;
+        Ok(tx
+            .scheduled()
+            .await?
+            .into_iter()
+            .map(Scheduled::from_row)
+            .collect())
+    }
+
+    /// The fingerprint of `product`'s latest slot that succeeded or was skipped.
+    pub async fn last_fingerprint(&self, product: &str) -> Result<Option<String>, StoreError> {
+        let mut tx = self.store.read().await?;
+        tx.last_fingerprint(product).await
+    }
+}
+
+/// `text`, cut to at most `max` bytes at a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A product's published schedule, its next slots and its last runs: what `mesh schedule
+/// PRODUCT` and the portal show.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleView {
+    pub product: String,
+    /// The latest version, whose schedule this is.
+    pub version: String,
+    /// Absent: the product is not scheduled.
+    pub schedule: Option<ScheduleSpec>,
+    /// The next cron slots after now, RFC 3339 in UTC.
+    pub next: Vec<String>,
+    /// The latest slots, newest first.
+    pub last: Vec<Slot>,
+}
+
+/// A schedule as published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScheduleSpec {
+    pub cron: Option<String>,
+    /// An IANA zone, in which the cron's wall-clock times are read.
+    pub timezone: String,
+    /// It also runs when an input port's snapshot moves.
+    pub upstream: bool,
+    /// Attempts after a failure.
+    pub retries: u32,
+}
+
+impl Catalog {
+    /// `product`'s schedule (from its latest version), its `next` cron slots and its `last` slots.
+    pub async fn schedule_view(
+        &self,
+        who: &Principal,
+        product: &str,
+        next: u16,
+        last: u32,
+    ) -> Result<ScheduleView, ProductError> {
+        Self::allow(who, Action::Read)?;
+        let version = self.version(who, product, "latest").await?;
+        let value = version.descriptor.as_ref().and_then(|d| {
+            d["customProperties"].as_array()?.iter().find_map(|cp| {
+                (cp["property"] == mesh_model::odps::PlatformProperty::Schedule.as_str())
+                    .then(|| cp["value"].clone())
+            })
+        });
+        let schedule = value.and_then(|v| {
+            mesh_model::schedule::Schedule::read(&mesh_model::source::Node::from_json(&v)).ok()
+        });
+        let mut upcoming = Vec::new();
+        if let Some(s) = &schedule {
+            let mut from = self.instant();
+            for _ in 0..next.min(1000) {
+                let Some(slot) = s.next_after(from) else {
+                    break;
+                };
+                upcoming.push(stamp(slot));
+                from = slot;
+            }
+        }
+        let last = if last == 0 {
+            Vec::new()
+        } else {
+            self.slots(product, last).await?
+        };
+        Ok(ScheduleView {
+            product: version.product,
+            version: version.version,
+            schedule: schedule.map(|s| ScheduleSpec {
+                cron: s.cron.as_ref().map(|c| c.as_str().to_owned()),
+                timezone: s.timezone.name().to_owned(),
+                upstream: s.upstream,
+                retries: s.retries,
+            }),
+            next: upcoming,
+            last,
+        })
     }
 }

@@ -16,6 +16,7 @@ use mesh_catalog::lifecycle::Deprecation;
 use mesh_catalog::lineage::{Direction, Graph};
 use mesh_catalog::locations::{LocationView, NewLocation};
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
+use mesh_catalog::schedule::ScheduleView;
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::sla::{Delivery, SlaOptions, SlaReport, Violation};
 use mesh_catalog::tokens::MaskingKeyInfo;
@@ -190,6 +191,8 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
         limit: i64,
     ) -> Result<Vec<RunView>, Failure>;
     async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure>;
+    /// A product's published schedule, its `next` cron slots and its `last` slots.
+    async fn schedule(&self, product: &str, next: u16, last: u32) -> Result<ScheduleView, Failure>;
     /// The input ports of a product's latest version, resolved for a run (grants checked).
     async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure>;
     /// The sources of a product's latest published version, each allowed for a run.
@@ -398,6 +401,13 @@ impl CatalogApi for Local {
 
     async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure> {
         Ok(self.catalog().snapshots(&self.who, product).await?)
+    }
+
+    async fn schedule(&self, product: &str, next: u16, last: u32) -> Result<ScheduleView, Failure> {
+        Ok(self
+            .catalog()
+            .schedule_view(&self.who, product, next, last)
+            .await?)
     }
 
     async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure> {
@@ -633,12 +643,16 @@ impl Remote {
 }
 
 fn bundle_json(bundle: &Bundle) -> serde_json::Value {
-    serde_json::json!({
+    let mut json = serde_json::json!({
         "descriptor": { "path": bundle.descriptor.path, "content": bundle.descriptor.text },
         "contracts": bundle.contracts.iter()
             .map(|c| serde_json::json!({ "path": c.path, "content": c.text }))
             .collect::<Vec<_>>(),
-    })
+    });
+    if let Some(t) = &bundle.transform {
+        json["transform"] = serde_json::json!({ "path": t.path, "content": t.text });
+    }
+    json
 }
 
 fn product_path(template: &str, product: &str) -> String {
@@ -839,6 +853,17 @@ impl CatalogApi for Remote {
     async fn snapshots(&self, product: &str) -> Result<Vec<Snapshot>, Failure> {
         self.get(&product_path(routes::PRODUCT_SNAPSHOTS, product))
             .await
+    }
+
+    async fn schedule(&self, product: &str, next: u16, last: u32) -> Result<ScheduleView, Failure> {
+        let path = with_query(
+            &product_path(routes::PRODUCT_SCHEDULE, product),
+            &[
+                ("next", Some(&next.to_string())),
+                ("last", Some(&last.to_string())),
+            ],
+        );
+        self.get(&path).await
     }
 
     async fn pipeline_inputs(&self, product: &str) -> Result<Vec<ResolvedInput>, Failure> {

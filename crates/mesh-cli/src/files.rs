@@ -66,12 +66,23 @@ pub(crate) fn load_bundle(path: &Path) -> anyhow::Result<Bundle> {
         }
     }
     contracts.sort_by(|a, b| a.path.cmp(&b.path));
+    // The pipeline is published with the product (the orchestrator runs the published one).
+    let transform_path = dir.join("transform.sql");
+    let transform = if transform_path.is_file() {
+        Some(Source {
+            path: shown(&transform_path),
+            text: read_text(&transform_path)?,
+        })
+    } else {
+        None
+    };
     Ok(Bundle {
         descriptor: Source {
             path: shown(&descriptor),
             text: read_text(&descriptor)?,
         },
         contracts,
+        transform,
     })
 }
 

@@ -100,6 +100,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::runs::heartbeat_run))
         .routes(routes!(crate::runs::product_runs))
         .routes(routes!(crate::runs::product_snapshots))
+        .routes(routes!(crate::runs::product_schedule))
         .routes(routes!(crate::runs::product_inputs))
         .routes(routes!(crate::runs::product_sources))
         .routes(routes!(list_locations, add_location))
@@ -176,6 +177,10 @@ pub(crate) struct PublishRequest {
     descriptor: Document,
     #[serde(default)]
     contracts: Vec<Document>,
+    /// The pipeline's SQL (`transform.sql`), published and versioned with the product; the
+    /// orchestrator runs it on the product's schedule (required when there is one).
+    #[serde(default)]
+    transform: Option<Document>,
 }
 
 impl PublishRequest {
@@ -188,6 +193,16 @@ impl PublishRequest {
                 .enumerate()
                 .map(|(i, c)| c.source(format!("contracts[{i}].odcs.yaml")))
                 .collect::<ApiResult<_>>()?,
+            transform: self
+                .transform
+                .as_ref()
+                .map(|t| match &t.content {
+                    serde_json::Value::String(_) => t.source("transform.sql".to_owned()),
+                    _ => Err(ApiError::bad_request(
+                        "`transform.content` must be SQL text",
+                    )),
+                })
+                .transpose()?,
         })
     }
 }

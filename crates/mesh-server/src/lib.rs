@@ -52,6 +52,8 @@ pub struct AppState {
     /// The portal's policy-compliance counts and when they were computed (an audit of every
     /// product is too slow to run per page on a large mesh).
     compliance: Arc<std::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
+    /// This server's orchestrator, when it runs one (its counters go to `/metrics`).
+    orchestrator: Option<Arc<mesh_service::orchestrator::Orchestrator>>,
 }
 
 /// How a server runs: its query limits, where access events are also sent, and its SLA monitor.
@@ -69,6 +71,20 @@ pub struct Options {
     pub public_url: Option<String>,
     /// The connection cap and timeouts.
     pub connections: ConnectionLimits,
+    /// Run the scheduled products' pipelines (the orchestrator); `None`: this server only serves.
+    pub schedules: Option<Schedules>,
+    /// Seconds between catalog-wide policy audits (recorded as `policy.audit` events, one server
+    /// of the catalog running each); `None`: only on request.
+    pub audit_interval: Option<std::time::Duration>,
+}
+
+/// The orchestrator's settings.
+#[derive(Debug, Clone, Default)]
+pub struct Schedules {
+    pub options: mesh_service::orchestrator::OrchestratorOptions,
+    /// A checkout of the repository holding the product folders, for sources that are files of
+    /// a product's folder.
+    pub workspace: Option<std::path::PathBuf>,
 }
 
 /// The largest request body accepted (a product with its contracts is a few hundred kilobytes).
@@ -93,7 +109,18 @@ pub fn app_with(catalog: Catalog, limits: QueryLimits) -> Router {
 /// [`app`] with these options.
 pub fn app_with_options(catalog: Catalog, options: Options) -> Router {
     let monitor = Arc::new(monitor(&options));
-    app_with_monitor(catalog, options, monitor)
+    app_with_monitor(catalog, options, monitor, None)
+}
+
+/// [`app`] with these options, whose `/metrics` shows `orchestrator`'s counters (the
+/// orchestrator runs elsewhere: [`serve`] starts one).
+pub fn app_with_orchestrator(
+    catalog: Catalog,
+    options: Options,
+    orchestrator: Arc<mesh_service::orchestrator::Orchestrator>,
+) -> Router {
+    let monitor = Arc::new(monitor(&options));
+    app_with_monitor(catalog, options, monitor, Some(orchestrator))
 }
 
 /// The SLA monitor of a server with these options, sending its webhooks over HTTP.
@@ -101,7 +128,12 @@ fn monitor(options: &Options) -> Monitor {
     Monitor::new(options.monitor.clone(), Arc::new(notify::HttpSender::new()))
 }
 
-fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -> Router {
+fn app_with_monitor(
+    catalog: Catalog,
+    options: Options,
+    monitor: Arc<Monitor>,
+    orchestrator: Option<Arc<mesh_service::orchestrator::Orchestrator>>,
+) -> Router {
     let limits = options.limits;
     let (router, doc) = api_router().split_for_parts();
     let openapi = Arc::new(doc.to_pretty_json().unwrap_or_default());
@@ -127,6 +159,7 @@ fn app_with_monitor(catalog: Catalog, options: Options, monitor: Arc<Monitor>) -
         sessions: Arc::default(),
         public_url: options.public_url.as_deref().map(Arc::from),
         compliance: Arc::default(),
+        orchestrator,
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
@@ -282,8 +315,35 @@ pub async fn serve(
     use tokio::io::AsyncWriteExt as _;
     let limits = options.connections;
     let monitor = Arc::new(monitor(&options));
-    let monitoring = tokio::spawn(Arc::clone(&monitor).run(catalog.clone()));
-    let app = app_with_monitor(catalog, options, monitor);
+    let server = options
+        .schedules
+        .as_ref()
+        .map(|s| s.options.server.clone())
+        .unwrap_or_else(mesh_service::pipeline::owner);
+    let monitoring = tokio::spawn(Arc::clone(&monitor).run(catalog.clone(), server.clone()));
+    let auditing = options.audit_interval.map(|every| {
+        tokio::spawn(mesh_service::orchestrator::audit_loop(
+            catalog.clone(),
+            every,
+            server,
+        ))
+    });
+    let orchestrator = options.schedules.clone().map(|s| {
+        let service = Service::new(catalog.clone()).with_limits(&options.limits);
+        let runner = mesh_service::orchestrator::PipelineRunner {
+            service: service.clone(),
+            workspace: s.workspace,
+        };
+        Arc::new(mesh_service::orchestrator::Orchestrator::new(
+            service.catalog().clone(),
+            Arc::new(runner),
+            s.options,
+        ))
+    });
+    let orchestrating = orchestrator
+        .as_ref()
+        .map(|o| tokio::spawn(Arc::clone(o).run()));
+    let app = app_with_monitor(catalog, options, monitor, orchestrator);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -339,6 +399,11 @@ pub async fn serve(
     }
     drop(listener);
     monitoring.abort();
+    // Scheduled runs in flight stop with the process; a run left open is settled by the next
+    // one of its port (from the Delta log), and its slot stays claimed, not run twice.
+    for task in [auditing, orchestrating].into_iter().flatten() {
+        task.abort();
+    }
     let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;
     Ok(())
 }

@@ -673,6 +673,12 @@ async fn product(
             })
         })
         .collect();
+    let schedule = catalog
+        .schedule_view(&who, &id, 1, 10)
+        .await
+        .ok()
+        .map(|v| serde_json::to_value(v).unwrap_or_default())
+        .unwrap_or_default();
     let column = f.column.as_deref().filter(|c| !c.is_empty());
     let graph = Box::pin(catalog.product_lineage(&who, &id, 3, Direction::Both, column))
         .await
@@ -706,6 +712,7 @@ async fn product(
             "policy": policy,
             "history": history,
             "runs": runs,
+            "schedule": schedule,
             "lineage": crate::graph::svg(&graph, &id),
             "column": column,
             "recommendations": recommendations,

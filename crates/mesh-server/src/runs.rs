@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
+use mesh_catalog::schedule::ScheduleView;
 use mesh_service::{ResolvedInput, ResolvedSource};
 use serde::Deserialize;
 
@@ -198,6 +199,43 @@ pub(crate) async fn product_runs(
                 params.port.as_deref(),
                 params.limit.unwrap_or(20),
             )
+            .await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ScheduleParams {
+    /// How many next cron slots (default 3, at most 1000).
+    next: Option<u16>,
+    /// How many of the latest slots, newest first (default 10, at most 1000).
+    last: Option<u32>,
+}
+
+/// The product's published schedule, its next cron slots and its latest slots (how each ended:
+/// succeeded, skipped, failed with the reason, or claimed while it runs).
+#[utoipa::path(get, path = "/api/v1/products/{product}/schedule", tag = "runs",
+    params(("product" = String, Path, description = "`domain.product`"), ScheduleParams),
+    security(("token" = [])),
+    responses((status = 200, body = ScheduleView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn product_schedule(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    params: Result<Query<ScheduleParams>, QueryRejection>,
+) -> ApiResult<Json<ScheduleView>> {
+    let who = caller.principal()?;
+    let Path(product) = path?;
+    let Query(params) = params?;
+    let (next, last) = (params.next.unwrap_or(3), params.last.unwrap_or(10));
+    if next > 1000 || last > 1000 {
+        return Err(ApiError::bad_request("`next` and `last` are at most 1000"));
+    }
+    Ok(Json(
+        state
+            .catalog
+            .schedule_view(&who, &product, next, last)
             .await?,
     ))
 }

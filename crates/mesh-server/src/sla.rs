@@ -149,7 +149,13 @@ pub(crate) async fn metrics(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        render(&pass.report, pass.seconds, &runs),
+        {
+            let mut text = render(&pass.report, pass.seconds, &runs);
+            if let Some(o) = &state.orchestrator {
+                render_schedule(&mut text, &o.counters);
+            }
+            text
+        },
     ))
 }
 
@@ -397,6 +403,55 @@ fn render(report: &SlaReport, seconds: f64, runs: &[(String, i64)]) -> String {
         );
     }
     out
+}
+
+/// The orchestrator's counters since this server started.
+fn render_schedule(out: &mut String, c: &mesh_service::orchestrator::Counters) {
+    use mesh_service::orchestrator::{Counters, DELAY_BUCKETS};
+    family(
+        out,
+        "mesh_schedule_runs_total",
+        "counter",
+        "Scheduled slots this server claimed, and how they ended (retried counts attempts after a failure; collapsed, cron slots overtaken by a later one before they ran).",
+    );
+    for (outcome, n) in [
+        ("scheduled", &c.scheduled),
+        ("succeeded", &c.succeeded),
+        ("skipped", &c.skipped),
+        ("retried", &c.retried),
+        ("failed", &c.failed),
+        ("collapsed", &c.collapsed),
+    ] {
+        let _ = writeln!(
+            out,
+            "mesh_schedule_runs_total{{outcome=\"{outcome}\"}} {}",
+            Counters::get(n)
+        );
+    }
+    family(
+        out,
+        "mesh_schedule_queue_delay_seconds",
+        "histogram",
+        "From a slot's instant to its run's start, for the slots this server claimed.",
+    );
+    for (le, n) in DELAY_BUCKETS.iter().zip(&c.delay_buckets) {
+        let _ = writeln!(
+            out,
+            "mesh_schedule_queue_delay_seconds_bucket{{le=\"{le}\"}} {}",
+            Counters::get(n)
+        );
+    }
+    let count = Counters::get(&c.delay_count);
+    let _ = writeln!(
+        out,
+        "mesh_schedule_queue_delay_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(
+        out,
+        "mesh_schedule_queue_delay_seconds_sum {}",
+        number(Counters::get(&c.delay_sum_ms) as f64 / 1000.0)
+    );
+    let _ = writeln!(out, "mesh_schedule_queue_delay_seconds_count {count}");
 }
 
 #[cfg(test)]

@@ -11,6 +11,9 @@
 //!   identity, outside its domain);
 //! - [`monitor`]: the SLA monitor (probes, a pass over every port, violations to a webhook) and
 //!   [`notify`], the webhook deliveries it and the access workflow send;
+//! - [`orchestrator`]: the scheduler inside `mesh serve` (cron slots and upstream triggers,
+//!   claimed once across servers, retried, skipped when nothing changed), running
+//!   [`pipeline`]s as `mesh run` does;
 //! - [`limits`]: what one consumer may spend on reads (a rate and a time limit), the same at
 //!   every way in;
 //! - [`metrics`]: the read-latency histograms `/metrics` shows;
@@ -23,6 +26,8 @@ pub mod logging;
 pub mod metrics;
 pub mod monitor;
 pub mod notify;
+pub mod orchestrator;
+pub mod pipeline;
 pub mod read;
 pub mod routes;
 

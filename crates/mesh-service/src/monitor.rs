@@ -111,8 +111,10 @@ impl Monitor {
     }
 
     /// Passes every `interval` until the task is dropped; a failed pass is logged and retried
-    /// at the next tick.
-    pub async fn run(self: Arc<Self>, catalog: Catalog) {
+    /// at the next tick. Of the servers of one catalog, one (`server` claims it in the catalog's
+    /// ledger) runs each pass — probes, violations recorded, webhooks sent; the others evaluate
+    /// without recording, for their own `/metrics`.
+    pub async fn run(self: Arc<Self>, catalog: Catalog, server: String) {
         let Some(interval) = self.options.interval else {
             return;
         };
@@ -121,6 +123,25 @@ impl Monitor {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let now = catalog.instant();
+            if !crate::orchestrator::claim_operation(&catalog, "sla", interval, now, &server).await
+            {
+                let started = Instant::now();
+                let options = SlaOptions {
+                    window: self.options.window,
+                    product: None,
+                };
+                match Box::pin(catalog.sla(&who, &options)).await {
+                    Ok(report) => {
+                        *self.last.write().unwrap_or_else(|e| e.into_inner()) = Some(Pass {
+                            report: Arc::new(report),
+                            seconds: started.elapsed().as_secs_f64(),
+                        });
+                    }
+                    Err(e) => log(&format!("the SLA evaluation failed: {e}")),
+                }
+                continue;
+            }
             // Deliveries in the background: a receiver that is down never holds up a pass.
             if let Err(e) = Box::pin(self.check(&catalog, &who, true)).await {
                 log(&format!("the SLA pass failed: {e}"));

@@ -19,6 +19,7 @@ pub const ALL: &[&str] = &[
     RECOMMENDATIONS,
     PRODUCT_RUNS,
     PRODUCT_SNAPSHOTS,
+    PRODUCT_SCHEDULE,
     PRODUCT_INPUTS,
     PRODUCT_SOURCES,
     PRODUCT_USAGE,
@@ -74,6 +75,7 @@ pub const PRODUCT_LINEAGE: &str = "/api/v1/products/{product}/lineage";
 pub const RECOMMENDATIONS: &str = "/api/v1/products/{product}/recommendations";
 pub const PRODUCT_RUNS: &str = "/api/v1/products/{product}/runs";
 pub const PRODUCT_SNAPSHOTS: &str = "/api/v1/products/{product}/snapshots";
+pub const PRODUCT_SCHEDULE: &str = "/api/v1/products/{product}/schedule";
 pub const PRODUCT_INPUTS: &str = "/api/v1/products/{product}/inputs";
 pub const PRODUCT_SOURCES: &str = "/api/v1/products/{product}/sources";
 pub const PRODUCT_USAGE: &str = "/api/v1/products/{product}/usage";

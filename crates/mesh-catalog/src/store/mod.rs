@@ -280,6 +280,10 @@ pub trait Tx: Send {
     async fn finish_slot(&mut self, row: &SlotRow) -> StoreResult<bool>;
     /// A product's slots, the latest first.
     async fn slots(&mut self, product: &str, limit: i64) -> StoreResult<Vec<SlotRow>>;
+    /// The fingerprint of the latest slot of `product` that succeeded or was skipped.
+    async fn last_fingerprint(&mut self, product: &str) -> StoreResult<Option<String>>;
+    /// Every product whose latest version declares a schedule, in id order.
+    async fn scheduled(&mut self) -> StoreResult<Vec<ScheduledRow>>;
     /// Who read what: for a product, a reader, or both; most recent first.
     async fn usage(
         &mut self,
@@ -423,6 +427,28 @@ pub struct SlotRow {
     pub attempts: i64,
     pub run_id: Option<String>,
     pub finished_at: Option<String>,
+    /// `cron` or `upstream`.
+    pub cause: Option<String>,
+    /// What the slot's run read and ran, hashed (set when it ends).
+    pub fingerprint: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// A product whose latest version declares a schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduledRow {
+    pub product: String,
+    pub domain: String,
+    /// The product's status (`retired` products are not run).
+    pub status: String,
+    pub version: String,
+    pub digest: String,
+    pub published_at: String,
+    /// The schedule, JSON.
+    pub schedule: String,
+    /// The products whose ports the latest version's input ports read.
+    pub upstream: Vec<String>,
 }
 
 /// How much one reader has read of one output port (per major version).
@@ -601,6 +627,10 @@ pub struct VersionRow {
     pub migration_guide: Option<String>,
     pub deprecated_at: Option<String>,
     pub revision: i64,
+    /// The pipeline's `transform.sql`, when the bundle carried one.
+    pub transform: Option<String>,
+    /// The `schedule` custom property's value, JSON, when the descriptor has one.
+    pub schedule: Option<String>,
 }
 
 /// The contract of one output port in one product version.

@@ -12,8 +12,8 @@ use sqlx::Row;
 use super::{
     Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, LocationRow,
     MaskingKeyRow, NewEvent, ObservationRow, ObservationStats, PolicyBundleRow, PortRow,
-    ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, SlotRow, SnapshotRow, StoreError,
-    StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow, ViolationRow,
+    ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, ScheduledRow, SlotRow, SnapshotRow,
+    StoreError, StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow, ViolationRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -37,7 +37,7 @@ macro_rules! product_cols {
 macro_rules! version_cols {
     () => {
         "product, version, major, status, digest, descriptor, published_by, published_at, \
-         sunset, migration_guide, deprecated_at, revision"
+         sunset, migration_guide, deprecated_at, revision, transform, schedule"
     };
 }
 macro_rules! port_cols {
@@ -108,6 +108,8 @@ macro_rules! row_readers {
                 migration_guide: r.try_get("migration_guide")?,
                 deprecated_at: r.try_get("deprecated_at")?,
                 revision: r.try_get("revision")?,
+                transform: r.try_get("transform")?,
+                schedule: r.try_get("schedule")?,
             })
         }
 
@@ -415,7 +417,7 @@ macro_rules! sql_tx {
 
             async fn insert_version(&mut self, row: &VersionRow) -> StoreResult<()> {
                 let sql = concat!("INSERT INTO product_versions (", version_cols!(), ") \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)");
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)");
                 sqlx::query(sql)
                     .bind(&row.product)
                     .bind(&row.version)
@@ -429,6 +431,8 @@ macro_rules! sql_tx {
                     .bind(&row.migration_guide)
                     .bind(&row.deprecated_at)
                     .bind(row.revision)
+                    .bind(&row.transform)
+                    .bind(&row.schedule)
                     .execute(&mut *self.tx)
                     .await
                     .map_err(conflict("version exists"))?;
@@ -589,7 +593,8 @@ macro_rules! sql_tx {
                     "SELECT p.id, p.domain, p.team, p.name, p.latest, p.status AS product_status, ",
                     "p.revision AS product_revision, p.created_at, p.updated_at, ",
                     "v.product, v.version, v.major, v.status, v.digest, v.descriptor, v.published_by, ",
-                    "v.published_at, v.sunset, v.migration_guide, v.deprecated_at, v.revision ",
+                    "v.published_at, v.sunset, v.migration_guide, v.deprecated_at, v.revision, ",
+                    "v.transform, v.schedule ",
                     "FROM products p JOIN product_versions v ON v.product = p.id AND v.version = p.latest ",
                     "WHERE ($1 IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2"
                 );
@@ -1304,7 +1309,7 @@ macro_rules! sql_tx {
             async fn claim_slot(&mut self, row: &SlotRow) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "INSERT INTO schedule_slots (product, slot_at, claimed_by, claimed_at, state, \
-                     attempts, run_id, finished_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     attempts, run_id, finished_at, cause) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                      ON CONFLICT (product, slot_at) DO NOTHING",
                 )
                 .bind(&row.product)
@@ -1315,6 +1320,7 @@ macro_rules! sql_tx {
                 .bind(row.attempts)
                 .bind(&row.run_id)
                 .bind(&row.finished_at)
+                .bind(&row.cause)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -1323,7 +1329,8 @@ macro_rules! sql_tx {
             async fn finish_slot(&mut self, row: &SlotRow) -> StoreResult<bool> {
                 let done = sqlx::query(
                     "UPDATE schedule_slots SET state = $4, attempts = $5, run_id = $6, \
-                     finished_at = $7 WHERE product = $1 AND slot_at = $2 AND claimed_by = $3",
+                     finished_at = $7, fingerprint = $8, error = $9 \
+                     WHERE product = $1 AND slot_at = $2 AND claimed_by = $3",
                 )
                 .bind(&row.product)
                 .bind(&row.slot_at)
@@ -1332,6 +1339,8 @@ macro_rules! sql_tx {
                 .bind(row.attempts)
                 .bind(&row.run_id)
                 .bind(&row.finished_at)
+                .bind(&row.fingerprint)
+                .bind(&row.error)
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -1340,7 +1349,7 @@ macro_rules! sql_tx {
             async fn slots(&mut self, product: &str, limit: i64) -> StoreResult<Vec<SlotRow>> {
                 let rows = sqlx::query(
                     "SELECT product, slot_at, claimed_by, claimed_at, state, attempts, run_id, \
-                     finished_at FROM schedule_slots WHERE product = $1 \
+                     finished_at, cause, fingerprint, error FROM schedule_slots WHERE product = $1 \
                      ORDER BY slot_at DESC LIMIT $2",
                 )
                 .bind(product)
@@ -1358,9 +1367,71 @@ macro_rules! sql_tx {
                             attempts: r.try_get("attempts")?,
                             run_id: r.try_get("run_id")?,
                             finished_at: r.try_get("finished_at")?,
+                            cause: r.try_get("cause")?,
+                            fingerprint: r.try_get("fingerprint")?,
+                            error: r.try_get("error")?,
                         })
                     })
                     .collect()
+            }
+
+            async fn last_fingerprint(&mut self, product: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query(
+                    "SELECT fingerprint FROM schedule_slots WHERE product = $1 \
+                     AND state IN ('succeeded', 'skipped') AND fingerprint IS NOT NULL \
+                     ORDER BY slot_at DESC LIMIT 1",
+                )
+                .bind(product)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.map(|r| r.try_get("fingerprint")).transpose()?)
+            }
+
+            async fn scheduled(&mut self) -> StoreResult<Vec<ScheduledRow>> {
+                let rows = sqlx::query(
+                    "SELECT p.id, p.domain, p.status, v.version, v.digest, v.published_at, v.schedule \
+                     FROM products p JOIN product_versions v ON v.product = p.id AND v.version = p.latest \
+                     WHERE v.schedule IS NOT NULL ORDER BY p.id",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let mut out: Vec<ScheduledRow> = rows
+                    .iter()
+                    .map(|r| {
+                        Ok::<_, sqlx::Error>(ScheduledRow {
+                            product: r.try_get("id")?,
+                            domain: r.try_get("domain")?,
+                            status: r.try_get("status")?,
+                            version: r.try_get("version")?,
+                            digest: r.try_get("digest")?,
+                            published_at: r.try_get("published_at")?,
+                            schedule: r.try_get("schedule")?,
+                            upstream: Vec::new(),
+                        })
+                    })
+                    .collect::<Result<_, _>>()?;
+                // The upstream products of each one's input ports (a contract id names one
+                // product's port).
+                let edges = sqlx::query(
+                    "SELECT DISTINCT d.product, c.product AS upstream FROM dependencies d \
+                     JOIN products p ON p.id = d.product AND p.latest = d.version \
+                     JOIN product_versions v ON v.product = p.id AND v.version = p.latest \
+                     JOIN port_contracts c ON c.contract_id = d.contract_id \
+                     WHERE v.schedule IS NOT NULL AND c.product <> d.product \
+                     ORDER BY d.product, upstream",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                // (The database's collation orders ids its own way: found by name, not by order.)
+                let at: std::collections::HashMap<String, usize> =
+                    out.iter().enumerate().map(|(i, s)| (s.product.clone(), i)).collect();
+                for e in &edges {
+                    let product: String = e.try_get("product")?;
+                    if let Some(&i) = at.get(&product) {
+                        out[i].upstream.push(e.try_get("upstream")?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn put_rate_bucket(&mut self, key: &str, tokens: f64, at_ms: i64) -> StoreResult<()> {

@@ -2540,7 +2540,21 @@ fn an_unreachable_catalog_database_is_a_retryable_error() {
 /// slots at once, 3 products x 100 slots, each twice: every slot is claimed exactly once, only
 /// its claimer records how it ended, and the ledger lists a product's slots latest first.
 async fn schedule_slots_are_claimed_once_by_every_server(t: TestStore) {
-    use mesh_catalog::schedule::SlotState;
+    use mesh_catalog::schedule::{SlotEnd, SlotState};
+    fn end<'a>(
+        state: SlotState,
+        attempts: u32,
+        run_id: Option<&'a str>,
+        fingerprint: Option<&'a str>,
+    ) -> SlotEnd<'a> {
+        SlotEnd {
+            state,
+            attempts,
+            run_id,
+            fingerprint,
+            error: None,
+        }
+    }
     let name = t.name;
     let other = t.reopen().await;
     let clock = clock();
@@ -2565,7 +2579,10 @@ async fn schedule_slots_are_claimed_once_by_every_server(t: TestStore) {
     let tries = claims.map(|(product, at, server, which)| {
         let catalog = if which == 0 { one.clone() } else { two.clone() };
         async move {
-            let won = catalog.claim_slot(product, at, server).await.unwrap();
+            let won = catalog
+                .claim_slot(product, at, server, "cron")
+                .await
+                .unwrap();
             (product, at, server, won)
         }
     });
@@ -2587,15 +2604,28 @@ async fn schedule_slots_are_claimed_once_by_every_server(t: TestStore) {
         "server-1"
     };
     assert!(
-        !one.finish_slot(product, *at, stranger, SlotState::Succeeded, 1, None)
-            .await
-            .unwrap(),
+        !one.finish_slot(
+            product,
+            *at,
+            stranger,
+            &end(SlotState::Succeeded, 1, None, None)
+        )
+        .await
+        .unwrap(),
         "{name}"
     );
     assert!(
-        two.finish_slot(product, *at, server, SlotState::Failed, 3, Some("run-1"))
-            .await
-            .unwrap(),
+        two.finish_slot(
+            product,
+            *at,
+            server,
+            &SlotEnd {
+                error: Some("the transform failed"),
+                ..end(SlotState::Failed, 3, Some("run-1"), Some("f1"))
+            }
+        )
+        .await
+        .unwrap(),
         "{name}"
     );
     let listed = one.slots(product, 5).await.unwrap();
@@ -2610,11 +2640,35 @@ async fn schedule_slots_are_claimed_once_by_every_server(t: TestStore) {
         .find(|s| s.state == SlotState::Failed)
         .unwrap_or_else(|| panic!("{name}: {finished:?}"));
     assert_eq!(
-        (slot.attempts, slot.run_id.as_deref()),
-        (3, Some("run-1")),
+        (slot.attempts, slot.run_id.as_deref(), slot.error.as_deref()),
+        (3, Some("run-1"), Some("the transform failed")),
         "{name}"
     );
     assert!(slot.finished_at.is_some(), "{name}");
+    // A failed slot's fingerprint is not what the next slot compares with; a success's is.
+    assert_eq!(one.last_fingerprint(product).await.unwrap(), None, "{name}");
+    let (_, later, by, _) = won
+        .iter()
+        .find(|w| w.0 == *product && w.1 > *at)
+        .unwrap_or_else(|| panic!("{name}: a later slot of {product}"));
+    let catalog = if *by == "server-1" { &one } else { &two };
+    assert!(
+        catalog
+            .finish_slot(
+                product,
+                *later,
+                by,
+                &end(SlotState::Skipped, 1, None, Some("f2"))
+            )
+            .await
+            .unwrap(),
+        "{name}"
+    );
+    assert_eq!(
+        two.last_fingerprint(product).await.unwrap().as_deref(),
+        Some("f2"),
+        "{name}"
+    );
 }
 
 on_every_backend!(schedule_slots_are_claimed_once_by_every_server);

@@ -159,6 +159,7 @@ schema:
                 path: format!("{domain}/{name}/contracts/{name}.odcs.yaml"),
                 text: contract,
             }],
+            transform: None,
         }
     }
 }

@@ -237,6 +237,7 @@ fn example(dir: &str) -> Bundle {
             text: read(&descriptor),
         },
         contracts,
+        transform: None,
     }
 }
 

@@ -6,16 +6,11 @@
 //! check fails. A run left open by a process that died is settled first, from the Delta log.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use mesh_catalog::runs::{RunEnd as CatalogEnd, RunInput, RunStart};
-use mesh_engine::Location;
-use mesh_engine::mask::Mask;
-use mesh_engine::pipeline::{self, Begun, Input, Ledger, OpenRun, RunEnd, RunPlan};
-use mesh_model::names::props;
+use mesh_engine::pipeline::{self, Begun, Ledger, OpenRun, RunEnd, RunPlan};
 use mesh_model::source::Node;
-use mesh_service::ResolvedSource;
 
 use crate::client::{Client, Failure};
 use crate::files::load_bundle;
@@ -77,22 +72,7 @@ fn message(e: Failure) -> String {
 #[async_trait::async_trait]
 impl Ledger for CatalogLedger {
     async fn begin(&self, plan: &RunPlan) -> Result<Begun, String> {
-        let start = RunStart {
-            product: plan.product.clone(),
-            port: plan.port.clone(),
-            location: (!plan.location.is_empty()).then(|| plan.location.clone()),
-            inputs: plan
-                .inputs
-                .iter()
-                .map(|i| RunInput {
-                    name: i.name.clone(),
-                    product: i.product.clone(),
-                    location: i.location.target.clone(),
-                    delta_version: i.delta_version,
-                })
-                .collect(),
-            owner: plan.owner.clone(),
-        };
+        let start = mesh_service::pipeline::run_start(plan);
         self.client
             .begin_run(&start)
             .await
@@ -112,15 +92,7 @@ impl Ledger for CatalogLedger {
     }
 
     async fn finish(&self, run: &str, end: &RunEnd) -> Result<(), String> {
-        let end = CatalogEnd {
-            delta_version: end.delta_version,
-            rows_in: end.rows_in,
-            rows_out: end.rows_out,
-            bytes_out: end.bytes_out,
-            checks: end.checks.clone(),
-            error: end.error.clone(),
-            skipped: end.skipped.clone(),
-        };
+        let end = mesh_service::pipeline::run_end(end);
         self.client
             .finish_run(run, &end)
             .await
@@ -180,33 +152,6 @@ impl Ledger for CatalogLedger {
     }
 }
 
-fn host() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// Whether the process that owns an open run is gone: on this host, its pid is not running;
-/// elsewhere, it has not been heard of for ten minutes.
-fn dead(run: &OpenRun) -> bool {
-    let (run_host, pid) = run
-        .owner
-        .rsplit_once(':')
-        .unwrap_or((run.owner.as_str(), ""));
-    if run_host == host() {
-        return match pid.parse::<u32>() {
-            Ok(pid) => pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists(),
-            Err(_) => true,
-        };
-    }
-    chrono::DateTime::parse_from_rfc3339(&run.heartbeat_at)
-        .map(|at| chrono::Utc::now().signed_duration_since(at) > chrono::Duration::minutes(10))
-        .unwrap_or(true)
-}
-
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let bundle = load_bundle(&args.dir)?;
     let product = crate::cmd::policy::parse(&bundle.descriptor.text, &bundle.descriptor.path)?;
@@ -251,7 +196,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let transform_path = args.dir.join("transform.sql");
     let transform = std::fs::read_to_string(&transform_path)
         .with_context(|| format!("cannot read {}", transform_path.display()))?;
-    let partition_by = partitions(&contract);
+    let partition_by = mesh_service::pipeline::partitions(&contract);
 
     crate::runtime()?.block_on(async {
         let client = args.catalog.connect().await?;
@@ -261,7 +206,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             .pipeline_sources(&id)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut inputs = sources(allowed, &args.dir)?;
+        let mut inputs = mesh_service::pipeline::sources(allowed, Some(&args.dir))?;
         // What each input port reads, and which columns: decided by the catalog's one rule on
         // reads (another domain's port only through a grant to this product), locally or by the
         // server.
@@ -269,28 +214,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             .pipeline_inputs(&id)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for input in resolved {
-            inputs.push(Input {
-                location: Location::from_path(&input.location, Some("delta"))?,
-                delta_version: Some(input.delta_version),
-                masks: input
-                    .masks
-                    .iter()
-                    .filter_map(|(c, m)| Some((c.clone(), Mask::parse(m)?)))
-                    .collect(),
-                mask: input
-                    .masks
-                    .get("*")
-                    .and_then(|m| Mask::parse(m))
-                    .unwrap_or_default(),
-                keys: input.mask_keys(),
-                columns: input.columns,
-                name: input.name,
-                product: Some(input.product),
-                contract: Some(input.contract),
-                database: None,
-            });
-        }
+        inputs.extend(mesh_service::pipeline::input_ports(resolved)?);
         let openlineage = args
             .openlineage_url
             .as_ref()
@@ -299,7 +223,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             client,
             openlineage,
         };
-        let settled = pipeline::settle(&ledger, &id, &port, dead).await?;
+        let settled = pipeline::settle(&ledger, &id, &port, mesh_service::pipeline::dead).await?;
         if settled > 0 {
             output::warning(&format!(
                 "settled {settled} run(s) of {id}.{port} left open by a process that is gone"
@@ -318,7 +242,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             // The catalog names the port's table.
             location: String::new(),
             inputs,
-            owner: format!("{}:{}", host(), std::process::id()),
+            owner: mesh_service::pipeline::owner(),
             full_refresh: args.full_refresh,
         };
         let spinner = Spinner::start(args.output == OutputFormat::Text);
@@ -331,7 +255,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         drop(spinner);
         let report = report?;
         // Old versions go once the product's retention has passed.
-        if let (Some(days), Some(version)) = (retention_days(&product), report.delta_version) {
+        if let (Some(days), Some(version)) = (
+            mesh_service::pipeline::retention_days(&product.to_json()),
+            report.delta_version,
+        ) {
             match pipeline::vacuum(&report.location, days, version).await {
                 Ok(0) => {}
                 Ok(n) => output::warning(&format!(
@@ -382,214 +309,6 @@ impl Drop for Spinner {
             bar.finish_and_clear();
         }
     }
-}
-
-/// The product's `retentionDays` custom property.
-fn retention_days(product: &Node) -> Option<i64> {
-    product
-        .get("customProperties")
-        .and_then(Node::as_seq)
-        .unwrap_or_default()
-        .iter()
-        .find(|cp| cp.get("property").and_then(Node::as_str) == Some(props::RETENTION_DAYS))
-        .and_then(|cp| cp.get("value"))
-        .and_then(|v| match &v.value {
-            mesh_model::source::Value::Int(i) => Some(*i),
-            _ => None,
-        })
-}
-
-/// The columns the contract partitions by (`partitioned: true`, in `partitionKeyPosition`
-/// order).
-fn partitions(contract: &mesh_model::odcs::Contract) -> Vec<String> {
-    let mut keyed: Vec<(i64, String)> = contract
-        .schema
-        .first()
-        .map(|o| {
-            o.properties
-                .iter()
-                .filter(|p| p.partitioned == Some(true))
-                .map(|p| {
-                    (
-                        p.partition_key_position.unwrap_or(i64::MAX),
-                        p.name().to_owned(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    keyed.sort();
-    keyed.into_iter().map(|(_, n)| n).collect()
-}
-
-/// A product's sources as the catalog allowed them (from its published version): a relative
-/// path must stay in the product folder once links are resolved, and an absolute one under the
-/// registered location the catalog found it under.
-fn sources(allowed: Vec<ResolvedSource>, dir: &Path) -> anyhow::Result<Vec<Input>> {
-    let root = std::fs::canonicalize(dir)
-        .with_context(|| format!("cannot open the product folder {}", dir.display()))?;
-    let mut out = Vec::new();
-    for source in allowed {
-        // A database (the catalog checked its URL is under a location registered for the
-        // domain): a table or a read-only query there.
-        if let Some(relation) = database_relation(&source)? {
-            let target = mesh_engine::db::Target::from_url(&source.path, &source.name)
-                .map_err(|e| anyhow::anyhow!("source `{}`: {}", source.name, e.reason))?;
-            out.push(Input {
-                location: Location::from_path(&source.path, Some("parquet"))?,
-                name: source.name,
-                product: None,
-                contract: None,
-                delta_version: None,
-                columns: None,
-                masks: Vec::new(),
-                mask: Mask::Null,
-                keys: Default::default(),
-                database: Some(mesh_engine::db::source::DbSource {
-                    target,
-                    relation,
-                    incremental: source.incremental.clone(),
-                }),
-            });
-            continue;
-        }
-        // Absolute, so the run records (and OpenLineage names) where the data really is.
-        let local = source.path.strip_prefix("file://").unwrap_or(&source.path);
-        let path = match (&source.location_url, local.contains("://")) {
-            (_, true) => source.path.clone(),
-            (Some(location), false) => {
-                let name = source.location.as_deref().unwrap_or_default();
-                let folder = location.strip_prefix("file://").with_context(|| {
-                    format!(
-                        "source `{}`: location `{name}` ({location}) is not a folder",
-                        source.name
-                    )
-                })?;
-                let folder = std::fs::canonicalize(folder)
-                    .with_context(|| format!("location `{name}`: cannot read {folder}"))?;
-                confine(&source.name, Path::new(local), &folder, &|real| {
-                    format!(
-                        "leads to {}, outside location `{name}` ({location}); a platform admin registers locations with: mesh location add NAME URL --domain DOMAIN",
-                        real.display()
-                    )
-                })?
-            }
-            (None, false) => confine(&source.name, &root.join(&source.path), &root, &|real| {
-                format!(
-                    "leads to {}, outside the product folder; data elsewhere is read from a registered location: mesh location add NAME URL --domain DOMAIN",
-                    real.display()
-                )
-            })?,
-        };
-        out.push(Input {
-            name: source.name,
-            product: None,
-            contract: None,
-            location: Location::from_path(&path, source.format.as_deref())?,
-            delta_version: None,
-            columns: None,
-            masks: Vec::new(),
-            mask: Mask::Null,
-            keys: Default::default(),
-            database: None,
-        });
-    }
-    Ok(out)
-}
-
-/// What a database source reads: its `table`, or its `query` (one read-only query); `None` for
-/// a source of files.
-fn database_relation(
-    source: &ResolvedSource,
-) -> anyhow::Result<Option<mesh_engine::db::source::Relation>> {
-    use mesh_engine::db::source::Relation;
-    let scheme = source
-        .path
-        .split_once("://")
-        .map(|(s, _)| s.to_ascii_lowercase());
-    let database = matches!(
-        scheme.as_deref(),
-        Some("postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite")
-    );
-    if !database {
-        if source.table.is_some() || source.query.is_some() || source.incremental.is_some() {
-            bail!(
-                "source `{}`: `table`, `query` and `incremental` are for database sources (postgres://, mysql://, sqlite://)",
-                source.name
-            );
-        }
-        return Ok(None);
-    }
-    match (&source.table, &source.query) {
-        (Some(table), None) => Ok(Some(Relation::Table(table.clone()))),
-        (None, Some(query)) => Ok(Some(Relation::Query(query.clone()))),
-        _ => bail!(
-            "source `{}` reads a database: give it a `table` or a `query` (not both)",
-            source.name
-        ),
-    }
-}
-
-/// `path` (a file, a folder or a glob) as the engine should read it, once everything it could
-/// read — the path itself, and every file and folder under it, links followed — is known to be
-/// inside `root`; `outside` says why not. (Links are checked now; one made between this check and
-/// the read is not: keep writes to source folders to their domain.)
-fn confine(
-    source: &str,
-    path: &Path,
-    root: &Path,
-    outside: &dyn Fn(&Path) -> String,
-) -> anyhow::Result<String> {
-    /// Past this many entries under one source, the walk stops (a source that large belongs in
-    /// object storage).
-    const MAX_ENTRIES: usize = 1_000_000;
-    let text = path.display().to_string();
-    // A glob reads what matches under the folder before its first pattern character.
-    let (base, pattern) = match text.find(['*', '?', '[']) {
-        Some(i) => {
-            let cut = text[..i].rfind('/').unwrap_or(0);
-            (text[..cut].to_owned(), text[cut..].to_owned())
-        }
-        None => (text.clone(), String::new()),
-    };
-    let real = std::fs::canonicalize(&base)
-        .with_context(|| format!("source `{source}`: cannot read {base}"))?;
-    if !real.starts_with(root) {
-        bail!("source `{source}` {}", outside(&real));
-    }
-    let mut folders = vec![real.clone()];
-    let mut seen = std::collections::HashSet::new();
-    let mut entries = 0;
-    while let Some(folder) = folders.pop() {
-        if !folder.is_dir() || !seen.insert(folder.clone()) {
-            continue;
-        }
-        for entry in std::fs::read_dir(&folder)
-            .with_context(|| format!("source `{source}`: cannot read {}", folder.display()))?
-        {
-            entries += 1;
-            if entries > MAX_ENTRIES {
-                bail!("source `{source}` holds more than {MAX_ENTRIES} files and folders");
-            }
-            let entry = entry
-                .with_context(|| format!("source `{source}`: cannot read {}", folder.display()))?;
-            // A link that leads nowhere reads nothing.
-            let Ok(target) = std::fs::canonicalize(entry.path()) else {
-                continue;
-            };
-            if !target.starts_with(root) {
-                bail!(
-                    "source `{source}`: {} {}",
-                    entry.path().display(),
-                    outside(&target)
-                );
-            }
-            if target.is_dir() {
-                folders.push(target);
-            }
-        }
-    }
-    Ok(format!("{}{pattern}", real.display()))
 }
 
 fn print(
@@ -794,7 +513,7 @@ pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
             client,
             openlineage: None,
         };
-        pipeline::settle(&ledger, &target.product, &target.port, dead).await?;
+        pipeline::settle(&ledger, &target.product, &target.port, mesh_service::pipeline::dead).await?;
         let plan = RunPlan {
             executor: pipeline::Executor::InProcess,
             product: target.product.clone(),
@@ -803,7 +522,7 @@ pub(crate) fn rollback(args: &RollbackArgs) -> anyhow::Result<Outcome> {
             team: None,
             location: target.location.clone(),
             inputs: Vec::new(),
-            owner: format!("{}:{}", host(), std::process::id()),
+            owner: mesh_service::pipeline::owner(),
             full_refresh: false,
         };
         let version = pipeline::rollback(&ledger, &plan, to_version)

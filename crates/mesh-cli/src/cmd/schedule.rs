@@ -1,5 +1,7 @@
-//! `mesh schedule [PATHS]`: each data product's schedule as its descriptor declares it, and its
-//! next slots — what the orchestrator will run, checked before anything is published.
+//! `mesh schedule [PATHS | PRODUCTS]`: each data product's schedule as its descriptor declares
+//! it, and its next slots — what the orchestrator will run, checked before anything is
+//! published; for a product id (`domain.product`), the published schedule from the catalog, its
+//! next slots and how its last slots ended.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -18,9 +20,15 @@ use crate::{Outcome, OutputFormat};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Files or folders holding data product descriptors (`*.odps.yaml`), honouring .gitignore.
+    /// Files or folders holding data product descriptors (`*.odps.yaml`), honouring .gitignore,
+    /// or published products (`domain.product`, not a path here).
     #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
+    /// How many of a published product's last slots to show.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    last: u32,
+    #[command(flatten)]
+    catalog: crate::workspace::CatalogArgs,
     /// The instant the next slots follow (RFC 3339, e.g. 2026-12-05T10:00:00Z); default now.
     #[arg(long, value_parser = parse_instant)]
     at: Option<DateTime<Utc>>,
@@ -42,9 +50,24 @@ fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     let mut problems = Vec::new();
-    let files = discover(&args.paths, &mut problems);
+    // A product id that is not a path here is looked up in the catalog.
+    let (published, paths): (Vec<&PathBuf>, Vec<&PathBuf>) = args.paths.iter().partition(|p| {
+        !p.exists()
+            && p.to_str()
+                .is_some_and(|t| mesh_model::names::ProductId::parse(t).is_ok())
+    });
+    let paths: Vec<PathBuf> = paths.into_iter().cloned().collect();
+    let files = if paths.is_empty() {
+        Vec::new()
+    } else {
+        discover(&paths, &mut problems)
+    };
     let at = args.at.unwrap_or_else(Utc::now);
     let mut products = Vec::new();
+    if !published.is_empty() {
+        let ids: Vec<String> = published.iter().map(|p| p.display().to_string()).collect();
+        products.extend(from_catalog(args, &ids, &mut problems)?);
+    }
     let mut findings = Vec::new();
     for file in files {
         let text = match read_text(&file.path) {
@@ -129,6 +152,49 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The published schedules of `ids`, their next slots and their last ones.
+fn from_catalog(
+    args: &Args,
+    ids: &[String],
+    problems: &mut Vec<String>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    crate::runtime()?.block_on(async {
+        let client = args.catalog.connect().await?;
+        let mut out = Vec::new();
+        for id in ids {
+            match client.schedule(id, args.next, args.last).await {
+                Ok(view) => {
+                    let tz: chrono_tz::Tz = view
+                        .schedule
+                        .as_ref()
+                        .and_then(|s| s.timezone.parse().ok())
+                        .unwrap_or(chrono_tz::UTC);
+                    let next: Vec<serde_json::Value> = view
+                        .next
+                        .iter()
+                        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| {
+                            serde_json::json!({
+                                "at": t.with_timezone(&Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                                "local": t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string(),
+                            })
+                        })
+                        .collect();
+                    out.push(serde_json::json!({
+                        "product": view.product,
+                        "version": view.version,
+                        "schedule": view.schedule,
+                        "next": next,
+                        "last": view.last,
+                    }));
+                }
+                Err(e) => problems.push(format!("{id}: {e}")),
+            }
+        }
+        Ok(out)
+    })
+}
+
 /// The `schedule` custom property's value and its index, when the descriptor has one.
 fn schedule_node(root: &Node) -> Option<(usize, &Node)> {
     let props = root.get("customProperties")?.as_seq()?;
@@ -174,6 +240,31 @@ fn print_text(findings: &[(String, Diagnostic)], doc: &serde_json::Value) -> any
                 "  next {} ({})",
                 n["local"].as_str().unwrap_or_default(),
                 n["at"].as_str().unwrap_or_default()
+            )?;
+        }
+        for l in p["last"].as_array().into_iter().flatten() {
+            let state = l["state"].as_str().unwrap_or_default();
+            let style = match state {
+                "succeeded" => crate::output::OK,
+                "failed" => crate::output::ERROR,
+                _ => crate::output::WARNING,
+            };
+            writeln!(
+                out,
+                "  last {} {:<9} {} on {}, {} attempt(s){}{}",
+                l["slot_at"].as_str().unwrap_or_default(),
+                paint(style, state),
+                l["cause"].as_str().unwrap_or("cron"),
+                l["claimed_by"].as_str().unwrap_or_default(),
+                l["attempts"],
+                l["run_id"]
+                    .as_str()
+                    .map(|r| format!(", run {r}"))
+                    .unwrap_or_default(),
+                l["error"]
+                    .as_str()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             )?;
         }
     }

@@ -114,6 +114,41 @@ pub(crate) struct Args {
     #[arg(long, default_value_t = 600, env = "MESH_CALLS_PER_MINUTE")]
     calls_per_minute: u32,
 
+    /// Do not run the scheduled products' pipelines here (another server of the catalog does,
+    /// or cron does).
+    #[arg(long, env = "MESH_NO_SCHEDULES")]
+    no_schedules: bool,
+
+    /// Scheduled runs at once on this server; more wait for a free one.
+    #[arg(long, default_value_t = 2, value_name = "N", env = "MESH_MAX_RUNS",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_runs: u16,
+
+    /// Seconds before a failed scheduled run's first retry (each next one waits twice as long;
+    /// the product's schedule says how many).
+    #[arg(
+        long,
+        default_value_t = 30.0,
+        value_name = "SECONDS",
+        env = "MESH_RETRY_BACKOFF"
+    )]
+    retry_backoff: f64,
+
+    /// A checkout of the repository holding the product folders: scheduled runs read sources
+    /// that are files of a product's folder from there.
+    #[arg(long, value_name = "DIR", env = "MESH_WORKSPACE")]
+    workspace: Option<std::path::PathBuf>,
+
+    /// Seconds between catalog-wide policy audits (kept as `policy.audit` events; one server of
+    /// the catalog runs each); 0 turns them off.
+    #[arg(
+        long,
+        default_value_t = 3600.0,
+        value_name = "SECONDS",
+        env = "MESH_AUDIT_INTERVAL"
+    )]
+    audit_interval: f64,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -125,6 +160,14 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     }));
     crate::runtime()?.block_on(async {
         let catalog = args.catalog.open().await?;
+        if let Some(dir) = &args.workspace
+            && !dir.is_dir()
+        {
+            anyhow::bail!("--workspace {}: not a folder", dir.display());
+        }
+        if !(args.retry_backoff.is_finite() && args.retry_backoff >= 0.0) {
+            anyhow::bail!("--retry-backoff must be a number of seconds, not {}", args.retry_backoff);
+        }
         // Checked before listening: a typo in a flag is not a server that half starts.
         let window = mesh_service::monitor::parse_window(&args.sla_window)
             .map_err(|e| anyhow::anyhow!("--sla-window: {e}"))?;
@@ -150,6 +193,17 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 "SLA monitor off".to_owned()
             }
         )?;
+        if !args.no_schedules {
+            writeln!(
+                err,
+                "mesh serve: running scheduled products ({} at once{})",
+                args.max_runs,
+                args.workspace
+                    .as_ref()
+                    .map(|w| format!(", product folders under {}", w.display()))
+                    .unwrap_or_default()
+            )?;
+        }
         // Ctrl-C or SIGTERM (a supervisor stopping it): stop accepting, finish what is in flight.
         let shutdown = async {
             #[cfg(unix)]
@@ -199,6 +253,16 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 header_timeout: std::time::Duration::from_secs_f64(args.header_timeout.max(0.1)),
                 ..mesh_server::ConnectionLimits::default()
             },
+            schedules: (!args.no_schedules).then(|| mesh_server::Schedules {
+                options: mesh_service::orchestrator::OrchestratorOptions {
+                    max_runs: usize::from(args.max_runs),
+                    backoff: std::time::Duration::from_secs_f64(args.retry_backoff.min(86_400.0)),
+                    ..Default::default()
+                },
+                workspace: args.workspace.clone(),
+            }),
+            audit_interval: (args.audit_interval > 0.0 && args.audit_interval.is_finite())
+                .then(|| std::time::Duration::from_secs_f64(args.audit_interval.max(1.0))),
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await

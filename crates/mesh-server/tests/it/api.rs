@@ -370,6 +370,12 @@ fn endpoints() -> Vec<Endpoint> {
             request: |_, _| ("/api/v1/products/sales.c0/snapshots".into(), None),
         },
         Endpoint {
+            method: "GET",
+            template: "/api/v1/products/{product}/schedule",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/products/sales.c0/schedule".into(), None),
+        },
+        Endpoint {
             method: "POST",
             template: "/api/v1/principals/{principal}/revoke",
             allowed: Allowed::Admins,
@@ -1354,7 +1360,7 @@ async fn two_servers_on_one_postgres_never_disagree() {
     assert_eq!(status, StatusCode::OK);
 }
 
-fn rand_suffix() -> u64 {
+pub(crate) fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, RandomState};
     RandomState::new().hash_one(std::time::SystemTime::now()) % 1_000_000
 }

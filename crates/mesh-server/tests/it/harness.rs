@@ -143,6 +143,7 @@ slaProperties:\n  - property: latency\n    value: 1\n    unit: d\n  - property: 
             path: "contracts/port.odcs.yaml".into(),
             text: contract,
         }],
+        transform: None,
     }
 }
 

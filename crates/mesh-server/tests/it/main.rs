@@ -4,5 +4,6 @@
 mod api;
 mod fuzz;
 mod harness;
+mod orchestrator;
 mod portal;
 mod security;

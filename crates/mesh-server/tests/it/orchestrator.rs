@@ -1,0 +1,664 @@
+//! The orchestrator with a clock the test moves: cron slots fire once each, an unchanged
+//! product is skipped, upstream triggers follow lineage, failures retry and then report, two
+//! servers on one PostgreSQL run every slot exactly once, and a schedule cannot be used to read
+//! what the product may not.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use mesh_catalog::schedule::{Slot, SlotState};
+use mesh_catalog::store::SqliteStore;
+use mesh_catalog::{Bundle, Catalog, FixedClock, Principal, Source};
+use mesh_service::Service;
+use mesh_service::orchestrator::{
+    Failed, Job, Orchestrator, OrchestratorOptions, PipelineRunner, Ran, Runner,
+};
+
+fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A product to publish: its id, schedule (YAML under `value:`), sources, input ports and SQL.
+struct Product<'a> {
+    id: &'a str,
+    schedule: &'a str,
+    /// `name: path` of CSV files in the product folder.
+    sources: &'a [(&'a str, &'a str)],
+    /// `(input port name, upstream contract id)`.
+    inputs: &'a [(&'a str, &'a str)],
+    transform: &'a str,
+}
+
+impl Product<'_> {
+    fn bundle(&self) -> Bundle {
+        let (domain, name) = self.id.split_once('.').unwrap();
+        let mut custom = String::from(
+            "customProperties:\n  - property: productType\n    value: source\n  - property: dataClassification\n    value: internal\n",
+        );
+        if !self.sources.is_empty() {
+            custom.push_str("  - property: sources\n    value:\n");
+            for (source, path) in self.sources {
+                custom.push_str(&format!(
+                    "      - name: {source}\n        path: {path}\n        format: csv\n"
+                ));
+            }
+        }
+        custom.push_str(&format!(
+            "  - property: schedule\n    value:\n{}",
+            indent(self.schedule)
+        ));
+        let mut inputs = String::new();
+        if !self.inputs.is_empty() {
+            inputs.push_str("inputPorts:\n");
+            for (port, contract) in self.inputs {
+                inputs.push_str(&format!(
+                    "  - name: {port}\n    version: 1.0.0\n    contractId: {contract}\n"
+                ));
+            }
+        }
+        let descriptor = format!(
+            "apiVersion: v1.0.0\nkind: DataProduct\nid: {id}\nname: {name}\ndomain: {domain}\nstatus: active\nversion: 1.0.0\n\
+description:\n  purpose: A scheduled test product.\n{custom}\
+team:\n  name: {domain}-team\n  members:\n    - username: o@example.com\n      role: owner\n\
+support:\n  - channel: \"#{domain}\"\n    url: https://chat.example.com/{domain}\n{inputs}\
+outputPorts:\n  - name: {name}\n    description: The table.\n    type: tables\n    version: 1.0.0\n    contractId: {id}.{name}\n",
+            id = self.id
+        );
+        let contract = [
+            "apiVersion: v3.1.0".to_owned(),
+            "kind: DataContract".to_owned(),
+            format!("id: {}.{name}", self.id),
+            format!("name: {name}"),
+            "version: 1.0.0".to_owned(),
+            "status: active".to_owned(),
+            format!("domain: {domain}"),
+            "description:".to_owned(),
+            "  purpose: The table.".to_owned(),
+            "schema:".to_owned(),
+            format!("  - name: {name}"),
+            "    physicalType: table".to_owned(),
+            "    properties:".to_owned(),
+            "      - name: id".to_owned(),
+            "        logicalType: string".to_owned(),
+            "        required: true".to_owned(),
+            "        primaryKey: true".to_owned(),
+            "      - name: label".to_owned(),
+            "        logicalType: string".to_owned(),
+        ]
+        .join("\n")
+            + "\n";
+        Bundle {
+            descriptor: Source {
+                path: format!("{domain}/{name}/product.odps.yaml"),
+                text: descriptor,
+            },
+            contracts: vec![Source {
+                path: format!("{domain}/{name}/contracts/{name}.odcs.yaml"),
+                text: contract,
+            }],
+            transform: Some(Source {
+                path: format!("{domain}/{name}/transform.sql"),
+                text: self.transform.to_owned(),
+            }),
+        }
+    }
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("      {l}\n")).collect()
+}
+
+/// A catalog on SQLite with a fixed clock, its workspace (product folders) and storage.
+struct World {
+    catalog: Catalog,
+    clock: Arc<FixedClock>,
+    workspace: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl World {
+    async fn new(start: DateTime<Utc>) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("catalog.db").to_str().unwrap())
+            .await
+            .unwrap();
+        let clock = Arc::new(FixedClock::new(start));
+        let storage = format!("file://{}", dir.path().join("data").display());
+        let catalog = Catalog::with_clock(Arc::new(store), clock.clone()).with_storage(&storage);
+        let workspace = dir.path().join("repo");
+        std::fs::create_dir_all(&workspace).unwrap();
+        World {
+            catalog,
+            clock,
+            workspace,
+            _dir: dir,
+        }
+    }
+
+    /// Writes the product's folder (its descriptor and files) and publishes it.
+    async fn publish(&self, product: &Product<'_>, files: &[(&str, &str)]) {
+        let bundle = product.bundle();
+        let folder = self.folder(product.id);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("product.odps.yaml"), &bundle.descriptor.text).unwrap();
+        for (path, text) in files {
+            let file = folder.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        }
+        self.catalog
+            .publish(&Principal::system("test"), &bundle, false)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", product.id));
+    }
+
+    fn folder(&self, id: &str) -> std::path::PathBuf {
+        let (domain, name) = id.split_once('.').unwrap();
+        self.workspace.join(domain).join(name)
+    }
+
+    fn orchestrator(&self, server: &str, backoff: Duration) -> Orchestrator {
+        let service = Service::new(self.catalog.clone());
+        let runner = PipelineRunner {
+            service: service.clone(),
+            workspace: Some(self.workspace.clone()),
+        };
+        Orchestrator::new(
+            service.catalog().clone(),
+            Arc::new(runner),
+            OrchestratorOptions {
+                server: server.to_owned(),
+                max_runs: 2,
+                tick: Duration::from_secs(1),
+                backoff,
+                catch_up: chrono::Duration::hours(1),
+            },
+        )
+    }
+
+    /// Moves the clock to `now`, ticks, and waits for what the tick started.
+    async fn tick(&self, o: &Orchestrator, now: DateTime<Utc>) -> Vec<Job> {
+        self.clock.set(now);
+        let jobs = o.tick(now).await.unwrap();
+        o.idle().await;
+        jobs
+    }
+
+    async fn slots(&self, product: &str) -> Vec<Slot> {
+        let mut slots = self.catalog.slots(product, 1000).await.unwrap();
+        slots.reverse();
+        slots
+    }
+}
+
+const ROWS: &str = "id,label\na1,first\na2,second\n";
+
+fn orders() -> Product<'static> {
+    Product {
+        id: "sales.orders",
+        schedule: "cron: \"*/15 * * * *\"\ntimezone: Europe/Berlin\nretries: 1",
+        sources: &[("raw", "data/rows.csv")],
+        inputs: &[],
+        transform: "SELECT id, label FROM raw",
+    }
+}
+
+#[tokio::test]
+async fn cron_slots_fire_once_each_and_an_unchanged_product_is_skipped() {
+    let start = at("2026-12-05T10:07:00Z");
+    let w = World::new(start).await;
+    w.publish(&orders(), &[("data/rows.csv", ROWS)]).await;
+    let o = w.orchestrator("server-1", Duration::from_millis(5));
+    // Two simulated hours, a tick a minute; the source changes once, at 11:20.
+    let mut now = start;
+    while now <= at("2026-12-05T12:00:00Z") {
+        if now == at("2026-12-05T11:20:00Z") {
+            let csv = w.folder("sales.orders").join("data/rows.csv");
+            std::fs::write(&csv, format!("{ROWS}a3,third\n")).unwrap();
+        }
+        w.tick(&o, now).await;
+        // A second tick at the same instant finds nothing new.
+        assert_eq!(o.tick(now).await.unwrap(), Vec::new(), "{now}");
+        now += chrono::Duration::minutes(1);
+    }
+    let slots = w.slots("sales.orders").await;
+    let seen: Vec<(String, SlotState)> =
+        slots.iter().map(|s| (s.slot_at.clone(), s.state)).collect();
+    let expected: Vec<(String, SlotState)> = [
+        ("10:15", SlotState::Succeeded),
+        ("10:30", SlotState::Skipped),
+        ("10:45", SlotState::Skipped),
+        ("11:00", SlotState::Skipped),
+        ("11:15", SlotState::Skipped),
+        ("11:30", SlotState::Succeeded),
+        ("11:45", SlotState::Skipped),
+        ("12:00", SlotState::Skipped),
+    ]
+    .iter()
+    .map(|(t, s)| (format!("2026-12-05T{t}:00.000Z"), *s))
+    .collect();
+    assert_eq!(seen, expected);
+    assert!(slots.iter().all(|s| s.claimed_by == "server-1"
+        && s.cause.as_deref() == Some("cron")
+        && s.attempts == 1));
+    // Skipped slots started no run and wrote no Delta version.
+    let who = Principal::system("test");
+    let runs = w
+        .catalog
+        .runs(&who, "sales.orders", None, 100)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(runs.iter().all(|r| r.state == "succeeded"), "{runs:?}");
+    let snapshots = w.catalog.snapshots(&who, "sales.orders").await.unwrap();
+    let versions: Vec<Option<i64>> = runs.iter().map(|r| r.delta_version).collect();
+    let newest = versions.iter().flatten().max().copied();
+    assert_eq!(Some(snapshots[0].delta_version), newest, "{versions:?}");
+    assert_ne!(versions[0], versions[1], "two commits");
+    assert_eq!(
+        o.counters
+            .scheduled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        8
+    );
+
+    // A server that starts (or restarts) later catches up on the latest slot only, and finds it
+    // already run: the ledger says so, nothing runs twice.
+    let again = w.orchestrator("server-2", Duration::from_millis(5));
+    w.clock.set(at("2026-12-05T12:05:00Z"));
+    let jobs = w.tick(&again, at("2026-12-05T12:05:00Z")).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].slot, at("2026-12-05T12:00:00Z"));
+    assert_eq!(w.slots("sales.orders").await.len(), 8);
+    assert_eq!(
+        again
+            .counters
+            .scheduled
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_refresh_runs_the_downstream_chain_in_lineage_order() {
+    let start = at("2026-12-05T10:30:00Z");
+    let w = World::new(start).await;
+    let source = Product {
+        schedule: "cron: \"0 * * * *\"",
+        ..orders()
+    };
+    w.publish(&source, &[("data/rows.csv", ROWS)]).await;
+    let middle = Product {
+        id: "sales.enriched",
+        schedule: "on: upstream",
+        sources: &[],
+        inputs: &[("orders", "sales.orders.orders")],
+        transform: "SELECT id, upper(label) AS label FROM orders",
+    };
+    let last = Product {
+        id: "sales.summary",
+        schedule: "on: upstream",
+        sources: &[],
+        inputs: &[("enriched", "sales.enriched.enriched")],
+        transform: "SELECT id, label FROM enriched WHERE id <> 'zz'",
+    };
+    // Due at the same cron slot as its upstream: it waits for the upstream's run.
+    let sibling = Product {
+        id: "sales.daily",
+        schedule: "cron: \"0 * * * *\"",
+        sources: &[],
+        inputs: &[("orders", "sales.orders.orders")],
+        transform: "SELECT id, label FROM orders",
+    };
+    for p in [&middle, &last, &sibling] {
+        w.publish(p, &[]).await;
+    }
+    let o = w.orchestrator("server-1", Duration::from_millis(5));
+    // Nothing has a snapshot yet: nothing is due before 11:00.
+    assert_eq!(w.tick(&o, at("2026-12-05T10:59:00Z")).await, Vec::new());
+    let wave: Vec<Vec<String>> = {
+        let mut wave = Vec::new();
+        for s in 0..4 {
+            let jobs = w
+                .tick(
+                    &o,
+                    at("2026-12-05T11:00:00Z") + chrono::Duration::seconds(s),
+                )
+                .await;
+            wave.push(jobs.into_iter().map(|j| j.product).collect());
+        }
+        wave
+    };
+    assert_eq!(
+        wave,
+        vec![
+            vec!["sales.daily".to_owned(), "sales.orders".to_owned()],
+            vec!["sales.enriched".to_owned()],
+            vec!["sales.summary".to_owned()],
+            vec![],
+        ],
+        "one wave, in lineage order"
+    );
+    let who = Principal::system("test");
+    // Each read its upstream's new snapshot.
+    for (product, upstream) in [
+        ("sales.daily", "sales.orders"),
+        ("sales.enriched", "sales.orders"),
+        ("sales.summary", "sales.enriched"),
+    ] {
+        let runs = w.catalog.runs(&who, product, None, 10).await.unwrap();
+        assert_eq!(runs.len(), 1, "{product}: {runs:?}");
+        assert_eq!(runs[0].state, "succeeded", "{product}: {runs:?}");
+        let read = &runs[0].inputs[0];
+        assert_eq!(read.product.as_deref(), Some(upstream), "{product}");
+        let snapshot = &w.catalog.snapshots(&who, upstream).await.unwrap()[0];
+        assert_eq!(
+            read.delta_version,
+            Some(snapshot.delta_version),
+            "{product}: {read:?}"
+        );
+    }
+    let slots = w.slots("sales.summary").await;
+    assert_eq!(slots.len(), 1);
+    assert_eq!(slots[0].cause.as_deref(), Some("upstream"));
+    // An hour later the source's files are unchanged: it is skipped, its snapshot stays, and
+    // nothing downstream runs.
+    for s in 0..3 {
+        w.tick(
+            &o,
+            at("2026-12-05T12:00:00Z") + chrono::Duration::seconds(s),
+        )
+        .await;
+    }
+    assert_eq!(
+        w.slots("sales.orders")
+            .await
+            .iter()
+            .map(|s| s.state)
+            .collect::<Vec<_>>(),
+        [SlotState::Succeeded, SlotState::Skipped]
+    );
+    assert_eq!(w.slots("sales.enriched").await.len(), 1);
+    assert_eq!(w.slots("sales.summary").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_failing_run_retries_with_backoff_then_reports_why() {
+    let start = at("2026-12-05T10:07:00Z");
+    let w = World::new(start).await;
+    let broken = Product {
+        id: "sales.broken",
+        schedule: "cron: \"*/15 * * * *\"\nretries: 2",
+        sources: &[("raw", "data/rows.csv")],
+        inputs: &[],
+        transform: "SELECT id, label FROM no_such_table",
+    };
+    w.publish(&broken, &[("data/rows.csv", ROWS)]).await;
+    let o = w.orchestrator("server-1", Duration::from_millis(20));
+    w.tick(&o, at("2026-12-05T10:15:00Z")).await;
+    let slots = w.slots("sales.broken").await;
+    assert_eq!(slots.len(), 1);
+    let slot = &slots[0];
+    assert_eq!(
+        (slot.state, slot.attempts),
+        (SlotState::Failed, 3),
+        "{slot:?}"
+    );
+    let error = slot.error.as_deref().unwrap_or_default();
+    assert!(error.contains("no_such_table"), "{error}");
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(o.counters.retried.load(Relaxed), 2);
+    assert_eq!(o.counters.failed.load(Relaxed), 1);
+    // Every attempt is a failed run in the catalog; readers have no snapshot.
+    let who = Principal::system("test");
+    let runs = w
+        .catalog
+        .runs(&who, "sales.broken", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert!(runs.iter().all(|r| r.state == "failed"), "{runs:?}");
+    assert!(
+        w.catalog
+            .snapshots(&who, "sales.broken")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The next slot tries again (a failure is not a fingerprint to skip on).
+    w.tick(&o, at("2026-12-05T10:30:00Z")).await;
+    assert_eq!(w.slots("sales.broken").await.len(), 2);
+}
+
+/// A scheduled run acts as its own domain, never as the server: another domain's port is read
+/// only through a grant, and the refusal is recorded.
+#[tokio::test]
+async fn a_schedule_reads_no_more_than_the_products_domain_may() {
+    let start = at("2026-12-05T10:07:00Z");
+    let w = World::new(start).await;
+    let people = Product {
+        id: "hr.people",
+        schedule: "cron: \"*/15 * * * *\"",
+        sources: &[("raw", "data/rows.csv")],
+        inputs: &[],
+        transform: "SELECT id, label FROM raw",
+    };
+    w.publish(&people, &[("data/rows.csv", ROWS)]).await;
+    let spy = Product {
+        id: "sales.spy",
+        schedule: "on: upstream",
+        sources: &[],
+        inputs: &[("people", "hr.people.people")],
+        transform: "SELECT id, label FROM people",
+    };
+    w.publish(&spy, &[]).await;
+    // A source that is a link out of the product's folder into another domain's (a `..` path
+    // is refused at publish; a link is found where the run reads).
+    let climber = Product {
+        id: "sales.climber",
+        schedule: "cron: \"*/15 * * * *\"",
+        sources: &[("raw", "data/rows.csv")],
+        inputs: &[],
+        transform: "SELECT id, label FROM raw",
+    };
+    w.publish(&climber, &[]).await;
+    let link = w.folder("sales.climber").join("data/rows.csv");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(w.folder("hr.people").join("data/rows.csv"), &link).unwrap();
+    let o = w.orchestrator("server-1", Duration::from_millis(5));
+    w.tick(&o, at("2026-12-05T10:15:00Z")).await;
+    w.tick(&o, at("2026-12-05T10:15:01Z")).await;
+    let slots = w.slots("sales.spy").await;
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    assert_eq!(slots[0].state, SlotState::Failed);
+    let error = slots[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("no active grant"), "{error}");
+    let who = Principal::system("test");
+    assert!(
+        w.catalog
+            .runs(&who, "sales.spy", None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let slots = w.slots("sales.climber").await;
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    assert_eq!(slots[0].state, SlotState::Failed, "{slots:?}");
+    let error = slots[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("outside the product folder"), "{error}");
+    assert!(
+        w.catalog
+            .snapshots(&who, "sales.climber")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the other domain's file was not read"
+    );
+}
+
+/// A schedule on a product the orchestrator could not run is refused at publish, with why.
+#[tokio::test]
+async fn a_schedule_without_a_pipeline_is_refused_at_publish() {
+    let h = crate::harness::Harness::new().await;
+    let mut bundle = orders().bundle();
+    bundle.transform = None;
+    let body = serde_json::json!({
+        "descriptor": { "path": bundle.descriptor.path, "content": bundle.descriptor.text },
+        "contracts": [{ "path": bundle.contracts[0].path, "content": bundle.contracts[0].text }],
+    });
+    let reply = h
+        .send(
+            "POST",
+            "/api/v1/products",
+            h.token("sales_owner"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.json);
+    let detail = reply.json["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("no runnable pipeline"), "{detail}");
+    assert!(detail.contains("transform.sql"), "{detail}");
+    // With its SQL it is accepted, and the SQL is part of the published version.
+    let mut body = body;
+    body["transform"] =
+        serde_json::json!({ "path": "transform.sql", "content": "SELECT id, label FROM raw" });
+    let reply = h
+        .send(
+            "POST",
+            "/api/v1/products",
+            h.token("sales_owner"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.json);
+    let reply = h
+        .send(
+            "GET",
+            "/api/v1/products/sales.orders/versions/1.0.0",
+            h.token("sales_owner"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        reply.json["transform"], "SELECT id, label FROM raw",
+        "{}",
+        reply.json
+    );
+    // A transform that is not text is a 400, not a panic.
+    body["transform"] = serde_json::json!({ "content": { "sql": 1 } });
+    let reply = h
+        .send(
+            "POST",
+            "/api/v1/products",
+            h.token("sales_owner"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.json);
+}
+
+/// A runner that only counts (product, slot): the orchestration alone, at volume.
+#[derive(Debug, Default)]
+struct Counting(Mutex<Vec<(String, DateTime<Utc>)>>);
+
+#[async_trait::async_trait]
+impl Runner for Counting {
+    async fn run(&self, job: &Job, _last: Option<&str>) -> Result<Ran, Failed> {
+        self.0.lock().unwrap().push((job.product.clone(), job.slot));
+        tokio::task::yield_now().await;
+        Ok(Ran {
+            run: None,
+            skipped: false,
+            fingerprint: None,
+        })
+    }
+}
+
+/// Two servers on one PostgreSQL, ticking at the same instants: 40 products x 12 slots, each
+/// run exactly once. Skipped without MESH_TEST_POSTGRES_URL (required under CI).
+#[tokio::test]
+async fn two_servers_on_one_postgres_run_each_slot_exactly_once() {
+    use mesh_catalog::store::PostgresStore;
+    let url = match std::env::var("MESH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            assert!(
+                !mesh_testkit::ci(),
+                "CI=true but MESH_TEST_POSTGRES_URL is not set"
+            );
+            mesh_testkit::skip(
+                "two servers on one PostgreSQL",
+                "set MESH_TEST_POSTGRES_URL",
+            );
+            return;
+        }
+    };
+    let name = format!(
+        "mesh_orch_{}_{}",
+        std::process::id(),
+        crate::api::rand_suffix()
+    );
+    let db = PostgresStore::create_database(&url, &name, false)
+        .await
+        .unwrap();
+    let start = at("2026-12-05T10:00:30Z");
+    let clock = Arc::new(FixedClock::new(start));
+    let catalog = |store: PostgresStore| Catalog::with_clock(Arc::new(store), clock.clone());
+    let one = catalog(PostgresStore::open(&db).await.unwrap());
+    let two = catalog(PostgresStore::open(&db).await.unwrap());
+    let who = Principal::system("test");
+    for i in 0..40 {
+        let id = format!("ops.p{i:02}");
+        let product = Product {
+            id: &id,
+            schedule: "cron: \"*/5 * * * *\"",
+            ..orders()
+        };
+        one.publish(&who, &product.bundle(), false).await.unwrap();
+    }
+    let counting = Arc::new(Counting::default());
+    let server = |catalog: &Catalog, name: &str| {
+        Orchestrator::new(
+            catalog.clone(),
+            Arc::clone(&counting) as Arc<dyn Runner>,
+            OrchestratorOptions {
+                server: name.to_owned(),
+                max_runs: 4,
+                ..OrchestratorOptions::default()
+            },
+        )
+    };
+    let (a, b) = (server(&one, "server-a"), server(&two, "server-b"));
+    let mut now = start;
+    let end = at("2026-12-05T11:00:00Z");
+    while now < end {
+        now += chrono::Duration::seconds(30);
+        clock.set(now);
+        let (x, y) = tokio::join!(a.tick(now), b.tick(now));
+        x.unwrap();
+        y.unwrap();
+        tokio::join!(a.idle(), b.idle());
+    }
+    let runs = counting.0.lock().unwrap().clone();
+    let unique: std::collections::HashSet<_> = runs.iter().cloned().collect();
+    assert_eq!(unique.len(), runs.len(), "a slot ran twice");
+    assert_eq!(runs.len(), 40 * 12, "every slot from 10:05 to 11:00 ran");
+    let mut in_ledger = 0;
+    for i in 0..40 {
+        let slots = one.slots(&format!("ops.p{i:02}"), 100).await.unwrap();
+        assert!(
+            slots.iter().all(|s| s.state == SlotState::Succeeded),
+            "{slots:?}"
+        );
+        in_ledger += slots.len();
+    }
+    assert_eq!(in_ledger, 40 * 12);
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        a.counters.scheduled.load(Relaxed) + b.counters.scheduled.load(Relaxed),
+        480
+    );
+}
