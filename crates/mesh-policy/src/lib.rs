@@ -257,6 +257,7 @@ pub fn standard() -> Vec<Source> {
         "pii_tagged.rego",
         "primary_key_quality.rego",
         "retention_limit.rego",
+        "schedule_freshness.rego",
         "sla_defined.rego",
         "access_purpose.rego",
         "access_least_privilege.rego",
@@ -885,6 +886,50 @@ pub fn input(
     serde_json::json!({
         "product": product,
         "contracts": by_port,
+        "schedule": schedule_facts(product),
         "context": context,
+    })
+}
+
+/// What a product's `schedule` property means for policies: its cron, time zone, whether it
+/// also runs on upstream changes, and `max_interval_seconds`, the longest gap between two cron
+/// slots from 2026-01-01 (at most 3,000 of them within 400 days, so weekends, month ends and
+/// daylight-saving changes count);
+/// null without a readable schedule.
+pub fn schedule_facts(product: &serde_json::Value) -> serde_json::Value {
+    let value = product["customProperties"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|cp| cp["property"] == "schedule")
+        .map(|cp| &cp["value"]);
+    let Some(value) = value else {
+        return serde_json::Value::Null;
+    };
+    let node = mesh_model::source::Node::from_json(value);
+    let Ok(schedule) = mesh_model::schedule::Schedule::read(&node) else {
+        return serde_json::Value::Null;
+    };
+    let from =
+        chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0).unwrap_or_default();
+    let until = from + chrono::Duration::days(400);
+    let mut gap: Option<i64> = None;
+    if let Some(mut at) = schedule.next_after(from) {
+        // 3,000 slots: two days of a cron every minute, ten of one every five (whose gaps repeat
+        // daily), four months of an hourly one (past March's daylight-saving change), years of a
+        // daily one.
+        for _ in 0..3_000 {
+            let Some(next) = schedule.next_after(at).filter(|n| *n <= until) else {
+                break;
+            };
+            gap = gap.max(Some((next - at).num_seconds()));
+            at = next;
+        }
+    }
+    serde_json::json!({
+        "cron": schedule.cron.as_ref().map(|c| c.as_str().to_owned()),
+        "timezone": schedule.timezone.name(),
+        "upstream": schedule.upstream,
+        "max_interval_seconds": gap,
     })
 }

@@ -224,3 +224,17 @@ test_location_scheme_refuses_http if {
 test_location_scheme_refuses_climbing if {
 	count(data.mesh.standard.location_scheme.deny) == 1 with input as location("file:///srv/landing/../data", "file")
 }
+
+test_schedule_too_sparse_for_freshness if {
+	nightly := object.union(good, {"schedule": {"cron": "0 6 * * *", "max_interval_seconds": 86400}})
+	count(data.mesh.standard.schedule_freshness.deny) == 0 with input as nightly
+	hourly_promise := object.union(nightly, {"contracts": {"orders": object.union(good.contracts.orders, {"slaProperties": [{"property": "latency", "value": 2, "unit": "h"}]})}})
+	denied := data.mesh.standard.schedule_freshness.deny with input as hourly_promise
+	count(denied) == 1
+	some v in denied
+	contains(v.msg, "leaves up to 1 d between runs")
+}
+
+test_no_schedule_no_freshness_finding if {
+	count(data.mesh.standard.schedule_freshness.deny) == 0 with input as good
+}

@@ -25,8 +25,10 @@ fn json(yaml: &str) -> serde_json::Value {
 
 /// The policy input for a product and its one contract, with a context.
 fn input(product: &str, contract: &str, context: serde_json::Value) -> serde_json::Value {
+    let product = json(product);
     serde_json::json!({
-        "product": json(product),
+        "schedule": mesh_policy::schedule_facts(&product),
+        "product": product,
         "contracts": {"orders": json(contract)},
         "context": context,
     })
@@ -71,6 +73,12 @@ fn every_standard_policy_passes_and_fails_on_real_files() {
             "",
         ),
         ("retention-limit", "product", "value: 730", "value: 4000"),
+        (
+            "schedule-freshness",
+            "product",
+            "  - property: retentionDays\n",
+            "  - property: schedule\n    value:\n      cron: \"0 6 * * 1\"\n  - property: retentionDays\n",
+        ),
         (
             "sla-defined",
             "contract",
@@ -332,4 +340,40 @@ fn policy_files_too_deep_or_too_big_are_refused_before_parsing() {
             .err()
             .unwrap();
     assert!(errors[0].to_string().contains("nest"), "{errors:?}");
+}
+
+/// What a schedule means to the policies: the longest gap between two of its slots.
+#[test]
+fn schedule_facts_measure_the_longest_gap() {
+    let with = |value: serde_json::Value| {
+        mesh_policy::schedule_facts(&serde_json::json!({
+            "customProperties": [{"property": "schedule", "value": value}],
+        }))
+    };
+    let gap = |value| with(value)["max_interval_seconds"].as_i64();
+    assert_eq!(gap(serde_json::json!({"cron": "*/15 * * * *"})), Some(900));
+    // Friday 06:00 to Monday 06:00.
+    assert_eq!(
+        gap(serde_json::json!({"cron": "0 6 * * 1-5"})),
+        Some(72 * 3600)
+    );
+    // 02:30 does not exist in Berlin on 2026-03-29: from 02:30 CET on the 28th to 02:30 CEST on
+    // the 30th is 47 hours.
+    assert_eq!(
+        gap(serde_json::json!({"cron": "30 2 * * *", "timezone": "Europe/Berlin"})),
+        Some(47 * 3600)
+    );
+    assert_eq!(
+        gap(serde_json::json!({"cron": "0 0 1 * *"})),
+        Some(31 * 86400)
+    );
+    assert_eq!(gap(serde_json::json!({"on": "upstream"})), None);
+    assert_eq!(
+        with(serde_json::json!({"cron": "0 6 * * *"}))["cron"],
+        "0 6 * * *"
+    );
+    // No schedule, or one that cannot be read: nothing to judge.
+    assert!(mesh_policy::schedule_facts(&serde_json::json!({})).is_null());
+    assert!(with(serde_json::json!({"cron": "61 * * * *"})).is_null());
+    assert!(with(serde_json::json!("hourly")).is_null());
 }
