@@ -306,16 +306,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     for (who, domain, token) in &tokens {
         writeln!(err, "  sign in as {who} ({domain}) with {token}")?;
     }
-    let status = Command::new(std::env::current_exe()?)
+    say(
+        "the shop keeps trading: new orders and events land every minute, and the server runs each product on its schedule (mesh schedule ecommerce.orders)",
+    );
+    // The server runs the products' schedules; sources are the files of this workspace.
+    let mut server = Command::new(std::env::current_exe()?)
         .args([
             "serve",
             "--listen",
             &args.listen.to_string(),
             "--open-portal",
+            "--workspace",
+            ".",
         ])
         .current_dir(dir)
-        .status()
+        .spawn()
         .context("cannot start mesh serve")?;
+    let mut shop = Shop::new(args.seed, &data);
+    let status = loop {
+        for _ in 0..60 {
+            if server.try_wait()?.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        if let Some(status) = server.try_wait()? {
+            break status;
+        }
+        if let Err(e) = shop.trade(dir, Utc::now()) {
+            output::warning(&format!("the shop could not write its data: {e}"));
+        }
+    };
     Ok(if status.success() {
         Outcome::Ok
     } else {
@@ -397,6 +418,72 @@ struct Data {
     orders: String,
     events: String,
     counts: [usize; 4],
+    /// Each product's price, by SKU number - 1.
+    prices: Vec<f64>,
+}
+
+/// The shop keeps trading while the demo serves: every minute a few new order lines and
+/// clickstream events are appended to the source files, so the scheduled runs have new data to
+/// publish and the ports stay as fresh as their contracts promise.
+struct Shop {
+    rng: StdRng,
+    prices: Vec<f64>,
+    customers: usize,
+    next_order: usize,
+    next_event: usize,
+}
+
+impl Shop {
+    fn new(seed: u64, data: &Data) -> Shop {
+        Shop {
+            rng: StdRng::seed_from_u64(seed.wrapping_add(1)),
+            prices: data.prices.clone(),
+            customers: data.counts[1],
+            next_order: data.counts[2] + 1,
+            next_event: data.counts[3] + 1,
+        }
+    }
+
+    /// A minute of trade: new lines appended to orders.csv and events.csv under `dir`.
+    fn trade(&mut self, dir: &std::path::Path, now: DateTime<Utc>) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut orders = String::new();
+        for _ in 0..self.rng.random_range(1..=4) {
+            let customer = self.rng.random_range(1..=self.customers);
+            let sku = self.rng.random_range(1..=self.prices.len());
+            let quantity = self.rng.random_range(1..=3u32);
+            let amount = self.prices[sku - 1] * f64::from(quantity);
+            let at = stamp(now - Duration::seconds(self.rng.random_range(1..50)));
+            orders.push_str(&format!(
+                "O-{:07},C-{customer:06},SKU-{sku:05},{quantity},{amount:.2},placed,{at},{at}\n",
+                self.next_order
+            ));
+            self.next_order += 1;
+        }
+        let mut events = String::new();
+        for _ in 0..self.rng.random_range(5..=20) {
+            let customer = format!("C-{:06}", self.rng.random_range(1..=self.customers));
+            let kind =
+                ["view", "view", "view", "add_to_cart", "checkout"][self.rng.random_range(0..5)];
+            let sku = self.rng.random_range(1..=self.prices.len());
+            let at = stamp(now - Duration::seconds(self.rng.random_range(1..60)));
+            events.push_str(&format!(
+                "E-{:08},{customer},{kind},SKU-{sku:05},{at}\n",
+                self.next_event
+            ));
+            self.next_event += 1;
+        }
+        for (path, lines) in [
+            ("ecommerce/orders/data/orders.csv", orders),
+            ("analytics/user_behaviour/data/events.csv", events),
+        ] {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(dir.join(path))?
+                .write_all(lines.as_bytes())?;
+        }
+        Ok(())
+    }
 }
 
 const CATEGORIES: [(&str, f64, &[&str]); 7] = [
@@ -574,6 +661,7 @@ impl Data {
             orders,
             events,
             counts: [n_products, n_customers, n_orders, n_events],
+            prices,
         }
     }
 }
@@ -600,6 +688,37 @@ mod tests {
         }
         // The newest order is recent enough for the contract's two-hour freshness.
         assert!(a.orders.contains(",placed,"));
+    }
+
+    #[test]
+    fn the_shop_appends_fresh_rows_with_new_ids() {
+        let now = Utc::now();
+        let data = Data::generate(7, now);
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in [
+            ("ecommerce/orders/data/orders.csv", &data.orders),
+            ("analytics/user_behaviour/data/events.csv", &data.events),
+        ] {
+            let file = dir.path().join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, text).unwrap();
+        }
+        let mut shop = Shop::new(7, &data);
+        shop.trade(dir.path(), now).unwrap();
+        shop.trade(dir.path(), now).unwrap();
+        let orders =
+            std::fs::read_to_string(dir.path().join("ecommerce/orders/data/orders.csv")).unwrap();
+        let new: Vec<&str> = orders.lines().skip(20_001).collect();
+        assert!((2..=8).contains(&new.len()), "{new:?}");
+        assert!(new[0].starts_with("O-0020001,"), "{}", new[0]);
+        for line in &new {
+            assert_eq!(line.split(',').count(), 8, "{line}");
+            assert!(line.contains(",placed,"), "{line}");
+        }
+        let events =
+            std::fs::read_to_string(dir.path().join("analytics/user_behaviour/data/events.csv"))
+                .unwrap();
+        assert!(events.lines().count() >= 30_001 + 10);
     }
 
     #[test]
