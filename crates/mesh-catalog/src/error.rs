@@ -289,6 +289,8 @@ pub enum Missing {
     LineageNode { node: String },
     #[error("location `{location}`")]
     Location { location: String },
+    #[error("subscription {subscription}")]
+    Subscription { subscription: String },
 }
 
 impl ToProblem for Denied {

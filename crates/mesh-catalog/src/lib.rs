@@ -34,6 +34,7 @@ pub mod schedule;
 pub mod search;
 pub mod sla;
 pub mod store;
+pub mod subscriptions;
 pub mod tokens;
 
 pub use auth::{Action, Principal, Role};

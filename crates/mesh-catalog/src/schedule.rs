@@ -135,7 +135,10 @@ impl Catalog {
         Ok(claimed)
     }
 
-    /// Records how `server`'s slot ended; false when the slot is not `server`'s.
+    /// Records how `server`'s slot ended; false when the slot is not `server`'s. A failed slot
+    /// (after its retries) is a `schedule.failed` event, and the first success after one a
+    /// `schedule.recovered` event (what the owners' subscriptions hear of as `run.failed` and
+    /// `run.recovered`).
     pub async fn finish_slot(
         &self,
         product: &str,
@@ -144,6 +147,14 @@ impl Catalog {
         end: &SlotEnd<'_>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.store.write().await?;
+        let at = stamp(slot_at);
+        // How the slot before this one ended.
+        let previous = tx
+            .slots(product, 2)
+            .await?
+            .into_iter()
+            .find(|s| s.slot_at < at)
+            .map(|s| s.state);
         let done = tx
             .finish_slot(&SlotRow {
                 product: product.to_owned(),
@@ -160,6 +171,27 @@ impl Catalog {
                 error: end.error.map(|e| truncate(e, 4096)),
             })
             .await?;
+        let failed = SlotState::Failed.as_str();
+        let kind = match end.state {
+            SlotState::Failed => Some("schedule.failed"),
+            SlotState::Succeeded | SlotState::Skipped if previous.as_deref() == Some(failed) => {
+                Some("schedule.recovered")
+            }
+            _ => None,
+        };
+        if let (true, Some(kind)) = (done, kind) {
+            tx.append_event(&crate::store::NewEvent {
+                at: self.now(),
+                kind: kind.into(),
+                subject: product.to_owned(),
+                actor: server.to_owned(),
+                payload: serde_json::json!({
+                    "slot": at, "state": end.state.as_str(), "attempts": end.attempts,
+                    "run": end.run_id, "error": end.error.map(|e| truncate(e, 4096)),
+                }),
+            })
+            .await?;
+        }
         tx.commit().await?;
         Ok(done)
     }

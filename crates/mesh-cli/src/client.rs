@@ -19,6 +19,7 @@ use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::schedule::ScheduleView;
 use mesh_catalog::search::{SearchQuery, SearchResults};
 use mesh_catalog::sla::{Delivery, SlaOptions, SlaReport, Violation};
+use mesh_catalog::subscriptions::{NewSubscription, Subscription};
 use mesh_catalog::tokens::MaskingKeyInfo;
 use mesh_catalog::{
     Bundle, ErrorCode, Principal, Problem, ProductView, PublishReport, ToProblem, VersionView,
@@ -198,6 +199,9 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
     /// The sources of a product's latest published version, each allowed for a run.
     async fn pipeline_sources(&self, product: &str) -> Result<Vec<ResolvedSource>, Failure>;
     async fn locations(&self) -> Result<Vec<LocationView>, Failure>;
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, Failure>;
+    async fn subscribe(&self, new: &NewSubscription) -> Result<Subscription, Failure>;
+    async fn unsubscribe(&self, id: &str) -> Result<Subscription, Failure>;
     async fn add_location(&self, new: &NewLocation) -> Result<LocationView, Failure>;
     async fn remove_location(&self, name: &str) -> Result<LocationView, Failure>;
     async fn request_access(&self, ask: &AccessAsk) -> Result<RequestView, Failure>;
@@ -420,6 +424,18 @@ impl CatalogApi for Local {
 
     async fn locations(&self) -> Result<Vec<LocationView>, Failure> {
         Ok(self.catalog().locations(&self.who).await?)
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, Failure> {
+        Ok(self.catalog().subscriptions(&self.who).await?)
+    }
+
+    async fn subscribe(&self, new: &NewSubscription) -> Result<Subscription, Failure> {
+        Ok(self.catalog().subscribe(&self.who, new).await?)
+    }
+
+    async fn unsubscribe(&self, id: &str) -> Result<Subscription, Failure> {
+        Ok(self.catalog().unsubscribe(&self.who, id).await?)
     }
 
     async fn add_location(&self, new: &NewLocation) -> Result<LocationView, Failure> {
@@ -878,6 +894,23 @@ impl CatalogApi for Remote {
 
     async fn locations(&self) -> Result<Vec<LocationView>, Failure> {
         self.get(routes::LOCATIONS).await
+    }
+
+    async fn subscriptions(&self) -> Result<Vec<Subscription>, Failure> {
+        self.get(routes::SUBSCRIPTIONS).await
+    }
+
+    async fn subscribe(&self, new: &NewSubscription) -> Result<Subscription, Failure> {
+        self.post(routes::SUBSCRIPTIONS, new).await
+    }
+
+    async fn unsubscribe(&self, id: &str) -> Result<Subscription, Failure> {
+        self.call(
+            reqwest::Method::DELETE,
+            &path(routes::SUBSCRIPTION, &[("id", id)]),
+            None,
+        )
+        .await
     }
 
     async fn add_location(&self, new: &NewLocation) -> Result<LocationView, Failure> {

@@ -85,6 +85,14 @@ enum Command {
     MaskingKey(cmd::masking_key::Args),
     /// External locations where a domain's sources may read: add (admins), list, remove.
     Location(cmd::location::Args),
+    /// Send a product's, a domain's or a team's notifications (run failures, SLA violations,
+    /// access requests and decisions, expiring grants, deprecations) to a webhook, Slack or
+    /// e-mail.
+    Subscribe(cmd::subscribe::SubscribeArgs),
+    /// The subscriptions you may see.
+    Subscriptions(cmd::subscribe::ListArgs),
+    /// Remove a subscription.
+    Unsubscribe(cmd::subscribe::UnsubscribeArgs),
     /// Cross-domain access: request, approve or deny, list, revoke.
     Access(cmd::access::Args),
     /// A governed read: SQL over the output ports you may read, columns outside your grant
@@ -188,6 +196,9 @@ fn main() -> ExitCode {
         Command::Token(args) => cmd::token::run(&args),
         Command::MaskingKey(args) => cmd::masking_key::run(&args),
         Command::Location(args) => cmd::location::run(&args),
+        Command::Subscribe(args) => cmd::subscribe::subscribe(&args),
+        Command::Subscriptions(args) => cmd::subscribe::list(&args),
+        Command::Unsubscribe(args) => cmd::subscribe::unsubscribe(&args),
         Command::Access(args) => cmd::access::run(&args),
         Command::Query(args) => cmd::query::run(&args),
         Command::Audit(args) => cmd::audit::run(&args),

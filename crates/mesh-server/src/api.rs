@@ -105,6 +105,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::runs::product_sources))
         .routes(routes!(list_locations, add_location))
         .routes(routes!(remove_location))
+        .routes(routes!(list_subscriptions, subscribe))
+        .routes(routes!(unsubscribe))
         .routes(routes!(
             crate::access::request_access,
             crate::access::list_requests
@@ -988,6 +990,59 @@ async fn remove_location(
     let who = caller.principal()?;
     let Path(name) = path?;
     Ok(Json(state.catalog.remove_location(&who, &name).await?))
+}
+
+/// The subscriptions the caller may see (their targets can be secrets): admins all, others
+/// those of their domains, teams and products.
+#[utoipa::path(get, path = "/api/v1/subscriptions", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = [mesh_catalog::subscriptions::Subscription]),
+        (status = 401, body = Problem)))]
+async fn list_subscriptions(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<mesh_catalog::subscriptions::Subscription>>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.subscriptions(&who).await?))
+}
+
+/// Subscribes a webhook, a Slack-compatible webhook or an e-mail address to a domain's, a
+/// team's or a product's notifications (the people of its domain; audited).
+#[utoipa::path(post, path = "/api/v1/subscriptions", tag = "catalog",
+    request_body = mesh_catalog::subscriptions::NewSubscription,
+    security(("token" = [])),
+    responses((status = 201, body = mesh_catalog::subscriptions::Subscription),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn subscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<mesh_catalog::subscriptions::NewSubscription>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<mesh_catalog::subscriptions::Subscription>)> {
+    let who = caller.principal()?;
+    let Json(new) = body?;
+    Ok((
+        StatusCode::CREATED,
+        Json(state.catalog.subscribe(&who, &new).await?),
+    ))
+}
+
+/// Removes a subscription (the people of its domain; audited).
+#[utoipa::path(delete, path = "/api/v1/subscriptions/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The subscription's id")),
+    security(("token" = [])),
+    responses((status = 200, description = "The subscription removed",
+            body = mesh_catalog::subscriptions::Subscription),
+        (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem)))]
+async fn unsubscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<mesh_catalog::subscriptions::Subscription>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    Ok(Json(state.catalog.unsubscribe(&who, &id).await?))
 }
 
 /// Revokes a token by its id (admins only); it stops working at once.

@@ -124,6 +124,7 @@ problems!(
     mesh_catalog::sla::SlaError,
     mesh_catalog::tokens::TokenError,
     mesh_catalog::store::StoreError,
+    mesh_catalog::subscriptions::SubscriptionError,
     mesh_service::ReadError,
     mesh_service::InputError,
 );

@@ -73,6 +73,10 @@ pub struct Options {
     pub connections: ConnectionLimits,
     /// Run the scheduled products' pipelines (the orchestrator); `None`: this server only serves.
     pub schedules: Option<Schedules>,
+    /// Send notifications to the subscriptions (the dispatcher follows the event log).
+    pub notifications: bool,
+    /// The SMTP relay e-mail subscriptions are sent through.
+    pub mailer: Option<Arc<dyn mesh_service::dispatch::Mailer>>,
     /// Seconds between catalog-wide policy audits (recorded as `policy.audit` events, one server
     /// of the catalog running each); `None`: only on request.
     pub audit_interval: Option<std::time::Duration>,
@@ -325,7 +329,7 @@ pub async fn serve(
         tokio::spawn(mesh_service::orchestrator::audit_loop(
             catalog.clone(),
             every,
-            server,
+            server.clone(),
         ))
     });
     let orchestrator = options.schedules.clone().map(|s| {
@@ -343,6 +347,15 @@ pub async fn serve(
     let orchestrating = orchestrator
         .as_ref()
         .map(|o| tokio::spawn(Arc::clone(o).run()));
+    let dispatching = options.notifications.then(|| {
+        let dispatcher = Arc::new(mesh_service::dispatch::Dispatcher::new(
+            catalog.clone(),
+            Arc::new(notify::HttpSender::new()),
+            options.mailer.clone(),
+            server.clone(),
+        ));
+        tokio::spawn(dispatcher.run(std::time::Duration::from_secs(1)))
+    });
     let app = app_with_monitor(catalog, options, monitor, orchestrator);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -401,7 +414,7 @@ pub async fn serve(
     monitoring.abort();
     // Scheduled runs in flight stop with the process; a run left open is settled by the next
     // one of its port (from the Delta log), and its slot stays claimed, not run twice.
-    for task in [auditing, orchestrating].into_iter().flatten() {
+    for task in [auditing, orchestrating, dispatching].into_iter().flatten() {
         task.abort();
     }
     let _ = tokio::time::timeout(limits.drain, graceful.shutdown()).await;

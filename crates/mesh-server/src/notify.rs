@@ -52,6 +52,75 @@ impl Sender for HttpSender {
     }
 }
 
+/// Sends e-mail through the operator's SMTP relay (lettre): `smtp://host:port` (STARTTLS when the
+/// relay offers it), `smtps://host:port` (TLS from the start), with `user:password@` when it
+/// asks for a login; 20 s per message.
+#[derive(Clone)]
+pub struct SmtpMailer {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+    relay: String,
+}
+
+impl std::fmt::Debug for SmtpMailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The relay's URL may hold a password: only its host.
+        f.debug_struct("SmtpMailer")
+            .field("relay", &self.relay)
+            .finish()
+    }
+}
+
+impl SmtpMailer {
+    /// A mailer for the relay at `url`, sending as `from`; why not, when either is invalid.
+    pub fn new(url: &str, from: &str) -> Result<SmtpMailer, String> {
+        let from: lettre::message::Mailbox = from
+            .parse()
+            .map_err(|e| format!("--smtp-from {from:?}: {e}"))?;
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("--smtp-url: {e}"))?;
+        if !matches!(parsed.scheme(), "smtp" | "smtps") || parsed.host_str().is_none() {
+            return Err("--smtp-url: expected smtp://host[:port] or smtps://host[:port]".into());
+        }
+        let relay = format!(
+            "{}://{}:{}",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or_default(),
+            parsed
+                .port()
+                .unwrap_or(if parsed.scheme() == "smtps" { 465 } else { 25 })
+        );
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("--smtp-url: {e}"))?
+            .timeout(Some(Duration::from_secs(20)))
+            .build();
+        Ok(SmtpMailer {
+            transport,
+            from,
+            relay,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl mesh_service::dispatch::Mailer for SmtpMailer {
+    async fn send(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        use lettre::AsyncTransport as _;
+        let to: lettre::message::Mailbox = to.parse().map_err(|e| format!("{to}: {e}"))?;
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body.to_owned())
+            .map_err(|e| e.to_string())?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{}: {e}", self.relay))
+    }
+}
+
 /// Sends an access event to the server's access webhook, if it has one.
 pub(crate) fn send(state: &crate::AppState, event: &str, subject: &str, what: &impl Serialize) {
     if let Some(hook) = &state.webhook {

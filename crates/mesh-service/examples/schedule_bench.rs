@@ -12,6 +12,8 @@
 //!     cargo run --release -p mesh-service --example schedule_bench
 //!   PRODUCTS=200 MINUTES=30 WORK_MS=50 MAX_RUNS=4 ... (the defaults: 1000, 60, 20, 4)
 
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -48,12 +50,15 @@ impl Clock for Scaled {
     }
 }
 
-/// Records every run: product, slot, simulated start.
+/// One run: product, slot, simulated start.
+type Record = (String, DateTime<Utc>, DateTime<Utc>);
+
+/// Records every run.
 #[derive(Debug)]
 struct Recording {
     clock: Arc<Scaled>,
     work: Duration,
-    runs: Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>,
+    runs: Mutex<Vec<Record>>,
 }
 
 #[async_trait::async_trait]

@@ -14,12 +14,15 @@
 //! - [`orchestrator`]: the scheduler inside `mesh serve` (cron slots and upstream triggers,
 //!   claimed once across servers, retried, skipped when nothing changed), running
 //!   [`pipeline`]s as `mesh run` does;
+//! - [`dispatch`]: notifications that reach people — the event log turned into webhook, Slack
+//!   and e-mail deliveries to the subscriptions of products, domains and teams;
 //! - [`limits`]: what one consumer may spend on reads (a rate and a time limit), the same at
 //!   every way in;
 //! - [`metrics`]: the read-latency histograms `/metrics` shows;
 //! - [`routes`]: the HTTP API's paths, shared by the server that serves them and the CLI's
 //!   client that calls them, so they cannot drift apart.
 
+pub mod dispatch;
 pub mod inputs;
 pub mod limits;
 pub mod logging;

@@ -63,65 +63,22 @@ impl Webhook {
         data: &impl Serialize,
     ) -> DeliveryRow {
         let id = uuid::Uuid::new_v4().to_string();
-        let at = catalog.now();
         let body = serde_json::json!({
-            "delivery": id, "event": event, "at": at, "subject": subject, "data": data,
+            "delivery": id, "event": event, "at": catalog.now(), "subject": subject, "data": data,
         });
-        let mut row = DeliveryRow {
+        // Logged as pending at once; sent when one of the receiver's slots is free.
+        let outgoing = Outgoing {
             id,
-            url: self.url.clone(),
+            target: self.url.clone(),
             event: event.to_owned(),
             subject: subject.to_owned(),
             payload: body.to_string(),
-            state: "pending".into(),
-            attempts: 0,
-            last_status: None,
-            last_error: None,
-            created_at: at.clone(),
-            updated_at: at,
         };
-        logged(catalog.log_delivery(&row, true).await);
-        // Logged as pending at once; sent when one of the receiver's slots is free.
-        let _slot = self.in_flight.acquire().await;
-        let mut wait = Duration::from_millis(500);
-        while row.attempts < ATTEMPTS {
-            row.attempts += 1;
-            match self.sender.post(&self.url, &row.id, &body).await {
-                Ok(status) => {
-                    row.last_status = Some(i64::from(status));
-                    row.last_error = (!(200..300).contains(&status))
-                        .then(|| format!("the receiver answered {status}"));
-                }
-                Err(e) => {
-                    row.last_status = None;
-                    row.last_error = Some(e);
-                }
-            }
-            let done = row.last_error.is_none();
-            row.state = match (done, row.attempts < ATTEMPTS) {
-                (true, _) => "delivered",
-                (false, true) => "pending",
-                (false, false) => "failed",
-            }
-            .into();
-            row.updated_at = catalog.now();
-            logged(catalog.log_delivery(&row, false).await);
-            if done {
-                break;
-            }
-            if row.attempts < ATTEMPTS {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
-            }
-        }
-        if row.state == "failed" {
-            log(&format!(
-                "{event} was not delivered to {} after {ATTEMPTS} attempts: {}",
-                self.url,
-                row.last_error.as_deref().unwrap_or_default()
-            ));
-        }
-        row
+        let (url, sender, slots, body) = (&self.url, &self.sender, &self.in_flight, &body);
+        send_logged(catalog, outgoing, Some(slots), |id| async move {
+            sender.post(url, &id, body).await
+        })
+        .await
     }
 
     /// [`Webhook::deliver`] in the background: the caller's answer never waits for a receiver.
@@ -139,6 +96,92 @@ impl Webhook {
             hook.deliver(&catalog, &event, &subject, &data).await;
         });
     }
+}
+
+/// One delivery to log and send.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub id: String,
+    /// Where it goes: a URL, or `mailto:ADDRESS`.
+    pub target: String,
+    pub event: String,
+    pub subject: String,
+    /// What is sent, as logged.
+    pub payload: String,
+}
+
+/// Sends `outgoing` with `send` (the receiver's status, or why it could not be reached) until it
+/// is accepted (2xx) or the attempts run out, waiting 0.5, 1 and 2 s between them, with every
+/// attempt logged in the catalog. The delivery as it ended.
+pub async fn send_logged<F, Fut>(
+    catalog: &Catalog,
+    outgoing: Outgoing,
+    slots: Option<&tokio::sync::Semaphore>,
+    send: F,
+) -> DeliveryRow
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<u16, String>>,
+{
+    let at = catalog.now();
+    let mut row = DeliveryRow {
+        id: outgoing.id,
+        url: outgoing.target,
+        event: outgoing.event,
+        subject: outgoing.subject,
+        payload: outgoing.payload,
+        state: "pending".into(),
+        attempts: 0,
+        last_status: None,
+        last_error: None,
+        created_at: at.clone(),
+        updated_at: at,
+    };
+    logged(catalog.log_delivery(&row, true).await);
+    let _slot = match slots {
+        Some(slots) => slots.acquire().await.ok(),
+        None => None,
+    };
+    let mut wait = Duration::from_millis(500);
+    while row.attempts < ATTEMPTS {
+        row.attempts += 1;
+        match send(row.id.clone()).await {
+            Ok(status) => {
+                row.last_status = Some(i64::from(status));
+                row.last_error = (!(200..300).contains(&status))
+                    .then(|| format!("the receiver answered {status}"));
+            }
+            Err(e) => {
+                row.last_status = None;
+                row.last_error = Some(e);
+            }
+        }
+        let done = row.last_error.is_none();
+        row.state = match (done, row.attempts < ATTEMPTS) {
+            (true, _) => "delivered",
+            (false, true) => "pending",
+            (false, false) => "failed",
+        }
+        .into();
+        row.updated_at = catalog.now();
+        logged(catalog.log_delivery(&row, false).await);
+        if done {
+            break;
+        }
+        if row.attempts < ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+    }
+    if row.state == "failed" {
+        log(&format!(
+            "{} was not delivered to {} after {ATTEMPTS} attempts: {}",
+            row.event,
+            row.url,
+            row.last_error.as_deref().unwrap_or_default()
+        ));
+    }
+    row
 }
 
 fn logged(result: Result<(), StoreError>) {

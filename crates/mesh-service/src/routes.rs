@@ -37,6 +37,8 @@ pub const ALL: &[&str] = &[
     MASKING_KEY_ROTATE,
     LOCATIONS,
     LOCATION,
+    SUBSCRIPTIONS,
+    SUBSCRIPTION,
     POLICIES,
     POLICY_SCOPE,
     POLICY_VERSIONS,
@@ -91,6 +93,8 @@ pub const TOKEN_REVOKE: &str = "/api/v1/tokens/{id}/revoke";
 pub const PRINCIPAL_REVOKE: &str = "/api/v1/principals/{principal}/revoke";
 pub const MASKING_KEY: &str = "/api/v1/masking-key";
 pub const MASKING_KEY_ROTATE: &str = "/api/v1/masking-key/rotate";
+pub const SUBSCRIPTIONS: &str = "/api/v1/subscriptions";
+pub const SUBSCRIPTION: &str = "/api/v1/subscriptions/{id}";
 pub const LOCATIONS: &str = "/api/v1/locations";
 pub const LOCATION: &str = "/api/v1/locations/{name}";
 pub const POLICIES: &str = "/api/v1/policies";

@@ -280,6 +280,16 @@ pub trait Tx: Send {
     async fn finish_slot(&mut self, row: &SlotRow) -> StoreResult<bool>;
     /// A product's slots, the latest first.
     async fn slots(&mut self, product: &str, limit: i64) -> StoreResult<Vec<SlotRow>>;
+    async fn insert_subscription(&mut self, row: &SubscriptionRow) -> StoreResult<()>;
+    /// Deletes a subscription; false when there is none with this id.
+    async fn delete_subscription(&mut self, id: &str) -> StoreResult<bool>;
+    async fn subscription(&mut self, id: &str) -> StoreResult<Option<SubscriptionRow>>;
+    /// The subscriptions to any of `subjects` (`(scope, subject)` pairs), or every one when
+    /// `subjects` is `None`.
+    async fn subscriptions(
+        &mut self,
+        subjects: Option<&[(String, String)]>,
+    ) -> StoreResult<Vec<SubscriptionRow>>;
     /// The fingerprint of the latest slot of `product` that succeeded or was skipped.
     async fn last_fingerprint(&mut self, product: &str) -> StoreResult<Option<String>>;
     /// Every product whose latest version declares a schedule, in id order.
@@ -433,6 +443,22 @@ pub struct SlotRow {
     pub fingerprint: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+/// A subscription to a domain's, a team's or a product's notifications.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionRow {
+    pub id: String,
+    /// `domain`, `team` or `product`.
+    pub scope: String,
+    pub subject: String,
+    /// `webhook`, `slack` or `email`.
+    pub channel: String,
+    pub target: String,
+    /// Comma-separated kinds, or `*`.
+    pub events: String,
+    pub created_by: String,
+    pub created_at: String,
 }
 
 /// A product whose latest version declares a schedule.

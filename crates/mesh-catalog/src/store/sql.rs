@@ -13,7 +13,8 @@ use super::{
     Backend, CatalogStore, DeliveryRow, DependencyRow, DomainRow, EventRow, GrantRow, LocationRow,
     MaskingKeyRow, NewEvent, ObservationRow, ObservationStats, PolicyBundleRow, PortRow,
     ProductQuery, ProductRow, RequestRow, RoleBinding, RunRow, ScheduledRow, SlotRow, SnapshotRow,
-    StoreError, StoreResult, TeamRow, TokenRow, Tx, UsageRow, VersionRow, ViolationRow,
+    StoreError, StoreResult, SubscriptionRow, TeamRow, TokenRow, Tx, UsageRow, VersionRow,
+    ViolationRow,
 };
 
 /// Maps a unique-key violation to [`StoreError::Conflict`].
@@ -110,6 +111,19 @@ macro_rules! row_readers {
                 revision: r.try_get("revision")?,
                 transform: r.try_get("transform")?,
                 schedule: r.try_get("schedule")?,
+            })
+        }
+
+        fn subscription_row(r: &$row) -> Result<SubscriptionRow, sqlx::Error> {
+            Ok(SubscriptionRow {
+                id: r.try_get("id")?,
+                scope: r.try_get("scope")?,
+                subject: r.try_get("subject")?,
+                channel: r.try_get("channel")?,
+                target: r.try_get("target")?,
+                events: r.try_get("events")?,
+                created_by: r.try_get("created_by")?,
+                created_at: r.try_get("created_at")?,
             })
         }
 
@@ -1373,6 +1387,69 @@ macro_rules! sql_tx {
                         })
                     })
                     .collect()
+            }
+
+            async fn insert_subscription(&mut self, row: &SubscriptionRow) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO subscriptions (id, scope, subject, channel, target, events, \
+                     created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&row.id)
+                .bind(&row.scope)
+                .bind(&row.subject)
+                .bind(&row.channel)
+                .bind(&row.target)
+                .bind(&row.events)
+                .bind(&row.created_by)
+                .bind(&row.created_at)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(conflict("subscription exists"))?;
+                Ok(())
+            }
+
+            async fn delete_subscription(&mut self, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn subscription(&mut self, id: &str) -> StoreResult<Option<SubscriptionRow>> {
+                let row = sqlx::query(
+                    "SELECT id, scope, subject, channel, target, events, created_by, created_at \
+                     FROM subscriptions WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.as_ref().map(subscription_row).transpose()?)
+            }
+
+            async fn subscriptions(
+                &mut self,
+                subjects: Option<&[(String, String)]>,
+            ) -> StoreResult<Vec<SubscriptionRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, scope, subject, channel, target, events, created_by, created_at \
+                     FROM subscriptions ORDER BY created_at, id",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                let rows: Vec<SubscriptionRow> =
+                    rows.iter().map(subscription_row).collect::<Result<_, _>>()?;
+                // A few per domain, team and product: filtered here rather than with a query
+                // per subject.
+                Ok(match subjects {
+                    None => rows,
+                    Some(subjects) => rows
+                        .into_iter()
+                        .filter(|r| subjects.iter().any(|(scope, subject)| {
+                            *scope == r.scope && *subject == r.subject
+                        }))
+                        .collect(),
+                })
             }
 
             async fn last_fingerprint(&mut self, product: &str) -> StoreResult<Option<String>> {

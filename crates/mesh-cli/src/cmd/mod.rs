@@ -21,5 +21,6 @@ pub(crate) mod search;
 pub(crate) mod serve;
 pub(crate) mod show;
 pub(crate) mod sla;
+pub(crate) mod subscribe;
 pub(crate) mod test;
 pub(crate) mod token;

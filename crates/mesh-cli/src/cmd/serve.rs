@@ -149,6 +149,30 @@ pub(crate) struct Args {
     )]
     audit_interval: f64,
 
+    /// Do not send notifications to the subscriptions from this server (another server of the
+    /// catalog does; each event is sent once).
+    #[arg(long, env = "MESH_NO_NOTIFICATIONS")]
+    no_notifications: bool,
+
+    /// The SMTP relay e-mail subscriptions go through: smtp://[user:password@]host[:port]
+    /// (STARTTLS when offered) or smtps://... (TLS).
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "MESH_SMTP_URL",
+        hide_env_values = true
+    )]
+    smtp_url: Option<String>,
+
+    /// The sender of notification e-mails.
+    #[arg(
+        long,
+        value_name = "ADDRESS",
+        default_value = "mesh <mesh@localhost>",
+        env = "MESH_SMTP_FROM"
+    )]
+    smtp_from: String,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -165,6 +189,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         {
             anyhow::bail!("--workspace {}: not a folder", dir.display());
         }
+        let mailer = match &args.smtp_url {
+            Some(url) => Some(std::sync::Arc::new(
+                mesh_server::notify::SmtpMailer::new(url, &args.smtp_from)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            ) as std::sync::Arc<dyn mesh_service::dispatch::Mailer>),
+            None => None,
+        };
         if !(args.retry_backoff.is_finite() && args.retry_backoff >= 0.0) {
             anyhow::bail!("--retry-backoff must be a number of seconds, not {}", args.retry_backoff);
         }
@@ -261,6 +292,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 },
                 workspace: args.workspace.clone(),
             }),
+            notifications: !args.no_notifications,
+            mailer,
             audit_interval: (args.audit_interval > 0.0 && args.audit_interval.is_finite())
                 .then(|| std::time::Duration::from_secs_f64(args.audit_interval.max(1.0))),
         };

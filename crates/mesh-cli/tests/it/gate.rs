@@ -84,8 +84,8 @@ fn one_denial_at_every_way_in() {
     let (analyst, _owner) = crate::access::orders_with_email(ws);
     counting_emails(ws);
     // Only the reads this test makes: no scheduled run (whose own refused read of an ungranted
-    // input would be recorded too, at a time of the orchestrator's choosing).
-    let server = crate::serve(ws, &[("MESH_NO_SCHEDULES", "true")]);
+    // input would be recorded too, at a time of the orchestrator's choosing); `serve` starts none.
+    let server = crate::serve(ws, &[]);
     let sql = "SELECT * FROM ecommerce.orders";
     let ana = ("ana".to_owned(), "ecommerce.orders".to_owned());
 

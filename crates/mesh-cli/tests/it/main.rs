@@ -216,13 +216,15 @@ impl Drop for Server {
 }
 
 /// Starts `mesh serve` on a free port in `dir` (its mesh.toml names the catalog), with extra
-/// environment variables.
+/// environment variables. Its orchestrator is off (a test's own `mesh run` would race a scheduled
+/// one); a test of the orchestrator passes `MESH_NO_SCHEDULES=false`.
 pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
     use std::io::BufRead;
     let mut child = Command::new(env!("CARGO_BIN_EXE_mesh"))
         .args(["serve", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env("MESH_NO_SCHEDULES", "true")
         .envs(env.iter().copied())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -371,6 +371,38 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/subscriptions",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/subscriptions".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/subscriptions",
+            allowed: Allowed::SalesPublishers,
+            request: |i, _| {
+                (
+                    "/api/v1/subscriptions".into(),
+                    Some(serde_json::json!({
+                        "scope": "product", "subject": "sales.orders", "channel": "slack",
+                        "target": format!("https://hooks.example.com/new{i}"),
+                        "events": ["run.failed"],
+                    })),
+                )
+            },
+        },
+        Endpoint {
+            method: "DELETE",
+            template: "/api/v1/subscriptions/{id}",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| {
+                (
+                    format!("/api/v1/subscriptions/{}", ids[ids.len() - 6 + i]),
+                    None,
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
             template: "/api/v1/products/{product}/schedule",
             allowed: Allowed::Readers,
             request: |_, _| ("/api/v1/products/sales.c0/schedule".into(), None),
@@ -691,6 +723,17 @@ async fn seed(h: &Harness) -> Vec<String> {
             domain: "sales".into(),
         };
         h.catalog.add_location(&admin, &old).await.unwrap();
+    }
+    // Subscriptions to remove, one per caller: the last six ids.
+    for i in 0..6 {
+        let new = mesh_catalog::subscriptions::NewSubscription {
+            scope: "product".into(),
+            subject: "sales.orders".into(),
+            channel: "webhook".into(),
+            target: format!("https://hooks.example.com/old{i}"),
+            events: Vec::new(),
+        };
+        victims.push(h.catalog.subscribe(&admin, &new).await.unwrap().id);
     }
     h.clock
         .set(Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());

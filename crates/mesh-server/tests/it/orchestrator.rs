@@ -662,3 +662,313 @@ async fn two_servers_on_one_postgres_run_each_slot_exactly_once() {
         480
     );
 }
+
+/// A local HTTP receiver: answers 503 to the first `failures` requests, then 200; keeps every
+/// body it was sent.
+fn receiver(failures: usize) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            seen += 1;
+            let status = if seen <= failures {
+                "503 Service Unavailable"
+            } else {
+                kept.lock()
+                    .unwrap()
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                "200 OK"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, bodies)
+}
+
+/// Python's aiosmtpd (PyPI) as the SMTP relay, keeping what it receives in a Maildir.
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Smtp {
+    fn start(dir: &std::path::Path) -> Option<Smtp> {
+        let python = mesh_testkit::python("aiosmtpd", "aiosmtpd", "notifications by e-mail")?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let maildir = dir.join("maildir");
+        let mut child = std::process::Command::new(python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Smtp {
+                    child,
+                    port,
+                    maildir,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("aiosmtpd did not listen on {port}");
+    }
+
+    /// The messages received, as text.
+    fn messages(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
+    }
+}
+
+/// A scheduled run fails, then recovers: the product's webhook (down for its first two
+/// attempts), its domain's Slack channel and its team's e-mail hear of each, exactly once
+/// across two dispatchers; a deprecation reaches the products that read the port.
+#[tokio::test]
+async fn notifications_reach_webhooks_slack_and_email_with_retries() {
+    use mesh_catalog::subscriptions::NewSubscription;
+    use mesh_service::dispatch::Dispatcher;
+    let start = at("2026-12-05T10:07:00Z");
+    let w = World::new(start).await;
+    let Some(smtp) = Smtp::start(w._dir.path()) else {
+        return;
+    };
+    let broken = Product {
+        id: "sales.orders",
+        schedule: "cron: \"*/15 * * * *\"\nretries: 0",
+        sources: &[("raw", "data/rows.csv")],
+        inputs: &[],
+        transform: "SELECT id, label FROM no_such_table",
+    };
+    w.publish(&broken, &[("data/rows.csv", ROWS)]).await;
+    let reader = Product {
+        id: "sales.reader",
+        schedule: "on: upstream",
+        sources: &[],
+        inputs: &[("orders", "sales.orders.orders")],
+        transform: "SELECT id, label FROM orders",
+    };
+    w.publish(&reader, &[]).await;
+    let (hook, hooked) = receiver(2);
+    let (slack, slacked) = receiver(0);
+    let owner = Principal::system("test");
+    let subscribe = |scope: &str, subject: &str, channel: &str, target: &str| NewSubscription {
+        scope: scope.into(),
+        subject: subject.into(),
+        channel: channel.into(),
+        target: target.into(),
+        events: Vec::new(),
+    };
+    for new in [
+        subscribe("product", "sales.orders", "webhook", &hook),
+        subscribe("domain", "sales", "slack", &slack),
+        subscribe("team", "sales-team", "email", "oncall@example.com"),
+        NewSubscription {
+            events: vec!["product.deprecated".into()],
+            ..subscribe("product", "sales.reader", "webhook", &slack)
+        },
+    ] {
+        w.catalog.subscribe(&owner, &new).await.unwrap();
+    }
+    // Another domain may not subscribe to sales' notifications, nor anyone send to a header
+    // injection or an unknown kind.
+    let hr = mesh_orchestrator_of("hr");
+    let refused = w
+        .catalog
+        .subscribe(&hr, &subscribe("product", "sales.orders", "webhook", &hook))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(mesh_catalog::subscriptions::SubscriptionError::Denied(_))
+        ),
+        "{refused:?}"
+    );
+    for bad in [
+        subscribe(
+            "product",
+            "sales.orders",
+            "email",
+            "a@example.com\r\nBcc: all@example.com",
+        ),
+        NewSubscription {
+            events: vec!["everything".into()],
+            ..subscribe("product", "sales.orders", "webhook", &hook)
+        },
+        subscribe("product", "sales.nothing", "webhook", &hook),
+    ] {
+        assert!(w.catalog.subscribe(&owner, &bad).await.is_err(), "{bad:?}");
+    }
+
+    let mailer = mesh_server::notify::SmtpMailer::new(
+        &format!("smtp://127.0.0.1:{}", smtp.port),
+        "mesh <mesh@example.com>",
+    )
+    .unwrap();
+    let dispatcher = |server: &str| {
+        Arc::new(Dispatcher::new(
+            w.catalog.clone(),
+            Arc::new(mesh_server::notify::HttpSender::new()),
+            Some(Arc::new(mailer.clone())),
+            server.to_owned(),
+        ))
+    };
+    let (one, two) = (dispatcher("server-1"), dispatcher("server-2"));
+    let cursor = w.catalog.last_event_seq().await.unwrap();
+
+    let o = w.orchestrator("server-1", Duration::from_millis(5));
+    w.tick(&o, at("2026-12-05T10:15:00Z")).await;
+    let (next, deliveries) = Arc::clone(&one).pass(cursor, false).await;
+    let (_, again) = Arc::clone(&two).pass(cursor, false).await;
+    assert!(
+        again.is_empty(),
+        "each event is sent by one server: {again:?}"
+    );
+    let states: Vec<(String, String, i64)> = deliveries
+        .iter()
+        .map(|d| (d.url.clone(), d.state.clone(), d.attempts))
+        .collect();
+    assert_eq!(deliveries.len(), 3, "{deliveries:#?}");
+    assert!(
+        states.contains(&(hook.clone(), "delivered".into(), 3)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&(slack.clone(), "delivered".into(), 1)),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("mailto:oncall@example.com".into(), "delivered".into(), 1)),
+        "{states:?}"
+    );
+    let got = hooked.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["event"], "run.failed");
+    assert_eq!(got[0]["subject"], "sales.orders");
+    assert!(
+        got[0]["text"].as_str().unwrap().contains("no_such_table"),
+        "{}",
+        got[0]
+    );
+    let text = slacked.lock().unwrap()[0]["text"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        text.starts_with("*run.failed* the scheduled run of sales.orders"),
+        "{text}"
+    );
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].contains("Subject: [mesh] run.failed: sales.orders"),
+        "{}",
+        mails[0]
+    );
+    assert!(mails[0].contains("To: oncall@example.com"), "{}", mails[0]);
+
+    // The pipeline is fixed: the next slot succeeds, and everyone hears it recovered.
+    let fixed = Product {
+        transform: "SELECT id, label FROM raw",
+        ..broken
+    };
+    let mut bundle = fixed.bundle();
+    bundle.descriptor.text = bundle
+        .descriptor
+        .text
+        .replace("version: 1.0.0", "version: 1.0.1");
+    bundle.contracts[0].text = bundle.contracts[0]
+        .text
+        .replace("version: 1.0.0", "version: 1.0.1");
+    w.catalog.publish(&owner, &bundle, false).await.unwrap();
+    w.tick(&o, at("2026-12-05T10:30:00Z")).await;
+    let (next, deliveries) = Arc::clone(&one).pass(next, false).await;
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.state == "delivered" && d.event == "run.recovered"),
+        "{deliveries:?}"
+    );
+    assert_eq!(deliveries.len(), 3, "{deliveries:?}");
+    assert_eq!(smtp.messages().len(), 2);
+
+    // A deprecation reaches the product that reads the port, which subscribed to deprecations.
+    w.catalog
+        .deprecate(
+            &owner,
+            "sales.orders",
+            "1.0.1",
+            chrono::NaiveDate::from_ymd_opt(2027, 6, 1).unwrap(),
+            "Read sales.orders_v2 instead.",
+        )
+        .await
+        .unwrap();
+    let (_, deliveries) = Arc::clone(&one).pass(next, false).await;
+    // (The domain's Slack and the team's e-mail hear of both products too; the reader's own
+    // subscription is the webhook one.)
+    let to_reader: Vec<&DeliveryRow> = deliveries
+        .iter()
+        .filter(|d| d.subject == "sales.reader" && d.payload.contains("\"delivery\""))
+        .collect();
+    assert_eq!(to_reader.len(), 1, "{deliveries:?}");
+    assert_eq!(
+        deliveries.len(),
+        6,
+        "3 subscriptions x 2 products: {deliveries:?}"
+    );
+    assert_eq!(to_reader[0].event, "product.deprecated");
+    assert!(
+        to_reader[0]
+            .payload
+            .contains("Read sales.orders_v2 instead.")
+    );
+}
+
+use mesh_catalog::store::DeliveryRow;
+
+fn mesh_orchestrator_of(domain: &str) -> Principal {
+    mesh_service::orchestrator::runner_of(domain)
+}
