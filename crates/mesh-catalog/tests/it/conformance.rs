@@ -932,8 +932,8 @@ async fn domain_and_global_policies_are_versioned_in_the_catalog(t: TestStore) {
         "{name}"
     );
     assert_eq!(
-        v1.tests, 33,
-        "{name}: the pack's 32 tests and the domain's one"
+        v1.tests, 35,
+        "{name}: the pack's 34 tests and the domain's one"
     );
     assert!(
         v1.policies

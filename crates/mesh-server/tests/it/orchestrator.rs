@@ -972,3 +972,34 @@ use mesh_catalog::store::DeliveryRow;
 fn mesh_orchestrator_of(domain: &str) -> Principal {
     mesh_service::orchestrator::runner_of(domain)
 }
+
+/// The SLA pass and the policy audit every server schedules run on one of them per interval.
+#[tokio::test]
+async fn operations_are_claimed_by_one_server_per_interval() {
+    use mesh_service::orchestrator::claim_operation;
+    let w = World::new(at("2026-12-05T10:00:10Z")).await;
+    let every = Duration::from_secs(60);
+    let claim = |server: &'static str, now: &str| {
+        let catalog = w.catalog.clone();
+        let now = at(now);
+        async move { claim_operation(&catalog, "sla", every, now, server).await }
+    };
+    assert!(claim("server-1", "2026-12-05T10:00:10Z").await);
+    // The other server, later in the same minute: the pass is done.
+    assert!(!claim("server-2", "2026-12-05T10:00:59Z").await);
+    assert!(!claim("server-1", "2026-12-05T10:00:30Z").await);
+    // The next minute is a new pass, for whoever asks first.
+    assert!(claim("server-2", "2026-12-05T10:01:00Z").await);
+    assert!(!claim("server-1", "2026-12-05T10:01:02Z").await);
+    // Another operation is claimed on its own.
+    assert!(
+        claim_operation(
+            &w.catalog,
+            "policy-audit",
+            every,
+            at("2026-12-05T10:01:02Z"),
+            "server-1"
+        )
+        .await
+    );
+}
