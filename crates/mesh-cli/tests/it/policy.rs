@@ -128,14 +128,14 @@ fn policy_check_blocks_warns_and_points_at_the_line() {
     assert_eq!(code(&out), 0, "{}", stdout(&out));
     assert!(stdout(&out).contains("PASS data.sales.no_amount_test.test_amount_is_found"));
     assert!(
-        stdout(&out).contains("33 passed, 0 failed"),
+        stdout(&out).contains("35 passed, 0 failed"),
         "{}",
         stdout(&out)
     );
 
     let out = mesh(tmp.path(), &["policy", "list", "--output", "json"]);
     let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 14);
+    assert_eq!(list.as_array().unwrap().len(), 15);
 }
 
 /// The seed's Exercise 2 end to end: define 5+ policies (the standard pack plus a platform policy
@@ -148,7 +148,7 @@ fn exercise_two_policies_compliance_and_violations() {
     let ws = tmp.path();
     assert_eq!(code(&mesh(ws, &["init"])), 0);
 
-    // Policies: 14 standard ones (2 on access requests, 1 on locations), one of the platform's, one of the sales domain's.
+    // Policies: 15 standard ones (2 on access requests, 1 on locations), one of the platform's, one of the sales domain's.
     let platform = ws.join("platform-policies");
     fs::create_dir_all(&platform).unwrap();
     fs::write(
@@ -157,7 +157,7 @@ fn exercise_two_policies_compliance_and_violations() {
     )
     .unwrap();
     let out = mesh(ws, &["policy", "list", "--policies", "platform-policies"]);
-    assert_eq!(stdout(&out).lines().count(), 15, "{}", stdout(&out));
+    assert_eq!(stdout(&out).lines().count(), 16, "{}", stdout(&out));
 
     let dir = ws.join("sales/orders");
     copy(&root.join("testdata/policy/compliant"), &dir);
