@@ -423,8 +423,9 @@ struct Data {
 }
 
 /// The shop keeps trading while the demo serves: every minute a few new order lines and
-/// clickstream events are appended to the source files, so the scheduled runs have new data to
-/// publish and the ports stay as fresh as their contracts promise.
+/// clickstream events are appended to the source files, and a customer and a product are
+/// updated, so the scheduled runs have new data to publish and the ports stay as fresh as their
+/// contracts promise.
 struct Shop {
     rng: StdRng,
     prices: Vec<f64>,
@@ -481,6 +482,26 @@ impl Shop {
                 .append(true)
                 .open(dir.join(path))?
                 .write_all(lines.as_bytes())?;
+        }
+        // A customer changes their details, a product its description: their `updated_at` (the
+        // last column) moves to now.
+        for path in [
+            "ecommerce/customers/data/customers.csv",
+            "ecommerce/product_catalog/data/products.csv",
+        ] {
+            let file = dir.join(path);
+            let text = std::fs::read_to_string(&file)?;
+            let mut lines: Vec<&str> = text.lines().collect();
+            if lines.len() < 2 {
+                continue;
+            }
+            let row = self.rng.random_range(1..lines.len());
+            let touched = match lines[row].rsplit_once(',') {
+                Some((rest, _)) => format!("{rest},{}", stamp(now)),
+                None => continue,
+            };
+            lines[row] = &touched;
+            std::fs::write(&file, lines.join("\n") + "\n")?;
         }
         Ok(())
     }
@@ -698,6 +719,11 @@ mod tests {
         for (path, text) in [
             ("ecommerce/orders/data/orders.csv", &data.orders),
             ("analytics/user_behaviour/data/events.csv", &data.events),
+            ("ecommerce/customers/data/customers.csv", &data.customers),
+            (
+                "ecommerce/product_catalog/data/products.csv",
+                &data.products,
+            ),
         ] {
             let file = dir.path().join(path);
             std::fs::create_dir_all(file.parent().unwrap()).unwrap();
@@ -719,6 +745,19 @@ mod tests {
             std::fs::read_to_string(dir.path().join("analytics/user_behaviour/data/events.csv"))
                 .unwrap();
         assert!(events.lines().count() >= 30_001 + 10);
+        // A customer and a product were updated now; nothing was added or lost.
+        let customers =
+            std::fs::read_to_string(dir.path().join("ecommerce/customers/data/customers.csv"))
+                .unwrap();
+        assert_eq!(customers.lines().count(), data.customers.lines().count());
+        assert!(customers.contains(&format!(",{}\n", stamp(now))));
+        let products = std::fs::read_to_string(
+            dir.path()
+                .join("ecommerce/product_catalog/data/products.csv"),
+        )
+        .unwrap();
+        assert_eq!(products.lines().count(), data.products.lines().count());
+        assert!(products.contains(&format!(",{}\n", stamp(now))));
     }
 
     #[test]
