@@ -1003,3 +1003,29 @@ async fn operations_are_claimed_by_one_server_per_interval() {
         .await
     );
 }
+
+/// A descriptor in another domain's folder of the server's checkout that claims a product's id
+/// does not become that product's folder: the scheduled run reads the real product's files, not
+/// the impostor's.
+#[tokio::test]
+async fn an_impostor_folder_in_the_checkout_is_not_the_products() {
+    let start = at("2026-12-05T10:07:00Z");
+    let w = World::new(start).await;
+    // hr writes a folder that sorts first and claims sales.orders, with rows of its choosing.
+    let impostor = w.workspace.join("aaa-hr/orders");
+    std::fs::create_dir_all(impostor.join("data")).unwrap();
+    std::fs::write(
+        impostor.join("product.odps.yaml"),
+        orders().bundle().descriptor.text.replace("domain: sales", "domain: hr"),
+    )
+    .unwrap();
+    std::fs::write(impostor.join("data/rows.csv"), "id,label\nx1,injected\n").unwrap();
+    w.publish(&orders(), &[("data/rows.csv", ROWS)]).await;
+    let o = w.orchestrator("server-1", Duration::from_millis(5));
+    w.tick(&o, at("2026-12-05T10:15:00Z")).await;
+    let slots = w.slots("sales.orders").await;
+    assert_eq!(slots[0].state, SlotState::Succeeded, "{slots:?}");
+    let who = Principal::system("test");
+    let runs = w.catalog.runs(&who, "sales.orders", None, 10).await.unwrap();
+    assert_eq!(runs[0].rows_out, Some(2), "the product's own two rows: {runs:?}");
+}
