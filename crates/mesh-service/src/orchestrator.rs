@@ -642,10 +642,21 @@ impl Runner for PipelineRunner {
                 }
             })
             .ok_or_else(|| failed(format!("the contract of port `{port}` cannot be read")))?;
-        let dir = self
+        // Without a folder, a source that is a file of the product's folder is refused when it
+        // is resolved (and says why); two folders claiming the product are an error now.
+        let dir = match self
             .workspace
             .as_deref()
-            .and_then(|w| product_folder(w, &job.product));
+            .map(|w| product_folder(w, &job.product))
+        {
+            Some(Ok(dir)) => Some(dir),
+            Some(Err(e)) if e.contains("folders under") => return Err(failed(e)),
+            Some(Err(e)) => {
+                log(&format!("{}: {e}", job.product));
+                None
+            }
+            None => None,
+        };
         let allowed = self
             .service
             .pipeline_sources(&who, &job.product)
@@ -735,10 +746,26 @@ impl Runner for PipelineRunner {
     }
 }
 
-/// The folder under `workspace` whose descriptor declares `product` (at most four levels down;
-/// hidden folders and `target` skipped).
-pub fn product_folder(workspace: &Path, product: &str) -> Option<PathBuf> {
-    let mut folders = vec![(workspace.to_path_buf(), 0usize)];
+/// The folder of `product` in the checkout `workspace`: the one folder under
+/// `<workspace>/<domain>/` (the domain's own folder, which the domain owns in the repository;
+/// at most three levels down, hidden folders and `target` skipped) whose descriptor declares the
+/// product's id. A descriptor elsewhere that claims the id is not the product's; two that claim
+/// it in the domain's folder are an error, as is a checkout without the domain's folder.
+pub fn product_folder(workspace: &Path, product: &str) -> Result<PathBuf, String> {
+    let domain = product.split_once('.').map_or(product, |(d, _)| d);
+    let root = workspace.join(domain);
+    if domain.is_empty()
+        || domain.contains(['/', '\\'])
+        || domain.starts_with('.')
+        || !root.is_dir()
+    {
+        return Err(format!(
+            "the checkout {} has no folder `{domain}`: a product's folder is found under the folder of its domain",
+            workspace.display()
+        ));
+    }
+    let mut found = Vec::new();
+    let mut folders = vec![(root, 0usize)];
     while let Some((folder, depth)) = folders.pop() {
         let Ok(entries) = std::fs::read_dir(&folder) else {
             continue;
@@ -746,13 +773,17 @@ pub fn product_folder(workspace: &Path, product: &str) -> Option<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
-            if path.is_dir() {
-                if depth < 4 && !name.starts_with('.') && name != "target" {
+            // Links are not followed: a link out of the domain's folder is not the domain's.
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if depth < 3 && !name.starts_with('.') && name != "target" {
                     folders.push((path, depth + 1));
                 }
                 continue;
             }
-            if !name.ends_with(".odps.yaml") {
+            if !kind.is_file() || !name.ends_with(".odps.yaml") {
                 continue;
             }
             let Ok(text) = std::fs::read_to_string(&path) else {
@@ -762,11 +793,27 @@ pub fn product_folder(workspace: &Path, product: &str) -> Option<PathBuf> {
                 mesh_model::parse_document(&name, &text)
                 && parsed.model.and_then(|m| m.id).as_deref() == Some(product)
             {
-                return Some(folder);
+                found.push(folder.clone());
             }
         }
     }
-    None
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!(
+            "no descriptor of {product} under {}",
+            workspace.join(domain).display()
+        )),
+        _ => Err(format!(
+            "{} folders under {} declare {product}: {}",
+            found.len(),
+            workspace.join(domain).display(),
+            found
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 /// Claims the catalog-wide operation `name`'s slot at `now` (`now` rounded down to a multiple

@@ -1016,7 +1016,11 @@ async fn an_impostor_folder_in_the_checkout_is_not_the_products() {
     std::fs::create_dir_all(impostor.join("data")).unwrap();
     std::fs::write(
         impostor.join("product.odps.yaml"),
-        orders().bundle().descriptor.text.replace("domain: sales", "domain: hr"),
+        orders()
+            .bundle()
+            .descriptor
+            .text
+            .replace("domain: sales", "domain: hr"),
     )
     .unwrap();
     std::fs::write(impostor.join("data/rows.csv"), "id,label\nx1,injected\n").unwrap();
@@ -1026,6 +1030,14 @@ async fn an_impostor_folder_in_the_checkout_is_not_the_products() {
     let slots = w.slots("sales.orders").await;
     assert_eq!(slots[0].state, SlotState::Succeeded, "{slots:?}");
     let who = Principal::system("test");
-    let runs = w.catalog.runs(&who, "sales.orders", None, 10).await.unwrap();
-    assert_eq!(runs[0].rows_out, Some(2), "the product's own two rows: {runs:?}");
+    let runs = w
+        .catalog
+        .runs(&who, "sales.orders", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        runs[0].rows_out,
+        Some(2),
+        "the product's own two rows: {runs:?}"
+    );
 }
