@@ -131,6 +131,22 @@ impl Dispatcher {
                 let Some(notice) = self.notice(event).await else {
                     continue;
                 };
+                // Who hears of it first: an event nobody subscribed to is not claimed (the
+                // ledger keeps a row per claim).
+                let recipients = match self.catalog.recipients(notice.kind, &notice.products).await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        log(&format!(
+                            "could not find who hears of event {}: {e}",
+                            event.seq
+                        ));
+                        continue;
+                    }
+                };
+                if recipients.is_empty() {
+                    continue;
+                }
                 let claimed = self
                     .catalog
                     .claim_slot(
@@ -148,17 +164,6 @@ impl Dispatcher {
                         continue;
                     }
                 }
-                let recipients = match self.catalog.recipients(notice.kind, &notice.products).await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        log(&format!(
-                            "could not find who hears of event {}: {e}",
-                            event.seq
-                        ));
-                        continue;
-                    }
-                };
                 for sub in recipients {
                     let (me, event, notice) = (Arc::clone(&self), event.clone(), notice.clone());
                     if background {
