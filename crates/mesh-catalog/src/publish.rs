@@ -429,7 +429,7 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, PublishError> {
         .as_ref()
         .map(|t| t.text.clone())
         .filter(|t| !t.trim().is_empty());
-    let schedule = scheduled(&root);
+    let schedule = mesh_model::schedule::property(&root).map(|(_, value)| value.to_json());
     if let Some(reason) = schedule
         .as_ref()
         .and_then(|_| not_runnable(transform.is_some(), product.output_ports.len()))
@@ -462,18 +462,7 @@ fn prepare(bundle: &Bundle) -> Result<Prepared, PublishError> {
         inputs,
         digest,
         transform,
-        schedule: schedule.map(|(_, value)| value),
-    })
-}
-
-/// The `schedule` custom property: its node and its value as JSON.
-fn scheduled(root: &Node) -> Option<(Node, serde_json::Value)> {
-    let props = root.get("customProperties")?.as_seq()?;
-    props.iter().find_map(|p| {
-        let name = p.get("property")?.as_str()?;
-        (name == mesh_model::odps::PlatformProperty::Schedule.as_str())
-            .then(|| p.get("value").map(|v| (v.clone(), v.to_json())))
-            .flatten()
+        schedule,
     })
 }
 

@@ -276,15 +276,11 @@ impl Catalog {
     ) -> Result<ScheduleView, ProductError> {
         Self::allow(who, Action::Read)?;
         let version = self.version(who, product, "latest").await?;
-        let value = version.descriptor.as_ref().and_then(|d| {
-            d["customProperties"].as_array()?.iter().find_map(|cp| {
-                (cp["property"] == mesh_model::odps::PlatformProperty::Schedule.as_str())
-                    .then(|| cp["value"].clone())
-            })
-        });
-        let schedule = value.and_then(|v| {
-            mesh_model::schedule::Schedule::read(&mesh_model::source::Node::from_json(&v)).ok()
-        });
+        let schedule = version
+            .descriptor
+            .as_ref()
+            .and_then(mesh_model::schedule::property_json)
+            .and_then(|v| mesh_model::schedule::Schedule::from_json(v).ok());
         let mut upcoming = Vec::new();
         if let Some(s) = &schedule {
             let mut from = self.instant();

@@ -60,7 +60,32 @@ impl Problem {
     }
 }
 
+/// The `schedule` custom property of a descriptor: its index among the custom properties and
+/// its value.
+pub fn property(root: &Node) -> Option<(usize, &Node)> {
+    let props = root.get("customProperties")?.as_seq()?;
+    props.iter().enumerate().find_map(|(i, p)| {
+        (p.get("property")?.as_str()? == crate::odps::PlatformProperty::Schedule.as_str())
+            .then(|| p.get("value").map(|v| (i, v)))
+            .flatten()
+    })
+}
+
+/// The `schedule` custom property's value in a descriptor as JSON (as the catalog stores it).
+pub fn property_json(descriptor: &serde_json::Value) -> Option<&serde_json::Value> {
+    descriptor["customProperties"]
+        .as_array()?
+        .iter()
+        .find(|cp| cp["property"] == crate::odps::PlatformProperty::Schedule.as_str())
+        .map(|cp| &cp["value"])
+}
+
 impl Schedule {
+    /// A schedule from its value as JSON (a published one: no positions to report).
+    pub fn from_json(value: &serde_json::Value) -> Result<Schedule, Vec<Problem>> {
+        Schedule::read(&Node::from_json(value))
+    }
+
     /// Reads the property's value; every problem is reported, none is fatal to the others.
     pub fn read(value: &Node) -> Result<Schedule, Vec<Problem>> {
         let mut problems = Vec::new();

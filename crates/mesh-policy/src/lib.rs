@@ -897,17 +897,9 @@ pub fn input(
 /// daylight-saving changes count);
 /// null without a readable schedule.
 pub fn schedule_facts(product: &serde_json::Value) -> serde_json::Value {
-    let value = product["customProperties"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|cp| cp["property"] == "schedule")
-        .map(|cp| &cp["value"]);
-    let Some(value) = value else {
-        return serde_json::Value::Null;
-    };
-    let node = mesh_model::source::Node::from_json(value);
-    let Ok(schedule) = mesh_model::schedule::Schedule::read(&node) else {
+    let Some(Ok(schedule)) =
+        mesh_model::schedule::property_json(product).map(mesh_model::schedule::Schedule::from_json)
+    else {
         return serde_json::Value::Null;
     };
     let from =

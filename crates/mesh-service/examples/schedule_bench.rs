@@ -228,9 +228,9 @@ async fn main() {
     let mut due: BTreeMap<DateTime<Utc>, usize> = BTreeMap::new();
     let mut expected: HashSet<(String, DateTime<Utc>)> = HashSet::new();
     for i in 0..products {
-        let node = mesh_model::source::Node::from_json(&serde_yaml_value(
-            &schedule(i).replace("\n      ", "\n"),
-        ));
+        let node = mesh_model::yaml::parse(&schedule(i).replace("\n      ", "\n"))
+            .root
+            .expect("a schedule mapping");
         let s = Schedule::read(&node).expect("schedule");
         let mut from = start;
         while let Some(slot) = s.next_after(from).filter(|t| *t <= last) {
@@ -300,18 +300,4 @@ async fn main() {
         eprintln!("FAILED: every due slot must run exactly once");
         std::process::exit(1);
     }
-}
-
-/// A YAML mapping (`cron: ...` lines) as JSON.
-fn serde_yaml_value(text: &str) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    for line in text.lines() {
-        if let Some((k, v)) = line.split_once(':') {
-            map.insert(
-                k.trim().to_owned(),
-                serde_json::Value::String(v.trim().trim_matches('"').to_owned()),
-            );
-        }
-    }
-    serde_json::Value::Object(map)
 }

@@ -96,6 +96,8 @@ pub struct Job {
     pub digest: String,
     pub slot: DateTime<Utc>,
     pub cause: Cause,
+    /// Attempts after a failure, from the product's schedule.
+    pub retries: u32,
 }
 
 /// A run that ended without failing.
@@ -254,23 +256,16 @@ impl Orchestrator {
             HashMap::new()
         };
         let jobs = self.due(now, &products, &newest);
-        let depth = depths(&products);
-        let mut ordered = jobs.clone();
-        ordered.sort_by_key(|j| depth.get(j.product.as_str()).copied().unwrap_or(0));
         let upstream: HashMap<&str, &[String]> = products
             .iter()
             .map(|p| (p.product.as_str(), p.upstream.as_slice()))
             .collect();
+        let depth = depths(&upstream);
+        let mut ordered = jobs.clone();
+        ordered.sort_by_key(|j| depth.get(j.product.as_str()).copied().unwrap_or(0));
         for job in ordered {
-            let retries = self
-                .tracked
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&job.product)
-                .and_then(|t| t.schedule.as_ref())
-                .map_or(0, |s| s.retries);
             let ups = upstream.get(job.product.as_str()).copied().unwrap_or(&[]);
-            self.spawn(job, ups, retries);
+            self.spawn(job, ups);
         }
         Ok(jobs)
     }
@@ -351,6 +346,7 @@ impl Orchestrator {
                 digest: p.digest.clone(),
                 slot,
                 cause,
+                retries: schedule.retries,
             };
             if schedule.cron.is_some() {
                 if state.next.is_none() {
@@ -395,7 +391,7 @@ impl Orchestrator {
     }
 
     /// Starts `job` once this server's runs of it and of its `upstream` products have ended.
-    fn spawn(&self, job: Job, upstream: &[String], retries: u32) {
+    fn spawn(&self, job: Job, upstream: &[String]) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         let waits: Vec<Done> = std::iter::once(&job.product)
             .chain(upstream)
@@ -408,7 +404,7 @@ impl Orchestrator {
             permits: Arc::clone(&self.permits),
             server: self.options.server.clone(),
             backoff: self.options.backoff,
-            retries,
+            retries: job.retries,
         };
         let product = job.product.clone();
         let handle = tokio::spawn(async move {
@@ -534,7 +530,7 @@ impl Slot {
 /// A published schedule, read again (it was linted at publish; a schedule this binary cannot
 /// read is logged and not run).
 fn read_schedule(product: &str, value: &serde_json::Value) -> Option<Schedule> {
-    match Schedule::read(&mesh_model::source::Node::from_json(value)) {
+    match Schedule::from_json(value) {
         Ok(s) => Some(s),
         Err(problems) => {
             log(&format!(
@@ -552,11 +548,7 @@ fn read_schedule(product: &str, value: &serde_json::Value) -> Option<Schedule> {
 
 /// Each scheduled product's depth in the lineage among scheduled products (0: no scheduled
 /// upstream), so a tick starts upstream runs before the runs that wait for them.
-fn depths(products: &[Scheduled]) -> HashMap<&str, usize> {
-    let upstream: HashMap<&str, &[String]> = products
-        .iter()
-        .map(|p| (p.product.as_str(), p.upstream.as_slice()))
-        .collect();
+fn depths<'a>(upstream: &HashMap<&'a str, &'a [String]>) -> HashMap<&'a str, usize> {
     let mut depth: HashMap<&str, usize> = HashMap::new();
     fn visit<'a>(
         id: &'a str,
@@ -585,8 +577,8 @@ fn depths(products: &[Scheduled]) -> HashMap<&str, usize> {
         depth.insert(id, d);
         d
     }
-    for p in products {
-        visit(p.product.as_str(), &upstream, &mut depth, &mut Vec::new());
+    for id in upstream.keys() {
+        visit(id, upstream, &mut depth, &mut Vec::new());
     }
     depth
 }

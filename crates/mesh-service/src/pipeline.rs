@@ -228,23 +228,17 @@ pub fn sources(
         if let Some(relation) = database_relation(&source)? {
             let target = mesh_engine::db::Target::from_url(&source.path, &source.name)
                 .map_err(|e| fail(format!("source `{}`: {}", source.name, e.reason)))?;
-            out.push(Input {
-                location: Location::from_path(&source.path, Some("parquet"))
-                    .map_err(|e| fail(format!("source `{}`: {e}", source.name)))?,
-                name: source.name,
-                product: None,
-                contract: None,
-                delta_version: None,
-                columns: None,
-                masks: Vec::new(),
-                mask: Mask::Null,
-                keys: Default::default(),
-                database: Some(mesh_engine::db::source::DbSource {
-                    target,
-                    relation,
-                    incremental: source.incremental.clone(),
-                }),
-            });
+            let database = mesh_engine::db::source::DbSource {
+                target,
+                relation,
+                incremental: source.incremental.clone(),
+            };
+            out.push(source_input(
+                source.name,
+                &source.path,
+                Some("parquet"),
+                Some(database),
+            )?);
             continue;
         }
         // Absolute, so the run records (and OpenLineage names) where the data really is.
@@ -283,21 +277,37 @@ pub fn sources(
                 })?
             }
         };
-        out.push(Input {
-            location: Location::from_path(&path, source.format.as_deref())
-                .map_err(|e| fail(format!("source `{}`: {e}", source.name)))?,
-            name: source.name,
-            product: None,
-            contract: None,
-            delta_version: None,
-            columns: None,
-            masks: Vec::new(),
-            mask: Mask::Null,
-            keys: Default::default(),
-            database: None,
-        });
+        out.push(source_input(
+            source.name,
+            &path,
+            source.format.as_deref(),
+            None,
+        )?);
     }
     Ok(out)
+}
+
+/// A source (files, or a database's table or query) as the engine reads it: no upstream port,
+/// nothing masked.
+fn source_input(
+    name: String,
+    path: &str,
+    format: Option<&str>,
+    database: Option<mesh_engine::db::source::DbSource>,
+) -> Result<Input, SourceError> {
+    Ok(Input {
+        location: Location::from_path(path, format)
+            .map_err(|e| fail(format!("source `{name}`: {e}")))?,
+        name,
+        product: None,
+        contract: None,
+        delta_version: None,
+        columns: None,
+        masks: Vec::new(),
+        mask: Mask::Null,
+        keys: Default::default(),
+        database,
+    })
 }
 
 /// What a database source reads: its `table`, or its `query` (one read-only query); `None` for

@@ -9,9 +9,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use mesh_model::Diagnostic;
 use mesh_model::document::{AnyParsed, parse_document};
-use mesh_model::odps::PlatformProperty;
 use mesh_model::schedule::Schedule;
-use mesh_model::source::Node;
 
 use crate::cmd::lint::{discover, styled};
 use crate::files::read_text;
@@ -85,7 +83,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             continue;
         };
         let id = product.id.clone().unwrap_or_default();
-        let Some((index, value)) = schedule_node(root) else {
+        let Some((index, value)) = mesh_model::schedule::property(root) else {
             products
                 .push(serde_json::json!({ "product": id, "file": file.display, "schedule": null }));
             continue;
@@ -192,16 +190,6 @@ fn from_catalog(
             }
         }
         Ok(out)
-    })
-}
-
-/// The `schedule` custom property's value and its index, when the descriptor has one.
-fn schedule_node(root: &Node) -> Option<(usize, &Node)> {
-    let props = root.get("customProperties")?.as_seq()?;
-    props.iter().enumerate().find_map(|(i, p)| {
-        (p.get("property")?.as_str()? == PlatformProperty::Schedule.as_str())
-            .then(|| p.get("value").map(|v| (i, v)))
-            .flatten()
     })
 }
 
