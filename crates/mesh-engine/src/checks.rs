@@ -516,6 +516,26 @@ impl Planner<'_> {
                 None,
             );
         }
+        if !prop.enum_values.is_empty() {
+            let values: Vec<serde_json::Value> = prop.allowed_values().cloned().collect();
+            let shown: Vec<String> = values.iter().map(ToString::to_string).collect();
+            self.push(
+                Category::Schema,
+                "field_enum",
+                Some(path),
+                format!(
+                    "Check that field {path} only has the values {}",
+                    shown.join(", ")
+                ),
+                Measure::Count(Predicate::Invalid {
+                    field: path.clone(),
+                    valid_values: Some(values),
+                    pattern: None,
+                }),
+                Threshold::ZERO,
+                None,
+            );
+        }
         if let Some(o) = &prop.logical_type_options {
             self.options(prop.logical_type, o, path);
         }

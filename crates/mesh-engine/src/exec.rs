@@ -752,7 +752,9 @@ fn target_type(lt: LogicalType) -> Option<DataType> {
         LogicalType::Date => DataType::Date32,
         LogicalType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
         LogicalType::Time => DataType::Time64(TimeUnit::Microsecond),
-        LogicalType::Object | LogicalType::Array => return None,
+        LogicalType::Object | LogicalType::Array | LogicalType::Map | LogicalType::Vector => {
+            return None;
+        }
     })
 }
 
@@ -830,6 +832,12 @@ pub(crate) fn type_mismatch(
         LogicalType::Timestamp => matches!(dt, DataType::Timestamp(..) | DataType::Date64),
         LogicalType::Time => matches!(dt, DataType::Time32(_) | DataType::Time64(_)),
         LogicalType::Object => matches!(dt, DataType::Struct(_) | DataType::Map(..)),
+        LogicalType::Map => matches!(dt, DataType::Map(..) | DataType::Struct(_)),
+        // A vector is a list of numbers (a fixed-size list in Arrow, but any list reads as one).
+        LogicalType::Vector => matches!(
+            dt,
+            DataType::FixedSizeList(..) | DataType::List(_) | DataType::LargeList(_)
+        ),
         LogicalType::Array => matches!(
             dt,
             DataType::List(_)

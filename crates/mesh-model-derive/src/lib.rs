@@ -17,6 +17,7 @@
 //! - `Option<T>`: optional key (`#[model(required)]` makes a missing key an error but keeps the object;
 //!   `#[model(with = path)]` reads it with `fn(&Node, &mut Cx) -> Option<T>` instead of `FromNode`);
 //! - `Vec<T>`: optional list, absent = empty;
+//! - `#[model(since_3_2)]`: a key ODCS v3.2.0 added, refused in documents of older versions;
 //! - `#[model(extra)]` field (an `Extra` map): every key the struct does not define;
 //! - anything else: required key; the object is dropped from the model when it is missing.
 //!
@@ -52,6 +53,7 @@ struct FieldAttrs {
     extra: bool,
     deprecated: Option<String>,
     with: Option<syn::Path>,
+    since_3_2: bool,
 }
 
 enum Kind {
@@ -97,6 +99,9 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             .rename
             .unwrap_or_else(|| camel_case(&ident.to_string()));
         keys.push(key.clone());
+        if fattrs.since_3_2 {
+            reads.push(quote! { __r.since_3_2(cx, #key); });
+        }
         if let Some(message) = &fattrs.deprecated {
             reads.push(quote! { __r.deprecated(cx, #key, #message); });
         }
@@ -225,9 +230,11 @@ fn field_attrs(field: &syn::Field) -> syn::Result<FieldAttrs> {
                 out.deprecated = Some(meta.value()?.parse::<LitStr>()?.value());
             } else if meta.path.is_ident("with") {
                 out.with = Some(meta.value()?.parse::<syn::Path>()?);
+            } else if meta.path.is_ident("since_3_2") {
+                out.since_3_2 = true;
             } else {
                 return Err(meta.error(
-                    "unknown model field attribute; expected rename, required, extra, deprecated or with",
+                    "unknown model field attribute; expected rename, required, extra, deprecated, with or since_3_2",
                 ));
             }
             Ok(())

@@ -277,6 +277,9 @@ fn list_key(parent: &[Seg], field: &str) -> Option<ListKey> {
             ..key(&["url", "id"])
         },
         "quality" => key(&["name"]),
+        // ODCS v3.2.0: allowed values and synonyms are matched by what they say.
+        "enum" if under_schema => key(&["value"]),
+        "synonyms" => key(&["synonym"]),
         "relationships" if under_schema => ListKey {
             keep: true,
             from_to: parent.len() == 2,
@@ -787,6 +790,30 @@ fn classify(
                     _,
                     _,
                 ) => (Warning, "keys, physical names or partitioning changed"),
+                (Some("deprecated"), _, Added | Updated) if is_true(new) => (
+                    Warning,
+                    "deprecated: readers should move off it before a later major version removes it",
+                ),
+                (Some("deprecated"), _, _) => (Info, "no longer deprecated"),
+                (Some("enum"), _, Added) if rest.len() == 1 => {
+                    (Warning, "the values were restricted to a list")
+                }
+                (Some("enum"), _, Removed) if rest.len() == 1 => (
+                    Breaking,
+                    "the list of allowed values was removed: any value may now appear",
+                ),
+                (Some("enum"), _, Added) if rest.len() == 2 => (
+                    Breaking,
+                    "a new allowed value: readers that handle only the listed ones may meet it",
+                ),
+                (Some("enum"), _, Removed) if rest.len() == 2 => {
+                    (Warning, "an allowed value was removed")
+                }
+                (Some("enum"), _, _) if rest.get(2).is_some_and(|s| s.text == "value") => {
+                    (Breaking, "an allowed value changed")
+                }
+                (Some("map"), _, Added) => (Warning, "a map's key or value type was added"),
+                (Some("map"), _, _) => (Breaking, "a map's key or value type changed"),
                 (Some("quality"), _, Added) => (Info, "a quality rule was added"),
                 (Some("quality"), _, _) => (
                     Warning,

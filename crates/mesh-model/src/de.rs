@@ -17,16 +17,68 @@ pub use serde as __serde;
 /// Keys an object does not define, with their values, in source order.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
+/// The ODCS version whose rules a document is judged by.
+///
+/// A document declaring `apiVersion: v3.2.0` is read by the v3.2.0 schema's rules; every other
+/// document by v3.1.0's (which accepts v3.0.x and v2.2.x too). The two differ: v3.2.0 adds keys,
+/// types and server types, and relaxes a few requirements (`status`, an Athena server's
+/// `stagingDir`), so a v3.1.0 document using v3.2.0 keys is refused with the version that has them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Edition {
+    #[default]
+    V3_1,
+    V3_2,
+}
+
+impl Edition {
+    /// The edition a document's root declares.
+    pub fn of(root: &Node) -> Self {
+        match root.get("apiVersion").and_then(Node::as_str) {
+            Some("v3.2.0") => Edition::V3_2,
+            _ => Edition::V3_1,
+        }
+    }
+}
+
 /// Conversion context: the JSON pointer of the value being read and the findings so far.
 #[derive(Debug, Default)]
 pub struct Cx {
     pointer: String,
     diagnostics: Vec<Diagnostic>,
+    edition: Edition,
 }
 
 impl Cx {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A context judging by `edition`'s rules.
+    pub fn with_edition(edition: Edition) -> Self {
+        Self {
+            edition,
+            ..Self::default()
+        }
+    }
+
+    /// Whose rules apply: see [`Edition`].
+    pub fn edition(&self) -> Edition {
+        self.edition
+    }
+
+    /// Reports `what` (at `span`) as new in ODCS v3.2.0 when the document is judged by v3.1.0;
+    /// `true` when it may be used.
+    pub fn since_3_2(&mut self, span: Span, what: &str) -> bool {
+        if self.edition >= Edition::V3_2 {
+            return true;
+        }
+        self.error(
+            Code::UnknownKey,
+            span,
+            format!("{what} is new in ODCS v3.2.0, and this contract declares an older apiVersion"),
+        )
+        .hint = Some("set `apiVersion: v3.2.0` to use it".to_owned());
+        false
     }
 
     /// The JSON pointer of the value being read.
@@ -119,6 +171,11 @@ impl Cx {
             (Some(last), _) if !self.pointer.is_empty() => format!("`{last}`"),
             _ => "the document".to_owned(),
         }
+    }
+
+    /// The last finding, to add a hint to it.
+    pub fn last_mut(&mut self) -> Option<&mut Diagnostic> {
+        self.diagnostics.last_mut()
     }
 
     pub fn into_diagnostics(self) -> Vec<Diagnostic> {
@@ -222,6 +279,14 @@ impl<'n> ObjectReader<'n> {
     /// An optional list; absent means empty.
     pub fn list<T: FromNode>(&mut self, cx: &mut Cx, key: &str) -> Vec<T> {
         self.optional::<Vec<T>>(cx, key).unwrap_or_default()
+    }
+
+    /// Reports `key`, when present, as new in ODCS v3.2.0 if the document is older.
+    pub fn since_3_2(&mut self, cx: &mut Cx, key: &str) {
+        if let Some(entry) = self.entries.iter().find(|e| e.key.text == key) {
+            let span = entry.key.span;
+            cx.at(key, |cx| cx.since_3_2(span, &format!("`{key}`")));
+        }
     }
 
     /// Warns that `key`, when present, is deprecated.

@@ -5,7 +5,7 @@
 //! Callers that need a clean document check [`Parsed::has_errors`]; tolerant callers (a reader that
 //! accepts unknown keys) can filter on [`Code`](crate::diag::Code).
 
-use crate::de::{Cx, FromNode};
+use crate::de::{Cx, Edition, FromNode};
 use crate::diag::{Code, Diagnostic};
 use crate::odcs::Contract;
 use crate::odps::DataProduct;
@@ -116,8 +116,9 @@ pub fn parse_product(text: &str) -> Parsed<DataProduct> {
 }
 
 /// Reads `root` as `T`, with its diagnostics.
+/// ODCS documents are judged by the rules of the version they declare (see [`Edition`]).
 pub fn from_root<T: FromNode>(root: &Node) -> (Option<T>, Vec<Diagnostic>) {
-    let mut cx = Cx::new();
+    let mut cx = Cx::with_edition(Edition::of(root));
     let model = T::from_node(root, &mut cx);
     (model, cx.into_diagnostics())
 }

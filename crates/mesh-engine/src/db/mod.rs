@@ -111,14 +111,21 @@ impl Target {
             ),
             Kind::Sqlite => (None, None),
         };
-        let port = match server.port {
+        let port = match &server.port {
             None => None,
-            Some(p) => Some(u16::try_from(p).map_err(|_| DbError {
-                server: server.server.clone(),
-                place: kind.name().to_owned(),
-                reason: format!("port {p} is not a TCP port (1-65535)"),
-                connection: true,
-            })?),
+            Some(p) => {
+                let refused = |reason: String| DbError {
+                    server: server.server.clone(),
+                    place: kind.name().to_owned(),
+                    reason,
+                    connection: true,
+                };
+                let n = p.resolve(|var| std::env::var(var).ok()).map_err(refused)?;
+                Some(
+                    u16::try_from(n)
+                        .map_err(|_| refused(format!("port {p} is not a TCP port (1-65535)")))?,
+                )
+            }
         };
         let path = match kind {
             Kind::Sqlite => {

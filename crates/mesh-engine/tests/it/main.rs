@@ -755,3 +755,29 @@ fn statements_are_bounded_before_they_are_parsed() {
         assert!(e.to_string().contains("at most"), "{e}");
     }
 }
+
+/// ODCS v3.2.0 `enum`: `mesh test` counts the rows outside the allowed values, and a `map`
+/// column's type is checked on data that has none of it.
+#[tokio::test]
+async fn enum_values_are_checked_on_the_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.csv");
+    std::fs::write(&path, "k,size\na,S\nb,M\nc,XL\nd,\ne,XL\n").expect("write");
+    let text = "apiVersion: v3.2.0\nkind: DataContract\nid: t\nversion: 1.0.0\nschema:\n  - name: t\n    properties:\n      - name: k\n        logicalType: string\n      - name: size\n        logicalType: string\n        enum:\n          - value: S\n          - value: M\n          - value: L\n";
+    let options = TestOptions {
+        data: Some(path.display().to_string()),
+        ..TestOptions::default()
+    };
+    let run = test_contract(&contract(text), Path::new("."), &options)
+        .await
+        .expect("run");
+    let r = run
+        .results
+        .iter()
+        .find(|r| r.check.key == "t__size__field_enum")
+        .expect("an enum check");
+    assert_eq!(r.outcome, Outcome::Failed);
+    let d = r.diagnostics.clone().unwrap_or_default();
+    // Two rows say XL; the null is not a value (required says whether it may be missing).
+    assert_eq!(d["value"], 2, "{d}");
+}

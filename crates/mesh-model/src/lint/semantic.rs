@@ -258,25 +258,37 @@ fn resolve(node: &Node, pointer: &str, index: &SchemaIndex<'_>, out: &mut Vec<Di
     let reference = Reference::from_valid(text);
     match reference.target() {
         RefTarget::External => {}
-        RefTarget::Shorthand { object, property } => {
-            match index.object_by_name(object) {
-                Some(owner) => {
-                    let names = child_names(owner);
-                    if !names.contains(&property) {
+        RefTarget::Shorthand { object, property } => match index.object_by_name(object) {
+            // `table.column`, or (v3.2.0) `table.column.field` into nested properties.
+            Some(mut owner) => {
+                let mut path = object.to_owned();
+                for part in property.split('.') {
+                    let found = items(owner, "properties")
+                        .map(|(_, p)| p)
+                        .find(|p| p.get("name").and_then(Node::as_str) == Some(part));
+                    let Some(next) = found else {
+                        let names = child_names(owner);
                         out.push(
-                        Diagnostic::error(
-                            Code::Reference,
-                            node.span,
-                            pointer.to_owned(),
-                            format!("`{text}`: schema object `{object}` has no property `{property}`"),
-                        )
-                        .with_hint_opt(closest(property, names.iter().copied()).map(|c| format!("did you mean `{object}.{c}`?"))),
-                    );
-                    }
+                            Diagnostic::error(
+                                Code::Reference,
+                                node.span,
+                                pointer.to_owned(),
+                                format!("`{text}`: `{path}` has no property `{part}`"),
+                            )
+                            .with_hint_opt(
+                                closest(part, names.iter().copied())
+                                    .map(|c| format!("did you mean `{path}.{c}`?")),
+                            ),
+                        );
+                        return;
+                    };
+                    path.push('.');
+                    path.push_str(part);
+                    owner = next;
                 }
-                None => out.push(missing_object(node, pointer, text, object, index)),
             }
-        }
+            None => out.push(missing_object(node, pointer, text, object, index)),
+        },
         RefTarget::Path(segments) => {
             let mut owner: Option<&Node> = None;
             for (n, (section, id)) in segments.iter().enumerate() {

@@ -1,8 +1,11 @@
-//! ODCS — the Open Data Contract Standard (Bitol), v3.0.x to v3.1.0, as typed Rust.
+//! ODCS — the Open Data Contract Standard (Bitol), v3.0.x to v3.2.0, as typed Rust.
 //!
-//! One set of types reads every 3.x document: v3.1.0 is a superset of 3.0.x (the official 3.1.0
+//! One set of types reads every 3.x document. v3.1.0 is a superset of 3.0.x (the official 3.1.0
 //! JSON schema accepts `apiVersion: v3.0.x`), and several 3.0-labelled documents in the wild use 3.1
-//! features, so nothing here switches on `apiVersion`. The types encode the official JSON schema's
+//! features, so 3.0.x and 3.1.0 are judged alike, by v3.1.0's rules. v3.2.0 adds keys (`context`,
+//! `enum`, `map`, `synonyms`, ...) and relaxes a few requirements; a document declaring it is judged
+//! by its rules, every other one by v3.1.0's ([`crate::de::Edition`]), so a v3.1.0 contract using a
+//! v3.2.0 key is told which version has it. The types encode the official JSON schema's
 //! rules — required keys, types, enums, patterns, and the conditional ones (per server type, per
 //! logical type, per quality rule type) in `check` functions — so that strict parsing agrees with
 //! the schema while naming the field, the position and the fix. Field names follow the standard
@@ -11,23 +14,26 @@
 //! Not here: checks the schema cannot express (unique names, resolvable references) live in
 //! [`crate::lint`].
 
+mod context;
 mod quality;
 mod schema;
 mod server;
 pub mod sla;
 
+pub use context::{Context, ContextConstraint, ContextDetail, VerifiedStatement};
 pub use quality::{
     Between, DataQuality, Dimension, Implementation, Metric, OPERATORS, Operator, QualityType,
 };
 pub use schema::{
-    Bound, LogicalType, LogicalTypeOptions, ObjectLogicalType, RefList, RefTarget, Reference,
-    Relationship, RelationshipType, SchemaObject, SchemaProperty,
+    Bound, DistanceMetric, EnumValue, LogicalType, LogicalTypeOptions, MapType, ObjectLogicalType,
+    RefList, RefTarget, Reference, Relationship, RelationshipType, SchemaObject, SchemaProperty,
+    SemanticType, Synonym, VectorElementType,
 };
-pub use server::{Server, ServerType};
+pub use server::{Port, Server, ServerType};
 
 use mesh_model_derive::Model;
 
-use crate::de::{Cx, Extra, FromNode, Scalar};
+use crate::de::{Cx, Edition, Extra, FromNode, Scalar};
 use crate::diag::Code;
 use crate::formats;
 use crate::source::{Node, Value};
@@ -41,8 +47,9 @@ string_enum! {
 }
 
 string_enum! {
-    /// `apiVersion` values the ODCS 3.1.0 schema accepts.
+    /// `apiVersion` values the ODCS 3.2.0 schema accepts.
     pub enum OdcsApiVersion ("ODCS apiVersion") {
+        V3_2_0 = "v3.2.0",
         V3_1_0 = "v3.1.0",
         V3_0_2 = "v3.0.2",
         V3_0_1 = "v3.0.1",
@@ -68,7 +75,7 @@ pub struct Contract {
     pub name: Option<String>,
     pub tenant: Option<String>,
     pub tags: Vec<String>,
-    #[model(required)]
+    /// Required up to v3.1.0; optional since v3.2.0 (checked in [`check_contract`]).
     pub status: Option<String>,
     pub servers: Vec<Server>,
     #[model(
@@ -88,12 +95,25 @@ pub struct Contract {
     pub authoritative_definitions: Vec<AuthoritativeDefinition>,
     pub custom_properties: Vec<CustomProperty>,
     pub contract_created_ts: Option<String>,
+    /// Guidance for AI agents and semantic tools (v3.2.0).
+    #[model(since_3_2)]
+    pub context: Option<Context>,
     #[model(extra)]
     pub extra: Extra,
 }
 
 fn check_contract(node: &Node, cx: &mut Cx) {
     formats::check_date_time(node, "contractCreatedTs", cx);
+    if cx.edition() < Edition::V3_2 && node.entry("status").is_none() {
+        cx.error(
+            Code::Required,
+            crate::source::Span::point(node.span.start),
+            "data contract is missing required key `status`",
+        )
+        .hint = Some(
+            "add `status:` (e.g. `active`); only v3.2.0 contracts may leave it out".to_owned(),
+        );
+    }
 }
 
 impl Contract {
@@ -194,6 +214,9 @@ pub struct CustomProperty {
     pub property: String,
     pub value: serde_json::Value,
     pub description: Option<String>,
+    /// The vendor or system the property belongs to (v3.2.0).
+    #[model(since_3_2)]
+    pub vendor: Option<String>,
     #[model(extra)]
     pub extra: Extra,
 }
@@ -320,6 +343,10 @@ pub struct SlaProperty {
     pub description: Option<String>,
     pub scheduler: Option<String>,
     pub schedule: Option<String>,
+    #[model(since_3_2)]
+    pub custom_properties: Vec<CustomProperty>,
+    #[model(since_3_2)]
+    pub authoritative_definitions: Vec<AuthoritativeDefinition>,
     #[model(extra)]
     pub extra: Extra,
 }

@@ -11,15 +11,15 @@ use std::sync::LazyLock;
 use mesh_model_derive::Model;
 use regex::Regex;
 
-use crate::de::{Cx, Extra, FromNode};
+use crate::de::{Cx, Edition, Extra, FromNode, Scalar};
 use crate::diag::{Code, suggest};
-use crate::source::{Node, Value};
+use crate::source::{Node, Span, Value};
 use crate::string_enum;
 
-use super::{AuthoritativeDefinition, CustomProperty, DataQuality, StableId};
+use super::{AuthoritativeDefinition, Context, CustomProperty, DataQuality, StableId};
 
 string_enum! {
-    /// The nine logical types of ODCS v3.1.0.
+    /// The logical types: nine in ODCS v3.1.0, and `map` and `vector` since v3.2.0.
     pub enum LogicalType ("logical type") {
         String = "string",
         Date = "date",
@@ -30,7 +30,89 @@ string_enum! {
         Object = "object",
         Array = "array",
         Boolean = "boolean",
+        Map = "map",
+        Vector = "vector",
     }
+}
+
+impl LogicalType {
+    /// `map` and `vector` exist only from ODCS v3.2.0 on.
+    pub fn is_v3_2(self) -> bool {
+        matches!(self, LogicalType::Map | LogicalType::Vector)
+    }
+}
+
+string_enum! {
+    /// The role a property plays in an analytical model (v3.2.0).
+    pub enum SemanticType ("semantic type") {
+        Column = "column",
+        Measure = "measure",
+        Dimension = "dimension",
+    }
+}
+
+string_enum! {
+    /// The numeric type of each element of a `vector` property.
+    pub enum VectorElementType ("vector element type") {
+        Bfloat16 = "bfloat16",
+        Binary = "binary",
+        Float16 = "float16",
+        Float32 = "float32",
+        Float64 = "float64",
+        Int8 = "int8",
+        Uint8 = "uint8",
+    }
+}
+
+string_enum! {
+    /// The similarity metric a `vector` property is meant for.
+    pub enum DistanceMetric ("distance metric") {
+        Cosine = "cosine",
+        DotProduct = "dotProduct",
+        Euclidean = "euclidean",
+        Hamming = "hamming",
+        Manhattan = "manhattan",
+    }
+}
+
+/// Another name for a schema object or property (v3.2.0), for catalogs and search.
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "synonym")]
+pub struct Synonym {
+    pub id: Option<StableId>,
+    pub synonym: String,
+    pub description: Option<String>,
+    pub locale: Option<String>,
+    pub source: Option<String>,
+    pub status: Option<String>,
+    pub custom_properties: Vec<CustomProperty>,
+    #[model(extra)]
+    pub extra: Extra,
+}
+
+/// One allowed value of a property's `enum` (v3.2.0).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "enum value")]
+pub struct EnumValue {
+    pub value: Scalar,
+    pub label: Option<String>,
+    pub id: Option<StableId>,
+    pub description: Option<String>,
+    pub custom_properties: Vec<CustomProperty>,
+    pub authoritative_definitions: Vec<AuthoritativeDefinition>,
+    pub tags: Vec<String>,
+    #[model(extra)]
+    pub extra: Extra,
+}
+
+/// The key and value types of a `map` property (v3.2.0).
+#[derive(Debug, Clone, PartialEq, Model)]
+#[model(what = "map")]
+pub struct MapType {
+    pub key: Box<SchemaProperty>,
+    pub value: Box<SchemaProperty>,
+    #[model(extra)]
+    pub extra: Extra,
 }
 
 string_enum! {
@@ -49,6 +131,10 @@ pub struct SchemaObject {
     pub physical_type: Option<String>,
     pub description: Option<String>,
     pub business_name: Option<String>,
+    #[model(since_3_2)]
+    pub deprecated: Option<bool>,
+    #[model(since_3_2)]
+    pub synonyms: Vec<Synonym>,
     pub authoritative_definitions: Vec<AuthoritativeDefinition>,
     pub tags: Vec<String>,
     pub custom_properties: Vec<CustomProperty>,
@@ -58,6 +144,8 @@ pub struct SchemaObject {
     pub properties: Vec<SchemaProperty>,
     pub relationships: Vec<Relationship>,
     pub quality: Vec<DataQuality>,
+    #[model(since_3_2)]
+    pub context: Option<Context>,
     #[model(extra)]
     pub extra: Extra,
 }
@@ -87,6 +175,10 @@ pub struct SchemaProperty {
     pub physical_type: Option<String>,
     pub description: Option<String>,
     pub business_name: Option<String>,
+    #[model(since_3_2)]
+    pub deprecated: Option<bool>,
+    #[model(since_3_2)]
+    pub synonyms: Vec<Synonym>,
     pub authoritative_definitions: Vec<AuthoritativeDefinition>,
     pub tags: Vec<String>,
     pub custom_properties: Vec<CustomProperty>,
@@ -113,6 +205,14 @@ pub struct SchemaProperty {
     pub properties: Vec<SchemaProperty>,
     /// The element type of an `array` property.
     pub items: Option<Box<SchemaProperty>>,
+    /// The allowed values (v3.2.0).
+    #[model(since_3_2, rename = "enum")]
+    pub enum_values: Vec<EnumValue>,
+    #[model(since_3_2)]
+    pub semantic_type: Option<SemanticType>,
+    /// The key and value types of a `map` property (v3.2.0).
+    #[model(since_3_2)]
+    pub map: Option<MapType>,
     #[model(extra)]
     pub extra: Extra,
 }
@@ -133,6 +233,15 @@ impl SchemaProperty {
 
     pub fn is_primary_key(&self) -> bool {
         self.primary_key.unwrap_or(false)
+    }
+
+    pub fn is_deprecated(&self) -> bool {
+        self.deprecated.unwrap_or(false)
+    }
+
+    /// The allowed values of an `enum` property, as JSON scalars.
+    pub fn allowed_values(&self) -> impl Iterator<Item = &serde_json::Value> {
+        self.enum_values.iter().map(|v| &v.value.0)
     }
 }
 
@@ -159,6 +268,12 @@ pub struct LogicalTypeOptions {
     pub min_items: Option<u64>,
     pub max_items: Option<u64>,
     pub unique_items: Option<bool>,
+    pub dimensions: Option<u64>,
+    pub element_type: Option<VectorElementType>,
+    pub distance_metric: Option<DistanceMetric>,
+    pub embedding_model: Option<String>,
+    pub embedding_model_version: Option<String>,
+    pub normalized: Option<bool>,
     #[model(extra)]
     pub extra: Extra,
 }
@@ -207,7 +322,15 @@ impl LogicalTypeOptions {
             LogicalType::Integer | LogicalType::Number => NUMERIC,
             LogicalType::Object => &["maxProperties", "minProperties", "required"],
             LogicalType::Array => &["maxItems", "minItems", "uniqueItems"],
-            LogicalType::Boolean => &[],
+            LogicalType::Vector => &[
+                "dimensions",
+                "elementType",
+                "distanceMetric",
+                "embeddingModel",
+                "embeddingModelVersion",
+                "normalized",
+            ],
+            LogicalType::Boolean | LogicalType::Map => &[],
         }
     }
 }
@@ -251,6 +374,16 @@ fn check_property(node: &Node, cx: &mut Cx) {
             None => return,
         },
     };
+    if let (Some(t), Some(n)) = (lt.filter(|t| t.is_v3_2()), node.get("logicalType")) {
+        let what = format!("the logical type `{t}`");
+        if !cx.at("logicalType", |cx| cx.since_3_2(n.span, &what)) {
+            return;
+        }
+    }
+    if cx.edition() >= Edition::V3_2 {
+        check_map(lt, node, cx);
+        check_enum(node, cx);
+    }
     if let Some(options) = node.get("logicalTypeOptions") {
         cx.at("logicalTypeOptions", |cx| check_options(lt, options, cx));
     }
@@ -285,6 +418,69 @@ fn check_property(node: &Node, cx: &mut Cx) {
     each_relationship(node, cx, check_property_level_relationship);
 }
 
+/// `map` (v3.2.0): required on `map` properties — and, by the official schema's letter, on every
+/// property without a `logicalType`, since its `if logicalType is map` holds vacuously there —
+/// and refused on every other type.
+fn check_map(lt: Option<LogicalType>, node: &Node, cx: &mut Cx) {
+    match (lt, node.entry("map")) {
+        (None | Some(LogicalType::Map), None) => {
+            let (message, hint) = if lt.is_none() {
+                (
+                    "a property without `logicalType` must have `map` under ODCS v3.2.0",
+                    "give the property a `logicalType` (the v3.2.0 schema reads a property without one as a map)",
+                )
+            } else {
+                (
+                    "a `map` property needs `map:` with its `key` and `value`",
+                    "add `map: {key: {logicalType: string}, value: {logicalType: ...}}`",
+                )
+            };
+            cx.error(Code::Required, Span::point(node.span.start), message)
+                .hint = Some(hint.to_owned());
+        }
+        (Some(lt), Some(entry)) if lt != LogicalType::Map => {
+            cx.at("map", |cx| {
+                cx.error(
+                    Code::NotAllowed,
+                    entry.key.span,
+                    format!("`map` is only for `map` properties, not `{lt}`"),
+                )
+                .hint = Some("set `logicalType: map`, or remove `map`".to_owned());
+            });
+        }
+        _ => {}
+    }
+}
+
+/// `enum` (v3.2.0): at least one value, no value listed twice.
+fn check_enum(node: &Node, cx: &mut Cx) {
+    let Some(values) = node.get("enum").and_then(Node::as_seq) else {
+        return;
+    };
+    cx.at("enum", |cx| {
+        if values.is_empty() {
+            cx.error(
+                Code::Range,
+                node.get("enum").map_or(node.span, |n| n.span),
+                "`enum` must list at least one value",
+            );
+        }
+        let mut seen = Vec::new();
+        for value in values {
+            let json = value.to_json();
+            if seen.contains(&json) {
+                cx.error(
+                    Code::UniqueItems,
+                    value.span,
+                    "this enum value is listed twice",
+                );
+            } else {
+                seen.push(json);
+            }
+        }
+    });
+}
+
 /// Entries of a `properties` list need a `name` (array `items` do not, which is why the parent
 /// checks this rather than the property itself).
 fn check_child_properties(node: &Node, cx: &mut Cx) {
@@ -311,7 +507,16 @@ fn check_options(lt: Option<LogicalType>, options: &Node, cx: &mut Cx) {
         return;
     };
     let Some(lt) = lt else {
-        if let Some(first) = entries.first() {
+        if cx.edition() >= Edition::V3_2 {
+            // The v3.2.0 schema applies every type's options rule to a property without a type, and
+            // `vector`'s requires `dimensions` where the others forbid it: no options can pass.
+            cx.error(
+                Code::NotAllowed,
+                entries.first().map_or(options.span, |e| e.key.span),
+                "`logicalTypeOptions` need a `logicalType` to say which options apply",
+            )
+            .hint = Some("add `logicalType:` to this property".to_owned());
+        } else if let Some(first) = entries.first() {
             cx.error(
                 Code::NotAllowed,
                 first.key.span,
@@ -334,12 +539,20 @@ fn check_options(lt: Option<LogicalType>, options: &Node, cx: &mut Cx) {
         options.span,
     );
     let _ = LogicalTypeOptions::from_node(&applicable, cx);
-    if lt == LogicalType::Boolean {
+    if lt == LogicalType::Vector && !entries.iter().any(|e| e.key.text == "dimensions") {
+        cx.error(
+            Code::Required,
+            Span::point(options.span.start),
+            "the options of a `vector` property need `dimensions`",
+        )
+        .hint = Some("add `dimensions:` (the length of each vector, e.g. 384)".to_owned());
+    }
+    if matches!(lt, LogicalType::Boolean | LogicalType::Map) {
         if let Some(first) = entries.first() {
             cx.warning(
                 Code::NotAllowed,
                 first.key.span,
-                "no `logicalTypeOptions` apply to `boolean` properties",
+                format!("no `logicalTypeOptions` apply to `{lt}` properties"),
             );
         }
         return;
@@ -449,6 +662,8 @@ string_enum! {
 #[derive(Debug, Clone, PartialEq, Model)]
 #[model(what = "relationship")]
 pub struct Relationship {
+    #[model(since_3_2)]
+    pub id: Option<String>,
     #[model(rename = "type")]
     pub relationship_type: Option<RelationshipType>,
     pub from: Option<RefList>,
@@ -563,6 +778,17 @@ static FULLY_QUALIFIED: LazyLock<Regex> = LazyLock::new(|| {
     )
     .expect("valid regex")
 });
+/// v3.2.0: dashes in names, and nested paths (`table.column.field`).
+static SHORTHAND_3_2: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z_][A-Za-z0-9_\-]*)+$").expect("valid regex")
+});
+/// v3.2.0: other files may be `.yml` as well as `.yaml`.
+static FULLY_QUALIFIED_3_2: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:(?:https?://)?[A-Za-z0-9._\-/]+\.ya?ml#)?/?[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_-]+(?:/[A-Za-z_][A-Za-z0-9_]*/[A-Za-z0-9_-]+)*$",
+    )
+    .expect("valid regex")
+});
 
 /// A reference taken apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -580,8 +806,17 @@ impl Reference {
         &self.0
     }
 
+    /// Valid in some version (v3.2.0's patterns accept everything v3.1.0's do).
     pub fn is_valid(text: &str) -> bool {
-        SHORTHAND.is_match(text) || FULLY_QUALIFIED.is_match(text)
+        Self::is_valid_in(text, Edition::V3_2)
+    }
+
+    /// Valid by `edition`'s patterns.
+    pub fn is_valid_in(text: &str, edition: Edition) -> bool {
+        match edition {
+            Edition::V3_1 => SHORTHAND.is_match(text) || FULLY_QUALIFIED.is_match(text),
+            Edition::V3_2 => SHORTHAND_3_2.is_match(text) || FULLY_QUALIFIED_3_2.is_match(text),
+        }
     }
 
     /// Wraps text already known to pass [`Reference::is_valid`].
@@ -590,7 +825,7 @@ impl Reference {
     }
 
     pub fn target(&self) -> RefTarget<'_> {
-        if SHORTHAND.is_match(&self.0)
+        if SHORTHAND_3_2.is_match(&self.0)
             && let Some((object, property)) = self.0.split_once('.')
         {
             return RefTarget::Shorthand { object, property };
@@ -613,11 +848,16 @@ impl FromNode for Reference {
 
     fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
         let text = String::from_node(node, cx)?;
-        if !Self::is_valid(&text) {
+        if !Self::is_valid_in(&text, cx.edition()) {
+            let later = cx.edition() < Edition::V3_2 && Self::is_valid(&text);
             cx.error(
                 Code::Pattern,
                 node.span,
-                format!("`{text}` is not a valid reference"),
+                if later {
+                    format!("`{text}` is a reference only ODCS v3.2.0 accepts")
+                } else {
+                    format!("`{text}` is not a valid reference")
+                },
             )
             .hint =
                 Some("write `table.column`, or `/schema/<id>/properties/<id>` with ids".to_owned());

@@ -7,36 +7,43 @@
 
 use mesh_model_derive::Model;
 
-use crate::de::{Cx, Extra};
+use crate::de::{Cx, Edition, Extra, FromNode};
 use crate::diag::{Code, suggest};
-use crate::source::Node;
+use crate::source::{Node, Value};
 use crate::string_enum;
 
 use super::{CustomProperty, Role, StableId};
 
 string_enum! {
-    /// Every server type ODCS v3.1.0 knows.
+    /// Every server type ODCS v3.2.0 knows (those [`ServerType::is_v3_2`] names are new in it).
     pub enum ServerType ("server type") {
         Api = "api",
         Athena = "athena",
         Azure = "azure",
         BigQuery = "bigquery",
+        Btrieve = "btrieve",
         ClickHouse = "clickhouse",
         Databricks = "databricks",
         Denodo = "denodo",
         Dremio = "dremio",
         DuckDb = "duckdb",
+        Exasol = "exasol",
+        FastObjects = "fastobjects",
         Glue = "glue",
+        Hana = "hana",
         CloudSql = "cloudsql",
         Db2 = "db2",
         Hive = "hive",
+        Iceberg = "iceberg",
         Impala = "impala",
         Informix = "informix",
+        Ingres = "ingres",
         Kafka = "kafka",
         Kinesis = "kinesis",
         Local = "local",
         MySql = "mysql",
         Oracle = "oracle",
+        Poet = "poet",
         PostgreSql = "postgresql",
         Postgres = "postgres",
         Presto = "presto",
@@ -47,7 +54,10 @@ string_enum! {
         Snowflake = "snowflake",
         SqlServer = "sqlserver",
         Synapse = "synapse",
+        Teradata = "teradata",
         Trino = "trino",
+        Vectorwise = "vectorwise",
+        Versant = "versant",
         Vertica = "vertica",
         Zen = "zen",
         Custom = "custom",
@@ -62,18 +72,47 @@ pub struct ServerKeys {
 }
 
 impl ServerType {
-    /// The type-specific keys of this server type (ODCS v3.1.0 `ServerSource`).
-    pub fn keys(self) -> ServerKeys {
+    /// Server types new in ODCS v3.2.0.
+    pub fn is_v3_2(self) -> bool {
+        matches!(
+            self,
+            ServerType::Btrieve
+                | ServerType::Exasol
+                | ServerType::FastObjects
+                | ServerType::Hana
+                | ServerType::Iceberg
+                | ServerType::Ingres
+                | ServerType::Poet
+                | ServerType::Teradata
+                | ServerType::Vectorwise
+                | ServerType::Versant
+        )
+    }
+
+    /// The type-specific keys of this server type (the `ServerSource` of `edition`'s schema).
+    pub fn keys(self, edition: Edition) -> ServerKeys {
         const HOST_PORT_DB: &[&str] = &["host", "port", "database"];
         const HOST_PORT_DB_SCHEMA: &[&str] = &["host", "port", "database", "schema"];
+        let v3_2 = edition >= Edition::V3_2;
+        // v3.2.0 adds `encoding` to the file and stream servers.
+        let with_encoding = |old: &'static [&'static str], new: &'static [&'static str]| {
+            if v3_2 { new } else { old }
+        };
         let (allowed, required): (&[&str], &[&str]) = match self {
             ServerType::Api => (&["location"], &["location"]),
+            ServerType::Athena if v3_2 => (
+                &["stagingDir", "schema", "catalog", "regionName", "workgroup"],
+                &["schema"],
+            ),
             ServerType::Athena => (
                 &["stagingDir", "schema", "catalog", "regionName"],
                 &["stagingDir", "schema"],
             ),
             ServerType::Azure => (
-                &["location", "format", "delimiter"],
+                with_encoding(
+                    &["location", "format", "delimiter"],
+                    &["location", "format", "encoding", "delimiter"],
+                ),
                 &["location", "format"],
             ),
             ServerType::BigQuery => (&["project", "dataset"], &["project", "dataset"]),
@@ -85,7 +124,10 @@ impl ServerType {
             ServerType::Dremio => (&["host", "port", "schema"], &["host", "port"]),
             ServerType::DuckDb => (&["database", "schema"], &["database"]),
             ServerType::Glue => (
-                &["account", "database", "location", "format"],
+                with_encoding(
+                    &["account", "database", "location", "format"],
+                    &["account", "database", "location", "format", "encoding"],
+                ),
                 &["account", "database"],
             ),
             ServerType::CloudSql
@@ -93,12 +135,34 @@ impl ServerType {
             | ServerType::Postgres
             | ServerType::Vertica => (HOST_PORT_DB_SCHEMA, HOST_PORT_DB_SCHEMA),
             ServerType::Db2 => (HOST_PORT_DB_SCHEMA, HOST_PORT_DB),
-            ServerType::Hive | ServerType::Impala | ServerType::Informix | ServerType::Zen => {
-                (HOST_PORT_DB, &["host", "database"])
+            ServerType::Hive
+            | ServerType::Impala
+            | ServerType::Informix
+            | ServerType::Zen
+            | ServerType::Btrieve => (HOST_PORT_DB, &["host", "database"]),
+            ServerType::Exasol => (&["host", "port", "schema"], &["host"]),
+            ServerType::FastObjects | ServerType::Poet | ServerType::Versant => {
+                (HOST_PORT_DB, &["database"])
             }
-            ServerType::Kafka => (&["host", "format"], &["host"]),
-            ServerType::Kinesis => (&["region", "format"], &[]),
-            ServerType::Local => (&["path", "format"], &["path", "format"]),
+            ServerType::Hana => (HOST_PORT_DB_SCHEMA, &["host"]),
+            ServerType::Iceberg => (
+                &["catalog", "catalogUrl", "namespace", "warehouse"],
+                &["catalog", "catalogUrl"],
+            ),
+            ServerType::Ingres | ServerType::Vectorwise => (HOST_PORT_DB, &["database", "host"]),
+            ServerType::Teradata => (HOST_PORT_DB, &["host"]),
+            ServerType::Kafka => (
+                with_encoding(&["host", "format"], &["host", "format", "encoding"]),
+                &["host"],
+            ),
+            ServerType::Kinesis => (
+                with_encoding(&["region", "format"], &["region", "format", "encoding"]),
+                &[],
+            ),
+            ServerType::Local => (
+                with_encoding(&["path", "format"], &["path", "format", "encoding"]),
+                &["path", "format"],
+            ),
             ServerType::Oracle => (
                 &["host", "port", "serviceName"],
                 &["host", "port", "serviceName"],
@@ -110,10 +174,19 @@ impl ServerType {
                 &["database", "schema"],
             ),
             ServerType::S3 => (
-                &["location", "endpointUrl", "format", "delimiter"],
+                with_encoding(
+                    &["location", "endpointUrl", "format", "delimiter"],
+                    &["location", "endpointUrl", "format", "encoding", "delimiter"],
+                ),
                 &["location"],
             ),
-            ServerType::Sftp => (&["location", "format", "delimiter"], &["location"]),
+            ServerType::Sftp => (
+                with_encoding(
+                    &["location", "format", "delimiter"],
+                    &["location", "format", "encoding", "delimiter"],
+                ),
+                &["location"],
+            ),
             ServerType::Snowflake => (
                 &["host", "port", "account", "database", "schema", "warehouse"],
                 &["account", "database", "schema"],
@@ -123,14 +196,14 @@ impl ServerType {
                 &["host", "port", "catalog", "schema"],
                 &["host", "port", "catalog", "schema"],
             ),
-            ServerType::Custom => (CONNECTION_KEYS, &[]),
+            ServerType::Custom => (with_encoding(CUSTOM_KEYS_3_1, CUSTOM_KEYS_3_2), &[]),
         };
         ServerKeys { allowed, required }
     }
 }
 
-/// Every type-specific key of any server type (the `custom` type allows them all).
-const CONNECTION_KEYS: &[&str] = &[
+/// The keys of a `custom` server in v3.1.0: every type-specific key of that version.
+const CUSTOM_KEYS_3_1: &[&str] = &[
     "account",
     "catalog",
     "database",
@@ -151,6 +224,125 @@ const CONNECTION_KEYS: &[&str] = &[
     "warehouse",
     "stream",
 ];
+
+/// The keys of a `custom` server in v3.2.0 (which adds only `encoding` of its new keys).
+const CUSTOM_KEYS_3_2: &[&str] = &[
+    "account",
+    "catalog",
+    "database",
+    "dataset",
+    "delimiter",
+    "endpointUrl",
+    "format",
+    "encoding",
+    "host",
+    "location",
+    "path",
+    "port",
+    "project",
+    "region",
+    "regionName",
+    "schema",
+    "serviceName",
+    "stagingDir",
+    "warehouse",
+    "stream",
+];
+
+/// Every type-specific key of any server type of any version.
+const CONNECTION_KEYS: &[&str] = &[
+    "account",
+    "catalog",
+    "catalogUrl",
+    "database",
+    "dataset",
+    "delimiter",
+    "encoding",
+    "endpointUrl",
+    "format",
+    "host",
+    "location",
+    "namespace",
+    "path",
+    "port",
+    "project",
+    "region",
+    "regionName",
+    "schema",
+    "serviceName",
+    "stagingDir",
+    "warehouse",
+    "workgroup",
+    "stream",
+];
+
+/// A network port: an integer, or (v3.2.0) a string such as `${DB_PORT}` resolved at run time.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Port {
+    Number(i64),
+    Text(String),
+}
+
+impl Port {
+    /// The port number: an integer as is; a string as a number, or `${VAR}` read from `env`.
+    pub fn resolve(&self, env: impl Fn(&str) -> Option<String>) -> Result<i64, String> {
+        match self {
+            Port::Number(n) => Ok(*n),
+            Port::Text(text) => {
+                let value = match text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) {
+                    Some(var) => env(var).ok_or_else(|| {
+                        format!(
+                            "the port is `{text}` but the environment variable {var} is not set"
+                        )
+                    })?,
+                    None => text.clone(),
+                };
+                value
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("the port `{value}` is not a number"))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Port {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Port::Number(n) => write!(f, "{n}"),
+            Port::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl FromNode for Port {
+    const EXPECTED: &'static str = "an integer";
+
+    fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
+        match &node.value {
+            Value::String(text) if cx.edition() >= Edition::V3_2 => Some(Port::Text(text.clone())),
+            Value::String(_) => {
+                cx.type_error(node, "an integer");
+                if let Some(d) = cx.last_mut() {
+                    d.hint = Some(
+                        "a port may be a string (e.g. `${DB_PORT}`) only in v3.2.0 contracts"
+                            .to_owned(),
+                    );
+                }
+                None
+            }
+            _ if cx.edition() >= Edition::V3_2 => match i64::from_node(node, &mut Cx::new()) {
+                Some(n) => Some(Port::Number(n)),
+                None => {
+                    cx.type_error(node, "an integer or a string");
+                    None
+                }
+            },
+            _ => i64::from_node(node, cx).map(Port::Number),
+        }
+    }
+}
 
 /// One server (environment) where the contract's data is served.
 #[derive(Debug, Clone, PartialEq, Model)]
@@ -174,7 +366,7 @@ pub struct Server {
     pub host: Option<String>,
     pub location: Option<String>,
     pub path: Option<String>,
-    pub port: Option<i64>,
+    pub port: Option<Port>,
     pub project: Option<String>,
     pub region: Option<String>,
     pub region_name: Option<String>,
@@ -183,6 +375,10 @@ pub struct Server {
     pub staging_dir: Option<String>,
     pub warehouse: Option<String>,
     pub stream: Option<String>,
+    pub encoding: Option<String>,
+    pub workgroup: Option<String>,
+    pub catalog_url: Option<String>,
+    pub namespace: Option<String>,
     #[model(extra)]
     pub extra: Extra,
 }
@@ -200,7 +396,15 @@ fn check_server(node: &Node, cx: &mut Cx) {
         .get("server")
         .and_then(Node::as_str)
         .unwrap_or_default();
-    let keys = ty.keys();
+    if ty.is_v3_2()
+        && let Some(t) = node.get("type")
+        && !cx.at("type", |cx| {
+            cx.since_3_2(t.span, &format!("the server type `{ty}`"))
+        })
+    {
+        return;
+    }
+    let keys = ty.keys(cx.edition());
     for key in CONNECTION_KEYS {
         let Some(entry) = node.entry(key) else {
             continue;

@@ -457,3 +457,44 @@ fn long_lists_compare_item_by_item() {
         ]
     );
 }
+
+#[test]
+fn deprecations_and_allowed_values_of_v3_2_are_told_to_consumers() {
+    let doc = |status: &str, extra: &str| {
+        tree(&format!(
+            "apiVersion: v3.2.0\nkind: DataContract\nschema:\n  - name: orders\n    properties:\n      - name: coupon\n        logicalType: string\n{extra}      - name: status\n        logicalType: string\n{status}"
+        ))
+    };
+    let values = |v: &[&str]| {
+        let mut out = "        enum:\n".to_owned();
+        for v in v {
+            out.push_str(&format!("          - value: {v}\n"));
+        }
+        out
+    };
+    let old = doc(&values(&["placed", "shipped"]), "");
+    // Deprecating a column: a warning to readers, not a break.
+    let log = diff(
+        &old,
+        &doc(
+            &values(&["placed", "shipped"]),
+            "        deprecated: true\n",
+        ),
+    );
+    let c = &log.changes[0];
+    assert_eq!(c.path, "schema.orders.properties.coupon.deprecated");
+    assert_eq!(c.impact, Impact::Warning);
+    assert!(c.reason.starts_with("deprecated"), "{}", c.reason);
+    // A new allowed value breaks readers that switch over the old ones; a removed one does not.
+    let log = diff(&old, &doc(&values(&["placed", "shipped", "lost"]), ""));
+    assert_eq!(log.impact(), Impact::Breaking);
+    assert_eq!(
+        log.breaking().map(|c| c.path.as_str()).collect::<Vec<_>>(),
+        ["schema.orders.properties.status.enum.lost"]
+    );
+    let log = diff(&old, &doc(&values(&["placed"]), ""));
+    assert_eq!(log.impact(), Impact::Warning);
+    // Reordering the values is no change; dropping the list lets any value in.
+    assert!(diff(&old, &doc(&values(&["shipped", "placed"]), "")).is_empty());
+    assert_eq!(diff(&old, &doc("", "")).impact(), Impact::Breaking);
+}

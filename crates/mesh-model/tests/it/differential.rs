@@ -95,6 +95,7 @@ fn strings() -> Vec<String> {
         "s3://b/k",
         "DataContract",
         "DataProduct",
+        "v3.2.0",
         "v3.1.0",
         "v3.0.2",
         "v1.0.0",
@@ -103,6 +104,18 @@ fn strings() -> Vec<String> {
         "x y",
         "2024-01-01",
         "ok_id-1",
+        "map",
+        "vector",
+        "measure",
+        "dimension",
+        "${DB_PORT}",
+        "hana",
+        "iceberg",
+        "teradata",
+        "a-b.c.d",
+        "other.yml#/schema/t/properties/c",
+        "float32",
+        "cosine",
     ] {
         pool.push(s.to_owned());
     }
@@ -145,6 +158,23 @@ const KEYS: &[&str] = &[
     "status",
     "description",
     "value",
+    // ODCS v3.2.0
+    "enum",
+    "map",
+    "key",
+    "semanticType",
+    "synonyms",
+    "synonym",
+    "deprecated",
+    "context",
+    "instructions",
+    "dimensions",
+    "elementType",
+    "encoding",
+    "workgroup",
+    "catalogUrl",
+    "vendor",
+    "stagingDir",
 ];
 
 fn scalars(rng: &mut Rng, pool: &[String]) -> Value {
@@ -265,10 +295,23 @@ fn mutate(doc: &mut Value, rng: &mut Rng, pool: &[String]) -> bool {
             let Some(path) = rng.pick(&objects) else {
                 return false;
             };
-            let (key, value) = match rng.below(4) {
+            let (key, value) = match rng.below(8) {
                 0 => ("mustBeGreaterThan", json!(1)),
                 1 => ("mustBeBetween", json!([5, 1])),
                 2 => ("logicalTypeOptions", json!({ "minLength": 1 })),
+                3 => (
+                    "enum",
+                    json!([{ "value": "a" }, { "value": 1, "label": "one" }]),
+                ),
+                4 => (
+                    "map",
+                    json!({ "key": { "logicalType": "string" }, "value": { "logicalType": "integer" } }),
+                ),
+                5 => (
+                    "logicalTypeOptions",
+                    json!({ "dimensions": 8, "elementType": "int8" }),
+                ),
+                6 => ("synonyms", json!([{ "synonym": "alias", "locale": "en" }])),
                 _ => (
                     "logicalTypeOptions",
                     json!({ "format": "i64", "minimum": 0 }),
@@ -281,6 +324,35 @@ fn mutate(doc: &mut Value, rng: &mut Rng, pool: &[String]) -> bool {
         }
     }
     true
+}
+
+/// The official verdict on an ODCS document: the v3.2.0 schema's for one declaring v3.2.0, the
+/// v3.1.0 schema's otherwise (mesh judges each document by the version it declares; the v3.2.0
+/// schema would also accept older apiVersions while applying its own, looser rules).
+struct Odcs {
+    v3_1: jsonschema::Validator,
+    v3_2: jsonschema::Validator,
+}
+
+impl Odcs {
+    fn load(dir: &std::path::Path) -> Self {
+        let read = |p: &str| -> Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join(p)).expect("schema readable"))
+                .expect("schema is JSON")
+        };
+        Odcs {
+            v3_1: oracle(&read("odcs/schema/odcs-json-schema-v3.1.0.json")),
+            v3_2: oracle(&read("odcs-3.2/schema/odcs-json-schema-v3.2.0.json")),
+        }
+    }
+
+    fn for_doc(&self, doc: &Value) -> &jsonschema::Validator {
+        if doc.get("apiVersion").and_then(Value::as_str) == Some("v3.2.0") {
+            &self.v3_2
+        } else {
+            &self.v3_1
+        }
+    }
 }
 
 fn oracle(schema: &Value) -> jsonschema::Validator {
@@ -297,7 +369,7 @@ fn typed_parse_agrees_with_the_official_schemas_on_mutated_documents() {
         serde_json::from_str(&std::fs::read_to_string(dir.join(p)).expect("schema readable"))
             .expect("schema is JSON")
     };
-    let odcs = oracle(&read("odcs/schema/odcs-json-schema-v3.1.0.json"));
+    let odcs = Odcs::load(&dir);
     let odps = oracle(&read("odps/schema/odps-json-schema-v1.0.0.json"));
     let seed = std::env::var("MESH_DIFF_SEED")
         .ok()
@@ -313,7 +385,7 @@ fn typed_parse_agrees_with_the_official_schemas_on_mutated_documents() {
         let parsed = mesh_model::yaml::parse(&text);
         let base = parsed.root.expect("vectors are well-formed YAML").to_json();
         let product = row.standard.starts_with("odps");
-        let validator = if product { &odps } else { &odcs };
+        let validator = if product { &odps } else { odcs.for_doc(&base) };
         // The unmutated document must get the official verdict from the oracle too.
         assert_eq!(
             validator.is_valid(&base),
@@ -332,6 +404,7 @@ fn typed_parse_agrees_with_the_official_schemas_on_mutated_documents() {
             if applied == 0 {
                 continue;
             }
+            let validator = if product { &odps } else { odcs.for_doc(&doc) };
             let official = validator.is_valid(&doc);
             let json_text = serde_json::to_string_pretty(&doc).expect("serialises");
             let (ours, diagnostics) = if product {
@@ -377,6 +450,86 @@ fn typed_parse_agrees_with_the_official_schemas_on_mutated_documents() {
         shown
             .iter()
             .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
+
+/// The same differential run on mesh's own ODCS v3.2.0 vectors (the standard publishes none), judged
+/// by the official v3.2.0 schema: every key v3.2.0 added is mutated, dropped, retyped and moved.
+#[test]
+fn typed_parse_agrees_with_the_official_v3_2_schema_on_mutated_documents() {
+    let Some(dir) = vectors::dir() else { return };
+    let odcs = Odcs::load(&dir);
+    let seed = std::env::var("MESH_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x0DC5_3200_u64);
+    let mut rng = Rng(seed);
+    let pool = strings();
+    let (mut checked, mut as_3_2) = (0, 0);
+    let mut failures = Vec::new();
+    for (path, expected) in crate::odcs32::vectors() {
+        let text = std::fs::read_to_string(&path).expect("vector readable");
+        let base = mesh_model::yaml::parse(&text)
+            .root
+            .expect("vectors are well-formed YAML")
+            .to_json();
+        assert_eq!(
+            odcs.for_doc(&base).is_valid(&base),
+            expected,
+            "the official schema disagrees with EXPECTED.tsv on {}",
+            path.display()
+        );
+        for round in 0..1_200 {
+            let mut doc = base.clone();
+            let n = 1 + rng.below(3);
+            let applied: usize = (0..n)
+                .map(|_| usize::from(mutate(&mut doc, &mut rng, &pool)))
+                .sum();
+            if applied == 0 {
+                continue;
+            }
+            let validator = odcs.for_doc(&doc);
+            let official = validator.is_valid(&doc);
+            let json_text = serde_json::to_string_pretty(&doc).expect("serialises");
+            let parsed = mesh_model::parse_contract(&json_text);
+            let ours = !parsed.has_errors();
+            checked += 1;
+            as_3_2 += usize::from(std::ptr::eq(validator, &odcs.v3_2));
+            if ours != official {
+                let errors: Vec<String> = validator
+                    .iter_errors(&doc)
+                    .map(|e| format!("{}: {e}", e.instance_path()))
+                    .collect();
+                let shown: Vec<String> = parsed
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.is_error())
+                    .map(|d| d.render("doc"))
+                    .collect();
+                failures.push(format!(
+                    "{} round {round}: official {official}, ours {ours}\nofficial errors: {errors:#?}\nour errors: {shown:#?}\n{json_text}",
+                    path.display()
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "differential v3.2.0: {checked} mutated documents checked, {as_3_2} of them declaring v3.2.0 (seed {seed:#x})"
+    );
+    assert!(
+        as_3_2 >= 5_000,
+        "too few v3.2.0 documents checked: {as_3_2}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} disagreement(s); first ones:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(3)
+            .cloned()
             .collect::<Vec<_>>()
             .join("\n\n")
     );

@@ -7,6 +7,7 @@ mod changelog;
 mod conformance;
 mod differential;
 mod fuzz;
+mod odcs32;
 mod roundtrip;
 mod schedule;
 
