@@ -47,8 +47,13 @@ enum Command {
     /// potentially breaking or info for its readers. Exits 1 on a breaking change.
     Changelog(cmd::changelog::Args),
     /// Write an ODCS contract from what exists: a PostgreSQL, MySQL/MariaDB or SQLite table
-    /// (columns, types, keys, comments) or data files (their schema).
+    /// (columns, types, keys, comments), data files (their schema), SQL DDL, a JSON Schema, an
+    /// Avro schema, a Protobuf file or a dbt manifest.
     Import(cmd::import::Args),
+    /// Write a data contract as SQL DDL (per dialect), JSON Schema, Avro, Protobuf, dbt models YAML, a
+    /// Great Expectations suite, SodaCL checks, a Markdown/HTML data sheet, or ODCS in any version;
+    /// what the format cannot carry is listed.
+    Export(cmd::export::Args),
     /// Publish data products to the catalog: strict lint, compatibility of every output port's
     /// contract with its history, then a new version — or the reasons it was refused.
     Publish(cmd::publish::Args),
@@ -180,6 +185,7 @@ fn main() -> ExitCode {
         Command::Test(args) => cmd::test::run(&args),
         Command::Changelog(args) => cmd::changelog::run(&args),
         Command::Import(args) => cmd::import::run(&args),
+        Command::Export(args) => cmd::export::run(&args),
         Command::Publish(args) => cmd::publish::run(&args),
         Command::Run(args) => cmd::run::run(&args),
         Command::Runs(args) => cmd::run::runs(&args),

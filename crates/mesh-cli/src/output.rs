@@ -33,3 +33,21 @@ pub(crate) fn warning(message: &str) {
     let mut err = anstream::stderr();
     let _ = writeln!(err, "mesh: {WARNING}warning{WARNING:#}: {message}");
 }
+
+/// Prints `file:line:col: warning: ...` to standard error (a finding at a place in a file).
+pub(crate) fn warning_at(place: &str, message: &str) {
+    let mut err = anstream::stderr();
+    let _ = writeln!(
+        err,
+        "{LOCATION}{place}:{LOCATION:#} {WARNING}warning{WARNING:#}: {message}"
+    );
+}
+
+/// Prints `file:line:col: error: ...` to standard error.
+pub(crate) fn error_at(place: &str, message: &str) {
+    let mut err = anstream::stderr();
+    let _ = writeln!(
+        err,
+        "{LOCATION}{place}:{LOCATION:#} {ERROR}error{ERROR:#}: {message}"
+    );
+}

@@ -11,9 +11,10 @@ use std::process::Command;
 use crate::code;
 
 /// The guides whose commands are all run, and whether each needs PostgreSQL and S3.
-const GUIDES: [(&str, bool); 3] = [
+const GUIDES: [(&str, bool); 4] = [
     ("docs/onboarding.md", false),
     ("docs/policies.md", false),
+    ("docs/interop.md", false),
     ("docs/operations.md", true),
 ];
 

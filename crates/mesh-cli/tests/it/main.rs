@@ -11,6 +11,7 @@ mod docs;
 mod gate;
 mod golden;
 mod init;
+mod interop;
 mod lint;
 mod new;
 mod policy;
