@@ -419,3 +419,61 @@ fn protoc_compiles_the_protobuf_export() {
         "{out}"
     );
 }
+
+/// soda-core (its DuckDB data source) runs the SodaCL checks: all pass on data that keeps the
+/// contract, and exactly the broken rules fail on data that does not. soda pins a DuckDB older
+/// than dbt's, so it has a Python of its own: `$MESH_SODA_PYTHON`.
+#[test]
+fn soda_runs_the_sodacl_checks() {
+    let python = std::env::var("MESH_SODA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = Command::new(&python)
+        .args(["-c", "import soda.scan, duckdb"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        mesh_testkit::skip(
+            "soda-core-duckdb (SodaCL)",
+            "set MESH_SODA_PYTHON to a venv with soda-core-duckdb 3.5 (see .ci/run)",
+        );
+        return;
+    }
+    let checks = export(ExportFormat::SodaCl, None);
+    let script = r#"
+import sys, duckdb
+from soda.scan import Scan
+checks = sys.argv[1]
+def scan(orders, customers):
+    con = duckdb.connect(":memory:")
+    con.sql("CREATE TABLE customers (customer_id VARCHAR, email VARCHAR)")
+    con.sql("CREATE TABLE orders (order_id BIGINT, line_no INTEGER, customer_id VARCHAR, status VARCHAR, amount DECIMAL(12,2), currency VARCHAR, placed_at TIMESTAMPTZ, shipped_on DATE, tags VARCHAR[], attributes MAP(VARCHAR, VARCHAR), address STRUCT(city VARCHAR, country VARCHAR))")
+    for r in customers:
+        con.execute("INSERT INTO customers VALUES (?, ?)", r)
+    for r in orders:
+        con.execute("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, now(), NULL, ['a'], MAP(['k'], ['v']), {'city': 'Oslo', 'country': 'NO'})", r)
+    s = Scan()
+    s.disable_telemetry()
+    s.set_scan_definition_name("mesh")
+    s.set_data_source_name("duckdb")
+    s.add_duckdb_connection(con, data_source_name="duckdb")
+    s.add_sodacl_yaml_str(checks)
+    rc = s.execute()
+    res = s.get_scan_results()
+    print(rc, len(res["checks"]), "|".join(sorted(c["name"] for c in res["checks"] if c["outcome"] != "pass")))
+scan([(1, 1, "c1", "placed", 10, "EUR")], [("c1", "a@b.c")])
+scan([(1, 1, "c1", "lost", -1, "eur"), (1, 1, "c1", "placed", 10, "EUR")], [("c1", "a@b.c"), ("c1", None)])
+"#;
+    let (ok, out) = py(&python, script, &[&checks]);
+    assert!(ok, "{out}\n{checks}");
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with(char::is_numeric))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "0 20 ",
+            "2 20 duplicate_count(customer_id) = 0|duplicate_count(order_id, line_no) = 0|invalid_count(amount) = 0|invalid_count(currency) = 0|invalid_count(status) = 0|missing_count(email) = 0"
+        ],
+        "{out}\n{checks}"
+    );
+}

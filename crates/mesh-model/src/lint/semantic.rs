@@ -273,7 +273,11 @@ fn resolve(node: &Node, pointer: &str, index: &SchemaIndex<'_>, out: &mut Vec<Di
                                 Code::Reference,
                                 node.span,
                                 pointer.to_owned(),
-                                format!("`{text}`: `{path}` has no property `{part}`"),
+                                if path == object {
+                                    format!("`{text}`: schema object `{object}` has no property `{part}`")
+                                } else {
+                                    format!("`{text}`: `{path}` has no property `{part}`")
+                                },
                             )
                             .with_hint_opt(
                                 closest(part, names.iter().copied())

@@ -322,9 +322,13 @@ impl FromNode for Port {
     fn from_node(node: &Node, cx: &mut Cx) -> Option<Self> {
         match &node.value {
             Value::String(text) if cx.edition() >= Edition::V3_2 => Some(Port::Text(text.clone())),
-            Value::String(_) => {
+            Value::String(text) => {
                 cx.type_error(node, "an integer");
-                if let Some(d) = cx.last_mut() {
+                // `"5432"` keeps the usual hint (remove the quotes); `${DB_PORT}` gets this one.
+                if let Some(d) = cx
+                    .last_mut()
+                    .filter(|_| text.trim().parse::<i64>().is_err())
+                {
                     d.hint = Some(
                         "a port may be a string (e.g. `${DB_PORT}`) only in v3.2.0 contracts"
                             .to_owned(),

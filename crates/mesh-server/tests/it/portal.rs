@@ -227,3 +227,47 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
     .await;
     assert!(out.cookie.unwrap().contains("Max-Age=0"));
 }
+
+/// ODCS v3.2.0 on the product page: a deprecated column is marked for its readers, and a column's
+/// allowed values are listed.
+#[tokio::test]
+async fn deprecated_columns_and_allowed_values_show_on_the_product_page() {
+    let h = Harness::new().await;
+    let admin = mesh_catalog::Principal::local();
+    let mut product = bundle("sales.orders", "1.0.0", &["order_id", "coupon", "status"]);
+    let contract = &mut product.contracts[0].text;
+    *contract = contract.replace("apiVersion: v3.1.0", "apiVersion: v3.2.0");
+    *contract = contract.replacen(
+        "      - name: coupon\n",
+        "      - name: coupon\n        deprecated: true\n",
+        1,
+    );
+    *contract = contract.replacen(
+        "      - name: status\n",
+        "      - name: status\n        enum:\n          - value: placed\n          - value: shipped\n",
+        1,
+    );
+    h.catalog.publish(&admin, &product, false).await.unwrap();
+    let hr = sign_in(&h, "hr_owner").await;
+    let page = call(&h, "GET", "/products/sales.orders", Some(&hr), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let row = |name: &str| {
+        let start = page
+            .body
+            .find(&format!("<code>{name}</code>"))
+            .expect("the column's row");
+        let end = page.body[start..].find("</tr>").unwrap() + start;
+        page.body[start..end].to_owned()
+    };
+    assert!(
+        row("coupon").contains(">deprecated</span>"),
+        "{}",
+        row("coupon")
+    );
+    assert!(!row("order_id").contains("deprecated"));
+    assert!(
+        row("status").contains("one of <code>placed</code>, <code>shipped</code>"),
+        "{}",
+        row("status")
+    );
+}
