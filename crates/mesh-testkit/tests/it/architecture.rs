@@ -53,7 +53,7 @@ fn allowed(name: &str) -> &'static [&'static str] {
     match name {
         "mesh-model-derive" | "mesh-testkit" => &[],
         "mesh-model" => &["mesh-model-derive"],
-        "mesh-policy" | "mesh-engine" => &["mesh-model"],
+        "mesh-policy" | "mesh-engine" | "mesh-interop" => &["mesh-model"],
         "mesh-catalog" => &["mesh-model", "mesh-policy"],
         "mesh-service" => &["mesh-model", "mesh-policy", "mesh-catalog", "mesh-engine"],
         "mesh-server" => &[
@@ -68,6 +68,7 @@ fn allowed(name: &str) -> &'static [&'static str] {
             "mesh-policy",
             "mesh-catalog",
             "mesh-engine",
+            "mesh-interop",
             "mesh-service",
             "mesh-server",
         ],
@@ -79,10 +80,11 @@ fn allowed(name: &str) -> &'static [&'static str] {
 
 /// The libraries: no HTTP, no CLI (they are called by the server and the binary, never the
 /// other way round).
-const LIBRARIES: [&str; 5] = [
+const LIBRARIES: [&str; 6] = [
     "mesh-model",
     "mesh-policy",
     "mesh-engine",
+    "mesh-interop",
     "mesh-catalog",
     "mesh-service",
 ];
