@@ -161,6 +161,55 @@ impl Catalog {
         })
     }
 
+    /// A principal the company's identity provider vouched for (its token verified by the
+    /// server): the roles its claims map to, with any role the catalog binds to the same name.
+    /// With `record`, an `auth.idp_roles` event names the principal, the claims
+    /// that decided and the roles they gave (the server records it when they change).
+    pub async fn federated(
+        &self,
+        name: &str,
+        mapped: Vec<RoleBinding>,
+        claims: serde_json::Value,
+        record: bool,
+    ) -> Result<Principal, TokenError> {
+        let name = name.trim().to_lowercase();
+        if name.is_empty() {
+            return Err(TokenError::Unauthenticated);
+        }
+        let mut bindings = {
+            let mut tx = self.store.read().await?;
+            tx.bindings(&name).await?
+        };
+        for b in mapped {
+            if !bindings
+                .iter()
+                .any(|c| c.role == b.role && c.domain == b.domain)
+            {
+                bindings.push(RoleBinding {
+                    principal: name.clone(),
+                    ..b
+                });
+            }
+        }
+        if record {
+            let roles: Vec<serde_json::Value> = bindings
+                .iter()
+                .map(|b| serde_json::json!({ "role": b.role, "domain": b.domain }))
+                .collect();
+            let mut tx = self.store.write().await?;
+            tx.append_event(&NewEvent {
+                at: self.now(),
+                kind: "auth.idp_roles".into(),
+                subject: name.clone(),
+                actor: name.clone(),
+                payload: serde_json::json!({ "claims": claims, "roles": roles }),
+            })
+            .await?;
+            tx.commit().await?;
+        }
+        Ok(Principal { name, bindings })
+    }
+
     /// Revokes a principal and what it held: every token, every role binding, every grant made
     /// out to it, and its pending access requests (denied). Admins.
     pub async fn revoke_principal(

@@ -40,6 +40,24 @@ struct Config {
     storage: Option<StorageConfig>,
 }
 
+/// mesh.toml's `[identity]` table (the identity provider `mesh serve` trusts), when the current
+/// folder is in a workspace that has one.
+pub(crate) fn identity_config() -> anyhow::Result<Option<mesh_server::idp::IdpConfig>> {
+    #[derive(serde::Deserialize)]
+    struct WithIdentity {
+        identity: Option<mesh_server::idp::IdpConfig>,
+    }
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    let Some(path) = find_config(&cwd) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let parsed: WithIdentity = toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: [identity]: {e}", path.display()))?;
+    Ok(parsed.identity)
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct StorageConfig {
     url: Option<String>,

@@ -27,7 +27,7 @@ use arrow_flight::{
 };
 use base64::Engine;
 use futures::{Stream, StreamExt};
-use mesh_catalog::{Catalog, Principal, ToProblem};
+use mesh_catalog::{Principal, ToProblem};
 use mesh_engine::query::arrow::datatypes::Schema;
 use mesh_engine::query::arrow::ipc::writer::IpcWriteOptions;
 use prost::Message;
@@ -47,7 +47,7 @@ type DoGetStream = <FlightSql as FlightService>::DoGetStream;
 
 #[derive(Debug, Clone)]
 pub(crate) struct FlightSql {
-    pub(crate) catalog: Catalog,
+    pub(crate) auth: crate::idp::Authenticator,
     pub(crate) service: Service,
     pub(crate) limits: Arc<Limits>,
 }
@@ -55,7 +55,10 @@ pub(crate) struct FlightSql {
 /// A failure as a gRPC status, with the same code and detail as the HTTP problem (and, for the
 /// platform's own failures, the same logged error id).
 fn status(e: impl ToProblem) -> Status {
-    let e = ApiError::of(&e);
+    api_status(ApiError::of(&e))
+}
+
+fn api_status(e: ApiError) -> Status {
     let message = format!("{}: {}", e.code(), e.detail());
     match e.status.as_u16() {
         400 | 422 => Status::invalid_argument(message),
@@ -94,7 +97,7 @@ impl FlightSql {
                     "unauthenticated: the authorization header must be `Bearer <token>`",
                 )
             })?;
-        let who = self.catalog.authenticate(token).await.map_err(status)?;
+        let who = self.auth.authenticate(token).await.map_err(api_status)?;
         // Every call counts, so that no call (metadata, planning, a refused statement) can be
         // made without bound.
         self.limits.call(&who.name).await.map_err(status)?;
@@ -244,10 +247,10 @@ impl FlightSqlService for FlightSql {
                 })?;
             let (user, token) = decoded.split_once(':').unwrap_or(("", decoded.as_str()));
             let who = self
-                .catalog
+                .auth
                 .authenticate(token.trim())
                 .await
-                .map_err(status)?;
+                .map_err(api_status)?;
             if !user.is_empty() && user != "token" && user != who.name {
                 return Err(Status::unauthenticated(format!(
                     "unauthenticated: the token belongs to `{}`, not `{user}` (or use the user \
@@ -257,10 +260,10 @@ impl FlightSqlService for FlightSql {
             }
             token.trim().to_owned()
         } else if let Some(bearer) = header.strip_prefix("Bearer ") {
-            self.catalog
+            self.auth
                 .authenticate(bearer.trim())
                 .await
-                .map_err(status)?;
+                .map_err(api_status)?;
             bearer.trim().to_owned()
         } else {
             return Err(Status::unauthenticated(

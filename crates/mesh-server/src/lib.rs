@@ -10,6 +10,7 @@ mod chart;
 mod error;
 mod flight;
 mod graph;
+pub mod idp;
 pub mod notify;
 mod policies;
 mod portal;
@@ -54,6 +55,8 @@ pub struct AppState {
     compliance: Arc<std::sync::Mutex<Option<(std::time::Instant, serde_json::Value)>>>,
     /// This server's orchestrator, when it runs one (its counters go to `/metrics`).
     orchestrator: Option<Arc<mesh_service::orchestrator::Orchestrator>>,
+    /// Who sent a token: mesh's tokens and, with `--oidc-issuer`, the IdP's.
+    pub auth: idp::Authenticator,
 }
 
 /// How a server runs: its query limits, where access events are also sent, and its SLA monitor.
@@ -80,6 +83,8 @@ pub struct Options {
     /// Seconds between catalog-wide policy audits (recorded as `policy.audit` events, one server
     /// of the catalog running each); `None`: only on request.
     pub audit_interval: Option<std::time::Duration>,
+    /// The company's identity provider, whose tokens are accepted beside mesh's own.
+    pub identity: Option<idp::IdpConfig>,
 }
 
 /// The orchestrator's settings.
@@ -145,8 +150,10 @@ fn app_with_monitor(
     // One catalog for every handler: the service's (which checks what runs committed).
     let service = Service::new(catalog).with_limits(&limits.limits);
     let catalog = service.catalog().clone();
+    let auth =
+        idp::Authenticator::new(catalog.clone(), options.identity.clone().map(idp::Idp::new));
     let flight = arrow_flight::flight_service_server::FlightServiceServer::new(flight::FlightSql {
-        catalog: catalog.clone(),
+        auth: auth.clone(),
         service: service.clone(),
         limits: Arc::clone(&limits),
     });
@@ -164,6 +171,7 @@ fn app_with_monitor(
         public_url: options.public_url.as_deref().map(Arc::from),
         compliance: Arc::default(),
         orchestrator,
+        auth,
     };
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
@@ -265,7 +273,7 @@ impl FromRequestParts<AppState> for Caller {
             .ok_or_else(|| {
                 ApiError::unauthenticated("the Authorization header must be `Bearer <token>`")
             })?;
-        Ok(Caller(Some(state.catalog.authenticate(token).await?)))
+        Ok(Caller(Some(state.auth.authenticate(token).await?)))
     }
 }
 

@@ -268,7 +268,7 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
         && let Some(session) = state.sessions.get(&id)
     {
         // A token revoked since sign-in ends the session.
-        match state.catalog.authenticate(&session.token).await {
+        match state.auth.authenticate(&session.token).await {
             Ok(p) => {
                 return Viewer {
                     principal: Some(p),
@@ -923,7 +923,7 @@ async fn signin(
         return refused;
     }
     let token = form.token.trim();
-    match state.catalog.authenticate(token).await {
+    match state.auth.authenticate(token).await {
         Ok(_) => {
             let id = state.sessions.open(token);
             (
@@ -934,7 +934,7 @@ async fn signin(
         }
         Err(e) => {
             let viewer = nobody;
-            let mut page = render("signin.html", &viewer, json!({ "error": e.to_string() }));
+            let mut page = render("signin.html", &viewer, json!({ "error": e.detail() }));
             *page.status_mut() = StatusCode::UNAUTHORIZED;
             page
         }

@@ -154,6 +154,19 @@ pub(crate) async fn metrics(
             if let Some(o) = &state.orchestrator {
                 render_schedule(&mut text, &o.counters);
             }
+            if let Some(idp) = state.auth.idp() {
+                family(
+                    &mut text,
+                    "mesh_idp_jwks_fetches_total",
+                    "counter",
+                    "Fetches of the identity provider's keys (JWKS) since this server started.",
+                );
+                let _ = writeln!(
+                    text,
+                    "mesh_idp_jwks_fetches_total {}",
+                    idp.fetches.load(std::sync::atomic::Ordering::Relaxed)
+                );
+            }
             text
         },
     ))

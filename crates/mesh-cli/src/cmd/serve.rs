@@ -173,8 +173,60 @@ pub(crate) struct Args {
     )]
     smtp_from: String,
 
+    /// Accept tokens of this OpenID Connect issuer (its JWTs, verified against its published
+    /// keys) beside mesh's own; the `[identity]` table of mesh.toml maps its groups to roles.
+    #[arg(long, value_name = "URL", env = "MESH_OIDC_ISSUER")]
+    oidc_issuer: Option<String>,
+
+    /// The client id mesh is registered with at the issuer: tokens must be for it (`aud`).
+    #[arg(long, value_name = "ID", env = "MESH_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+
+    /// Another accepted audience (repeat for several).
+    #[arg(long = "oidc-audience", value_name = "AUD")]
+    oidc_audiences: Vec<String>,
+
+    /// Clock skew allowed on IdP tokens' `exp` and `nbf`, in seconds (at most 600).
+    #[arg(long, value_name = "SECONDS")]
+    oidc_leeway: Option<u64>,
+
     #[command(flatten)]
     catalog: CatalogArgs,
+}
+
+/// The identity provider to trust: mesh.toml's `[identity]`, with the flags on top.
+fn identity(args: &Args) -> anyhow::Result<Option<mesh_server::idp::IdpConfig>> {
+    let mut config = crate::workspace::identity_config()?;
+    if let Some(issuer) = &args.oidc_issuer {
+        let c = config.get_or_insert_with(|| mesh_server::idp::IdpConfig {
+            issuer: issuer.clone(),
+            audience: Vec::new(),
+            jwks_uri: None,
+            username_claim: None,
+            groups_claims: Vec::new(),
+            leeway_seconds: None,
+            role_map: Vec::new(),
+        });
+        c.issuer.clone_from(issuer);
+    }
+    if let Some(c) = &mut config {
+        c.audience.extend(args.oidc_client_id.iter().cloned());
+        c.audience.extend(args.oidc_audiences.iter().cloned());
+        if args.oidc_leeway.is_some() {
+            c.leeway_seconds = args.oidc_leeway;
+        }
+        if !(c.issuer.starts_with("https://") || c.issuer.starts_with("http://")) {
+            anyhow::bail!("the OIDC issuer must be an http(s) URL, not `{}`", c.issuer);
+        }
+        if c.audience.is_empty() {
+            anyhow::bail!(
+                "an OIDC issuer needs the audience its tokens are for: --oidc-client-id (or `audience` in [identity])"
+            );
+        }
+    } else if args.oidc_client_id.is_some() || !args.oidc_audiences.is_empty() {
+        anyhow::bail!("--oidc-client-id and --oidc-audience need --oidc-issuer");
+    }
+    Ok(config)
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
@@ -183,6 +235,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         mesh_service::logging::log(&format!("panic: {info}"));
     }));
     crate::runtime()?.block_on(async {
+        let identity = identity(args)?;
         let catalog = args.catalog.open().await?;
         if let Some(dir) = &args.workspace
             && !dir.is_dir()
@@ -296,6 +349,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             mailer,
             audit_interval: (args.audit_interval > 0.0 && args.audit_interval.is_finite())
                 .then(|| std::time::Duration::from_secs_f64(args.audit_interval.max(1.0))),
+            identity,
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await

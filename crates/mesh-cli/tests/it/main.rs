@@ -10,6 +10,7 @@ mod demo;
 mod docs;
 mod gate;
 mod golden;
+mod idp;
 mod init;
 mod interop;
 mod lint;

@@ -571,6 +571,13 @@ impl Wire {
         }
     }
 
+    /// `POST url` with a bearer token and a JSON body: the status.
+    pub(crate) fn runtime_post(&self, url: &str, token: &str, body: &serde_json::Value) -> u16 {
+        let request = self.http.post(url).bearer_auth(token).json(body);
+        self.runtime
+            .block_on(async { request.send().await.unwrap().status().as_u16() })
+    }
+
     /// `POST /api/v1/query`: (status, body as text).
     pub(crate) fn http(&self, token: &str, sql: &str) -> (u16, String) {
         let request = self

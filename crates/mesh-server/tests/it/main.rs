@@ -4,6 +4,7 @@
 mod api;
 mod fuzz;
 mod harness;
+mod idp;
 mod orchestrator;
 mod portal;
 mod security;
