@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use crate::harness::Harness;
 
-struct TestIdp {
+pub(crate) struct TestIdp {
     issuer: String,
     key: EncodingKey,
     fetches: Arc<AtomicUsize>,
@@ -45,7 +45,7 @@ fn rsa_key(dir: &std::path::Path, name: &str) -> EncodingKey {
 }
 
 impl TestIdp {
-    async fn start() -> TestIdp {
+    pub(crate) async fn start() -> TestIdp {
         let dir = tempfile::tempdir().unwrap();
         let key = rsa_key(dir.path(), "idp");
         let mut jwk = Jwk::from_encoding_key(&key, Algorithm::RS256).unwrap();
@@ -96,11 +96,11 @@ impl TestIdp {
         jsonwebtoken::encode(&header, claims, &self.key).unwrap()
     }
 
-    fn token(&self, user: &str, groups: &[&str]) -> String {
+    pub(crate) fn token(&self, user: &str, groups: &[&str]) -> String {
         self.sign(&self.claims(user, groups), Some("key-1"))
     }
 
-    fn config(&self) -> IdpConfig {
+    pub(crate) fn config(&self) -> IdpConfig {
         IdpConfig {
             issuer: self.issuer.clone(),
             audience: vec!["mesh".into()],
