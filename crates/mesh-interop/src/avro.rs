@@ -9,6 +9,8 @@ use serde_json::{Map, Value, json};
 
 use crate::jsonschema::{located, pos};
 use crate::table::{Column, Imported, Table};
+// Avro names: `[A-Za-z_][A-Za-z0-9_]*`.
+use crate::identifier as avro_name;
 use crate::{Exported, Problem, place};
 
 const MAX_DEPTH: usize = 32;
@@ -370,24 +372,6 @@ fn type_name(node: &Node) -> String {
 // ---------------------------------------------------------------------------------------------
 // Export
 
-/// Avro names: `[A-Za-z_][A-Za-z0-9_]*`.
-fn avro_name(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
 pub(crate) fn export(contract: &Contract) -> Exported {
     let mut lost = Vec::new();
     let namespace = contract
@@ -465,46 +449,10 @@ fn fields(props: &[SchemaProperty], path: &str, lost: &mut Vec<String>) -> Vec<V
                 f.insert("type".into(), json!(["null", ty]));
                 f.insert("default".into(), Value::Null);
             }
-            lost_rules(p, &here, lost);
+            crate::lost_constraints(p, &here, "Avro", lost);
             Value::Object(f)
         })
         .collect()
-}
-
-fn lost_rules(p: &SchemaProperty, here: &str, lost: &mut Vec<String>) {
-    if let Some(o) = &p.logical_type_options {
-        for (key, set) in [
-            ("minLength", o.min_length.is_some()),
-            ("maxLength", o.max_length.is_some()),
-            ("pattern", o.pattern.is_some()),
-            ("minimum", o.minimum.is_some()),
-            ("maximum", o.maximum.is_some()),
-            ("exclusiveMinimum", o.exclusive_minimum.is_some()),
-            ("exclusiveMaximum", o.exclusive_maximum.is_some()),
-            ("multipleOf", o.multiple_of.is_some()),
-            ("minItems", o.min_items.is_some()),
-            ("maxItems", o.max_items.is_some()),
-            ("uniqueItems", o.unique_items == Some(true)),
-        ] {
-            if set {
-                lost.push(format!(
-                    "{here}: {key} (Avro types carry no value constraints)"
-                ));
-            }
-        }
-    }
-    if p.is_unique() {
-        lost.push(format!("{here}: unique"));
-    }
-    if p.is_primary_key() {
-        lost.push(format!("{here}: primaryKey"));
-    }
-    for rule in &p.quality {
-        lost.push(format!(
-            "{here}: quality rule {}",
-            crate::sql::describe_rule(rule)
-        ));
-    }
 }
 
 fn avro_type(p: &SchemaProperty, here: &str, lost: &mut Vec<String>) -> Value {

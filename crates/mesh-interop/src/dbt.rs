@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use mesh_model::odcs::{Bound, Contract, LogicalType, RefTarget, SchemaObject};
 use serde_json::{Map, Value, json};
 
-use crate::sql::{Dialect, literal_sql, sql_type};
+use crate::sql::{Dialect, literal_sql, sql_rule, sql_type};
 use crate::table::{Column, Imported, Table};
 use crate::{Exported, Problem, place};
 
@@ -222,12 +222,11 @@ fn column_constraint(constraint: &Value, table: &str, c: &mut Column, out: &mut 
             let rest = string(constraint, "expression")
                 .and_then(|expr| crate::sql::check_text_into(&expr, Dialect::Generic, c));
             if let Some(expr) = rest {
-                c.quality.push(json!({
-                    "type": "sql",
-                    "description": format!("dbt constraint check ({expr})"),
-                    "query": format!("SELECT COUNT(*) FROM {table} WHERE NOT ({expr})"),
-                    "mustBe": 0,
-                }));
+                c.quality.push(sql_rule(
+                    table,
+                    &expr,
+                    format!("dbt constraint check ({expr})"),
+                ));
             }
         }
         Some("foreign_key") => {
@@ -314,12 +313,8 @@ fn model_constraint(constraint: &Value, table: &mut Table, out: &mut Imported) {
         }
         Some("check") => {
             if let Some(expr) = string(constraint, "expression") {
-                table.quality.push(json!({
-                    "type": "sql",
-                    "description": format!("dbt constraint check ({expr})"),
-                    "query": format!("SELECT COUNT(*) FROM {} WHERE NOT ({expr})", table.name),
-                    "mustBe": 0,
-                }));
+                let rule = sql_rule(&table.name, &expr, format!("dbt constraint check ({expr})"));
+                table.quality.push(rule);
             }
         }
         Some("foreign_key") => {
@@ -371,12 +366,11 @@ fn apply_test(id: &str, test: &Value, table: &mut Table, out: &mut Imported) {
         if let (Some("dbt_utils"), "expression_is_true") = (namespace, name)
             && let Some(expr) = string(&kwargs, "expression")
         {
-            table.quality.push(json!({
-                "type": "sql",
-                "description": format!("dbt test dbt_utils.expression_is_true ({expr})"),
-                "query": format!("SELECT COUNT(*) FROM {table_name} WHERE NOT ({expr})"),
-                "mustBe": 0,
-            }));
+            table.quality.push(sql_rule(
+                &table_name,
+                &expr,
+                format!("dbt test dbt_utils.expression_is_true ({expr})"),
+            ));
             return;
         }
         out.note(None, format!("{table_name}: dbt test {id} ({name}) is not imported (not about a documented column)"));
@@ -435,12 +429,11 @@ fn apply_test(id: &str, test: &Value, table: &mut Table, out: &mut Imported) {
         (Some("dbt_utils"), "expression_is_true") => {
             if let Some(expr) = string(&kwargs, "expression") {
                 let condition = format!("{} {expr}", c.name);
-                c.quality.push(json!({
-                    "type": "sql",
-                    "description": format!("dbt test dbt_utils.expression_is_true ({condition})"),
-                    "query": format!("SELECT COUNT(*) FROM {table_name} WHERE NOT ({condition})"),
-                    "mustBe": 0,
-                }));
+                c.quality.push(sql_rule(
+                    &table_name,
+                    &condition,
+                    format!("dbt test dbt_utils.expression_is_true ({condition})"),
+                ));
             }
         }
         (ns, name) => {

@@ -204,6 +204,65 @@ pub fn export(
     })
 }
 
+/// An identifier as Avro and Protobuf spell them: letters, digits and `_`, not starting with a
+/// digit (anything else becomes `_`).
+fn identifier(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// What a format whose types carry no value constraints (Avro, Protobuf) loses of a property:
+/// its options, `unique`, its key and its quality rules, one line each.
+fn lost_constraints(
+    p: &mesh_model::odcs::SchemaProperty,
+    here: &str,
+    format: &str,
+    lost: &mut Vec<String>,
+) {
+    if let Some(o) = &p.logical_type_options {
+        for (key, set) in [
+            ("minLength", o.min_length.is_some()),
+            ("maxLength", o.max_length.is_some()),
+            ("pattern", o.pattern.is_some()),
+            ("minimum", o.minimum.is_some()),
+            ("maximum", o.maximum.is_some()),
+            ("exclusiveMinimum", o.exclusive_minimum.is_some()),
+            ("exclusiveMaximum", o.exclusive_maximum.is_some()),
+            ("multipleOf", o.multiple_of.is_some()),
+            ("minItems", o.min_items.is_some()),
+            ("maxItems", o.max_items.is_some()),
+            ("uniqueItems", o.unique_items == Some(true)),
+        ] {
+            if set {
+                lost.push(format!(
+                    "{here}: {key} ({format} types carry no value constraints)"
+                ));
+            }
+        }
+    }
+    if p.is_unique() {
+        lost.push(format!("{here}: unique"));
+    }
+    if p.is_primary_key() {
+        lost.push(format!("{here}: primaryKey"));
+    }
+    for rule in &p.quality {
+        lost.push(format!("{here}: quality rule {}", sql::describe_rule(rule)));
+    }
+}
+
 /// A contract (or any document) as YAML.
 pub fn to_yaml(value: &serde_json::Value) -> String {
     yaml_serde::to_string(value).unwrap_or_default()

@@ -217,23 +217,7 @@ fn downgrade_values(object: &mut Value) {
 }
 
 fn downgrade_property_values(p: &mut Value) {
-    let Some(obj) = p.as_object_mut() else { return };
-    if let Some(Value::Array(values)) = obj.remove("enum") {
-        let valid: Vec<Value> = values
-            .iter()
-            .filter_map(|v| v.get("value").cloned())
-            .collect();
-        let rule = json!({
-            "type": "library",
-            "metric": "invalidValues",
-            "arguments": { "validValues": valid },
-            "mustBe": 0,
-            "description": VALUES_RULE,
-        });
-        let rules = obj.entry("quality").or_insert_with(|| json!([]));
-        if let Value::Array(rules) = rules {
-            rules.retain(|r| r.get("description").and_then(Value::as_str) != Some(VALUES_RULE));
-            rules.push(rule);
-        }
+    if let Some(obj) = p.as_object_mut() {
+        crate::odcs::enum_as_rule(obj, VALUES_RULE);
     }
 }

@@ -220,26 +220,7 @@ fn downgrade_property(p: &mut Value, path: &str, lost: &mut Vec<String>) {
             r.remove("id");
         }
     }
-    // `enum` says what an `invalidValues` rule with `validValues` says.
-    if let Some(Value::Array(values)) = obj.remove("enum") {
-        let valid: Vec<Value> = values
-            .iter()
-            .filter_map(|v| v.get("value").cloned())
-            .collect();
-        let rule = json!({
-            "type": "library",
-            "metric": "invalidValues",
-            "arguments": { "validValues": valid },
-            "mustBe": 0,
-            "description": "The allowed values (an `enum` in v3.2.0).",
-        });
-        match obj.get_mut("quality") {
-            Some(Value::Array(q)) => q.push(rule),
-            _ => {
-                obj.insert("quality".into(), json!([rule]));
-            }
-        }
-    }
+    enum_as_rule(obj, "The allowed values (an `enum` in v3.2.0).");
     match obj.get("logicalType").and_then(Value::as_str) {
         Some("vector") => {
             obj.insert("logicalType".into(), json!("array"));
@@ -274,5 +255,32 @@ fn downgrade_property(p: &mut Value, path: &str, lost: &mut Vec<String>) {
         for c in props {
             downgrade_property(c, &here, lost);
         }
+    }
+}
+
+/// Below v3.2.0 there is no `enum`; an `invalidValues` rule with `validValues` says the same. Moves
+/// a property's `enum` into such a rule described as `description`, replacing one an earlier
+/// rewrite left (so that doing it again adds nothing).
+pub(crate) fn enum_as_rule(obj: &mut Map<String, Value>, description: &str) {
+    let Some(Value::Array(values)) = obj.remove("enum") else {
+        return;
+    };
+    let valid: Vec<Value> = values
+        .iter()
+        .filter_map(|v| v.get("value").cloned())
+        .collect();
+    let rule = json!({
+        "type": "library",
+        "metric": "invalidValues",
+        "arguments": { "validValues": valid },
+        "mustBe": 0,
+        "description": description,
+    });
+    match obj.entry("quality").or_insert_with(|| json!([])) {
+        Value::Array(rules) => {
+            rules.retain(|r| r.get("description").and_then(Value::as_str) != Some(description));
+            rules.push(rule);
+        }
+        other => *other = json!([rule]),
     }
 }

@@ -16,6 +16,8 @@ use protox::file::{
 use serde_json::json;
 
 use crate::table::{Column, Imported, Table};
+// Protobuf identifiers: letters, digits, `_`, not starting with a digit.
+use crate::identifier as ident;
 use crate::{Exported, Problem, place};
 
 const MAX_BYTES: usize = 16 << 20;
@@ -392,24 +394,6 @@ fn type_name(field: &FieldDescriptor) -> String {
 // ---------------------------------------------------------------------------------------------
 // Export
 
-/// Protobuf identifiers: letters, digits, `_`, not starting with a digit.
-fn ident(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
-    }
-    out
-}
-
 fn pascal(name: &str) -> String {
     ident(name)
         .split('_')
@@ -511,7 +495,7 @@ impl Writer<'_> {
             };
             comment(&mut fields, indent, p.description.as_deref());
             fields.push_str(&format!("{indent}{label}{ty} {name} = {};\n", i + 1));
-            self.lost_rules(p, &here);
+            crate::lost_constraints(p, &here, "Protobuf", self.lost);
         }
         out.push_str(&nested);
         out.push_str(&fields);
@@ -653,38 +637,6 @@ impl Writer<'_> {
                 };
                 format!("map<{key}, {value}>")
             }
-        }
-    }
-
-    fn lost_rules(&mut self, p: &SchemaProperty, here: &str) {
-        if let Some(o) = &p.logical_type_options {
-            for (key, set) in [
-                ("minLength", o.min_length.is_some()),
-                ("maxLength", o.max_length.is_some()),
-                ("pattern", o.pattern.is_some()),
-                ("minimum", o.minimum.is_some()),
-                ("maximum", o.maximum.is_some()),
-                ("exclusiveMinimum", o.exclusive_minimum.is_some()),
-                ("exclusiveMaximum", o.exclusive_maximum.is_some()),
-            ] {
-                if set {
-                    self.lost.push(format!(
-                        "{here}: {key} (Protobuf types carry no value constraints)"
-                    ));
-                }
-            }
-        }
-        if p.is_unique() {
-            self.lost.push(format!("{here}: unique"));
-        }
-        if p.is_primary_key() {
-            self.lost.push(format!("{here}: primaryKey"));
-        }
-        for rule in &p.quality {
-            self.lost.push(format!(
-                "{here}: quality rule {}",
-                crate::sql::describe_rule(rule)
-            ));
         }
     }
 }

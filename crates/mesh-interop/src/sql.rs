@@ -793,7 +793,11 @@ fn check_on(
             return;
         }
         let condition = rest.join(" AND ");
-        c.quality.push(sql_rule(table_name, &condition));
+        c.quality.push(sql_rule(
+            table_name,
+            &condition,
+            format!("CHECK ({condition}) from the DDL"),
+        ));
         out.note(
             position,
             format!(
@@ -803,17 +807,22 @@ fn check_on(
         );
         return;
     }
-    quality.push(sql_rule(table_name, &expr.to_string()));
+    quality.push(sql_rule(
+        table_name,
+        &expr.to_string(),
+        format!("CHECK ({expr}) from the DDL"),
+    ));
     out.note(
         position,
         format!("{table_name}: CHECK ({expr}) imported as a SQL quality rule"),
     );
 }
 
-fn sql_rule(table: &str, condition: &str) -> Value {
+/// A `type: sql` quality rule counting the rows of `table` where `condition` does not hold.
+pub(crate) fn sql_rule(table: &str, condition: &str, description: String) -> Value {
     json!({
         "type": "sql",
-        "description": format!("CHECK ({condition}) from the DDL"),
+        "description": description,
         "query": format!("SELECT COUNT(*) FROM {table} WHERE NOT ({condition})"),
         "mustBe": 0,
     })

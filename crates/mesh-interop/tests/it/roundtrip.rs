@@ -368,3 +368,27 @@ fn odcs_goes_down_to_v3_1_and_back_keeping_allowed_values_as_a_rule() {
     .unwrap_err();
     assert!(err.contains("must have `map`"), "{err}");
 }
+
+/// Avro and Protobuf name the same value constraints as lost, item counts and `multipleOf` too.
+#[test]
+fn formats_without_value_constraints_list_every_one_they_drop() {
+    let c = contract(
+        "apiVersion: v3.2.0\nkind: DataContract\nid: t\nversion: 1.0.0\nschema:\n  - name: t\n    properties:\n      - name: tags\n        logicalType: array\n        logicalTypeOptions:\n          minItems: 1\n          uniqueItems: true\n        items:\n          logicalType: string\n      - name: price\n        logicalType: number\n        logicalTypeOptions:\n          multipleOf: 0.01\n",
+    );
+    for (format, name) in [
+        (ExportFormat::Avro, "Avro"),
+        (ExportFormat::Protobuf, "Protobuf"),
+    ] {
+        let lost = mesh_interop::export(format, &c, &ExportOptions::default())
+            .unwrap()
+            .lost;
+        for key in [
+            "t.tags: minItems",
+            "t.tags: uniqueItems",
+            "t.price: multipleOf",
+        ] {
+            let line = format!("{key} ({name} types carry no value constraints)");
+            assert!(lost.contains(&line), "{name}: `{line}` not in {lost:#?}");
+        }
+    }
+}
