@@ -89,6 +89,21 @@ pub enum AccessError {
         consumer: String,
         domain: String,
     },
+    /// Only the grantee (or the domain running a service identity) mints its credentials.
+    #[error(
+        "forbidden: {principal} may not mint credentials for grant {grant}: it is made out to {grantee}, and only it (or, for a product, the people of its domain) may"
+    )]
+    NotGrantee {
+        principal: String,
+        grant: String,
+        grantee: String,
+    },
+    #[error("a credential label is 1 to 64 letters, digits, `.`, `_` or `-`, not `{label}`")]
+    BadLabel { label: String },
+    #[error("grant {grant} has {max} live credentials already: revoke one first")]
+    TooManyCredentials { grant: String, max: usize },
+    #[error("credential {credential} is already revoked")]
+    CredentialRevoked { credential: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -108,20 +123,24 @@ impl ToProblem for AccessError {
             | AccessError::NotForConsumer { .. }
             | AccessError::OwnRequest { .. }
             | AccessError::NotAnApprover { .. }
-            | AccessError::ConsumerGrants { .. } => ErrorCode::Forbidden,
+            | AccessError::ConsumerGrants { .. }
+            | AccessError::NotGrantee { .. } => ErrorCode::Forbidden,
             AccessError::NotFound(_) => ErrorCode::NotFound,
             AccessError::NoPurpose
             | AccessError::BadDuration { .. }
             | AccessError::UnknownColumns { .. }
             | AccessError::NoReason
             | AccessError::NotNarrower { .. }
-            | AccessError::BadApprovalDays { .. } => ErrorCode::BadRequest,
+            | AccessError::BadApprovalDays { .. }
+            | AccessError::BadLabel { .. } => ErrorCode::BadRequest,
             AccessError::PolicyViolation(_) => ErrorCode::Policy,
             AccessError::Policies(e) => e.code(),
             AccessError::Decided { .. }
             | AccessError::ApprovedAlready { .. }
             | AccessError::Revoked { .. }
-            | AccessError::NothingInCommon { .. } => ErrorCode::Lifecycle,
+            | AccessError::NothingInCommon { .. }
+            | AccessError::TooManyCredentials { .. }
+            | AccessError::CredentialRevoked { .. } => ErrorCode::Lifecycle,
             AccessError::Store(e) => e.code(),
         }
     }
@@ -697,6 +716,9 @@ impl Catalog {
                 grant: grant.to_owned(),
             });
         }
+        // Its credentials die with it (they are checked against the grant on every request
+        // anyway; this shows it in their listing).
+        let credentials = tx.revoke_credentials_of(grant, &at).await?;
         tx.append_event(&NewEvent {
             at: at.clone(),
             kind: "access.revoked".into(),
@@ -704,6 +726,7 @@ impl Catalog {
             actor: who.name.clone(),
             payload: serde_json::json!({
                 "grant": grant, "port": row.port, "grantee": row.grantee, "reason": reason,
+                "credentials": credentials,
             }),
         })
         .await?;
@@ -1068,7 +1091,7 @@ impl Catalog {
         &self,
         reader: Reader<'_>,
     ) -> Result<Vec<ReadablePort>, AccessError> {
-        Self::allow(reader.principal(), Action::Read)?;
+        Self::allow(reader.principal(), Action::ReadData)?;
         if let Reader::Product { id, run_by } = reader {
             // A pipeline is run by people of its domain.
             Self::allow(
@@ -1087,6 +1110,11 @@ impl Catalog {
             .into_iter()
             .map(|g| grant_view(g, now))
             .filter(|g| g.active)
+            // A credential reads through its own grant only.
+            .filter(|g| match &reader.principal().grant {
+                Some(only) => *only == g.id,
+                None => true,
+            })
             .collect();
         let mut out = Vec::new();
         let mut after: Option<String> = None;

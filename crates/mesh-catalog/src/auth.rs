@@ -54,6 +54,9 @@ pub const ANY_DOMAIN: &str = "*";
 pub enum Action<'a> {
     /// Read products, versions, contracts, changelogs, domains, teams.
     Read,
+    /// Read the data of output ports (each through [`crate::Catalog::readable_ports`]): what a
+    /// credential minted for a grant may do, and nothing else.
+    ReadData,
     /// Read the event log.
     ReadEvents,
     /// Report lineage (OpenLineage events from pipelines).
@@ -73,6 +76,7 @@ impl fmt::Display for Action<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Read => f.write_str("read the catalog"),
+            Action::ReadData => f.write_str("read data"),
             Action::ReadEvents => f.write_str("read the event log"),
             Action::ReportLineage => f.write_str("report lineage"),
             Action::Publish { domain } => write!(f, "publish in domain `{domain}`"),
@@ -86,10 +90,13 @@ impl fmt::Display for Action<'_> {
 }
 
 /// An authenticated caller and the roles it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal {
     pub name: String,
     pub bindings: Vec<RoleBinding>,
+    /// Set for a credential minted for one grant: it reads through that grant and does nothing
+    /// else, whatever roles its principal holds.
+    pub grant: Option<String>,
 }
 
 impl Principal {
@@ -103,6 +110,7 @@ impl Principal {
                 domain: ANY_DOMAIN.to_owned(),
             }],
             name,
+            grant: None,
         }
     }
 
@@ -115,6 +123,7 @@ impl Principal {
                 domain: ANY_DOMAIN.to_owned(),
             }],
             name: name.to_owned(),
+            grant: None,
         }
     }
 
@@ -128,11 +137,14 @@ impl Principal {
 
     /// Whether the principal may do `action`.
     pub fn may(&self, action: Action<'_>) -> bool {
+        if self.grant.is_some() {
+            return action == Action::ReadData;
+        }
         if self.has(Role::Admin, None) {
             return true;
         }
         match action {
-            Action::Read => !self.bindings.is_empty(),
+            Action::Read | Action::ReadData => !self.bindings.is_empty(),
             Action::ReadEvents | Action::ReportLineage => [Role::Owner, Role::Member]
                 .iter()
                 .any(|r| self.bindings.iter().any(|b| b.role == r.as_str())),
@@ -190,6 +202,7 @@ mod tests {
                     domain: (*domain).into(),
                 })
                 .collect(),
+            grant: None,
         }
     }
 

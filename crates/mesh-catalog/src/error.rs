@@ -279,6 +279,8 @@ pub enum Missing {
     Request { request: String },
     #[error("grant {grant}")]
     Grant { grant: String },
+    #[error("credential {credential}")]
+    Credential { credential: String },
     #[error("live token `{token}`")]
     Token { token: String },
     #[error("principal `{principal}` (no token, role, grant or request)")]

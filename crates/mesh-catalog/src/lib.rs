@@ -15,13 +15,15 @@
 //!   - [`runs`]: the ledger of pipeline runs and the snapshot of each output port readers get;
 //!   - [`sla`]: service levels per output port, measured from runs, reads and probes;
 //!   - [`governance`]: the policies publishes and audits are judged by, versioned per scope;
-//!   - [`tokens`]: API tokens; [`auth`]: principals, roles and what each may do;
+//!   - [`tokens`]: API tokens; [`credentials`]: secrets minted for one grant; [`auth`]:
+//!     principals, roles and what each may do;
 //!   - [`audit`]: the event log, every read and refused read, the catalog-wide policy audit.
 
 pub mod access;
 pub mod audit;
 pub mod auth;
 mod catalog;
+pub mod credentials;
 pub mod error;
 pub mod governance;
 pub mod lifecycle;

@@ -20,6 +20,9 @@ pub enum TokenError {
     /// Unknown, expired and revoked tokens are refused alike.
     #[error("not authenticated: unknown, expired or revoked token")]
     Unauthenticated,
+    /// A credential whose grant was revoked or ran out: useless from that moment on.
+    #[error("not authenticated: the grant {grant} behind this credential {why}")]
+    GrantEnded { grant: String, why: &'static str },
     #[error(transparent)]
     Denied(#[from] Denied),
     #[error("not found: {0}")]
@@ -35,7 +38,9 @@ pub enum TokenError {
 impl ToProblem for TokenError {
     fn code(&self) -> ErrorCode {
         match self {
-            TokenError::Unauthenticated => ErrorCode::Unauthenticated,
+            TokenError::Unauthenticated | TokenError::GrantEnded { .. } => {
+                ErrorCode::Unauthenticated
+            }
             TokenError::Denied(_) => ErrorCode::Forbidden,
             TokenError::NotFound(_) => ErrorCode::NotFound,
             TokenError::NoPrincipal | TokenError::DomainRole { .. } => ErrorCode::BadRequest,
@@ -87,6 +92,8 @@ impl Catalog {
             expires_at: expires_at.map(stamp),
             revoked_at: None,
             scope: Some(scope_json(roles)),
+            grant: None,
+            label: None,
         })
         .await?;
         for (role, domain) in roles {
@@ -148,6 +155,27 @@ impl Catalog {
         {
             return Err(refused());
         }
+        if let Some(grant) = row.grant {
+            // A credential: its grant must still hold, checked now and on every request.
+            let g = tx.grant(&grant).await?.ok_or_else(refused)?;
+            let why = if g.revoked_at.is_some() {
+                Some("was revoked")
+            } else if chrono::DateTime::parse_from_rfc3339(&g.expires_at)
+                .map_or(true, |at| at <= self.clock.now())
+            {
+                Some("has expired")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(TokenError::GrantEnded { grant, why });
+            }
+            return Ok(Principal {
+                name: row.principal,
+                bindings: Vec::new(),
+                grant: Some(grant),
+            });
+        }
         let mut bindings = tx.bindings(&row.principal).await?;
         if let Some(scope) = &row.scope {
             // Only the roles the token was issued with (a token's scope that no longer parses
@@ -158,6 +186,7 @@ impl Catalog {
         Ok(Principal {
             name: row.principal,
             bindings,
+            grant: None,
         })
     }
 
@@ -207,7 +236,11 @@ impl Catalog {
             .await?;
             tx.commit().await?;
         }
-        Ok(Principal { name, bindings })
+        Ok(Principal {
+            name,
+            bindings,
+            grant: None,
+        })
     }
 
     /// Revokes a principal and what it held: every token, every role binding, every grant made

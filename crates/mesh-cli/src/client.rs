@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use mesh_catalog::access::{AccessAsk, AccessDecision, GrantView, RequestView};
 use mesh_catalog::audit::{AuditReport, Event, Usage};
+use mesh_catalog::credentials::{CredentialAsk, CredentialView, MintedCredential};
 use mesh_catalog::governance::{
     EffectivePolicies, PolicyBundle, PolicyBundleView, PolicyPublishReport, PolicyScope,
 };
@@ -217,6 +218,14 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
     ) -> Result<RequestView, Failure>;
     async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure>;
     async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure>;
+    /// Mints a credential for a grant (its secret shown this once).
+    async fn mint_credential(
+        &self,
+        grant: &str,
+        ask: &CredentialAsk,
+    ) -> Result<MintedCredential, Failure>;
+    async fn credentials(&self, grant: Option<&str>) -> Result<Vec<CredentialView>, Failure>;
+    async fn revoke_credential(&self, id: &str) -> Result<CredentialView, Failure>;
     /// Who reads a product's ports through the query port.
     async fn usage(&self, product: &str) -> Result<Vec<Usage>, Failure>;
     /// A governed read, as `{columns, rows}`.
@@ -478,6 +487,25 @@ impl CatalogApi for Local {
 
     async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
         Ok(self.catalog().revoke_access(&self.who, id, reason).await?)
+    }
+
+    async fn mint_credential(
+        &self,
+        grant: &str,
+        ask: &CredentialAsk,
+    ) -> Result<MintedCredential, Failure> {
+        Ok(self
+            .catalog()
+            .mint_credential(&self.who, grant, ask)
+            .await?)
+    }
+
+    async fn credentials(&self, grant: Option<&str>) -> Result<Vec<CredentialView>, Failure> {
+        Ok(self.catalog().credentials(&self.who, grant).await?)
+    }
+
+    async fn revoke_credential(&self, id: &str) -> Result<CredentialView, Failure> {
+        Ok(self.catalog().revoke_credential(&self.who, id).await?)
     }
 
     async fn usage(&self, product: &str) -> Result<Vec<Usage>, Failure> {
@@ -959,6 +987,29 @@ impl CatalogApi for Remote {
     async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
         let body = serde_json::json!({ "reason": reason });
         self.post(&id_path(routes::ACCESS_REVOKE, id), &body).await
+    }
+
+    async fn mint_credential(
+        &self,
+        grant: &str,
+        ask: &CredentialAsk,
+    ) -> Result<MintedCredential, Failure> {
+        self.post(&id_path(routes::GRANT_CREDENTIALS, grant), ask)
+            .await
+    }
+
+    async fn credentials(&self, grant: Option<&str>) -> Result<Vec<CredentialView>, Failure> {
+        self.get(&with_query(routes::CREDENTIALS, &[("grant", grant)]))
+            .await
+    }
+
+    async fn revoke_credential(&self, id: &str) -> Result<CredentialView, Failure> {
+        self.call(
+            reqwest::Method::DELETE,
+            &id_path(routes::CREDENTIAL, id),
+            None,
+        )
+        .await
     }
 
     async fn usage(&self, product: &str) -> Result<Vec<Usage>, Failure> {

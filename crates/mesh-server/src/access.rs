@@ -6,6 +6,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use mesh_catalog::access::{AccessAsk, AccessDecision, GrantView, RequestView};
+use mesh_catalog::credentials::{CredentialAsk, CredentialView, MintedCredential};
 use serde::Deserialize;
 
 use crate::error::{ApiError, Problem};
@@ -174,4 +175,74 @@ pub(crate) async fn usage(
     let who = caller.principal()?;
     let axum::extract::Path(product) = path?;
     Ok(Json(state.catalog.usage(&who, &product).await?))
+}
+
+/// Mints a credential for a grant: a secret that reads the grant's port and columns and does
+/// nothing else, until it or the grant ends. Shown once. The grantee mints (for a product's
+/// service identity, the people of its domain).
+#[utoipa::path(post, path = "/api/v1/access/grants/{id}/credentials", tag = "access",
+    params(("id" = String, Path, description = "The grant id")),
+    request_body = CredentialAsk,
+    security(("token" = [])),
+    responses((status = 201, body = MintedCredential), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "The grant ended, or has too many live credentials", body = Problem),
+        (status = 415, body = Problem), (status = 422, body = Problem)))]
+pub(crate) async fn mint_credential(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<CredentialAsk>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<MintedCredential>)> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    let Json(ask) = body?;
+    let minted = state.catalog.mint_credential(&who, &id, &ask).await?;
+    Ok((StatusCode::CREATED, Json(minted)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CredentialsParams {
+    /// Only this grant's credentials.
+    grant: Option<String>,
+}
+
+/// Credentials (never their secrets): those the caller minted or may mint, and those on its
+/// domains' products.
+#[utoipa::path(get, path = "/api/v1/access/credentials", tag = "access",
+    params(CredentialsParams),
+    security(("token" = [])),
+    responses((status = 200, body = [CredentialView]), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub(crate) async fn list_credentials(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Result<Query<CredentialsParams>, QueryRejection>,
+) -> ApiResult<Json<Vec<CredentialView>>> {
+    let who = caller.principal()?;
+    let Query(params) = params?;
+    Ok(Json(
+        state
+            .catalog
+            .credentials(&who, params.grant.as_deref())
+            .await?,
+    ))
+}
+
+/// Revokes one credential at once; its grant stays.
+#[utoipa::path(delete, path = "/api/v1/access/credentials/{id}", tag = "access",
+    params(("id" = String, Path, description = "The credential id")),
+    security(("token" = [])),
+    responses((status = 200, body = CredentialView), (status = 400, body = Problem),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, description = "Already revoked", body = Problem)))]
+pub(crate) async fn revoke_credential(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+) -> ApiResult<Json<CredentialView>> {
+    let who = caller.principal()?;
+    let Path(id) = path?;
+    Ok(Json(state.catalog.revoke_credential(&who, &id).await?))
 }

@@ -286,6 +286,7 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
             role: "consumer".into(),
             domain: mesh_catalog::auth::ANY_DOMAIN.into(),
         }],
+        grant: None,
     });
     Viewer {
         principal,

@@ -216,6 +216,7 @@ pub fn runner_of(domain: &str) -> Principal {
             domain: domain.to_owned(),
         }],
         name,
+        grant: None,
     }
 }
 

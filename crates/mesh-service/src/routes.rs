@@ -54,6 +54,9 @@ pub const ALL: &[&str] = &[
     ACCESS_DECISION,
     ACCESS_GRANTS,
     ACCESS_REVOKE,
+    GRANT_CREDENTIALS,
+    CREDENTIALS,
+    CREDENTIAL,
     QUERY,
     SLA,
     SLA_CHECK,
@@ -112,6 +115,9 @@ pub const ACCESS_REQUESTS: &str = "/api/v1/access/requests";
 pub const ACCESS_DECISION: &str = "/api/v1/access/requests/{id}/decision";
 pub const ACCESS_GRANTS: &str = "/api/v1/access/grants";
 pub const ACCESS_REVOKE: &str = "/api/v1/access/grants/{id}/revoke";
+pub const GRANT_CREDENTIALS: &str = "/api/v1/access/grants/{id}/credentials";
+pub const CREDENTIALS: &str = "/api/v1/access/credentials";
+pub const CREDENTIAL: &str = "/api/v1/access/credentials/{id}";
 pub const QUERY: &str = "/api/v1/query";
 pub const SLA: &str = "/api/v1/sla";
 pub const SLA_CHECK: &str = "/api/v1/sla/check";

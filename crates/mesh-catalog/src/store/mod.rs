@@ -176,6 +176,16 @@ pub trait Tx: Send {
     async fn revoke_token(&mut self, id: &str, at: &str) -> StoreResult<bool>;
     /// Marks every live token of a principal revoked; how many.
     async fn revoke_tokens_of(&mut self, principal: &str, at: &str) -> StoreResult<u64>;
+    /// Credentials (tokens minted for a grant), newest first: of a grant and/or a principal.
+    async fn credentials(
+        &mut self,
+        grant: Option<&str>,
+        principal: Option<&str>,
+    ) -> StoreResult<Vec<TokenRow>>;
+    /// A credential by its id.
+    async fn credential(&mut self, id: &str) -> StoreResult<Option<TokenRow>>;
+    /// Marks every live credential of a grant revoked; how many.
+    async fn revoke_credentials_of(&mut self, grant: &str, at: &str) -> StoreResult<u64>;
 
     /// External locations, of one domain or all, by name.
     async fn locations(&mut self, domain: Option<&str>) -> StoreResult<Vec<LocationRow>>;
@@ -714,6 +724,10 @@ pub struct TokenRow {
     /// The roles it was issued with, JSON `[["role", "domain"], ...]`; `None` for tokens issued
     /// before scopes (every role of the principal).
     pub scope: Option<String>,
+    /// A credential's grant: the token reads through that grant only.
+    pub grant: Option<String>,
+    /// What a credential is for (the service holding it), as its minter named it.
+    pub label: Option<String>,
 }
 
 /// An external location a domain's sources may read.

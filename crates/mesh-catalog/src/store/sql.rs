@@ -282,6 +282,8 @@ macro_rules! row_readers {
                 expires_at: r.try_get("expires_at")?,
                 revoked_at: r.try_get("revoked_at")?,
                 scope: r.try_get("scope")?,
+                grant: r.try_get("grant_id")?,
+                label: r.try_get("label")?,
             })
         }
     };
@@ -738,7 +740,8 @@ macro_rules! sql_tx {
 
             async fn token_by_hash(&mut self, hash: &str) -> StoreResult<Option<TokenRow>> {
                 let row = sqlx::query(
-                    "SELECT id, hash, principal, created_at, expires_at, revoked_at, scope FROM tokens WHERE hash = $1",
+                    "SELECT id, hash, principal, created_at, expires_at, revoked_at, scope, grant_id, label \
+                     FROM tokens WHERE hash = $1",
                 )
                 .bind(hash)
                 .fetch_optional(&mut *self.tx)
@@ -748,8 +751,8 @@ macro_rules! sql_tx {
 
             async fn insert_token(&mut self, row: &TokenRow) -> StoreResult<()> {
                 sqlx::query(
-                    "INSERT INTO tokens (id, hash, principal, created_at, expires_at, revoked_at, scope) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO tokens (id, hash, principal, created_at, expires_at, revoked_at, scope, grant_id, label) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&row.id)
                 .bind(&row.hash)
@@ -758,6 +761,8 @@ macro_rules! sql_tx {
                 .bind(&row.expires_at)
                 .bind(&row.revoked_at)
                 .bind(&row.scope)
+                .bind(&row.grant)
+                .bind(&row.label)
                 .execute(&mut *self.tx)
                 .await
                 .map_err(conflict("token exists"))?;
@@ -773,6 +778,45 @@ macro_rules! sql_tx {
                 .execute(&mut *self.tx)
                 .await?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn credentials(
+                &mut self,
+                grant: Option<&str>,
+                principal: Option<&str>,
+            ) -> StoreResult<Vec<TokenRow>> {
+                let rows = sqlx::query(
+                    "SELECT id, hash, principal, created_at, expires_at, revoked_at, scope, grant_id, label \
+                     FROM tokens WHERE grant_id IS NOT NULL AND ($1 IS NULL OR grant_id = $1) \
+                     AND ($2 IS NULL OR principal = $2) ORDER BY created_at DESC, id",
+                )
+                .bind(grant)
+                .bind(principal)
+                .fetch_all(&mut *self.tx)
+                .await?;
+                Ok(rows.iter().map(token_row).collect::<Result<_, _>>()?)
+            }
+
+            async fn credential(&mut self, id: &str) -> StoreResult<Option<TokenRow>> {
+                let row = sqlx::query(
+                    "SELECT id, hash, principal, created_at, expires_at, revoked_at, scope, grant_id, label \
+                     FROM tokens WHERE id = $1 AND grant_id IS NOT NULL",
+                )
+                .bind(id)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.as_ref().map(token_row).transpose()?)
+            }
+
+            async fn revoke_credentials_of(&mut self, grant: &str, at: &str) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "UPDATE tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(grant)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn revoke_tokens_of(&mut self, principal: &str, at: &str) -> StoreResult<u64> {

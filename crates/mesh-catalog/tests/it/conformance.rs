@@ -2672,3 +2672,294 @@ async fn schedule_slots_are_claimed_once_by_every_server(t: TestStore) {
 }
 
 on_every_backend!(schedule_slots_are_claimed_once_by_every_server);
+
+/// Issue 23: a credential minted for a grant reads through that grant only — its port, its
+/// columns — does nothing else, and dies with its grant (revoked or expired) or on its own.
+async fn credentials_are_scoped_to_their_grant(t: TestStore) {
+    use mesh_catalog::Action;
+    use mesh_catalog::access::{AccessAsk, AccessDecision, Reader};
+    use mesh_catalog::credentials::{CredentialAsk, MAX_LIVE_PER_GRANT};
+    use mesh_catalog::store::SnapshotRow;
+    use mesh_catalog::tokens::TokenError;
+    let name = t.name;
+    let clock = clock();
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock.clone());
+    let admin = admin();
+    for id in ["ecommerce.orders", "ecommerce.customers"] {
+        catalog
+            .publish(
+                &admin,
+                &product(id, "1.0.0", &["id!", "amount"]).bundle(),
+                false,
+            )
+            .await
+            .unwrap();
+    }
+    let mut tx = t.store.write().await.unwrap();
+    for (product, port) in [
+        ("ecommerce.orders", "orders"),
+        ("ecommerce.customers", "customers"),
+    ] {
+        tx.put_snapshot(&SnapshotRow {
+            product: product.into(),
+            port: port.into(),
+            major: 1,
+            version: "1.0.0".into(),
+            run: "r".into(),
+            location: format!("/data/{port}"),
+            delta_version: 0,
+            updated_at: "2026-10-01T00:00:00.000Z".into(),
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let owner = principal(&catalog, "olga", Role::Owner, Some("ecommerce")).await;
+    let ana = principal(&catalog, "ana", Role::Member, Some("analytics")).await;
+    let bob = principal(&catalog, "bob", Role::Member, Some("analytics")).await;
+    let eve = principal(&catalog, "eve", Role::Member, Some("hr")).await;
+    let ask = |product: &str, port: &str, consumer: Option<&str>| AccessAsk {
+        product: product.into(),
+        port: port.into(),
+        major: None,
+        purpose: "Revenue per customer segment, monthly.".into(),
+        columns: vec!["id".into()],
+        days: 30,
+        consumer: consumer.map(str::to_owned),
+    };
+    let approve = AccessDecision::Approve {
+        columns: None,
+        days: None,
+    };
+    // The dashboard product's service identity is granted orders; ana, as a person, customers.
+    let r = catalog
+        .request_access(
+            &ana,
+            &ask("ecommerce.orders", "orders", Some("analytics.dashboard")),
+        )
+        .await
+        .unwrap();
+    let grant = catalog
+        .decide_access(&owner, &r.id, &approve)
+        .await
+        .unwrap()
+        .grant
+        .unwrap();
+    let r = catalog
+        .request_access(&ana, &ask("ecommerce.customers", "customers", None))
+        .await
+        .unwrap();
+    let own = catalog
+        .decide_access(&owner, &r.id, &approve)
+        .await
+        .unwrap()
+        .grant
+        .unwrap();
+
+    // Who mints: the people of the consuming domain (bob too: he runs it); not the approver,
+    // not another domain.
+    let labelled = |label: &str| CredentialAsk {
+        label: Some(label.into()),
+        days: None,
+    };
+    for who in [&owner, &eve] {
+        assert!(
+            is(
+                &catalog
+                    .mint_credential(who, &grant.id, &labelled("x"))
+                    .await,
+                ErrorCode::Forbidden
+            ),
+            "{name}: {} minted",
+            who.name
+        );
+    }
+    let minted = catalog
+        .mint_credential(&bob, &grant.id, &labelled("dashboard-prod"))
+        .await
+        .unwrap();
+    assert_eq!(minted.credential.principal, "analytics.dashboard");
+    assert_eq!(minted.credential.expires_at, grant.expires_at, "{name}");
+    assert!(minted.credential.active);
+
+    // The credential: data through its grant, nothing else — not the catalog, not ana's other
+    // grant, not a request, not another credential.
+    let service = catalog.authenticate(&minted.secret).await.unwrap();
+    assert_eq!(service.grant.as_deref(), Some(grant.id.as_str()));
+    for action in [
+        Action::Read,
+        Action::ReadEvents,
+        Action::ReportLineage,
+        Action::Administer,
+    ] {
+        assert!(!service.may(action), "{name}: {action}");
+    }
+    assert!(service.may(Action::ReadData));
+    let readable = catalog
+        .readable_ports(Reader::Principal(&service))
+        .await
+        .unwrap();
+    assert_eq!(readable.len(), 1, "{name}: {readable:?}");
+    assert_eq!(
+        (readable[0].port.as_str(), readable[0].columns.clone()),
+        ("orders", Some(vec!["id".to_owned()]))
+    );
+    assert!(is(
+        &catalog
+            .request_access(&service, &ask("ecommerce.customers", "customers", None))
+            .await,
+        ErrorCode::Forbidden
+    ));
+    assert!(is(
+        &catalog
+            .mint_credential(&service, &grant.id, &CredentialAsk::default())
+            .await,
+        ErrorCode::Forbidden
+    ));
+    assert!(is(
+        &catalog.products(&service, &Default::default()).await,
+        ErrorCode::Forbidden
+    ));
+    // A person's credential reads their grant only, not their domain's ports or other grants.
+    let ana_cred = catalog
+        .mint_credential(&ana, &own.id, &labelled("notebook"))
+        .await
+        .unwrap();
+    let notebook = catalog.authenticate(&ana_cred.secret).await.unwrap();
+    let readable = catalog
+        .readable_ports(Reader::Principal(&notebook))
+        .await
+        .unwrap();
+    assert_eq!(
+        readable.iter().map(|p| p.port.as_str()).collect::<Vec<_>>(),
+        ["customers"],
+        "{name}"
+    );
+
+    // Bad asks.
+    for bad in ["", "has space", &"x".repeat(65)] {
+        let r = catalog
+            .mint_credential(&bob, &grant.id, &labelled(bad))
+            .await;
+        assert!(
+            bad.is_empty() || is(&r, ErrorCode::BadRequest),
+            "{name}: {bad:?}: {r:?}"
+        );
+    }
+    let too_long = CredentialAsk {
+        label: None,
+        days: Some(400),
+    };
+    assert!(is(
+        &catalog.mint_credential(&bob, &grant.id, &too_long).await,
+        ErrorCode::BadRequest
+    ));
+    assert!(is(
+        &catalog
+            .mint_credential(&bob, "no-such-grant", &CredentialAsk::default())
+            .await,
+        ErrorCode::NotFound
+    ));
+    // A bounded number per grant.
+    let live = catalog
+        .credentials(&bob, Some(&grant.id))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.active)
+        .count();
+    for _ in live..MAX_LIVE_PER_GRANT {
+        catalog
+            .mint_credential(&bob, &grant.id, &CredentialAsk::default())
+            .await
+            .unwrap();
+    }
+    assert!(is(
+        &catalog
+            .mint_credential(&bob, &grant.id, &CredentialAsk::default())
+            .await,
+        ErrorCode::Lifecycle
+    ));
+
+    // Who sees them: the minters' side and the port's owner, not another domain.
+    let listed = catalog.credentials(&owner, Some(&grant.id)).await.unwrap();
+    assert_eq!(listed.len(), MAX_LIVE_PER_GRANT, "{name}");
+    assert!(
+        !serde_json::to_string(&listed)
+            .unwrap()
+            .contains(&minted.secret)
+    );
+    assert!(is(
+        &catalog.credentials(&eve, Some(&grant.id)).await,
+        ErrorCode::Forbidden
+    ));
+    assert!(catalog.credentials(&eve, None).await.unwrap().is_empty());
+    assert!(is(
+        &catalog.revoke_credential(&eve, &minted.credential.id).await,
+        ErrorCode::Forbidden
+    ));
+
+    // Revoked on its own: 401 at once; the grant and the other credentials live on.
+    let other = catalog
+        .credentials(&bob, Some(&grant.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.id != minted.credential.id && c.active)
+        .unwrap();
+    catalog
+        .revoke_credential(&owner, &minted.credential.id)
+        .await
+        .unwrap();
+    assert!(matches!(
+        catalog.authenticate(&minted.secret).await,
+        Err(TokenError::Unauthenticated)
+    ));
+    assert!(is(
+        &catalog
+            .revoke_credential(&owner, &minted.credential.id)
+            .await,
+        ErrorCode::Lifecycle
+    ));
+    // Expiry of the grant ends ana's credential, whatever it said itself.
+    clock.set(Utc.with_ymd_and_hms(2026, 12, 2, 0, 0, 0).unwrap());
+    match catalog.authenticate(&ana_cred.secret).await {
+        Err(e @ TokenError::GrantEnded { .. }) => {
+            assert!(e.to_string().contains("has expired"), "{name}: {e}");
+            assert_eq!(e.code(), ErrorCode::Unauthenticated);
+        }
+        other => panic!("{name}: {other:?}"),
+    }
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 2, 0, 0, 0).unwrap());
+    // Revoking a grant ends every credential of it.
+    assert!(catalog.authenticate(&ana_cred.secret).await.is_ok());
+    catalog
+        .revoke_access(&owner, &own.id, "project over")
+        .await
+        .unwrap();
+    assert!(
+        catalog.authenticate(&ana_cred.secret).await.is_err(),
+        "{name}"
+    );
+    catalog
+        .revoke_access(&owner, &grant.id, "project over")
+        .await
+        .unwrap();
+    let left = catalog.credentials(&owner, Some(&grant.id)).await.unwrap();
+    assert!(
+        left.iter().all(|c| !c.active && c.revoked_at.is_some()),
+        "{name}: {} was still active",
+        other.id
+    );
+    let kinds: Vec<String> = catalog
+        .events(&admin, 0, 500, Some("ecommerce.orders"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.iter().any(|k| k == "credential.minted"), "{name}");
+    assert!(kinds.iter().any(|k| k == "credential.revoked"), "{name}");
+}
+
+on_every_backend!(credentials_are_scoped_to_their_grant);

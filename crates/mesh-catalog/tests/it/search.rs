@@ -402,7 +402,8 @@ async fn relevance_on_a_generated_catalog() {
             .search(
                 &Principal {
                     name: "nobody".into(),
-                    bindings: vec![]
+                    bindings: vec![],
+                    grant: None,
                 },
                 &SearchQuery::default()
             )

@@ -1,10 +1,12 @@
-//! `mesh access request | list | approve | deny | grants | revoke`: cross-domain access to output
-//! ports — asked for with a purpose, decided by the owning domain, granted for a time.
+//! `mesh access request | list | approve | deny | grants | revoke | credentials`: cross-domain
+//! access to output ports — asked for with a purpose, decided by the owning domain, granted for
+//! a time — and the credentials a grantee's services read with.
 
 use std::io::Write;
 
 use anyhow::Context;
 use mesh_catalog::access::{AccessAsk, AccessDecision, GrantView, RequestView};
+use mesh_catalog::credentials::{CredentialAsk, CredentialView};
 
 use crate::cmd::show::finish;
 use crate::output::{self, ERROR, LOCATION, OK, WARNING, paint};
@@ -75,6 +77,31 @@ enum Command {
     },
     /// Who reads a product's output ports through the query port: reads, rows, first and last.
     Usage { product: String },
+    /// Credentials for grants: list them (yours, or your products'), mint one, revoke one.
+    Credentials {
+        #[command(subcommand)]
+        action: Option<CredentialsCommand>,
+        /// Only this grant's credentials.
+        #[arg(long)]
+        grant: Option<String>,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum CredentialsCommand {
+    /// Mint a credential for a grant: its service reads the grant's port and columns with it,
+    /// and nothing else. The secret is printed this once.
+    Mint {
+        grant: String,
+        /// What holds it, e.g. `dashboard-prod`.
+        #[arg(long)]
+        label: Option<String>,
+        /// How long it lives (never past the grant's end; default: until then).
+        #[arg(long)]
+        days: Option<i64>,
+    },
+    /// Revoke a credential at once (its grant stays).
+    Revoke { credential: String },
 }
 
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
@@ -160,6 +187,38 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                 let result = client.revoke_access(grant, reason).await;
                 finish(result, args.output, print_grant)
             }
+            Command::Credentials { action, grant } => match action {
+                None => {
+                    let result = client.credentials(grant.as_deref()).await;
+                    finish(result, args.output, |all| {
+                        for c in all {
+                            print_credential(c)?;
+                        }
+                        Ok(())
+                    })
+                }
+                Some(CredentialsCommand::Mint { grant, label, days }) => {
+                    let ask = CredentialAsk {
+                        label: label.clone(),
+                        days: *days,
+                    };
+                    let result = client.mint_credential(grant, &ask).await;
+                    finish(result, args.output, |minted| {
+                        print_credential(&minted.credential)?;
+                        let mut out = output::stdout();
+                        writeln!(out, "{}", minted.secret)?;
+                        out.flush()?;
+                        output::warning(
+                            "the secret above is shown this once: keep it in the service's secret store",
+                        );
+                        Ok(())
+                    })
+                }
+                Some(CredentialsCommand::Revoke { credential }) => {
+                    let result = client.revoke_credential(credential).await;
+                    finish(result, args.output, print_credential)
+                }
+            },
             Command::Usage { product } => {
                 let result = client.usage(product).await;
                 finish(result, args.output, |rows| {
@@ -252,6 +311,32 @@ fn print_grant(g: &GrantView) -> anyhow::Result<()> {
         g.grantee,
         columns(&g.columns),
         g.expires_at
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+fn print_credential(c: &CredentialView) -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    let state = if c.active {
+        paint(OK, "active")
+    } else if c.revoked_at.is_some() {
+        paint(ERROR, "revoked")
+    } else {
+        paint(WARNING, "ended")
+    };
+    writeln!(
+        out,
+        "{state} {} {} for {}.{}@{} as {} (grant {}): {} until {}",
+        paint(LOCATION, &c.id),
+        c.label.as_deref().unwrap_or("-"),
+        c.product,
+        c.port,
+        c.major,
+        c.principal,
+        c.grant,
+        columns(&c.columns),
+        c.expires_at
     )?;
     out.flush()?;
     Ok(())

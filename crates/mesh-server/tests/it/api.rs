@@ -469,6 +469,35 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "POST",
+            template: "/api/v1/access/grants/{id}/credentials",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| {
+                let body = serde_json::json!({"label": format!("dash-{i}")});
+                (
+                    format!("/api/v1/access/grants/{}/credentials", ids[ACCESS + 12 + i]),
+                    Some(body),
+                )
+            },
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/access/credentials",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/access/credentials".into(), None),
+        },
+        Endpoint {
+            method: "DELETE",
+            template: "/api/v1/access/credentials/{id}",
+            allowed: Allowed::SalesPublishers,
+            request: |i, ids| {
+                (
+                    format!("/api/v1/access/credentials/{}", ids[ACCESS + 18 + i]),
+                    None,
+                )
+            },
+        },
+        Endpoint {
+            method: "POST",
             template: "/api/v1/query",
             allowed: Allowed::Readers,
             request: |_, _| {
@@ -576,7 +605,8 @@ fn endpoints() -> Vec<Endpoint> {
 /// running runs for `committing` (6), for `finish` (6), for `settle` (6), then a finished one.
 const RUNS: usize = 6;
 /// Where the seeded access ids start: pending requests for `decision` (6), grants for `revoke`
-/// (6); all asked for by `requester`, who is none of the callers.
+/// (6), all asked for by `requester`, who is none of the callers; then grants to the service
+/// identity `sales.dash` (6) and a credential on each (6).
 const ACCESS: usize = RUNS + 19;
 
 /// Products the matrix acts on: sales.orders 1.0.0..1.0.5 and 2.0.0, and sales.retired
@@ -716,6 +746,44 @@ async fn seed(h: &Harness) -> Vec<String> {
         }
     }
     victims.extend(granted);
+    // Grants made out to the service identity `sales.dash` (its domain mints credentials for
+    // them), and a credential on each to revoke.
+    let mut dash = Vec::new();
+    let mut credentials = Vec::new();
+    {
+        let mut tx = h.catalog.store().write().await.unwrap();
+        for i in 0..6 {
+            tx.insert_grant(&mesh_catalog::store::GrantRow {
+                id: format!("dash-grant-{i}"),
+                request: format!("dash-request-{i}"),
+                product: "sales.orders".into(),
+                port: "orders".into(),
+                major: 1,
+                grantee: "sales.dash".into(),
+                columns: "[]".into(),
+                granted_by: "admin".into(),
+                granted_at: "2026-11-01T00:00:00.000Z".into(),
+                expires_at: "2027-06-01T00:00:00.000Z".into(),
+                revoked_at: None,
+                revoked_by: None,
+                reason: None,
+            })
+            .await
+            .unwrap();
+            dash.push(format!("dash-grant-{i}"));
+        }
+        tx.commit().await.unwrap();
+    }
+    for grant in &dash {
+        let minted = h
+            .catalog
+            .mint_credential(&admin, grant, &Default::default())
+            .await
+            .unwrap();
+        credentials.push(minted.credential.id);
+    }
+    victims.extend(dash);
+    victims.extend(credentials);
     for i in 0..6 {
         let old = mesh_catalog::locations::NewLocation {
             name: format!("old{i}"),
