@@ -83,7 +83,7 @@ enum Command {
     /// classification, status).
     Search(cmd::search::Args),
     /// Serve the catalog's HTTP API (OpenAPI document at /openapi.json).
-    Serve(cmd::serve::Args),
+    Serve(Box<cmd::serve::Args>),
     /// API tokens for `mesh serve`.
     Token(cmd::token::Args),
     /// The deployment's masking key (`hash` masks are HMAC-SHA256 under it): show, rotate.

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
 /// How `mesh serve` trusts an identity provider.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdpConfig {
     /// The `iss` of its tokens, and where `/.well-known/openid-configuration` is found.
@@ -41,6 +41,39 @@ pub struct IdpConfig {
     /// Which group gives which role in which domain.
     #[serde(default, rename = "roles")]
     pub role_map: Vec<RoleMapping>,
+    /// The client id people sign in to the portal with (authorization code with PKCE); none:
+    /// the portal offers no sign-in through the provider.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// That client's secret: from `--oidc-client-secret-file` or `MESH_OIDC_CLIENT_SECRET`,
+    /// never from mesh.toml (none: a public client, PKCE alone).
+    #[serde(skip)]
+    pub client_secret: Option<String>,
+    /// Scopes asked for at sign-in (default `openid profile email`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// The endpoints a provider's discovery document names, as the portal's sign-in uses them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Endpoints {
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+}
+
+/// What a token endpoint answers to a code (the fields mesh uses).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenAnswer {
+    #[serde(default)]
+    pub id_token: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_description: Option<String>,
 }
 
 /// `[[identity.roles]]`: members of `group` get `role` in `domain` (`*` for every domain).
@@ -67,6 +100,8 @@ pub struct Identity {
     pub name: String,
     pub bindings: Vec<RoleBinding>,
     pub claims: Value,
+    /// The `nonce` claim of an ID token (the portal's sign-in checks it).
+    pub nonce: Option<String>,
 }
 
 #[derive(Debug)]
@@ -92,7 +127,12 @@ pub struct Idp {
     min_refresh: Duration,
     /// JWKS fetches so far (`/metrics`: `mesh_idp_jwks_fetches_total`).
     pub fetches: AtomicU64,
+    /// The discovery document, once read (refetched after [`MAX_KEY_AGE`]).
+    discovery: RwLock<Option<(Value, Instant)>>,
 }
+
+/// The largest answer read from the provider (discovery, keys, tokens).
+const MAX_ANSWER: usize = 1 << 20;
 
 /// A token that looks like a JWT (three base64url parts, a JSON header): mesh's own tokens do not.
 pub fn looks_like_jwt(token: &str) -> bool {
@@ -118,6 +158,7 @@ impl Idp {
             refreshing: Mutex::new(()),
             min_refresh: Duration::from_secs(10),
             fetches: AtomicU64::new(0),
+            discovery: RwLock::new(None),
         })
     }
 
@@ -125,29 +166,116 @@ impl Idp {
         &self.config.issuer
     }
 
-    /// The keys' URL: configured, or from the discovery document.
-    async fn jwks_uri(&self) -> Result<String, String> {
-        if let Some(uri) = &self.config.jwks_uri {
-            return Ok(uri.clone());
+    pub fn config(&self) -> &IdpConfig {
+        &self.config
+    }
+
+    /// A JSON answer from the provider, at most [`MAX_ANSWER`] bytes.
+    async fn fetch_json(
+        &self,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> Result<Value, String> {
+        let answer = request.send().await.map_err(|e| format!("{what}: {e}"))?;
+        let status = answer.status();
+        if answer
+            .content_length()
+            .is_some_and(|n| n > MAX_ANSWER as u64)
+        {
+            return Err(format!(
+                "{what}: the answer is larger than {MAX_ANSWER} bytes"
+            ));
+        }
+        let mut body = Vec::new();
+        let mut answer = answer;
+        while let Some(chunk) = answer.chunk().await.map_err(|e| format!("{what}: {e}"))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_ANSWER {
+                return Err(format!(
+                    "{what}: the answer is larger than {MAX_ANSWER} bytes"
+                ));
+            }
+        }
+        let json: Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("{what}: HTTP {status}, not JSON: {e}"))?;
+        // A token endpoint's refusals are JSON with `error`: the caller reads them.
+        if !status.is_success() && json.get("error").is_none() {
+            return Err(format!("{what}: HTTP {status}"));
+        }
+        Ok(json)
+    }
+
+    /// The provider's discovery document (cached; read again after an hour).
+    async fn discovery(&self) -> Result<Value, String> {
+        if let Some((doc, at)) = &*self.discovery.read().await
+            && at.elapsed() < MAX_KEY_AGE
+        {
+            return Ok(doc.clone());
         }
         let url = format!(
             "{}/.well-known/openid-configuration",
             self.config.issuer.trim_end_matches('/')
         );
-        let doc: Value = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("the identity provider's discovery document ({url}): {e}"))?
-            .json()
-            .await
-            .map_err(|e| format!("the discovery document at {url} is not JSON: {e}"))?;
+        let what = format!("the identity provider's discovery document ({url})");
+        let doc = self.fetch_json(self.http.get(&url), &what).await?;
+        *self.discovery.write().await = Some((doc.clone(), Instant::now()));
+        Ok(doc)
+    }
+
+    /// The endpoints the portal's sign-in uses.
+    pub async fn endpoints(&self) -> Result<Endpoints, String> {
+        let doc = self.discovery().await?;
+        serde_json::from_value(doc).map_err(|e| {
+            format!(
+                "the discovery document of {} does not name the sign-in endpoints: {e}",
+                self.config.issuer
+            )
+        })
+    }
+
+    /// Trades an authorization code (and its PKCE verifier) for tokens at the token endpoint.
+    pub async fn exchange(
+        &self,
+        code: &str,
+        verifier: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenAnswer, String> {
+        let endpoints = self.endpoints().await?;
+        let client_id = self.config.client_id.clone().unwrap_or_default();
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ];
+        let mut request = self.http.post(&endpoints.token_endpoint);
+        match &self.config.client_secret {
+            Some(secret) => request = request.basic_auth(&client_id, Some(secret)),
+            None => form.push(("client_id", &client_id)),
+        }
+        let what = format!(
+            "the identity provider's token endpoint ({})",
+            endpoints.token_endpoint
+        );
+        let json = self.fetch_json(request.form(&form), &what).await?;
+        serde_json::from_value(json).map_err(|e| format!("{what}: {e}"))
+    }
+
+    /// The keys' URL: configured, or from the discovery document.
+    async fn jwks_uri(&self) -> Result<String, String> {
+        if let Some(uri) = &self.config.jwks_uri {
+            return Ok(uri.clone());
+        }
+        let doc = self.discovery().await?;
         doc.get("jwks_uri")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| format!("the discovery document at {url} names no jwks_uri"))
+            .ok_or_else(|| {
+                format!(
+                    "the discovery document of {} names no jwks_uri",
+                    self.config.issuer
+                )
+            })
     }
 
     /// Fetches the keys again, unless another request did since `seen` (the fetch time the
@@ -170,20 +298,13 @@ impl Idp {
         }
         let uri = self.jwks_uri().await?;
         self.fetches.fetch_add(1, Ordering::Relaxed);
-        let fetched = self
-            .http
-            .get(&uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| format!("the identity provider's keys ({uri}): {e}"));
+        let what = format!("the identity provider's keys ({uri})");
+        let fetched = self.fetch_json(self.http.get(&uri), &what).await;
         let mut keys = self.keys.write().await;
         if forced {
             keys.forced = Some(Instant::now());
         }
-        let set: JwkSet = fetched?
-            .json()
-            .await
+        let set: JwkSet = serde_json::from_value(fetched?)
             .map_err(|e| format!("the keys at {uri} are not a JWK set: {e}"))?;
         keys.set = set;
         keys.fetched = Some(Instant::now());
@@ -320,6 +441,10 @@ impl Idp {
             "groups": groups,
         });
         Ok(Identity {
+            nonce: claims
+                .get("nonce")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             name,
             bindings,
             claims: decided,

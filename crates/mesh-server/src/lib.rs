@@ -12,6 +12,7 @@ mod flight;
 mod graph;
 pub mod idp;
 pub mod notify;
+mod oidc;
 mod policies;
 mod portal;
 mod query;
@@ -48,6 +49,8 @@ pub struct AppState {
     open_portal: bool,
     /// The portal's signed-in sessions.
     sessions: Arc<portal::Sessions>,
+    /// Sign-ins through the identity provider in flight.
+    flows: Arc<oidc::Flows>,
     /// Where people reach the server, when it is behind a proxy (`--public-url`).
     public_url: Option<Arc<str>>,
     /// The portal's policy-compliance counts and when they were computed (an audit of every
@@ -168,6 +171,7 @@ fn app_with_monitor(
         monitor,
         open_portal: options.open_portal,
         sessions: Arc::default(),
+        flows: Arc::default(),
         public_url: options.public_url.as_deref().map(Arc::from),
         compliance: Arc::default(),
         orchestrator,

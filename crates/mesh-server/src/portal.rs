@@ -50,7 +50,7 @@ struct Session {
 }
 
 /// 244 random bits, as hex.
-fn random_id() -> String {
+pub(crate) fn random_id() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
@@ -60,7 +60,7 @@ fn random_id() -> String {
 
 impl Sessions {
     /// A new session for `token`: its id.
-    fn open(&self, token: &str) -> String {
+    pub(crate) fn open(&self, token: &str) -> String {
         let id = random_id();
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let now = std::time::Instant::now();
@@ -151,7 +151,7 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// Equal, in time that does not depend on where they differ.
-fn same_secret(a: &str, b: &str) -> bool {
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
         && a.bytes()
             .zip(b.bytes())
@@ -231,6 +231,11 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("product.html", include_str!("../templates/product.html")),
         ("domain.html", include_str!("../templates/domain.html")),
         ("signin.html", include_str!("../templates/signin.html")),
+        ("landing.html", include_str!("../templates/landing.html")),
+        (
+            "credential.html",
+            include_str!("../templates/credential.html"),
+        ),
         ("error.html", include_str!("../templates/error.html")),
     ] {
         // The templates are part of the binary: one that does not parse fails every test.
@@ -251,6 +256,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/domains/{domain}", get(domain))
         .route("/signin", get(signin_form).post(signin))
         .route("/signout", post(signout))
+        .route("/grants/{id}/credentials", post(mint_credential))
+        .route("/credentials/{id}/revoke", post(revoke_credential))
+        .merge(crate::oidc::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -339,6 +347,65 @@ fn error_page(viewer: &Viewer, e: ApiError) -> Response {
     page
 }
 
+/// A failure as a page, for whoever is looking.
+pub(crate) async fn error_for(state: &AppState, headers: &HeaderMap, e: ApiError) -> Response {
+    let viewer = viewer(state, headers).await;
+    error_page(&viewer, e)
+}
+
+/// The sign-in page (with a reason a sign-in failed): a token form, and the identity
+/// provider's button when the server signs people in through one.
+pub(crate) async fn signin_page(state: &AppState, error: Option<String>) -> Response {
+    let nobody = Viewer {
+        principal: None,
+        signed_in: false,
+        csrf: None,
+    };
+    let oidc = state
+        .auth
+        .idp()
+        .filter(|idp| idp.config().client_id.is_some())
+        .map(|idp| idp.issuer().to_owned());
+    render(
+        "signin.html",
+        &nobody,
+        json!({ "error": error, "oidc": oidc }),
+    )
+}
+
+/// The page a sign-in through the provider lands on: it sets the session cookie and moves on to
+/// `next` itself. (A redirect would not do: the browser arrived here from the provider's site,
+/// and a SameSite=Strict cookie set now rides only on requests this site starts.)
+pub(crate) fn landing(
+    state: &AppState,
+    session: &str,
+    name: &str,
+    next: &str,
+    flow_cookie: String,
+) -> Response {
+    let viewer = Viewer {
+        principal: None,
+        signed_in: false,
+        csrf: None,
+    };
+    let mut page = render(
+        "landing.html",
+        &viewer,
+        json!({ "name": name, "next": next, "title": "Signed in" }),
+    );
+    let headers = page.headers_mut();
+    for cookie in [session_cookie(state, session), flow_cookie] {
+        if let Ok(v) = cookie.parse() {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    page
+}
+
 /// The page for a visitor the portal does not know.
 fn sign_in_first(viewer: &Viewer) -> Response {
     let mut page = render(
@@ -392,6 +459,7 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "approved" => Some("Approved: the grant is active."),
         "denied" => Some("Denied."),
         "signed-in" => Some("Signed in."),
+        "credential-revoked" => Some("The credential is revoked: it reads nothing from now on."),
         _ => None,
     }
 }
@@ -437,10 +505,20 @@ async fn dashboard(
     let freshest = aged(&mut by_age.iter());
     let stalest = aged(&mut by_age.iter().rev());
     let audit = compliance(&state).await;
-    let requests = if viewer.signed_in {
-        requests_for(&state, &who).await
+    let (requests, grants, credentials) = if viewer.signed_in {
+        (
+            requests_for(&state, &who).await,
+            catalog
+                .access_grants(&who, None)
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|g| g.grantee == who.name)
+                .collect(),
+            catalog.credentials(&who, None).await.unwrap_or_default(),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new(), Vec::new())
     };
     render(
         "index.html",
@@ -455,6 +533,8 @@ async fn dashboard(
             "stalest": stalest,
             "audit": audit.unwrap_or_else(|| json!({"compliant": "–", "products": "–", "by_domain": {}})),
             "requests": requests,
+            "grants": grants,
+            "credentials": credentials,
         }),
     )
 }
@@ -900,9 +980,8 @@ async fn decide(
     .into_response()
 }
 
-async fn signin_form(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let viewer = viewer(&state, &headers).await;
-    render("signin.html", &viewer, json!({}))
+async fn signin_form(State(state): State<AppState>) -> Response {
+    signin_page(&state, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -934,8 +1013,7 @@ async fn signin(
                 .into_response()
         }
         Err(e) => {
-            let viewer = nobody;
-            let mut page = render("signin.html", &viewer, json!({ "error": e.detail() }));
+            let mut page = signin_page(&state, Some(e.detail().to_owned())).await;
             *page.status_mut() = StatusCode::UNAUTHORIZED;
             page
         }
@@ -957,14 +1035,91 @@ async fn signout(
     if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
         return refused;
     }
+    let mut provider = None;
     if let Some(id) = session_id(&headers) {
+        if let Some(session) = state.sessions.get(&id) {
+            provider = crate::oidc::end_session_url(&state, &headers, &session.token).await;
+        }
         state.sessions.close(&id);
     }
-    (
-        [(header::SET_COOKIE, session_cookie(&state, ""))],
-        Redirect::to("/"),
-    )
-        .into_response()
+    let clear = [(header::SET_COOKIE, session_cookie(&state, ""))];
+    match provider {
+        // Signed out here; the provider's session ends at its end-session endpoint, which
+        // the landing page moves on to (a redirect after a form post would break the
+        // portal's form-action policy).
+        Some(url) => {
+            let nobody = Viewer {
+                principal: None,
+                signed_in: false,
+                csrf: None,
+            };
+            let page = render(
+                "landing.html",
+                &nobody,
+                json!({ "next": url, "title": "Signed out", "signed_out": true }),
+            );
+            (clear, page).into_response()
+        }
+        None => (clear, Redirect::to("/")).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct MintForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    label: String,
+}
+
+/// Mints a credential for one of the viewer's grants and shows its secret, once.
+async fn mint_credential(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<MintForm>,
+) -> Response {
+    let viewer = viewer(&state, &headers).await;
+    if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
+        return refused;
+    }
+    let who = signed_in!(viewer);
+    let ask = mesh_catalog::credentials::CredentialAsk {
+        label: Some(form.label).filter(|l| !l.trim().is_empty()),
+        days: None,
+    };
+    let minted = tried!(viewer, state.catalog.mint_credential(&who, &id, &ask).await);
+    let mut page = render(
+        "credential.html",
+        &viewer,
+        json!({ "minted": minted.credential, "secret": minted.secret }),
+    );
+    page.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    page
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn revoke_credential(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let viewer = viewer(&state, &headers).await;
+    if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
+        return refused;
+    }
+    let who = signed_in!(viewer);
+    tried!(viewer, state.catalog.revoke_credential(&who, &id).await);
+    Redirect::to("/?done=credential-revoked#grants").into_response()
 }
 
 #[cfg(test)]
@@ -978,6 +1133,8 @@ mod tests {
             "domain.html",
             "signin.html",
             "error.html",
+            "landing.html",
+            "credential.html",
         ] {
             assert!(super::TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -182,6 +182,11 @@ pub(crate) struct Args {
     #[arg(long, value_name = "ID", env = "MESH_OIDC_CLIENT_ID")]
     oidc_client_id: Option<String>,
 
+    /// The client secret for the portal's sign-in, read from this file (or
+    /// `MESH_OIDC_CLIENT_SECRET`); without one, mesh signs in as a public client with PKCE alone.
+    #[arg(long, value_name = "FILE")]
+    oidc_client_secret_file: Option<std::path::PathBuf>,
+
     /// Another accepted audience (repeat for several).
     #[arg(long = "oidc-audience", value_name = "AUD")]
     oidc_audiences: Vec<String>,
@@ -200,17 +205,30 @@ fn identity(args: &Args) -> anyhow::Result<Option<mesh_server::idp::IdpConfig>> 
     if let Some(issuer) = &args.oidc_issuer {
         let c = config.get_or_insert_with(|| mesh_server::idp::IdpConfig {
             issuer: issuer.clone(),
-            audience: Vec::new(),
-            jwks_uri: None,
-            username_claim: None,
-            groups_claims: Vec::new(),
-            leeway_seconds: None,
-            role_map: Vec::new(),
+            ..Default::default()
         });
         c.issuer.clone_from(issuer);
     }
     if let Some(c) = &mut config {
-        c.audience.extend(args.oidc_client_id.iter().cloned());
+        if let Some(id) = &args.oidc_client_id {
+            c.client_id = Some(id.clone());
+        }
+        // The client id is an audience of the ID tokens people sign in with.
+        c.audience.extend(c.client_id.iter().cloned());
+        c.audience.sort();
+        c.audience.dedup();
+        c.client_secret = match &args.oidc_client_secret_file {
+            Some(path) => Some(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the OIDC client secret {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            None => std::env::var("MESH_OIDC_CLIENT_SECRET")
+                .ok()
+                .map(|s| s.trim().to_owned()),
+        }
+        .filter(|s| !s.is_empty());
         c.audience.extend(args.oidc_audiences.iter().cloned());
         if args.oidc_leeway.is_some() {
             c.leeway_seconds = args.oidc_leeway;
@@ -223,8 +241,13 @@ fn identity(args: &Args) -> anyhow::Result<Option<mesh_server::idp::IdpConfig>> 
                 "an OIDC issuer needs the audience its tokens are for: --oidc-client-id (or `audience` in [identity])"
             );
         }
-    } else if args.oidc_client_id.is_some() || !args.oidc_audiences.is_empty() {
-        anyhow::bail!("--oidc-client-id and --oidc-audience need --oidc-issuer");
+    } else if args.oidc_client_id.is_some()
+        || !args.oidc_audiences.is_empty()
+        || args.oidc_client_secret_file.is_some()
+    {
+        anyhow::bail!(
+            "--oidc-client-id, --oidc-client-secret-file and --oidc-audience need --oidc-issuer"
+        );
     }
     Ok(config)
 }

@@ -18,7 +18,19 @@ pub(crate) struct TestIdp {
     issuer: String,
     key: EncodingKey,
     fetches: Arc<AtomicUsize>,
+    /// What its token endpoint answers next, and what was posted to it.
+    token_endpoint: Arc<std::sync::Mutex<TokenEndpoint>>,
     _dir: tempfile::TempDir,
+}
+
+/// A post to a token endpoint: its form fields and its Authorization header.
+type Post = (Vec<(String, String)>, Option<String>);
+
+#[derive(Debug, Default)]
+pub(crate) struct TokenEndpoint {
+    pub(crate) answer: Option<Value>,
+    /// Each post: its form fields and its Authorization header.
+    pub(crate) posts: Vec<Post>,
 }
 
 /// An RSA key in PEM from `openssl` (no key generation is linked into mesh for tests).
@@ -54,8 +66,15 @@ impl TestIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let fetches = Arc::new(AtomicUsize::new(0));
-        let discovery = json!({ "issuer": issuer, "jwks_uri": format!("{issuer}/jwks") });
+        let discovery = json!({
+            "issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "token_endpoint": format!("{issuer}/token"),
+            "end_session_endpoint": format!("{issuer}/logout"),
+        });
         let counter = Arc::clone(&fetches);
+        let token_endpoint = Arc::new(std::sync::Mutex::new(TokenEndpoint::default()));
+        let endpoint = Arc::clone(&token_endpoint);
         let app = axum::Router::new()
             .route(
                 "/.well-known/openid-configuration",
@@ -71,12 +90,31 @@ impl TestIdp {
                     let s = set.clone();
                     async move { axum::Json(s) }
                 }),
+            )
+            .route(
+                "/token",
+                axum::routing::post(
+                    move |headers: axum::http::HeaderMap,
+                          axum::Form(form): axum::Form<Vec<(String, String)>>| {
+                        let mut e = endpoint.lock().unwrap();
+                        let auth = headers
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_owned);
+                        e.posts.push((form, auth));
+                        let answer = e.answer.take().unwrap_or_else(
+                            || json!({"error": "invalid_grant", "error_description": "no such code"}),
+                        );
+                        async move { axum::Json(answer) }
+                    },
+                ),
             );
         tokio::spawn(async move { axum::serve(listener, app).await });
         TestIdp {
             issuer,
             key,
             fetches,
+            token_endpoint,
             _dir: dir,
         }
     }
@@ -120,6 +158,7 @@ impl TestIdp {
                     domain: "sales".into(),
                 },
             ],
+            ..IdpConfig::default()
         }
     }
 }
@@ -368,4 +407,320 @@ async fn without_an_issuer_idp_tokens_are_refused_and_mesh_tokens_work() {
         "{body}"
     );
     assert_eq!(idp.fetches.load(Ordering::SeqCst), 0);
+}
+
+/// A browser's request to the portal: its cookies, and (for form posts) its origin.
+fn browser(
+    method: &str,
+    uri: &str,
+    cookies: &[String],
+    form: Option<&str>,
+) -> axum::http::Request<axum::body::Body> {
+    let mut r = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "localhost");
+    if !cookies.is_empty() {
+        r = r.header("cookie", cookies.join("; "));
+    }
+    match form {
+        Some(body) => r
+            .header("origin", "http://localhost")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap(),
+        None => r.body(axum::body::Body::empty()).unwrap(),
+    }
+}
+
+struct Page {
+    status: StatusCode,
+    location: String,
+    cookies: Vec<String>,
+    body: String,
+}
+
+async fn visit(h: &Harness, request: axum::http::Request<axum::body::Body>) -> Page {
+    use tower::ServiceExt as _;
+    let response = h.app.clone().oneshot(request).await.unwrap();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get_all(name)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let location = header("location").join("");
+    let cookies = header("set-cookie");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Page {
+        status,
+        location,
+        cookies,
+        // As a browser reads the attributes: the entities the templates escape, unescaped.
+        body: String::from_utf8_lossy(&bytes)
+            .replace("&#x2f;", "/")
+            .replace("&amp;", "&"),
+    }
+}
+
+/// A query parameter of a URL, decoded.
+fn param(url: &str, name: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    let decode = |text: &str| {
+        let bytes = text.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                out.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| decode(v))
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+/// `name=value` of a Set-Cookie header.
+fn pair(set_cookie: &[String], name: &str) -> String {
+    set_cookie
+        .iter()
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .unwrap_or_else(|| panic!("no {name} cookie in {set_cookie:?}"))
+}
+
+/// The portal signs people in through the provider with the authorization-code flow: PKCE
+/// (S256) the provider can check, the client secret, state bound to the browser and used once,
+/// the nonce in the ID token, the ID token verified like every IdP token; the session cookie
+/// holds only an id; sign-out ends the provider's session too.
+#[tokio::test]
+async fn portal_sign_in_through_the_idp_checks_state_nonce_and_pkce() {
+    let idp = TestIdp::start().await;
+    let mut h = Harness::new().await;
+    let mut config = idp.config();
+    config.client_id = Some("mesh".into());
+    config.client_secret = Some("s3cret".into());
+    h.app = mesh_server::app_with_options(
+        h.catalog.clone(),
+        mesh_server::Options {
+            identity: Some(config),
+            ..mesh_server::Options::default()
+        },
+    );
+    let page = visit(&h, browser("GET", "/signin", &[], None)).await;
+    assert!(page.body.contains("href=\"/signin/oidc\""), "{}", page.body);
+
+    // A flow: where the browser is sent, and the cookie that ties the flow to it.
+    let start = |next: &'static str| {
+        let h = &h;
+        async move {
+            let uri = format!("/signin/oidc?next={next}");
+            let page = visit(h, browser("GET", &uri, &[], None)).await;
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+            (page.location.clone(), pair(&page.cookies, "mesh_oidc"))
+        }
+    };
+    let (authorize, flow_cookie) = start("%2Fsearch").await;
+    assert!(authorize.starts_with(&format!("{}/authorize?", idp.issuer)));
+    assert_eq!(param(&authorize, "response_type"), "code");
+    assert_eq!(param(&authorize, "client_id"), "mesh");
+    assert_eq!(param(&authorize, "code_challenge_method"), "S256");
+    assert_eq!(
+        param(&authorize, "redirect_uri"),
+        "http://localhost/oidc/callback"
+    );
+    let state = param(&authorize, "state");
+    let nonce = param(&authorize, "nonce");
+    let challenge = param(&authorize, "code_challenge");
+    assert_eq!(flow_cookie, format!("mesh_oidc={state}"));
+
+    let id_token = |nonce: &str, exp: i64| {
+        let mut claims = idp.claims("ana", &["data-sales-owners"]);
+        claims["nonce"] = json!(nonce);
+        claims["exp"] = json!(chrono::Utc::now().timestamp() + exp);
+        json!({ "id_token": idp.sign(&claims, Some("key-1")), "token_type": "Bearer" })
+    };
+    idp.token_endpoint.lock().unwrap().answer = Some(id_token(&nonce, 300));
+    let callback = format!("/oidc/callback?code=c0de&state={state}");
+    let landed = visit(
+        &h,
+        browser("GET", &callback, std::slice::from_ref(&flow_cookie), None),
+    )
+    .await;
+    assert_eq!(landed.status, StatusCode::OK, "{}", landed.body);
+    assert!(landed.body.contains("Signed in as <strong>ana</strong>"));
+    assert!(landed.body.contains("url=/search"), "{}", landed.body);
+    let session = pair(&landed.cookies, "mesh_session");
+    assert!(
+        landed
+            .cookies
+            .iter()
+            .any(|c| c.contains("HttpOnly") && c.contains("SameSite=Strict"))
+    );
+    assert!(
+        !session.contains("eyJ"),
+        "the cookie holds no token: {session}"
+    );
+    // What mesh sent the token endpoint: the code, the verifier of the challenge, the secret.
+    {
+        let e = idp.token_endpoint.lock().unwrap();
+        let (form, auth) = e.posts.last().unwrap();
+        let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        assert_eq!(field("code").as_deref(), Some("c0de"));
+        assert_eq!(field("grant_type").as_deref(), Some("authorization_code"));
+        let verifier = field("code_verifier").unwrap();
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        assert_eq!(expected, challenge, "PKCE S256");
+        let basic = base64::engine::general_purpose::STANDARD.encode("mesh:s3cret");
+        assert_eq!(auth.as_deref(), Some(format!("Basic {basic}").as_str()));
+    }
+    // Signed in: the portal shows who, with the roles the groups map to (an owner of sales
+    // sees the sales domain's request list, like the same token on the API).
+    let home = visit(
+        &h,
+        browser("GET", "/", std::slice::from_ref(&session), None),
+    )
+    .await;
+    assert!(
+        home.body.contains("signed in as <strong>ana</strong>"),
+        "{}",
+        home.body
+    );
+
+    // The same callback again: the state was used.
+    idp.token_endpoint.lock().unwrap().answer = Some(id_token(&nonce, 300));
+    let replay = visit(
+        &h,
+        browser("GET", &callback, std::slice::from_ref(&flow_cookie), None),
+    )
+    .await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    assert!(replay.body.contains("used already"), "{}", replay.body);
+
+    // A callback in a browser that did not start the flow (login CSRF), or with another's state.
+    let (authorize, _) = start("%2F").await;
+    let other_state = param(&authorize, "state");
+    for cookies in [vec![], vec![flow_cookie.clone()]] {
+        let uri = format!("/oidc/callback?code=c0de&state={other_state}");
+        let page = visit(&h, browser("GET", &uri, &cookies, None)).await;
+        assert_eq!(page.status, StatusCode::BAD_REQUEST, "{cookies:?}");
+    }
+
+    // Each bad answer of the provider, in a flow of its own, refused with the reason.
+    let cases: Vec<(&str, Option<Value>, &str)> = vec![
+        ("wrong nonce", Some(id_token("someone-elses", 300)), "nonce"),
+        ("expired", Some(id_token("NONCE", -600)), "has expired"),
+        ("no code", None, "no such code"),
+        (
+            "another audience",
+            {
+                let mut claims = idp.claims("ana", &[]);
+                claims["aud"] = json!("another-app");
+                claims["nonce"] = json!("NONCE");
+                Some(json!({ "id_token": idp.sign(&claims, Some("key-1")) }))
+            },
+            "another audience",
+        ),
+    ];
+    for (case, answer, reason) in cases {
+        let (authorize, cookie) = start("%2F").await;
+        let nonce = param(&authorize, "nonce");
+        let state = param(&authorize, "state");
+        let answer = answer.map(|a| {
+            let token = a["id_token"].as_str().unwrap();
+            if token.is_empty() {
+                a.clone()
+            } else {
+                // Put this flow's nonce where the case says NONCE.
+                let mut claims: Value = {
+                    use base64::Engine as _;
+                    let part = token.split('.').nth(1).unwrap();
+                    serde_json::from_slice(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .decode(part)
+                            .unwrap(),
+                    )
+                    .unwrap()
+                };
+                if claims["nonce"] == "NONCE" {
+                    claims["nonce"] = json!(nonce);
+                }
+                json!({ "id_token": idp.sign(&claims, Some("key-1")) })
+            }
+        });
+        idp.token_endpoint.lock().unwrap().answer = answer;
+        let uri = format!("/oidc/callback?code=c0de&state={state}");
+        let page = visit(&h, browser("GET", &uri, &[cookie], None)).await;
+        assert_eq!(
+            page.status,
+            StatusCode::UNAUTHORIZED,
+            "{case}: {}",
+            page.body
+        );
+        assert!(page.body.contains(reason), "{case}: {}", page.body);
+        assert!(
+            !page.cookies.iter().any(|c| c.starts_with("mesh_session=")),
+            "{case}: no session"
+        );
+    }
+    // The provider said no.
+    let (authorize, cookie) = start("%2F").await;
+    let uri = format!(
+        "/oidc/callback?error=access_denied&error_description=the+user+said+no&state={}",
+        param(&authorize, "state")
+    );
+    let page = visit(&h, browser("GET", &uri, &[cookie], None)).await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        page.body.contains("access_denied the user said no"),
+        "{}",
+        page.body
+    );
+
+    // Sign-out: the session ends here, and the browser moves on to the provider's end-session
+    // endpoint with the ID token as the hint.
+    let csrf = home
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let out = visit(
+        &h,
+        browser(
+            "POST",
+            "/signout",
+            std::slice::from_ref(&session),
+            Some(&format!("csrf={csrf}")),
+        ),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    assert!(
+        out.body
+            .contains(&format!("url={}/logout?id_token_hint=eyJ", idp.issuer)),
+        "{}",
+        out.body
+    );
+    let home = visit(&h, browser("GET", "/", &[session], None)).await;
+    assert!(!home.body.contains("signed in as"));
 }
