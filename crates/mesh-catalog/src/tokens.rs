@@ -5,7 +5,8 @@
 //! its principal's roles (its *scope*), so a consumer token made for a member reads, and does not
 //! publish. Principal names are one name whatever their case (stored lower case). Revoking a
 //! principal ([`Catalog::revoke_principal`]) revokes what it held — its tokens, roles and grants
-//! — so a fresh token under the same name starts with nothing.
+//! — so a fresh token under the same name starts with nothing; its identity provider's tokens
+//! issued before then are refused.
 
 use chrono::{DateTime, Utc};
 
@@ -20,6 +21,14 @@ pub enum TokenError {
     /// Unknown, expired and revoked tokens are refused alike.
     #[error("not authenticated: unknown, expired or revoked token")]
     Unauthenticated,
+    /// An identity provider's token older than the principal's revocation.
+    #[error(
+        "not authenticated: {principal} was revoked at {revoked_at}, after this token was issued: sign in again"
+    )]
+    IssuedBeforeRevocation {
+        principal: String,
+        revoked_at: String,
+    },
     /// A credential whose grant was revoked or ran out: useless from that moment on.
     #[error("not authenticated: the grant {grant} behind this credential {why}")]
     GrantEnded { grant: String, why: &'static str },
@@ -38,9 +47,9 @@ pub enum TokenError {
 impl ToProblem for TokenError {
     fn code(&self) -> ErrorCode {
         match self {
-            TokenError::Unauthenticated | TokenError::GrantEnded { .. } => {
-                ErrorCode::Unauthenticated
-            }
+            TokenError::Unauthenticated
+            | TokenError::GrantEnded { .. }
+            | TokenError::IssuedBeforeRevocation { .. } => ErrorCode::Unauthenticated,
             TokenError::Denied(_) => ErrorCode::Forbidden,
             TokenError::NotFound(_) => ErrorCode::NotFound,
             TokenError::NoPrincipal | TokenError::DomainRole { .. } => ErrorCode::BadRequest,
@@ -194,11 +203,16 @@ impl Catalog {
     /// server): the roles its claims map to, with any role the catalog binds to the same name.
     /// With `record`, an `auth.idp_roles` event names the principal, the claims
     /// that decided and the roles they gave (the server records it when they change).
+    ///
+    /// `issued_at` is the token's `iat` (seconds since the epoch): a token issued before the
+    /// principal was last revoked ([`Catalog::revoke_principal`]) is refused, so a revocation
+    /// holds against the tokens the provider had already handed out.
     pub async fn federated(
         &self,
         name: &str,
         mapped: Vec<RoleBinding>,
         claims: serde_json::Value,
+        issued_at: Option<i64>,
         record: bool,
     ) -> Result<Principal, TokenError> {
         let name = name.trim().to_lowercase();
@@ -207,6 +221,17 @@ impl Catalog {
         }
         let mut bindings = {
             let mut tx = self.store.read().await?;
+            if let Some(revoked) = tx.principal_revoked_at(&name).await? {
+                let revoked_at = DateTime::parse_from_rfc3339(&revoked)
+                    .map(|t| t.timestamp())
+                    .unwrap_or(i64::MAX);
+                if issued_at.is_none_or(|iat| iat <= revoked_at) {
+                    return Err(TokenError::IssuedBeforeRevocation {
+                        principal: name,
+                        revoked_at: revoked,
+                    });
+                }
+            }
             tx.bindings(&name).await?
         };
         for b in mapped {
@@ -243,8 +268,10 @@ impl Catalog {
         })
     }
 
-    /// Revokes a principal and what it held: every token, every role binding, every grant made
-    /// out to it, and its pending access requests (denied). Admins.
+    /// Revokes a principal and what it held: every token (credentials too), every role binding,
+    /// every grant made out to it, and its pending access requests (denied); and, for a principal
+    /// an identity provider vouches for, every token the provider issued it until now (the
+    /// catalog may hold nothing else for it). Admins.
     pub async fn revoke_principal(
         &self,
         who: &Principal,
@@ -279,9 +306,8 @@ impl Catalog {
             tx.update_request(&r, expected).await?;
             requests.push(r.id);
         }
-        if tokens == 0 && roles == 0 && grants.is_empty() && requests.is_empty() {
-            return Err(Missing::Principal { principal }.into());
-        }
+        // Whatever it held here, its identity provider's tokens issued until now are void.
+        tx.put_principal_revocation(&principal, &now).await?;
         let revocation = PrincipalRevocation {
             principal: principal.clone(),
             tokens,

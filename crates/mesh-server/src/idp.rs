@@ -102,6 +102,8 @@ pub struct Identity {
     pub claims: Value,
     /// The `nonce` claim of an ID token (the portal's sign-in checks it).
     pub nonce: Option<String>,
+    /// When it was issued (`iat`, seconds since the epoch).
+    pub issued_at: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -441,6 +443,7 @@ impl Idp {
             "groups": groups,
         });
         Ok(Identity {
+            issued_at: claims.get("iat").and_then(Value::as_i64),
             nonce: claims
                 .get("nonce")
                 .and_then(Value::as_str)
@@ -577,7 +580,7 @@ impl Authenticator {
             seen.insert(id.name.clone(), fingerprint) != Some(fingerprint)
         };
         self.catalog
-            .federated(&id.name, id.bindings, id.claims, record)
+            .federated(&id.name, id.bindings, id.claims, id.issued_at, record)
             .await
             .map_err(|e| crate::ApiError::of(&e))
     }

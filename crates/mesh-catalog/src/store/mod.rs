@@ -203,6 +203,10 @@ pub trait Tx: Send {
     async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>>;
     /// Removes every role binding of a principal; how many.
     async fn delete_bindings(&mut self, principal: &str) -> StoreResult<u64>;
+    /// When a principal was last revoked (RFC 3339), if ever.
+    async fn principal_revoked_at(&mut self, principal: &str) -> StoreResult<Option<String>>;
+    /// Records a principal's revocation at `at` (the latest wins).
+    async fn put_principal_revocation(&mut self, principal: &str, at: &str) -> StoreResult<()>;
     /// Adds a role binding; adding one that exists is not an error.
     async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()>;
 

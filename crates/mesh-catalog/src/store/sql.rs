@@ -928,6 +928,28 @@ macro_rules! sql_tx {
                 Ok(done.rows_affected())
             }
 
+            async fn principal_revoked_at(&mut self, principal: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query(
+                    "SELECT revoked_at FROM principal_revocations WHERE principal = $1",
+                )
+                .bind(principal)
+                .fetch_optional(&mut *self.tx)
+                .await?;
+                Ok(row.map(|r| r.try_get("revoked_at")).transpose()?)
+            }
+
+            async fn put_principal_revocation(&mut self, principal: &str, at: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO principal_revocations (principal, revoked_at) VALUES ($1, $2) \
+                     ON CONFLICT (principal) DO UPDATE SET revoked_at = excluded.revoked_at",
+                )
+                .bind(principal)
+                .bind(at)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(())
+            }
+
             async fn bindings(&mut self, principal: &str) -> StoreResult<Vec<RoleBinding>> {
                 let rows = sqlx::query(
                     "SELECT principal, role, domain FROM role_bindings WHERE principal = $1 \

@@ -30,8 +30,9 @@ struct RevokeArgs {
     #[arg(value_name = "ID|TOKEN", required_unless_present = "principal")]
     id: Option<String>,
 
-    /// Revoke this principal instead: its tokens, roles and grants go, and its pending requests
-    /// are denied; a token issued under the name later starts with nothing.
+    /// Revoke this principal instead: its tokens, credentials, roles and grants go, its pending
+    /// requests are denied, and its identity provider's tokens issued until now are refused; a
+    /// token issued under the name later starts with nothing.
     #[arg(long, conflicts_with = "id")]
     principal: Option<String>,
 

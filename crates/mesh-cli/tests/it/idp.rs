@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::{code, mesh, serve, stderr};
 
-struct Provider {
+pub(crate) struct Provider {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     runtime: tokio::runtime::Runtime,
     http: reqwest::Client,
 }
@@ -32,7 +32,7 @@ fn free_port() -> u16 {
 }
 
 /// The provider, or `None` after a notice (a failure under CI=true).
-fn provider() -> Option<Provider> {
+pub(crate) fn provider() -> Option<Provider> {
     let python = std::env::var("MESH_OIDC_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
         .args(["-c", "import oidc_provider_mock"])
@@ -86,7 +86,7 @@ fn provider() -> Option<Provider> {
 
 impl Provider {
     /// Sets a user's claims at the provider.
-    fn user(&self, sub: &str, claims: serde_json::Value) {
+    pub(crate) fn user(&self, sub: &str, claims: serde_json::Value) {
         let status = self.runtime.block_on(async {
             self.http
                 .put(format!("{}/users/{sub}", self.url))
@@ -101,7 +101,7 @@ impl Provider {
 
     /// An ID token for `sub`, through the authorization-code flow (the sign-in form posted by
     /// hand).
-    fn id_token(&self, sub: &str) -> String {
+    pub(crate) fn id_token(&self, sub: &str) -> String {
         self.runtime.block_on(async {
             let redirect = "http://127.0.0.1:9/callback";
             let authorize = format!(

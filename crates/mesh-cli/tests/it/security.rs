@@ -578,6 +578,42 @@ impl Wire {
             .block_on(async { request.send().await.unwrap().status().as_u16() })
     }
 
+    /// `GET url` with a bearer token: the status.
+    pub(crate) fn get_status(&self, url: &str, token: &str) -> u16 {
+        let request = self.http.get(url).bearer_auth(token);
+        self.runtime
+            .block_on(async { request.send().await.unwrap().status().as_u16() })
+    }
+
+    /// `GET url` with a bearer token, which must succeed: the JSON answer.
+    pub(crate) fn get_json(&self, url: &str, token: &str) -> serde_json::Value {
+        let request = self.http.get(url).bearer_auth(token);
+        self.runtime.block_on(async {
+            let answer = request.send().await.unwrap();
+            let status = answer.status();
+            let body = answer.text().await.unwrap();
+            assert!(status.is_success(), "GET {url}: {status} {body}");
+            serde_json::from_str(&body).unwrap()
+        })
+    }
+
+    /// `POST url` with a bearer token and a JSON body, which must succeed: the JSON answer.
+    pub(crate) fn post_json(
+        &self,
+        url: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        let request = self.http.post(url).bearer_auth(token).json(body);
+        self.runtime.block_on(async {
+            let answer = request.send().await.unwrap();
+            let status = answer.status();
+            let body = answer.text().await.unwrap();
+            assert!(status.is_success(), "POST {url}: {status} {body}");
+            serde_json::from_str(&body).unwrap()
+        })
+    }
+
     /// `POST /api/v1/query`: (status, body as text).
     pub(crate) fn http(&self, token: &str, sql: &str) -> (u16, String) {
         let request = self
