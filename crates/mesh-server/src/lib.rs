@@ -180,6 +180,7 @@ fn app_with_monitor(
     router
         .route("/openapi.json", axum::routing::get(openapi_json))
         .merge(portal::routes())
+        .merge(oidc::routes())
         // Arrow Flight SQL: gRPC on the same port (HTTP/2 without TLS, as `grpc://host:port`).
         .route_service("/arrow.flight.protocol.FlightService/{*method}", flight)
         .fallback(not_found)

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -84,6 +85,8 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/signin/oidc", get(start))
         .route("/oidc/callback", get(callback))
+        .route("/signout", axum::routing::post(signout))
+        .layer(axum::middleware::from_fn(crate::portal::security_headers))
 }
 
 /// Where the provider sends the browser back: the server's public URL, or the address the
@@ -329,13 +332,58 @@ async fn callback(
     )
 }
 
+/// Sign-out: the session ends here, and, for a session opened through the identity provider,
+/// at the provider too.
+#[derive(Debug, Deserialize)]
+struct SignOut {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn signout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<SignOut>,
+) -> Response {
+    let viewer = crate::portal::viewer(&state, &headers).await;
+    if let Some(refused) = crate::portal::forged(&state, &headers, &viewer, &form.csrf) {
+        return refused;
+    }
+    let mut provider = None;
+    if let Some(id) = crate::portal::session_id(&headers) {
+        if let Some(session) = state.sessions.get(&id) {
+            provider = end_session_url(&state, &headers, &session.token).await;
+        }
+        state.sessions.close(&id);
+    }
+    let clear = [(
+        header::SET_COOKIE,
+        crate::portal::session_cookie(&state, ""),
+    )];
+    match provider {
+        // Signed out here; the provider's session ends at its end-session endpoint, which
+        // the landing page moves on to (a redirect after a form post would break the
+        // portal's form-action policy).
+        Some(url) => {
+            let nobody = crate::portal::Viewer {
+                principal: None,
+                signed_in: false,
+                csrf: None,
+            };
+            let page = crate::portal::render(
+                "landing.html",
+                &nobody,
+                json!({ "next": url, "title": "Signed out", "signed_out": true }),
+            );
+            (clear, page).into_response()
+        }
+        None => (clear, Redirect::to("/")).into_response(),
+    }
+}
+
 /// Where sign-out sends the browser after the session here is closed: the provider's
 /// end-session endpoint for a session opened with one of its ID tokens, else nowhere.
-pub(crate) async fn end_session_url(
-    state: &AppState,
-    headers: &HeaderMap,
-    token: &str,
-) -> Option<String> {
+async fn end_session_url(state: &AppState, headers: &HeaderMap, token: &str) -> Option<String> {
     let idp = signing_idp(state).ok()?;
     if !crate::idp::looks_like_jwt(token) {
         return None;

@@ -43,8 +43,8 @@ const MAX_SESSIONS: usize = 100_000;
 pub(crate) struct Sessions(std::sync::Mutex<std::collections::HashMap<String, Session>>);
 
 #[derive(Debug, Clone)]
-struct Session {
-    token: String,
+pub(crate) struct Session {
+    pub(crate) token: String,
     csrf: String,
     expires: std::time::Instant,
 }
@@ -84,7 +84,7 @@ impl Sessions {
         id
     }
 
-    fn get(&self, id: &str) -> Option<Session> {
+    pub(crate) fn get(&self, id: &str) -> Option<Session> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(id) {
             Some(s) if s.expires > std::time::Instant::now() => Some(s.clone()),
@@ -96,13 +96,13 @@ impl Sessions {
         }
     }
 
-    fn close(&self, id: &str) {
+    pub(crate) fn close(&self, id: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
     }
 }
 
 /// The session id a request's cookie names.
-fn session_id(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -161,7 +161,12 @@ pub(crate) fn same_secret(a: &str, b: &str) -> bool {
 
 /// The refusal of a form post that is not the portal's own: from another origin, or, for a
 /// signed-in viewer, without its session's CSRF token.
-fn forged(state: &AppState, headers: &HeaderMap, viewer: &Viewer, csrf: &str) -> Option<Response> {
+pub(crate) fn forged(
+    state: &AppState,
+    headers: &HeaderMap,
+    viewer: &Viewer,
+    csrf: &str,
+) -> Option<Response> {
     let own = same_origin(state, headers)
         && viewer
             .csrf
@@ -180,7 +185,7 @@ fn forged(state: &AppState, headers: &HeaderMap, viewer: &Viewer, csrf: &str) ->
 }
 
 /// The cookie that carries a session id (or, with an empty id, ends it).
-fn session_cookie(state: &AppState, id: &str) -> String {
+pub(crate) fn session_cookie(state: &AppState, id: &str) -> String {
     let secure = state
         .public_url
         .as_deref()
@@ -194,7 +199,7 @@ fn session_cookie(state: &AppState, id: &str) -> String {
 
 /// What every portal response says to the browser: no framing, no sniffing, no scripts, no
 /// referrer beyond this origin.
-async fn security_headers(
+pub(crate) async fn security_headers(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -255,23 +260,21 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/requests/{id}/decision", post(decide))
         .route("/domains/{domain}", get(domain))
         .route("/signin", get(signin_form).post(signin))
-        .route("/signout", post(signout))
         .route("/grants/{id}/credentials", post(mint_credential))
         .route("/credentials/{id}/revoke", post(revoke_credential))
-        .merge(crate::oidc::routes())
         .layer(axum::middleware::from_fn(security_headers))
 }
 
 /// Who is looking: the signed-in token's principal, the anonymous reader of an open portal, or
 /// nobody.
-struct Viewer {
-    principal: Option<Principal>,
-    signed_in: bool,
+pub(crate) struct Viewer {
+    pub(crate) principal: Option<Principal>,
+    pub(crate) signed_in: bool,
     /// The session's CSRF token, which its forms carry.
-    csrf: Option<String>,
+    pub(crate) csrf: Option<String>,
 }
 
-async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
+pub(crate) async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
     if let Some(id) = session_id(headers)
         && let Some(session) = state.sessions.get(&id)
     {
@@ -303,7 +306,7 @@ async fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
     }
 }
 
-fn render(name: &str, viewer: &Viewer, mut context: Value) -> Response {
+pub(crate) fn render(name: &str, viewer: &Viewer, mut context: Value) -> Response {
     if let Value::Object(map) = &mut context {
         map.insert("csrf".into(), viewer.csrf.clone().into());
         map.insert(
@@ -1017,50 +1020,6 @@ async fn signin(
             *page.status_mut() = StatusCode::UNAUTHORIZED;
             page
         }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct SignOut {
-    #[serde(default)]
-    csrf: String,
-}
-
-async fn signout(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<SignOut>,
-) -> Response {
-    let viewer = viewer(&state, &headers).await;
-    if let Some(refused) = forged(&state, &headers, &viewer, &form.csrf) {
-        return refused;
-    }
-    let mut provider = None;
-    if let Some(id) = session_id(&headers) {
-        if let Some(session) = state.sessions.get(&id) {
-            provider = crate::oidc::end_session_url(&state, &headers, &session.token).await;
-        }
-        state.sessions.close(&id);
-    }
-    let clear = [(header::SET_COOKIE, session_cookie(&state, ""))];
-    match provider {
-        // Signed out here; the provider's session ends at its end-session endpoint, which
-        // the landing page moves on to (a redirect after a form post would break the
-        // portal's form-action policy).
-        Some(url) => {
-            let nobody = Viewer {
-                principal: None,
-                signed_in: false,
-                csrf: None,
-            };
-            let page = render(
-                "landing.html",
-                &nobody,
-                json!({ "next": url, "title": "Signed out", "signed_out": true }),
-            );
-            (clear, page).into_response()
-        }
-        None => (clear, Redirect::to("/")).into_response(),
     }
 }
 
