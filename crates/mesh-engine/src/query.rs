@@ -12,6 +12,7 @@ pub use datafusion::arrow;
 pub use datafusion::arrow::datatypes::SchemaRef;
 pub use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider};
+pub use datafusion::common::ParamValues;
 use datafusion::execution::context::SQLOptions;
 pub use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::prelude::SessionConfig;
@@ -599,12 +600,63 @@ pub async fn schema_of(ctx: &SessionContext, sql: &str) -> Result<SchemaRef, Que
     Ok(Arc::new(plan(ctx, sql).await?.schema().as_arrow().clone()))
 }
 
+/// The most parameters a statement may have (PostgreSQL's limit).
+pub const MAX_PARAMETERS: usize = 65_535;
+
+/// The result schema of `sql` and the types of its parameters (`$1`, `$2`, ... in order; `None`
+/// where the statement does not say), without running it: what a prepared statement describes.
+pub async fn describe(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<
+    (
+        SchemaRef,
+        Vec<Option<datafusion::arrow::datatypes::DataType>>,
+    ),
+    QueryError,
+> {
+    let df = plan(ctx, sql).await?;
+    let schema = Arc::new(df.schema().as_arrow().clone());
+    let types = df.logical_plan().get_parameter_types().map_err(E::of)?;
+    let mut numbered: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = types
+        .into_iter()
+        .filter_map(|(id, t)| Some((id.trim_start_matches('$').parse::<usize>().ok()?, t)))
+        .collect();
+    numbered.sort_by_key(|(n, _)| *n);
+    let count = numbered.last().map_or(0, |(n, _)| *n);
+    // PostgreSQL's own limit: a `$4000000000` names no parameter anyone can bind.
+    if count > MAX_PARAMETERS {
+        return Err(QueryError::Invalid(format!(
+            "the statement names parameter ${count}; at most ${MAX_PARAMETERS}"
+        )));
+    }
+    let mut out = vec![None; count];
+    for (n, t) in numbered {
+        if n >= 1 {
+            out[n - 1] = t;
+        }
+    }
+    Ok((schema, out))
+}
+
 /// [`run`], streamed: batches come as the plan produces them.
 pub async fn stream(
     ctx: &SessionContext,
     sql: &str,
 ) -> Result<(SchemaRef, SendableRecordBatchStream), QueryError> {
-    let df = plan(ctx, sql).await?;
+    stream_with(ctx, sql, None).await
+}
+
+/// [`stream`] of a statement with parameters (`$1`, ...), bound to `params`.
+pub async fn stream_with(
+    ctx: &SessionContext,
+    sql: &str,
+    params: Option<ParamValues>,
+) -> Result<(SchemaRef, SendableRecordBatchStream), QueryError> {
+    let mut df = plan(ctx, sql).await?;
+    if let Some(params) = params {
+        df = df.with_param_values(params).map_err(E::of)?;
+    }
     let schema = Arc::new(df.schema().as_arrow().clone());
     let stream = df.execute_stream().await.map_err(E::of)?;
     Ok((schema, stream))

@@ -13,6 +13,7 @@ mod graph;
 pub mod idp;
 pub mod notify;
 mod oidc;
+pub mod pg;
 mod policies;
 mod portal;
 mod query;
@@ -88,6 +89,8 @@ pub struct Options {
     pub audit_interval: Option<std::time::Duration>,
     /// The company's identity provider, whose tokens are accepted beside mesh's own.
     pub identity: Option<idp::IdpConfig>,
+    /// The PostgreSQL wire port, served with the same gate as HTTP and Flight SQL.
+    pub pg: Option<pg::PgPort>,
 }
 
 /// The orchestrator's settings.
@@ -160,6 +163,9 @@ fn app_with_monitor(
         service: service.clone(),
         limits: Arc::clone(&limits),
     });
+    if let Some(port) = &options.pg {
+        port.start(auth.clone(), service.clone(), Arc::clone(&limits));
+    }
     let state = AppState {
         catalog,
         service,

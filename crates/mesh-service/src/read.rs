@@ -203,12 +203,23 @@ impl Service {
     /// A governed read: `sql` over the ports `who` may read, masked as their grants say,
     /// streamed, recorded in the audit log.
     pub async fn read(&self, who: &Principal, sql: &str) -> Result<GovernedRead, ReadError> {
+        self.read_with(who, sql, None).await
+    }
+
+    /// [`Service::read`] of a statement with parameters (`$1`, ...) bound to `params`: a
+    /// prepared statement's execution (PostgreSQL wire), the values never spliced into the SQL.
+    pub async fn read_with(
+        &self,
+        who: &Principal,
+        sql: &str,
+        params: Option<query::ParamValues>,
+    ) -> Result<GovernedRead, ReadError> {
         let started = Instant::now();
         let plan = self.authorize_read(who, &ReadRequest::parse(sql)).await?;
         let ctx = Box::pin(self.open(&plan, started)).await?;
         // A query that does not plan is the caller's mistake, not the ports': nothing is
         // recorded. A panic in the engine is this read's failure, not the process's.
-        let (schema, inner) = unwound(Box::pin(query::stream(&ctx, sql))).await??;
+        let (schema, inner) = unwound(Box::pin(query::stream_with(&ctx, sql, params))).await??;
         let record = ReadRecord::new(&self.catalog, plan, started);
         let cap = self.result_bytes;
         let batches = futures::stream::unfold(Some((inner, record, 0usize)), move |state| async move {
@@ -256,6 +267,30 @@ impl Service {
         let plan = self.authorize_read(who, &ReadRequest::parse(sql)).await?;
         let ctx = self.open(&plan, Instant::now()).await?;
         Ok(unwound(Box::pin(query::schema_of(&ctx, sql))).await??)
+    }
+
+    /// The schema `sql` would return to `who` and the types of its parameters, without reading
+    /// anything (a prepared statement's description). Refused names are refused and audited as
+    /// for a read.
+    pub async fn describe(
+        &self,
+        who: &Principal,
+        sql: &str,
+    ) -> Result<(SchemaRef, Vec<Option<query::arrow::datatypes::DataType>>), ReadError> {
+        let plan = self.authorize_read(who, &ReadRequest::parse(sql)).await?;
+        let ctx = self.open(&plan, Instant::now()).await?;
+        Ok(unwound(Box::pin(query::describe(&ctx, sql))).await??)
+    }
+
+    /// An engine session over `ports` (as [`Service::readable`] gave them to a reader, masked as
+    /// that reader's reads are), for describing them to a SQL tool: its catalog tables list
+    /// them. Nothing read through it is recorded, so a caller runs there only statements that
+    /// name none of its ports.
+    pub async fn session_over(&self, ports: &[ReadablePort]) -> Result<SessionContext, ReadError> {
+        let mask_key = self.mask_key().await?;
+        let readable: Vec<query::Readable> = ports.iter().map(|p| readable(p, mask_key)).collect();
+        let refs: Vec<&query::Readable> = readable.iter().collect();
+        Ok(query::session_within(&refs, Some(&self.memory)).await?)
     }
 
     /// [`Service::read`], collected.

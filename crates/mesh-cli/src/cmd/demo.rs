@@ -32,6 +32,9 @@ pub(crate) struct Args {
     /// Address to serve on.
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     listen: SocketAddr,
+    /// Address of the PostgreSQL wire port (psql, BI tools).
+    #[arg(long, default_value = "127.0.0.1:5433", value_name = "ADDR")]
+    pg_listen: SocketAddr,
     /// Seed of the generated data: the same seed gives the same rows (timestamps aside).
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -306,6 +309,13 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
     for (who, domain, token) in &tokens {
         writeln!(err, "  sign in as {who} ({domain}) with {token}")?;
     }
+    if let Some((who, _, token)) = tokens.iter().find(|(who, _, _)| *who == "ana") {
+        writeln!(
+            err,
+            "  psql \"postgres://{who}:{token}@{}/mesh\" -c 'SELECT * FROM analytics.customer_lifetime_value LIMIT 5'",
+            args.pg_listen
+        )?;
+    }
     say(
         "the shop keeps trading: new orders and events land every minute, and the server runs each product on its schedule (mesh schedule ecommerce.orders)",
     );
@@ -315,6 +325,8 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             "serve",
             "--listen",
             &args.listen.to_string(),
+            "--pg-listen",
+            &args.pg_listen.to_string(),
             "--open-portal",
             "--workspace",
             ".",

@@ -195,6 +195,39 @@ pub(crate) struct Args {
     #[arg(long, value_name = "SECONDS")]
     oidc_leeway: Option<u64>,
 
+    /// Serve the PostgreSQL wire protocol on this address too (psql, BI tools, drivers): user =
+    /// principal, password = token, database `mesh`, the same governance as HTTP and Flight SQL.
+    #[arg(long, value_name = "ADDR", env = "MESH_PG_LISTEN")]
+    pg_listen: Option<std::net::SocketAddr>,
+
+    /// The PostgreSQL port's TLS certificate chain (PEM); with --pg-tls-key, only TLS
+    /// connections are served (clients use sslmode=require).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "pg_tls_key",
+        env = "MESH_PG_TLS_CERT"
+    )]
+    pg_tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of --pg-tls-cert (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "pg_tls_cert",
+        env = "MESH_PG_TLS_KEY"
+    )]
+    pg_tls_key: Option<std::path::PathBuf>,
+
+    /// PostgreSQL connections served at once (one more gets SQLSTATE 53300).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200,
+        env = "MESH_PG_MAX_CONNECTIONS"
+    )]
+    pg_max_connections: usize,
+
     #[command(flatten)]
     catalog: CatalogArgs,
 }
@@ -289,10 +322,37 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let address = listener.local_addr()?;
+        let pg = match args.pg_listen {
+            Some(at) => {
+                if args.pg_tls_cert.is_some() != args.pg_tls_key.is_some() {
+                    anyhow::bail!("--pg-tls-cert and --pg-tls-key go together");
+                }
+                let tls = args.pg_tls_cert.clone().zip(args.pg_tls_key.clone());
+                Some(
+                    mesh_server::pg::PgPort::bind(at, tls, args.pg_max_connections)
+                        .map_err(|e| anyhow::anyhow!("--pg-listen: {e}"))?,
+                )
+            }
+            None if args.pg_tls_cert.is_some() => {
+                anyhow::bail!("--pg-tls-cert needs --pg-listen")
+            }
+            None => None,
+        };
+        let pg_note = pg
+            .as_ref()
+            .map(|p| {
+                format!(
+                    "PostgreSQL wire at postgres://{}/{}{}; ",
+                    p.address(),
+                    mesh_server::pg::DATABASE,
+                    if p.tls() { "?sslmode=require" } else { "" }
+                )
+            })
+            .unwrap_or_default();
         let mut err = anstream::stderr();
         writeln!(
             err,
-            "mesh serve: listening on http://{address} (catalog {}); portal at http://{address}/; API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}; metrics at http://{address}/metrics; {}",
+            "mesh serve: listening on http://{address} (catalog {}); portal at http://{address}/; API document at http://{address}/openapi.json; Arrow Flight SQL at grpc://{address}; {pg_note}metrics at http://{address}/metrics; {}",
             redact(&args.catalog.url()?),
             if args.sla_interval > 0.0 {
                 format!("SLA monitor every {} s", args.sla_interval)
@@ -373,6 +433,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             audit_interval: (args.audit_interval > 0.0 && args.audit_interval.is_finite())
                 .then(|| std::time::Duration::from_secs_f64(args.audit_interval.max(1.0))),
             identity,
+            pg,
         };
         mesh_server::serve(listener, catalog, options, shutdown)
             .await

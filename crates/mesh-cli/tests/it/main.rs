@@ -15,6 +15,7 @@ mod init;
 mod interop;
 mod lint;
 mod new;
+mod pg;
 mod policy;
 mod resilience;
 mod run;
@@ -208,6 +209,8 @@ pub(crate) fn code(out: &Output) -> i32 {
 pub(crate) struct Server {
     child: std::process::Child,
     pub(crate) url: String,
+    /// The first line it printed (where it listens, each way in).
+    pub(crate) banner: String,
 }
 
 impl Drop for Server {
@@ -244,7 +247,11 @@ pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no URL in {line:?}"))
         .to_owned();
-    Server { child, url }
+    Server {
+        child,
+        url,
+        banner: line,
+    }
 }
 
 pub(crate) fn stdout(out: &Output) -> String {

@@ -683,7 +683,7 @@ pub(crate) fn server_side(error: &str) -> bool {
 }
 
 /// Asks for `ecommerce.orders.orders` as `analyst` and has `owner` approve `columns`.
-fn grant(ws: &Path, analyst: &str, owner: &str, columns: &str) {
+pub(crate) fn grant(ws: &Path, analyst: &str, owner: &str, columns: &str) {
     let access = |token: &str, args: &[&str]| {
         let mut all = vec!["access"];
         all.extend_from_slice(args);
