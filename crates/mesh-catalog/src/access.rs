@@ -1189,3 +1189,80 @@ impl Catalog {
         Ok(out)
     }
 }
+
+/// What a port's contract says of it and its columns, for the catalogs SQL tools browse.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortDescription {
+    pub domain: String,
+    /// The table name readers use (as in [`ReadablePort::table`]).
+    pub table: String,
+    /// The contract's description of the port's table (its first schema object), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Each top-level column's description, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub columns: BTreeMap<String, String>,
+}
+
+/// A description as one line of text (ODCS descriptions may be a string or `{purpose, usage}`).
+fn description_text(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        serde_json::Value::Object(o) => {
+            let parts: Vec<String> = ["purpose", "usage", "limitations"]
+                .iter()
+                .filter_map(|k| o.get(*k).and_then(|v| v.as_str()))
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        }
+        _ => None,
+    }
+}
+
+impl Catalog {
+    /// The contract descriptions of `ports`, as a reader was given them by
+    /// [`Catalog::readable_ports`] (so nothing here is shown that the reader may not read):
+    /// the contract of the version each snapshot was written by.
+    pub async fn port_descriptions(
+        &self,
+        ports: &[ReadablePort],
+    ) -> Result<Vec<PortDescription>, AccessError> {
+        let mut tx = self.store.read().await?;
+        let mut out = Vec::with_capacity(ports.len());
+        let mut snapshots: HashMap<String, Vec<crate::store::SnapshotRow>> = HashMap::new();
+        for p in ports {
+            if !snapshots.contains_key(&p.product) {
+                let rows = tx.snapshots(&p.product).await?;
+                snapshots.insert(p.product.clone(), rows);
+            }
+            let Some(version) = snapshots[&p.product]
+                .iter()
+                .find(|s| s.port == p.port && s.major == p.major)
+                .map(|s| s.version.clone())
+            else {
+                continue;
+            };
+            let contract = port_contract(tx.as_mut(), &p.product, &version, &p.port).await?;
+            let table = &contract["schema"][0];
+            let mut columns = BTreeMap::new();
+            for prop in table["properties"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(text)) = (
+                    prop["name"].as_str(),
+                    description_text(&prop["description"]),
+                ) {
+                    columns.insert(name.to_owned(), text);
+                }
+            }
+            out.push(PortDescription {
+                domain: p.domain.clone(),
+                table: p.table.clone(),
+                description: description_text(&table["description"])
+                    .or_else(|| description_text(&contract["description"])),
+                columns,
+            });
+        }
+        Ok(out)
+    }
+}

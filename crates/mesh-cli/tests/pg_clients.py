@@ -53,6 +53,26 @@ with psycopg.connect(dsn, autocommit=True) as conn:
     # Still usable after errors.
     seen["after_errors"] = conn.execute("SELECT 1 AS one").fetchone()[0]
 
+# A cancel request (what psql's Ctrl-C sends) stops a long read with 57014; the connection goes on.
+with psycopg.connect(dsn, autocommit=True) as conn:
+    import threading
+    import time
+
+    cross = " CROSS JOIN ".join(f"ecommerce.orders t{i}" for i in range(9))
+    # A filter over every row of the product, so no statistic answers it.
+    cross += " WHERE " + " + ".join(f"t{i}.amount" for i in range(9)) + " > 0"
+    timer = threading.Timer(1.0, conn.cancel_safe)
+    timer.start()
+    started = time.time()
+    try:
+        conn.execute(f"SELECT count(*) FROM {cross}").fetchall()
+        seen["cancel"] = {"ok": True}
+    except psycopg.Error as e:
+        seen["cancel"] = error_of(e)
+    seen["cancel_seconds"] = time.time() - started
+    timer.join()
+    seen["after_cancel"] = conn.execute("SELECT 2 AS two").fetchone()[0]
+
 for name, kwargs in [
     ("wrong_password", {"password": "mesh_" + "0" * 64}),
     ("wrong_database", {"dbname": "postgres"}),

@@ -777,6 +777,21 @@ impl Inner {
             }),
         ));
         ctx.register_udf(to_regtype());
+        // The contract's descriptions, where psql's \d+ and the tools look for comments.
+        let descriptions = self
+            .wire
+            .service
+            .catalog()
+            .port_descriptions(&ports)
+            .await
+            .map_err(|e| failure(&e))?;
+        let comments = Arc::new(comments_by_oid(&ctx, &descriptions).await?);
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            Description::new("col_description", Arc::clone(&comments)),
+        ));
+        ctx.register_udf(datafusion::logical_expr::ScalarUDF::new_from_impl(
+            Description::new("obj_description", comments),
+        ));
         let ctx = Arc::new(ctx);
         *cached = Some((print, Arc::clone(&ctx)));
         Ok(ctx)
@@ -901,21 +916,17 @@ impl Inner {
         };
         let fields = Arc::new(arrow_schema_to_pg_fields(&read.schema, format, None)?);
         let timed_out = limits.timed_out();
-        let encode = Arc::clone(&fields);
-        let rows = until(read.batches, deadline)
-            .take_until(async move {
-                let _ = cancelled.changed().await;
+        let batches = until(read.batches, deadline)
+            .map(move |item| match item {
+                Ok(batch) => Ok(batch),
+                Err(Cut::Failed(e)) => Err(read_failure(&e)),
+                Err(Cut::TimedOut) => Err(failure(&timed_out)),
             })
-            .map(move |item| {
-                let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match item {
-                    Ok(batch) => encode_recordbatch(Arc::clone(&encode), batch),
-                    Err(Cut::Failed(e)) => Box::new(std::iter::once(Err(failure(&e)))),
-                    Err(Cut::TimedOut) => Box::new(std::iter::once(Err(failure(&timed_out)))),
-                };
-                futures::stream::iter(rows)
-            })
-            .flatten();
-        Ok(Response::Query(QueryResponse::new(fields, rows)))
+            .boxed();
+        Ok(Response::Query(QueryResponse::new(
+            Arc::clone(&fields),
+            rows_of(guarded(batches, cancelled), fields),
+        )))
     }
 
     /// A query of the catalog tables, on the session of the ports `who` may read.
@@ -935,17 +946,219 @@ impl Inner {
                 .map_err(|_| failure(&timed_out))?
                 .map_err(|e| failure(&mesh_service::ReadError::from(e)))?;
         let fields = Arc::new(arrow_schema_to_pg_fields(&schema, format, None)?);
-        let encode = Arc::clone(&fields);
-        let rows = stream
-            .map(move |item| {
-                let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match item {
-                    Ok(batch) => encode_recordbatch(Arc::clone(&encode), batch),
-                    Err(e) => Box::new(std::iter::once(Err(error("XX000", &e.to_string())))),
-                };
-                futures::stream::iter(rows)
+        let mut cancelled = self.cancelled.subscribe();
+        cancelled.borrow_and_update();
+        let batches = futures::stream::unfold(Some(stream), move |state| {
+            let timed_out = timed_out.clone();
+            async move {
+                let mut stream = state?;
+                match tokio::time::timeout_at(deadline, stream.next()).await {
+                    Err(_) => Some((Err(failure(&timed_out)), None)),
+                    Ok(Some(Ok(batch))) => Some((Ok(batch), Some(stream))),
+                    Ok(Some(Err(e))) => Some((Err(error("XX000", &e.to_string())), None)),
+                    Ok(None) => None,
+                }
+            }
+        })
+        .boxed();
+        Ok(Response::Query(QueryResponse::new(
+            Arc::clone(&fields),
+            rows_of(guarded(batches, cancelled), fields),
+        )))
+    }
+}
+
+/// `batches`, stopped with 57014 when a cancel request arrives (or the connection is gone):
+/// the client gets an error, never a shorter result that looks whole.
+fn guarded(
+    batches: futures::stream::BoxStream<'static, PgWireResult<RecordBatch>>,
+    cancelled: tokio::sync::watch::Receiver<u64>,
+) -> futures::stream::BoxStream<'static, PgWireResult<RecordBatch>> {
+    futures::stream::unfold(Some((batches, cancelled)), |state| async move {
+        let (mut batches, mut cancelled) = state?;
+        tokio::select! {
+            biased;
+            _ = cancelled.changed() => Some((Err(canceled()), None)),
+            next = batches.next() => match next {
+                Some(Ok(batch)) => Some((Ok(batch), Some((batches, cancelled)))),
+                Some(Err(e)) => Some((Err(e), None)),
+                None => None,
+            },
+        }
+    })
+    .boxed()
+}
+
+/// The rows of `batches`, encoded for `fields`.
+fn rows_of(
+    batches: futures::stream::BoxStream<'static, PgWireResult<RecordBatch>>,
+    fields: Arc<Vec<FieldInfo>>,
+) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
+    batches
+        .map(move |item| {
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match item {
+                Ok(batch) => encode_recordbatch(Arc::clone(&fields), batch),
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
+            futures::stream::iter(rows)
+        })
+        .flatten()
+}
+
+/// The comments of the catalog session's tables by their `pg_class` oid: the table's, and its
+/// columns' by `attnum` (1-based, in column order).
+type Comments = HashMap<i64, (Option<String>, Vec<Option<String>>)>;
+
+async fn comments_by_oid(
+    ctx: &SessionContext,
+    descriptions: &[mesh_catalog::access::PortDescription],
+) -> PgWireResult<Comments> {
+    use datafusion::common::cast::{as_int32_array, as_string_array};
+    use mesh_engine::query::arrow::compute::cast;
+    let internal = |e: &dyn std::fmt::Display| error("XX000", &format!("the catalog tables: {e}"));
+    let mut out = Comments::new();
+    if descriptions.is_empty() {
+        return Ok(out);
+    }
+    let batches = ctx
+        .sql(
+            "SELECT CAST(c.oid AS INT) AS oid, CAST(n.nspname AS VARCHAR) AS nspname, \
+             CAST(c.relname AS VARCHAR) AS relname \
+             FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+        )
+        .await
+        .map_err(|e| internal(&e))?
+        .collect()
+        .await
+        .map_err(|e| internal(&e))?;
+    for batch in batches {
+        let oids = cast(batch.column(0), &DataType::Int32).map_err(|e| internal(&e))?;
+        let oids = as_int32_array(&oids).map_err(|e| internal(&e))?;
+        let schemas = cast(batch.column(1), &DataType::Utf8).map_err(|e| internal(&e))?;
+        let schemas = as_string_array(&schemas).map_err(|e| internal(&e))?;
+        let tables = cast(batch.column(2), &DataType::Utf8).map_err(|e| internal(&e))?;
+        let tables = as_string_array(&tables).map_err(|e| internal(&e))?;
+        for i in 0..batch.num_rows() {
+            let Some(d) = descriptions
+                .iter()
+                .find(|d| d.domain == schemas.value(i) && d.table == tables.value(i))
+            else {
+                continue;
+            };
+            let Ok(provider) = ctx
+                .table_provider(format!("{DATABASE}.{}.{}", d.domain, d.table))
+                .await
+            else {
+                continue;
+            };
+            let columns = provider
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| d.columns.get(f.name()).cloned())
+                .collect();
+            out.insert(i64::from(oids.value(i)), (d.description.clone(), columns));
+        }
+    }
+    Ok(out)
+}
+
+/// `col_description(table oid, attnum)` and `obj_description(oid[, catalog])`: the contract's
+/// descriptions of the ports and their columns, NULL for anything else.
+#[derive(Debug)]
+struct Description {
+    name: &'static str,
+    signature: datafusion::logical_expr::Signature,
+    comments: Arc<Comments>,
+}
+
+impl PartialEq for Description {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.comments, &other.comments)
+    }
+}
+
+impl Eq for Description {}
+
+impl std::hash::Hash for Description {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl Description {
+    fn new(name: &'static str, comments: Arc<Comments>) -> Description {
+        use datafusion::logical_expr::{Signature, TypeSignature, Volatility};
+        Description {
+            name,
+            signature: Signature::one_of(
+                vec![TypeSignature::Any(1), TypeSignature::Any(2)],
+                Volatility::Stable,
+            ),
+            comments,
+        }
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for Description {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+        use datafusion::common::cast::as_int64_array;
+        use mesh_engine::query::arrow::array::{Array, StringArray};
+        use mesh_engine::query::arrow::compute::cast;
+        let rows = args.number_rows;
+        let arrays = datafusion::logical_expr::ColumnarValue::values_to_arrays(&args.args)?;
+        let number = |i: usize| -> datafusion::error::Result<
+            Option<mesh_engine::query::arrow::array::ArrayRef>,
+        > {
+            match arrays.get(i) {
+                Some(a) if a.data_type().is_integer() || a.data_type().is_null() => {
+                    Ok(Some(cast(a, &DataType::Int64)?))
+                }
+                _ => Ok(None),
+            }
+        };
+        let oids = number(0)?;
+        let attnums = if self.name == "col_description" {
+            number(1)?
+        } else {
+            None
+        };
+        let out: StringArray = (0..rows)
+            .map(|r| {
+                let oids = oids.as_ref()?;
+                let oids = as_int64_array(oids).ok()?;
+                if oids.is_null(r) {
+                    return None;
+                }
+                let (table, columns) = self.comments.get(&oids.value(r))?;
+                match &attnums {
+                    None => table.clone(),
+                    Some(attnums) => {
+                        let attnums = as_int64_array(attnums).ok()?;
+                        let n = usize::try_from(attnums.value(r)).ok()?;
+                        columns.get(n.checked_sub(1)?).cloned().flatten()
+                    }
+                }
             })
-            .flatten();
-        Ok(Response::Query(QueryResponse::new(fields, rows)))
+            .collect();
+        Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(
+            out,
+        )))
     }
 }
 

@@ -1,0 +1,150 @@
+//! One port read whole three ways, in the same run: the PostgreSQL wire (sqlx, the extended
+//! protocol with binary results, as JDBC and most drivers read), Arrow Flight SQL, and HTTP with
+//! Arrow IPC. Each client decodes every row. Goal (issue 24): the wire read within 1.5x Flight
+//! SQL's time.
+//!
+//! `cargo bench -p mesh-cli --bench wire` (env: ROWS=1000000 RUNS=7). Prints figures; asserts
+//! nothing about time.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::time::{Duration, Instant};
+
+use futures::TryStreamExt as _;
+use sqlx::Row as _;
+
+mod common;
+use common::{env, median, ms};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SQL: &str = "SELECT orders_id, label, amount FROM ecommerce.orders";
+
+fn main() {
+    let rows = env("ROWS", 1_000_000);
+    let runs = env("RUNS", 7);
+    let served = common::Served::orders(
+        rows,
+        &["--pg-listen", "127.0.0.1:0", "--result-memory", "4096"],
+    );
+    let pg = served
+        .banner
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("postgres://"))
+        .and_then(|rest| rest.split('/').next())
+        .expect("the server prints its PostgreSQL address")
+        .to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let token = served.analyst.clone();
+    let url = served.url.clone();
+
+    let mut pg_conn = runtime.block_on(async {
+        use sqlx::ConnectOptions as _;
+        let (host, port) = pg.rsplit_once(':').unwrap();
+        sqlx::postgres::PgConnectOptions::new()
+            .host(host)
+            .port(port.parse().unwrap())
+            .username("ana")
+            .password(&token)
+            .database("mesh")
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable)
+            .statement_cache_capacity(0)
+            .connect()
+            .await
+            .expect("a PostgreSQL connection")
+    });
+    let http = reqwest::Client::new();
+
+    // Each read: (time, rows decoded).
+    let wire = |conn: &mut sqlx::PgConnection| -> (Duration, usize) {
+        runtime.block_on(async {
+            let started = Instant::now();
+            let mut n = 0usize;
+            let mut total = 0.0f64;
+            let mut stream = sqlx::query(SQL).fetch(&mut *conn);
+            while let Some(row) = stream.try_next().await.unwrap() {
+                let id: String = row.get(0);
+                let label: String = row.get(1);
+                let amount: f64 = row.get(2);
+                n += usize::from(!id.is_empty() && !label.is_empty());
+                total += amount;
+            }
+            assert!(total >= 0.0);
+            (started.elapsed(), n)
+        })
+    };
+    let flight = || -> (Duration, usize) {
+        runtime.block_on(async {
+            use arrow_flight::sql::client::FlightSqlServiceClient;
+            let started = Instant::now();
+            let channel = tonic::transport::Endpoint::from_shared(url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap();
+            let mut client = FlightSqlServiceClient::new(channel);
+            client.set_token(token.clone());
+            let info = client.execute(SQL.to_owned(), None).await.unwrap();
+            let mut n = 0;
+            for endpoint in info.endpoint {
+                let mut stream = client.do_get(endpoint.ticket.unwrap()).await.unwrap();
+                while let Some(batch) = stream.try_next().await.unwrap() {
+                    n += batch.num_rows();
+                }
+            }
+            (started.elapsed(), n)
+        })
+    };
+    let arrow_http = || -> (Duration, usize) {
+        runtime.block_on(async {
+            let started = Instant::now();
+            let response = http
+                .post(format!("{url}/api/v1/query?format=arrow"))
+                .bearer_auth(&token)
+                .json(&serde_json::json!({ "sql": SQL }))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            let bytes = response.bytes().await.unwrap();
+            let reader = mesh_engine::query::arrow::ipc::reader::StreamReader::try_new(
+                std::io::Cursor::new(bytes),
+                None,
+            )
+            .unwrap();
+            let n = reader.map(|b| b.unwrap().num_rows()).sum();
+            (started.elapsed(), n)
+        })
+    };
+
+    let (mut w, mut f, mut h) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..=runs {
+        let (tw, nw) = wire(&mut pg_conn);
+        let (tf, nf) = flight();
+        let (th, nh) = arrow_http();
+        assert_eq!(
+            (nw, nf, nh),
+            (rows, rows, rows),
+            "every client read every row"
+        );
+        // The first of each is a warm-up.
+        if i > 0 {
+            w.push(tw);
+            f.push(tf);
+            h.push(th);
+        }
+    }
+    let (w, f, h) = (median(w), median(f), median(h));
+    println!(
+        "\n{rows} rows x 3 columns of one granted port, read whole ({runs} runs each, interleaved, median):"
+    );
+    println!("  PostgreSQL wire (sqlx, extended, binary): {}", ms(w));
+    println!("  Arrow Flight SQL:                          {}", ms(f));
+    println!("  HTTP, Arrow IPC:                           {}", ms(h));
+    println!(
+        "  wire / Flight SQL = {:.2}x (goal <= 1.5x)",
+        w.as_secs_f64() / f.as_secs_f64()
+    );
+    drop(served);
+}
