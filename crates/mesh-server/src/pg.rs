@@ -145,7 +145,26 @@ impl PgPort {
             return;
         };
         let max = self.max_connections;
+        // Kept for the life of the process (dropping a runtime is not allowed where this runs).
+        let queries = match tokio::runtime::Builder::new_multi_thread()
+            .thread_name("mesh-pg-query")
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => {
+                let handle = runtime.handle().clone();
+                std::mem::forget(runtime);
+                handle
+            }
+            Err(e) => {
+                mesh_service::logging::log(&format!(
+                    "PostgreSQL wire: no runtime of its own for reads ({e}); reads share the server's"
+                ));
+                tokio::runtime::Handle::current()
+            }
+        };
         let wire = Arc::new(PgWire {
+            queries,
             auth,
             service,
             limits,
@@ -173,6 +192,9 @@ pub struct PgWire {
     max_connections: usize,
     /// Connections by the (pid, secret) their cancel requests name.
     cancels: std::sync::Mutex<HashMap<CancelKey, std::sync::Weak<Inner>>>,
+    /// Where reads' plans run: a runtime of their own, so that CPU-bound plans never keep the
+    /// server from accepting connections and cancel requests.
+    queries: tokio::runtime::Handle,
     pids: pgwire::api::RandomPidSecretKeyGenerator,
     parser: Arc<PostgresCompatibilityParser>,
 }
@@ -908,11 +930,29 @@ impl Inner {
         let deadline = tokio::time::Instant::now() + limits.limits.timeout;
         let mut cancelled = self.cancelled.subscribe();
         cancelled.borrow_and_update();
+        // Planned on the query runtime too: planning a large statement is CPU work that would
+        // otherwise keep this task from seeing a cancel request.
+        let planning = {
+            let service = self.wire.service.clone();
+            let sql = sql.to_owned();
+            self.wire
+                .queries
+                .spawn(async move { service.read_with(&who, &sql, params).await })
+        };
+        let abort = planning.abort_handle();
         let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, self.wire.service.read_with(&who, sql, params)) => read
-                .map_err(|_| failure(&limits.timed_out()))?
-                .map_err(|e| read_failure(&e))?,
-            _ = cancelled.changed() => return Err(canceled()),
+            read = tokio::time::timeout_at(deadline, planning) => match read {
+                Err(_) => {
+                    abort.abort();
+                    return Err(failure(&limits.timed_out()));
+                }
+                Ok(Err(e)) => return Err(error("XX000", &format!("the read failed: {e}"))),
+                Ok(Ok(read)) => read.map_err(|e| read_failure(&e))?,
+            },
+            _ = cancelled.changed() => {
+                abort.abort();
+                return Err(canceled());
+            }
         };
         let fields = Arc::new(arrow_schema_to_pg_fields(&read.schema, format, None)?);
         let timed_out = limits.timed_out();
@@ -925,7 +965,7 @@ impl Inner {
             .boxed();
         Ok(Response::Query(QueryResponse::new(
             Arc::clone(&fields),
-            rows_of(guarded(batches, cancelled), fields),
+            rows_of(guarded(&self.wire.queries, batches, cancelled), fields),
         )))
     }
 
@@ -963,24 +1003,43 @@ impl Inner {
         .boxed();
         Ok(Response::Query(QueryResponse::new(
             Arc::clone(&fields),
-            rows_of(guarded(batches, cancelled), fields),
+            rows_of(guarded(&self.wire.queries, batches, cancelled), fields),
         )))
     }
 }
 
 /// `batches`, stopped with 57014 when a cancel request arrives (or the connection is gone):
-/// the client gets an error, never a shorter result that looks whole.
+/// the client gets an error, never a shorter result that looks whole. The plan runs on the
+/// port's query runtime, so that CPU-bound plans cannot starve the runtime that accepts
+/// connections and cancel requests; its task is aborted when the client cancels or goes away.
 fn guarded(
-    batches: futures::stream::BoxStream<'static, PgWireResult<RecordBatch>>,
+    runtime: &tokio::runtime::Handle,
+    mut batches: futures::stream::BoxStream<'static, PgWireResult<RecordBatch>>,
     cancelled: tokio::sync::watch::Receiver<u64>,
 ) -> futures::stream::BoxStream<'static, PgWireResult<RecordBatch>> {
-    futures::stream::unfold(Some((batches, cancelled)), |state| async move {
-        let (mut batches, mut cancelled) = state?;
+    /// Aborts the plan's task when the stream reading it is dropped.
+    struct Pump(tokio::task::JoinHandle<()>);
+    impl Drop for Pump {
+        fn drop(&mut self) {
+            self.0.abort();
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<PgWireResult<RecordBatch>>(2);
+    let pump = Pump(runtime.spawn(async move {
+        while let Some(item) = batches.next().await {
+            let last = item.is_err();
+            if tx.send(item).await.is_err() || last {
+                break;
+            }
+        }
+    }));
+    futures::stream::unfold(Some((rx, cancelled, pump)), |state| async move {
+        let (mut rx, mut cancelled, pump) = state?;
         tokio::select! {
             biased;
             _ = cancelled.changed() => Some((Err(canceled()), None)),
-            next = batches.next() => match next {
-                Some(Ok(batch)) => Some((Ok(batch), Some((batches, cancelled)))),
+            next = rx.recv() => match next {
+                Some(Ok(batch)) => Some((Ok(batch), Some((rx, cancelled, pump)))),
                 Some(Err(e)) => Some((Err(e), None)),
                 None => None,
             },
