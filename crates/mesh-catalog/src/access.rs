@@ -254,9 +254,14 @@ fn list(json: &str) -> Vec<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
 
+/// Whether something that ends at `expires_at` (RFC 3339) and may be revoked holds at `now`: a
+/// grant, a credential. An end that does not parse holds nothing.
+pub(crate) fn active_at(expires_at: &str, revoked: bool, now: DateTime<Utc>) -> bool {
+    !revoked && DateTime::parse_from_rfc3339(expires_at).is_ok_and(|at| at > now)
+}
+
 fn grant_view(row: GrantRow, now: DateTime<Utc>) -> GrantView {
-    let active = row.revoked_at.is_none()
-        && DateTime::parse_from_rfc3339(&row.expires_at).is_ok_and(|at| at > now);
+    let active = active_at(&row.expires_at, row.revoked_at.is_some(), now);
     GrantView {
         columns: list(&row.columns),
         id: row.id,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use mesh_model::names::domain_of;
 
-use crate::access::AccessError;
+use crate::access::{AccessError, active_at};
 use crate::auth::{self, Action, Principal};
 use crate::catalog::{Catalog, stamp};
 use crate::error::{Denied, Missing};
@@ -66,10 +66,6 @@ pub struct MintedCredential {
     /// The bearer secret for HTTP and Flight SQL (`Authorization: Bearer ...`). Not shown again.
     pub secret: String,
     pub credential: CredentialView,
-}
-
-fn active_at(expires_at: &str, revoked: bool, now: DateTime<Utc>) -> bool {
-    !revoked && DateTime::parse_from_rfc3339(expires_at).is_ok_and(|at| at > now)
 }
 
 fn view(row: TokenRow, grant: &GrantRow, now: DateTime<Utc>) -> CredentialView {

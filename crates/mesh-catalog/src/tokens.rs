@@ -169,9 +169,7 @@ impl Catalog {
             let g = tx.grant(&grant).await?.ok_or_else(refused)?;
             let why = if g.revoked_at.is_some() {
                 Some("was revoked")
-            } else if chrono::DateTime::parse_from_rfc3339(&g.expires_at)
-                .map_or(true, |at| at <= self.clock.now())
-            {
+            } else if !crate::access::active_at(&g.expires_at, false, self.clock.now()) {
                 Some("has expired")
             } else {
                 None

@@ -7,8 +7,7 @@
 //! its nonce, and opens a portal session holding it — the browser keeps only the session id.
 //! Sign-out ends the session here and, when the provider has an end-session endpoint, there.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -30,16 +29,21 @@ const FLOW_TTL: Duration = Duration::from_secs(600);
 const MAX_FLOWS: usize = 10_000;
 
 /// Sign-ins in flight: state → what the callback checks.
-#[derive(Debug, Default)]
-pub(crate) struct Flows(std::sync::Mutex<HashMap<String, Flow>>);
+#[derive(Debug)]
+pub(crate) struct Flows(crate::portal::Expiring<Flow>);
+
+impl Default for Flows {
+    fn default() -> Self {
+        Flows(crate::portal::Expiring::new(MAX_FLOWS))
+    }
+}
 
 #[derive(Debug, Clone)]
-struct Flow {
+pub(crate) struct Flow {
     nonce: String,
     verifier: String,
     /// The portal page to land on afterwards.
     next: String,
-    expires: Instant,
 }
 
 impl Flows {
@@ -50,27 +54,14 @@ impl Flows {
             // 64 hex digits: within RFC 7636's 43 to 128 unreserved characters.
             verifier: crate::portal::random_id(),
             next,
-            expires: Instant::now() + FLOW_TTL,
         };
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        map.retain(|_, f| f.expires > now);
-        if map.len() >= MAX_FLOWS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, f)| f.expires)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(state.clone(), flow.clone());
+        self.0.insert(state.clone(), flow.clone(), FLOW_TTL);
         (state, flow)
     }
 
     /// The flow of `state`, once: a replayed callback finds nothing.
     fn take(&self, state: &str) -> Option<Flow> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(state).filter(|f| f.expires > Instant::now())
+        self.0.take(state)
     }
 }
 
@@ -113,10 +104,6 @@ fn local_path(next: Option<&str>) -> String {
 }
 
 fn flow_cookie(state: &AppState, value: &str) -> String {
-    let secure = state
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
     // Lax: the provider's redirect back is a cross-site navigation, which a Strict cookie
     // would not ride on. It holds only the state, which is useless without this browser.
     let age = if value.is_empty() {
@@ -126,19 +113,12 @@ fn flow_cookie(state: &AppState, value: &str) -> String {
     };
     format!(
         "{FLOW_COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/oidc; Max-Age={age}{}",
-        if secure { "; Secure" } else { "" }
+        if crate::portal::secure_cookies(state) {
+            "; Secure"
+        } else {
+            ""
+        }
     )
-}
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 /// The provider, when the portal signs people in through one.
@@ -239,7 +219,7 @@ async fn callback(
         Err(e) => return crate::portal::error_for(&state, &headers, e).await,
     };
     let key = q.state.unwrap_or_default();
-    let mine = cookie(&headers, FLOW_COOKIE)
+    let mine = crate::portal::cookie(&headers, FLOW_COOKIE)
         .is_some_and(|c| !key.is_empty() && crate::portal::same_secret(&c, &key));
     // Taken whatever happens next: a state is good for one callback.
     let flow = if key.is_empty() {
@@ -430,6 +410,6 @@ mod tests {
         for _ in 0..MAX_FLOWS + 50 {
             flows.start("/".into());
         }
-        assert!(flows.0.lock().unwrap().len() <= MAX_FLOWS);
+        assert!(flows.0.len() <= MAX_FLOWS);
     }
 }

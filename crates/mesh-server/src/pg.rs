@@ -417,15 +417,7 @@ fn sqlstate(code: ErrorCode) -> &'static str {
 
 /// A mesh failure as a PostgreSQL error: its SQLSTATE, and the same detail as HTTP's problem.
 fn failure(e: &(impl ToProblem + ?Sized)) -> PgWireError {
-    let api = ApiError::of(e);
-    let code = api.problem.error_code().unwrap_or(ErrorCode::Internal);
-    // A revoked or expired token ends the connection, as a failed sign-in would.
-    let severity = if code == ErrorCode::Unauthenticated {
-        "FATAL"
-    } else {
-        "ERROR"
-    };
-    user_error(severity, sqlstate(code), api.detail())
+    api_failure(ApiError::of(e))
 }
 
 /// A read's failure: a refused name is a permission error (42501), the same whether the port
@@ -441,6 +433,7 @@ fn read_failure(e: &mesh_service::ReadError) -> PgWireError {
 
 fn api_failure(api: ApiError) -> PgWireError {
     let code = api.problem.error_code().unwrap_or(ErrorCode::Internal);
+    // A revoked or expired token ends the connection, as a failed sign-in would.
     let severity = if code == ErrorCode::Unauthenticated {
         "FATAL"
     } else {

@@ -37,16 +37,91 @@ const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 360
 /// Sessions kept at most (the oldest go first past it).
 const MAX_SESSIONS: usize = 100_000;
 
+/// Values this server keeps in its memory for a while, by a random key: the portal's sessions,
+/// the sign-ins in flight. At most `max`; past it the soonest to expire go first, so creating
+/// them in a loop cannot fill the server's memory.
+#[derive(Debug)]
+pub(crate) struct Expiring<V> {
+    map: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, V)>>,
+    max: usize,
+}
+
+impl<V: Clone> Expiring<V> {
+    pub(crate) fn new(max: usize) -> Self {
+        Expiring {
+            map: std::sync::Mutex::default(),
+            max,
+        }
+    }
+
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, V)>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps `value` under `key` for `ttl`.
+    pub(crate) fn insert(&self, key: String, value: V, ttl: std::time::Duration) {
+        let now = std::time::Instant::now();
+        let mut map = self.map();
+        map.retain(|_, (expires, _)| *expires > now);
+        if map.len() >= self.max
+            && let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (expires, _))| *expires)
+                .map(|(k, _)| k.clone())
+        {
+            map.remove(&oldest);
+        }
+        map.insert(key, (now + ttl, value));
+    }
+
+    /// The value under `key`, while it lasts.
+    pub(crate) fn get(&self, key: &str) -> Option<V> {
+        let mut map = self.map();
+        match map.get(key) {
+            Some((expires, v)) if *expires > std::time::Instant::now() => Some(v.clone()),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The value under `key`, once: it is gone afterwards.
+    pub(crate) fn take(&self, key: &str) -> Option<V> {
+        self.map()
+            .remove(key)
+            .filter(|(expires, _)| *expires > std::time::Instant::now())
+            .map(|(_, v)| v)
+    }
+
+    pub(crate) fn remove(&self, key: &str) {
+        self.map().remove(key);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.map().len()
+    }
+}
+
 /// The portal's sessions, in this server's memory: id → the token signed in with and the CSRF
 /// token its forms carry. Only the id ever leaves the server.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions(std::sync::Mutex<std::collections::HashMap<String, Session>>);
+#[derive(Debug)]
+pub(crate) struct Sessions(Expiring<Session>);
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions(Expiring::new(MAX_SESSIONS))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
     pub(crate) token: String,
     csrf: String,
-    expires: std::time::Instant,
 }
 
 /// 244 random bits, as hex.
@@ -62,55 +137,46 @@ impl Sessions {
     /// A new session for `token`: its id.
     pub(crate) fn open(&self, token: &str) -> String {
         let id = random_id();
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let now = std::time::Instant::now();
-        map.retain(|_, s| s.expires > now);
-        if map.len() >= MAX_SESSIONS
-            && let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, s)| s.expires)
-                .map(|(k, _)| k.clone())
-        {
-            map.remove(&oldest);
-        }
-        map.insert(
-            id.clone(),
-            Session {
-                token: token.to_owned(),
-                csrf: random_id(),
-                expires: now + SESSION_TTL,
-            },
-        );
+        let session = Session {
+            token: token.to_owned(),
+            csrf: random_id(),
+        };
+        self.0.insert(id.clone(), session, SESSION_TTL);
         id
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<Session> {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(id) {
-            Some(s) if s.expires > std::time::Instant::now() => Some(s.clone()),
-            Some(_) => {
-                map.remove(id);
-                None
-            }
-            None => None,
-        }
+        self.0.get(id)
     }
 
     pub(crate) fn close(&self, id: &str) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.0.remove(id);
     }
 }
 
-/// The session id a request's cookie names.
-pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` a request carries.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
+}
+
+/// The session id a request's cookie names.
+pub(crate) fn session_id(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// Whether the portal's cookies are `Secure`: when people reach the server over https.
+pub(crate) fn secure_cookies(state: &AppState) -> bool {
+    state
+        .public_url
+        .as_deref()
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"))
 }
 
 /// `scheme://host[:port]` of a URL.
@@ -186,10 +252,7 @@ pub(crate) fn forged(
 
 /// The cookie that carries a session id (or, with an empty id, ends it).
 pub(crate) fn session_cookie(state: &AppState, id: &str) -> String {
-    let secure = state
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.to_ascii_lowercase().starts_with("https://"));
+    let secure = secure_cookies(state);
     let end = if id.is_empty() { "; Max-Age=0" } else { "" };
     format!(
         "{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/{}{end}",

@@ -324,9 +324,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
         let address = listener.local_addr()?;
         let pg = match args.pg_listen {
             Some(at) => {
-                if args.pg_tls_cert.is_some() != args.pg_tls_key.is_some() {
-                    anyhow::bail!("--pg-tls-cert and --pg-tls-key go together");
-                }
+                // (clap's `requires` makes the certificate and the key come together.)
                 let tls = args.pg_tls_cert.clone().zip(args.pg_tls_key.clone());
                 Some(
                     mesh_server::pg::PgPort::bind(at, tls, args.pg_max_connections)

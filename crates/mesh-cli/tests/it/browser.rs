@@ -92,6 +92,12 @@ fn screenshots() -> PathBuf {
     dir
 }
 
+/// A screenshot of the page, as `target/screenshots/NAME.png` (CI keeps them).
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    std::fs::write(screenshots().join(format!("{name}.png")), png).unwrap();
+}
+
 /// A helper with a runtime of its own (the IdP's, the wire's), used from this test's async
 /// context through `block_in_place` and dropped where blocking is allowed.
 struct OffRuntime<T>(Option<T>);
@@ -167,15 +173,6 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
     let base = server.url.clone();
 
     let (_driver, c) = start_browser(driver, chromium).await;
-    let shots = screenshots();
-    let shot = |name: &'static str| {
-        let c = c.clone();
-        let path = shots.join(format!("{name}.png"));
-        async move {
-            let png = c.screenshot().await.unwrap();
-            std::fs::write(path, png).unwrap();
-        }
-    };
 
     // Search, with a typo, from the dashboard's search box.
     c.goto(&format!("{base}/")).await.unwrap();
@@ -187,7 +184,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(title, "The mesh at a glance");
-    shot("1-dashboard").await;
+    shot(&c, "1-dashboard").await;
     let q = c.find(Locator::Id("q")).await.unwrap();
     q.send_keys("custmer lifetme").await.unwrap();
     q.send_keys("\u{E007}").await.unwrap(); // Enter
@@ -196,7 +193,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
         Locator::Css("a[href='/products/analytics.customer_lifetime_value']"),
     )
     .await;
-    shot("2-search").await;
+    shot(&c, "2-search").await;
 
     // The product page and its lineage graph: the two inputs, their pipelines, the output.
     hit.click().await.unwrap();
@@ -238,7 +235,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
         .await
         .unwrap();
     assert_eq!(drawn, serde_json::json!(true));
-    shot("3-product-lineage").await;
+    shot(&c, "3-product-lineage").await;
     // A column's lineage: revenue comes from the orders' amount and status.
     click(&c, Locator::Css("a[href$='column=revenue#lineage']")).await;
     wait_for(&c, Locator::Css("svg.lineage g.node[data-kind='field']")).await;
@@ -259,7 +256,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
             "{expected} not in {fields:?}"
         );
     }
-    shot("3b-column-lineage").await;
+    shot(&c, "3b-column-lineage").await;
 
     // ana (analytics) signs in and asks for the product catalog.
     let sign_in = |who: &'static str| {
@@ -285,7 +282,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
     )
     .await;
     type_into(&c, "columns", "sku,name,category").await;
-    shot("4-request-form").await;
+    shot(&c, "4-request-form").await;
     click(&c, Locator::XPath("//button[text()='Request access']")).await;
     wait_for(
         &c,
@@ -307,7 +304,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
         Locator::XPath("//tr[td[contains(., 'ana')]]//button[text()='Approve']"),
     )
     .await;
-    shot("5-pending-request").await;
+    shot(&c, "5-pending-request").await;
     approve.click().await.unwrap();
     wait_for(
         &c,
@@ -323,7 +320,7 @@ async fn search_read_lineage_request_and_approve_in_a_browser() {
     let text = row.text().await.unwrap();
     assert!(text.contains("approved"), "{text}");
     assert!(text.contains("ana"), "{text}");
-    shot("6-dashboard-approved").await;
+    shot(&c, "6-dashboard-approved").await;
     c.close().await.unwrap();
     drop(server);
 }
@@ -370,15 +367,6 @@ async fn sign_in_through_the_idp_request_approve_and_read_with_a_minted_credenti
     let server = crate::serve(&ws, &[("MESH_OIDC_CLIENT_SECRET", "portal-secret")]);
     let base = server.url.clone();
     let (_driver, c) = start_browser(driver, chromium).await;
-    let shots = screenshots();
-    let shot = |name: &'static str| {
-        let c = c.clone();
-        let path = shots.join(format!("idp-{name}.png"));
-        async move {
-            let png = c.screenshot().await.unwrap();
-            std::fs::write(path, png).unwrap();
-        }
-    };
 
     // Sign in through the provider: the portal's button, the provider's own form, back.
     let sign_in = |who: &'static str| {
@@ -419,7 +407,7 @@ async fn sign_in_through_the_idp_request_approve_and_read_with_a_minted_credenti
     };
 
     sign_in("priya").await;
-    shot("1-signed-in").await;
+    shot(&c, "idp-1-signed-in").await;
     let q = c.find(Locator::Id("q")).await.unwrap();
     q.send_keys("orders").await.unwrap();
     q.send_keys("\u{E007}").await.unwrap();
@@ -441,7 +429,7 @@ async fn sign_in_through_the_idp_request_approve_and_read_with_a_minted_credenti
         Locator::XPath("//p[@role='status'][contains(., 'Access requested')]"),
     )
     .await;
-    shot("2-requested").await;
+    shot(&c, "idp-2-requested").await;
     sign_out().await;
 
     sign_in("omar").await;
@@ -461,7 +449,7 @@ async fn sign_in_through_the_idp_request_approve_and_read_with_a_minted_credenti
         Locator::XPath("//p[@role='status'][contains(., 'Approved')]"),
     )
     .await;
-    shot("3-approved").await;
+    shot(&c, "idp-3-approved").await;
     sign_out().await;
 
     // priya mints a credential for her service on the dashboard; the secret is shown once.
@@ -481,7 +469,7 @@ async fn sign_in_through_the_idp_request_approve_and_read_with_a_minted_credenti
         .unwrap()
         .unwrap();
     assert!(secret.starts_with("mesh_"), "{secret}");
-    shot("4-credential").await;
+    shot(&c, "idp-4-credential").await;
 
     // The service reads with it, on both ways in: the granted columns; the rest masked.
     let wire = OffRuntime(Some(tokio::task::block_in_place(|| {
@@ -532,7 +520,7 @@ async fn sign_in_through_the_idp_request_approve_and_read_with_a_minted_credenti
         Locator::XPath("//p[@role='status'][contains(., 'credential is revoked')]"),
     )
     .await;
-    shot("5-revoked").await;
+    shot(&c, "idp-5-revoked").await;
     let (status, body) = tokio::task::block_in_place(|| wire.http(&secret, read));
     assert_eq!(status, 401, "{body}");
     let refused = tokio::task::block_in_place(|| wire.flight(&secret, read)).unwrap_err();
