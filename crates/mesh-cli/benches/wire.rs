@@ -1,7 +1,8 @@
-//! One port read whole three ways, in the same run: the PostgreSQL wire (sqlx, the extended
-//! protocol with binary results, as JDBC and most drivers read), Arrow Flight SQL, and HTTP with
-//! Arrow IPC. Each client decodes every row. Goal (issue 24): the wire read within 1.5x Flight
-//! SQL's time.
+//! One port read whole three ways, in the same run: the PostgreSQL wire (the extended protocol
+//! with binary results, as JDBC and most drivers read; two Rust drivers: tokio-postgres, and
+//! sqlx, which copies every row into a row of its own), Arrow Flight SQL, and HTTP with Arrow IPC.
+//! The wire clients decode every value; the Arrow clients decode every batch. Goal (issue 24): the
+//! wire read within 1.5x Flight SQL's time.
 //!
 //! `cargo bench -p mesh-cli --bench wire` (env: ROWS=1000000 RUNS=7). Prints figures; asserts
 //! nothing about time.
@@ -54,6 +55,22 @@ fn main() {
             .await
             .expect("a PostgreSQL connection")
     });
+    let rust_postgres = runtime.block_on(async {
+        let (host, port) = pg.rsplit_once(':').unwrap();
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host(host)
+            .port(port.parse().unwrap())
+            .user("ana")
+            .password(&token)
+            .dbname("mesh");
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("a PostgreSQL connection");
+        tokio::spawn(connection);
+        client
+    });
     let http = reqwest::Client::new();
 
     // Each read: (time, rows decoded).
@@ -66,6 +83,29 @@ fn main() {
             while let Some(row) = stream.try_next().await.unwrap() {
                 let id: String = row.get(0);
                 let label: String = row.get(1);
+                let amount: f64 = row.get(2);
+                n += usize::from(!id.is_empty() && !label.is_empty());
+                total += amount;
+            }
+            assert!(total >= 0.0);
+            (started.elapsed(), n)
+        })
+    };
+    let tokio_pg = || -> (Duration, usize) {
+        runtime.block_on(async {
+            let started = Instant::now();
+            let rows = rust_postgres
+                .query_raw(
+                    SQL,
+                    std::iter::empty::<&(dyn tokio_postgres::types::ToSql + Sync)>(),
+                )
+                .await
+                .unwrap();
+            futures::pin_mut!(rows);
+            let (mut n, mut total) = (0usize, 0.0f64);
+            while let Some(row) = rows.try_next().await.unwrap() {
+                let id: &str = row.get(0);
+                let label: &str = row.get(1);
                 let amount: f64 = row.get(2);
                 n += usize::from(!id.is_empty() && !label.is_empty());
                 total += amount;
@@ -118,32 +158,48 @@ fn main() {
         })
     };
 
-    let (mut w, mut f, mut h) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut t, mut w, mut f, mut h) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..=runs {
+        let (tt, nt) = tokio_pg();
         let (tw, nw) = wire(&mut pg_conn);
         let (tf, nf) = flight();
         let (th, nh) = arrow_http();
         assert_eq!(
-            (nw, nf, nh),
-            (rows, rows, rows),
+            (nt, nw, nf, nh),
+            (rows, rows, rows, rows),
             "every client read every row"
         );
         // The first of each is a warm-up.
         if i > 0 {
+            t.push(tt);
             w.push(tw);
             f.push(tf);
             h.push(th);
         }
     }
-    let (w, f, h) = (median(w), median(f), median(h));
+    let (t, w, f, h) = (median(t), median(w), median(f), median(h));
     println!(
         "\n{rows} rows x 3 columns of one granted port, read whole ({runs} runs each, interleaved, median):"
     );
-    println!("  PostgreSQL wire (sqlx, extended, binary): {}", ms(w));
-    println!("  Arrow Flight SQL:                          {}", ms(f));
-    println!("  HTTP, Arrow IPC:                           {}", ms(h));
     println!(
-        "  wire / Flight SQL = {:.2}x (goal <= 1.5x)",
+        "  PostgreSQL wire, tokio-postgres (extended, binary): {}",
+        ms(t)
+    );
+    println!(
+        "  PostgreSQL wire, sqlx (extended, binary):           {}",
+        ms(w)
+    );
+    println!(
+        "  Arrow Flight SQL:                                    {}",
+        ms(f)
+    );
+    println!(
+        "  HTTP, Arrow IPC:                                     {}",
+        ms(h)
+    );
+    println!(
+        "  wire / Flight SQL = {:.2}x with tokio-postgres, {:.2}x with sqlx (goal <= 1.5x)",
+        t.as_secs_f64() / f.as_secs_f64(),
         w.as_secs_f64() / f.as_secs_f64()
     );
     drop(served);

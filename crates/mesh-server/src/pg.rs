@@ -20,6 +20,9 @@
 //!   and the connection is closed; past the connection cap a client gets 53300; a client that
 //!   does not finish its startup in time is dropped. Nothing a client sends takes the server down.
 
+mod ordered;
+mod rows;
+
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::PathBuf;
@@ -29,9 +32,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types;
-use datafusion_postgres::arrow_pg::datatypes::{
-    arrow_schema_to_pg_fields, encode_recordbatch, into_pg_type,
-};
+use datafusion_postgres::arrow_pg::datatypes::{arrow_schema_to_pg_fields, into_pg_type};
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
@@ -47,7 +48,7 @@ use pgwire::api::auth::{
     DefaultServerParameterProvider, StartupHandler, finish_authentication, protocol_negotiation,
     save_startup_parameters_to_metadata,
 };
-use pgwire::api::portal::{Format, Portal};
+use pgwire::api::portal::{Format, Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
@@ -58,7 +59,9 @@ use pgwire::api::{
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use pgwire::tokio::server::PgWireMessageServerCodec;
 use tokio::net::TcpListener;
+use tokio_util::codec::Framed;
 
 use crate::ApiError;
 use crate::query::{Cut, until};
@@ -305,6 +308,9 @@ fn error_response(severity: &str, code: &str, message: &str) -> Vec<u8> {
 /// How long a client has to finish TLS, startup and sign-in.
 const STARTUP: Duration = Duration::from_secs(30);
 
+/// The bytes of rows a connection buffers before it writes them.
+const WRITE_BUFFER: usize = 128 << 10;
+
 /// One connection's message loop: pgwire's, except that a message that does not decode is
 /// answered with an error (08P01, or 54000 for an oversized one) before the connection closes.
 async fn process(
@@ -320,11 +326,11 @@ async fn process(
     let Some(mut socket) = negotiated? else {
         return Ok(());
     };
-    let startup = handlers.startup_handler();
-    let simple = handlers.simple_query_handler();
-    let extended = handlers.extended_query_handler();
+    // Rows are written to the socket when this much is buffered, not every 8 KiB (tokio's
+    // default): a large result is sent in a few large writes.
+    socket.set_backpressure_boundary(WRITE_BUFFER);
+    let handler = Arc::clone(&handlers.handler);
     let copy = handlers.copy_handler();
-    let cancel = handlers.cancel_handler();
     let deadline = tokio::time::Instant::now() + STARTUP;
     loop {
         let starting = matches!(
@@ -364,14 +370,22 @@ async fn process(
                     return Ok(());
                 }
                 let extended_message = message.is_extended_query();
+                if let PgWireFrontendMessage::Execute(execute) = &message
+                    && let Some(portal) = Handler::whole_read(&socket, execute).await
+                {
+                    if let Err(e) = handler.execute_read(&mut socket, &portal).await {
+                        process_error(&mut socket, e, true).await?;
+                    }
+                    continue;
+                }
                 if let Err(e) = process_message(
                     message,
                     &mut socket,
-                    Arc::clone(&startup),
-                    Arc::clone(&simple),
-                    Arc::clone(&extended),
+                    Arc::clone(&handler),
+                    Arc::clone(&handler),
+                    Arc::clone(&handler),
                     Arc::clone(&copy),
-                    Arc::clone(&cancel),
+                    Arc::clone(&handler),
                 )
                 .await
                 {
@@ -636,6 +650,27 @@ fn route(statement: &Statement) -> PgWireResult<(String, Route)> {
     Ok((sql, route))
 }
 
+/// psql's `\d+` asks for a table's storage options, its TOAST table's included, as
+/// `array_to_string(c.reloptions || array(SELECT 'toast.' || x FROM unnest(tc.reloptions) x), ', ')`,
+/// which DataFusion cannot plan (no `array(subquery)`, and this pg_class has no `reloptions`).
+/// A port has no storage options, so the expression is what PostgreSQL would answer for it: ''.
+fn without_storage_options(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions_mut};
+    let _ = visit_expressions_mut(statement, |expr| {
+        if let Expr::Function(f) = expr
+            && f.name
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|name| name.value.eq_ignore_ascii_case("array_to_string"))
+            && f.args.to_string().contains("reloptions")
+        {
+            *expr = Expr::value(Value::SingleQuotedString(String::new()));
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
 /// What `SHOW` says for settings nobody `SET`.
 fn setting(name: &str) -> Option<&'static str> {
     Some(match name.replace(' ', "_").as_str() {
@@ -699,10 +734,10 @@ fn one_text(name: &str, value: &str) -> PgWireResult<Response> {
         &Format::UnifiedText,
         None,
     )?);
-    let rows: Vec<_> = encode_recordbatch(Arc::clone(&fields), batch).collect();
+    let rows = rows::encode(&batch, &fields)?;
     Ok(Response::Query(QueryResponse::new(
         fields,
-        futures::stream::iter(rows),
+        futures::stream::iter(rows.into_iter().map(Ok)),
     )))
 }
 
@@ -753,23 +788,30 @@ impl Inner {
             .map_err(|e| failure(&e))?;
         // The catalog session lists the ports and their (masked) columns and holds no data: each
         // port becomes an empty base table of its schema, which tools list as a table (`\dt`).
+        // Listed in name order, so that a port's oid is the same on every connection.
+        let listed = Arc::new(ordered::Catalog::default());
         if let Some(catalog) = ctx.catalog(DATABASE) {
+            use datafusion::catalog::{CatalogProvider as _, SchemaProvider as _};
             for schema_name in catalog.schema_names() {
                 let Some(schema) = catalog.schema(&schema_name) else {
                     continue;
                 };
+                let tables = Arc::new(ordered::Schema::default());
                 for table in schema.table_names() {
                     let Ok(Some(provider)) = schema.table(&table).await else {
                         continue;
                     };
                     let empty = datafusion::datasource::empty::EmptyTable::new(provider.schema());
-                    let _ = schema.deregister_table(&table);
-                    schema
+                    tables
                         .register_table(table.clone(), Arc::new(empty))
                         .map_err(|e| error("XX000", &format!("the catalog tables: {e}")))?;
                 }
+                listed
+                    .register_schema(&schema_name, tables)
+                    .map_err(|e| error("XX000", &format!("the catalog tables: {e}")))?;
             }
         }
+        ctx.register_catalog(DATABASE, listed);
         ctx.state_ref()
             .write()
             .config_mut()
@@ -816,10 +858,13 @@ impl Inner {
     fn parse(&self, sql: &str) -> PgWireResult<Vec<Statement>> {
         mesh_engine::query::within_limits(sql)
             .map_err(|e| failure(&mesh_service::ReadError::from(e)))?;
-        self.wire
+        let mut statements = self
+            .wire
             .parser
             .parse(sql)
-            .map_err(|e| error("42601", &format!("syntax error: {e}")))
+            .map_err(|e| error("42601", &format!("syntax error: {e}")))?;
+        statements.iter_mut().for_each(without_storage_options);
+        Ok(statements)
     }
 
     /// The result schema and parameter types of a statement, without running it.
@@ -917,6 +962,21 @@ impl Inner {
         params: Option<mesh_engine::query::ParamValues>,
         format: &Format,
     ) -> PgWireResult<Response> {
+        let (fields, batches) = self.read_batches(sql, params, format).await?;
+        Ok(Response::Query(QueryResponse::new(
+            Arc::clone(&fields),
+            rows_of(batches, fields),
+        )))
+    }
+
+    /// A governed read: its result fields, and its batches as they come (a rate limit, the
+    /// timeout and a cancel request end them with an error).
+    async fn read_batches(
+        &self,
+        sql: &str,
+        params: Option<mesh_engine::query::ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<(Arc<Vec<FieldInfo>>, Batches)> {
         let who = self.who().await?;
         let limits = &self.wire.limits;
         limits.take(&who.name).await.map_err(|e| failure(&e))?;
@@ -956,10 +1016,7 @@ impl Inner {
                 Err(Cut::TimedOut) => Err(failure(&timed_out)),
             })
             .boxed();
-        Ok(Response::Query(QueryResponse::new(
-            Arc::clone(&fields),
-            rows_of(guarded(&self.wire.queries, batches, cancelled), fields),
-        )))
+        Ok((fields, guarded(&self.wire.queries, batches, cancelled)))
     }
 
     /// A query of the catalog tables, on the session of the ports `who` may read.
@@ -1000,6 +1057,9 @@ impl Inner {
         )))
     }
 }
+
+/// Record batches as a read produces them.
+type Batches = futures::stream::BoxStream<'static, PgWireResult<RecordBatch>>;
 
 /// `batches`, stopped with 57014 when a cancel request arrives (or the connection is gone):
 /// the client gets an error, never a shorter result that looks whole. The plan runs on the
@@ -1048,10 +1108,11 @@ fn rows_of(
 ) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::data::DataRow>> + Send + 'static {
     batches
         .map(move |item| {
-            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> = match item {
-                Ok(batch) => encode_recordbatch(Arc::clone(&fields), batch),
-                Err(e) => Box::new(std::iter::once(Err(e))),
-            };
+            let rows: Box<dyn Iterator<Item = PgWireResult<_>> + Send + Sync> =
+                match item.and_then(|batch| rows::encode(&batch, &fields)) {
+                    Ok(rows) => Box::new(rows.into_iter().map(Ok)),
+                    Err(e) => Box::new(std::iter::once(Err(e))),
+                };
             futures::stream::iter(rows)
         })
         .flatten()
@@ -1484,31 +1545,7 @@ impl ExtendedQueryHandler for Handler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let statement = &portal.statement.statement;
-        let params = if statement.params.is_empty() && portal.parameters.is_empty() {
-            None
-        } else {
-            let wire_types = self.parser.get_parameter_types(statement)?;
-            // The client's declared types, where it declared them.
-            let wire_types: Vec<Type> = wire_types
-                .into_iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    portal
-                        .statement
-                        .parameter_types
-                        .get(i)
-                        .cloned()
-                        .flatten()
-                        .unwrap_or(t)
-                })
-                .collect();
-            let inferred: Vec<Option<&DataType>> =
-                statement.params.iter().map(Option::as_ref).collect();
-            let wire: Vec<Option<&Type>> = wire_types.iter().map(Some).collect();
-            Some(deserialize_parameters_with_server_types(
-                portal, &inferred, &wire,
-            )?)
-        };
+        let params = self.params_of(portal)?;
         self.inner
             .run(
                 client,
@@ -1518,5 +1555,103 @@ impl ExtendedQueryHandler for Handler {
                 &portal.result_column_format,
             )
             .await
+    }
+}
+
+impl Handler {
+    /// A portal's parameters, decoded for the types the statement takes.
+    fn params_of(
+        &self,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<Option<mesh_engine::query::ParamValues>> {
+        let statement = &portal.statement.statement;
+        Ok(
+            if statement.params.is_empty() && portal.parameters.is_empty() {
+                None
+            } else {
+                let wire_types = self.parser.get_parameter_types(statement)?;
+                // The client's declared types, where it declared them.
+                let wire_types: Vec<Type> = wire_types
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        portal
+                            .statement
+                            .parameter_types
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .unwrap_or(t)
+                    })
+                    .collect();
+                let inferred: Vec<Option<&DataType>> =
+                    statement.params.iter().map(Option::as_ref).collect();
+                let wire: Vec<Option<&Type>> = wire_types.iter().map(Some).collect();
+                Some(deserialize_parameters_with_server_types(
+                    portal, &inferred, &wire,
+                )?)
+            },
+        )
+    }
+
+    /// The read of `portal` executed whole: its rows are encoded a batch at a time straight into
+    /// the connection's write buffer, which is written out whenever it holds `WRITE_BUFFER`
+    /// bytes, instead of going through pgwire's sink one row at a time.
+    async fn execute_read<S>(
+        &self,
+        socket: &mut Framed<S, PgWireMessageServerCodec<Prepared>>,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<()>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + Sync + 'static,
+    {
+        socket.set_state(PgWireConnectionState::QueryInProgress);
+        let params = self.params_of(portal)?;
+        let (fields, mut batches) = self
+            .inner
+            .read_batches(
+                &portal.statement.statement.sql,
+                params,
+                &portal.result_column_format,
+            )
+            .await?;
+        let mut rows = 0usize;
+        while let Some(batch) = batches.next().await {
+            let batch = batch?;
+            rows::encode_messages(&batch, &fields, socket.write_buffer_mut())?;
+            rows += batch.num_rows();
+            if socket.write_buffer().len() >= WRITE_BUFFER {
+                SinkExt::<PgWireBackendMessage>::flush(socket).await?;
+            }
+        }
+        *portal.state().lock().await = PortalExecutionState::Finished;
+        let done = Tag::new("SELECT").with_rows(rows);
+        socket
+            .feed(PgWireBackendMessage::CommandComplete(done.into()))
+            .await?;
+        socket.set_state(PgWireConnectionState::ReadyForQuery);
+        Ok(())
+    }
+
+    /// The portal an `Execute` runs, when it is a read to run whole that has not started.
+    async fn whole_read<S: 'static>(
+        socket: &Framed<S, PgWireMessageServerCodec<Prepared>>,
+        execute: &pgwire::messages::extendedquery::Execute,
+    ) -> Option<Arc<Portal<Prepared>>> {
+        if execute.max_rows != 0 || !matches!(socket.state(), PgWireConnectionState::ReadyForQuery)
+        {
+            return None;
+        }
+        let name = execute.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        let Some(pgwire::api::store::Entry::Value(portal)) = socket.portal_store().get_portal(name)
+        else {
+            return None;
+        };
+        if !matches!(portal.statement.statement.route, Route::Read)
+            || !matches!(*portal.state().lock().await, PortalExecutionState::Initial)
+        {
+            return None;
+        }
+        Some(portal)
     }
 }

@@ -92,8 +92,36 @@ fn psql_browses_and_queries_only_what_is_granted() {
     for column in ["orders_id", "amount", "label", "email"] {
         assert!(out.contains(column), "{column} not in {out}");
     }
+    // \d+ shows the contract's descriptions as the columns' comments.
+    let (status, out, err) = run_psql(&address, "ana", &ana, &["-c", "\\d+ ecommerce.orders"]);
+    assert_eq!(status, 0, "{out}{err}");
+    assert!(out.contains("Description"), "{out}");
+    assert!(out.contains("Where the receipt goes."), "{out}");
+    // A port has the same oid on every connection (pooled tools look an oid up on one
+    // connection and use it on another).
+    let oid_of = || {
+        let (status, out, err) = run_psql(
+            &address,
+            "ana",
+            &ana,
+            &[
+                "-A",
+                "-t",
+                "-c",
+                "SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                 ON n.oid = c.relnamespace WHERE n.nspname = 'ecommerce' AND c.relname = 'orders'",
+            ],
+        );
+        assert_eq!(status, 0, "{out}{err}");
+        out.trim().to_owned()
+    };
+    let first = oid_of();
+    assert!(first.parse::<u32>().is_ok(), "{first}");
+    for _ in 0..4 {
+        assert_eq!(oid_of(), first);
+    }
     // The contract's descriptions are the columns' comments (`col_description`, as tools read
-    // them; psql 15's \d+ asks for more of pg_catalog than datafusion-postgres has).
+    // them).
     let (status, out, err) = run_psql(
         &address,
         "ana",
