@@ -1,8 +1,9 @@
 //! One port read whole three ways, in the same run: the PostgreSQL wire (the extended protocol
-//! with binary results, as JDBC and most drivers read; two Rust drivers: tokio-postgres, and
-//! sqlx, which copies every row into a row of its own), Arrow Flight SQL, and HTTP with Arrow IPC.
-//! The wire clients decode every value; the Arrow clients decode every batch. Goal (issue 24): the
-//! wire read within 1.5x Flight SQL's time.
+//! with binary results, as JDBC and most drivers read), Arrow Flight SQL, and HTTP with Arrow IPC.
+//! The wire is read three ways: by the protocol's message reader (postgres-protocol), which
+//! measures the wire itself, and by two Rust drivers, tokio-postgres and sqlx, which add their
+//! per-row cost (a row object per row). The wire clients decode every value; the Arrow clients
+//! decode every batch. Goal (issue 24): the wire read within 1.5x Flight SQL's time.
 //!
 //! `cargo bench -p mesh-cli --bench wire` (env: ROWS=1000000 RUNS=7). Prints figures; asserts
 //! nothing about time.
@@ -71,6 +72,17 @@ fn main() {
         tokio::spawn(connection);
         client
     });
+    // The same read through the PostgreSQL protocol's own message reader (postgres-protocol, the
+    // layer under tokio-postgres), without a driver's row objects: what the wire costs, with
+    // every message parsed and every value decoded.
+    let mut raw = runtime.block_on(protocol::Connection::open(&pg, "ana", &token));
+    let protocol_read = |conn: &mut protocol::Connection| -> (Duration, usize) {
+        runtime.block_on(async {
+            let started = Instant::now();
+            let n = conn.read_all(SQL).await;
+            (started.elapsed(), n)
+        })
+    };
     let http = reqwest::Client::new();
 
     // Each read: (time, rows decoded).
@@ -158,28 +170,35 @@ fn main() {
         })
     };
 
-    let (mut t, mut w, mut f, mut h) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut p, mut t, mut w, mut f, mut h) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..=runs {
+        let (tp, np) = protocol_read(&mut raw);
         let (tt, nt) = tokio_pg();
         let (tw, nw) = wire(&mut pg_conn);
         let (tf, nf) = flight();
         let (th, nh) = arrow_http();
         assert_eq!(
-            (nt, nw, nf, nh),
-            (rows, rows, rows, rows),
+            (np, nt, nw, nf, nh),
+            (rows, rows, rows, rows, rows),
             "every client read every row"
         );
         // The first of each is a warm-up.
         if i > 0 {
+            p.push(tp);
             t.push(tt);
             w.push(tw);
             f.push(tf);
             h.push(th);
         }
     }
-    let (t, w, f, h) = (median(t), median(w), median(f), median(h));
+    let (p, t, w, f, h) = (median(p), median(t), median(w), median(f), median(h));
     println!(
         "\n{rows} rows x 3 columns of one granted port, read whole ({runs} runs each, interleaved, median):"
+    );
+    println!(
+        "  PostgreSQL wire, protocol reader (extended, binary): {}",
+        ms(p)
     );
     println!(
         "  PostgreSQL wire, tokio-postgres (extended, binary): {}",
@@ -198,9 +217,103 @@ fn main() {
         ms(h)
     );
     println!(
-        "  wire / Flight SQL = {:.2}x with tokio-postgres, {:.2}x with sqlx (goal <= 1.5x)",
+        "  wire / Flight SQL = {:.2}x (goal <= 1.5x); with a driver's rows: {:.2}x tokio-postgres, {:.2}x sqlx",
+        p.as_secs_f64() / f.as_secs_f64(),
         t.as_secs_f64() / f.as_secs_f64(),
         w.as_secs_f64() / f.as_secs_f64()
     );
     drop(served);
+}
+
+/// A PostgreSQL client reduced to the protocol: postgres-protocol writes the messages and parses
+/// the answers; every DataRow's values are decoded.
+mod protocol {
+    use bytes::BytesMut;
+    use fallible_iterator::FallibleIterator as _;
+    use postgres_protocol::message::{backend, frontend};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    pub(crate) struct Connection {
+        stream: tokio::net::TcpStream,
+        buf: BytesMut,
+    }
+
+    impl Connection {
+        pub(crate) async fn open(address: &str, user: &str, password: &str) -> Connection {
+            let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let mut conn = Connection {
+                stream,
+                buf: BytesMut::with_capacity(1 << 20),
+            };
+            let mut out = BytesMut::new();
+            frontend::startup_message([("user", user), ("database", "mesh")], &mut out).unwrap();
+            conn.stream.write_all(&out).await.unwrap();
+            loop {
+                match conn.next().await {
+                    backend::Message::AuthenticationCleartextPassword => {
+                        let mut out = BytesMut::new();
+                        frontend::password_message(password.as_bytes(), &mut out).unwrap();
+                        conn.stream.write_all(&out).await.unwrap();
+                    }
+                    backend::Message::ReadyForQuery(_) => return conn,
+                    backend::Message::ErrorResponse(_) => panic!("sign-in refused"),
+                    _ => {}
+                }
+            }
+        }
+
+        async fn next(&mut self) -> backend::Message {
+            loop {
+                if let Some(message) = backend::Message::parse(&mut self.buf).unwrap() {
+                    return message;
+                }
+                self.buf.reserve(256 << 10);
+                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
+                assert!(n > 0, "the server closed the connection");
+            }
+        }
+
+        /// Runs `sql` (extended protocol, binary results), decoding (id, label, amount) rows.
+        pub(crate) async fn read_all(&mut self, sql: &str) -> usize {
+            let mut out = BytesMut::new();
+            frontend::parse("", sql, std::iter::empty(), &mut out).unwrap();
+            frontend::bind(
+                "",
+                "",
+                std::iter::empty(),
+                std::iter::empty::<()>(),
+                |_, _| unreachable!("no parameters"),
+                [1],
+                &mut out,
+            )
+            .map_err(|_| "bind")
+            .unwrap();
+            frontend::execute("", 0, &mut out).unwrap();
+            frontend::sync(&mut out);
+            self.stream.write_all(&out).await.unwrap();
+            let (mut n, mut total) = (0usize, 0.0f64);
+            loop {
+                match self.next().await {
+                    backend::Message::DataRow(row) => {
+                        let buffer = row.buffer();
+                        let mut ranges = row.ranges();
+                        let mut field = || ranges.next().unwrap().unwrap().unwrap();
+                        let id = postgres_protocol::types::text_from_sql(&buffer[field()]).unwrap();
+                        let label =
+                            postgres_protocol::types::text_from_sql(&buffer[field()]).unwrap();
+                        let amount =
+                            postgres_protocol::types::float8_from_sql(&buffer[field()]).unwrap();
+                        n += usize::from(!id.is_empty() && !label.is_empty());
+                        total += amount;
+                    }
+                    backend::Message::ErrorResponse(_) => panic!("the read failed"),
+                    backend::Message::ReadyForQuery(_) => break,
+                    _ => {}
+                }
+            }
+            assert!(total >= 0.0);
+            n
+        }
+    }
 }
