@@ -44,6 +44,8 @@ with psycopg.connect(dsn, autocommit=True) as conn:
         ("ungranted", "SELECT * FROM ecommerce.customers"),
         ("write", "DELETE FROM ecommerce.orders"),
         ("ddl", "CREATE TABLE ecommerce.mine (a int)"),
+        # Fails while its rows are produced, after the statement was described.
+        ("cast", "SELECT orders_id, CAST(label AS INT) FROM ecommerce.orders"),
     ]:
         try:
             conn.execute(sql).fetchall()

@@ -248,6 +248,16 @@ fn python_drivers_read_with_parameters_masks_and_errors() {
     assert_eq!(seen["ungranted"]["type"], "InsufficientPrivilege", "{seen}");
     assert_eq!(seen["write"]["sqlstate"], "25006", "{seen}");
     assert_eq!(seen["ddl"]["sqlstate"], "25006", "{seen}");
+    // An error while rows are produced is an error (never a shorter result), and the
+    // connection goes on.
+    assert!(seen["cast"]["sqlstate"].is_string(), "{seen}");
+    assert!(
+        seen["cast"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Cannot cast"),
+        "{seen}"
+    );
     assert_eq!(seen["after_errors"], 1);
     assert_eq!(seen["cancel"]["sqlstate"], "57014", "{seen}");
     assert!(seen["cancel_seconds"].as_f64().unwrap() < 30.0, "{seen}");
