@@ -66,7 +66,7 @@ fn main() {
         mesh_engine::pipeline::register_input(
             &ctx,
             &input,
-            mesh_engine::pipeline::Executor::InProcess,
+            &mesh_engine::pipeline::Executor::InProcess,
         )
         .await
         .unwrap();

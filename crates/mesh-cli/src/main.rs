@@ -86,6 +86,9 @@ enum Command {
     Serve(Box<cmd::serve::Args>),
     /// API tokens for `mesh serve`.
     Token(cmd::token::Args),
+    /// The processes of a Ballista cluster: a scheduler, and executors that work for it.
+    #[cfg(feature = "ballista")]
+    Cluster(cmd::cluster::Args),
     /// The deployment's masking key (`hash` masks are HMAC-SHA256 under it): show, rotate.
     MaskingKey(cmd::masking_key::Args),
     /// External locations where a domain's sources may read: add (admins), list, remove.
@@ -200,6 +203,8 @@ fn main() -> ExitCode {
         Command::Policy(args) => cmd::policy::run(&args),
         Command::Serve(args) => cmd::serve::run(&args),
         Command::Token(args) => cmd::token::run(&args),
+        #[cfg(feature = "ballista")]
+        Command::Cluster(args) => cmd::cluster::run(&args),
         Command::MaskingKey(args) => cmd::masking_key::run(&args),
         Command::Location(args) => cmd::location::run(&args),
         Command::Subscribe(args) => cmd::subscribe::subscribe(&args),

@@ -5,6 +5,8 @@
 //! [`test_contract`] is the whole of `mesh test`.
 
 pub mod checks;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod db;
 pub mod delta;
 pub mod dup;

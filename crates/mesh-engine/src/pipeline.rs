@@ -84,7 +84,7 @@ pub struct Input {
 }
 
 /// Where a transform runs. Either way the plan is DataFusion's; only the session differs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Executor {
     /// DataFusion in this process, on all cores.
     #[default]
@@ -93,11 +93,15 @@ pub enum Executor {
     /// scheduler and an executor in this process; a cluster runs the same plan.
     #[cfg(feature = "ballista")]
     BallistaStandalone,
+    /// A Ballista scheduler at `HOST:PORT` (`mesh cluster scheduler`), whose executors are other
+    /// processes (`mesh cluster executor`): they read inputs from where the catalog says they are.
+    #[cfg(feature = "ballista")]
+    Ballista(String),
 }
 
 impl Executor {
     /// The session a transform runs in.
-    async fn session(self) -> Result<SessionContext, RunError> {
+    async fn session(&self) -> Result<SessionContext, RunError> {
         match self {
             Executor::InProcess => Ok(crate::session()),
             #[cfg(feature = "ballista")]
@@ -107,12 +111,38 @@ impl Executor {
                     .await
                     .map_err(|e| RunError::Transform(format!("starting Ballista: {e}")))
             }
+            #[cfg(feature = "ballista")]
+            Executor::Ballista(scheduler) => {
+                use ballista::prelude::SessionContextExt as _;
+                // Ballista connects when the plan runs and then reports a transport error;
+                // a scheduler that is not there is said so before anything starts.
+                let reach = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    tokio::net::TcpStream::connect(scheduler.as_str()),
+                )
+                .await;
+                let unreachable = match reach {
+                    Ok(Ok(_)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some("no answer in 10 s".to_owned()),
+                };
+                if let Some(why) = unreachable {
+                    return Err(RunError::Transform(format!(
+                        "the Ballista scheduler at {scheduler} cannot be reached ({why}): is `mesh cluster scheduler` running there?"
+                    )));
+                }
+                SessionContext::remote(&format!("df://{scheduler}"))
+                    .await
+                    .map_err(|e| {
+                        RunError::Transform(format!("the Ballista scheduler at {scheduler}: {e}"))
+                    })
+            }
         }
     }
 
     /// Whether plans leave this process (so inputs must be tables any executor can read).
-    fn distributed(self) -> bool {
-        self != Executor::InProcess
+    fn distributed(&self) -> bool {
+        *self != Executor::InProcess
     }
 }
 
@@ -936,7 +966,7 @@ pub async fn settle(
 pub async fn register_input(
     ctx: &SessionContext,
     input: &Input,
-    executor: Executor,
+    executor: &Executor,
 ) -> Result<(), RunError> {
     register_unmasked(ctx, input, executor).await?;
     let Some(columns) = &input.columns else {
@@ -963,7 +993,7 @@ pub async fn register_input(
 async fn register_unmasked(
     ctx: &SessionContext,
     input: &Input,
-    executor: Executor,
+    executor: &Executor,
 ) -> Result<(), RunError> {
     if let Some(db) = &input.database {
         if executor.distributed() {
@@ -1442,7 +1472,7 @@ async fn write_check_commit(
                 ctx.register_table(name.as_str(), Arc::new(window))
                     .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
             }
-            None => register_input(&ctx, input, plan.executor).await?,
+            None => register_input(&ctx, input, &plan.executor).await?,
         }
     }
     // One query: its result goes to the port the catalog names, through the contract checks.

@@ -3,6 +3,8 @@
 pub(crate) mod access;
 pub(crate) mod audit;
 pub(crate) mod changelog;
+#[cfg(feature = "ballista")]
+pub(crate) mod cluster;
 pub(crate) mod demo;
 pub(crate) mod export;
 pub(crate) mod import;

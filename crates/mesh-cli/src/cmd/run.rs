@@ -23,9 +23,10 @@ pub(crate) struct Args {
     /// The product folder (its descriptor, contracts and transform.sql).
     #[arg(default_value = ".")]
     dir: PathBuf,
-    /// Where the transform runs: DataFusion in this process, or Ballista (standalone: a
-    /// scheduler and an executor in this process).
-    #[arg(long, value_enum, default_value_t = ExecutorArg::InProcess)]
+    /// Where the transform runs: `in-process` (DataFusion, all cores), `ballista` (a Ballista
+    /// scheduler and executor in this process), or `ballista://HOST:PORT` (a cluster's
+    /// scheduler, see `mesh cluster`).
+    #[arg(long, default_value = "in-process", value_parser = ExecutorArg::parse)]
     executor: ExecutorArg,
     /// Also send the run's OpenLineage events to this endpoint (e.g. Marquez's
     /// http://host:5000/api/v1/lineage); they always go to the catalog.
@@ -41,19 +42,51 @@ pub(crate) struct Args {
     output: OutputFormat,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum ExecutorArg {
     InProcess,
     #[cfg(feature = "ballista")]
     Ballista,
+    #[cfg(feature = "ballista")]
+    Cluster(String),
 }
 
 impl ExecutorArg {
-    fn executor(self) -> pipeline::Executor {
+    fn parse(value: &str) -> Result<ExecutorArg, String> {
+        match value {
+            "in-process" => Ok(ExecutorArg::InProcess),
+            #[cfg(feature = "ballista")]
+            "ballista" => Ok(ExecutorArg::Ballista),
+            #[cfg(feature = "ballista")]
+            other if other.starts_with("ballista://") => {
+                let at = &other["ballista://".len()..];
+                match at.rsplit_once(':') {
+                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                        Ok(ExecutorArg::Cluster(at.to_owned()))
+                    }
+                    _ => Err(format!(
+                        "`{other}`: expected ballista://HOST:PORT, the address of `mesh cluster scheduler`"
+                    )),
+                }
+            }
+            #[cfg(feature = "ballista")]
+            other => Err(format!(
+                "`{other}`: expected in-process, ballista, or ballista://HOST:PORT"
+            )),
+            #[cfg(not(feature = "ballista"))]
+            other => Err(format!(
+                "`{other}`: this mesh runs transforms in-process only (Ballista needs a build with the `ballista` feature)"
+            )),
+        }
+    }
+
+    fn executor(&self) -> pipeline::Executor {
         match self {
             ExecutorArg::InProcess => pipeline::Executor::InProcess,
             #[cfg(feature = "ballista")]
             ExecutorArg::Ballista => pipeline::Executor::BallistaStandalone,
+            #[cfg(feature = "ballista")]
+            ExecutorArg::Cluster(at) => pipeline::Executor::Ballista(at.clone()),
         }
     }
 }

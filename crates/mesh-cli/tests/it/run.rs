@@ -743,3 +743,165 @@ fn runs_execute_on_ballista_standalone() {
     // The scans ran in Ballista's executor, which keeps their row counts.
     assert!(runs["runs"][0].get("rows_in").is_none(), "{runs}");
 }
+
+/// The same pipeline on a Ballista cluster of separate processes on loopback: `mesh cluster
+/// scheduler` and two `mesh cluster executor`s, `mesh run --executor ballista://HOST:PORT`.
+/// Both executors did work (their shuffle files are in their own work directories).
+#[cfg(feature = "ballista")]
+#[test]
+fn runs_execute_on_a_cluster_of_separate_processes() {
+    use std::process::{Command, Stdio};
+
+    /// Kills the cluster's processes when the test ends, however it ends.
+    struct Processes(Vec<std::process::Child>);
+    impl Drop for Processes {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("ws");
+    std::fs::create_dir(&ws).unwrap();
+    let spawn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mesh"))
+            .args(args)
+            .current_dir(tmp.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let scheduler = format!("127.0.0.1:{}", free());
+    let mut cluster = Processes(vec![spawn(&[
+        "cluster",
+        "scheduler",
+        "--listen",
+        &scheduler,
+    ])]);
+    // Up when it accepts connections.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::net::TcpStream::connect(&scheduler).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the scheduler never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let work: Vec<std::path::PathBuf> = (0..2)
+        .map(|i| tmp.path().join(format!("executor-{i}")))
+        .collect();
+    for dir in &work {
+        std::fs::create_dir(dir).unwrap();
+        let listen = format!("127.0.0.1:{}", free());
+        cluster.0.push(spawn(&[
+            "cluster",
+            "executor",
+            "--scheduler",
+            &scheduler,
+            "--listen",
+            &listen,
+            "--work-dir",
+            dir.to_str().unwrap(),
+            "--tasks",
+            "2",
+        ]));
+    }
+
+    let ok = |args: &[&str]| {
+        let out = mesh(&ws, args);
+        assert_eq!(code(&out), 0, "{args:?}\n{}{}", stdout(&out), stderr(&out));
+        stdout(&out)
+    };
+    crate::two_domains(&ws, Some(("orders_per_label", "aggregate")), &[]);
+    ok(&["publish", "ecommerce/orders", "analytics/orders_per_label"]);
+    crate::grant_input(
+        &ws,
+        "analytics.orders_per_label",
+        "ecommerce.orders.orders",
+        &[],
+        None,
+    );
+    let at = format!("ballista://{scheduler}");
+    ok(&["run", "ecommerce/orders"]);
+    let out = ok(&[
+        "run",
+        "analytics/orders_per_label",
+        "--executor",
+        &at,
+        "--output",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["published"], true, "{report}");
+    let out = ok(&["runs", "analytics.orders_per_label", "--output", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        runs["runs"][0]["rows_out"], 5,
+        "five labels, counted on the cluster"
+    );
+    // An aggregate is two stages: the executors wrote the first one's shuffle files, each in
+    // its own work directory, and neither is this process.
+    for dir in &work {
+        let files = walk(dir);
+        assert!(
+            files
+                .iter()
+                .any(|f| f.extension().is_some_and(|e| e == "arrow")),
+            "no shuffle file in {}: {files:?}",
+            dir.display()
+        );
+    }
+    // A scheduler that is not there is a clear error, not a hang.
+    let gone = format!("ballista://127.0.0.1:{}", free());
+    let out = mesh(
+        &ws,
+        &["run", "analytics/orders_per_label", "--executor", &gone],
+    );
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("Ballista scheduler at"),
+        "{}",
+        stderr(&out)
+    );
+    let out = mesh(
+        &ws,
+        &[
+            "run",
+            "analytics/orders_per_label",
+            "--executor",
+            "ballista://nowhere",
+        ],
+    );
+    assert_ne!(code(&out), 0);
+    assert!(
+        stderr(&out).contains("ballista://HOST:PORT"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[cfg(feature = "ballista")]
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}

@@ -592,9 +592,13 @@ async fn ungranted_data_cannot_be_read_any_way() {
         database: None,
     };
     let ctx = datafusion::prelude::SessionContext::new();
-    mesh_engine::pipeline::register_input(&ctx, &input, mesh_engine::pipeline::Executor::InProcess)
-        .await
-        .unwrap();
+    mesh_engine::pipeline::register_input(
+        &ctx,
+        &input,
+        &mesh_engine::pipeline::Executor::InProcess,
+    )
+    .await
+    .unwrap();
     let batches = ctx
         .sql("SELECT email, amount FROM orders")
         .await

@@ -1,0 +1,74 @@
+//! `mesh cluster scheduler|executor`: the processes of a Ballista cluster, from this binary (so
+//! they are the same build as the `mesh run --executor ballista://HOST:PORT` that submits).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::Outcome;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Run a Ballista scheduler: `mesh run --executor ballista://HOST:PORT` submits to it.
+    Scheduler {
+        /// Where it listens (gRPC, for submitters and executors).
+        #[arg(long, default_value = "127.0.0.1:50050", env = "MESH_CLUSTER_LISTEN")]
+        listen: SocketAddr,
+    },
+    /// Run a Ballista executor: it asks the scheduler for tasks and serves its results and
+    /// shuffle data to the others on its Flight port.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, env = "MESH_CLUSTER_SCHEDULER")]
+        scheduler: String,
+        /// Its Flight port, as the others reach it (a fixed port).
+        #[arg(long, default_value = "127.0.0.1:50051", env = "MESH_CLUSTER_LISTEN")]
+        listen: SocketAddr,
+        /// Where shuffle files go (a temporary directory by default).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Tasks at once (the cores, by default).
+        #[arg(long)]
+        tasks: Option<usize>,
+    },
+}
+
+pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    let runtime = crate::runtime()?;
+    let result = match &args.command {
+        Command::Scheduler { listen } => {
+            writeln!(
+                anstream::stderr(),
+                "mesh cluster scheduler: listening on {listen} (ballista://{listen})"
+            )?;
+            runtime.block_on(mesh_engine::cluster::scheduler(*listen))
+        }
+        Command::Executor {
+            scheduler,
+            listen,
+            work_dir,
+            tasks,
+        } => {
+            writeln!(
+                anstream::stderr(),
+                "mesh cluster executor: working for {scheduler}, Flight on {listen}"
+            )?;
+            runtime.block_on(mesh_engine::cluster::executor(
+                mesh_engine::cluster::ExecutorOptions {
+                    scheduler: scheduler.clone(),
+                    listen: *listen,
+                    work_dir: work_dir.clone(),
+                    tasks: *tasks,
+                },
+            ))
+        }
+    };
+    result.map_err(anyhow::Error::msg)?;
+    Ok(Outcome::Ok)
+}
