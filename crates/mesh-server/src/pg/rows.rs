@@ -10,7 +10,7 @@
 use bytes::{BufMut as _, BytesMut};
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray as _, BooleanArray, Date32Array, Float32Array, Float64Array,
-    GenericStringArray, Int16Array, Int32Array, Int64Array, OffsetSizeTrait, StringViewArray,
+    GenericStringArray, Int16Array, Int32Array, Int64Array, StringViewArray,
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{
@@ -68,29 +68,25 @@ pub(crate) fn encode_messages(
     };
     rows.buf
         .reserve(guess(batch, columns.len()) + batch.num_rows() * 7);
-    let mut written = Ok(());
-    for row in 0..batch.num_rows() {
+    let written = (0..batch.num_rows()).try_for_each(|row| {
         let start = rows.buf.len();
         rows.buf.put_u8(b'D');
         rows.buf.put_i32(0);
         rows.buf.put_i16(count);
-        if let Err(e) = columns.iter().try_for_each(|c| c.write(&mut rows, row)) {
-            rows.buf.truncate(start);
-            written = Err(e);
-            break;
-        }
-        let len = i32::try_from(rows.buf.len() - start - 1)
-            .map_err(|_| PgWireError::ApiError("a row larger than 2 GiB".into()));
-        match len {
-            Ok(len) => rows.buf[start + 1..start + 5].copy_from_slice(&len.to_be_bytes()),
-            Err(e) => {
-                rows.buf.truncate(start);
-                written = Err(e);
-                break;
-            }
-        }
         rows.count = 0;
-    }
+        let whole = columns
+            .iter()
+            .try_for_each(|c| c.write(&mut rows, row))
+            .and_then(|()| {
+                i32::try_from(rows.buf.len() - start - 1)
+                    .map_err(|_| PgWireError::ApiError("a row larger than 2 GiB".into()))
+            });
+        match whole {
+            Ok(len) => rows.buf[start + 1..start + 5].copy_from_slice(&len.to_be_bytes()),
+            Err(_) => rows.buf.truncate(start),
+        }
+        whole.map(drop)
+    });
     *out = rows.buf;
     written
 }
@@ -190,29 +186,26 @@ impl<'a> Column<'a> {
             Column::Int8(a, f) => out.value(a, row, |a, i| a.value(i), f),
             Column::Float4(a, f) => out.value(a, row, |a, i| a.value(i), f),
             Column::Float8(a, f) => out.value(a, row, |a, i| a.value(i), f),
-            Column::Text(a) => out.text(a, row),
-            Column::LargeText(a) => out.text_large(a, row),
+            // Text is the same bytes in the text and the binary format.
+            Column::Text(a) => {
+                out.bytes((!a.is_null(row)).then(|| a.value(row).as_bytes()));
+                Ok(())
+            }
+            Column::LargeText(a) => {
+                out.bytes((!a.is_null(row)).then(|| a.value(row).as_bytes()));
+                Ok(())
+            }
             Column::TextView(a) => {
                 out.bytes((!a.is_null(row)).then(|| a.value(row).as_bytes()));
                 Ok(())
             }
             Column::Date(a) => {
                 let days = (!a.is_null(row)).then(|| a.value(row).checked_sub(EPOCH_DAYS));
-                match days {
-                    None => out.null(),
-                    Some(None) => return Err(out_of_range("date")),
-                    Some(Some(days)) => out.fixed(&days.to_be_bytes()),
-                }
-                Ok(())
+                out.since_epoch(days.map(|d| d.map(i32::to_be_bytes)), "date")
             }
             Column::Timestamp(a) => {
                 let micros = (!a.is_null(row)).then(|| a.value(row).checked_sub(EPOCH_MICROS));
-                match micros {
-                    None => out.null(),
-                    Some(None) => return Err(out_of_range("timestamp")),
-                    Some(Some(micros)) => out.fixed(&micros.to_be_bytes()),
-                }
-                Ok(())
+                out.since_epoch(micros.map(|m| m.map(i64::to_be_bytes)), "timestamp")
             }
             Column::Other(array, arrow, pg) => encode_value(out, array, row, arrow, pg),
         }
@@ -235,8 +228,19 @@ impl Rows {
         self.count += 1;
     }
 
-    fn fixed(&mut self, bytes: &[u8]) {
-        self.bytes(Some(bytes));
+    /// A value counted from PostgreSQL's epoch: null, past the wire's range (an error, never a
+    /// wrapped value), or its bytes.
+    fn since_epoch<const N: usize>(
+        &mut self,
+        value: Option<Option<[u8; N]>>,
+        what: &str,
+    ) -> PgWireResult<()> {
+        match value {
+            None => self.null(),
+            Some(None) => return Err(out_of_range(what)),
+            Some(Some(bytes)) => self.bytes(Some(&bytes)),
+        }
+        Ok(())
     }
 
     fn bytes(&mut self, value: Option<&[u8]>) {
@@ -250,21 +254,6 @@ impl Rows {
                 self.count += 1;
             }
         }
-    }
-
-    fn text(&mut self, array: &GenericStringArray<i32>, row: usize) -> PgWireResult<()> {
-        self.strings(array, row);
-        Ok(())
-    }
-
-    fn text_large(&mut self, array: &GenericStringArray<i64>, row: usize) -> PgWireResult<()> {
-        self.strings(array, row);
-        Ok(())
-    }
-
-    /// Text is the same bytes in the text and the binary format.
-    fn strings<O: OffsetSizeTrait>(&mut self, array: &GenericStringArray<O>, row: usize) {
-        self.bytes((!array.is_null(row)).then(|| array.value(row).as_bytes()));
     }
 
     /// A value of a primitive array, through its `ToSql`/`ToSqlText` (the binary forms are a
