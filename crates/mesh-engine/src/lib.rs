@@ -15,6 +15,7 @@ pub mod exec;
 pub mod import;
 pub mod lineage;
 pub mod mask;
+pub mod pinned;
 pub mod pipeline;
 pub mod progress;
 pub mod query;

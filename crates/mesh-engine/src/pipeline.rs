@@ -16,10 +16,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use deltalake::datafile::writer::{DeltaWriter as DataWriter, WriterConfig};
@@ -105,15 +101,11 @@ impl Executor {
         match self {
             Executor::InProcess => Ok(crate::session()),
             #[cfg(feature = "ballista")]
-            Executor::BallistaStandalone => {
-                use ballista::prelude::SessionContextExt as _;
-                SessionContext::standalone()
-                    .await
-                    .map_err(|e| RunError::Transform(format!("starting Ballista: {e}")))
-            }
+            Executor::BallistaStandalone => crate::cluster::session(None)
+                .await
+                .map_err(|e| RunError::Transform(format!("starting Ballista: {e}"))),
             #[cfg(feature = "ballista")]
             Executor::Ballista(scheduler) => {
-                use ballista::prelude::SessionContextExt as _;
                 // Ballista connects when the plan runs and then reports a transport error;
                 // a scheduler that is not there is said so before anything starts.
                 let reach = tokio::time::timeout(
@@ -131,7 +123,7 @@ impl Executor {
                         "the Ballista scheduler at {scheduler} cannot be reached ({why}): is `mesh cluster scheduler` running there?"
                     )));
                 }
-                SessionContext::remote(&format!("df://{scheduler}"))
+                crate::cluster::session(Some(&format!("df://{scheduler}")))
                     .await
                     .map_err(|e| {
                         RunError::Transform(format!("the Ballista scheduler at {scheduler}: {e}"))
@@ -330,8 +322,6 @@ pub struct Staged {
     actions: Vec<Action>,
     /// The new files' paths inside the table.
     paths: Vec<String>,
-    /// The new files' URLs, to check them.
-    files: Vec<String>,
     /// The schema the files were written with (the table's next schema).
     schema: SchemaRef,
     /// The table's partition columns.
@@ -539,9 +529,6 @@ pub async fn stage(
         }
         return Err(e);
     }
-    let root = table.table_url().to_string();
-    let root = root.trim_end_matches('/');
-    let files = adds.iter().map(|a| format!("{root}/{}", a.path)).collect();
     let paths = adds.iter().map(|a| a.path.clone()).collect();
     let bytes = adds.iter().map(|a| a.size.max(0) as u64).sum();
     let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
@@ -558,7 +545,6 @@ pub async fn stage(
     Ok(Staged {
         actions,
         paths,
-        files,
         schema: Arc::clone(schema),
         partition_by,
         rows,
@@ -575,44 +561,6 @@ pub async fn discard(table: &DeltaTable, staged: &Staged) {
         let _ = object_store::ObjectStoreExt::delete(&store, &deltalake::Path::from(path.as_str()))
             .await;
     }
-}
-
-/// Registers exactly the staged files as table `name` (to check them before they count).
-pub async fn register_staged(
-    ctx: &SessionContext,
-    name: &str,
-    staged: &Staged,
-    schema: &SchemaRef,
-) -> Result<(), RunError> {
-    if staged.files.is_empty() {
-        // No rows: an empty table of the right shape.
-        let empty = datafusion::datasource::MemTable::try_new(Arc::clone(schema), vec![vec![]])
-            .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-        ctx.register_table(name, Arc::new(empty))
-            .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-        return Ok(());
-    }
-    if let Some(first) = staged.files.first()
-        && first.starts_with("s3")
-    {
-        let location = crate::source::Location::from_path(first, Some("parquet"))?;
-        crate::source::register_object_store(ctx, &location, None)?;
-    }
-    let urls = staged
-        .files
-        .iter()
-        .map(ListingTableUrl::parse)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default()));
-    let config = ListingTableConfig::new_with_multi_paths(urls)
-        .with_listing_options(options)
-        .with_schema(Arc::clone(schema));
-    let table =
-        ListingTable::try_new(config).map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-    Ok(())
 }
 
 /// Commits the staged files as the table's new version, tagged with the run id (and, for an
@@ -961,8 +909,8 @@ pub async fn settle(
 }
 
 /// Registers an input: a source's files, or an upstream Delta table at the pinned version. For a
-/// distributed executor the Delta version is registered as the Parquet files it is made of (a
-/// table every executor can read), which needs an unpartitioned upstream.
+/// distributed executor the Delta version is registered as the Parquet files it is made of, with
+/// their partition values ([`crate::pinned::PinnedFiles`]: a table every executor can read).
 pub async fn register_input(
     ctx: &SessionContext,
     input: &Input,
@@ -1017,29 +965,22 @@ async fn register_unmasked(
                 .load_version(version.max(0) as u64)
                 .await
                 .map_err(delta(&input.location.target))?;
-            let snapshot = table.snapshot().map_err(delta(&input.location.target))?;
-            if !snapshot.metadata().partition_columns().is_empty() {
-                return Err(RunError::Delta {
-                    location: input.location.target.clone(),
-                    reason: "a partitioned table cannot be read as plain Parquet files by a distributed executor yet; run in process".into(),
-                });
-            }
-            let files: Vec<String> = table
-                .get_file_uris()
-                .map_err(delta(&input.location.target))?
-                .collect();
-            let schema: SchemaRef = snapshot.snapshot().arrow_schema();
-            let staged = Staged {
-                actions: Vec::new(),
-                paths: Vec::new(),
-                files,
-                schema: Arc::clone(&schema),
-                partition_by: Vec::new(),
-                rows: 0,
-                bytes: 0,
-                append: false,
+            let refused = |e: datafusion::error::DataFusionError| RunError::Delta {
+                location: input.location.target.clone(),
+                reason: e.to_string(),
             };
-            register_staged(ctx, &input.name, &staged, &schema).await
+            let (files, columns) = crate::pinned::PinnedFiles::of(&table).map_err(refused)?;
+            // The provider puts partition columns last; the input keeps the table's order.
+            let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let view = ctx
+                .read_table(Arc::new(files))
+                .and_then(|df| df.select_columns(&columns))
+                .map_err(query)?
+                .into_view();
+            ctx.register_table(input.name.as_str(), view)
+                .map_err(query)?;
+            Ok(())
         }
         Some(version) => {
             let mut table = open(&input.location.target).await?;
@@ -1058,7 +999,17 @@ async fn register_unmasked(
                 .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
             Ok(())
         }
-        None => Ok(crate::source::register(ctx, &input.name, &input.location, None).await?),
+        None => {
+            if executor.distributed() && input.location.endpoint.is_some() {
+                // The executors' stores come from their own `AWS_*` environment.
+                return Err(RunError::Transform(format!(
+                    "source `{}` names its own S3 endpoint, which a distributed executor does not \
+                     use: set AWS_ENDPOINT_URL for the cluster's processes instead, or run in process",
+                    input.name
+                )));
+            }
+            Ok(crate::source::register(ctx, &input.name, &input.location, None).await?)
+        }
     }
 }
 

@@ -39,7 +39,44 @@ enum Command {
     },
 }
 
+/// What a cluster process says on stderr: Ballista's own log (jobs, stages, tasks, executors
+/// joining and lost), at the level `RUST_LOG` names (`error`, `warn`, `info` — the default —,
+/// `debug`, `trace`). A long-running process that says nothing cannot be operated.
+struct StderrLog(log::LevelFilter);
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= self.0
+    }
+
+    fn log(&self, record: &log::Record) {
+        if self.enabled(record.metadata()) {
+            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ");
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "{now} {:<5} {}: {}",
+                record.level(),
+                record.target(),
+                record.args()
+            );
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+fn start_logging() {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|l| l.parse::<log::LevelFilter>().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    if log::set_boxed_logger(Box::new(StderrLog(level))).is_ok() {
+        log::set_max_level(level);
+    }
+}
+
 pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
+    start_logging();
     let runtime = crate::runtime()?;
     let result = match &args.command {
         Command::Scheduler { listen } => {
