@@ -130,8 +130,14 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
 
 /// The session configuration every process of a cluster starts from: Ballista's, with mesh's
 /// codec (the submitter encodes plans with it, the scheduler decodes them).
+///
+/// Ballista's adaptive planner is off: with it (Ballista 55's default), a job whose executor dies
+/// after finishing a map task never ends — the scheduler resets the lost task, runs it again,
+/// and then refuses its result ("Can't find active stage to update stage outputs"), so the
+/// submitter waits forever. The static planner runs the lost tasks again and finishes.
 pub fn session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
+        .set_bool(ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED, false)
         .with_ballista_logical_extension_codec(Arc::new(MeshLogicalCodec::default()))
 }
 
