@@ -19,12 +19,12 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::FileFormatFactory;
 use datafusion::error::Result;
+use datafusion::execution::TaskContext;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::TaskContext;
 use datafusion::execution::session_state::SessionStateBuilder;
-use datafusion::prelude::SessionConfig;
 use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::prelude::SessionConfig;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use object_store::ObjectStore;
 
@@ -137,7 +137,10 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
 /// submitter waits forever. The static planner runs the lost tasks again and finishes.
 pub fn session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
-        .set_bool(ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED, false)
+        .set_bool(
+            ballista_core::config::BALLISTA_ADAPTIVE_PLANNER_ENABLED,
+            false,
+        )
         .with_ballista_logical_extension_codec(Arc::new(MeshLogicalCodec::default()))
 }
 

@@ -155,17 +155,14 @@ impl PinnedFiles {
                     .zip(&file.partition_values)
                     .map(|(field, value)| match value {
                         None => ScalarValue::try_from(field.data_type()),
-                        Some(v) => {
-                            ScalarValue::try_from_string(v.clone(), field.data_type()).map_err(
-                                |e| {
-                                    refused(format!(
-                                        "partition value {v:?} of `{}` in {}: {e}",
-                                        field.name(),
-                                        file.path
-                                    ))
-                                },
-                            )
-                        }
+                        Some(v) => ScalarValue::try_from_string(v.clone(), field.data_type())
+                            .map_err(|e| {
+                                refused(format!(
+                                    "partition value {v:?} of `{}` in {}: {e}",
+                                    field.name(),
+                                    file.path
+                                ))
+                            }),
                     })
                     .collect()
             })
@@ -190,9 +187,13 @@ impl PinnedFiles {
         let listing: Listing =
             serde_json::from_slice(buf).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let partitions = listing.partition_columns.len();
-        let file_columns = schema.fields().len().checked_sub(partitions).ok_or_else(|| {
-            refused("a pinned table with more partition columns than columns".to_owned())
-        })?;
+        let file_columns = schema
+            .fields()
+            .len()
+            .checked_sub(partitions)
+            .ok_or_else(|| {
+                refused("a pinned table with more partition columns than columns".to_owned())
+            })?;
         let tail: Vec<&String> = schema.fields()[file_columns..]
             .iter()
             .map(|f| f.name())

@@ -971,7 +971,8 @@ async fn register_unmasked(
             };
             let (files, columns) = crate::pinned::PinnedFiles::of(&table).map_err(refused)?;
             // The provider puts partition columns last; the input keeps the table's order.
-            let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
+            let query =
+                |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
             let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
             let view = ctx
                 .read_table(Arc::new(files))

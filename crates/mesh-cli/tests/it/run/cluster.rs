@@ -346,7 +346,9 @@ fn runs_execute_on_a_cluster_of_separate_processes() {
     while submit.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = submit.kill();
-            panic!("the run neither finished nor failed in 3 minutes after executor {killed} was killed");
+            panic!(
+                "the run neither finished nor failed in 3 minutes after executor {killed} was killed"
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -386,7 +388,10 @@ fn runs_execute_on_a_cluster_of_separate_processes() {
             stderr(&out)
         ));
         assert_eq!(states[0], "failed", "{history}");
-        assert_eq!(history["snapshots"][0]["delta_version"], published, "{history}");
+        assert_eq!(
+            history["snapshots"][0]["delta_version"], published,
+            "{history}"
+        );
         assert!(
             !committed(published + 1),
             "a version was committed by a failed run: {log:?}"
