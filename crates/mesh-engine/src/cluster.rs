@@ -134,7 +134,8 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
 /// Ballista's adaptive planner is off: with it (Ballista 55's default), a job whose executor dies
 /// after finishing a map task never ends — the scheduler resets the lost task, runs it again,
 /// and then refuses its result ("Can't find active stage to update stage outputs"), so the
-/// submitter waits forever. The static planner runs the lost tasks again and finishes.
+/// submitter waits forever (upstream: apache/datafusion-ballista#1986, the adaptive path has no
+/// executor-failure recovery yet). The static planner runs the lost tasks again and finishes.
 pub fn session_config() -> SessionConfig {
     SessionConfig::new_with_ballista()
         .set_bool(
