@@ -63,6 +63,89 @@ struct StorageConfig {
     url: Option<String>,
 }
 
+/// mesh.toml's `[engine]`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EngineConfig {
+    /// `2GiB`, `512MiB`, `4GB` or bytes.
+    memory_limit: Option<toml::Spanned<String>>,
+    /// Where spill files go; relative to the workspace root.
+    spill_dir: Option<String>,
+}
+
+/// The engine's limits for this process: mesh.toml's `[engine] memory_limit` and `spill_dir`
+/// (`MESH_MEMORY_LIMIT` overrides the limit), applied to every session the command opens.
+pub(crate) fn engine_limits() -> anyhow::Result<()> {
+    #[derive(serde::Deserialize)]
+    struct WithEngine {
+        engine: Option<EngineConfig>,
+    }
+    let mut limits = mesh_engine::Limits::default();
+    let cwd = std::env::current_dir().context("cannot read the current folder")?;
+    if let Some(path) = find_config(&cwd) {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let at = |offset: usize| {
+            let (l, c) = line_col(&text, offset);
+            format!("{}:{l}:{c}", path.display())
+        };
+        let parsed: WithEngine = toml::from_str(&text).map_err(|e| {
+            let place = e.span().map_or(path.display().to_string(), |s| at(s.start));
+            anyhow::anyhow!("{place}: {}", e.message())
+        })?;
+        if let Some(engine) = parsed.engine {
+            if let Some(limit) = engine.memory_limit {
+                limits.memory = Some(parse_size(limit.get_ref()).map_err(|e| {
+                    anyhow::anyhow!("{}: memory_limit: {e}", at(limit.span().start))
+                })?);
+            }
+            let root = path.parent().unwrap_or(Path::new("."));
+            limits.spill_dir = engine.spill_dir.map(|d| root.join(d));
+        }
+    }
+    if let Ok(limit) = std::env::var("MESH_MEMORY_LIMIT") {
+        limits.memory =
+            Some(parse_size(&limit).map_err(|e| anyhow::anyhow!("MESH_MEMORY_LIMIT: {e}"))?);
+    }
+    mesh_engine::limit(&limits).map_err(|e| anyhow::anyhow!("[engine]: {e}"))
+}
+
+/// `2GiB`, `512MiB`, `64KiB`, `4GB`, `500MB` or a number of bytes.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?}; write e.g. 2GiB, 512MiB or 4GB"
+            ));
+        }
+    };
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write e.g. 2GiB, 512MiB or 4GB"))?;
+    let bytes = number * scale;
+    // Below a few MiB no query can run; above the address space is a typo.
+    if !(bytes >= (16 << 20) as f64 && bytes < usize::MAX as f64) {
+        return Err(format!(
+            "{text:?} is out of range: the engine needs at least 16MiB"
+        ));
+    }
+    Ok(bytes as usize)
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct CatalogConfig {
     url: Option<String>,
@@ -242,6 +325,27 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes() {
+        use super::parse_size;
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("4GB"), Ok(4_000_000_000));
+        assert_eq!(parse_size("1.5GiB"), Ok(3 << 29));
+        assert_eq!(parse_size("67108864"), Ok(64 << 20));
+        for bad in [
+            "",
+            "two gigs",
+            "2 parsecs",
+            "1MiB",
+            "-5GiB",
+            "99999999999TiB",
+            "GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

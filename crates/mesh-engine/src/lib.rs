@@ -23,7 +23,9 @@ pub mod report;
 pub mod source;
 
 use std::path::Path;
+use std::sync::Arc;
 
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use mesh_model::odcs::Contract;
 
@@ -80,12 +82,70 @@ impl Selection {
     }
 }
 
-/// A session tuned for checks: all cores, large batches.
+/// How much memory the engine of this process may hold, and where it spills beyond that
+/// (mesh.toml's `[engine]`).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// Bytes all sessions of the process share: sorts, joins and aggregations spill to disk
+    /// past it, and whatever cannot spill fails with what held the memory. `None`: no limit.
+    pub memory: Option<usize>,
+    /// Where spill files go (the system's temporary folder when `None`).
+    pub spill_dir: Option<std::path::PathBuf>,
+}
+
+/// The process's runtime, once [`limit`] has set it: one memory pool for every session, so the
+/// limit holds for a transform and the checks running beside it together.
+static RUNTIME: std::sync::OnceLock<Arc<RuntimeEnv>> = std::sync::OnceLock::new();
+
+/// Sets the engine's limits for the rest of the process (the first call wins).
+pub fn limit(limits: &Limits) -> Result<(), EngineError> {
+    use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+    use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
+    let mut builder = RuntimeEnvBuilder::new();
+    if let Some(bytes) = limits.memory {
+        // Errors name the five biggest holders of memory.
+        let pool = TrackConsumersPool::new(
+            FairSpillPool::new(bytes),
+            std::num::NonZeroUsize::new(5).unwrap_or(std::num::NonZeroUsize::MIN),
+        );
+        builder = builder.with_memory_pool(Arc::new(pool));
+    }
+    if let Some(dir) = &limits.spill_dir {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            EngineError::Query(datafusion::error::DataFusionError::Execution(format!(
+                "the spill folder {}: {e}",
+                dir.display()
+            )))
+        })?;
+        builder = builder.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        );
+    }
+    let runtime = builder.build_arc().map_err(EngineError::Query)?;
+    let _ = RUNTIME.set(runtime);
+    Ok(())
+}
+
+/// The memory limit [`limit`] set, if any.
+pub fn memory_limit() -> Option<usize> {
+    RUNTIME
+        .get()
+        .and_then(|r| match r.memory_pool.memory_limit() {
+            datafusion::execution::memory_pool::MemoryLimit::Finite(bytes) => Some(bytes),
+            _ => None,
+        })
+}
+
+/// A session tuned for checks: all cores, large batches, the process's limits.
 pub fn session() -> SessionContext {
     let config = SessionConfig::new()
         .with_batch_size(64 * 1024)
         .with_information_schema(false);
-    SessionContext::new_with_config(config)
+    match RUNTIME.get() {
+        Some(runtime) => SessionContext::new_with_config_rt(config, Arc::clone(runtime)),
+        None => SessionContext::new_with_config(config),
+    }
 }
 
 /// Checks `contract` against its data; `contract_dir` anchors relative server paths.

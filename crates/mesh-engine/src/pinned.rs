@@ -86,18 +86,6 @@ impl PinnedFiles {
             .iter()
             .map(|f| f.name().clone())
             .collect();
-        let mut fields: Vec<FieldRef> = table_schema
-            .fields()
-            .iter()
-            .filter(|f| !partition_columns.contains(f.name()))
-            .cloned()
-            .collect();
-        let file_columns = fields.len();
-        for name in &partition_columns {
-            let field = table_schema.field_with_name(name)?;
-            fields.push(Arc::new(Field::new(name, field.data_type().clone(), true)));
-        }
-        let mut store: Option<ObjectStoreUrl> = None;
         let mut files = Vec::new();
         for file in snapshot.log_data() {
             if file.deletion_vector_descriptor().is_some() {
@@ -106,6 +94,62 @@ impl PinnedFiles {
                 ));
             }
             let uri = table.log_store().to_uri(&file.object_store_path());
+            files.push((uri, file.size(), file.partition_values_map()));
+        }
+        let pinned = PinnedFiles::from_parts(&table_schema, &partition_columns, files)?;
+        Ok((pinned, table_order))
+    }
+
+    /// The files a run staged (its add actions, not committed yet) in the table at `root`, with
+    /// the output's `schema`: what the contract's checks read back from a streamed output.
+    pub fn staged(
+        root: &str,
+        actions: &[deltalake::kernel::Action],
+        schema: &SchemaRef,
+        partition_columns: &[String],
+    ) -> Result<PinnedFiles> {
+        let root = root.trim_end_matches('/');
+        let files = actions
+            .iter()
+            .filter_map(|a| match a {
+                deltalake::kernel::Action::Add(add) => Some((
+                    format!("{root}/{}", add.path),
+                    add.size,
+                    add.partition_values
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )),
+                _ => None,
+            })
+            .collect();
+        PinnedFiles::from_parts(schema, partition_columns, files)
+    }
+
+    /// Files given by URI, size and partition values (`column -> value`) of a table of `schema`.
+    fn from_parts(
+        schema: &SchemaRef,
+        partition_columns: &[String],
+        uris: Vec<(
+            String,
+            i64,
+            std::collections::HashMap<String, Option<String>>,
+        )>,
+    ) -> Result<PinnedFiles> {
+        let mut fields: Vec<FieldRef> = schema
+            .fields()
+            .iter()
+            .filter(|f| !partition_columns.contains(f.name()))
+            .cloned()
+            .collect();
+        let file_columns = fields.len();
+        for name in partition_columns {
+            let field = schema.field_with_name(name)?;
+            fields.push(Arc::new(Field::new(name, field.data_type().clone(), true)));
+        }
+        let mut store: Option<ObjectStoreUrl> = None;
+        let mut files = Vec::with_capacity(uris.len());
+        for (uri, size, mut values) in uris {
             let url = ListingTableUrl::parse(&uri)?;
             let here = url.object_store();
             match &store {
@@ -119,29 +163,24 @@ impl PinnedFiles {
                     )));
                 }
             }
-            let mut values = file.partition_values_map();
             files.push(PinnedFile {
                 path: url.prefix().to_string(),
-                size: u64::try_from(file.size()).unwrap_or(0),
+                size: u64::try_from(size).unwrap_or(0),
                 partition_values: partition_columns
                     .iter()
                     .map(|c| values.remove(c).flatten())
                     .collect(),
             });
         }
-        let store = match store {
-            Some(store) => store,
-            // No files: any store will do, nothing is read.
-            None => ObjectStoreUrl::local_filesystem(),
-        };
         let pinned = PinnedFiles {
             schema: Arc::new(Schema::new(fields)),
             file_columns,
-            store,
+            // No files: any store will do, nothing is read.
+            store: store.unwrap_or_else(ObjectStoreUrl::local_filesystem),
             files,
         };
         pinned.typed_values()?;
-        Ok((pinned, table_order))
+        Ok(pinned)
     }
 
     /// The files' partition values in their columns' types.

@@ -251,6 +251,10 @@ pub struct RunReport {
     pub rows_in: Option<u64>,
     /// Why nothing was committed although nothing failed: incremental sources without new rows.
     pub skipped: Option<String>,
+    /// Bytes the transform's sorts, joins and aggregations spilled to disk (in this process).
+    pub spilled_bytes: u64,
+    /// The output was too big to hold: it streamed to its files, and the checks read them.
+    pub streamed: bool,
 }
 
 /// The steps of a run, for a progress display.
@@ -258,17 +262,20 @@ pub struct RunReport {
 pub enum Stage {
     Transforming,
     Writing,
+    /// Still writing: this many rows so far (said every million rows).
+    Written(u64),
     Checking,
     Committing,
 }
 
-impl Stage {
-    pub fn as_str(self) -> &'static str {
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Stage::Transforming => "transforming",
-            Stage::Writing => "writing uncommitted Delta files",
-            Stage::Checking => "checking the contract on them",
-            Stage::Committing => "committing",
+            Stage::Transforming => f.write_str("transforming"),
+            Stage::Writing => f.write_str("writing uncommitted Delta files"),
+            Stage::Written(rows) => write!(f, "writing uncommitted Delta files: {rows} rows"),
+            Stage::Checking => f.write_str("checking the contract on them"),
+            Stage::Committing => f.write_str("committing"),
         }
     }
 }
@@ -283,6 +290,15 @@ fn rows_read(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
             .unwrap_or_default() as u64;
     }
     children.into_iter().map(rows_read).sum()
+}
+
+/// Bytes an executed plan's operators spilled to disk.
+fn spilled_bytes(plan: &Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> u64 {
+    let own = plan
+        .metrics()
+        .and_then(|m| m.spilled_bytes())
+        .unwrap_or_default() as u64;
+    own + plan.children().into_iter().map(spilled_bytes).sum::<u64>()
 }
 
 /// The run's output schema as Delta's.
@@ -461,14 +477,20 @@ fn writer_config(table: &DeltaTable, schema: &SchemaRef, partition_by: &[String]
 /// replace every file of the current version when committed, or, when `append`, are added to
 /// them. An existing table keeps its partition columns, and its schema may only evolve as
 /// [`evolves`] allows; a new one takes `partition_by`.
+///
+/// The batches are taken as they come: memory holds a few batches per writer and the files
+/// being written, never the whole output. A batch that is an error stops the writing; files
+/// already written are deleted.
 pub async fn stage(
     table: &DeltaTable,
     schema: &SchemaRef,
     partition_by: &[String],
-    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+    batches: impl futures::Stream<Item = Result<datafusion::arrow::record_batch::RecordBatch, RunError>>,
     location: &str,
     append: bool,
+    written: &(dyn Fn(u64) + Send + Sync),
 ) -> Result<Staged, RunError> {
+    use futures::StreamExt as _;
     let partition_by: Vec<String> = match table.snapshot() {
         Ok(snapshot) => {
             evolves(table, schema, location)?;
@@ -476,24 +498,20 @@ pub async fn stage(
         }
         Err(_) => partition_by.to_vec(),
     };
-    // The batches are encoded in as many lanes as there are cores, each lane a writer that
-    // streams its file to the store as it encodes it (no whole file held in memory).
+    // As many lanes as there are cores, each a writer that streams its files to the store as
+    // it encodes them; batches go to the lanes in turn through short queues.
     let config = writer_config(table, schema, &partition_by);
-    let lanes = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(batches.len())
-        .max(1);
-    let mut shares: Vec<Vec<_>> = (0..lanes).map(|_| Vec::new()).collect();
-    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-    for (i, batch) in batches.into_iter().enumerate() {
-        shares[i % lanes].push(batch);
-    }
+    let lanes = std::thread::available_parallelism().map_or(1, usize::from);
     let mut writers = tokio::task::JoinSet::new();
-    for share in shares {
+    let mut queues = Vec::with_capacity(lanes);
+    for _ in 0..lanes {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<datafusion::arrow::record_batch::RecordBatch>(2);
+        queues.push(tx);
         let mut writer = DataWriter::new(table.object_store(), config.clone());
         writers.spawn(async move {
-            for batch in &share {
-                if let Err(e) = writer.write(batch).await {
+            while let Some(batch) = rx.recv().await {
+                if let Err(e) = writer.write(&batch).await {
                     let _ = writer.abort().await;
                     return Err(e);
                 }
@@ -501,8 +519,31 @@ pub async fn stage(
             writer.close().await
         });
     }
+    let mut rows: u64 = 0;
+    let mut failed: Option<RunError> = None;
+    let mut batches = std::pin::pin!(batches);
+    let mut turn = 0usize;
+    while let Some(batch) = batches.next().await {
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        rows += batch.num_rows() as u64;
+        // A lane whose writer failed has dropped its queue; its error is reported below.
+        if queues[turn % lanes].send(batch).await.is_err() {
+            break;
+        }
+        turn += 1;
+        written(rows);
+    }
+    drop(queues);
     let mut adds = Vec::new();
-    let mut failed = None;
     while let Some(lane) = writers.join_next().await {
         match lane {
             Ok(Ok(written)) => adds.extend(written),
@@ -1447,16 +1488,31 @@ async fn write_check_commit(
     // The table takes the schema of the batches as they are produced: the logical plan's can
     // differ (a CASE mixing `0` and a DOUBLE column is BIGINT there, DOUBLE when it runs).
     let schema: SchemaRef = utc_schema(&physical.schema());
-    let batches = datafusion::physical_plan::collect(Arc::clone(&physical), ctx.task_ctx())
-        .await
-        .and_then(|batches| {
-            batches
-                .into_iter()
-                .map(|b| in_utc(b, &schema))
-                .collect::<datafusion::error::Result<Vec<_>>>()
-        })
-        .map_err(|e| RunError::Transform(e.to_string()))?;
-    let rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
+    // Small outputs are held, checked in memory while they are written (the checks see exactly
+    // the rows the files are encoded from). Past a share of the memory limit (or 256 MiB) the
+    // output streams to the files instead and the checks read the files back: memory holds a
+    // few batches, never the output.
+    let transform_error =
+        |e: datafusion::error::DataFusionError| RunError::Transform(e.to_string());
+    let mut stream =
+        datafusion::physical_plan::execute_stream(Arc::clone(&physical), ctx.task_ctx())
+            .map_err(transform_error)?;
+    let hold_at = crate::memory_limit().map_or(HELD_OUTPUT, |limit| (limit / 8).min(HELD_OUTPUT));
+    let mut batches = Vec::new();
+    let mut held = 0usize;
+    let mut streamed = false;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch
+            .and_then(|b| in_utc(b, &schema))
+            .map_err(transform_error)?;
+        held += batch.get_array_memory_size();
+        batches.push(batch);
+        if held > hold_at {
+            streamed = true;
+            break;
+        }
+    }
+    let mut rows_in = (!plan.executor.distributed() && !streamed).then(|| rows_read(&physical));
     if append && batches.iter().all(|b| b.num_rows() == 0) {
         let reason = "the new rows of the incremental sources gave no rows to add; their marks \
                       stay where they were"
@@ -1469,56 +1525,93 @@ async fn write_check_commit(
         Some(table) => table,
         None => open(&plan.location).await?,
     };
-    // The checks run on exactly the rows being written — the same Arrow batches the files are
-    // encoded from — while they are written: encoding is one core's work, and the checks
-    // (DataFusion, over the batches in as many partitions as there are cores) take the others.
     let model = contract
         .schema
         .first()
         .map(|o| o.name.clone())
         .unwrap_or_else(|| plan.port.clone());
     let check_ctx = crate::session();
-    let lanes = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut partitions: Vec<Vec<datafusion::arrow::record_batch::RecordBatch>> =
-        vec![Vec::new(); lanes];
-    for (i, batch) in batches.iter().enumerate() {
-        partitions[i % lanes].push(batch.clone());
-    }
-    let rows = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), partitions)
-        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-    check_ctx
-        .register_table(model.as_str(), Arc::new(rows))
-        .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-    let checking = async {
-        let plans = checks::plan(contract, Some(&model), Categories::default());
-        let mut results = Vec::new();
-        for p in &plans {
-            let info = crate::exec::TableInfo {
-                name: p.model.clone(),
-                text: None,
-            };
-            let keys = crate::primary_key(contract, &p.model);
-            let options = crate::exec::RunOptions {
-                filter: None,
-                failed_samples: 5,
-                hidden: &crate::hidden_columns(contract, &p.model),
-                keys: &keys,
-            };
-            results.extend(crate::exec::run_model(&check_ctx, &info, &p.checks, &options).await);
+    let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
+    let reported = std::sync::atomic::AtomicU64::new(0);
+    let written = |rows: u64| {
+        // Every million rows, so a long write shows it is moving.
+        let step = rows / 1_000_000;
+        if step > reported.load(std::sync::atomic::Ordering::Relaxed) {
+            reported.store(step, std::sync::atomic::Ordering::Relaxed);
+            progress(Stage::Written(rows));
         }
-        results
     };
-    let (staged, results) = tokio::join!(
-        stage(
+    let (staged, results) = if streamed {
+        let rest = futures::StreamExt::map(stream, |b| {
+            b.and_then(|b| in_utc(b, &schema)).map_err(transform_error)
+        });
+        let all =
+            futures::StreamExt::chain(futures::stream::iter(batches.into_iter().map(Ok)), rest);
+        let staged = stage(
             &table,
             &schema,
             partition_by,
-            batches,
+            all,
             &plan.location,
-            append
-        ),
-        checking
-    );
+            append,
+            &written,
+        )
+        .await;
+        match staged {
+            Ok(staged) => {
+                // The transform has run to its end.
+                rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
+                progress(Stage::Checking);
+                let files = crate::pinned::PinnedFiles::staged(
+                    table.table_url().as_str(),
+                    &staged.actions,
+                    &schema,
+                    &staged.partition_by,
+                )
+                .map_err(query)?;
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let view = check_ctx
+                    .read_table(Arc::new(files))
+                    .and_then(|df| df.select_columns(&columns))
+                    .map_err(query)?
+                    .into_view();
+                check_ctx
+                    .register_table(model.as_str(), view)
+                    .map_err(query)?;
+                let results = check_rows(&check_ctx, contract, &model).await;
+                (Ok(staged), results)
+            }
+            Err(e) => (Err(e), Vec::new()),
+        }
+    } else {
+        // The checks run while the files are written: encoding is one core's work per lane,
+        // and the checks (DataFusion, over the batches in as many partitions as there are
+        // cores) take the others.
+        let lanes = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut partitions: Vec<Vec<datafusion::arrow::record_batch::RecordBatch>> =
+            vec![Vec::new(); lanes];
+        for (i, batch) in batches.iter().enumerate() {
+            partitions[i % lanes].push(batch.clone());
+        }
+        let rows = datafusion::datasource::MemTable::try_new(Arc::clone(&schema), partitions)
+            .map_err(query)?;
+        check_ctx
+            .register_table(model.as_str(), Arc::new(rows))
+            .map_err(query)?;
+        tokio::join!(
+            stage(
+                &table,
+                &schema,
+                partition_by,
+                futures::stream::iter(batches.into_iter().map(Ok)),
+                &plan.location,
+                append,
+                &written,
+            ),
+            check_rows(&check_ctx, contract, &model)
+        )
+    };
     let staged = staged?;
     failpoint("after-stage");
     pause("after-stage").await;
@@ -1578,6 +1671,8 @@ async fn write_check_commit(
             blocking,
             rows_in,
             skipped: None,
+            spilled_bytes: spilled_bytes(&physical),
+            streamed,
         });
     }
     progress(Stage::Committing);
@@ -1619,7 +1714,34 @@ async fn write_check_commit(
         blocking,
         rows_in,
         skipped: None,
+        spilled_bytes: spilled_bytes(&physical),
+        streamed,
     })
+}
+
+/// How much of a transform's output a run holds in memory to check it while it is written;
+/// a bigger output is streamed to its files and checked from them.
+const HELD_OUTPUT: usize = 256 << 20;
+
+/// The contract's checks on table `model` of `ctx` (the rows about to be committed).
+async fn check_rows(ctx: &SessionContext, contract: &Contract, model: &str) -> Vec<CheckResult> {
+    let plans = checks::plan(contract, Some(model), Categories::default());
+    let mut results = Vec::new();
+    for p in &plans {
+        let info = crate::exec::TableInfo {
+            name: p.model.clone(),
+            text: None,
+        };
+        let keys = crate::primary_key(contract, &p.model);
+        let options = crate::exec::RunOptions {
+            filter: None,
+            failed_samples: 5,
+            hidden: &crate::hidden_columns(contract, &p.model),
+            keys: &keys,
+        };
+        results.extend(crate::exec::run_model(ctx, &info, &p.checks, &options).await);
+    }
+    results
 }
 
 /// How a run reads its incremental database sources.
@@ -1755,5 +1877,7 @@ async fn skip(
         blocking: Vec::new(),
         rows_in,
         skipped: Some(reason),
+        spilled_bytes: 0,
+        streamed: false,
     })
 }

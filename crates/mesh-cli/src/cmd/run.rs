@@ -279,7 +279,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             full_refresh: args.full_refresh,
         };
         let spinner = Spinner::start(args.output == OutputFormat::Text);
-        let stage = |s: pipeline::Stage| spinner.stage(s.as_str());
+        let stage = |s: pipeline::Stage| spinner.stage(&s.to_string());
         let started = std::time::SystemTime::now();
         let report =
             pipeline::run_port(&ledger, &plan, &transform, &contract, &partition_by, &stage)
@@ -367,6 +367,8 @@ fn print(
             "skipped": report.skipped,
             "rows": report.rows_out,
             "rowsIn": report.rows_in,
+            "spilledBytes": report.spilled_bytes,
+            "streamed": report.streamed,
             "bytes": report.bytes_out,
             "blocking": report.blocking.iter().map(|r| &r.check.key).collect::<Vec<_>>(),
             "checks": report.checks.iter().map(|r| serde_json::json!({

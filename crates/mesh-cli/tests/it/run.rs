@@ -746,3 +746,105 @@ fn runs_execute_on_ballista_standalone() {
     // The scans ran in Ballista's executor, which keeps their row counts.
     assert!(runs["runs"][0].get("rows_in").is_none(), "{runs}");
 }
+
+/// An output too big to hold (past a share of mesh.toml's `[engine] memory_limit`) streams to
+/// its files, and the checks read those files back: the rows are all there, in several files,
+/// and bad rows in a big output are caught as in a small one — nothing is committed and the
+/// files written for it are gone. A limit that is not a size is refused with where it is.
+#[test]
+fn big_outputs_stream_to_files_within_the_memory_limit_and_are_still_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    crate::two_domains(ws, None, &[]);
+    let settings = ws.join("mesh.toml");
+    let base = fs::read_to_string(&settings).unwrap();
+    fs::write(
+        &settings,
+        format!("{base}\n[engine]\nmemory_limit = \"64MiB\"\nspill_dir = \".mesh/spill\"\n"),
+    )
+    .unwrap();
+    const TIMES: usize = 60_000;
+    let transform = |id: &str| {
+        format!(
+            "SELECT {id} AS orders_id, CAST(label AS VARCHAR) AS label,\n\
+             CAST(amount AS DOUBLE) AS amount, CAST(updated_at AS TIMESTAMP) AS updated_at\n\
+             FROM raw_orders CROSS JOIN (SELECT unnest(range(0, {TIMES})) AS n) AS g\n\
+             WHERE orders_id IS NOT NULL\n"
+        )
+    };
+    let sql = ws.join("ecommerce/orders/transform.sql");
+    fs::write(
+        &sql,
+        transform("CONCAT(CAST(orders_id AS VARCHAR), '-', CAST(n AS VARCHAR))"),
+    )
+    .unwrap();
+    let rows_in_csv = fs::read_to_string(ws.join("ecommerce/orders/data/orders.csv"))
+        .unwrap()
+        .lines()
+        .count()
+        - 1;
+    let run = || -> serde_json::Value {
+        let out = mesh(ws, &["run", "ecommerce/orders", "--output", "json"]);
+        assert!(
+            matches!(code(&out), 0 | 1),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        serde_json::from_str(&stdout(&out)).unwrap()
+    };
+    let out = mesh(ws, &["publish", "ecommerce/orders"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let report = run();
+    assert_eq!(report["published"], true, "{report}");
+    assert_eq!(report["streamed"], true, "{report}");
+    assert_eq!(report["rows"], rows_in_csv * TIMES, "{report}");
+    let table = ws.join(".mesh/data/ecommerce/orders/orders/v0");
+    let files = parquet_files(&table);
+    assert!(files >= 2, "one file for {} rows", rows_in_csv * TIMES);
+    let count = mesh(
+        ws,
+        &[
+            "query",
+            "SELECT COUNT(DISTINCT orders_id) AS n FROM ecommerce.orders",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        stdout(&count),
+        format!("n\n{}\n", rows_in_csv * TIMES),
+        "{}",
+        stderr(&count)
+    );
+
+    // The same output with every id repeated: the uniqueness check, run on the files, blocks.
+    fs::write(&sql, transform("CAST(orders_id AS VARCHAR)")).unwrap();
+    let before = versions(&table);
+    let report = run();
+    assert_eq!(report["published"], false, "{report}");
+    assert_eq!(report["streamed"], true, "{report}");
+    let blocking = report["blocking"].to_string();
+    assert!(blocking.contains("orders_id"), "{report}");
+    assert_eq!(versions(&table), before, "a version was committed");
+    assert_eq!(
+        parquet_files(&table),
+        files,
+        "the refused run's files stayed"
+    );
+
+    // A limit that is not one.
+    fs::write(
+        &settings,
+        format!("{base}\n[engine]\nmemory_limit = \"2 parsecs\"\n"),
+    )
+    .unwrap();
+    let out = mesh(ws, &["run", "ecommerce/orders"]);
+    assert_eq!(code(&out), 2);
+    let line = base.lines().count() + 3;
+    assert!(
+        stderr(&out).contains(&format!("mesh.toml:{line}:16: memory_limit:")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -211,9 +211,10 @@ async fn vacuum_keeps_what_retention_and_the_snapshot_need() {
             &table,
             &schema,
             &[],
-            vec![batch(i as i64)],
+            batches(vec![batch(i as i64)]),
             &location,
             false,
+            &|_| {},
         )
         .await
         .unwrap();
@@ -280,8 +281,16 @@ async fn runs_evolve_their_table_compatibly_and_a_discarded_first_run_leaves_not
         let location = location.clone();
         async move {
             let table = pipeline::open(&location).await.unwrap();
-            let staged =
-                pipeline::stage(&table, &b.schema(), &[], vec![b], &location, false).await?;
+            let staged = pipeline::stage(
+                &table,
+                &b.schema(),
+                &[],
+                batches(vec![b]),
+                &location,
+                false,
+                &|_| {},
+            )
+            .await?;
             if !keep {
                 pipeline::discard(&table, &staged).await;
                 return Ok(None);
@@ -366,9 +375,17 @@ async fn delta_table(location: &str, batch: datafusion::arrow::record_batch::Rec
     use mesh_engine::pipeline;
     let schema = batch.schema();
     let table = pipeline::open(location).await.unwrap();
-    let staged = pipeline::stage(&table, &schema, &[], vec![batch], location, false)
-        .await
-        .unwrap();
+    let staged = pipeline::stage(
+        &table,
+        &schema,
+        &[],
+        batches(vec![batch]),
+        location,
+        false,
+        &|_| {},
+    )
+    .await
+    .unwrap();
     pipeline::commit(&table, staged, "seed", location, None)
         .await
         .unwrap();
@@ -784,4 +801,13 @@ async fn enum_values_are_checked_on_the_data() {
     let d = r.diagnostics.clone().unwrap_or_default();
     // Two rows say XL; the null is not a value (required says whether it may be missing).
     assert_eq!(d["value"], 2, "{d}");
+}
+
+/// Batches as the stream [`pipeline::stage`] takes.
+fn batches(
+    batches: Vec<datafusion::arrow::record_batch::RecordBatch>,
+) -> impl futures::Stream<
+    Item = Result<datafusion::arrow::record_batch::RecordBatch, mesh_engine::pipeline::RunError>,
+> {
+    futures::stream::iter(batches.into_iter().map(Ok))
 }
