@@ -111,7 +111,7 @@ pub(crate) fn engine_limits() -> anyhow::Result<()> {
 }
 
 /// `2GiB`, `512MiB`, `64KiB`, `4GB`, `500MB` or a number of bytes.
-fn parse_size(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let digits = text
         .find(|c: char| !c.is_ascii_digit() && c != '.')

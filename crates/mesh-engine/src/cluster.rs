@@ -78,6 +78,9 @@ pub struct ExecutorOptions {
     pub work_dir: Option<std::path::PathBuf>,
     /// Tasks at once (the cores, when `None`).
     pub tasks: Option<usize>,
+    /// Bytes its tasks share before they spill (Ballista's default, 70% of the machine's
+    /// memory, when `None`).
+    pub memory: Option<usize>,
 }
 
 /// Runs an executor until the process ends or its scheduler tells it to stop.
@@ -115,6 +118,10 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
             .as_ref()
             .map(|d| d.to_string_lossy().into_owned()),
         vcores: options.tasks.unwrap_or(defaults.vcores),
+        memory_pool_size: options
+            .memory
+            .map(|m| m as u64)
+            .or(defaults.memory_pool_size),
         executor_heartbeat_interval_seconds: HEARTBEAT_SECONDS,
         override_config_producer: Some(Arc::new(session_config)),
         override_runtime_producer: Some(Arc::new(move |_| {

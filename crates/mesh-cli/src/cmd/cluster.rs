@@ -36,6 +36,10 @@ enum Command {
         /// Tasks at once (the cores, by default).
         #[arg(long)]
         tasks: Option<usize>,
+        /// Memory its tasks share (`8GiB`, `512MiB`); past it they spill to the work
+        /// directory. By default 70% of the machine's memory (Ballista's rule).
+        #[arg(long, value_name = "SIZE", value_parser = crate::workspace::parse_size)]
+        memory_limit: Option<usize>,
     },
 }
 
@@ -91,6 +95,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             listen,
             work_dir,
             tasks,
+            memory_limit,
         } => {
             writeln!(
                 anstream::stderr(),
@@ -102,6 +107,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     listen: *listen,
                     work_dir: work_dir.clone(),
                     tasks: *tasks,
+                    memory: *memory_limit,
                 },
             ))
         }
