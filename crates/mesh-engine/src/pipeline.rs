@@ -1562,23 +1562,22 @@ async fn write_check_commit(
                 // The transform has run to its end.
                 rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
                 progress(Stage::Checking);
-                let files = crate::pinned::PinnedFiles::staged(
+                let columns: Vec<&str> =
+                    schema.fields().iter().map(|f| f.name().as_str()).collect();
+                let registered = crate::pinned::PinnedFiles::staged(
                     table.table_url().as_str(),
                     &staged.actions,
                     &schema,
                     &staged.partition_by,
                 )
-                .map_err(query)?;
-                let columns: Vec<&str> =
-                    schema.fields().iter().map(|f| f.name().as_str()).collect();
-                let view = check_ctx
-                    .read_table(Arc::new(files))
-                    .and_then(|df| df.select_columns(&columns))
-                    .map_err(query)?
-                    .into_view();
-                check_ctx
-                    .register_table(model.as_str(), view)
-                    .map_err(query)?;
+                .and_then(|files| check_ctx.read_table(Arc::new(files)))
+                .and_then(|df| df.select_columns(&columns))
+                .and_then(|df| check_ctx.register_table(model.as_str(), df.into_view()));
+                if let Err(e) = registered {
+                    // Files nobody will commit.
+                    discard(&table, &staged).await;
+                    return Err(query(e));
+                }
                 let results = check_rows(&check_ctx, contract, &model).await;
                 (Ok(staged), results)
             }
