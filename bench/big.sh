@@ -8,19 +8,24 @@
 #
 #   bash bench/big.sh                              # 100,000,000 rows
 #   ROWS=10000000 LIMIT=512MiB bash bench/big.sh
-#   MESH_BIN=path/mesh PEER_BIN=path/wap_peer bash bench/big.sh   # skip the build
+#   MESH_BIN=path/mesh bash bench/big.sh            # skip the build
+# The source is generated with pyarrow (bench/gen_orders.py; installed in a venv if missing).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 ROWS="${ROWS:-100000000}"
 LIMIT="${LIMIT:-1GiB}"
 EXECUTOR_LIMIT="${EXECUTOR_LIMIT:-2GiB}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [ -z "${MESH_BIN:-}" ] || [ -z "${PEER_BIN:-}" ]; then
-  (cd "$ROOT" && cargo build --release -q -p mesh-cli --features ballista \
-    && cargo build --release -q -p mesh-engine --example wap_peer)
+if [ -z "${MESH_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release -q -p mesh-cli --features ballista)
 fi
 MESH="${MESH_BIN:-$TARGET/release/mesh}"
-PEER="${PEER_BIN:-$TARGET/release/examples/wap_peer}"
+PY="${BENCH_PYTHON:-python3}"
+if ! "$PY" -c 'import pyarrow' 2>/dev/null; then
+  python3 -m venv /tmp/mesh-bench-venv
+  /tmp/mesh-bench-venv/bin/pip install -q pyarrow
+  PY=/tmp/mesh-bench-venv/bin/python
+fi
 
 # Big files: not in /tmp, which may be memory.
 WORK="$(mktemp -d "${BENCH_DIR:-/var/tmp}/mesh-big.XXXXXX")"
@@ -39,7 +44,7 @@ export NO_COLOR=1
   --input ecommerce.orders >/dev/null
 PRODUCT="$WORK/ecommerce/orders"
 echo "generating $ROWS rows..."
-"$PEER" generate "$ROWS" "$PRODUCT/data/orders.parquet"
+"$PY" "$ROOT/bench/gen_orders.py" "$ROWS" "$PRODUCT/data/orders.parquet"
 rm -f "$PRODUCT/data/orders.csv"
 sed -i 's#path: data/orders.csv#path: data/orders.parquet#; s#format: csv#format: parquet#' "$PRODUCT/product.odps.yaml"
 printf '\n[engine]\nmemory_limit = "%s"\nspill_dir = ".mesh/spill"\n' "$LIMIT" >> mesh.toml
