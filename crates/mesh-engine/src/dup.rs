@@ -100,8 +100,9 @@ impl AggregateUDFImpl for DupHashes {
 struct DupAccumulator {
     /// Hashes of rows read by this accumulator.
     hashes: Vec<u64>,
-    /// Sorted runs received from partial accumulators.
-    runs: Vec<Vec<u64>>,
+    /// Sorted runs received from partial accumulators, as they came (the partials' own
+    /// buffers, not copies: at 100M rows a copy is 800 MB more at the peak).
+    runs: Vec<UInt64Array>,
 }
 
 impl Accumulator for DupAccumulator {
@@ -125,7 +126,7 @@ impl Accumulator for DupAccumulator {
         let mut all = std::mem::take(&mut self.hashes);
         sort_hashes(&mut all);
         for run in std::mem::take(&mut self.runs) {
-            all = merge_two(&all, &run);
+            all = merge_two(&all, run.values());
         }
         Ok(vec![list_of(all)])
     }
@@ -137,7 +138,7 @@ impl Accumulator for DupAccumulator {
                 continue;
             }
             let values = lists.value(i);
-            let run = values.as_primitive::<UInt64Type>().values().to_vec();
+            let run = values.as_primitive::<UInt64Type>().clone();
             if !run.is_empty() {
                 self.runs.push(run);
             }
@@ -146,18 +147,19 @@ impl Accumulator for DupAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let mut runs = std::mem::take(&mut self.runs);
+        let runs = std::mem::take(&mut self.runs);
         let mut own = std::mem::take(&mut self.hashes);
+        sort_hashes(&mut own);
+        let mut slices: Vec<&[u64]> = runs.iter().map(|r| &r.values()[..]).collect();
         if !own.is_empty() {
-            sort_hashes(&mut own);
-            runs.push(own);
+            slices.push(&own);
         }
-        Ok(list_of(repeated(&runs)))
+        Ok(list_of(repeated(&slices)))
     }
 
     fn size(&self) -> usize {
         std::mem::size_of_val(self)
-            + 8 * (self.hashes.capacity() + self.runs.iter().map(Vec::capacity).sum::<usize>())
+            + 8 * (self.hashes.capacity() + self.runs.iter().map(|r| r.len()).sum::<usize>())
     }
 }
 
@@ -217,7 +219,7 @@ fn merge_two(a: &[u64], b: &[u64]) -> Vec<u64> {
 }
 
 /// The values that occur more than once across sorted runs (a k-way merge, no copy).
-fn repeated(runs: &[Vec<u64>]) -> Vec<u64> {
+fn repeated(runs: &[&[u64]]) -> Vec<u64> {
     let mut heap: BinaryHeap<Reverse<(u64, usize)>> = BinaryHeap::new();
     let mut pos = vec![0usize; runs.len()];
     for (r, run) in runs.iter().enumerate() {
@@ -292,9 +294,9 @@ mod tests {
 
     #[test]
     fn repeated_values_across_runs() {
-        let runs = vec![vec![1, 3, 5, 5, 9], vec![2, 3, 7], vec![9]];
+        let runs: [&[u64]; 3] = [&[1, 3, 5, 5, 9], &[2, 3, 7], &[9]];
         assert_eq!(repeated(&runs), vec![3, 5, 9]);
-        assert!(repeated(&[vec![1, 2], vec![3]]).is_empty());
+        assert!(repeated(&[&[1, 2], &[3]]).is_empty());
     }
 
     #[test]
