@@ -83,6 +83,12 @@ pub struct ExecutorOptions {
     pub memory: Option<usize>,
 }
 
+/// `HOST:PORT` split, for the address of a scheduler (`None` when it is not one).
+pub fn host_port(address: &str) -> Option<(&str, u16)> {
+    let (host, port) = address.rsplit_once(':')?;
+    Some((host, port.parse().ok()?)).filter(|(host, _)| !host.is_empty())
+}
+
 /// Runs an executor until the process ends or its scheduler tells it to stop.
 pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
     use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
@@ -92,16 +98,12 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
             options.listen
         ));
     }
-    let (host, port) = options
-        .scheduler
-        .rsplit_once(':')
-        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-        .ok_or_else(|| {
-            format!(
-                "--scheduler {}: expected HOST:PORT, e.g. 10.0.0.5:50050",
-                options.scheduler
-            )
-        })?;
+    let (host, port) = host_port(&options.scheduler).ok_or_else(|| {
+        format!(
+            "--scheduler {}: expected HOST:PORT, e.g. 10.0.0.5:50050",
+            options.scheduler
+        )
+    })?;
     let defaults = ExecutorProcessConfig::default();
     let stores: Arc<dyn ObjectStoreRegistry> = Arc::new(EnvStores::default());
     let work_dir = options.work_dir.clone();
@@ -109,7 +111,7 @@ pub async fn executor(options: ExecutorOptions) -> Result<(), String> {
         bind_host: options.listen.ip().to_string(),
         external_host: Some(options.listen.ip().to_string()),
         port: options.listen.port(),
-        scheduler_host: host,
+        scheduler_host: host.to_owned(),
         scheduler_port: port,
         scheduler_connect_timeout_seconds: 30,
         task_scheduling_policy: TaskSchedulingPolicy::PullStaged,
@@ -294,5 +296,18 @@ impl LogicalExtensionCodec for MeshLogicalCodec {
         node: Arc<dyn FileFormatFactory>,
     ) -> Result<()> {
         self.ballista.try_encode_file_format(buf, node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_port() {
+        use super::host_port;
+        assert_eq!(host_port("10.0.0.5:50050"), Some(("10.0.0.5", 50050)));
+        assert_eq!(host_port("[::1]:50050"), Some(("[::1]", 50050)));
+        for bad in ["", "nowhere", ":50050", "host:", "host:99999", "host:port"] {
+            assert_eq!(host_port(bad), None, "{bad}");
+        }
     }
 }

@@ -26,6 +26,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::SessionContext;
 use deltalake::DeltaTable;
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,11 @@ pub struct PinnedFiles {
     /// `s3://bucket` or `file://`.
     store: ObjectStoreUrl,
     files: Vec<PinnedFile>,
+    /// Each file's partition values in their columns' types (checked once, when the files are
+    /// resolved or decoded).
+    values: Vec<Vec<ScalarValue>>,
+    /// The columns in the order the table shows them (partition columns where they belong).
+    columns: Vec<String>,
 }
 
 /// Why a snapshot cannot be read as plain files.
@@ -66,9 +72,8 @@ fn refused(reason: impl Into<String>) -> DataFusionError {
 }
 
 impl PinnedFiles {
-    /// The files of `table` at the version it is loaded at, and the columns in the table's own
-    /// order (the provider's schema puts partition columns last).
-    pub fn of(table: &DeltaTable) -> Result<(PinnedFiles, Vec<String>)> {
+    /// The files of `table` at the version it is loaded at.
+    pub fn of(table: &DeltaTable) -> Result<PinnedFiles> {
         let delta = |e: deltalake::DeltaTableError| DataFusionError::External(Box::new(e));
         let snapshot = table.snapshot().map_err(delta)?;
         let configuration = snapshot.metadata().configuration();
@@ -81,11 +86,6 @@ impl PinnedFiles {
         }
         let partition_columns: Vec<String> = snapshot.metadata().partition_columns().to_vec();
         let table_schema = snapshot.snapshot().arrow_schema();
-        let table_order: Vec<String> = table_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
         let mut files = Vec::new();
         for file in snapshot.log_data() {
             if file.deletion_vector_descriptor().is_some() {
@@ -96,8 +96,7 @@ impl PinnedFiles {
             let uri = table.log_store().to_uri(&file.object_store_path());
             files.push((uri, file.size(), file.partition_values_map()));
         }
-        let pinned = PinnedFiles::from_parts(&table_schema, &partition_columns, files)?;
-        Ok((pinned, table_order))
+        PinnedFiles::from_parts(&table_schema, &partition_columns, files)
     }
 
     /// The files a run staged (its add actions, not committed yet) in the table at `root`, with
@@ -115,10 +114,7 @@ impl PinnedFiles {
                 deltalake::kernel::Action::Add(add) => Some((
                     format!("{root}/{}", add.path),
                     add.size,
-                    add.partition_values
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
+                    add.partition_values.clone(),
                 )),
                 _ => None,
             })
@@ -172,21 +168,34 @@ impl PinnedFiles {
                     .collect(),
             });
         }
-        let pinned = PinnedFiles {
+        PinnedFiles {
             schema: Arc::new(Schema::new(fields)),
             file_columns,
             // No files: any store will do, nothing is read.
             store: store.unwrap_or_else(ObjectStoreUrl::local_filesystem),
             files,
-        };
-        pinned.typed_values()?;
-        Ok(pinned)
+            values: Vec::new(),
+            columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        }
+        .typed()
     }
 
-    /// The files' partition values in their columns' types.
-    fn typed_values(&self) -> Result<Vec<Vec<ScalarValue>>> {
+    /// The table in its own column order, as a transform or a check reads it (the provider's
+    /// schema puts partition columns last, as a file scan produces them).
+    pub fn into_table(self, ctx: &SessionContext) -> Result<Arc<dyn TableProvider>> {
+        let columns = self.columns.clone();
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        Ok(ctx
+            .read_table(Arc::new(self))?
+            .select_columns(&columns)?
+            .into_view())
+    }
+
+    /// Types the files' partition values: a value its column's type cannot hold is refused.
+    fn typed(mut self) -> Result<PinnedFiles> {
         let partitions = &self.schema.fields()[self.file_columns..];
-        self.files
+        self.values = self
+            .files
             .iter()
             .map(|file| {
                 partitions
@@ -205,7 +214,8 @@ impl PinnedFiles {
                     })
                     .collect()
             })
-            .collect()
+            .collect::<Result<_>>()?;
+        Ok(self)
     }
 
     /// The form the scheduler receives (with the schema, which the plan carries).
@@ -247,19 +257,15 @@ impl PinnedFiles {
                 "a pinned table whose partition columns do not match its schema".to_owned(),
             ));
         }
-        let pinned = PinnedFiles {
+        PinnedFiles {
+            columns: schema.fields().iter().map(|f| f.name().clone()).collect(),
             schema,
             file_columns,
             store: ObjectStoreUrl::parse(&listing.store)?,
             files: listing.files,
-        };
-        pinned.typed_values()?;
-        Ok(pinned)
-    }
-
-    /// The files' total size.
-    pub fn bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+            values: Vec::new(),
+        }
+        .typed()
     }
 }
 
@@ -293,12 +299,11 @@ impl TableProvider for PinnedFiles {
         let groups_wanted = state.config().target_partitions().max(1);
         let mut order: Vec<usize> = (0..self.files.len()).collect();
         order.sort_by_key(|&i| std::cmp::Reverse(self.files[i].size));
-        let values = self.typed_values()?;
         let mut groups: Vec<(u64, Vec<PartitionedFile>)> = Vec::new();
         for i in order {
             let file = &self.files[i];
             let partitioned = PartitionedFile::new(file.path.clone(), file.size)
-                .with_partition_values(values[i].clone());
+                .with_partition_values(self.values[i].clone());
             if groups.len() < groups_wanted {
                 groups.push((file.size, vec![partitioned]));
             } else if let Some(lightest) = groups.iter_mut().min_by_key(|(bytes, _)| *bytes) {
@@ -345,18 +350,20 @@ mod tests {
                     partition_values: vec![None],
                 },
             ],
+            values: Vec::new(),
+            columns: vec!["id".into(), "day".into()],
         };
         let back = PinnedFiles::decode(&pinned.encode().unwrap(), schema()).unwrap();
         assert_eq!(back.files, pinned.files);
         assert_eq!(back.store, pinned.store);
         assert_eq!(
-            back.typed_values().unwrap(),
+            back.values,
             vec![
                 vec![ScalarValue::Date32(Some(20788))],
                 vec![ScalarValue::Date32(None)]
             ]
         );
-        assert_eq!(back.bytes(), 30);
+        assert_eq!(back.files.iter().map(|f| f.size).sum::<u64>(), 30);
     }
 
     #[test]

@@ -999,60 +999,40 @@ async fn register_unmasked(
             .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
         return Ok(());
     }
-    match input.delta_version {
-        Some(version) if executor.distributed() => {
-            let mut table = open(&input.location.target).await?;
-            table
-                .load_version(version.max(0) as u64)
-                .await
-                .map_err(delta(&input.location.target))?;
-            let refused = |e: datafusion::error::DataFusionError| RunError::Delta {
-                location: input.location.target.clone(),
+    let query = |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
+    let Some(version) = input.delta_version else {
+        if executor.distributed() && input.location.endpoint.is_some() {
+            // The executors' stores come from their own `AWS_*` environment.
+            return Err(RunError::Transform(format!(
+                "source `{}` names its own S3 endpoint, which a distributed executor does not \
+                 use: set AWS_ENDPOINT_URL for the cluster's processes instead, or run in process",
+                input.name
+            )));
+        }
+        return Ok(crate::source::register(ctx, &input.name, &input.location, None).await?);
+    };
+    let location = input.location.target.as_str();
+    let mut table = open(location).await?;
+    table
+        .load_version(version.max(0) as u64)
+        .await
+        .map_err(delta(location))?;
+    let provider = if executor.distributed() {
+        crate::pinned::PinnedFiles::of(&table)
+            .and_then(|files| files.into_table(ctx))
+            .map_err(|e| RunError::Delta {
+                location: location.to_owned(),
                 reason: e.to_string(),
-            };
-            let (files, columns) = crate::pinned::PinnedFiles::of(&table).map_err(refused)?;
-            // The provider puts partition columns last; the input keeps the table's order.
-            let query =
-                |e: datafusion::error::DataFusionError| RunError::Engine(EngineError::Query(e));
-            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-            let view = ctx
-                .read_table(Arc::new(files))
-                .and_then(|df| df.select_columns(&columns))
-                .map_err(query)?
-                .into_view();
-            ctx.register_table(input.name.as_str(), view)
-                .map_err(query)?;
-            Ok(())
-        }
-        Some(version) => {
-            let mut table = open(&input.location.target).await?;
-            table
-                .load_version(version.max(0) as u64)
-                .await
-                .map_err(delta(&input.location.target))?;
-            table
-                .update_datafusion_session(&ctx.state())
-                .map_err(delta(&input.location.target))?;
-            let provider = table
-                .table_provider()
-                .await
-                .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-            ctx.register_table(input.name.as_str(), provider)
-                .map_err(|e| RunError::Engine(EngineError::Query(e)))?;
-            Ok(())
-        }
-        None => {
-            if executor.distributed() && input.location.endpoint.is_some() {
-                // The executors' stores come from their own `AWS_*` environment.
-                return Err(RunError::Transform(format!(
-                    "source `{}` names its own S3 endpoint, which a distributed executor does not \
-                     use: set AWS_ENDPOINT_URL for the cluster's processes instead, or run in process",
-                    input.name
-                )));
-            }
-            Ok(crate::source::register(ctx, &input.name, &input.location, None).await?)
-        }
-    }
+            })?
+    } else {
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(delta(location))?;
+        table.table_provider().await.map_err(query)?
+    };
+    ctx.register_table(input.name.as_str(), provider)
+        .map_err(query)?;
+    Ok(())
 }
 
 /// The transform's output in types Delta stores: timestamps as microseconds (in UTC once
@@ -1562,17 +1542,14 @@ async fn write_check_commit(
                 // The transform has run to its end.
                 rows_in = (!plan.executor.distributed()).then(|| rows_read(&physical));
                 progress(Stage::Checking);
-                let columns: Vec<&str> =
-                    schema.fields().iter().map(|f| f.name().as_str()).collect();
                 let registered = crate::pinned::PinnedFiles::staged(
                     table.table_url().as_str(),
                     &staged.actions,
                     &schema,
                     &staged.partition_by,
                 )
-                .and_then(|files| check_ctx.read_table(Arc::new(files)))
-                .and_then(|df| df.select_columns(&columns))
-                .and_then(|df| check_ctx.register_table(model.as_str(), df.into_view()));
+                .and_then(|files| files.into_table(&check_ctx))
+                .and_then(|view| check_ctx.register_table(model.as_str(), view));
                 if let Err(e) = registered {
                     // Files nobody will commit.
                     discard(&table, &staged).await;

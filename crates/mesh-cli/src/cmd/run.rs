@@ -60,11 +60,9 @@ impl ExecutorArg {
             #[cfg(feature = "ballista")]
             other if other.starts_with("ballista://") => {
                 let at = &other["ballista://".len()..];
-                match at.rsplit_once(':') {
-                    Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
-                        Ok(ExecutorArg::Cluster(at.to_owned()))
-                    }
-                    _ => Err(format!(
+                match mesh_engine::cluster::host_port(at) {
+                    Some(_) => Ok(ExecutorArg::Cluster(at.to_owned())),
+                    None => Err(format!(
                         "`{other}`: expected ballista://HOST:PORT, the address of `mesh cluster scheduler`"
                     )),
                 }
