@@ -254,6 +254,12 @@ pub(crate) fn serve(dir: &Path, env: &[(&str, &str)]) -> Server {
     }
 }
 
+/// The JSON document a command printed that answered 0 (all good) or 1 (findings).
+pub(crate) fn findings_json(out: &Output) -> serde_json::Value {
+    assert!(matches!(code(out), 0 | 1), "{}{}", stdout(out), stderr(out));
+    serde_json::from_str(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)))
+}
+
 pub(crate) fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -53,13 +53,7 @@ fn source_and_derived_products_run_and_bad_data_never_lands() {
 
     let run = |dir: &str| -> serde_json::Value {
         let out = mesh(ws, &["run", dir, "--output", "json"]);
-        assert!(
-            matches!(code(&out), 0 | 1),
-            "{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        serde_json::from_str(&stdout(&out)).unwrap()
+        crate::findings_json(&out)
     };
     let source = run("ecommerce/orders");
     assert_eq!(source["published"], true, "{source}");
@@ -608,13 +602,7 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
         .expect("a fresh database");
     let bucket = format!("mesh-team-{}", std::process::id());
     crate::s3::create_bucket(&endpoint, &bucket);
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let env = crate::s3::env(&endpoint);
 
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path();
@@ -647,13 +635,7 @@ fn team_mode_runs_on_postgres_and_s3_through_a_server() {
     }
     let run = |dir: &str| -> serde_json::Value {
         let out = remote(&["run", dir, "--output", "json"]);
-        assert!(
-            matches!(code(&out), 0 | 1),
-            "{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        serde_json::from_str(&stdout(&out)).unwrap()
+        crate::findings_json(&out)
     };
     let source = run("ecommerce/orders");
     assert_eq!(source["published"], true, "{source}");
@@ -785,13 +767,7 @@ fn big_outputs_stream_to_files_within_the_memory_limit_and_are_still_checked() {
         - 1;
     let run = || -> serde_json::Value {
         let out = mesh(ws, &["run", "ecommerce/orders", "--output", "json"]);
-        assert!(
-            matches!(code(&out), 0 | 1),
-            "{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        serde_json::from_str(&stdout(&out)).unwrap()
+        crate::findings_json(&out)
     };
     let out = mesh(ws, &["publish", "ecommerce/orders"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));

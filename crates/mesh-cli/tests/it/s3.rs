@@ -23,6 +23,30 @@ pub(crate) fn endpoint() -> Option<String> {
     None
 }
 
+/// The environment a `mesh` process reads the test server with (moto takes any keys).
+pub(crate) fn env(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ALLOW_HTTP", "true"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ]
+}
+
+/// The test server's `bucket`, for the test itself to put and list objects.
+pub(crate) fn store(endpoint: &str, bucket: &str) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_bucket_name(bucket)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .build()
+        .expect("store")
+}
+
 /// Creates a bucket with an unsigned PUT (S3-compatible test servers accept it).
 pub(crate) fn create_bucket(endpoint: &str, bucket: &str) {
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
@@ -48,15 +72,7 @@ fn s3_servers_are_read_like_local_files() {
     let people = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/test/people");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_endpoint(&endpoint)
-            .with_allow_http(true)
-            .with_bucket_name(&bucket)
-            .with_region("us-east-1")
-            .with_access_key_id("test")
-            .with_secret_access_key("test")
-            .build()
-            .expect("store");
+        let store = store(&endpoint, &bucket);
         let mut uploads: Vec<String> = vec!["people.parquet".to_owned()];
         // The Delta table, file for file.
         for dir in ["people.delta", "people.delta/_delta_log"] {

@@ -140,23 +140,9 @@ fn runs_execute_on_a_cluster_of_separate_processes() {
     };
     let bucket = format!("mesh-cluster-{}", std::process::id());
     crate::s3::create_bucket(&endpoint, &bucket);
-    let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-        ("AWS_ALLOW_HTTP", "true"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
+    let env = crate::s3::env(&endpoint);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_endpoint(&endpoint)
-        .with_allow_http(true)
-        .with_bucket_name(&bucket)
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .build()
-        .unwrap();
+    let store = crate::s3::store(&endpoint, &bucket);
     let keys = |prefix: &str| -> Vec<String> {
         runtime.block_on(async {
             use futures::TryStreamExt as _;
