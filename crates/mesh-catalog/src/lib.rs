@@ -29,6 +29,7 @@ pub mod governance;
 pub mod lifecycle;
 pub mod lineage;
 pub mod locations;
+pub mod platform;
 pub mod products;
 pub mod publish;
 pub mod runs;

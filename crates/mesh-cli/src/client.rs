@@ -16,6 +16,8 @@ use mesh_catalog::governance::{
 use mesh_catalog::lifecycle::Deprecation;
 use mesh_catalog::lineage::{Direction, Graph};
 use mesh_catalog::locations::{LocationView, NewLocation};
+use mesh_catalog::platform::{Binding, WhoAmI};
+use mesh_catalog::products::Domain;
 use mesh_catalog::runs::{RunEnd, RunStart, RunView, Snapshot};
 use mesh_catalog::schedule::ScheduleView;
 use mesh_catalog::search::{SearchQuery, SearchResults};
@@ -200,6 +202,21 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
     /// The sources of a product's latest published version, each allowed for a run.
     async fn pipeline_sources(&self, product: &str) -> Result<Vec<ResolvedSource>, Failure>;
     async fn locations(&self) -> Result<Vec<LocationView>, Failure>;
+    /// Who the caller is, with its roles.
+    async fn whoami(&self) -> Result<WhoAmI, Failure>;
+    async fn domains(&self) -> Result<Vec<Domain>, Failure>;
+    /// Creates a domain or sets its description; `None` when it was so already.
+    async fn put_domain(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Option<Domain>, Failure>;
+    /// Every role binding (admins).
+    async fn role_bindings(&self) -> Result<Vec<Binding>, Failure>;
+    /// Gives a role; `false` when it was held already.
+    async fn bind(&self, binding: &Binding) -> Result<bool, Failure>;
+    /// Takes a role back; `false` when it was not held.
+    async fn unbind(&self, binding: &Binding) -> Result<bool, Failure>;
     async fn subscriptions(&self) -> Result<Vec<Subscription>, Failure>;
     async fn subscribe(&self, new: &NewSubscription) -> Result<Subscription, Failure>;
     async fn unsubscribe(&self, id: &str) -> Result<Subscription, Failure>;
@@ -433,6 +450,37 @@ impl CatalogApi for Local {
 
     async fn locations(&self) -> Result<Vec<LocationView>, Failure> {
         Ok(self.catalog().locations(&self.who).await?)
+    }
+
+    async fn whoami(&self) -> Result<WhoAmI, Failure> {
+        Ok(self.catalog().whoami(&self.who))
+    }
+
+    async fn domains(&self) -> Result<Vec<Domain>, Failure> {
+        Ok(self.catalog().domains(&self.who).await?)
+    }
+
+    async fn put_domain(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Option<Domain>, Failure> {
+        Ok(self
+            .catalog()
+            .put_domain(&self.who, name, description)
+            .await?)
+    }
+
+    async fn role_bindings(&self) -> Result<Vec<Binding>, Failure> {
+        Ok(self.catalog().role_bindings(&self.who).await?)
+    }
+
+    async fn bind(&self, binding: &Binding) -> Result<bool, Failure> {
+        Ok(self.catalog().bind(&self.who, binding).await?)
+    }
+
+    async fn unbind(&self, binding: &Binding) -> Result<bool, Failure> {
+        Ok(self.catalog().unbind(&self.who, binding).await?)
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>, Failure> {
@@ -922,6 +970,55 @@ impl CatalogApi for Remote {
 
     async fn locations(&self) -> Result<Vec<LocationView>, Failure> {
         self.get(routes::LOCATIONS).await
+    }
+
+    async fn whoami(&self) -> Result<WhoAmI, Failure> {
+        self.get(routes::WHOAMI).await
+    }
+
+    async fn domains(&self) -> Result<Vec<Domain>, Failure> {
+        self.get(routes::DOMAINS).await
+    }
+
+    async fn put_domain(
+        &self,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<Option<Domain>, Failure> {
+        let response = self
+            .send(
+                reqwest::Method::PUT,
+                &path(routes::DOMAIN, &[("domain", name)]),
+                Some(serde_json::json!({ "description": description })),
+            )
+            .await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(None);
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::Transport(format!("reading the answer of {}: {e}", self.base)))?;
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Failure::Transport(format!(
+                "{} did not answer as a mesh server does: {e}",
+                self.base
+            ))
+        })
+    }
+
+    async fn role_bindings(&self) -> Result<Vec<Binding>, Failure> {
+        self.get(routes::BINDINGS).await
+    }
+
+    async fn bind(&self, binding: &Binding) -> Result<bool, Failure> {
+        let answer: serde_json::Value = self.post(routes::BINDINGS, binding).await?;
+        Ok(answer["changed"].as_bool().unwrap_or(false))
+    }
+
+    async fn unbind(&self, binding: &Binding) -> Result<bool, Failure> {
+        let answer: serde_json::Value = self.post(routes::BINDINGS_REMOVE, binding).await?;
+        Ok(answer["changed"].as_bool().unwrap_or(false))
     }
 
     async fn subscriptions(&self) -> Result<Vec<Subscription>, Failure> {

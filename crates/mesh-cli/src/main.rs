@@ -8,6 +8,7 @@ mod client;
 mod cmd;
 mod files;
 mod output;
+mod platform;
 mod workspace;
 
 use std::io;
@@ -93,6 +94,11 @@ enum Command {
     MaskingKey(cmd::masking_key::Args),
     /// External locations where a domain's sources may read: add (admins), list, remove.
     Location(cmd::location::Args),
+    /// Compare the repository's platform files and products with the catalog: every change,
+    /// its policy decision, what would be refused (exit 0: none, 2: changes, 1: error).
+    Plan(cmd::plan::PlanArgs),
+    /// Carry out a plan (saved with `mesh plan --out`, or fresh and confirmed), step by step.
+    Apply(cmd::plan::ApplyArgs),
     /// Send a product's, a domain's or a team's notifications (run failures, SLA violations,
     /// access requests and decisions, expiring grants, deprecations) to a webhook, Slack or
     /// e-mail.
@@ -158,6 +164,8 @@ pub(crate) enum Outcome {
     Findings,
     /// Could not do all it was asked (a path missing, a file unreadable); already reported.
     Error,
+    /// `mesh plan` found changes to make (exit 2, as Terraform's `-detailed-exitcode`).
+    Changes,
 }
 
 fn main() -> ExitCode {
@@ -207,6 +215,8 @@ fn main() -> ExitCode {
         Command::Cluster(args) => cmd::cluster::run(&args),
         Command::MaskingKey(args) => cmd::masking_key::run(&args),
         Command::Location(args) => cmd::location::run(&args),
+        Command::Plan(args) => cmd::plan::plan(&args),
+        Command::Apply(args) => cmd::plan::apply(&args),
         Command::Subscribe(args) => cmd::subscribe::subscribe(&args),
         Command::Subscriptions(args) => cmd::subscribe::list(&args),
         Command::Unsubscribe(args) => cmd::subscribe::unsubscribe(&args),
@@ -219,6 +229,7 @@ fn main() -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
         Ok(Outcome::Error) => ExitCode::from(2),
+        Ok(Outcome::Changes) => ExitCode::from(2),
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             output::error(&format!("{err:#}"));

@@ -22,6 +22,7 @@ pub mod lint;
 pub mod names;
 pub mod odcs;
 pub mod odps;
+pub mod platform;
 pub mod schedule;
 pub mod source;
 pub mod yaml;

@@ -80,6 +80,10 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(impact))
         .routes(routes!(recommendations))
         .routes(routes!(list_domains))
+        .routes(routes!(put_domain))
+        .routes(routes!(whoami))
+        .routes(routes!(list_bindings, add_binding))
+        .routes(routes!(remove_binding))
         .routes(routes!(list_teams))
         .routes(routes!(list_events))
         .routes(routes!(issue_token))
@@ -762,6 +766,112 @@ async fn list_domains(
 ) -> ApiResult<Json<Vec<Domain>>> {
     let who = caller.principal()?;
     Ok(Json(state.catalog.domains(&who).await?))
+}
+
+/// A domain's description, set (admins only; created when absent; audited).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DomainBody {
+    description: Option<String>,
+}
+
+/// Creates a domain or sets its description (admins only; audited): 200 with the domain, or
+/// 204 when it was so already.
+#[utoipa::path(put, path = "/api/v1/domains/{domain}", tag = "catalog",
+    params(("domain" = String, Path, description = "The domain's name")),
+    request_body = DomainBody,
+    security(("token" = [])),
+    responses((status = 200, body = Domain), (status = 204, description = "Unchanged"),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+async fn put_domain(
+    State(state): State<AppState>,
+    caller: Caller,
+    path: Result<Path<String>, PathRejection>,
+    body: Result<Json<DomainBody>, JsonRejection>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let who = caller.principal()?;
+    let Path(name) = path?;
+    let Json(body) = body?;
+    Ok(
+        match state
+            .catalog
+            .put_domain(&who, &name, body.description.as_deref())
+            .await?
+        {
+            Some(domain) => Json(domain).into_response(),
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    )
+}
+
+/// Who the caller is: the principal and its roles.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = mesh_catalog::platform::WhoAmI),
+        (status = 401, body = Problem)))]
+async fn whoami(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<mesh_catalog::platform::WhoAmI>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.whoami(&who)))
+}
+
+/// Every role binding (admins only).
+#[utoipa::path(get, path = "/api/v1/bindings", tag = "catalog",
+    security(("token" = [])),
+    responses((status = 200, body = [mesh_catalog::platform::Binding]),
+        (status = 401, body = Problem), (status = 403, body = Problem)))]
+async fn list_bindings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<mesh_catalog::platform::Binding>>> {
+    let who = caller.principal()?;
+    Ok(Json(state.catalog.role_bindings(&who).await?))
+}
+
+/// Whether a role change changed anything.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub(crate) struct Changed {
+    changed: bool,
+}
+
+/// Gives a principal a role (admins only; audited).
+#[utoipa::path(post, path = "/api/v1/bindings", tag = "catalog",
+    request_body = mesh_catalog::platform::Binding,
+    security(("token" = [])),
+    responses((status = 200, body = Changed),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem)))]
+async fn add_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<mesh_catalog::platform::Binding>, JsonRejection>,
+) -> ApiResult<Json<Changed>> {
+    let who = caller.principal()?;
+    let Json(binding) = body?;
+    let changed = state.catalog.bind(&who, &binding).await?;
+    Ok(Json(Changed { changed }))
+}
+
+/// Takes a role back (admins only; audited); never the last global admin's.
+#[utoipa::path(post, path = "/api/v1/bindings/remove", tag = "catalog",
+    request_body = mesh_catalog::platform::Binding,
+    security(("token" = [])),
+    responses((status = 200, body = Changed),
+        (status = 400, body = Problem), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 409, body = Problem)))]
+async fn remove_binding(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<mesh_catalog::platform::Binding>, JsonRejection>,
+) -> ApiResult<Json<Changed>> {
+    let who = caller.principal()?;
+    let Json(binding) = body?;
+    let changed = state.catalog.unbind(&who, &binding).await?;
+    Ok(Json(Changed { changed }))
 }
 
 /// The owning teams, by name.

@@ -117,6 +117,7 @@ problems!(
     mesh_catalog::lifecycle::LifecycleError,
     mesh_catalog::lineage::LineageError,
     mesh_catalog::locations::LocationError,
+    mesh_catalog::platform::PlatformError,
     mesh_catalog::products::ProductError,
     mesh_catalog::publish::PublishError,
     mesh_catalog::runs::RunsError,

@@ -28,6 +28,10 @@ pub const ALL: &[&str] = &[
     SEARCH,
     LINEAGE,
     DOMAINS,
+    DOMAIN,
+    WHOAMI,
+    BINDINGS,
+    BINDINGS_REMOVE,
     TEAMS,
     EVENTS,
     TOKENS,
@@ -89,6 +93,10 @@ pub const COMPATIBILITY: &str = "/api/v1/compatibility";
 pub const SEARCH: &str = "/api/v1/search";
 pub const LINEAGE: &str = "/api/v1/lineage";
 pub const DOMAINS: &str = "/api/v1/domains";
+pub const DOMAIN: &str = "/api/v1/domains/{domain}";
+pub const WHOAMI: &str = "/api/v1/whoami";
+pub const BINDINGS: &str = "/api/v1/bindings";
+pub const BINDINGS_REMOVE: &str = "/api/v1/bindings/remove";
 pub const TEAMS: &str = "/api/v1/teams";
 pub const EVENTS: &str = "/api/v1/events";
 pub const TOKENS: &str = "/api/v1/tokens";

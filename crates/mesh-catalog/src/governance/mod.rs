@@ -309,6 +309,13 @@ fn parse_overrides(raw: &BTreeMap<String, String>) -> Result<Overrides, Vec<Stri
     if bad.is_empty() { Ok(out) } else { Err(bad) }
 }
 
+impl PolicyBundle {
+    /// What identifies the bundle's content: the digest its version would carry.
+    pub fn digest(&self) -> String {
+        digest(self)
+    }
+}
+
 fn digest(bundle: &PolicyBundle) -> String {
     let mut files = bundle.files.clone();
     files.sort_by(|a, b| a.path.cmp(&b.path));

@@ -93,6 +93,11 @@ pub trait Tx: Send {
     async fn domains(&mut self) -> StoreResult<Vec<DomainRow>>;
     /// Inserts the domain; `Conflict` when it exists.
     async fn insert_domain(&mut self, row: &DomainRow) -> StoreResult<()>;
+    async fn set_domain_description(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+    ) -> StoreResult<()>;
 
     async fn team(&mut self, name: &str) -> StoreResult<Option<TeamRow>>;
     async fn teams(&mut self) -> StoreResult<Vec<TeamRow>>;
@@ -209,6 +214,10 @@ pub trait Tx: Send {
     async fn put_principal_revocation(&mut self, principal: &str, at: &str) -> StoreResult<()>;
     /// Adds a role binding; adding one that exists is not an error.
     async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()>;
+    /// Every role binding, by principal, role and domain.
+    async fn all_bindings(&mut self) -> StoreResult<Vec<RoleBinding>>;
+    /// Removes one role binding; how many (0 or 1).
+    async fn delete_binding(&mut self, row: &RoleBinding) -> StoreResult<u64>;
 
     /// One version of a scope's policy bundle, or its latest when `version` is `None`.
     async fn policy_bundle(

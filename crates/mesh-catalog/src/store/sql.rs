@@ -327,6 +327,19 @@ macro_rules! sql_tx {
                 Ok(())
             }
 
+            async fn set_domain_description(
+                &mut self,
+                name: &str,
+                description: Option<&str>,
+            ) -> StoreResult<()> {
+                sqlx::query("UPDATE domains SET description = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(description)
+                    .execute(&mut *self.tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn team(&mut self, name: &str) -> StoreResult<Option<TeamRow>> {
                 let row = sqlx::query("SELECT name, domain, created_at FROM teams WHERE name = $1")
                     .bind(name)
@@ -967,6 +980,35 @@ macro_rules! sql_tx {
                         })
                     })
                     .collect()
+            }
+
+            async fn all_bindings(&mut self) -> StoreResult<Vec<RoleBinding>> {
+                let rows = sqlx::query(
+                    "SELECT principal, role, domain FROM role_bindings ORDER BY principal, role, domain",
+                )
+                .fetch_all(&mut *self.tx)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(RoleBinding {
+                            principal: r.try_get("principal")?,
+                            role: r.try_get("role")?,
+                            domain: r.try_get("domain")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn delete_binding(&mut self, row: &RoleBinding) -> StoreResult<u64> {
+                let done = sqlx::query(
+                    "DELETE FROM role_bindings WHERE principal = $1 AND role = $2 AND domain = $3",
+                )
+                .bind(&row.principal)
+                .bind(&row.role)
+                .bind(&row.domain)
+                .execute(&mut *self.tx)
+                .await?;
+                Ok(done.rows_affected())
             }
 
             async fn insert_binding(&mut self, row: &RoleBinding) -> StoreResult<()> {

@@ -2187,6 +2187,158 @@ async fn service_levels_are_measured_and_breaches_recorded_once(t: TestStore) {
     assert_eq!(kept().await, 0, "{name}");
 }
 
+/// Role bindings and domains as the platform's own state (issue 26): admins give and take
+/// roles without tokens, the last global admin stays, domains exist before their products.
+async fn roles_and_domains_are_platform_state(t: TestStore) {
+    use mesh_catalog::platform::{Binding, PlatformError};
+    let name = t.name;
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+    let who = admin();
+    let bind = |p: &str, r: &str, d: &str| Binding {
+        principal: p.into(),
+        role: r.into(),
+        domain: d.into(),
+    };
+    assert!(
+        catalog
+            .bind(&who, &bind("Ana@Example.com", "owner", "sales"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !catalog
+            .bind(&who, &bind("ana@example.com", "owner", "sales"))
+            .await
+            .unwrap(),
+        "{name}: twice is once"
+    );
+    assert!(
+        catalog
+            .bind(&who, &bind("olga", "admin", "*"))
+            .await
+            .unwrap()
+    );
+    let all = catalog.role_bindings(&who).await.unwrap();
+    assert!(
+        all.contains(&bind("ana@example.com", "owner", "sales")),
+        "{name}: {all:?}"
+    );
+    // What a binding gives, a signed-in principal of that name holds.
+    let ana = catalog
+        .federated(
+            "ana@example.com",
+            vec![],
+            serde_json::json!({}),
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(ana.has(Role::Owner, Some("sales")), "{name}");
+    assert!(!ana.has(Role::Owner, Some("hr")), "{name}");
+    // Only admins change roles; nonsense is refused with what would be right.
+    assert!(is(
+        &catalog
+            .bind(&ana, &bind("ana@example.com", "admin", "*"))
+            .await,
+        ErrorCode::Forbidden
+    ));
+    assert!(is(&catalog.role_bindings(&ana).await, ErrorCode::Forbidden));
+    for bad in [
+        bind("ana", "king", "sales"),
+        bind("ana", "admin", "sales"),
+        bind("ana", "owner", "Not A Domain"),
+        bind("", "owner", "sales"),
+        bind("a\nb", "owner", "sales"),
+        bind(&"x".repeat(300), "owner", "sales"),
+    ] {
+        let r = catalog.bind(&who, &bad).await;
+        assert!(
+            matches!(r, Err(PlatformError::Invalid(_))),
+            "{name}: {bad:?} gave {r:?}"
+        );
+    }
+    assert!(
+        catalog
+            .unbind(&who, &bind("ana@example.com", "owner", "sales"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !catalog
+            .unbind(&who, &bind("ana@example.com", "owner", "sales"))
+            .await
+            .unwrap()
+    );
+    // The last global admin cannot go; with another one, it can.
+    let r = catalog.unbind(&who, &bind("olga", "admin", "*")).await;
+    assert!(
+        matches!(r, Err(PlatformError::LastAdmin { .. })),
+        "{name}: {r:?}"
+    );
+    assert!(
+        catalog
+            .bind(&who, &bind("piet", "admin", "*"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        catalog
+            .unbind(&who, &bind("olga", "admin", "*"))
+            .await
+            .unwrap()
+    );
+    // Domains: created with a description, updated, unchanged is nothing.
+    let d = catalog
+        .put_domain(&who, "hr", Some("People."))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.map(|d| d.description),
+        Some(Some("People.".to_owned())),
+        "{name}"
+    );
+    assert!(
+        catalog
+            .put_domain(&who, "hr", Some("People."))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let d = catalog.put_domain(&who, "hr", None).await.unwrap();
+    assert_eq!(d.map(|d| d.description), Some(None), "{name}");
+    assert!(matches!(
+        catalog.put_domain(&who, "HR!", None).await,
+        Err(PlatformError::Invalid(_))
+    ));
+    assert!(is(
+        &catalog.put_domain(&ana, "sales", None).await,
+        ErrorCode::Forbidden
+    ));
+    let kinds: Vec<String> = t
+        .store
+        .read()
+        .await
+        .unwrap()
+        .events(0, 100, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    for kind in [
+        "role.bound",
+        "role.unbound",
+        "domain.created",
+        "domain.updated",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{name}: {kind} in {kinds:?}"
+        );
+    }
+}
+
 on_every_backend!(
     store_transactions_and_conflicts,
     publish_show_and_republish,
@@ -2203,6 +2355,7 @@ on_every_backend!(
     contract_approvers_and_restricted_data_need_the_right_people,
     usage_feeds_recommendations_and_deprecation_notices,
     service_levels_are_measured_and_breaches_recorded_once,
+    roles_and_domains_are_platform_state,
 );
 
 /// Hole 9 of issue 18: a reader's rights are decided on every grant it holds, not the first

@@ -15,6 +15,7 @@ pub(crate) mod lint;
 pub(crate) mod location;
 pub(crate) mod masking_key;
 pub(crate) mod new;
+pub(crate) mod plan;
 pub(crate) mod policy;
 pub(crate) mod publish;
 pub(crate) mod query;

@@ -530,7 +530,7 @@ fn audit(args: &AuditArgs) -> anyhow::Result<Outcome> {
 }
 
 /// A folder of policies as a bundle: its *.rego files (by file name) and `overrides.yaml`.
-fn bundle(dir: &Path) -> anyhow::Result<PolicyBundle> {
+pub(crate) fn bundle(dir: &Path) -> anyhow::Result<PolicyBundle> {
     anyhow::ensure!(dir.is_dir(), "{}: not a folder", dir.display());
     let files = rego_files(dir)?
         .into_iter()

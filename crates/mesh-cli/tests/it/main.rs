@@ -16,6 +16,7 @@ mod interop;
 mod lint;
 mod new;
 mod pg;
+mod plan;
 mod policy;
 mod resilience;
 mod run;
