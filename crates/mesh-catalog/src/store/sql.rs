@@ -373,10 +373,7 @@ macro_rules! sql_tx {
             }
 
             async fn products(&mut self, query: &ProductQuery) -> StoreResult<Vec<ProductRow>> {
-                let sql = concat!("SELECT ", product_cols!(), " FROM products \
-                     WHERE ($1 IS NULL OR domain = $1) AND ($2 IS NULL OR id > $2) \
-                     ORDER BY id LIMIT $3");
-                let rows = sqlx::query(sql)
+                let rows = sqlx::query(PRODUCTS_PAGE)
                     .bind(&query.domain)
                     .bind(&query.after)
                     .bind(query.limit)
@@ -618,16 +615,7 @@ macro_rules! sql_tx {
                 after: Option<&str>,
                 limit: i64,
             ) -> StoreResult<Vec<(ProductRow, VersionRow)>> {
-                let sql = concat!(
-                    "SELECT p.id, p.domain, p.team, p.name, p.latest, p.status AS product_status, ",
-                    "p.revision AS product_revision, p.created_at, p.updated_at, ",
-                    "v.product, v.version, v.major, v.status, v.digest, v.descriptor, v.published_by, ",
-                    "v.published_at, v.sunset, v.migration_guide, v.deprecated_at, v.revision, ",
-                    "v.transform, v.schedule ",
-                    "FROM products p JOIN product_versions v ON v.product = p.id AND v.version = p.latest ",
-                    "WHERE ($1 IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2"
-                );
-                let rows = sqlx::query(sql)
+                let rows = sqlx::query(LATEST_VERSIONS_PAGE)
                     .bind(after)
                     .bind(limit)
                     .fetch_all(&mut *self.tx)
@@ -651,11 +639,7 @@ macro_rules! sql_tx {
             }
 
             async fn latest_ports(&mut self, after: Option<&str>, upto: &str) -> StoreResult<Vec<PortRow>> {
-                let sql = concat!(
-                    "SELECT c.product, c.version, c.port, c.major, c.contract_id, c.compatibility, c.digest, c.contract ",
-                    "FROM products p JOIN port_contracts c ON c.product = p.id AND c.version = p.latest ",
-                    "WHERE ($1 IS NULL OR p.id > $1) AND p.id <= $2 ORDER BY p.id, c.port"
-                );
+                let sql = LATEST_PORTS_PAGE;
                 let rows = sqlx::query(sql)
                     .bind(after)
                     .bind(upto)
@@ -708,11 +692,7 @@ macro_rules! sql_tx {
                     Some((o, s, t)) => (Some(o.as_str()), s.as_str(), t.as_str()),
                     None => (None, "", ""),
                 };
-                let rows = sqlx::query(
-                    "SELECT origin, source, target FROM lineage_edges \
-                     WHERE $1 IS NULL OR origin > $1 OR (origin = $1 AND (source > $2 OR (source = $2 AND target > $3))) \
-                     ORDER BY origin, source, target LIMIT $4",
-                )
+                let rows = sqlx::query(LINEAGE_PAGE)
                 .bind(o)
                 .bind(s)
                 .bind(t)
@@ -2191,5 +2171,99 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn CatalogStore>> {
         Ok(Arc::new(PostgresStore::open(url).await?))
     } else {
         Ok(Arc::new(SqliteStore::open(url).await?))
+    }
+}
+
+// The queries that page through a whole table (a server's start, `mesh products`): each page
+// must start where the last ended by the index, not scan from the first row, or reading a
+// catalog of N rows costs N²/page rows (see `paging_seeks_by_the_index`).
+
+const PRODUCTS_PAGE: &str = concat!(
+    "SELECT ",
+    product_cols!(),
+    " FROM products WHERE ($1 IS NULL OR domain = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+);
+
+const LATEST_VERSIONS_PAGE: &str = concat!(
+    "SELECT p.id, p.domain, p.team, p.name, p.latest, p.status AS product_status, ",
+    "p.revision AS product_revision, p.created_at, p.updated_at, ",
+    "v.product, v.version, v.major, v.status, v.digest, v.descriptor, v.published_by, ",
+    "v.published_at, v.sunset, v.migration_guide, v.deprecated_at, v.revision, ",
+    "v.transform, v.schedule ",
+    "FROM products p JOIN product_versions v ON v.product = p.id AND v.version = p.latest ",
+    "WHERE ($1 IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2"
+);
+
+const LATEST_PORTS_PAGE: &str = concat!(
+    "SELECT c.product, c.version, c.port, c.major, c.contract_id, c.compatibility, c.digest, c.contract ",
+    "FROM products p JOIN port_contracts c ON c.product = p.id AND c.version = p.latest ",
+    "WHERE ($1 IS NULL OR p.id > $1) AND p.id <= $2 ORDER BY p.id, c.port"
+);
+
+const LINEAGE_PAGE: &str = "SELECT origin, source, target FROM lineage_edges \
+     WHERE $1 IS NULL OR origin > $1 OR (origin = $1 AND (source > $2 OR (source = $2 AND target > $3))) \
+     ORDER BY origin, source, target LIMIT $4";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every paging query seeks its first row by the index (SQLite's plan says SEARCH, not
+    /// SCAN, for the paged table). A scan from the first row per page made a server's start on
+    /// a 1M-product catalog take minutes (bench/discovery.sh).
+    #[tokio::test]
+    async fn paging_seeks_by_the_index() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("catalog.db");
+        let store = SqliteStore::open(path.to_str().expect("utf-8"))
+            .await
+            .expect("open");
+        let plan = |sql: &'static str, binds: Vec<Option<&'static str>>| {
+            let pool = store.pool.clone();
+            async move {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")));
+                for b in binds {
+                    q = q.bind(b);
+                }
+                let rows = q.fetch_all(&pool).await.expect("explain");
+                rows.iter()
+                    .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        let page = Some("m");
+        for (what, table, sql, binds) in [
+            (
+                "products",
+                "products",
+                PRODUCTS_PAGE,
+                vec![None, page, Some("100")],
+            ),
+            (
+                "latest versions",
+                "p",
+                LATEST_VERSIONS_PAGE,
+                vec![page, Some("100")],
+            ),
+            (
+                "latest ports",
+                "c",
+                LATEST_PORTS_PAGE,
+                vec![page, Some("z")],
+            ),
+            (
+                "lineage",
+                "lineage_edges",
+                LINEAGE_PAGE,
+                vec![page, Some("b"), Some("c"), Some("100")],
+            ),
+        ] {
+            let plan = plan(sql, binds).await;
+            assert!(
+                !plan.contains(&format!("SCAN {table}")),
+                "{what}: each page scans from the first row: {plan}"
+            );
+        }
     }
 }
