@@ -375,7 +375,7 @@ macro_rules! sql_tx {
             async fn products(&mut self, query: &ProductQuery) -> StoreResult<Vec<ProductRow>> {
                 let rows = sqlx::query(PRODUCTS_PAGE)
                     .bind(&query.domain)
-                    .bind(&query.after)
+                    .bind(query.after.as_deref().unwrap_or_default())
                     .bind(query.limit)
                     .fetch_all(&mut *self.tx)
                     .await?;
@@ -616,7 +616,7 @@ macro_rules! sql_tx {
                 limit: i64,
             ) -> StoreResult<Vec<(ProductRow, VersionRow)>> {
                 let rows = sqlx::query(LATEST_VERSIONS_PAGE)
-                    .bind(after)
+                    .bind(after.unwrap_or_default())
                     .bind(limit)
                     .fetch_all(&mut *self.tx)
                     .await?;
@@ -639,9 +639,8 @@ macro_rules! sql_tx {
             }
 
             async fn latest_ports(&mut self, after: Option<&str>, upto: &str) -> StoreResult<Vec<PortRow>> {
-                let sql = LATEST_PORTS_PAGE;
-                let rows = sqlx::query(sql)
-                    .bind(after)
+                let rows = sqlx::query(LATEST_PORTS_PAGE)
+                    .bind(after.unwrap_or_default())
                     .bind(upto)
                     .fetch_all(&mut *self.tx)
                     .await?;
@@ -689,8 +688,8 @@ macro_rules! sql_tx {
                 limit: i64,
             ) -> StoreResult<Vec<(String, String, String)>> {
                 let (o, s, t) = match after {
-                    Some((o, s, t)) => (Some(o.as_str()), s.as_str(), t.as_str()),
-                    None => (None, "", ""),
+                    Some((o, s, t)) => (o.as_str(), s.as_str(), t.as_str()),
+                    None => ("", "", ""),
                 };
                 let rows = sqlx::query(LINEAGE_PAGE)
                 .bind(o)
@@ -2176,12 +2175,14 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn CatalogStore>> {
 
 // The queries that page through a whole table (a server's start, `mesh products`): each page
 // must start where the last ended by the index, not scan from the first row, or reading a
-// catalog of N rows costs N²/page rows (see `paging_seeks_by_the_index`).
+// catalog of N rows costs N²/page rows (see `paging_seeks_by_the_index`). The first page starts
+// after the empty key (every id, name and origin is longer), never with `$1 IS NULL OR`, which
+// keeps SQLite (and PostgreSQL's generic plans) from seeking.
 
 const PRODUCTS_PAGE: &str = concat!(
     "SELECT ",
     product_cols!(),
-    " FROM products WHERE ($1 IS NULL OR domain = $1) AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+    " FROM products WHERE ($1 IS NULL OR domain = $1) AND id > $2 ORDER BY id LIMIT $3"
 );
 
 const LATEST_VERSIONS_PAGE: &str = concat!(
@@ -2191,18 +2192,17 @@ const LATEST_VERSIONS_PAGE: &str = concat!(
     "v.published_at, v.sunset, v.migration_guide, v.deprecated_at, v.revision, ",
     "v.transform, v.schedule ",
     "FROM products p JOIN product_versions v ON v.product = p.id AND v.version = p.latest ",
-    "WHERE ($1 IS NULL OR p.id > $1) ORDER BY p.id LIMIT $2"
+    "WHERE p.id > $1 ORDER BY p.id LIMIT $2"
 );
 
 const LATEST_PORTS_PAGE: &str = concat!(
     "SELECT c.product, c.version, c.port, c.major, c.contract_id, c.compatibility, c.digest, c.contract ",
     "FROM products p JOIN port_contracts c ON c.product = p.id AND c.version = p.latest ",
-    "WHERE ($1 IS NULL OR p.id > $1) AND p.id <= $2 ORDER BY p.id, c.port"
+    "WHERE p.id > $1 AND p.id <= $2 ORDER BY p.id, c.port"
 );
 
 const LINEAGE_PAGE: &str = "SELECT origin, source, target FROM lineage_edges \
-     WHERE $1 IS NULL OR origin > $1 OR (origin = $1 AND (source > $2 OR (source = $2 AND target > $3))) \
-     ORDER BY origin, source, target LIMIT $4";
+     WHERE (origin, source, target) > ($1, $2, $3) ORDER BY origin, source, target LIMIT $4";
 
 #[cfg(test)]
 mod tests {
