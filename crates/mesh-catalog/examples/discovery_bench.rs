@@ -10,7 +10,9 @@
 //!   cargo run --release -p mesh-catalog --example discovery_bench -- postgres
 //! ```
 //! PRODUCTS (100000) and QUERIES (2000) change the size; AUDIT=1 also times `mesh policy audit`
-//! (the standard pack over every product).
+//! (the standard pack over every product). CATALOG=path/to/bench.db measures a SQLite catalog a
+//! previous run published (PRODUCTS of them) instead of publishing again: publishing 1,000,000
+//! products takes most of an hour on two cores.
 
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -196,21 +198,31 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let products = env("PRODUCTS", 100_000);
     let queries = env("QUERIES", 2_000);
     let dir = tempfile::tempdir()?;
-    let (store, url) = open(&backend, dir.path()).await?;
     let who = Principal::local();
+    let reused = std::env::var("CATALOG")
+        .ok()
+        .filter(|_| backend == "sqlite");
+    let (store, url) = match &reused {
+        Some(path) => (
+            mesh_catalog::store::open(path).await?,
+            format!("sqlite://{path}"),
+        ),
+        None => open(&backend, dir.path()).await?,
+    };
 
-    // Publish, 4 writers.
+    // Publish, 4 writers (none when measuring a catalog published before).
     let writer = Catalog::new(store);
     let started = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
+    let reuse = reused.is_some();
     for t in 0..4u64 {
         let (catalog, who, next) = (writer.clone(), who.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (t + 1));
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= products {
+                if i >= products || reuse {
                     break;
                 }
                 if let Err(e) = catalog.publish(&who, &product(i, &mut rng), false).await {
@@ -223,10 +235,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         task.await?;
     }
     let publish = started.elapsed();
-    eprintln!(
-        "published {products} products in {:.1} s",
-        publish.as_secs_f64()
-    );
+    if reuse {
+        eprintln!("measuring {url} (published before)");
+    } else {
+        eprintln!(
+            "published {products} products in {:.1} s",
+            publish.as_secs_f64()
+        );
+    }
 
     // A fresh instance: build the index and the graph from the database.
     let reader = Catalog::new(mesh_catalog::store::open(&url).await?);
