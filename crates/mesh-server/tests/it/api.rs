@@ -575,6 +575,49 @@ fn endpoints() -> Vec<Endpoint> {
         },
         Endpoint {
             method: "GET",
+            template: "/api/v1/whoami",
+            allowed: Allowed::Readers,
+            request: |_, _| ("/api/v1/whoami".into(), None),
+        },
+        Endpoint {
+            method: "GET",
+            template: "/api/v1/bindings",
+            allowed: Allowed::Admins,
+            request: |_, _| ("/api/v1/bindings".into(), None),
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/bindings",
+            allowed: Allowed::Admins,
+            request: |i, _| {
+                let body = serde_json::json!({
+                    "principal": format!("p{i}"), "role": "member", "domain": "sales",
+                });
+                ("/api/v1/bindings".into(), Some(body))
+            },
+        },
+        Endpoint {
+            method: "POST",
+            template: "/api/v1/bindings/remove",
+            allowed: Allowed::Admins,
+            request: |i, _| {
+                let body = serde_json::json!({
+                    "principal": format!("p{i}"), "role": "member", "domain": "sales",
+                });
+                ("/api/v1/bindings/remove".into(), Some(body))
+            },
+        },
+        Endpoint {
+            method: "PUT",
+            template: "/api/v1/domains/{domain}",
+            allowed: Allowed::Admins,
+            request: |i, _| {
+                let body = serde_json::json!({ "description": format!("Sales, take {i}.") });
+                ("/api/v1/domains/sales".into(), Some(body))
+            },
+        },
+        Endpoint {
+            method: "GET",
             template: "/metrics",
             allowed: Allowed::Readers,
             request: |_, _| ("/metrics".into(), None),
