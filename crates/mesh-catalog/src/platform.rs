@@ -151,15 +151,7 @@ impl Catalog {
             return Ok(false);
         }
         tx.insert_binding(&binding.row()).await?;
-        tx.append_event(&NewEvent {
-            at: stamp(self.clock.now()),
-            kind: "role.bound".into(),
-            subject: binding.principal.clone(),
-            actor: who.name.clone(),
-            payload: serde_json::json!({ "role": binding.role, "domain": binding.domain }),
-        })
-        .await?;
-        tx.commit().await?;
+        self.record_role(tx, who, "role.bound", &binding).await?;
         Ok(true)
     }
 
@@ -170,17 +162,13 @@ impl Catalog {
         let binding = binding.checked()?;
         let mut tx = self.store.write().await?;
         if binding.role == Role::Admin.as_str() {
-            let admins = tx
+            let admins: Vec<RoleBinding> = tx
                 .all_bindings()
                 .await?
                 .into_iter()
                 .filter(|b| b.role == Role::Admin.as_str())
-                .count();
-            let held = tx
-                .bindings(&binding.principal)
-                .await?
-                .contains(&binding.row());
-            if held && admins == 1 {
+                .collect();
+            if admins == [binding.row()] {
                 return Err(PlatformError::LastAdmin {
                     principal: binding.principal,
                 });
@@ -189,16 +177,28 @@ impl Catalog {
         if tx.delete_binding(&binding.row()).await? == 0 {
             return Ok(false);
         }
+        self.record_role(tx, who, "role.unbound", &binding).await?;
+        Ok(true)
+    }
+
+    /// Records a role change as `kind` and commits it.
+    async fn record_role(
+        &self,
+        mut tx: Box<dyn crate::store::Tx>,
+        who: &Principal,
+        kind: &str,
+        binding: &Binding,
+    ) -> Result<(), PlatformError> {
         tx.append_event(&NewEvent {
             at: stamp(self.clock.now()),
-            kind: "role.unbound".into(),
+            kind: kind.into(),
             subject: binding.principal.clone(),
             actor: who.name.clone(),
             payload: serde_json::json!({ "role": binding.role, "domain": binding.domain }),
         })
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Creates a domain, or sets its description (admins only); `None` when nothing changed.

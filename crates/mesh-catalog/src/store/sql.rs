@@ -160,6 +160,14 @@ macro_rules! row_readers {
             })
         }
 
+        fn binding_row(r: &$row) -> Result<RoleBinding, sqlx::Error> {
+            Ok(RoleBinding {
+                principal: r.try_get("principal")?,
+                role: r.try_get("role")?,
+                domain: r.try_get("domain")?,
+            })
+        }
+
         fn team_row(r: &$row) -> Result<TeamRow, sqlx::Error> {
             Ok(TeamRow {
                 name: r.try_get("name")?,
@@ -950,15 +958,7 @@ macro_rules! sql_tx {
                 .bind(principal)
                 .fetch_all(&mut *self.tx)
                 .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(RoleBinding {
-                            principal: r.try_get("principal")?,
-                            role: r.try_get("role")?,
-                            domain: r.try_get("domain")?,
-                        })
-                    })
-                    .collect()
+                Ok(rows.iter().map(binding_row).collect::<Result<_, _>>()?)
             }
 
             async fn all_bindings(&mut self) -> StoreResult<Vec<RoleBinding>> {
@@ -967,15 +967,7 @@ macro_rules! sql_tx {
                 )
                 .fetch_all(&mut *self.tx)
                 .await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(RoleBinding {
-                            principal: r.try_get("principal")?,
-                            role: r.try_get("role")?,
-                            domain: r.try_get("domain")?,
-                        })
-                    })
-                    .collect()
+                Ok(rows.iter().map(binding_row).collect::<Result<_, _>>()?)
             }
 
             async fn delete_binding(&mut self, row: &RoleBinding) -> StoreResult<u64> {
