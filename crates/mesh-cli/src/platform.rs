@@ -480,14 +480,6 @@ impl Plan {
     }
 }
 
-/// A problem's detail, for a refused step.
-fn why(e: &Failure) -> String {
-    match e {
-        Failure::Problem { problem, .. } => problem.detail.clone(),
-        Failure::Transport(e) => e.clone(),
-    }
-}
-
 fn step(change: Change, update: bool, source: Option<String>) -> Step {
     Step {
         action: change.action(update).to_owned(),
@@ -689,7 +681,7 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
                     serde_json::json!({ "tests": report.tests, "policies": report.policies.len() }),
                 ),
             ),
-            Err(e) => (Some(why(&e)), None),
+            Err(e) => (Some(e.to_string()), None),
         };
         let mut s = step(
             Change::PublishPolicies {
@@ -751,7 +743,7 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
                     Failure::Problem { problem, .. } => problem.violations.clone(),
                     Failure::Transport(_) => None,
                 };
-                s.refused = Some(why(&e));
+                s.refused = Some(e.to_string());
                 steps.push(s);
             }
         }
@@ -1099,7 +1091,7 @@ pub(crate) async fn apply(client: &dyn CatalogApi, repo: &Repo, plan: &Plan) -> 
 }
 
 async fn run_step(client: &dyn CatalogApi, repo: &Repo, change: &Change) -> Result<(), String> {
-    let e = |e: Failure| why(&e);
+    let e = |e: Failure| e.to_string();
     match change {
         Change::PutDomain {
             domain,
