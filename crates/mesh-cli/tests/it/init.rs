@@ -70,3 +70,29 @@ fn init_appends_to_an_existing_gitignore() {
         "target\n# mesh: local catalog and data\n.mesh/\n"
     );
 }
+
+/// CI systems set a variable that is not configured to the empty string (GitHub Actions'
+/// `MESH_SERVER: ${{ vars.MESH_SERVER }}`): empty reads as unset, never as a value.
+#[test]
+fn empty_settings_in_the_environment_read_as_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    assert_eq!(crate::code(&mesh(ws, &["init"])), 0);
+    let out = crate::mesh_with_env(
+        ws,
+        &["plan"],
+        &[
+            ("MESH_CATALOG", ""),
+            ("MESH_SERVER", ""),
+            ("MESH_TOKEN", ""),
+            ("MESH_STORAGE", ""),
+        ],
+    );
+    assert_eq!(
+        crate::code(&out),
+        0,
+        "{}{}",
+        stdout(&out),
+        crate::stderr(&out)
+    );
+}
