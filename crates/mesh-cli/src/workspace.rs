@@ -13,25 +13,27 @@ use crate::cmd::init::CONFIG_FILE;
 /// subcommands (`mesh access`) takes them before or after its subcommand.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct CatalogArgs {
-    /// The catalog: sqlite://FILE or postgres://user@host:port/database (default: the one in
-    /// mesh.toml, found in this folder or above).
-    #[arg(long, env = "MESH_CATALOG", value_name = "URL", global = true)]
+    /// The catalog: sqlite://FILE or postgres://user@host:port/database (default: MESH_CATALOG,
+    /// else the one in mesh.toml, found in this folder or above).
+    #[arg(long, value_name = "URL", global = true)]
     catalog: Option<String>,
 
-    /// A `mesh serve` to talk to instead of a catalog database (http://host:port).
-    #[arg(
-        long,
-        env = "MESH_SERVER",
-        value_name = "URL",
-        conflicts_with = "catalog",
-        global = true
-    )]
+    /// A `mesh serve` to talk to instead of a catalog database (http://host:port; default:
+    /// MESH_SERVER).
+    #[arg(long, value_name = "URL", conflicts_with = "catalog", global = true)]
     server: Option<String>,
 
     /// An API token: the one `--server` is called with; with the catalog database, act as its
-    /// principal (its roles and grants) instead of as the catalog's admin.
-    #[arg(long, env = "MESH_TOKEN", hide_env_values = true, global = true)]
+    /// principal (its roles and grants) instead of as the catalog's admin (default: MESH_TOKEN).
+    #[arg(long, global = true)]
     token: Option<String>,
+}
+
+/// A setting from the environment; unset and empty alike are `None`: CI systems set a variable
+/// nobody configured to the empty string (GitHub Actions' `${{ vars.X }}`), which must not count
+/// as a value (nor conflict with another setting).
+pub(crate) fn env_setting(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -152,10 +154,43 @@ struct CatalogConfig {
 }
 
 impl CatalogArgs {
+    /// `--catalog`, else MESH_CATALOG (unless `--server` was given).
+    fn catalog_setting(&self) -> Option<String> {
+        self.catalog.clone().or_else(|| {
+            self.server
+                .is_none()
+                .then(|| env_setting("MESH_CATALOG"))
+                .flatten()
+        })
+    }
+
+    /// `--server`, else MESH_SERVER (unless `--catalog` was given); both from the environment
+    /// is a mistake to say, not a guess.
+    fn server_setting(&self) -> anyhow::Result<Option<String>> {
+        if self.server.is_some() {
+            return Ok(self.server.clone());
+        }
+        if self.catalog.is_some() {
+            return Ok(None);
+        }
+        let server = env_setting("MESH_SERVER");
+        if server.is_some() && env_setting("MESH_CATALOG").is_some() {
+            bail!(
+                "MESH_SERVER and MESH_CATALOG are both set: a command talks to a server or to the catalog database, not both; unset one"
+            );
+        }
+        Ok(server)
+    }
+
+    /// `--token`, else MESH_TOKEN.
+    fn token_setting(&self) -> Option<String> {
+        self.token.clone().or_else(|| env_setting("MESH_TOKEN"))
+    }
+
     /// The catalog URL, with a relative SQLite path resolved against the workspace root.
     pub(crate) fn url(&self) -> anyhow::Result<String> {
-        if let Some(url) = &self.catalog {
-            return Ok(url.clone());
+        if let Some(url) = self.catalog_setting() {
+            return Ok(url);
         }
         let cwd = std::env::current_dir().context("cannot read the current folder")?;
         let Some(config) = find_config(&cwd) else {
@@ -179,7 +214,7 @@ impl CatalogArgs {
     /// Where output ports' Delta tables go: `MESH_STORAGE`, else mesh.toml's `[storage] url`
     /// (a relative `file://` path resolved against the workspace root), else `.mesh/data`.
     pub(crate) fn storage(&self) -> anyhow::Result<String> {
-        if let Ok(url) = std::env::var("MESH_STORAGE") {
+        if let Some(url) = env_setting("MESH_STORAGE") {
             return Ok(url);
         }
         let cwd = std::env::current_dir().context("cannot read the current folder")?;
@@ -213,11 +248,11 @@ impl CatalogArgs {
     /// (as its local admin, or as the principal of `--token`).
     pub(crate) async fn connect(&self) -> anyhow::Result<crate::client::Client> {
         use crate::client::{Local, Remote};
-        if let Some(server) = &self.server {
-            return Ok(Box::new(Remote::new(server, self.token.clone())?));
+        if let Some(server) = self.server_setting()? {
+            return Ok(Box::new(Remote::new(&server, self.token_setting())?));
         }
         let catalog = self.open().await?;
-        let who = match &self.token {
+        let who = match &self.token_setting() {
             Some(token) => catalog
                 .authenticate(token)
                 .await
@@ -232,7 +267,7 @@ impl CatalogArgs {
 
     /// Opens (and migrates) the catalog database.
     pub(crate) async fn open(&self) -> anyhow::Result<Catalog> {
-        if self.server.is_some() {
+        if self.server_setting()?.is_some() {
             bail!("this command works on the catalog database itself: use --catalog, not --server");
         }
         let url = self.url()?;
