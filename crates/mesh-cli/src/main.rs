@@ -38,6 +38,8 @@ enum Command {
     Init(cmd::init::Args),
     /// Scaffold a data product a team can lint, publish and run as generated.
     New(cmd::new::Args),
+    /// The workspace's CI: write the GitHub Actions workflow, list the products a change touched.
+    Ci(cmd::ci::Args),
     /// Check data contracts (*.odcs.yaml) and data products (*.odps.yaml): schema, semantics and
     /// platform readiness, every finding with file:line:col.
     Lint(cmd::lint::Args),
@@ -192,6 +194,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => cmd::demo::run(&args),
         Command::Init(args) => cmd::init::run(&args),
         Command::New(args) => cmd::new::run(&args),
+        Command::Ci(args) => cmd::ci::run(&args),
         Command::Lint(args) => cmd::lint::run(&args),
         Command::Test(args) => workspace::engine_limits().and_then(|()| cmd::test::run(&args)),
         Command::Changelog(args) => cmd::changelog::run(&args),

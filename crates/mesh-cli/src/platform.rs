@@ -994,7 +994,7 @@ fn subscription_domain(c: &mesh_catalog::subscriptions::Subscription) -> &str {
 }
 
 /// The repository's products, each after the products of the repository it reads.
-fn upstream_first(products: &[(String, Bundle)]) -> Vec<&(String, Bundle)> {
+pub(crate) fn upstream_first(products: &[(String, Bundle)]) -> Vec<&(String, Bundle)> {
     let parsed: Vec<(String, Vec<String>)> = products
         .iter()
         .map(|(folder, b)| {

@@ -3,6 +3,7 @@
 pub(crate) mod access;
 pub(crate) mod audit;
 pub(crate) mod changelog;
+pub(crate) mod ci;
 #[cfg(feature = "ballista")]
 pub(crate) mod cluster;
 pub(crate) mod demo;

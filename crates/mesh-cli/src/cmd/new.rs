@@ -1,8 +1,8 @@
 //! `mesh new product NAME --domain D --type T --owner TEAM [--input D.P[.PORT]]...`: a product
 //! folder a domain team can lint, test, publish and run as generated — descriptor, one output
 //! port's contract with quality rules and an SLA, `transform.sql`, sample data for a source
-//! product, a local policy with its test, a CI workflow and a README. It never overwrites a
-//! file unless `--force`.
+//! product, a local policy with its test and a README — and the workspace's CI workflow at its
+//! root (see `cmd::ci`). It never overwrites a product file unless `--force`.
 //!
 //! A derived (or aggregate, or consumer-aligned) product's output is scaffolded from its first
 //! input's contract, found in the workspace (`<domain>/<product>/contracts/<port>.odcs.yaml`) or
@@ -246,11 +246,14 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
         }
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
+    // The workspace's one CI workflow: written with the first product, kept up to date after.
+    let workflow = crate::cmd::ci::write_workflow(&root, false)?;
     if args.output == OutputFormat::Json {
         let doc = serde_json::json!({
             "product": format!("{}.{}", args.domain, args.name),
             "folder": folder.display().to_string(),
             "files": files.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            "workflow": format!("{workflow:?}").to_lowercase(),
         });
         let mut out = std::io::stdout().lock();
         serde_json::to_writer_pretty(&mut out, &doc)?;
@@ -268,6 +271,23 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
     )?;
     for (path, _) in &files {
         writeln!(out, "  {path}")?;
+    }
+    let workflow_path = root.join(crate::cmd::ci::WORKFLOW_PATH);
+    match workflow {
+        crate::cmd::ci::Written::Created => {
+            writeln!(out, "and the workspace's CI: {}", workflow_path.display())?
+        }
+        crate::cmd::ci::Written::Updated => writeln!(
+            out,
+            "and brought the workspace's CI up to date: {}",
+            workflow_path.display()
+        )?,
+        crate::cmd::ci::Written::Current => {}
+        crate::cmd::ci::Written::Kept => writeln!(
+            out,
+            "{} is your own (no generated marker): left as it is; `mesh ci workflow --force` replaces it",
+            workflow_path.display()
+        )?,
     }
     let shown = folder.display();
     if let Some(db) = &database {
@@ -287,7 +307,7 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
 
 /// The folder holding mesh.toml, searching up from the current folder (as a relative path);
 /// else the current folder.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let mut up = PathBuf::new();
     for dir in here.ancestors() {
@@ -914,16 +934,12 @@ FROM {from}
         "policies/domain_rules_test.rego".to_owned(),
         policy_test(domain, name),
     ));
-    files.push((
-        ".github/workflows/mesh.yml".to_owned(),
-        workflow(args, name),
-    ));
     files.push(("README.md".to_owned(), readme(args, &id, &title, database)));
     files
 }
 
 /// `text` as a YAML scalar: plain when that reads back the same, else double-quoted.
-fn yaml_text(text: &str) -> String {
+pub(crate) fn yaml_text(text: &str) -> String {
     let plain = !text.is_empty()
         && !text.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace())
         && !text.contains(": ")
@@ -1016,52 +1032,6 @@ test_described_column_passes if {{
     )
 }
 
-fn workflow(args: &ProductArgs, name: &str) -> String {
-    let test = if args.kind == Kind::Source {
-        format!(
-            "      - name: Test the contract on the sample data
-        run: mesh test contracts/{name}.odcs.yaml --data data/{name}.csv --format csv --checks schema,quality
-"
-        )
-    } else {
-        String::new()
-    };
-    format!(
-        "# lint -> test -> policy check -> publish -> run, with the mesh binary.
-# Set the repository variable MESH_SERVER (the catalog's URL) and the secret MESH_TOKEN (a token
-# with the owner or member role in this domain).
-name: mesh
-on:
-  push:
-    branches: [main]
-  pull_request:
-jobs:
-  product:
-    runs-on: ubuntu-latest
-    env:
-      MESH_SERVER: ${{{{ vars.MESH_SERVER }}}}
-      MESH_TOKEN: ${{{{ secrets.MESH_TOKEN }}}}
-    steps:
-      - uses: actions/checkout@v4
-      - name: Install mesh
-        run: cargo install --locked --git ${{{{ vars.MESH_GIT || 'https://github.com/mesh-data/mesh' }}}} mesh-cli
-      - name: Lint (schemas, semantics, policies)
-        run: mesh lint .
-{test}      - name: Policy tests and check
-        run: mesh policy test policies && mesh policy check .
-      - name: Dry-run publish (compatibility, catalog policies)
-        if: github.event_name == 'pull_request'
-        run: mesh publish . --dry-run
-      - name: Publish
-        if: github.ref == 'refs/heads/main'
-        run: mesh publish .
-      - name: Run (write, check, commit)
-        if: github.ref == 'refs/heads/main'
-        run: mesh run .
-"
-    )
-}
-
 fn readme(args: &ProductArgs, id: &str, title: &str, database: Option<&DbSpec>) -> String {
     let inputs = if let Some(db) = database {
         format!(
@@ -1096,7 +1066,6 @@ A {kind} data product of the {domain} domain, owned by {owner}. {inputs}
 | `contracts/*.odcs.yaml` | the output port's schema, quality rules and SLA (ODCS): the promise to consumers |
 | `transform.sql` | how the output is computed (DataFusion SQL) |
 | `policies/` | this domain's own rules (Rego) and their tests |
-| `.github/workflows/mesh.yml` | CI: lint, test, policy check, publish, run |
 
 ```sh
 mesh lint .                 # schemas, semantics and the governance policies
@@ -1108,6 +1077,9 @@ mesh run .                  # transform, check the contract on the new data, the
 Before the first publish: write the purpose in `product.odps.yaml`, set the owner's e-mail,
 describe each column in the contract, and adjust the quality rules and SLA to what you promise.
 A breaking change to the contract needs a new major version (`mesh changelog` tells).
+
+CI is the workspace's `.github/workflows/mesh.yml` (written by `mesh new`): on a pull request it
+lints, tests and plans every product the change touches; on main it applies the plan and runs them.
 ",
         kind = args.kind.as_str(),
         domain = args.domain,

@@ -4,6 +4,7 @@
 mod access;
 mod browser;
 mod catalog;
+mod ci;
 mod contract_tests;
 mod databases;
 mod demo;
