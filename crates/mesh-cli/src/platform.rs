@@ -13,6 +13,10 @@
 //! unless imported back into the files (`mesh plan --import`). A kind the files do not mention
 //! (no `members:` key, no policies folder) is not managed and never planned.
 
+mod import;
+
+pub(crate) use import::{Imported, import};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

@@ -20,8 +20,12 @@ pub(crate) struct PlanArgs {
     #[arg(long, default_value = ".")]
     root: PathBuf,
     /// Also save the plan to this file, for `mesh apply FILE`.
-    #[arg(long = "out", value_name = "FILE")]
+    #[arg(long = "out", value_name = "FILE", conflicts_with = "import")]
     out: Option<PathBuf>,
+    /// Write the drift (what the catalog has where a file manages a kind and the file lacks)
+    /// into the platform files instead of planning it away; then print the plan that is left.
+    #[arg(long)]
+    import: bool,
     #[command(flatten)]
     catalog: CatalogArgs,
     /// Output format.
@@ -62,9 +66,15 @@ fn reported(result: anyhow::Result<Outcome>) -> anyhow::Result<Outcome> {
 pub(crate) fn plan(args: &PlanArgs) -> anyhow::Result<Outcome> {
     reported(crate::runtime().and_then(|rt| {
         rt.block_on(async {
-            let repo = platform::load(&args.root)?;
+            let mut repo = platform::load(&args.root)?;
             let client = args.catalog.connect().await?;
-            let plan = platform::plan(client.as_ref(), &repo).await?;
+            let mut plan = platform::plan(client.as_ref(), &repo).await?;
+            if args.import {
+                let imported = platform::import(client.as_ref(), &args.root, &repo, &plan).await?;
+                report_imported(&imported, args.output)?;
+                repo = platform::load(&args.root)?;
+                plan = platform::plan(client.as_ref(), &repo).await?;
+            }
             if let Some(path) = &args.out {
                 save(&plan, path)?;
             }
@@ -83,6 +93,23 @@ pub(crate) fn plan(args: &PlanArgs) -> anyhow::Result<Outcome> {
             })
         })
     }))
+}
+
+/// What `--import` wrote, on standard error (standard output is the plan).
+fn report_imported(imported: &[platform::Imported], format: OutputFormat) -> anyhow::Result<()> {
+    let mut err = anstream::stderr().lock();
+    if format == OutputFormat::Json {
+        serde_json::to_writer(&mut err, &serde_json::json!({ "imported": imported }))?;
+        writeln!(err)?;
+        return Ok(());
+    }
+    if imported.is_empty() {
+        writeln!(err, "no drift to import")?;
+    }
+    for i in imported {
+        writeln!(err, "{} {}: {}", paint(OK, "imported"), i.at, i.what)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn apply(args: &ApplyArgs) -> anyhow::Result<Outcome> {

@@ -479,3 +479,154 @@ fn a_plan_says_what_the_caller_may_not_do() {
     let out = mesh(ws, &["location", "list", "--output", "json"]);
     assert_eq!(stdout(&out).trim(), "[]");
 }
+
+#[test]
+fn drift_is_imported_into_the_files_as_they_are_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
+    let as_user = |user: &str, args: &[&str]| {
+        let out = mesh_with_env(ws, args, &[("USER", user)]);
+        assert!(
+            matches!(code(&out), 0 | 2),
+            "{args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        out
+    };
+    let ecommerce = "kind: Domain
+name: ecommerce
+# who works here
+members:
+  - principal: ana@example.com
+    role: owner   # the lead
+
+locations: []
+subscriptions:
+  - email: oncall@example.com
+# the end
+";
+    write(ws, "platform/domains/ecommerce.yaml", ecommerce);
+    write(
+        ws,
+        "platform/domains/analytics.yaml",
+        "kind: Domain\nname: analytics\nreads: []\n",
+    );
+    as_user("platform", &["apply", "--yes"]);
+    assert_eq!(code(&as_user("platform", &["plan"])), 0);
+
+    // By hand: a role, a location, a subscription, and a grant asked for and given.
+    as_user(
+        "platform",
+        &[
+            "token",
+            "create",
+            "bob",
+            "--role",
+            "member",
+            "--domain",
+            "ecommerce",
+        ],
+    );
+    as_user(
+        "platform",
+        &[
+            "location",
+            "add",
+            "raw",
+            "s3://company-raw/events",
+            "--domain",
+            "ecommerce",
+        ],
+    );
+    as_user(
+        "platform",
+        &[
+            "subscribe",
+            "--domain",
+            "ecommerce",
+            "--slack",
+            "https://hooks.example.com/t/1",
+        ],
+    );
+    let asked = as_user(
+        "ana",
+        &[
+            "access",
+            "request",
+            "ecommerce.orders.orders",
+            "--for",
+            "analytics.orders_per_label",
+            "--purpose",
+            "Counts: orders per label.",
+            "--days",
+            "30",
+            "--output",
+            "json",
+        ],
+    );
+    let asked: serde_json::Value = serde_json::from_str(&stdout(&asked)).unwrap();
+    as_user(
+        "olga",
+        &["access", "approve", asked["id"].as_str().unwrap()],
+    );
+    let out = as_user("platform", &["plan", "--output", "json"]);
+    let drift: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        ops(&drift),
+        [
+            "removeLocation raw",
+            "revoke ecommerce.orders",
+            "unbind bob",
+            "unsubscribe domain",
+        ],
+        "{drift:#}"
+    );
+
+    // Imported: each where its kind is, in the file's style; comments and blanks stay.
+    let out = as_user("platform", &["plan", "--import"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    let said = stderr(&out);
+    for line in [
+        "imported platform/domains/ecommerce.yaml:7: role member of bob in ecommerce",
+        "imported platform/domains/ecommerce.yaml:11: location raw",
+        "imported platform/domains/ecommerce.yaml:15: subscription",
+        "imported platform/domains/analytics.yaml:4: grant",
+    ] {
+        assert!(said.contains(line), "{line}\n{said}");
+    }
+    let text = fs::read_to_string(ws.join("platform/domains/ecommerce.yaml")).unwrap();
+    assert_eq!(
+        text,
+        "kind: Domain
+name: ecommerce
+# who works here
+members:
+  - principal: ana@example.com
+    role: owner   # the lead
+  - principal: bob
+    role: member
+
+locations:
+  - name: raw
+    url: s3://company-raw/events
+subscriptions:
+  - email: oncall@example.com
+  - slack: https://hooks.example.com/t/1
+# the end
+"
+    );
+    let text = fs::read_to_string(ws.join("platform/domains/analytics.yaml")).unwrap();
+    assert_eq!(
+        text,
+        "kind: Domain\nname: analytics\nreads:\n  - product: ecommerce.orders\n    port: orders\n    for: analytics.orders_per_label\n    purpose: \"Counts: orders per label.\"\n    days: 30\n"
+    );
+    assert_eq!(code(&as_user("platform", &["plan"])), 0);
+    let again = as_user("platform", &["plan", "--import"]);
+    assert!(
+        stderr(&again).contains("no drift to import"),
+        "{}",
+        stderr(&again)
+    );
+}
