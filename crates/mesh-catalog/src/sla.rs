@@ -743,7 +743,7 @@ fn percent(ratio: f64) -> String {
 
 /// An availability or error-rate value as a ratio: `99.5` with unit `percent` (or any value
 /// above 1) is a percentage.
-fn ratio(value: &Value, unit: Option<&str>) -> Result<f64, String> {
+pub fn ratio(value: &Value, unit: Option<&str>) -> Result<f64, String> {
     let n = match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().trim_end_matches('%').trim().parse().ok(),

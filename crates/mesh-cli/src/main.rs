@@ -7,6 +7,7 @@
 mod client;
 mod cmd;
 mod files;
+mod monitoring;
 mod output;
 mod platform;
 mod workspace;

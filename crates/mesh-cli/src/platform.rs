@@ -66,6 +66,8 @@ pub(crate) struct Repo {
     pub(crate) policies: Vec<(PolicyScope, String, PolicyBundle)>,
     /// Product folders (relative) and their bundles.
     pub(crate) products: Vec<(String, Bundle)>,
+    /// The repository's root, where product folders are.
+    pub(crate) root: PathBuf,
 }
 
 /// Problems in the repository's files, each `file:line:col: message`.
@@ -141,7 +143,10 @@ fn read_file<T: mesh_model::de::FromNode>(
 /// `*.odps.yaml`, outside `platform/`), honouring `.gitignore`.
 pub(crate) fn load(root: &Path) -> anyhow::Result<Repo> {
     let mut problems = Vec::new();
-    let mut repo = Repo::default();
+    let mut repo = Repo {
+        root: root.to_path_buf(),
+        ..Repo::default()
+    };
     let base = root.join(FOLDER);
     let global = base.join("global.yaml");
     if global.is_file() {
@@ -366,6 +371,13 @@ pub(crate) enum Change {
         channel: String,
         target: String,
     },
+    /// A generated monitoring file of a product (its `monitoring/` folder), out of step with the
+    /// product's contracts; `digest` is the new text's.
+    WriteMonitoring {
+        product: String,
+        file: String,
+        digest: String,
+    },
 }
 
 impl Change {
@@ -439,6 +451,9 @@ impl Change {
                 channel,
                 target,
             } => format!("subscription {id} of {scope} {subject} by {channel} to {target}"),
+            Change::WriteMonitoring { product, file, .. } => {
+                format!("monitoring of {product}: {file}, from its contracts")
+            }
         }
     }
 }
@@ -940,6 +955,19 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
         }
     }
 
+    // Generated monitoring files, where a product keeps them, in step with its contracts.
+    for (folder, (file, text), exists) in monitoring(repo) {
+        steps.push(step(
+            Change::WriteMonitoring {
+                product: product_id(repo, &folder),
+                digest: digest(&text),
+                file: file.clone(),
+            },
+            exists,
+            Some(file),
+        ));
+    }
+
     Ok(Plan {
         format: FORMAT,
         principal: me.principal,
@@ -995,6 +1023,68 @@ fn subscription_domain(c: &mesh_catalog::subscriptions::Subscription) -> &str {
         "product" => mesh_model::names::domain_of(&c.subject),
         _ => "",
     }
+}
+
+/// The monitoring files out of step: (product folder, (file path, new text), whether it exists),
+/// for each product with a `monitoring/` folder.
+fn monitoring(repo: &Repo) -> Vec<(String, (String, String), bool)> {
+    let mut out = Vec::new();
+    for (folder, bundle) in &repo.products {
+        let dir = repo.root.join(folder).join(crate::monitoring::FOLDER);
+        if !dir.is_dir() {
+            continue;
+        }
+        for (name, text) in crate::monitoring::files(bundle, folder) {
+            let path = dir.join(name);
+            let current = std::fs::read_to_string(&path).ok();
+            if current.as_deref() != Some(text.as_str()) {
+                let shown = format!("{folder}/{}/{name}", crate::monitoring::FOLDER);
+                out.push((folder.clone(), (shown, text), current.is_some()));
+            }
+        }
+    }
+    out
+}
+
+/// A product's id, from its descriptor (the folder when it has none).
+fn product_id(repo: &Repo, folder: &str) -> String {
+    repo.products
+        .iter()
+        .find(|(f, _)| f == folder)
+        .and_then(|(_, b)| mesh_model::parse_product(&b.descriptor.text).model)
+        .and_then(|p| p.id)
+        .unwrap_or_else(|| folder.replace('/', "."))
+}
+
+/// FNV-1a of a text, as hex: stable across builds, for a saved plan's comparison.
+fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// Writes a monitoring file the plan said is out of step, if it still is the text planned
+/// (written beside and renamed, so a reader never sees half a file).
+fn write_monitoring(repo: &Repo, file: &str, planned: &str) -> Result<(), String> {
+    let Some((_, (_, text), _)) = monitoring(repo)
+        .into_iter()
+        .find(|(_, (f, _), _)| f == file)
+    else {
+        return Ok(());
+    };
+    if digest(&text) != planned {
+        return Err(format!(
+            "{file}: the contracts changed since the plan was made; plan again"
+        ));
+    }
+    let path = repo.root.join(file);
+    let temp = path.with_extension("mesh-tmp");
+    std::fs::write(&temp, &text)
+        .and_then(|()| std::fs::rename(&temp, &path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 /// The repository's products, each after the products of the repository it reads.
@@ -1181,5 +1271,6 @@ async fn run_step(client: &dyn CatalogApi, repo: &Repo, change: &Change) -> Resu
             .map_err(e),
         Change::Subscribe(new) => client.subscribe(new).await.map(drop).map_err(e),
         Change::Unsubscribe { id, .. } => client.unsubscribe(id).await.map(drop).map_err(e),
+        Change::WriteMonitoring { file, digest, .. } => write_monitoring(repo, file, digest),
     }
 }

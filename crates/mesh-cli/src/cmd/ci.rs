@@ -30,6 +30,19 @@ enum What {
     /// The product folders changed since a commit, upstream first (every product when the
     /// commit is unknown, or mesh.toml or the platform's policies changed).
     Products(ProductsArgs),
+    /// Write the products' monitoring files (Prometheus alerting rules, a Grafana dashboard)
+    /// from their contracts, touching no catalog: the named product folders, else every
+    /// product with a `monitoring/` folder.
+    Monitoring(MonitoringArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MonitoringArgs {
+    /// Product folders (default: every product of the workspace with a `monitoring/` folder).
+    dirs: Vec<PathBuf>,
+    /// The workspace root (default: the folder of mesh.toml, or the current folder).
+    #[arg(long)]
+    root: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -88,6 +101,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
             }
             Ok(Outcome::Ok)
         }
+        What::Monitoring(a) => monitoring(a),
         What::Products(a) => {
             let root = root(a.root.as_ref());
             let folders = changed_products(&root, &a.since)?;
@@ -115,6 +129,47 @@ fn root(given: Option<&PathBuf>) -> PathBuf {
     } else {
         root
     }
+}
+
+fn monitoring(args: &MonitoringArgs) -> anyhow::Result<Outcome> {
+    let mut out = output::stdout();
+    let mut write = |dir: &Path, bundle: &mesh_catalog::Bundle| -> anyhow::Result<()> {
+        let folder = dir.join(crate::monitoring::FOLDER);
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("cannot create {}", folder.display()))?;
+        let shown = dir.display().to_string();
+        for (name, text) in crate::monitoring::files(bundle, shown.trim_start_matches("./")) {
+            let path = folder.join(name);
+            if std::fs::read_to_string(&path).ok().as_deref() == Some(text.as_str()) {
+                writeln!(out, "{} is up to date", path.display())?;
+                continue;
+            }
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(
+                out,
+                "{} {}",
+                paint(OK, "Wrote"),
+                paint(LOCATION, &path.display().to_string())
+            )?;
+        }
+        Ok(())
+    };
+    if args.dirs.is_empty() {
+        let root = root(args.root.as_ref());
+        let repo = crate::platform::load(&root)?;
+        for (folder, bundle) in &repo.products {
+            let dir = root.join(folder);
+            if dir.join(crate::monitoring::FOLDER).is_dir() {
+                write(&dir, bundle)?;
+            }
+        }
+    } else {
+        for dir in &args.dirs {
+            write(dir, &crate::files::load_bundle(dir)?)?;
+        }
+    }
+    Ok(Outcome::Ok)
 }
 
 /// Where the workflow goes, under the workspace root.

@@ -935,6 +935,19 @@ FROM {from}
         policy_test(domain, name),
     ));
     files.push(("README.md".to_owned(), readme(args, &id, &title, database)));
+    // Its alerting rules and dashboard, from the contract just written.
+    let source = |path: &str, text: &str| mesh_catalog::publish::Source {
+        path: path.to_owned(),
+        text: text.to_owned(),
+    };
+    let bundle = mesh_catalog::Bundle {
+        descriptor: source(&files[0].0, &files[0].1),
+        contracts: vec![source(&files[1].0, &files[1].1)],
+        transform: None,
+    };
+    for (name, text) in crate::monitoring::files(&bundle, "") {
+        files.push((format!("{}/{name}", crate::monitoring::FOLDER), text));
+    }
     files
 }
 
@@ -1066,6 +1079,7 @@ A {kind} data product of the {domain} domain, owned by {owner}. {inputs}
 | `contracts/*.odcs.yaml` | the output port's schema, quality rules and SLA (ODCS): the promise to consumers |
 | `transform.sql` | how the output is computed (DataFusion SQL) |
 | `policies/` | this domain's own rules (Rego) and their tests |
+| `monitoring/` | Prometheus alerting rules and a Grafana dashboard for the SLA, generated from the contract (`mesh plan` keeps them in step) |
 
 ```sh
 mesh lint .                 # schemas, semantics and the governance policies

@@ -15,6 +15,7 @@ mod idp;
 mod init;
 mod interop;
 mod lint;
+mod monitoring;
 mod new;
 mod pg;
 mod plan;

@@ -141,7 +141,7 @@ fn new_products_lint_test_and_publish_as_generated() {
     );
     assert_eq!(code(&out), 2);
     assert!(
-        stderr(&out).contains("7 files exist already; nothing was written"),
+        stderr(&out).contains("9 files exist already; nothing was written"),
         "{}",
         stderr(&out)
     );

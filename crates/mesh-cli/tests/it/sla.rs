@@ -361,7 +361,7 @@ fn service_levels_come_from_runs_reads_and_probes() {
 }
 
 /// `GET path` on `base` (`http://host:port`), with a bearer token: the status and the body.
-fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn get(base: &str, path: &str, token: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
     let host = base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(host).unwrap();
