@@ -96,3 +96,18 @@ fn shown(path: &Path) -> String {
     let text = path.display().to_string();
     text.strip_prefix("./").map(str::to_owned).unwrap_or(text)
 }
+
+/// `text` as a YAML scalar: plain when that reads back the same, else double-quoted.
+pub(crate) fn yaml_text(text: &str) -> String {
+    let plain = !text.is_empty()
+        && !text.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace())
+        && !text.contains(": ")
+        && !text.contains(" #")
+        && !text.ends_with(':')
+        && !text.ends_with(' ');
+    if plain {
+        text.to_owned()
+    } else {
+        serde_json::to_string(text).unwrap_or_default()
+    }
+}

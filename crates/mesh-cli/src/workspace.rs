@@ -42,6 +42,24 @@ struct Config {
     storage: Option<StorageConfig>,
 }
 
+/// The folder holding mesh.toml, searching up from the current folder (as a relative path);
+/// else the current folder.
+pub(crate) fn root() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut up = PathBuf::new();
+    for dir in here.ancestors() {
+        if dir.join(CONFIG_FILE).is_file() {
+            return if up.as_os_str().is_empty() {
+                PathBuf::new()
+            } else {
+                up
+            };
+        }
+        up.push("..");
+    }
+    PathBuf::new()
+}
+
 /// mesh.toml's `[identity]` table (the identity provider `mesh serve` trusts), when the current
 /// folder is in a workspace that has one.
 pub(crate) fn identity_config() -> anyhow::Result<Option<mesh_server::idp::IdpConfig>> {

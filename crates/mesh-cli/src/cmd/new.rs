@@ -184,7 +184,7 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
     }
     let root = match &args.dir {
         Some(dir) => dir.clone(),
-        None => workspace_root(),
+        None => crate::workspace::root(),
     };
     let folder = root.join(&args.domain).join(&args.name);
 
@@ -303,24 +303,6 @@ fn product(args: &ProductArgs) -> anyhow::Result<Outcome> {
     )?;
     out.flush()?;
     Ok(Outcome::Ok)
-}
-
-/// The folder holding mesh.toml, searching up from the current folder (as a relative path);
-/// else the current folder.
-pub(crate) fn workspace_root() -> PathBuf {
-    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let mut up = PathBuf::new();
-    for dir in here.ancestors() {
-        if dir.join(crate::cmd::init::CONFIG_FILE).is_file() {
-            return if up.as_os_str().is_empty() {
-                PathBuf::new()
-            } else {
-                up
-            };
-        }
-        up.push("..");
-    }
-    PathBuf::new()
 }
 
 /// A source product's columns: a key, a label, an amount, and when the row last changed.
@@ -676,8 +658,8 @@ customProperties:
         path: {}
         table: {}
 ",
-            yaml_text(&db.url),
-            yaml_text(&db.table)
+            crate::files::yaml_text(&db.url),
+            crate::files::yaml_text(&db.table)
         )),
         (Kind::Source, None) => descriptor.push_str(&format!(
             "  - property: sources
@@ -752,8 +734,8 @@ schema:
     for c in columns {
         contract.push_str(&format!(
             "      - name: {}\n        description: {}\n        logicalType: {}\n        required: {}\n",
-            yaml_text(&c.name),
-            yaml_text(&c.description),
+            crate::files::yaml_text(&c.name),
+            crate::files::yaml_text(&c.description),
             c.logical,
             c.required
         ));
@@ -800,7 +782,10 @@ schema:
     if composite {
         let mut keys: Vec<&Column> = columns.iter().filter(|c| c.key).collect();
         keys.sort_by_key(|c| c.key_position.unwrap_or(i64::MAX));
-        let listed: Vec<String> = keys.iter().map(|c| yaml_text(&c.name)).collect();
+        let listed: Vec<String> = keys
+            .iter()
+            .map(|c| crate::files::yaml_text(&c.name))
+            .collect();
         contract.push_str(&format!(
             "      - metric: duplicateValues
         arguments:
@@ -949,21 +934,6 @@ FROM {from}
         files.push((format!("{}/{name}", crate::monitoring::FOLDER), text));
     }
     files
-}
-
-/// `text` as a YAML scalar: plain when that reads back the same, else double-quoted.
-pub(crate) fn yaml_text(text: &str) -> String {
-    let plain = !text.is_empty()
-        && !text.starts_with(|c: char| "-?:,[]{}#&*!|>'\"%@`".contains(c) || c.is_whitespace())
-        && !text.contains(": ")
-        && !text.contains(" #")
-        && !text.ends_with(':')
-        && !text.ends_with(' ');
-    if plain {
-        text.to_owned()
-    } else {
-        serde_json::to_string(text).unwrap_or_default()
-    }
 }
 
 /// An input port's name: the upstream port's, or `<product>_<port>` when two share a name.

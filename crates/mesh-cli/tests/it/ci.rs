@@ -181,18 +181,25 @@ impl Runner<'_> {
             out.log.push_str(&format!("== {id} / {name}\n"));
             if let Some(uses) = step["uses"].as_str() {
                 if uses.starts_with("actions/checkout@") {
+                    // As the action does: the one commit (fetch-depth 1, the default), or the
+                    // whole history (fetch-depth 0).
                     let sha = ctx["github"]["sha"].as_str().unwrap().to_owned();
-                    let clone = Command::new("git")
-                        .args(["clone", "-q"])
-                        .arg(self.origin)
-                        .arg(&workspace)
-                        .output()
-                        .unwrap();
-                    assert!(
-                        clone.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&clone.stderr)
-                    );
+                    let depth = step
+                        .pointer("/with/fetch-depth")
+                        .map_or(1, |d| number(d) as i64);
+                    let url = format!("file://{}", self.origin.display());
+                    git(&workspace, &["init", "-q"]);
+                    if depth == 0 {
+                        git(
+                            &workspace,
+                            &["fetch", "-q", &url, "+refs/heads/*:refs/remotes/origin/*"],
+                        );
+                    } else {
+                        git(
+                            &workspace,
+                            &["fetch", "-q", &format!("--depth={depth}"), &url, &sha],
+                        );
+                    }
                     git(&workspace, &["checkout", "-q", "--detach", &sha]);
                 } else {
                     panic!("{id}: the runner cannot run `uses: {uses}` (only actions/checkout)");
@@ -235,8 +242,20 @@ impl Runner<'_> {
             }
             let mut path: Vec<String> = extra_path.iter().rev().cloned().collect();
             path.push(self.path.clone());
+            // GitHub's shells: `bash` is `bash --noprofile --norc -eo pipefail {0}`; none named is
+            // `bash -e {0}` (no pipefail).
+            let shell = step
+                .get("shell")
+                .or(job.pointer("/defaults/run/shell"))
+                .or(self.workflow.pointer("/defaults/run/shell"))
+                .and_then(Value::as_str);
+            let flags: &[&str] = match shell {
+                Some("bash") => &["--noprofile", "--norc", "-eo", "pipefail"],
+                None => &["-e"],
+                Some(other) => panic!("{id}: the runner knows no shell `{other}`"),
+            };
             let result = Command::new("bash")
-                .args(["--noprofile", "--norc", "-eo", "pipefail"])
+                .args(flags)
                 .arg(files.join("script.sh"))
                 .current_dir(&dir)
                 .env_clear()
@@ -868,6 +887,14 @@ fn the_generated_workflow_runs_on_pull_requests_and_main() {
     let shown = as_ci(&["runs", "ecommerce.orders_daily", "--output", "json"]);
     assert_eq!(code(&shown), 0, "{}{}", stdout(&shown), stderr(&shown));
     assert!(stdout(&shown).contains("\"succeeded\""), "{}", show(&runs));
+    // Only what changed ran: ecommerce.orders has its one run of the first push.
+    let shown = as_ci(&["runs", "ecommerce.orders", "--output", "json"]);
+    assert_eq!(
+        stdout(&shown).matches("\"succeeded\"").count(),
+        1,
+        "{}",
+        stdout(&shown)
+    );
 
     // A careless pull request: a contract that does not parse. Its product's check fails with
     // where, and nothing is planned or applied after it.
@@ -893,6 +920,29 @@ fn the_generated_workflow_runs_on_pull_requests_and_main() {
     assert!(
         runs["product"].log.contains("orders.odcs.yaml:"),
         "the failure says where: {}",
+        show(&runs)
+    );
+
+    // A contract's promise changed without its monitoring files: the check says to regenerate.
+    git(&ws, &["checkout", "-q", "main"]);
+    git(&ws, &["checkout", "-q", "-b", "stale"]);
+    let text = fs::read_to_string(&contract).unwrap();
+    let changed = text.replacen("    value: 99.5\n", "    value: 99.9\n", 1);
+    assert_ne!(changed, text);
+    fs::write(&contract, changed).unwrap();
+    git(&ws, &["commit", "-q", "-am", "a tighter availability"]);
+    let fourth = git(&ws, &["rev-parse", "HEAD"]);
+    push("stale");
+    let runs = runner(vars.clone(), "pr-3").run(&Event {
+        name: "pull_request",
+        git_ref: "refs/pull/3/merge".into(),
+        sha: fourth.clone(),
+        payload: json!({"pull_request": {"base": {"sha": second}, "head": {"sha": fourth}}}),
+    });
+    assert_eq!(runs["product"].result, "failure", "{}", show(&runs));
+    assert!(
+        runs["product"].log.contains("monitoring/ is out of step"),
+        "{}",
         show(&runs)
     );
 
