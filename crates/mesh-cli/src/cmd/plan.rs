@@ -107,7 +107,11 @@ fn report_imported(imported: &[platform::Imported], format: OutputFormat) -> any
         writeln!(err, "no drift to import")?;
     }
     for i in imported {
-        writeln!(err, "{} {}: {}", paint(OK, "imported"), i.at, i.what)?;
+        if i.at.is_empty() {
+            writeln!(err, "{} {}", paint(WARNING, "skipped"), i.what)?;
+        } else {
+            writeln!(err, "{} {}: {}", paint(OK, "imported"), i.at, i.what)?;
+        }
     }
     Ok(())
 }

@@ -56,6 +56,8 @@ pub(crate) async fn import(
             .find(|f| f.model.name.as_deref() == Some(domain))
     };
     let mut subscriptions = None;
+    // What could not be imported, said rather than dropped.
+    let mut skipped: Vec<Imported> = Vec::new();
     for step in plan.steps.iter().filter(|s| s.source.is_none()) {
         let what = step.change.describe();
         match &step.change {
@@ -107,6 +109,10 @@ pub(crate) async fn import(
                     .await
                     .map_err(anyhow::Error::from)?;
                 let Some(asked) = grants.iter().find(|g| &g.id == grant).map(|g| &g.request) else {
+                    skipped.push(Imported {
+                        at: String::new(),
+                        what: format!("not imported: {what} (the grant is no longer listed)"),
+                    });
                     continue;
                 };
                 let requests = client
@@ -114,6 +120,10 @@ pub(crate) async fn import(
                     .await
                     .map_err(anyhow::Error::from)?;
                 let Some(request) = requests.iter().find(|q| &q.id == asked) else {
+                    skipped.push(Imported {
+                        at: String::new(),
+                        what: format!("not imported: {what} (its request is not among the product's latest 500)"),
+                    });
                     continue;
                 };
                 let mut item = vec![
@@ -181,16 +191,51 @@ pub(crate) async fn import(
     }
 
     let mut originals = Vec::new();
+    let written = write_all(root, edits, &mut originals);
+    // The files must still read as they did, with the entries in; else they are put back.
+    let checked = written.and_then(|imported| super::load(root).map(|_| imported));
+    match checked {
+        Ok(mut imported) => {
+            imported.extend(skipped);
+            Ok(imported)
+        }
+        Err(e) => {
+            for (full, text) in &originals {
+                let _ = std::fs::write(full, text);
+            }
+            Err(e.context("the drift could not be imported; the files are as they were"))
+        }
+    }
+}
+
+type Edits = BTreeMap<String, Vec<(&'static str, Item, String)>>;
+
+/// Writes each file's entries; `originals` gets every file's text before it was written.
+fn write_all(
+    root: &Path,
+    edits: Edits,
+    originals: &mut Vec<(std::path::PathBuf, String)>,
+) -> anyhow::Result<Vec<Imported>> {
     let mut imported = Vec::new();
     for (path, items) in edits {
         let full = root.join(&path);
         let text = std::fs::read_to_string(&full)
             .with_context(|| format!("cannot read {}", full.display()))?;
         let parsed = mesh_model::yaml::parse(&text);
-        let Some(tree) = parsed.root else {
-            continue;
-        };
-        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        let tree = parsed
+            .root
+            .with_context(|| format!("{path}: does not read as YAML"))?;
+        // Lines as they end: a file written with CRLF stays CRLF.
+        let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+        let mut lines: Vec<String> = text
+            .strip_suffix(newline)
+            .unwrap_or(&text)
+            .split(newline)
+            .map(str::to_owned)
+            .collect();
+        if text.is_empty() {
+            lines.clear();
+        }
         // Each key's entries together, the keys from the bottom of the file up, so that the
         // lines of one insertion do not move another's.
         let mut by_key: Vec<(&'static str, Vec<(Item, String)>)> = Vec::new();
@@ -204,7 +249,8 @@ pub(crate) async fn import(
         // (line, what) of this file's entries; an insertion above one moves it down.
         let mut placed: Vec<(usize, String)> = Vec::new();
         for (key, list) in by_key {
-            let (first, at, count) = insert(&mut lines, &tree, key, &list)?;
+            let (first, at, count) =
+                insert(&mut lines, &tree, key, &list).with_context(|| path.clone())?;
             for entry in &mut placed {
                 if entry.0 > at {
                     entry.0 += count;
@@ -225,20 +271,13 @@ pub(crate) async fn import(
             at: format!("{path}:{line}"),
             what,
         }));
-        let mut new_text = lines.join("\n");
-        if text.ends_with('\n') || !new_text.is_empty() {
-            new_text.push('\n');
+        let mut new_text = lines.join(newline);
+        if text.ends_with(newline) {
+            new_text.push_str(newline);
         }
+        originals.push((full.clone(), text));
         std::fs::write(&full, new_text)
             .with_context(|| format!("cannot write {}", full.display()))?;
-        originals.push((full, text));
-    }
-    // The files must still read as they did, with the entries in.
-    if let Err(e) = super::load(root) {
-        for (full, text) in &originals {
-            let _ = std::fs::write(full, text);
-        }
-        return Err(e.context("the imported files do not read back; they were restored"));
     }
     Ok(imported)
 }
@@ -278,25 +317,26 @@ fn insert(
             Ok((row + 2, row + 1, count))
         }
         Value::Seq(seq) if is_flow(lines, node) => {
-            // `[a, b]` on one line: the entries go before its `]`.
-            let row = node.span.start.line as usize - 1;
-            let line = &mut lines[row];
-            let close = line.rfind(']').with_context(|| {
-                format!("line {}: a list that does not close on its line", row + 1)
+            // `[a, b]`: the entries go before the `]` the list ends with.
+            let (row, close) = flow_end(lines, node).with_context(|| {
+                format!("line {key_line}: cannot find where the `{key}:` list ends")
             })?;
+            let line = &mut lines[row];
             let flow: Vec<String> = items.iter().map(|(i, _)| flow_item(i)).collect();
             let sep = if seq.is_empty() { "" } else { ", " };
             line.insert_str(close, &format!("{sep}{}", flow.join(", ")));
-            Ok((row + 1, row, 0))
+            Ok((node.span.start.line as usize, row, 0))
         }
         Value::Seq(seq) if !seq.is_empty() => {
             // A block list: after the last line of its last entry, at its entries' indent.
             let last = &seq[seq.len() - 1];
             let first_row = seq[0].span.start.line as usize - 1;
-            let dash = lines[first_row]
-                [..(seq[0].span.start.col as usize - 1).min(lines[first_row].len())]
+            let first = lines.get(first_row).map_or("", String::as_str);
+            let before = &first[..byte_at(first, seq[0].span.start.col as usize - 1)];
+            // The `- ` of the first entry (its column in characters).
+            let dash = before
                 .rfind('-')
-                .unwrap_or(key_col + 1);
+                .map_or(key_col + 1, |b| before[..b].chars().count());
             let mut end = last.span.start.line as usize - 1;
             for (i, line) in lines.iter().enumerate().skip(end + 1) {
                 let indent = line.len() - line.trim_start().len();
@@ -322,6 +362,18 @@ fn insert(
             if matches!(node.value, Value::Seq(_)) {
                 anyhow::bail!("line {key_line}: `{key}:` holds a list this cannot add to");
             }
+            // `key: null` or `key: ~`: the value goes, the entries come under the key.
+            if let Some(line) = lines.get_mut(row) {
+                let start = byte_at(line, key_col - 1);
+                if let Some(colon) = line[start..].find(':').map(|c| start + c)
+                    && line[colon + 1..]
+                        .split('#')
+                        .next()
+                        .is_some_and(|v| !v.trim().is_empty())
+                {
+                    line.truncate(colon + 1);
+                }
+            }
             let block = block_items(items, key_col + 1);
             let count = block.len();
             for (n, l) in block.into_iter().enumerate() {
@@ -330,6 +382,40 @@ fn insert(
             Ok((row + 2, row + 1, count))
         }
         _ => anyhow::bail!("line {key_line}: `{key}:` is not a list"),
+    }
+}
+
+/// Where the flow list starting at `node` ends: (row, byte offset of its `]`), found by reading
+/// from its `[` — past quoted text, nested lists and maps, and comments.
+fn flow_end(lines: &[String], node: &Node) -> Option<(usize, usize)> {
+    let mut row = node.span.start.line as usize - 1;
+    let mut from = byte_at(lines.get(row)?, node.span.start.col as usize - 1);
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    loop {
+        let line = lines.get(row)?;
+        let mut prev = ' ';
+        for (i, c) in line[from..].char_indices() {
+            match (quote, c) {
+                (Some('\''), '\'') | (Some('"'), '"') if prev != '\\' || quote == Some('\'') => {
+                    quote = None
+                }
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '[' | '{') => depth += 1,
+                (None, ']' | '}') => {
+                    depth = depth.checked_sub(1)?;
+                    if depth == 0 {
+                        return Some((row, from + i));
+                    }
+                }
+                _ => {}
+            }
+            prev = c;
+        }
+        row += 1;
+        from = 0;
     }
 }
 
@@ -356,7 +442,7 @@ fn block_items(items: &[(Item, String)], dash: usize) -> Vec<String> {
     let mut out = Vec::new();
     for (item, _) in items {
         match item {
-            Item::Scalar(s) => out.push(format!("{pad}- {}", crate::cmd::new::yaml_text(s))),
+            Item::Scalar(s) => out.push(format!("{pad}- {}", scalar(s))),
             Item::Map(pairs) => {
                 for (n, (k, v)) in pairs.iter().enumerate() {
                     let lead = if n == 0 {
@@ -365,7 +451,7 @@ fn block_items(items: &[(Item, String)], dash: usize) -> Vec<String> {
                         format!("{pad}  ")
                     };
                     let value = match v {
-                        ItemValue::Text(s) => crate::cmd::new::yaml_text(s),
+                        ItemValue::Text(s) => scalar(s),
                         ItemValue::Number(n) => n.to_string(),
                         ItemValue::List(l) => format!("[{}]", quoted(l).join(", ")),
                     };
@@ -375,6 +461,20 @@ fn block_items(items: &[(Item, String)], dash: usize) -> Vec<String> {
         }
     }
     out
+}
+
+/// A text as a YAML scalar that reads back as the same text: plain when it can be, else
+/// double-quoted (a number, `true`, `null`, a line break, a `: `...).
+fn scalar(text: &str) -> String {
+    let plain = crate::files::yaml_text(text);
+    let stays_text = mesh_model::yaml::parse(&format!("v: {plain}\n"))
+        .root
+        .is_some_and(|r| r.get("v").and_then(Node::as_str) == Some(text));
+    if plain == text && stays_text && !text.contains(['\n', '\r', '\t']) {
+        plain
+    } else {
+        serde_json::to_string(text).unwrap_or_default()
+    }
 }
 
 /// An entry in flow style: `"x"` or `{k: "v", ...}`.
@@ -404,4 +504,104 @@ fn quoted(values: &[String]) -> Vec<String> {
         .iter()
         .map(|v| serde_json::to_string(v).unwrap_or_default())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `text` with `items` added under `key`, as `write_all` does it.
+    fn added(text: &str, key: &str, items: Vec<Item>) -> String {
+        let tree = mesh_model::yaml::parse(text).root.unwrap();
+        let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
+        let mut lines: Vec<String> = text
+            .strip_suffix(newline)
+            .unwrap_or(text)
+            .split(newline)
+            .map(str::to_owned)
+            .collect();
+        let items: Vec<(Item, String)> = items.into_iter().map(|i| (i, String::new())).collect();
+        insert(&mut lines, &tree, key, &items).unwrap();
+        let mut out = lines.join(newline);
+        if text.ends_with(newline) {
+            out.push_str(newline);
+        }
+        // What was written reads back as YAML.
+        assert!(
+            mesh_model::yaml::parse(&out).diagnostics.is_empty(),
+            "{out}"
+        );
+        out
+    }
+
+    fn member(p: &str) -> Item {
+        Item::Map(vec![
+            ("principal", ItemValue::Text(p.into())),
+            ("role", ItemValue::Text("member".into())),
+        ])
+    }
+
+    #[test]
+    fn a_flow_list_ends_at_its_own_bracket_not_a_comments() {
+        assert_eq!(
+            added(
+                "admins: [a] # see [1]\n",
+                "admins",
+                vec![Item::Scalar("b".into())]
+            ),
+            "admins: [a, \"b\"] # see [1]\n"
+        );
+        assert_eq!(
+            added(
+                "admins: [\n  a,\n  b\n]\nx: 1\n",
+                "admins",
+                vec![Item::Scalar("c".into())]
+            ),
+            "admins: [\n  a,\n  b\n, \"c\"]\nx: 1\n"
+        );
+    }
+
+    #[test]
+    fn line_ends_unindented_lists_and_null_values_are_kept_right() {
+        assert_eq!(
+            added(
+                "members:\r\n- principal: a\r\n  role: owner\r\n",
+                "members",
+                vec![member("b")]
+            ),
+            "members:\r\n- principal: a\r\n  role: owner\r\n- principal: b\r\n  role: member\r\n"
+        );
+        assert_eq!(
+            added(
+                "members: ~  # none yet\nname: x",
+                "members",
+                vec![member("b")]
+            ),
+            "members:\n  - principal: b\n    role: member\nname: x"
+        );
+        // Café before the list: columns are characters, not bytes.
+        assert_eq!(
+            added(
+                "é: 1\nmembers:\n  - {principal: é, role: owner}\n",
+                "members",
+                vec![member("b")]
+            ),
+            "é: 1\nmembers:\n  - {principal: é, role: owner}\n  - principal: b\n    role: member\n"
+        );
+    }
+
+    #[test]
+    fn texts_that_would_read_back_as_something_else_are_quoted() {
+        for (text, written) in [
+            ("plain words", "plain words"),
+            ("123", "\"123\""),
+            ("true", "\"true\""),
+            ("null", "\"null\""),
+            ("a: b", "\"a: b\""),
+            ("two\nlines", "\"two\\nlines\""),
+            ("#hash", "\"#hash\""),
+        ] {
+            assert_eq!(scalar(text), written, "{text:?}");
+        }
+    }
 }
