@@ -95,4 +95,12 @@ fn empty_settings_in_the_environment_read_as_unset() {
         stdout(&out),
         crate::stderr(&out)
     );
+    // A value pasted with its line break is the value.
+    let url = format!("sqlite://{}\n", ws.join(".mesh/catalog.db").display());
+    let out = crate::mesh_with_env(ws, &["plan"], &[("MESH_CATALOG", url.as_str())]);
+    assert_eq!(crate::code(&out), 0, "{}", crate::stderr(&out));
+    assert!(
+        !ws.join(".mesh/catalog.db\n").exists(),
+        "a catalog was made at a path with a line break"
+    );
 }
