@@ -33,7 +33,11 @@ pub(crate) struct CatalogArgs {
 /// nobody configured to the empty string (GitHub Actions' `${{ vars.X }}`), which must not count
 /// as a value (nor conflict with another setting).
 pub(crate) fn env_setting(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    // A secret pasted with its line break is the secret without it.
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 #[derive(Debug, serde::Deserialize)]
