@@ -6,7 +6,8 @@
 //! and a served catalog. A workflow that cannot run on GitHub fails here: an action it does not
 //! know, an expression or context it cannot read, a step that exits non-zero. The workflow schema
 //! (SchemaStore's, through check-jsonschema) and shellcheck (on every `run:` script) check the
-//! file as well.
+//! file as well. The GitLab CI pipeline (`mesh ci workflow --gitlab`) gets the same: a small
+//! GitLab runner and GitLab's schema.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -1070,4 +1071,489 @@ fn the_generated_workflow_passes_the_workflow_schema_and_shellcheck() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
+
+// --- GitLab CI ---------------------------------------------------------------------------------
+
+/// A small GitLab CI runner: `workflow:rules`, stages in order, each job's `rules:` (`if:` with
+/// `$VAR`, `"text"`, `==`, `!=`, `&&`, `||`), `default.before_script` and `script` in one
+/// `bash -eo pipefail` session in a fresh clone at the commit, the predefined variables a
+/// pipeline has. A key it does not know that would change what runs fails the test.
+struct GitLab<'a> {
+    pipeline: Value,
+    origin: &'a Path,
+    /// The project's CI/CD variables (they win over the file's `variables:`).
+    variables: BTreeMap<String, String>,
+    path: String,
+    scratch: PathBuf,
+}
+
+/// What a pipeline is for: its source, commit, the commit before (push) or the merge
+/// request's base.
+struct Pipeline {
+    source: &'static str,
+    sha: String,
+    before: String,
+    base: Option<String>,
+}
+
+impl GitLab<'_> {
+    fn run(&self, p: &Pipeline) -> BTreeMap<String, JobRun> {
+        let mut vars: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in self.pipeline["variables"].as_object().into_iter().flatten() {
+            vars.insert(k.clone(), as_text(v));
+        }
+        vars.extend(self.variables.clone());
+        vars.insert("CI".into(), "true".into());
+        vars.insert("GITLAB_CI".into(), "true".into());
+        vars.insert("CI_PIPELINE_SOURCE".into(), p.source.into());
+        vars.insert("CI_DEFAULT_BRANCH".into(), "main".into());
+        vars.insert("CI_COMMIT_SHA".into(), p.sha.clone());
+        vars.insert("CI_COMMIT_BEFORE_SHA".into(), p.before.clone());
+        if p.source == "push" {
+            vars.insert("CI_COMMIT_BRANCH".into(), "main".into());
+        }
+        if let Some(base) = &p.base {
+            vars.insert("CI_MERGE_REQUEST_DIFF_BASE_SHA".into(), base.clone());
+        }
+        let mut done = BTreeMap::new();
+        if let Some(rules) = self.pipeline.pointer("/workflow/rules")
+            && !rules_match(rules, &vars)
+        {
+            return done;
+        }
+        let known = [
+            "stage",
+            "script",
+            "before_script",
+            "rules",
+            "image",
+            "interruptible",
+            "environment",
+            "artifacts",
+            "resource_group",
+            "variables",
+        ];
+        let mut failed = false;
+        for stage in self.pipeline["stages"].as_array().expect("stages") {
+            for (name, job) in self.pipeline.as_object().unwrap() {
+                if job["stage"] != *stage {
+                    continue;
+                }
+                for key in job.as_object().unwrap().keys() {
+                    assert!(
+                        known.contains(&key.as_str()),
+                        "job {name}: the runner cannot run `{key}:`"
+                    );
+                }
+                let wanted = job.get("rules").is_none_or(|r| rules_match(r, &vars));
+                if !wanted || failed {
+                    done.insert(
+                        name.clone(),
+                        JobRun {
+                            result: "skipped".into(),
+                            ..JobRun::default()
+                        },
+                    );
+                    continue;
+                }
+                let run = self.job(name, job, &vars);
+                failed |= run.result == "failure";
+                done.insert(name.clone(), run);
+            }
+        }
+        done
+    }
+
+    fn job(&self, name: &str, job: &Value, vars: &BTreeMap<String, String>) -> JobRun {
+        let dir = self.scratch.join(name);
+        let project = dir.join("project");
+        fs::create_dir_all(&project).unwrap();
+        let depth = vars.get("GIT_DEPTH").map_or("20".to_owned(), Clone::clone);
+        let url = format!("file://{}", self.origin.display());
+        git(&project, &["init", "-q"]);
+        if depth == "0" {
+            git(
+                &project,
+                &["fetch", "-q", &url, "+refs/heads/*:refs/remotes/origin/*"],
+            );
+        } else {
+            git(
+                &project,
+                &[
+                    "fetch",
+                    "-q",
+                    &format!("--depth={depth}"),
+                    &url,
+                    &vars["CI_COMMIT_SHA"],
+                ],
+            );
+        }
+        git(
+            &project,
+            &["checkout", "-q", "--detach", &vars["CI_COMMIT_SHA"]],
+        );
+        let lines = |v: &Value| -> Vec<String> {
+            match v {
+                Value::Null => Vec::new(),
+                Value::String(s) => vec![s.clone()],
+                Value::Array(a) => a.iter().map(|l| l.as_str().unwrap().to_owned()).collect(),
+                other => panic!("{name}: a script is a list: {other}"),
+            }
+        };
+        let before = job
+            .get("before_script")
+            .or(self.pipeline.pointer("/default/before_script"))
+            .map(&lines)
+            .unwrap_or_default();
+        let mut script = String::from("set -eo pipefail\n");
+        for l in before.iter().chain(lines(&job["script"]).iter()) {
+            script.push_str(l);
+            script.push('\n');
+        }
+        fs::write(dir.join("script.sh"), &script).unwrap();
+        let mut env = vars.clone();
+        for (k, v) in job["variables"].as_object().into_iter().flatten() {
+            env.insert(k.clone(), as_text(v));
+        }
+        env.insert("CI_PROJECT_DIR".into(), project.display().to_string());
+        env.insert("CI_JOB_NAME".into(), name.into());
+        let out = Command::new("bash")
+            .args(["--noprofile", "--norc"])
+            .arg(dir.join("script.sh"))
+            .current_dir(&project)
+            .env_clear()
+            .env("PATH", &self.path)
+            .env("HOME", &dir)
+            .envs(&env)
+            .output()
+            .unwrap();
+        let mut log = String::from_utf8_lossy(&out.stdout).into_owned();
+        log.push_str(&String::from_utf8_lossy(&out.stderr));
+        let artifact = dir.join("artifacts");
+        for path in job
+            .pointer("/artifacts/paths")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let from = project.join(path.as_str().unwrap());
+            if from.is_file() {
+                fs::create_dir_all(&artifact).unwrap();
+                fs::copy(&from, artifact.join(from.file_name().unwrap())).unwrap();
+            }
+        }
+        JobRun {
+            result: if out.status.success() {
+                "success"
+            } else {
+                "failure"
+            }
+            .into(),
+            summary: fs::read_to_string(artifact.join("plan.txt")).unwrap_or_default(),
+            log,
+            ..JobRun::default()
+        }
+    }
+}
+
+/// `rules:`: the first whose `if:` holds decides (no `when:` here means it runs).
+fn rules_match(rules: &Value, vars: &BTreeMap<String, String>) -> bool {
+    for rule in rules.as_array().expect("rules are a list") {
+        for key in rule.as_object().unwrap().keys() {
+            assert_eq!(key, "if", "the runner cannot run a rule's `{key}:`");
+        }
+        if gitlab_if(rule["if"].as_str().unwrap(), vars) {
+            return true;
+        }
+    }
+    false
+}
+
+/// GitLab's `if:` expressions: `$VAR` (defined and not empty), `"text"`, `==`, `!=`, `&&`, `||`
+/// and parentheses.
+fn gitlab_if(text: &str, vars: &BTreeMap<String, String>) -> bool {
+    let mut tokens = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '$' {
+            let start = i + 1;
+            i += 1;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '_') {
+                i += 1;
+            }
+            let name: String = chars[start..i].iter().collect();
+            tokens.push(vars.get(&name).cloned());
+        } else if c == '"' || c == '\'' {
+            let end = chars[i + 1..].iter().position(|x| *x == c).unwrap() + i + 1;
+            tokens.push(Some(chars[i + 1..end].iter().collect()));
+            i = end + 1;
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            assert!(
+                ["==", "!=", "&&", "||"].contains(&two.as_str()),
+                "the runner cannot read `{text}`"
+            );
+            tokens.push(Some(format!("\u{0}{two}")));
+            i += 2;
+        }
+    }
+    // Operands and operators alternate; && binds tighter than ||.
+    fn op(t: &Option<String>) -> Option<&str> {
+        t.as_deref().and_then(|s| s.strip_prefix('\u{0}'))
+    }
+    let mut or = false;
+    let mut and = true;
+    let mut k = 0;
+    while k < tokens.len() {
+        let left = &tokens[k];
+        let (value, next) = match tokens.get(k + 1).and_then(op) {
+            Some(cmp @ ("==" | "!=")) => {
+                let right = &tokens[k + 2];
+                ((left == right) == (cmp == "=="), k + 3)
+            }
+            _ => (left.as_deref().is_some_and(|s| !s.is_empty()), k + 1),
+        };
+        and &= value;
+        match tokens.get(next).and_then(op) {
+            Some("&&") => {}
+            Some("||") => {
+                or |= and;
+                and = true;
+            }
+            None => {}
+            Some(other) => panic!("the runner cannot read `{other}` in `{text}`"),
+        }
+        k = next + 1;
+    }
+    or || and
+}
+
+#[test]
+fn the_gitlab_pipeline_runs_on_merge_requests_and_the_default_branch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path().join("repo");
+    fs::create_dir_all(&ws).unwrap();
+    two_domains(&ws, None, &[]);
+    let out = mesh(&ws, &["ci", "workflow", "--gitlab"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let file = ws.join(".gitlab-ci.yml");
+    let out = mesh(&ws, &["token", "create", "ci", "--role", "admin"]);
+    let token = stdout(&out).trim().to_owned();
+    let server = crate::serve(&ws, &[]);
+    git(&ws, &["init", "-q", "-b", "main"]);
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-q", "-m", "ecommerce.orders"]);
+    let first = git(&ws, &["rev-parse", "HEAD"]);
+    let origin = tmp.path().join("origin.git");
+    let o = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(&ws)
+        .arg(&origin)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let pipeline = {
+        let parsed = mesh_model::yaml::parse(&fs::read_to_string(&file).unwrap());
+        parsed.root.unwrap().to_json()
+    };
+    let runner = |scratch: &str| GitLab {
+        pipeline: pipeline.clone(),
+        origin: &origin,
+        variables: [
+            ("MESH_SERVER", server.url.as_str()),
+            ("MESH_TOKEN", token.as_str()),
+            (
+                "MESH_URL",
+                &format!("file://{}", env!("CARGO_BIN_EXE_mesh")),
+            ),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect(),
+        path: path_without_mesh(),
+        scratch: tmp.path().join(scratch),
+    };
+    let results = |runs: &BTreeMap<String, JobRun>| -> Vec<String> {
+        runs.iter()
+            .map(|(n, r)| format!("{n}={}", r.result))
+            .collect()
+    };
+    let zeros = "0000000000000000000000000000000000000000".to_owned();
+
+    // The first push: checked, applied, run.
+    let runs = runner("push-1").run(&Pipeline {
+        source: "push",
+        sha: first.clone(),
+        before: zeros.clone(),
+        base: None,
+    });
+    assert_eq!(
+        results(&runs),
+        ["apply=success", "check=success", "plan=skipped"],
+        "{}",
+        show(&runs)
+    );
+    let ran = mesh(
+        &ws,
+        &[
+            "runs",
+            "ecommerce.orders",
+            "--output",
+            "json",
+            "--server",
+            &server.url,
+            "--token",
+            &token,
+        ],
+    );
+    assert!(stdout(&ran).contains("\"succeeded\""), "{}", show(&runs));
+
+    // A merge request adding a product: checked and planned (the plan is the artifact), not
+    // applied.
+    git(&ws, &["checkout", "-q", "-b", "daily"]);
+    let out = mesh(
+        &ws,
+        &[
+            "new",
+            "product",
+            "orders_daily",
+            "--domain",
+            "ecommerce",
+            "--type",
+            "aggregate",
+            "--owner",
+            "ecommerce-orders",
+            "--input",
+            "ecommerce.orders",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    git(&ws, &["add", "-A"]);
+    git(&ws, &["commit", "-q", "-m", "ecommerce.orders_daily"]);
+    let second = git(&ws, &["rev-parse", "HEAD"]);
+    git(&ws, &["push", "-q", origin.to_str().unwrap(), "daily"]);
+    let runs = runner("mr-1").run(&Pipeline {
+        source: "merge_request_event",
+        sha: second.clone(),
+        before: zeros.clone(),
+        base: Some(first.clone()),
+    });
+    assert_eq!(
+        results(&runs),
+        ["apply=skipped", "check=success", "plan=success"],
+        "{}",
+        show(&runs)
+    );
+    assert!(
+        runs["check"].log.contains("== ecommerce/orders_daily"),
+        "{}",
+        show(&runs)
+    );
+    assert!(
+        !runs["check"].log.contains("== ecommerce/orders\n"),
+        "only the changed product: {}",
+        show(&runs)
+    );
+    assert!(
+        runs["plan"].summary.contains("ecommerce.orders_daily"),
+        "{}",
+        show(&runs)
+    );
+    // A pipeline for a push to another branch does not run at all.
+    let none = runner("push-branch").run(&Pipeline {
+        source: "web",
+        sha: second.clone(),
+        before: first.clone(),
+        base: None,
+    });
+    assert!(none.is_empty());
+
+    // Merged: applied and the new product run.
+    git(&ws, &["checkout", "-q", "main"]);
+    git(&ws, &["merge", "-q", "--ff-only", "daily"]);
+    git(&ws, &["push", "-q", origin.to_str().unwrap(), "main"]);
+    let runs = runner("push-2").run(&Pipeline {
+        source: "push",
+        sha: second.clone(),
+        before: first.clone(),
+        base: None,
+    });
+    assert_eq!(
+        results(&runs),
+        ["apply=success", "check=success", "plan=skipped"],
+        "{}",
+        show(&runs)
+    );
+    let ran = mesh(
+        &ws,
+        &[
+            "runs",
+            "ecommerce.orders_daily",
+            "--output",
+            "json",
+            "--server",
+            &server.url,
+            "--token",
+            &token,
+        ],
+    );
+    assert!(stdout(&ran).contains("\"succeeded\""), "{}", show(&runs));
+
+    // A broken contract fails the check; nothing is planned.
+    git(&ws, &["checkout", "-q", "-b", "broken"]);
+    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+    let text = fs::read_to_string(&contract).unwrap();
+    fs::write(&contract, text.replacen("schema:", "schema: [", 1)).unwrap();
+    git(&ws, &["commit", "-q", "-am", "a broken contract"]);
+    let third = git(&ws, &["rev-parse", "HEAD"]);
+    git(&ws, &["push", "-q", origin.to_str().unwrap(), "broken"]);
+    let runs = runner("mr-2").run(&Pipeline {
+        source: "merge_request_event",
+        sha: third,
+        before: zeros,
+        base: Some(second),
+    });
+    assert_eq!(
+        results(&runs),
+        ["apply=skipped", "check=failure", "plan=skipped"],
+        "{}",
+        show(&runs)
+    );
+    assert!(
+        runs["check"].log.contains("orders.odcs.yaml:"),
+        "{}",
+        show(&runs)
+    );
+
+    // GitLab's own schema for the file (vendored by check-jsonschema).
+    let checker =
+        std::env::var("MESH_CHECK_JSONSCHEMA").unwrap_or_else(|_| "check-jsonschema".into());
+    match Command::new(&checker)
+        .args(["--builtin-schema", "vendor.gitlab-ci", "-o", "text"])
+        .arg(&file)
+        .output()
+    {
+        Ok(out) => {
+            assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+            // ... which finds a misspelled key.
+            let bad = tmp.path().join("bad-gitlab-ci.yml");
+            let text = fs::read_to_string(&file).unwrap();
+            fs::write(&bad, text.replacen("resource_group:", "resource_groop:", 1)).unwrap();
+            let out = Command::new(&checker)
+                .args(["--builtin-schema", "vendor.gitlab-ci", "-o", "text"])
+                .arg(&bad)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{}", stdout(&out));
+        }
+        Err(_) => mesh_testkit::skip(
+            "check-jsonschema (MESH_CHECK_JSONSCHEMA)",
+            "pip install check-jsonschema, or set MESH_CHECK_JSONSCHEMA to its path",
+        ),
+    }
 }
