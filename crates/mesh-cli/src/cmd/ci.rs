@@ -506,11 +506,12 @@ jobs:
           SINCE: ${{ github.event.before }}
         run: |
           products="$(mesh ci products --since "$SINCE")"
-          for product in $products; do
+          while IFS= read -r product <&3; do
+            [ -n "$product" ] || continue
             echo "::group::mesh run $product"
             mesh run "$product"
             echo "::endgroup::"
-          done
+          done 3<<< "$products"
 "###;
 
 /// GitLab CI's pipeline: the same checks, plan and apply as the GitHub workflow, in stages.
@@ -545,7 +546,8 @@ check:
       since="${CI_MERGE_REQUEST_DIFF_BASE_SHA:-$CI_COMMIT_BEFORE_SHA}"
       products="$(mesh ci products --since "$since")"
       echo "changed: $products"
-      for product in $products; do
+      while IFS= read -r product <&3; do
+        [ -n "$product" ] || continue
         echo "== $product"
         (
           cd "$product"
@@ -565,7 +567,7 @@ check:
             fi
           fi
         )
-      done
+      done 3<<< "$products"
 
 plan:
   stage: plan
@@ -613,10 +615,11 @@ apply:
     - mesh apply --yes
     - |
       products="$(mesh ci products --since "$CI_COMMIT_BEFORE_SHA")"
-      for product in $products; do
+      while IFS= read -r product <&3; do
+        [ -n "$product" ] || continue
         echo "== mesh run $product"
         mesh run "$product"
-      done
+      done 3<<< "$products"
 "###;
 
 /// The `before_script` of every job: mesh on the PATH.

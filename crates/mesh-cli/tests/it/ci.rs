@@ -1530,6 +1530,29 @@ fn the_gitlab_pipeline_runs_on_merge_requests_and_the_default_branch() {
         show(&runs)
     );
 
+    // shellcheck on each job's script, as the runner assembles it.
+    if Command::new("shellcheck").arg("--version").output().is_ok() {
+        for job in ["check", "plan", "apply"] {
+            let mut script = String::from("#!/bin/bash\nset -eo pipefail\n");
+            for part in ["/default/before_script", &format!("/{job}/script")] {
+                for l in pipeline.pointer(part).and_then(Value::as_array).unwrap() {
+                    script.push_str(l.as_str().unwrap());
+                    script.push('\n');
+                }
+            }
+            let path = tmp.path().join(format!("{job}.sh"));
+            fs::write(&path, &script).unwrap();
+            let out = Command::new("shellcheck")
+                .args(["-s", "bash"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{script}\n{}", stdout(&out));
+        }
+    } else {
+        mesh_testkit::skip("shellcheck", "apt-get install shellcheck");
+    }
+
     // GitLab's own schema for the file (vendored by check-jsonschema).
     let checker =
         std::env::var("MESH_CHECK_JSONSCHEMA").unwrap_or_else(|_| "check-jsonschema".into());
