@@ -116,6 +116,11 @@ pub struct NewLocation {
     pub name: String,
     pub url: String,
     pub domain: String,
+    /// Replace the location of this name, if there is one, in the same transaction: sources under
+    /// the old URL are never without a location in between, and a refused new URL leaves the
+    /// old one as it was.
+    #[serde(default)]
+    pub replace: bool,
 }
 
 /// `text` as a location URL: `scheme://rest` without a trailing `/`, an absolute path as
@@ -287,13 +292,31 @@ impl Catalog {
             created_at: stamp(self.clock.now()),
             created_by: who.name.clone(),
         };
+        let previous = if new.replace {
+            tx.delete_location(&row.name).await?
+        } else {
+            None
+        };
         tx.insert_location(&row).await?;
+        let (kind, payload) = match previous {
+            Some(old) => (
+                "location.changed",
+                serde_json::json!({
+                    "url": row.url, "domain": row.domain,
+                    "previous": { "url": old.url, "domain": old.domain },
+                }),
+            ),
+            None => (
+                "location.added",
+                serde_json::json!({ "url": row.url, "domain": row.domain }),
+            ),
+        };
         tx.append_event(&NewEvent {
             at: row.created_at.clone(),
-            kind: "location.added".into(),
+            kind: kind.into(),
             subject: row.name.clone(),
             actor: who.name.clone(),
-            payload: serde_json::json!({ "url": row.url, "domain": row.domain }),
+            payload,
         })
         .await?;
         tx.commit().await?;

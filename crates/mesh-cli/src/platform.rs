@@ -326,6 +326,9 @@ pub(crate) enum Change {
         name: String,
         url: String,
         domain: String,
+        /// The URL it replaces, in the same catalog transaction (a changed location).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
     },
     RemoveLocation {
         name: String,
@@ -408,9 +411,15 @@ impl Change {
             ),
             Change::Bind(b) => format!("role {} of {} in {}", b.role, b.principal, b.domain),
             Change::Unbind(b) => format!("role {} of {} in {}", b.role, b.principal, b.domain),
-            Change::AddLocation { name, url, domain } => {
-                format!("location {name} = {url} for {domain}")
-            }
+            Change::AddLocation {
+                name,
+                url,
+                domain,
+                previous,
+            } => match previous {
+                Some(old) => format!("location {name} = {url} for {domain} (was {old})"),
+                None => format!("location {name} = {url} for {domain}"),
+            },
             Change::RemoveLocation { name, url, domain } => {
                 format!("location {name} = {url} of {domain}")
             }
@@ -638,24 +647,14 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
                 if same {
                     continue;
                 }
-                if let Some(c) = existing {
-                    // A location changes by going and coming back: sources under the old URL
-                    // stop being read in between.
-                    steps.push(step(
-                        Change::RemoveLocation {
-                            name: c.name.clone(),
-                            url: c.url.clone(),
-                            domain: c.domain.clone(),
-                        },
-                        true,
-                        Some(file.at(&format!("/locations/{i}"))),
-                    ));
-                }
+                // A changed location is replaced in one catalog transaction: a refused new URL
+                // leaves the old one.
                 let mut s = step(
                     Change::AddLocation {
                         name: l.name.clone(),
                         url,
                         domain: domain.clone(),
+                        previous: existing.map(|c| c.url.clone()),
                     },
                     existing.is_some(),
                     Some(file.at(&format!("/locations/{i}"))),
@@ -1197,11 +1196,17 @@ async fn run_step(client: &dyn CatalogApi, repo: &Repo, change: &Change) -> Resu
             .map_err(e),
         Change::Bind(b) => client.bind(b).await.map(drop).map_err(e),
         Change::Unbind(b) => client.unbind(b).await.map(drop).map_err(e),
-        Change::AddLocation { name, url, domain } => client
+        Change::AddLocation {
+            name,
+            url,
+            domain,
+            previous,
+        } => client
             .add_location(&NewLocation {
                 name: name.clone(),
                 url: url.clone(),
                 domain: domain.clone(),
+                replace: previous.is_some(),
             })
             .await
             .map(drop)

@@ -2470,6 +2470,7 @@ async fn hole_2_sources_read_only_their_domains_locations(t: TestStore) {
         name: name.into(),
         url: url.into(),
         domain: domain.into(),
+        replace: false,
     };
     let landing = new("landing", "S3://raw/sales/", "Sales");
     assert!(
@@ -2613,6 +2614,7 @@ async fn hole_2_locations_cannot_be_climbed_out_of_by_encoding(t: TestStore) {
         name: name.into(),
         url: url.into(),
         domain: "sales".into(),
+        replace: false,
     };
     catalog
         .add_location(&who, &new("landing", "s3://raw/sales"))
@@ -2656,6 +2658,87 @@ async fn hole_2_locations_cannot_be_climbed_out_of_by_encoding(t: TestStore) {
 }
 
 on_every_backend!(hole_2_locations_cannot_be_climbed_out_of_by_encoding);
+
+/// A location's URL changes in one step: the new one judged as any new location, the old one kept
+/// when the new one is refused, one event saying what it was.
+async fn a_location_is_replaced_in_one_step(t: TestStore) {
+    use mesh_catalog::locations::{LocationError, NewLocation};
+    let name = t.name;
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock()).with_storage("s3://lake/mesh");
+    let who = admin();
+    let new = |url: &str, replace: bool| NewLocation {
+        name: "landing".into(),
+        url: url.into(),
+        domain: "sales".into(),
+        replace,
+    };
+    catalog
+        .add_location(&who, &new("s3://raw/sales", false))
+        .await
+        .unwrap();
+    // Without `replace`, the name is taken.
+    assert!(
+        catalog
+            .add_location(&who, &new("s3://raw/sales2", false))
+            .await
+            .is_err(),
+        "{name}"
+    );
+    // A refused new URL (managed storage) leaves the old one.
+    let refused = catalog
+        .add_location(&who, &new("s3://lake/mesh/sales", true))
+        .await;
+    assert!(
+        matches!(refused, Err(LocationError::Managed { .. })),
+        "{name}: {refused:?}"
+    );
+    let urls = |list: Vec<mesh_catalog::locations::LocationView>| -> Vec<String> {
+        list.into_iter().map(|l| l.url).collect()
+    };
+    assert_eq!(
+        urls(catalog.locations(&who).await.unwrap()),
+        ["s3://raw/sales"],
+        "{name}"
+    );
+    catalog
+        .add_location(&who, &new("s3://raw/sales-v2", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        urls(catalog.locations(&who).await.unwrap()),
+        ["s3://raw/sales-v2"],
+        "{name}"
+    );
+    // Replacing a name not registered registers it.
+    let mut other = new("s3://raw/hr", true);
+    other.name = "people".into();
+    catalog.add_location(&who, &other).await.unwrap();
+    let events = catalog.events(&who, 0, 100, None).await.unwrap();
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind.starts_with("location."))
+        .map(|e| (e.kind.as_str(), e.subject.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("location.added", "landing"),
+            ("location.changed", "landing"),
+            ("location.added", "people")
+        ],
+        "{name}"
+    );
+    let changed = events
+        .iter()
+        .find(|e| e.kind == "location.changed")
+        .unwrap();
+    assert_eq!(
+        changed.payload["previous"]["url"], "s3://raw/sales",
+        "{name}"
+    );
+}
+
+on_every_backend!(a_location_is_replaced_in_one_step);
 
 /// Issue 19: while the catalog database restarts or cannot be reached, every operation's error
 /// is a 503 a client may retry (`busy`), not a 500 — in every area, not only the store's own.

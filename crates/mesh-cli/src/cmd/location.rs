@@ -47,6 +47,9 @@ struct AddArgs {
     /// The domain whose sources may read under it.
     #[arg(long)]
     domain: String,
+    /// Replace the location of this name in one step (a refused new URL leaves the old one).
+    #[arg(long)]
+    replace: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -67,6 +70,7 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<Outcome> {
                     name: add.name.clone(),
                     url: add.url.clone(),
                     domain: add.domain.clone(),
+                    replace: add.replace,
                 };
                 finish(client.add_location(&new).await, add.common.output, |l| {
                     line("added", l)

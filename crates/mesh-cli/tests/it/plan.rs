@@ -630,3 +630,54 @@ subscriptions:
         stderr(&again)
     );
 }
+
+#[test]
+fn a_changed_location_is_replaced_in_one_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    two_domains(ws, None, &[]);
+    let domain = |url: &str| {
+        format!("kind: Domain\nname: ecommerce\nlocations:\n  - name: raw\n    url: {url}\n")
+    };
+    let run = |args: &[&str]| mesh_with_env(ws, args, &[("USER", "platform")]);
+    let listed = || -> Vec<String> {
+        let out = run(&["location", "list", "--output", "json"]);
+        let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["url"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    write(
+        ws,
+        "platform/domains/ecommerce.yaml",
+        &domain("s3://company-raw/events"),
+    );
+    assert_eq!(code(&run(&["apply", "--yes"])), 0);
+    assert_eq!(listed(), ["s3://company-raw/events"]);
+
+    // A new URL: one step, an update that says what it was.
+    write(
+        ws,
+        "platform/domains/ecommerce.yaml",
+        &domain("s3://company-raw/events-v2"),
+    );
+    let out = run(&["plan", "--output", "json"]);
+    let plan: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let steps = plan["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{plan:#}");
+    assert_eq!(steps[0]["op"], "addLocation");
+    assert_eq!(steps[0]["action"], "update");
+    assert_eq!(steps[0]["previous"], "s3://company-raw/events");
+    assert_eq!(code(&run(&["apply", "--yes"])), 0);
+    assert_eq!(listed(), ["s3://company-raw/events-v2"]);
+
+    // A URL the catalog refuses (its own managed storage): the apply stops, the old location
+    // stays — sources under it are never without one.
+    let managed = format!("file://{}", ws.join(".mesh/data/raw").display());
+    write(ws, "platform/domains/ecommerce.yaml", &domain(&managed));
+    let out = run(&["apply", "--yes"]);
+    assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(listed(), ["s3://company-raw/events-v2"]);
+}

@@ -832,6 +832,7 @@ async fn seed(h: &Harness) -> Vec<String> {
             name: format!("old{i}"),
             url: format!("s3://landing/old{i}"),
             domain: "sales".into(),
+            replace: false,
         };
         h.catalog.add_location(&admin, &old).await.unwrap();
     }
