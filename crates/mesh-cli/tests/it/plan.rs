@@ -681,3 +681,70 @@ fn a_changed_location_is_replaced_in_one_step() {
     assert_eq!(code(&out), 1, "{}{}", stdout(&out), stderr(&out));
     assert_eq!(listed(), ["s3://company-raw/events-v2"]);
 }
+
+/// A consuming domain applies its own `reads:` with its own CI token (a member, not an admin):
+/// once the owner approved, its plan sees the grant to its product and has nothing to do.
+#[test]
+fn a_consumer_domain_token_sees_its_products_grants_and_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ws = tmp.path();
+    two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
+    let token = |name: &str, role: &str, domain: Option<&str>| {
+        let mut args = vec!["token", "create", name, "--role", role];
+        if let Some(d) = domain {
+            args.extend(["--domain", d]);
+        }
+        let out = mesh(ws, &args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        stdout(&out).trim().to_owned()
+    };
+    let admin = token("platform", "admin", None);
+    let analytics = token("analytics-ci", "member", Some("analytics"));
+    let ecommerce = token("ecommerce-ci", "owner", Some("ecommerce"));
+    let server = crate::serve(ws, &[]);
+    let as_ = |token: &str, args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--server", server.url.as_str(), "--token", token]);
+        mesh(ws, &all)
+    };
+    let ops_of = |token: &str| {
+        let out = as_(token, &["plan", "--output", "json"]);
+        assert!(
+            matches!(code(&out), 0 | 2),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        ops(&serde_json::from_str(&stdout(&out)).unwrap())
+    };
+    write(
+        ws,
+        "platform/domains/ecommerce.yaml",
+        "kind: Domain\nname: ecommerce\napproves:\n  - product: ecommerce.orders\n    port: orders\n    for: analytics.orders_per_label\n",
+    );
+    write(
+        ws,
+        "platform/domains/analytics.yaml",
+        "kind: Domain\nname: analytics\n",
+    );
+    let out = as_(&admin, &["apply", "--yes"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+
+    // The consuming domain declares its read and applies it with its own token ...
+    write(
+        ws,
+        "platform/domains/analytics.yaml",
+        "kind: Domain\nname: analytics\nreads:\n  - product: ecommerce.orders\n    port: orders\n    for: analytics.orders_per_label\n    purpose: Counts orders per label for the weekly report.\n",
+    );
+    assert_eq!(ops_of(&analytics), ["request ecommerce.orders"]);
+    let out = as_(&analytics, &["apply", "--yes"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    // ... the owning domain approves with its own ...
+    assert_eq!(ops_of(&ecommerce), ["approve ecommerce.orders"]);
+    let out = as_(&ecommerce, &["apply", "--yes"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    // ... and neither has anything left to do: the consumer sees its product's grant.
+    assert_eq!(ops_of(&analytics), Vec::<String>::new());
+    assert_eq!(ops_of(&ecommerce), Vec::<String>::new());
+    assert_eq!(ops_of(&admin), Vec::<String>::new());
+}
