@@ -743,7 +743,9 @@ impl Catalog {
         Ok(grant_view(revoked, now))
     }
 
-    /// Requests: everyone sees their own; a product's owners and admins see its requests.
+    /// Requests: everyone sees their own; a product's owners and admins see its requests; the
+    /// members of a consuming product's domain see the requests of a product made for it (they
+    /// run it, and a domain's CI files and follows them as any teammate would).
     pub async fn access_requests(
         &self,
         who: &crate::Principal,
@@ -752,19 +754,35 @@ impl Catalog {
     ) -> Result<Vec<RequestView>, AccessError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
-        let mine_only = match product {
+        let rows = match product {
             Some(p) => {
                 let domain = tx.product(p).await?.map(|p| p.domain).unwrap_or_default();
-                !who.may(Action::Lifecycle { domain: &domain })
+                let all = tx.requests(product, None, state, 500).await?;
+                if who.may(Action::Lifecycle { domain: &domain }) {
+                    all
+                } else {
+                    // Their own (however many the product has), and those for their products.
+                    let mut rows = tx.requests(product, Some(&who.name), state, 500).await?;
+                    for r in all {
+                        let theirs = r.consumer.as_deref().is_some_and(|c| acts_for(who, c));
+                        if theirs && !rows.iter().any(|x| x.id == r.id) {
+                            rows.push(r);
+                        }
+                    }
+                    rows.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+                    rows
+                }
             }
-            None => !who.may(Action::Administer),
+            None => {
+                let requester = (!who.may(Action::Administer)).then_some(who.name.as_str());
+                tx.requests(None, requester, state, 500).await?
+            }
         };
-        let requester = mine_only.then_some(who.name.as_str());
-        let rows = tx.requests(product, requester, state, 500).await?;
         Ok(rows.into_iter().map(|r| request_view(r, None)).collect())
     }
 
-    /// Grants: a grantee sees theirs; a product's owners and admins see its grants.
+    /// Grants: a grantee sees theirs; a product's owners and admins see its grants; the members
+    /// of a consuming product's domain see a product's grants to it.
     pub async fn access_grants(
         &self,
         who: &crate::Principal,
@@ -772,21 +790,30 @@ impl Catalog {
     ) -> Result<Vec<GrantView>, AccessError> {
         Self::allow(who, Action::Read)?;
         let mut tx = self.store.read().await?;
-        let mine_only = match product {
+        let rows = match product {
             Some(p) => {
                 let domain = tx.product(p).await?.map(|p| p.domain).unwrap_or_default();
-                !who.may(Action::Lifecycle { domain: &domain })
+                let all = tx.grants(product, None, 500).await?;
+                if who.may(Action::Lifecycle { domain: &domain }) {
+                    all
+                } else {
+                    let mut rows = tx.grants(product, Some(&who.name), 500).await?;
+                    for g in all {
+                        if acts_for(who, &g.grantee) && !rows.iter().any(|x| x.id == g.id) {
+                            rows.push(g);
+                        }
+                    }
+                    rows.sort_by(|a, b| b.granted_at.cmp(&a.granted_at));
+                    rows
+                }
             }
-            None => !who.may(Action::Administer),
+            None => {
+                let grantee = (!who.may(Action::Administer)).then_some(who.name.as_str());
+                tx.grants(None, grantee, 500).await?
+            }
         };
-        let grantee = mine_only.then_some(who.name.as_str());
         let now = self.clock.now();
-        Ok(tx
-            .grants(product, grantee, 500)
-            .await?
-            .into_iter()
-            .map(|g| grant_view(g, now))
-            .collect())
+        Ok(rows.into_iter().map(|g| grant_view(g, now)).collect())
     }
 
     /// The grants of a consuming product's service identity (`domain.product`): what its
@@ -1270,4 +1297,13 @@ impl Catalog {
         }
         Ok(out)
     }
+}
+
+/// Whether `who` acts for `consumer`, a consuming product's service identity (`domain.product`):
+/// a member or owner of its domain (who run its pipeline), or an admin.
+fn acts_for(who: &crate::Principal, consumer: &str) -> bool {
+    consumer.contains('.')
+        && who.may(Action::Publish {
+            domain: domain_of(consumer),
+        })
 }

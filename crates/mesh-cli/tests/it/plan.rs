@@ -747,4 +747,29 @@ fn a_consumer_domain_token_sees_its_products_grants_and_requests() {
     assert_eq!(ops_of(&analytics), Vec::<String>::new());
     assert_eq!(ops_of(&ecommerce), Vec::<String>::new());
     assert_eq!(ops_of(&admin), Vec::<String>::new());
+
+    // What the consumer's members see is their products' requests and grants, and a third
+    // domain's member sees neither.
+    let hr = token("hr-ci", "member", Some("hr"));
+    let count = |token: &str, what: &str| {
+        let out = as_(
+            token,
+            &[
+                "access",
+                what,
+                "--product",
+                "ecommerce.orders",
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v.as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(
+        (count(&analytics, "list"), count(&analytics, "grants")),
+        (1, 1)
+    );
+    assert_eq!((count(&hr, "list"), count(&hr, "grants")), (0, 0));
 }
