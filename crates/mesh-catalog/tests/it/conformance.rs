@@ -3199,3 +3199,77 @@ async fn credentials_are_scoped_to_their_grant(t: TestStore) {
 }
 
 on_every_backend!(credentials_are_scoped_to_their_grant);
+
+/// A person's grant is theirs, whatever their name looks like: a grantee named
+/// `sales.ops@corp.com` is not the sales domain's service identity, so sales' members neither
+/// see its grant nor mint credentials for it (a product's service identity is `domain.product`).
+async fn a_persons_grant_is_not_a_domains_even_when_its_name_has_a_dot(t: TestStore) {
+    use mesh_catalog::access::{AccessAsk, AccessDecision};
+    use mesh_catalog::credentials::CredentialAsk;
+    let name = t.name;
+    let catalog = Catalog::with_clock(Arc::clone(&t.store), clock());
+    let admin = admin();
+    catalog
+        .publish(
+            &admin,
+            &product("ecommerce.customers", "1.0.0", &["id!", "amount"]).bundle(),
+            false,
+        )
+        .await
+        .unwrap();
+    let owner = principal(&catalog, "olga", Role::Owner, Some("ecommerce")).await;
+    let person = principal(&catalog, "sales.ops@corp.com", Role::Member, Some("finance")).await;
+    let frank = principal(&catalog, "frank", Role::Member, Some("sales")).await;
+    let asked = catalog
+        .request_access(
+            &person,
+            &AccessAsk {
+                product: "ecommerce.customers".into(),
+                port: "customers".into(),
+                major: None,
+                purpose: "Revenue per customer segment, monthly.".into(),
+                columns: vec!["id".into()],
+                days: 30,
+                consumer: None,
+            },
+        )
+        .await
+        .unwrap();
+    let grant = catalog
+        .decide_access(
+            &owner,
+            &asked.id,
+            &AccessDecision::Approve {
+                columns: None,
+                days: None,
+            },
+        )
+        .await
+        .unwrap()
+        .grant
+        .unwrap();
+    assert_eq!(grant.grantee, "sales.ops@corp.com");
+    let seen = catalog
+        .access_grants(&frank, Some("ecommerce.customers"))
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "{name}: sales sees a person's grant: {seen:?}");
+    let seen = catalog
+        .access_requests(&frank, Some("ecommerce.customers"), None)
+        .await
+        .unwrap();
+    assert!(seen.is_empty(), "{name}: sales sees a person's request: {seen:?}");
+    let minted = catalog
+        .mint_credential(
+            &frank,
+            &grant.id,
+            &CredentialAsk {
+                label: Some("x".into()),
+                days: None,
+            },
+        )
+        .await;
+    assert!(minted.is_err(), "{name}: sales minted a credential for a person's grant");
+}
+
+on_every_backend!(a_persons_grant_is_not_a_domains_even_when_its_name_has_a_dot);
