@@ -1299,11 +1299,13 @@ impl Catalog {
     }
 }
 
-/// Whether `who` acts for `consumer`, a consuming product's service identity (`domain.product`):
-/// a member or owner of its domain (who run its pipeline), or an admin.
-fn acts_for(who: &crate::Principal, consumer: &str) -> bool {
-    consumer.contains('.')
+/// Whether `who` acts for `grantee` as a consuming product's service identity: the grantee is a
+/// product id (`domain.product`, each snake_case — never a person's name such as
+/// `sales.ops@corp.com`) and `who` is a member or owner of its domain (who run its pipeline), or
+/// an admin.
+pub(crate) fn acts_for(who: &crate::Principal, grantee: &str) -> bool {
+    ProductId::parse(grantee).is_ok()
         && who.may(Action::Publish {
-            domain: domain_of(consumer),
+            domain: domain_of(grantee),
         })
 }

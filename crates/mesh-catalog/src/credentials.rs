@@ -10,8 +10,6 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use mesh_model::names::domain_of;
-
 use crate::access::{AccessError, active_at};
 use crate::auth::{self, Action, Principal};
 use crate::catalog::{Catalog, stamp};
@@ -120,11 +118,7 @@ impl Catalog {
         if who.grant.is_some() {
             return false;
         }
-        who.name.eq_ignore_ascii_case(grantee)
-            || (grantee.contains('.')
-                && who.may(Action::Publish {
-                    domain: domain_of(grantee),
-                }))
+        who.name.eq_ignore_ascii_case(grantee) || crate::access::acts_for(who, grantee)
     }
 
     /// Whether `who` may see and revoke the credentials of `grant`: whoever speaks for its

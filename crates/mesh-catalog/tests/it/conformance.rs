@@ -3218,7 +3218,13 @@ async fn a_persons_grant_is_not_a_domains_even_when_its_name_has_a_dot(t: TestSt
         .await
         .unwrap();
     let owner = principal(&catalog, "olga", Role::Owner, Some("ecommerce")).await;
-    let person = principal(&catalog, "sales.ops@corp.com", Role::Member, Some("finance")).await;
+    let person = principal(
+        &catalog,
+        "sales.ops@corp.com",
+        Role::Member,
+        Some("finance"),
+    )
+    .await;
     let frank = principal(&catalog, "frank", Role::Member, Some("sales")).await;
     let asked = catalog
         .request_access(
@@ -3253,12 +3259,18 @@ async fn a_persons_grant_is_not_a_domains_even_when_its_name_has_a_dot(t: TestSt
         .access_grants(&frank, Some("ecommerce.customers"))
         .await
         .unwrap();
-    assert!(seen.is_empty(), "{name}: sales sees a person's grant: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "{name}: sales sees a person's grant: {seen:?}"
+    );
     let seen = catalog
         .access_requests(&frank, Some("ecommerce.customers"), None)
         .await
         .unwrap();
-    assert!(seen.is_empty(), "{name}: sales sees a person's request: {seen:?}");
+    assert!(
+        seen.is_empty(),
+        "{name}: sales sees a person's request: {seen:?}"
+    );
     let minted = catalog
         .mint_credential(
             &frank,
@@ -3269,7 +3281,10 @@ async fn a_persons_grant_is_not_a_domains_even_when_its_name_has_a_dot(t: TestSt
             },
         )
         .await;
-    assert!(minted.is_err(), "{name}: sales minted a credential for a person's grant");
+    assert!(
+        minted.is_err(),
+        "{name}: sales minted a credential for a person's grant"
+    );
 }
 
 on_every_backend!(a_persons_grant_is_not_a_domains_even_when_its_name_has_a_dot);
