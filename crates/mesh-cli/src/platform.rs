@@ -329,6 +329,13 @@ pub(crate) enum Change {
         /// The URL it replaces, in the same catalog transaction (a changed location).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         previous: Option<String>,
+        /// The domain it belonged to, when another: the location moves between domains.
+        #[serde(
+            default,
+            rename = "previousDomain",
+            skip_serializing_if = "Option::is_none"
+        )]
+        previous_domain: Option<String>,
     },
     RemoveLocation {
         name: String,
@@ -416,9 +423,13 @@ impl Change {
                 url,
                 domain,
                 previous,
-            } => match previous {
-                Some(old) => format!("location {name} = {url} for {domain} (was {old})"),
-                None => format!("location {name} = {url} for {domain}"),
+                previous_domain,
+            } => match (previous, previous_domain) {
+                (Some(old), Some(from)) => {
+                    format!("location {name} = {url} for {domain} (was {old}, of {from})")
+                }
+                (Some(old), None) => format!("location {name} = {url} for {domain} (was {old})"),
+                _ => format!("location {name} = {url} for {domain}"),
             },
             Change::RemoveLocation { name, url, domain } => {
                 format!("location {name} = {url} of {domain}")
@@ -655,6 +666,9 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
                         url,
                         domain: domain.clone(),
                         previous: existing.map(|c| c.url.clone()),
+                        previous_domain: existing
+                            .filter(|c| c.domain != domain)
+                            .map(|c| c.domain.clone()),
                     },
                     existing.is_some(),
                     Some(file.at(&format!("/locations/{i}"))),
@@ -1201,6 +1215,7 @@ async fn run_step(client: &dyn CatalogApi, repo: &Repo, change: &Change) -> Resu
             url,
             domain,
             previous,
+            ..
         } => client
             .add_location(&NewLocation {
                 name: name.clone(),

@@ -649,10 +649,26 @@ fn a_changed_location_is_replaced_in_one_step() {
             .map(|l| l["url"].as_str().unwrap().to_owned())
             .collect()
     };
+    // The name is another domain's first: the plan says the location moves.
+    let out = run(&[
+        "location",
+        "add",
+        "raw",
+        "s3://analytics-raw",
+        "--domain",
+        "analytics",
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
     write(
         ws,
         "platform/domains/ecommerce.yaml",
         &domain("s3://company-raw/events"),
+    );
+    let out = run(&["plan"]);
+    assert!(
+        stdout(&out).contains("(was s3://analytics-raw, of analytics)"),
+        "{}",
+        stdout(&out)
     );
     assert_eq!(code(&run(&["apply", "--yes"])), 0);
     assert_eq!(listed(), ["s3://company-raw/events"]);
