@@ -1078,7 +1078,9 @@ fn the_generated_workflow_passes_the_workflow_schema_and_shellcheck() {
 /// A small GitLab CI runner: `workflow:rules`, stages in order, each job's `rules:` (`if:` with
 /// `$VAR`, `"text"`, `==`, `!=`, `&&`, `||`), `default.before_script` and `script` in one
 /// `bash -eo pipefail` session in a fresh clone at the commit, the predefined variables a
-/// pipeline has. A key it does not know that would change what runs fails the test.
+/// pipeline has. A key it does not know that would change what runs fails the test. It does not
+/// model protected or environment-scoped variables, caches or the image (mesh and the tools come
+/// from this machine).
 struct GitLab<'a> {
     pipeline: Value,
     origin: &'a Path,
@@ -1134,6 +1136,17 @@ impl GitLab<'_> {
             "resource_group",
             "variables",
         ];
+        for key in self.pipeline["default"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k)
+        {
+            assert!(
+                ["image", "cache", "before_script", "interruptible"].contains(&key.as_str()),
+                "default: the runner cannot run `{key}:`"
+            );
+        }
         let mut failed = false;
         for stage in self.pipeline["stages"].as_array().expect("stages") {
             for (name, job) in self.pipeline.as_object().unwrap() {
@@ -1270,8 +1283,8 @@ fn rules_match(rules: &Value, vars: &BTreeMap<String, String>) -> bool {
     false
 }
 
-/// GitLab's `if:` expressions: `$VAR` (defined and not empty), `"text"`, `==`, `!=`, `&&`, `||`
-/// and parentheses.
+/// GitLab's `if:` expressions: `$VAR` (defined and not empty), `"text"`, `==`, `!=`, `&&` and
+/// `||` (no parentheses: a workflow that needs them fails here).
 fn gitlab_if(text: &str, vars: &BTreeMap<String, String>) -> bool {
     let mut tokens = Vec::new();
     let chars: Vec<char> = text.chars().collect();
