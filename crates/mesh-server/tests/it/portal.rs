@@ -181,7 +181,15 @@ async fn people_find_read_and_ask_for_products_in_the_portal() {
         .and_then(|rest| rest.split('/').next())
         .expect("an approve form for the pending request")
         .to_owned();
-    // The requester may not decide on their own request.
+    // The requester sees the request's state, not buttons they may not use ...
+    let theirs = call(&h, "GET", "/products/sales.orders", Some(&hr), None).await;
+    assert!(
+        theirs.body.contains("class=\"status-pending\">pending")
+            && !theirs.body.contains("action=\"/requests/"),
+        "{}",
+        theirs.body
+    );
+    // ... and may not decide on their own request.
     let own = call(
         &h,
         "POST",
