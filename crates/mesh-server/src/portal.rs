@@ -844,6 +844,11 @@ async fn product(
     } else {
         Vec::new()
     };
+    // Only those who decide (the product's domain owners, admins) get the decision buttons;
+    // a requester or a consuming domain's member sees the state.
+    let decides = who.may(mesh_catalog::Action::Lifecycle {
+        domain: &view.domain,
+    });
     render(
         "product.html",
         &viewer,
@@ -865,6 +870,7 @@ async fn product(
             "recommendations": recommendations,
             "consumers": consumers,
             "pending": pending,
+            "decides": decides,
         }),
     )
 }
