@@ -788,4 +788,16 @@ fn a_consumer_domain_token_sees_its_products_grants_and_requests() {
         (1, 1)
     );
     assert_eq!((count(&hr, "list"), count(&hr, "grants")), (0, 0));
+
+    // The consumer stops reading: its own token plans the revocation and gives the grant up.
+    write(
+        ws,
+        "platform/domains/analytics.yaml",
+        "kind: Domain\nname: analytics\nreads: []\n",
+    );
+    assert_eq!(ops_of(&analytics), ["revoke ecommerce.orders"]);
+    let out = as_(&analytics, &["apply", "--yes"]);
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(ops_of(&analytics), Vec::<String>::new());
+    assert_eq!(ops_of(&admin), Vec::<String>::new());
 }
