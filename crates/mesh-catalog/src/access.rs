@@ -690,7 +690,8 @@ impl Catalog {
         Ok(request_view(row, grant))
     }
 
-    /// Revokes a grant at once: the owning domain may, and so may the grantee (giving it up).
+    /// Revokes a grant at once: the owning domain may, and so may the grantee (giving it up) —
+    /// for a consuming product's service identity, the members of its domain.
     pub async fn revoke_access(
         &self,
         who: &crate::Principal,
@@ -701,7 +702,7 @@ impl Catalog {
         let row = tx.grant(grant).await?.ok_or_else(|| Missing::Grant {
             grant: grant.to_owned(),
         })?;
-        if !row.grantee.eq_ignore_ascii_case(&who.name) {
+        if !row.grantee.eq_ignore_ascii_case(&who.name) && !acts_for(who, &row.grantee) {
             let domain = tx
                 .product(&row.product)
                 .await?

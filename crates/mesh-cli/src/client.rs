@@ -234,6 +234,9 @@ pub(crate) trait CatalogApi: Send + Sync + fmt::Debug {
         decision: &AccessDecision,
     ) -> Result<RequestView, Failure>;
     async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure>;
+    /// The grants a consuming product's service identity holds (its domain's members may list
+    /// them).
+    async fn consumer_grants(&self, consumer: &str) -> Result<Vec<GrantView>, Failure>;
     async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure>;
     /// Mints a credential for a grant (its secret shown this once).
     async fn mint_credential(
@@ -531,6 +534,10 @@ impl CatalogApi for Local {
 
     async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure> {
         Ok(self.catalog().access_grants(&self.who, product).await?)
+    }
+
+    async fn consumer_grants(&self, consumer: &str) -> Result<Vec<GrantView>, Failure> {
+        Ok(self.catalog().consumer_grants(&self.who, consumer).await?)
     }
 
     async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {
@@ -1079,6 +1086,14 @@ impl CatalogApi for Remote {
     async fn access_grants(&self, product: Option<&str>) -> Result<Vec<GrantView>, Failure> {
         self.get(&with_query(routes::ACCESS_GRANTS, &[("product", product)]))
             .await
+    }
+
+    async fn consumer_grants(&self, consumer: &str) -> Result<Vec<GrantView>, Failure> {
+        self.get(&with_query(
+            routes::ACCESS_GRANTS,
+            &[("consumer", Some(consumer))],
+        ))
+        .await
     }
 
     async fn revoke_access(&self, id: &str, reason: &str) -> Result<GrantView, Failure> {

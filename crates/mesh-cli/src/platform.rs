@@ -821,13 +821,33 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
                     .map_err(anyhow::Error::from)?,
             );
         }
-        // A consumer's grants of products no longer read are found by the consumer.
-        if !reading.is_empty() {
-            for g in client
-                .access_grants(None)
-                .await
-                .map_err(anyhow::Error::from)?
-            {
+        // The grants a reading domain's products hold, of products no longer read too: listed
+        // per consuming product (its service identity), which the domain's own token may.
+        let mut consumers: BTreeSet<String> = BTreeSet::new();
+        for file in &reading {
+            let domain = file.model.name.clone().unwrap_or_default();
+            consumers.extend(
+                file.model
+                    .reads
+                    .iter()
+                    .flatten()
+                    .map(|r| r.consumer.clone()),
+            );
+            consumers.extend(
+                repo.products
+                    .iter()
+                    .map(|(folder, _)| product_id(repo, folder))
+                    .filter(|id| mesh_model::names::domain_of(id) == domain),
+            );
+        }
+        for consumer in &consumers {
+            let held = match client.consumer_grants(consumer).await {
+                Ok(held) => held,
+                // Another domain's product: its own apply plans its grants.
+                Err(Failure::Problem { problem, .. }) if problem.code == "forbidden" => continue,
+                Err(e) => return Err(e.into()),
+            };
+            for g in held {
                 if !grants.iter().any(|x| x.id == g.id) {
                     grants.push(g);
                 }
