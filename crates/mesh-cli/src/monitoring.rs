@@ -255,18 +255,24 @@ groups:\n  - name: {}\n    rules:\n",
     out
 }
 
+/// FNV-1a of a text, as 16 hex digits: stable across builds and toolchains (a dashboard's uid, a
+/// saved plan's comparison of generated files).
+pub(crate) fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
 /// The dashboard's uid: at most 40 characters, as Grafana allows.
 fn uid(id: &str) -> String {
     let plain = format!("mesh-{}", id.replace(['.', '_'], "-"));
     if plain.len() <= 40 {
         return plain;
     }
-    // A stable hash (FNV-1a), so the uid outlives toolchains; the prefix cut at a character.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
+    // A stable hash, so the uid outlives toolchains; the prefix cut at a character.
     let mut prefix = String::new();
     for c in plain.chars() {
         if prefix.len() + c.len_utf8() > 23 {
@@ -274,7 +280,7 @@ fn uid(id: &str) -> String {
         }
         prefix.push(c);
     }
-    format!("{prefix}-{h:016x}")
+    format!("{prefix}-{}", digest(id))
 }
 
 fn dashboard(id: &str, ports: &[Port]) -> String {

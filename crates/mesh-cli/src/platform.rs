@@ -993,7 +993,7 @@ pub(crate) async fn plan(client: &dyn CatalogApi, repo: &Repo) -> anyhow::Result
         steps.push(step(
             Change::WriteMonitoring {
                 product: product_id(repo, &folder),
-                digest: digest(&text),
+                digest: crate::monitoring::digest(&text),
                 file: file.clone(),
             },
             exists,
@@ -1063,17 +1063,25 @@ fn subscription_domain(c: &mesh_catalog::subscriptions::Subscription) -> &str {
 fn monitoring(repo: &Repo) -> Vec<(String, (String, String), bool)> {
     let mut out = Vec::new();
     for (folder, bundle) in &repo.products {
-        let dir = repo.root.join(folder).join(crate::monitoring::FOLDER);
-        if !dir.is_dir() {
-            continue;
+        for (file, exists) in out_of_step(repo, folder, bundle) {
+            out.push((folder.clone(), file, exists));
         }
-        for (name, text) in crate::monitoring::files(bundle, folder) {
-            let path = dir.join(name);
-            let current = std::fs::read_to_string(&path).ok();
-            if current.as_deref() != Some(text.as_str()) {
-                let shown = format!("{folder}/{}/{name}", crate::monitoring::FOLDER);
-                out.push((folder.clone(), (shown, text), current.is_some()));
-            }
+    }
+    out
+}
+
+/// One product's monitoring files out of step: ((file path, new text), whether it exists).
+fn out_of_step(repo: &Repo, folder: &str, bundle: &Bundle) -> Vec<((String, String), bool)> {
+    let dir = repo.root.join(folder).join(crate::monitoring::FOLDER);
+    if !dir.is_dir() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (name, text) in crate::monitoring::files(bundle, folder) {
+        let current = std::fs::read_to_string(dir.join(name)).ok();
+        if current.as_deref() != Some(text.as_str()) {
+            let shown = format!("{folder}/{}/{name}", crate::monitoring::FOLDER);
+            out.push(((shown, text), current.is_some()));
         }
     }
     out
@@ -1089,26 +1097,23 @@ fn product_id(repo: &Repo, folder: &str) -> String {
         .unwrap_or_else(|| folder.replace('/', "."))
 }
 
-/// FNV-1a of a text, as hex: stable across builds, for a saved plan's comparison.
-fn digest(text: &str) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in text.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}")
-}
-
 /// Writes a monitoring file the plan said is out of step, if it still is the text planned
 /// (written beside and renamed, so a reader never sees half a file).
 fn write_monitoring(repo: &Repo, file: &str, planned: &str) -> Result<(), String> {
-    let Some((_, (_, text), _)) = monitoring(repo)
-        .into_iter()
-        .find(|(_, (f, _), _)| f == file)
+    // Only the file's own product is generated again.
+    let folder = file
+        .rsplit_once(&format!("/{}/", crate::monitoring::FOLDER))
+        .map_or("", |(folder, _)| folder);
+    let Some(((_, text), _)) = repo
+        .products
+        .iter()
+        .filter(|(f, _)| f == folder)
+        .flat_map(|(f, bundle)| out_of_step(repo, f, bundle))
+        .find(|((f, _), _)| f == file)
     else {
         return Ok(());
     };
-    if digest(&text) != planned {
+    if crate::monitoring::digest(&text) != planned {
         return Err(format!(
             "{file}: the contracts changed since the plan was made; plan again"
         ));
