@@ -712,6 +712,61 @@ fn show(runs: &BTreeMap<String, JobRun>) -> String {
         .join("\n")
 }
 
+/// Makes the workspace a repository with its first commit on `main`, and `origin` the bare
+/// remote every checkout clones; the commit.
+fn repository(ws: &Path, origin: &Path) -> String {
+    git(ws, &["init", "-q", "-b", "main"]);
+    git(ws, &["add", "-A"]);
+    git(ws, &["commit", "-q", "-m", "ecommerce.orders"]);
+    let o = Command::new("git")
+        .args(["clone", "-q", "--bare"])
+        .arg(ws)
+        .arg(origin)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    git(ws, &["rev-parse", "HEAD"])
+}
+
+/// Commits what `change` does to the workspace on a new branch `branch` and pushes it; the
+/// commit.
+fn branch_with(ws: &Path, origin: &Path, branch: &str, change: impl FnOnce(&Path)) -> String {
+    git(ws, &["checkout", "-q", "-b", branch]);
+    change(ws);
+    git(ws, &["add", "-A"]);
+    git(ws, &["commit", "-q", "-m", branch]);
+    git(ws, &["push", "-q", origin.to_str().unwrap(), branch]);
+    git(ws, &["rev-parse", "HEAD"])
+}
+
+/// A second product, reading the first: `mesh new` as a team would.
+fn add_daily(ws: &Path) {
+    let out = mesh(
+        ws,
+        &[
+            "new",
+            "product",
+            "orders_daily",
+            "--domain",
+            "ecommerce",
+            "--type",
+            "aggregate",
+            "--owner",
+            "ecommerce-orders",
+            "--input",
+            "ecommerce.orders",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+/// A contract that no longer parses.
+fn break_contract(ws: &Path) {
+    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+    let text = fs::read_to_string(&contract).unwrap();
+    fs::write(&contract, text.replacen("schema:", "schema: [", 1)).unwrap();
+}
+
 fn results(runs: &BTreeMap<String, JobRun>) -> Vec<String> {
     runs.iter()
         .map(|(name, r)| format!("{name}={}", r.result))
@@ -746,18 +801,8 @@ fn the_generated_workflow_runs_on_pull_requests_and_main() {
     let server = crate::serve(&ws, &[]);
 
     // The repository, and the remote every checkout clones.
-    git(&ws, &["init", "-q", "-b", "main"]);
-    git(&ws, &["add", "-A"]);
-    git(&ws, &["commit", "-q", "-m", "ecommerce.orders"]);
-    let first = git(&ws, &["rev-parse", "HEAD"]);
     let origin = tmp.path().join("origin.git");
-    let o = Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&ws)
-        .arg(&origin)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let first = repository(&ws, &origin);
     let push = |branch: &str| git(&ws, &["push", "-q", origin.to_str().unwrap(), branch]);
 
     let mesh_url = format!("file://{}", env!("CARGO_BIN_EXE_mesh"));
@@ -814,28 +859,7 @@ fn the_generated_workflow_runs_on_pull_requests_and_main() {
 
     // A pull request adding a product: only it is checked; the plan is the job summary and
     // nothing reaches the catalog.
-    git(&ws, &["checkout", "-q", "-b", "daily"]);
-    let out = mesh(
-        &ws,
-        &[
-            "new",
-            "product",
-            "orders_daily",
-            "--domain",
-            "ecommerce",
-            "--type",
-            "aggregate",
-            "--owner",
-            "ecommerce-orders",
-            "--input",
-            "ecommerce.orders",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    git(&ws, &["add", "-A"]);
-    git(&ws, &["commit", "-q", "-m", "ecommerce.orders_daily"]);
-    let second = git(&ws, &["rev-parse", "HEAD"]);
-    push("daily");
+    let second = branch_with(&ws, &origin, "daily", add_daily);
     let pr = Event {
         name: "pull_request",
         git_ref: "refs/pull/1/merge".into(),
@@ -899,13 +923,7 @@ fn the_generated_workflow_runs_on_pull_requests_and_main() {
 
     // A careless pull request: a contract that does not parse. Its product's check fails with
     // where, and nothing is planned or applied after it.
-    git(&ws, &["checkout", "-q", "-b", "broken"]);
-    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
-    let text = fs::read_to_string(&contract).unwrap();
-    fs::write(&contract, text.replacen("schema:", "schema: [", 1)).unwrap();
-    git(&ws, &["commit", "-q", "-am", "a broken contract"]);
-    let third = git(&ws, &["rev-parse", "HEAD"]);
-    push("broken");
+    let third = branch_with(&ws, &origin, "broken", break_contract);
     let runs = runner(vars.clone(), "pr-2").run(&Event {
         name: "pull_request",
         git_ref: "refs/pull/2/merge".into(),
@@ -926,14 +944,13 @@ fn the_generated_workflow_runs_on_pull_requests_and_main() {
 
     // A contract's promise changed without its monitoring files: the check says to regenerate.
     git(&ws, &["checkout", "-q", "main"]);
-    git(&ws, &["checkout", "-q", "-b", "stale"]);
-    let text = fs::read_to_string(&contract).unwrap();
-    let changed = text.replacen("    value: 99.5\n", "    value: 99.9\n", 1);
-    assert_ne!(changed, text);
-    fs::write(&contract, changed).unwrap();
-    git(&ws, &["commit", "-q", "-am", "a tighter availability"]);
-    let fourth = git(&ws, &["rev-parse", "HEAD"]);
-    push("stale");
+    let fourth = branch_with(&ws, &origin, "stale", |ws| {
+        let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
+        let text = fs::read_to_string(&contract).unwrap();
+        let changed = text.replacen("    value: 99.5\n", "    value: 99.9\n", 1);
+        assert_ne!(changed, text);
+        fs::write(&contract, changed).unwrap();
+    });
     let runs = runner(vars.clone(), "pr-3").run(&Event {
         name: "pull_request",
         git_ref: "refs/pull/3/merge".into(),
@@ -1358,18 +1375,8 @@ fn the_gitlab_pipeline_runs_on_merge_requests_and_the_default_branch() {
     let out = mesh(&ws, &["token", "create", "ci", "--role", "admin"]);
     let token = stdout(&out).trim().to_owned();
     let server = crate::serve(&ws, &[]);
-    git(&ws, &["init", "-q", "-b", "main"]);
-    git(&ws, &["add", "-A"]);
-    git(&ws, &["commit", "-q", "-m", "ecommerce.orders"]);
-    let first = git(&ws, &["rev-parse", "HEAD"]);
     let origin = tmp.path().join("origin.git");
-    let o = Command::new("git")
-        .args(["clone", "-q", "--bare"])
-        .arg(&ws)
-        .arg(&origin)
-        .output()
-        .unwrap();
-    assert!(o.status.success());
+    let first = repository(&ws, &origin);
     let pipeline = {
         let parsed = mesh_model::yaml::parse(&fs::read_to_string(&file).unwrap());
         parsed.root.unwrap().to_json()
@@ -1390,11 +1397,6 @@ fn the_gitlab_pipeline_runs_on_merge_requests_and_the_default_branch() {
         .collect(),
         path: path_without_mesh(),
         scratch: tmp.path().join(scratch),
-    };
-    let results = |runs: &BTreeMap<String, JobRun>| -> Vec<String> {
-        runs.iter()
-            .map(|(n, r)| format!("{n}={}", r.result))
-            .collect()
     };
     let zeros = "0000000000000000000000000000000000000000".to_owned();
 
@@ -1428,28 +1430,7 @@ fn the_gitlab_pipeline_runs_on_merge_requests_and_the_default_branch() {
 
     // A merge request adding a product: checked and planned (the plan is the artifact), not
     // applied.
-    git(&ws, &["checkout", "-q", "-b", "daily"]);
-    let out = mesh(
-        &ws,
-        &[
-            "new",
-            "product",
-            "orders_daily",
-            "--domain",
-            "ecommerce",
-            "--type",
-            "aggregate",
-            "--owner",
-            "ecommerce-orders",
-            "--input",
-            "ecommerce.orders",
-        ],
-    );
-    assert_eq!(code(&out), 0, "{}", stderr(&out));
-    git(&ws, &["add", "-A"]);
-    git(&ws, &["commit", "-q", "-m", "ecommerce.orders_daily"]);
-    let second = git(&ws, &["rev-parse", "HEAD"]);
-    git(&ws, &["push", "-q", origin.to_str().unwrap(), "daily"]);
+    let second = branch_with(&ws, &origin, "daily", add_daily);
     let runs = runner("mr-1").run(&Pipeline {
         source: "merge_request_event",
         sha: second.clone(),
@@ -1518,13 +1499,7 @@ fn the_gitlab_pipeline_runs_on_merge_requests_and_the_default_branch() {
     assert!(stdout(&ran).contains("\"succeeded\""), "{}", show(&runs));
 
     // A broken contract fails the check; nothing is planned.
-    git(&ws, &["checkout", "-q", "-b", "broken"]);
-    let contract = ws.join("ecommerce/orders/contracts/orders.odcs.yaml");
-    let text = fs::read_to_string(&contract).unwrap();
-    fs::write(&contract, text.replacen("schema:", "schema: [", 1)).unwrap();
-    git(&ws, &["commit", "-q", "-am", "a broken contract"]);
-    let third = git(&ws, &["rev-parse", "HEAD"]);
-    git(&ws, &["push", "-q", origin.to_str().unwrap(), "broken"]);
+    let third = branch_with(&ws, &origin, "broken", break_contract);
     let runs = runner("mr-2").run(&Pipeline {
         source: "merge_request_event",
         sha: third,

@@ -48,6 +48,17 @@ fn write(ws: &Path, path: &str, text: &str) {
     fs::write(path, text).unwrap();
 }
 
+/// A token of a new principal `name` with `role` (in `domain`, else global): its secret.
+fn token(ws: &Path, name: &str, role: &str, domain: Option<&str>) -> String {
+    let mut args = vec!["token", "create", name, "--role", role];
+    if let Some(d) = domain {
+        args.extend(["--domain", d]);
+    }
+    let out = mesh(ws, &args);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    stdout(&out).trim().to_owned()
+}
+
 /// The plan's steps as `op subject` lines, sorted.
 fn ops(plan: &serde_json::Value) -> Vec<String> {
     let mut out: Vec<String> = plan["steps"]
@@ -79,15 +90,7 @@ fn the_platform_is_planned_applied_changed_and_drift_is_found() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path();
     two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
-    let token = |name: &str, role: &str, domain: Option<&str>| {
-        let mut args = vec!["token", "create", name, "--role", role];
-        if let Some(d) = domain {
-            args.extend(["--domain", d]);
-        }
-        let out = mesh(ws, &args);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        stdout(&out).trim().to_owned()
-    };
+    let token = |name: &str, role: &str, domain: Option<&str>| token(ws, name, role, domain);
     let ci = token("ci", "admin", None);
     let ana = token("ana@example.com", "owner", Some("ecommerce"));
     write(ws, "platform/global.yaml", GLOBAL);
@@ -705,15 +708,7 @@ fn a_consumer_domain_token_sees_its_products_grants_and_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let ws = tmp.path();
     two_domains(ws, Some(("orders_per_label", "aggregate")), &[]);
-    let token = |name: &str, role: &str, domain: Option<&str>| {
-        let mut args = vec!["token", "create", name, "--role", role];
-        if let Some(d) = domain {
-            args.extend(["--domain", d]);
-        }
-        let out = mesh(ws, &args);
-        assert_eq!(code(&out), 0, "{}", stderr(&out));
-        stdout(&out).trim().to_owned()
-    };
+    let token = |name: &str, role: &str, domain: Option<&str>| token(ws, name, role, domain);
     let admin = token("platform", "admin", None);
     let analytics = token("analytics-ci", "member", Some("analytics"));
     let ecommerce = token("ecommerce-ci", "owner", Some("ecommerce"));
